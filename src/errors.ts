@@ -1,0 +1,217 @@
+/**
+ * Typed errors of kvedge. Callers branch on the class or on `code`, never on
+ * the message text.
+ *
+ * @module
+ */
+
+/** Stable machine-readable error codes. */
+export type ErrorCode =
+  | "CONFLICT"
+  | "UNAVAILABLE"
+  | "VALIDATION"
+  | "BAD_KEY"
+  | "BUCKET_NOT_FOUND"
+  | "PERMISSION"
+  | "CLOSED"
+  | "LOADER";
+
+/**
+ * Base class of every failure kvedge reports about the world (as opposed to
+ * programming errors, which are `TypeError`/`RangeError`).
+ *
+ * @example
+ * ```ts
+ * import { KvedgeError } from "./errors.ts";
+ * try {
+ *   throw new KvedgeError("UNAVAILABLE", "Cannot get: NATS is unreachable");
+ * } catch (err) {
+ *   if (err instanceof KvedgeError) console.log(err.code);
+ * }
+ * ```
+ */
+export class KvedgeError extends Error {
+  /** Stable code to branch on. */
+  readonly code: ErrorCode;
+  /** Builds an error with a code, a message and an optional cause. */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A compare-and-set lost: the key's revision was not the expected one, or a
+ * `create()` found the key present.
+ *
+ * @example
+ * ```ts
+ * import { ConflictError } from "./errors.ts";
+ * const err = new ConflictError("Cannot update \"a\": revision is 5, expected 4", { key: "a", expected: 4 });
+ * console.log(err.code, err.key);
+ * ```
+ */
+export class ConflictError extends KvedgeError {
+  /** The key the write was for. */
+  readonly key: string;
+  /** The revision the caller expected (0 for create-only). */
+  readonly expected: number | undefined;
+  /** Builds a conflict for `key`. */
+  constructor(
+    message: string,
+    details: { key: string; expected?: number; cause?: unknown },
+  ) {
+    super("CONFLICT", message, { cause: details.cause });
+    this.key = details.key;
+    this.expected = details.expected;
+  }
+}
+
+/**
+ * NATS could not be reached in time: a miss, a write or a listing failed fast
+ * instead of hanging.
+ *
+ * @example
+ * ```ts
+ * import { UnavailableError } from "./errors.ts";
+ * const err = new UnavailableError("Cannot get \"a\": NATS is disconnected");
+ * console.log(err.code); // "UNAVAILABLE"
+ * ```
+ */
+export class UnavailableError extends KvedgeError {
+  /** Builds an unavailability error. */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("UNAVAILABLE", message, options);
+  }
+}
+
+/** One problem found by a schema, as a path and a message. */
+export interface ValidationIssue {
+  /** Where in the value the problem is (property names and indexes). */
+  path: (string | number)[];
+  /** What is wrong there. */
+  message: string;
+}
+
+/**
+ * A value failed the cache's zod schema (on write, before any I/O; or on read,
+ * in which case the value is never served).
+ *
+ * @example
+ * ```ts
+ * import { ValidationError } from "./errors.ts";
+ * const err = new ValidationError("Cannot set \"a\": value does not match the schema", [
+ *   { path: ["name"], message: "Required" },
+ * ]);
+ * console.log(err.issues.length);
+ * ```
+ */
+export class ValidationError extends KvedgeError {
+  /** The schema's findings. */
+  readonly issues: ValidationIssue[];
+  /** Builds a validation error from schema issues. */
+  constructor(message: string, issues: ValidationIssue[], options?: { cause?: unknown }) {
+    super("VALIDATION", message, options);
+    this.issues = issues;
+  }
+}
+
+/**
+ * A key is not a valid NATS KV key (checked before any I/O).
+ *
+ * @example
+ * ```ts
+ * import { KeyError } from "./errors.ts";
+ * const err = new KeyError("Cannot get: key \"a..b\" has an empty token", "a..b");
+ * console.log(err.code); // "BAD_KEY"
+ * ```
+ */
+export class KeyError extends KvedgeError {
+  /** The offending key, truncated to 128 characters. */
+  readonly key: string;
+  /** Builds a key error. */
+  constructor(message: string, key: string) {
+    super("BAD_KEY", message);
+    this.key = key.length > 128 ? key.slice(0, 128) + "…" : key;
+  }
+}
+
+/**
+ * The bucket does not exist and the cache was not asked to create it.
+ *
+ * @example
+ * ```ts
+ * import { BucketNotFoundError } from "./errors.ts";
+ * const err = new BucketNotFoundError("users");
+ * console.log(err.message);
+ * ```
+ */
+export class BucketNotFoundError extends KvedgeError {
+  /** The missing bucket. */
+  readonly bucket: string;
+  /** Builds the error for `bucket`. */
+  constructor(bucket: string, options?: { cause?: unknown }) {
+    super(
+      "BUCKET_NOT_FOUND",
+      `Cannot open cache: bucket "${bucket}" does not exist (pass "create" to make it)`,
+      options,
+    );
+    this.bucket = bucket;
+  }
+}
+
+/**
+ * NATS refused the operation for lack of permission (the credentials do not
+ * allow that subject).
+ *
+ * @example
+ * ```ts
+ * import { PermissionError } from "./errors.ts";
+ * const err = new PermissionError("Cannot set \"a\": not permitted by the NATS credentials");
+ * console.log(err.code); // "PERMISSION"
+ * ```
+ */
+export class PermissionError extends KvedgeError {
+  /** Builds a permission error. */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("PERMISSION", message, options);
+  }
+}
+
+/**
+ * The cache was closed; no further operation is possible.
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "./errors.ts";
+ * console.log(new ClosedError("get").message);
+ * ```
+ */
+export class ClosedError extends KvedgeError {
+  /** Builds the error for the attempted action. */
+  constructor(action: string) {
+    super("CLOSED", `Cannot ${action}: the cache is closed`);
+  }
+}
+
+/**
+ * The user's `loader` failed; the original error is the `cause`. Loader
+ * failures are never cached.
+ *
+ * @example
+ * ```ts
+ * import { LoaderError } from "./errors.ts";
+ * const err = new LoaderError("user.1", new Error("db down"));
+ * console.log(err.code, err.key);
+ * ```
+ */
+export class LoaderError extends KvedgeError {
+  /** The key whose load failed. */
+  readonly key: string;
+  /** Builds the error, wrapping the loader's failure. */
+  constructor(key: string, cause: unknown) {
+    super("LOADER", `Cannot load "${key}": the loader failed`, { cause });
+    this.key = key;
+  }
+}

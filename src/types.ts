@@ -1,0 +1,360 @@
+/**
+ * The public shapes of a cache: options, entries, changes, stats, status and
+ * events, and the read-side and write-side handles.
+ *
+ * @module
+ */
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import type { ZodType } from "zod";
+
+/**
+ * Turns values into bytes and back. The default is JSON (UTF-8).
+ *
+ * @example
+ * ```ts
+ * import type { Codec } from "./types.ts";
+ * const text: Codec<string> = {
+ *   contentType: "text/plain; charset=utf-8",
+ *   encode: (v) => new TextEncoder().encode(v),
+ *   decode: (b) => new TextDecoder().decode(b),
+ * };
+ * ```
+ */
+export interface Codec<T> {
+  /** Encodes a value to the bytes stored in KV. */
+  encode(value: T): Uint8Array;
+  /** Decodes stored bytes; throwing means "not a valid value" (never served). */
+  decode(bytes: Uint8Array): T;
+  /** MIME type of the encoded bytes, used by the HTTP facade. Default `application/octet-stream`. */
+  contentType?: string;
+}
+
+/**
+ * Bounds of the local store. At least one of `maxItems` and `maxBytes` is
+ * required: an unbounded cache is a `RangeError` at open.
+ */
+export interface LocalBounds {
+  /** Most entries held (values and tombstones alike). Positive integer. No default. */
+  maxItems?: number;
+  /**
+   * Most bytes held, counting each entry as key length + encoded value length
+   * + a fixed per-entry overhead ({@link ENTRY_OVERHEAD_BYTES}). No default.
+   */
+  maxBytes?: number;
+  /**
+   * Longest time an entry may stay local, in milliseconds, counted from when it
+   * was stored locally; a bucket TTL shortens it further (rule 6). Default: none.
+   */
+  maxTtlMs?: number;
+}
+
+/** Fixed per-entry overhead counted against `local.maxBytes`, in bytes. */
+export const ENTRY_OVERHEAD_BYTES = 64;
+
+/** Settings used when kvedge creates the bucket (`create` option). */
+export interface CreateBucketOptions {
+  /** Replicas of the KV stream (1, 3 or 5). Default 1. */
+  replicas?: number;
+  /** Revisions kept per key (1–64). Default 10. */
+  history?: number;
+  /** Bucket TTL in milliseconds (stream `max_age`); 0 means none. Default 0. */
+  ttlMs?: number;
+  /** Most bytes the bucket may hold on the server; -1 or omitted means unlimited. */
+  maxBytes?: number;
+  /** Largest value accepted by the server, in bytes; -1 or omitted means unlimited. */
+  maxValueSize?: number;
+  /** Stream storage. Default `"file"`. */
+  storage?: "file" | "memory";
+}
+
+/** Options of {@link LoaderFn} calls. */
+export interface LoaderContext {
+  /** Aborted when the cache closes or the miss times out. */
+  signal: AbortSignal;
+}
+
+/**
+ * Loads a value from the origin for a key absent from KV. Return `undefined`
+ * for "the origin has no such key" (cached negatively for `negativeTtlMs`).
+ */
+export type LoaderFn<T> = (key: string, ctx: LoaderContext) => Promise<T | undefined>;
+
+/** What to do in replica mode. */
+export type CacheMode = "lazy" | "replica";
+
+/** Options of `openCache()`. */
+export interface CacheOptions<T> {
+  /** NATS URL(s) to connect to, e.g. `"nats://127.0.0.1:4222"`. Exactly one of `servers` and `connection`. */
+  servers?: string | string[];
+  /** Extra options for the connection kvedge opens (auth, TLS, name…). Ignored with `connection`. */
+  connectOptions?: Partial<ConnectionOptions>;
+  /** An existing connection to share; the cache does not close it. */
+  connection?: NatsConnection;
+  /** The KV bucket name (`[-\w]+`). */
+  bucket: string;
+  /** Ensure the bucket exists with these settings (`true` for defaults); omitted: it must exist. */
+  create?: CreateBucketOptions | boolean;
+  /** `"lazy"` (default) caches what is read; `"replica"` holds the whole bucket or the `keys` filter. */
+  mode?: CacheMode;
+  /** NATS wildcard filter of the keys this cache sees, e.g. `"user.>"`. Default: all keys. */
+  keys?: string;
+  /** Bounds of the local store (at least `maxItems` or `maxBytes`). */
+  local: LocalBounds;
+  /** zod schema: checked on write (before I/O) and on read (a failing value is never served). */
+  schema?: ZodType<T>;
+  /** How values are encoded. Default JSON. */
+  codec?: Codec<T>;
+  /** Origin for keys absent from KV (cache-aside). */
+  loader?: LoaderFn<T>;
+  /** Store loaded values into KV with `create()`, so other edges get them. Default false. */
+  writeBack?: boolean;
+  /** How long "absent" is cached locally for a loader that returned `undefined`, in ms. Default 30 000. */
+  negativeTtlMs?: number;
+  /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
+  missTimeoutMs?: number;
+  /** Deadline of one write, in ms. Default 5 000. */
+  writeTimeoutMs?: number;
+  /**
+   * How long resident entries may be served stale while NATS is unreachable,
+   * in ms, counted from the disconnect; after that they count as misses.
+   * Default: unbounded (`Infinity`).
+   */
+  staleIfErrorMs?: number;
+  /** Idle heartbeat of the watcher's consumer, in ms; two missed ones restart it. Default 5 000. */
+  heartbeatMs?: number;
+  /** Use direct gets (any replica may answer, possibly stale) for miss fetches. Default false. */
+  allowDirect?: boolean;
+  /** Warm start: persist the replica to `path` and load it on open (replica mode). */
+  snapshot?: SnapshotOptions;
+  /** Called for every cache event (also available through `events()`). */
+  onEvent?: (event: CacheEvent) => void;
+}
+
+/** Warm-start settings (replica mode). */
+export interface SnapshotOptions {
+  /** File the snapshot is written to (atomically, via a temporary file). */
+  path: string;
+  /** How often to write it while running, in ms; 0 disables periodic writes. Default 60 000. */
+  intervalMs?: number;
+}
+
+/** Where a served entry came from. */
+export type EntrySource = "hit" | "miss" | "stale";
+
+/**
+ * An entry as served: value plus provenance.
+ *
+ * @example
+ * ```ts
+ * import type { Entry } from "./types.ts";
+ * const e: Entry<number> = { key: "a", value: 1, revision: 3, createdMs: 0, source: "hit", stale: false };
+ * ```
+ */
+export interface Entry<T> {
+  /** The key. */
+  key: string;
+  /** The decoded value. */
+  value: T;
+  /** KV revision (stream sequence) of the value. */
+  revision: number;
+  /** When the value was written to KV, epoch ms (approximate for own writes). */
+  createdMs: number;
+  /** `hit` (local, fresh), `miss` (fetched now), `stale` (local while NATS is unreachable). */
+  source: EntrySource;
+  /** True when the cache cannot vouch that this is the latest revision. */
+  stale: boolean;
+}
+
+/** A KV operation. */
+export type Operation = "PUT" | "DEL" | "PURGE";
+
+/**
+ * One change applied from the bucket, in revision order.
+ */
+export interface Change<T> {
+  /** The key. */
+  key: string;
+  /** What happened. */
+  operation: Operation;
+  /** KV revision of the change. */
+  revision: number;
+  /** When it was written to KV, epoch ms. */
+  createdMs: number;
+  /** The new value for `PUT` (undefined if it failed the codec or schema). */
+  value?: T;
+}
+
+/** Options of `changes()`. */
+export interface ChangesOptions {
+  /** Stops the iteration. */
+  signal?: AbortSignal;
+  /** Only keys matching this NATS wildcard filter. */
+  filter?: string;
+  /**
+   * Replay from this revision (inclusive) before following live changes; uses a
+   * dedicated consumer. Omitted: live changes only, from the cache's watcher.
+   */
+  fromRevision?: number;
+  /** Changes buffered for a slow reader before the iterator fails. Default 10 000. */
+  bufferSize?: number;
+}
+
+/** One past revision of a key. */
+export interface HistoryEntry<T> {
+  /** The key. */
+  key: string;
+  /** What happened. */
+  operation: Operation;
+  /** KV revision. */
+  revision: number;
+  /** When it was written, epoch ms. */
+  createdMs: number;
+  /** The value for `PUT`. */
+  value?: T;
+}
+
+/** Counters of a cache since it opened. */
+export interface CacheStats {
+  /** Reads answered locally and fresh. */
+  hits: number;
+  /** Reads answered locally while stale (NATS unreachable). */
+  staleHits: number;
+  /** Reads that were not resident (including negative results fetched). */
+  misses: number;
+  /** hits / (hits + staleHits + misses), 0 when there were no reads. */
+  hitRatio: number;
+  /** KV reads made for misses (single-flight shares one among concurrent misses). */
+  fetches: number;
+  /** Calls to the loader. */
+  loads: number;
+  /** Entries dropped by the local bounds (items, bytes). */
+  evictions: number;
+  /** Stored values that failed the codec or schema and were never served. */
+  rejected: number;
+  /** Resident entries (values and tombstones). */
+  entries: number;
+  /** Bytes counted against `local.maxBytes`. */
+  bytes: number;
+  /** Changes applied from the watcher. */
+  applied: number;
+  /** Highest revision the watcher has applied. */
+  lastRevision: number;
+  /** Revisions the watcher knows it has not applied yet. */
+  lagRevisions: number;
+  /** Age of the oldest unapplied change the watcher knows of, in ms (0 when caught up). */
+  lagMs: number;
+  /** Full resyncs done. */
+  resyncs: number;
+}
+
+/** The lifecycle state of a cache. */
+export type CacheState = "starting" | "synced" | "stale" | "resyncing" | "closed";
+
+/** What `status()` returns. */
+export interface CacheStatus {
+  /** The bucket. */
+  bucket: string;
+  /** The mode. */
+  mode: CacheMode;
+  /** Lifecycle state. */
+  state: CacheState;
+  /** Whether the NATS connection is up. */
+  connected: boolean;
+  /** Highest revision applied. */
+  lastRevision: number;
+  /** Revisions known but not applied. */
+  lagRevisions: number;
+  /** Age of the oldest unapplied change, ms. */
+  lagMs: number;
+  /** When `state` last changed, epoch ms. */
+  since: number;
+  /** The last error seen, as a message without secrets. */
+  lastError?: string;
+  /** Full resyncs done. */
+  resyncs: number;
+  /** Why the last resync happened. */
+  lastResyncReason?: string;
+  /** Replica mode: the bucket has more than the local bounds hold. */
+  overflowed: boolean;
+  /** Bootstrap progress (replica mode), while starting or resyncing. */
+  bootstrap?: { applied: number; pending: number };
+  /** Bucket TTL in ms (0: none), as read from the stream. */
+  bucketTtlMs: number;
+  /** `local.maxTtlMs` (0: none). */
+  maxTtlMs: number;
+}
+
+/** Events a cache emits (`events()`, `onEvent`). */
+export type CacheEvent =
+  | { type: "connected"; at: number }
+  | { type: "disconnected"; at: number }
+  | { type: "synced"; at: number; revision: number }
+  | { type: "stale"; at: number; reason: string }
+  | { type: "resync"; at: number; reason: string }
+  | { type: "watcher_restart"; at: number; reason: string; fromRevision: number }
+  | { type: "bootstrap"; at: number; applied: number; pending: number }
+  | { type: "overflow"; at: number; entries: number }
+  | { type: "evicted"; at: number; key: string; reason: string }
+  | { type: "rejected"; at: number; key: string; revision: number; reason: string }
+  | { type: "snapshot"; at: number; action: "loaded" | "saved" | "ignored"; detail: string }
+  | { type: "error"; at: number; message: string };
+
+/** Options of reads that may do I/O. */
+export interface GetOptions {
+  /** Aborts the wait (not the shared fetch). */
+  signal?: AbortSignal;
+}
+
+/** Options of `delete()`/`purge()`. */
+export interface DeleteOptions {
+  /** Compare-and-set: only if the key's latest revision is this one. */
+  expectedRevision?: number;
+}
+
+/**
+ * The read side of a cache: an edge that only reads gets this, and cannot write.
+ */
+export interface ReadonlyCache<T> extends AsyncDisposable {
+  /** The bucket. */
+  readonly bucket: string;
+  /** The mode. */
+  readonly mode: CacheMode;
+  /** Resolves when the cache is usable (replica: snapshot applied; lazy: watcher running). */
+  ready(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /** The value of `key`, or undefined if absent. A local hit does no I/O. */
+  get(key: string, options?: GetOptions): Promise<T | undefined>;
+  /** The resident value of `key` without any I/O (undefined if not resident or absent). */
+  peek(key: string): T | undefined;
+  /** The entry of `key` with its revision and provenance, or undefined if absent. */
+  getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined>;
+  /** Keys present in the bucket (matching `filter`), read from KV. */
+  keys(filter?: string, options?: { signal?: AbortSignal }): AsyncIterable<string>;
+  /** Past revisions of `key` still in the bucket's history, oldest first. */
+  history(key: string, options?: { signal?: AbortSignal }): Promise<HistoryEntry<T>[]>;
+  /** Applied changes in revision order (or a replay from a revision). */
+  changes(options?: ChangesOptions): AsyncIterableIterator<Change<T>>;
+  /** Cache events (connected, resync, evicted…) as they happen. */
+  events(options?: { signal?: AbortSignal }): AsyncIterableIterator<CacheEvent>;
+  /** Counters. */
+  stats(): CacheStats;
+  /** Lifecycle and freshness. */
+  status(): CacheStatus;
+  /** Stops the watcher, closes the connection if the cache opened it. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The read-and-write handle of a cache. */
+export interface Cache<T> extends ReadonlyCache<T> {
+  /** Writes `value` and returns its revision; the local entry is updated (read-your-writes). */
+  set(key: string, value: T): Promise<number>;
+  /** Writes `value` only if `key` is absent; `ConflictError` otherwise. */
+  create(key: string, value: T): Promise<number>;
+  /** Writes `value` only if `key` is at `expectedRevision`; `ConflictError` otherwise. */
+  update(key: string, value: T, expectedRevision: number): Promise<number>;
+  /** Deletes `key` (a tombstone that keeps history); returns the delete's revision. */
+  delete(key: string, options?: DeleteOptions): Promise<number>;
+  /** Purges `key` (drops its history); returns the purge's revision. */
+  purge(key: string, options?: DeleteOptions): Promise<number>;
+  /** A read-only view of this cache that cannot write. */
+  readonly(): ReadonlyCache<T>;
+}
