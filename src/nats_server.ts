@@ -1,0 +1,538 @@
+/**
+ * Spawning and controlling real `nats-server` processes: the embedded server
+ * of `deno task serve` and the servers the tests start on free loopback ports.
+ *
+ * @module
+ */
+
+import { UnavailableError } from "./errors.ts";
+
+/** Options of {@linkcode startNatsServer}. */
+export interface NatsServerOptions {
+  /**
+   * Directory that holds the config file, the log and the JetStream store
+   * (`<storeDir>/jetstream`). Created if missing; never removed by this module.
+   */
+  storeDir: string;
+  /**
+   * Path of the `nats-server` executable. Default: the `NATS_SERVER_BIN`
+   * environment variable, else `/usr/sbin/nats-server` if it exists, else
+   * `nats-server` looked up on `PATH`.
+   */
+  binary?: string;
+  /** Address the client, cluster and monitoring ports bind to. Default `"127.0.0.1"`. */
+  host?: string;
+  /**
+   * Client port. Default `0`: a free port is picked, and picked again if
+   * another process takes it before the server binds it.
+   */
+  port?: number;
+  /** HTTP monitoring port (`/healthz`, `/varz`, `/jsz`). Default `0`: a free port. */
+  monitorPort?: number;
+  /** Whether JetStream is enabled, stored under `storeDir`. Default `true`. */
+  jetstream?: boolean;
+  /**
+   * `server_name`; clustered JetStream needs it unique per node. Default:
+   * `"kvedge_<client port>"` (fixed at the first start, kept across restarts).
+   */
+  serverName?: string;
+  /** Cluster name; setting it turns the cluster block on. Default: no cluster. */
+  clusterName?: string;
+  /** Cluster (route) port, used only with `clusterName`. Default `0`: a free port. */
+  clusterPort?: number;
+  /**
+   * Route URLs of the cluster's nodes, e.g. `"nats-route://127.0.0.1:6222"`
+   * (listing the node's own route is harmless). Default: none.
+   */
+  routes?: string[];
+  /**
+   * Extra configuration appended verbatim after the generated config (e.g.
+   * `accounts { ... }` or `authorization { ... }`). A top-level key repeated
+   * here replaces the generated one, a `jetstream { }` block included.
+   * Default: none.
+   */
+  configText?: string;
+  /** Extra command-line arguments for `nats-server`. Default: none. */
+  args?: string[];
+  /** Path of the server's log file (appended to). Default `<storeDir>/nats-server.log`. */
+  logFile?: string;
+  /**
+   * How long to wait for the client port to accept connections and
+   * `/healthz` to report ok, in milliseconds. Default `15000`.
+   */
+  readyTimeoutMs?: number;
+  /** How long `stop()` waits after SIGTERM before SIGKILL, in milliseconds. Default `5000`. */
+  stopTimeoutMs?: number;
+  /** Aborts the wait for readiness (the half-started process is killed). */
+  signal?: AbortSignal;
+}
+
+/** A running (or stopped) `nats-server` process started by {@linkcode startNatsServer}. */
+export interface NatsServerProcess extends AsyncDisposable {
+  /** PID of the current process (changes on `restart()`). */
+  readonly pid: number;
+  /** Client port; kept across restarts. */
+  readonly port: number;
+  /** Client URL, `"nats://<host>:<port>"`. */
+  readonly url: string;
+  /** HTTP monitoring port; kept across restarts. */
+  readonly monitorPort: number;
+  /** HTTP monitoring base URL, `"http://<host>:<monitorPort>"`. */
+  readonly monitorUrl: string;
+  /** Cluster (route) port, or `undefined` without a cluster. */
+  readonly clusterPort: number | undefined;
+  /** Route URL of this node, `"nats-route://<host>:<clusterPort>"`, or `undefined`. */
+  readonly routeUrl: string | undefined;
+  /** The `server_name`. */
+  readonly serverName: string;
+  /** The directory given as `storeDir`. */
+  readonly storeDir: string;
+  /** Path of the generated config file. */
+  readonly configFile: string;
+  /** Path of the server's log file. */
+  readonly logFile: string;
+  /** Whether the current process has not exited yet. */
+  readonly running: boolean;
+  /** Whether the process was paused with `pause()` and not resumed. */
+  readonly paused: boolean;
+  /** Settles with the exit status of the current process (a new promise after `restart()`). */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /** SIGTERM, then SIGKILL after `stopTimeoutMs`; resolves once exited. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL; resolves once exited. Idempotent. */
+  kill(): Promise<void>;
+  /** SIGSTOP: the process stays alive but answers nothing. */
+  pause(): void;
+  /** SIGCONT after `pause()`. */
+  resume(): void;
+  /** Stops the process if it runs, then starts it again on the same ports, config and store. */
+  restart(): Promise<void>;
+  /** The last `maxBytes` of the log file (default 4096), for error reports. */
+  logTail(maxBytes?: number): Promise<string>;
+  /** Same as `stop()`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Picks a free TCP port on `host` by binding port 0 and releasing it. Another
+ * process may take it before it is used; {@linkcode startNatsServer} retries
+ * when that happens.
+ *
+ * @example
+ * ```ts
+ * import { freePort } from "./nats_server.ts";
+ * const port = freePort();
+ * console.log(port > 0);
+ * ```
+ */
+export function freePort(host = "127.0.0.1"): number {
+  const listener = Deno.listen({ hostname: host, port: 0, transport: "tcp" });
+  try {
+    return (listener.addr as Deno.NetAddr).port;
+  } finally {
+    listener.close();
+  }
+}
+
+/**
+ * Resolves the `nats-server` executable: `NATS_SERVER_BIN`, else
+ * `/usr/sbin/nats-server` if present, else `nats-server` (looked up on `PATH`).
+ *
+ * @example
+ * ```ts
+ * import { natsServerBinary } from "./nats_server.ts";
+ * console.log(natsServerBinary());
+ * ```
+ */
+export function natsServerBinary(): string {
+  let fromEnv: string | undefined;
+  try {
+    fromEnv = Deno.env.get("NATS_SERVER_BIN");
+  } catch {
+    // Without --allow-env the default locations still work.
+  }
+  if (fromEnv) return fromEnv;
+  try {
+    if (Deno.statSync("/usr/sbin/nats-server").isFile) return "/usr/sbin/nats-server";
+  } catch {
+    // Not installed there: fall back to PATH.
+  }
+  return "nats-server";
+}
+
+/**
+ * Starts `nats-server` with a generated config in `storeDir` and waits until
+ * its client port accepts connections and its `/healthz` reports ok (JetStream
+ * enabled, when on). Ports given as `0` are picked free, and picked again if
+ * the server loses the race to bind them.
+ *
+ * Output goes to the log file only (no pipes that could fill and block the
+ * server). On failure the error is an `UnavailableError` whose message ends
+ * with the tail of the log.
+ *
+ * @example
+ * ```ts ignore
+ * import { startNatsServer } from "./nats_server.ts";
+ * const storeDir = await Deno.makeTempDir();
+ * await using server = await startNatsServer({ storeDir });
+ * console.log(server.url); // nats://127.0.0.1:<port>
+ * ```
+ */
+export async function startNatsServer(options: NatsServerOptions): Promise<NatsServerProcess> {
+  validate(options);
+  const server = new Server(options);
+  await server.start(true);
+  return server;
+}
+
+function validate(options: NatsServerOptions): void {
+  if (typeof options?.storeDir !== "string" || options.storeDir === "") {
+    throw new TypeError('Cannot start nats-server: "storeDir" must be a non-empty path');
+  }
+  for (const name of ["port", "monitorPort", "clusterPort"] as const) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!Number.isInteger(value) || value < 0 || value > 65535) {
+      throw new RangeError(
+        `Cannot start nats-server: "${name}" must be an integer in 0..65535, got ${value}`,
+      );
+    }
+  }
+  for (const name of ["readyTimeoutMs", "stopTimeoutMs"] as const) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new RangeError(`Cannot start nats-server: "${name}" must be positive, got ${value}`);
+    }
+  }
+}
+
+/** Attempts at binding freshly picked ports before giving up. */
+const PORT_ATTEMPTS = 5;
+
+const BIND_FAILURE = /address already in use/i;
+
+class Server implements NatsServerProcess {
+  readonly #options: NatsServerOptions;
+  readonly #host: string;
+  readonly #binary: string;
+  readonly #storeDir: string;
+  readonly #logFile: string;
+  readonly #configFile: string;
+  #port: number;
+  #monitorPort: number;
+  #clusterPort: number | undefined;
+  #serverName: string;
+  #child: Deno.ChildProcess | undefined;
+  #exited: Promise<Deno.CommandStatus> = Promise.resolve({
+    success: true,
+    code: 0,
+    signal: null,
+  });
+  #running = false;
+  #paused = false;
+
+  constructor(options: NatsServerOptions) {
+    this.#options = options;
+    this.#host = options.host ?? "127.0.0.1";
+    this.#binary = options.binary ?? natsServerBinary();
+    this.#storeDir = options.storeDir;
+    this.#logFile = options.logFile ?? `${options.storeDir}/nats-server.log`;
+    this.#configFile = `${options.storeDir}/nats-server.conf`;
+    this.#port = options.port ?? 0;
+    this.#monitorPort = options.monitorPort ?? 0;
+    this.#clusterPort = options.clusterName === undefined ? undefined : options.clusterPort ?? 0;
+    this.#serverName = options.serverName ?? "";
+  }
+
+  get pid(): number {
+    return this.#child?.pid ?? 0;
+  }
+  get port(): number {
+    return this.#port;
+  }
+  get url(): string {
+    return `nats://${this.#host}:${this.#port}`;
+  }
+  get monitorPort(): number {
+    return this.#monitorPort;
+  }
+  get monitorUrl(): string {
+    return `http://${this.#host}:${this.#monitorPort}`;
+  }
+  get clusterPort(): number | undefined {
+    return this.#clusterPort;
+  }
+  get routeUrl(): string | undefined {
+    return this.#clusterPort === undefined
+      ? undefined
+      : `nats-route://${this.#host}:${this.#clusterPort}`;
+  }
+  get serverName(): string {
+    return this.#serverName;
+  }
+  get storeDir(): string {
+    return this.#storeDir;
+  }
+  get configFile(): string {
+    return this.#configFile;
+  }
+  get logFile(): string {
+    return this.#logFile;
+  }
+  get running(): boolean {
+    return this.#running;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+  get exited(): Promise<Deno.CommandStatus> {
+    return this.#exited;
+  }
+
+  /**
+   * Spawns and waits for readiness. On the first start, ports requested as 0
+   * are (re)picked when the bind races; on restarts the ports are fixed.
+   */
+  async start(first: boolean): Promise<void> {
+    await Deno.mkdir(this.#storeDir, { recursive: true });
+    const pickPort = this.#options.port === undefined || this.#options.port === 0;
+    const pickMonitor = this.#options.monitorPort === undefined ||
+      this.#options.monitorPort === 0;
+    const pickCluster = this.#clusterPort !== undefined &&
+      (this.#options.clusterPort === undefined || this.#options.clusterPort === 0);
+    for (let attempt = 1;; attempt++) {
+      if (first) {
+        if (pickPort) this.#port = freePort(this.#host);
+        if (pickMonitor) this.#monitorPort = freePort(this.#host);
+        if (pickCluster) this.#clusterPort = freePort(this.#host);
+        if (!this.#serverName) this.#serverName = `kvedge_${this.#port}`;
+      }
+      await Deno.writeTextFile(this.#configFile, this.#config());
+      const logStart = await fileSize(this.#logFile);
+      this.#spawn();
+      try {
+        await this.#waitReady(logStart);
+        return;
+      } catch (err) {
+        await this.kill();
+        const log = await readFrom(this.#logFile, logStart);
+        const retriable = first && (pickPort || pickMonitor || pickCluster) &&
+          BIND_FAILURE.test(log) && attempt < PORT_ATTEMPTS;
+        if (!retriable) throw err;
+      }
+    }
+  }
+
+  #config(): string {
+    const o = this.#options;
+    const lines = [
+      "# Generated by kvedge; rewritten on every start.",
+      `server_name: ${quote(this.#serverName)}`,
+      `host: ${quote(this.#host)}`,
+      `port: ${this.#port}`,
+      `http: ${quote(`${this.#host}:${this.#monitorPort}`)}`,
+      `log_file: ${quote(this.#logFile)}`,
+    ];
+    if (o.jetstream ?? true) {
+      lines.push(`jetstream { store_dir: ${quote(this.#storeDir)} }`);
+    }
+    if (o.clusterName !== undefined) {
+      const routes = (o.routes ?? []).map(quote).join(", ");
+      lines.push(
+        "cluster {",
+        `  name: ${quote(o.clusterName)}`,
+        `  listen: ${quote(`${this.#host}:${this.#clusterPort}`)}`,
+        `  routes: [${routes}]`,
+        "}",
+      );
+    }
+    if (o.configText) lines.push(o.configText);
+    return lines.join("\n") + "\n";
+  }
+
+  #spawn(): void {
+    const child = new Deno.Command(this.#binary, {
+      args: ["-c", this.#configFile, ...(this.#options.args ?? [])],
+      stdin: "null",
+      // Everything useful goes to log_file; a pipe nobody reads would block the server.
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    this.#child = child;
+    this.#running = true;
+    this.#paused = false;
+    this.#exited = child.status.finally(() => {
+      if (this.#child === child) this.#running = false;
+    });
+  }
+
+  async #waitReady(logStart: number): Promise<void> {
+    const timeoutMs = this.#options.readyTimeoutMs ?? 15_000;
+    const deadline = Date.now() + timeoutMs;
+    const signal = this.#options.signal;
+    let exitStatus: Deno.CommandStatus | undefined;
+    this.#exited.then((status) => exitStatus = status, () => {});
+    let intervalMs = 10;
+    for (;;) {
+      if (signal?.aborted) {
+        throw new UnavailableError("Cannot start nats-server: aborted", { cause: signal.reason });
+      }
+      if (exitStatus) {
+        throw await this.#failure(
+          `the process exited with code ${exitStatus.code} before it was ready`,
+          logStart,
+          true,
+        );
+      }
+      if (await this.#isReady()) return;
+      if (Date.now() >= deadline) {
+        throw await this.#failure(`not ready after ${timeoutMs} ms`, logStart, false);
+      }
+      await delay(intervalMs, this.#exited);
+      intervalMs = Math.min(intervalMs * 2, 100);
+    }
+  }
+
+  async #isReady(): Promise<boolean> {
+    try {
+      const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
+      conn.close();
+    } catch {
+      return false;
+    }
+    // js-enabled-only: a clustered node is healthy before the cluster has a
+    // meta leader; waiting for quorum is the cluster's business, not a node's.
+    const query = (this.#options.jetstream ?? true) ? "?js-enabled-only=true" : "";
+    try {
+      const res = await fetch(`${this.monitorUrl}/healthz${query}`, {
+        signal: AbortSignal.timeout(2_000),
+      });
+      const body = await res.text();
+      return res.ok && body.includes('"ok"');
+    } catch {
+      return false;
+    }
+  }
+
+  async #failure(reason: string, logStart: number, exited: boolean): Promise<UnavailableError> {
+    let detail = tail(await readFrom(this.#logFile, logStart), 4096);
+    if (!detail.trim() && exited) detail = await this.#configCheck();
+    return new UnavailableError(
+      `Cannot start nats-server (${this.#binary}, ${this.#configFile}): ${reason}` +
+        (detail.trim() ? `\n--- log tail ---\n${detail}` : ""),
+    );
+  }
+
+  /** A server that dies before opening its log (e.g. a config error) only tells stderr; ask again with `-t`. */
+  async #configCheck(): Promise<string> {
+    try {
+      const out = await new Deno.Command(this.#binary, {
+        args: ["-t", "-c", this.#configFile, ...(this.#options.args ?? [])],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const decoder = new TextDecoder();
+      return tail(decoder.decode(out.stdout) + decoder.decode(out.stderr), 4096);
+    } catch (err) {
+      return String(err);
+    }
+  }
+
+  #signal(signal: Deno.Signal): void {
+    if (!this.#running || !this.#child) return;
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already exited: the exit promise settles on its own.
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return void await this.#exited;
+    this.#signal("SIGTERM");
+    // A stopped process does not handle SIGTERM until continued.
+    if (this.#paused) this.#signal("SIGCONT");
+    this.#paused = false;
+    const timeoutMs = this.#options.stopTimeoutMs ?? 5_000;
+    await delay(timeoutMs, this.#exited);
+    if (this.#running) await this.kill();
+    await this.#exited;
+  }
+
+  async kill(): Promise<void> {
+    this.#signal("SIGKILL");
+    this.#paused = false;
+    await this.#exited;
+  }
+
+  pause(): void {
+    if (!this.#running) {
+      throw new TypeError("Cannot pause nats-server: the process is not running");
+    }
+    this.#signal("SIGSTOP");
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#running) {
+      throw new TypeError("Cannot resume nats-server: the process is not running");
+    }
+    this.#signal("SIGCONT");
+    this.#paused = false;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start(false);
+  }
+
+  async logTail(maxBytes = 4096): Promise<string> {
+    return tail(await readFrom(this.#logFile, 0), maxBytes);
+  }
+
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+function tail(text: string, maxBytes: number): string {
+  return text.length > maxBytes ? text.slice(text.length - maxBytes) : text;
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function readFrom(path: string, offset: number): Promise<string> {
+  try {
+    const bytes = await Deno.readFile(path);
+    return new TextDecoder().decode(bytes.subarray(Math.min(offset, bytes.length)));
+  } catch {
+    return "";
+  }
+}
+
+/** Waits `ms`, or less if `until` settles first; never leaves a timer behind. */
+function delay(ms: number, until?: Promise<unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    until?.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    }).catch(() => {});
+  });
+}
