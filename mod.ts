@@ -1,1 +1,62 @@
-export {};
+/**
+ * kvedge — an edge cache for NATS JetStream KV: a bounded in-process LRU kept
+ * fresh by a revision-checked watcher, with an HTTP facade and projections.
+ *
+ * @example
+ * ```ts ignore
+ * import { openCache } from "./mod.ts";
+ * const users = await openCache<{ name: string }>({
+ *   servers: "nats://127.0.0.1:4222",
+ *   bucket: "users",
+ *   create: { history: 5 },
+ *   local: { maxItems: 100_000 },
+ * });
+ * await users.ready();
+ * await users.set("user.42", { name: "Ada" });
+ * console.log(await users.get("user.42"));
+ * await users.close();
+ * ```
+ *
+ * @module
+ */
+export { openCache, openReadonlyCache } from "./src/open.ts";
+export { jsonCodec } from "./src/codec.ts";
+export { MAX_KEY_LENGTH } from "./src/keys.ts";
+export {
+  BucketNotFoundError,
+  ClosedError,
+  ConflictError,
+  type ErrorCode,
+  KeyError,
+  KvedgeError,
+  LoaderError,
+  PermissionError,
+  UnavailableError,
+  ValidationError,
+  type ValidationIssue,
+} from "./src/errors.ts";
+export {
+  type Cache,
+  type CacheEvent,
+  type CacheMode,
+  type CacheOptions,
+  type CacheState,
+  type CacheStats,
+  type CacheStatus,
+  type Change,
+  type ChangesOptions,
+  type Codec,
+  type CreateBucketOptions,
+  type DeleteOptions,
+  type Entry,
+  ENTRY_OVERHEAD_BYTES,
+  type EntrySource,
+  type GetOptions,
+  type HistoryEntry,
+  type LoaderContext,
+  type LoaderFn,
+  type LocalBounds,
+  type Operation,
+  type ReadonlyCache,
+  type SnapshotOptions,
+} from "./src/types.ts";

@@ -1,0 +1,962 @@
+/**
+ * The cache: a local store kept fresh by the watcher, with single-flight miss
+ * fetches, reserved misses (rule 3), tombstones, write-through and status.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { headers as natsHeaders } from "@nats-io/nats-core";
+import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { KV, KvEntry } from "@nats-io/kv";
+import { Broadcast } from "./broadcast.ts";
+import {
+  ClosedError,
+  ConflictError,
+  KeyError,
+  LoaderError,
+  UnavailableError,
+  ValidationError,
+} from "./errors.ts";
+import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
+import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
+import { Applied, LocalStore, type Slot } from "./local_store.ts";
+import type { ResolvedOptions } from "./options.ts";
+import { SingleFlight } from "./single_flight.ts";
+import type {
+  Cache,
+  CacheEvent,
+  CacheMode,
+  CacheState,
+  CacheStats,
+  CacheStatus,
+  Change,
+  ChangesOptions,
+  DeleteOptions,
+  Entry,
+  EntrySource,
+  GetOptions,
+  HistoryEntry,
+  Operation,
+  ReadonlyCache,
+} from "./types.ts";
+import { describe, type StartFrom, Watcher } from "./watcher.ts";
+
+/** What `openCache()` hands to the cache (everything already connected). */
+export interface CacheDeps<T> {
+  options: ResolvedOptions<T>;
+  nc: NatsConnection;
+  ownsConnection: boolean;
+  /** Manager for miss fetches and stream checks (timeout = missTimeoutMs). */
+  jsm: JetStreamManager;
+  /** Client for writes (timeout = writeTimeoutMs). */
+  js: JetStreamClient;
+  /** KV handle for reads, listings and history. */
+  kv: KV;
+  /** Stream info read at open. */
+  info: StreamInfo;
+  /** The connection's inbox prefix. */
+  inboxPrefix?: string;
+}
+
+/** A miss fetch in flight records watcher events for its key here (rule 3). */
+interface Reservation {
+  rev: number;
+  created: number;
+  raw: Uint8Array | undefined;
+}
+
+const UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
+const KV_OPERATION = "KV-Operation";
+
+/**
+ * The implementation behind `openCache()`. Constructing it does no I/O;
+ * `openCache()` calls {@link KvedgeCache.start}.
+ */
+export class KvedgeCache<T> implements Cache<T> {
+  readonly bucket: string;
+  readonly mode: CacheMode;
+  readonly #o: ResolvedOptions<T>;
+  readonly #d: CacheDeps<T>;
+  readonly #store: LocalStore;
+  readonly #flight = new SingleFlight<string, Slot | undefined>();
+  readonly #reservations = new Map<string, Reservation>();
+  readonly #watcher: Watcher;
+  readonly #changes = new Broadcast<Change<T>>();
+  readonly #events = new Broadcast<CacheEvent>();
+  readonly #prefix: string;
+  #state: CacheState = "starting";
+  #fresh = false;
+  #since = Date.now();
+  #connected = true;
+  #disconnectedAt = 0;
+  #lastError: string | undefined;
+  #lastResyncReason: string | undefined;
+  #resyncs = 0;
+  #resyncing = false;
+  #gen = 0;
+  #sweepBefore = 0;
+  #lossy: boolean;
+  #overflowed = false;
+  #bucketTtlMs = 0;
+  #lastCreated = 0;
+  #bootstrapApplied = 0;
+  #ready: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  #isReady = false;
+  #watching: Promise<void> | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #aborter = new AbortController();
+  #hits = 0;
+  #staleHits = 0;
+  #misses = 0;
+  #fetches = 0;
+  #loads = 0;
+  #rejected = 0;
+  #applied = 0;
+
+  /** Wires the parts together; no I/O. */
+  constructor(deps: CacheDeps<T>) {
+    const o = deps.options;
+    this.#o = o;
+    this.#d = deps;
+    this.bucket = o.bucket;
+    this.mode = o.mode;
+    this.#prefix = `$KV.${o.bucket}.`;
+    this.#lossy = o.maxTtlMs > 0;
+    this.#store = new LocalStore({
+      maxItems: o.maxItems || undefined,
+      maxBytes: o.maxBytes || undefined,
+      maxTtlMs: o.maxTtlMs || undefined,
+      onRemove: (key, _slot, reason) => {
+        if (reason === "evict") this.#onEvicted(key);
+      },
+    });
+    this.#readStreamInfo(deps.info);
+    this.#ready.promise.catch(() => {});
+    this.#watcher = new Watcher({
+      nc: deps.nc,
+      jsm: deps.jsm,
+      bucket: o.bucket,
+      filter: o.keys,
+      heartbeatMs: o.heartbeatMs,
+      inboxPrefix: deps.inboxPrefix,
+      handler: {
+        onChange: (key, op, rev, created, data, pending) =>
+          this.#onChange(key, op, rev, created, data, pending),
+        onCaughtUp: (rev) => this.#onCaughtUp(rev),
+        onResync: (req) => this.#onResync(req.reason, req.epochChanged),
+        onRestart: (reason) => {
+          if (this.#state === "synced") this.#setState("stale", reason);
+        },
+        onStarted: ({ from, reason }) => {
+          if (reason !== "bootstrap" && reason !== "start") {
+            this.#emit({
+              type: "watcher_restart",
+              at: Date.now(),
+              reason,
+              fromRevision: from.kind === "seq" ? from.seq : 0,
+            });
+          }
+        },
+        onError: (message) => {
+          this.#lastError = message;
+          this.#emit({ type: "error", at: Date.now(), message });
+        },
+        onStreamInfo: (info) => this.#readStreamInfo(info),
+      },
+    });
+    this.#watcher.epoch = deps.info.created;
+  }
+
+  /**
+   * Starts the watcher and follows the connection's status. Called once by
+   * `openCache()`; resolves when the first consumer exists.
+   * @internal
+   */
+  async start(): Promise<void> {
+    this.#followConnection();
+    const from: StartFrom = this.mode === "replica"
+      ? { kind: "snapshot" }
+      : { kind: "seq", seq: this.#d.info.state.last_seq + 1 };
+    if (from.kind === "seq") this.#watcher.lastRevision = from.seq - 1;
+    this.#watching = this.#watcher.start(from, this.mode === "replica" ? "bootstrap" : "start");
+    try {
+      await this.#watching;
+    } catch (err) {
+      const e = mapNatsError(err, `watch bucket "${this.bucket}"`, this.bucket);
+      this.#ready.reject(e);
+      throw e;
+    }
+  }
+
+  ready(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    if (this.#isReady) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new ClosedError("wait for ready"));
+    const { signal, timeoutMs } = options;
+    if (signal === undefined && timeoutMs === undefined) return this.#ready.promise;
+    return new Promise<void>((resolve, reject) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        reject(new UnavailableError(`Cannot get ready: not synced within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#ready.promise.then(resolve, reject).finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      });
+    });
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  get(key: string, options?: GetOptions): Promise<T | undefined> {
+    const slot = this.#store.get(key);
+    if (slot !== undefined && this.#fresh) {
+      this.#hits++;
+      if (slot.deleted) return UNDEFINED;
+      if (slot.raw !== undefined && !this.#decode(key, slot)) return UNDEFINED;
+      return Promise.resolve(slot.value as T);
+    }
+    return this.#getSlow(key, slot, options).then((r) => r === undefined ? undefined : r.value);
+  }
+
+  peek(key: string): T | undefined {
+    const slot = this.#store.get(key);
+    if (slot === undefined || slot.deleted || !this.#servable()) return undefined;
+    if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+    if (this.#fresh) this.#hits++;
+    else this.#staleHits++;
+    return slot.value as T;
+  }
+
+  async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
+    const slot = this.#store.get(key);
+    if (slot !== undefined && this.#fresh) {
+      this.#hits++;
+      if (slot.deleted) return undefined;
+      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      return {
+        key,
+        value: slot.value as T,
+        revision: slot.rev,
+        createdMs: slot.created,
+        source: "hit",
+        stale: false,
+      };
+    }
+    const r = await this.#getSlow(key, slot, options);
+    if (r === undefined) return undefined;
+    return {
+      key,
+      value: r.value,
+      revision: r.slot.rev,
+      createdMs: r.slot.created,
+      source: r.source,
+      stale: r.source === "stale",
+    };
+  }
+
+  async #getSlow(
+    key: string,
+    slot: Slot | undefined,
+    options: GetOptions | undefined,
+  ): Promise<{ value: T; slot: Slot; source: EntrySource } | undefined> {
+    if (this.#closed) throw new ClosedError("get");
+    assertKey(key, "get");
+    this.#assertInFilter(key, "get");
+    if (slot !== undefined && this.#servable()) {
+      // Resident but not fresh: disconnected, restarting or resyncing.
+      this.#staleHits++;
+      if (slot.deleted) return undefined;
+      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      return { value: slot.value as T, slot, source: "stale" };
+    }
+    this.#misses++;
+    if (this.mode === "replica" && this.#fresh && !this.#lossy) return undefined;
+    let fetched = this.#flight.run(key, () => this.#fetch(key));
+    if (options?.signal) fetched = abortable(fetched, options.signal);
+    const got = await fetched;
+    if (got === undefined || got.deleted) return undefined;
+    if (got.raw !== undefined && !this.#decode(key, got)) return undefined;
+    return { value: got.value as T, slot: got, source: "miss" };
+  }
+
+  /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
+  #servable(): boolean {
+    if (this.#fresh) return true;
+    if (this.#state === "closed") return false;
+    if (this.#state === "resyncing" && this.#resyncEpoch) return false;
+    if (this.#connected || this.#o.staleIfErrorMs === Infinity) return true;
+    return Date.now() - this.#disconnectedAt <= this.#o.staleIfErrorMs;
+  }
+
+  #resyncEpoch = false;
+
+  /** One miss: reserve the key, read KV (or the loader), keep the higher revision. */
+  async #fetch(key: string): Promise<Slot | undefined> {
+    if (!this.#connected) {
+      if (this.#o.loader) return this.#load(key, false);
+      throw new UnavailableError(`Cannot get "${key}": NATS is disconnected`);
+    }
+    // Rule 3 needs the watcher running before a fetched value may be cached.
+    if (this.#watching) await this.#watching.catch(() => {});
+    const reservation: Reservation = { rev: 0, created: 0, raw: undefined };
+    this.#reservations.set(key, reservation);
+    try {
+      this.#fetches++;
+      let entry: KvEntry | null;
+      try {
+        entry = await this.#d.kv.get(key);
+      } catch (err) {
+        if (this.#o.loader && !this.#connected) return this.#load(key, false);
+        throw mapNatsError(err, `get "${key}"`, this.bucket, key);
+      }
+      if (entry === null && reservation.rev === 0 && this.#o.loader) {
+        return await this.#load(key, true);
+      }
+      let rev = 0;
+      let created = Date.now();
+      let raw: Uint8Array | undefined;
+      if (entry !== null) {
+        rev = entry.revision;
+        created = entry.created.getTime();
+        raw = entry.operation === "PUT" ? entry.value : undefined;
+      }
+      if (reservation.rev > rev) {
+        ({ rev, created, raw } = reservation);
+      }
+      return this.#keep(key, rev, created, raw);
+    } finally {
+      this.#reservations.delete(key);
+    }
+  }
+
+  /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
+  #keep(key: string, rev: number, created: number, raw: Uint8Array | undefined, ttlMs = 0): Slot {
+    const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
+    if (res === Applied.Older) return this.#store.peek(key)!;
+    if (res === Applied.Stored) return this.#store.peek(key)!;
+    return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+  }
+
+  /** Asks the origin for a key absent from KV; optionally writes it back with create(). */
+  async #load(key: string, connected: boolean): Promise<Slot | undefined> {
+    const loader = this.#o.loader!;
+    this.#loads++;
+    let value: T | undefined;
+    try {
+      value = await loader(key, { signal: this.#aborter.signal });
+    } catch (err) {
+      throw new LoaderError(key, err);
+    }
+    if (value === undefined) {
+      return this.#keep(key, 0, Date.now(), undefined, this.#o.negativeTtlMs);
+    }
+    const { value: checked, bytes } = this.#encode(key, value, "load");
+    if (this.#o.writeBack && connected) {
+      try {
+        const rev = await this.#publish(key, bytes, "PUT", 0, `write back "${key}"`);
+        this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // Somebody wrote the key meanwhile: theirs wins; read it.
+        const entry = await this.#d.kv.get(key).catch((e) => {
+          throw mapNatsError(e, `get "${key}"`, this.bucket, key);
+        });
+        if (entry !== null) {
+          return this.#keep(
+            key,
+            entry.revision,
+            entry.created.getTime(),
+            entry.operation === "PUT" ? entry.value : undefined,
+          );
+        }
+      }
+      return this.#store.peek(key);
+    }
+    this.#store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
+    return this.#store.peek(key) ??
+      {
+        rev: 0,
+        created: Date.now(),
+        deleted: false,
+        raw: undefined,
+        value: checked,
+        size: 0,
+        gen: 0,
+      };
+  }
+
+  /** Decodes a slot's bytes once; a value failing the codec or schema becomes a tombstone. */
+  #decode(key: string, slot: Slot): boolean {
+    const raw = slot.raw!;
+    slot.raw = undefined;
+    try {
+      let value: unknown = this.#o.codec.decode(raw);
+      if (this.#o.schema) {
+        const r = this.#o.schema.safeParse(value);
+        if (!r.success) throw new Error(`schema: ${r.error.issues[0]?.message ?? "invalid"}`);
+        value = r.data;
+      }
+      slot.value = value;
+      return true;
+    } catch (err) {
+      slot.deleted = true;
+      slot.value = undefined;
+      this.#rejected++;
+      this.#emit({
+        type: "rejected",
+        at: Date.now(),
+        key,
+        revision: slot.rev,
+        reason: describe(err),
+      });
+      return false;
+    }
+  }
+
+  #assertInFilter(key: string, action: string): void {
+    if (this.#o.keys !== ">" && !matchesFilter(this.#o.keys, key)) {
+      throw new KeyError(
+        `Cannot ${action}: key "${key}" is outside this cache's filter "${this.#o.keys}"`,
+        key,
+      );
+    }
+  }
+
+  async *keys(filter?: string, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
+    if (this.#closed) throw new ClosedError("list keys");
+    const f = filter ?? this.#o.keys;
+    assertFilter(f, "list keys");
+    this.#assertUp("list keys");
+    let it: AsyncIterable<string>;
+    try {
+      it = await this.#d.kv.keys(f);
+    } catch (err) {
+      throw mapNatsError(err, "list keys", this.bucket);
+    }
+    for await (const k of it) {
+      if (options.signal?.aborted) return;
+      if (this.#o.keys === ">" || matchesFilter(this.#o.keys, k)) yield k;
+    }
+  }
+
+  async history(key: string, options: { signal?: AbortSignal } = {}): Promise<HistoryEntry<T>[]> {
+    if (this.#closed) throw new ClosedError("read history");
+    assertKey(key, "read history");
+    this.#assertUp(`read history of "${key}"`);
+    const out: HistoryEntry<T>[] = [];
+    try {
+      const it = await this.#d.kv.history({ key });
+      for await (const e of it) {
+        if (options.signal?.aborted) break;
+        out.push({
+          key: e.key,
+          operation: e.operation,
+          revision: e.revision,
+          createdMs: e.created.getTime(),
+          ...(e.operation === "PUT" ? { value: this.#decodeOrUndefined(e.value) } : {}),
+        });
+      }
+    } catch (err) {
+      throw mapNatsError(err, `read history of "${key}"`, this.bucket, key);
+    }
+    return out;
+  }
+
+  #decodeOrUndefined(raw: Uint8Array): T | undefined {
+    try {
+      const v = this.#o.codec.decode(raw);
+      if (!this.#o.schema) return v;
+      const r = this.#o.schema.safeParse(v);
+      return r.success ? r.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  changes(options: ChangesOptions = {}): AsyncIterableIterator<Change<T>> {
+    if (this.#closed) throw new ClosedError("follow changes");
+    const filter = options.filter;
+    if (filter !== undefined) assertFilter(filter, "follow changes");
+    if (options.fromRevision !== undefined) return this.#replay(options);
+    const it = this.#changes.iterate(options);
+    if (filter === undefined || filter === ">") return it;
+    return filtered(it, (c) => matchesFilter(filter, c.key));
+  }
+
+  /** A dedicated watcher replaying from a revision, then following live changes. */
+  #replay(options: ChangesOptions): AsyncIterableIterator<Change<T>> {
+    const from = options.fromRevision!;
+    if (!Number.isInteger(from) || from < 1) {
+      throw new RangeError(
+        `Cannot follow changes: "fromRevision" must be a positive integer, got ${from}`,
+      );
+    }
+    const out = new Broadcast<Change<T>>();
+    const it = out.iterate(options);
+    const watcher = new Watcher({
+      nc: this.#d.nc,
+      jsm: this.#d.jsm,
+      bucket: this.bucket,
+      filter: options.filter ?? this.#o.keys,
+      heartbeatMs: this.#o.heartbeatMs,
+      inboxPrefix: this.#d.inboxPrefix,
+      handler: {
+        onChange: (key, op, rev, created, data) =>
+          out.emit(this.#change(key, op, rev, created, data)),
+        onCaughtUp: () => {},
+        onResync: (req) => {
+          // The replay cannot be continued without a gap: end it.
+          queueMicrotask(() => out.close());
+          this.#lastError = `replay ended: ${req.reason}`;
+          return { kind: "seq", seq: 1 };
+        },
+        onRestart: () => {},
+        onStarted: () => {},
+        onError: () => {},
+        onStreamInfo: () => {},
+      },
+    });
+    watcher.lastRevision = from - 1;
+    watcher.epoch = undefined;
+    const stop = () => {
+      void watcher.close();
+      out.close();
+    };
+    this.#aborter.signal.addEventListener("abort", stop, { once: true });
+    options.signal?.addEventListener("abort", stop, { once: true });
+    watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
+      this.#lastError = `replay failed: ${describe(err)}`;
+      out.close();
+    });
+    const ret = it.return!.bind(it);
+    it.return = (v?: unknown) => {
+      stop();
+      return ret(v);
+    };
+    return it;
+  }
+
+  #change(key: string, op: Operation, rev: number, created: number, data: Uint8Array): Change<T> {
+    const c: Change<T> = { key, operation: op, revision: rev, createdMs: created };
+    if (op === "PUT") {
+      const v = this.#decodeOrUndefined(data);
+      if (v !== undefined) c.value = v;
+    }
+    return c;
+  }
+
+  events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<CacheEvent> {
+    return this.#events.iterate({ ...options, bufferSize: 10_000 });
+  }
+
+  stats(): CacheStats {
+    const reads = this.#hits + this.#staleHits + this.#misses;
+    return {
+      hits: this.#hits,
+      staleHits: this.#staleHits,
+      misses: this.#misses,
+      hitRatio: reads === 0 ? 0 : (this.#hits + this.#staleHits) / reads,
+      fetches: this.#fetches,
+      loads: this.#loads,
+      evictions: this.#store.evictions,
+      rejected: this.#rejected,
+      entries: this.#store.size,
+      bytes: this.#store.bytes,
+      applied: this.#applied,
+      lastRevision: this.#watcher.lastRevision,
+      lagRevisions: this.#watcher.pending,
+      lagMs: this.#lagMs(),
+      resyncs: this.#resyncs,
+    };
+  }
+
+  #lagMs(): number {
+    if (this.#watcher.pending === 0 || this.#lastCreated === 0) return 0;
+    return Math.max(0, Date.now() - this.#lastCreated);
+  }
+
+  status(): CacheStatus {
+    const s: CacheStatus = {
+      bucket: this.bucket,
+      mode: this.mode,
+      state: this.#state,
+      connected: this.#connected,
+      lastRevision: this.#watcher.lastRevision,
+      lagRevisions: this.#watcher.pending,
+      lagMs: this.#lagMs(),
+      since: this.#since,
+      resyncs: this.#resyncs,
+      overflowed: this.#overflowed,
+      bucketTtlMs: this.#bucketTtlMs,
+      maxTtlMs: this.#o.maxTtlMs,
+    };
+    if (this.#lastError !== undefined) s.lastError = this.#lastError;
+    if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (!this.#watcher.caughtUp && this.mode === "replica") {
+      s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
+    }
+    return s;
+  }
+
+  // ---- writes --------------------------------------------------------------
+
+  async set(key: string, value: T): Promise<number> {
+    this.#assertWritable(key, "set");
+    const { value: checked, bytes } = this.#encode(key, value, "set");
+    const rev = await this.#publish(key, bytes, "PUT", undefined, `set "${key}"`);
+    this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+    return rev;
+  }
+
+  async create(key: string, value: T): Promise<number> {
+    this.#assertWritable(key, "create");
+    const { value: checked, bytes } = this.#encode(key, value, "create");
+    let rev: number;
+    try {
+      rev = await this.#publish(key, bytes, "PUT", 0, `create "${key}"`);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // Present in the stream, but maybe only as a delete marker: then create over it.
+      const last = await this.#d.kv.get(key).catch((e) => {
+        throw mapNatsError(e, `create "${key}"`, this.bucket, key);
+      });
+      if (last === null || last.operation === "PUT") {
+        throw new ConflictError(`Cannot create "${key}": the key exists`, { key, expected: 0 });
+      }
+      rev = await this.#publish(key, bytes, "PUT", last.revision, `create "${key}"`);
+    }
+    this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+    return rev;
+  }
+
+  async update(key: string, value: T, expectedRevision: number): Promise<number> {
+    this.#assertWritable(key, "update");
+    assertRevision(expectedRevision, "update");
+    const { value: checked, bytes } = this.#encode(key, value, "update");
+    const rev = await this.#publish(key, bytes, "PUT", expectedRevision, `update "${key}"`);
+    this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+    return rev;
+  }
+
+  delete(key: string, options: DeleteOptions = {}): Promise<number> {
+    return this.#remove(key, "DEL", options);
+  }
+
+  purge(key: string, options: DeleteOptions = {}): Promise<number> {
+    return this.#remove(key, "PURGE", options);
+  }
+
+  async #remove(key: string, op: "DEL" | "PURGE", options: DeleteOptions): Promise<number> {
+    const action = op === "DEL" ? "delete" : "purge";
+    this.#assertWritable(key, action);
+    if (options.expectedRevision !== undefined) assertRevision(options.expectedRevision, action);
+    const rev = await this.#publish(
+      key,
+      undefined,
+      op,
+      options.expectedRevision,
+      `${action} "${key}"`,
+    );
+    this.#applyDelete(key, rev, Date.now());
+    return rev;
+  }
+
+  readonly(): ReadonlyCache<T> {
+    return readonlyView<T>(this);
+  }
+
+  #assertWritable(key: string, action: string): void {
+    if (this.#closed) throw new ClosedError(action);
+    assertKey(key, action);
+    this.#assertInFilter(key, action);
+    this.#assertUp(`${action} "${key}"`);
+  }
+
+  #assertUp(action: string): void {
+    if (!this.#connected) throw new UnavailableError(`Cannot ${action}: NATS is disconnected`);
+  }
+
+  /** Validates against the schema (before any I/O) and encodes. */
+  #encode(key: string, value: T, action: string): { value: T; bytes: Uint8Array } {
+    let checked = value;
+    if (this.#o.schema) {
+      const r = this.#o.schema.safeParse(value);
+      if (!r.success) {
+        throw new ValidationError(
+          `Cannot ${action} "${key}": value does not match the schema`,
+          r.error.issues.map((i) => ({
+            path: i.path.map((p) => typeof p === "symbol" ? String(p) : p),
+            message: i.message,
+          })),
+        );
+      }
+      checked = r.data;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#o.codec.encode(checked);
+    } catch (err) {
+      throw new ValidationError(
+        `Cannot ${action} "${key}": the codec cannot encode the value`,
+        [],
+        {
+          cause: err,
+        },
+      );
+    }
+    return { value: checked, bytes };
+  }
+
+  async #publish(
+    key: string,
+    data: Uint8Array | undefined,
+    op: Operation,
+    expected: number | undefined,
+    action: string,
+  ): Promise<number> {
+    let h;
+    if (op !== "PUT") {
+      h = natsHeaders();
+      h.set(KV_OPERATION, op);
+      if (op === "PURGE") h.set("Nats-Rollup", "sub");
+    }
+    try {
+      const ack = await this.#d.js.publish(this.#prefix + key, data ?? new Uint8Array(0), {
+        ...(h ? { headers: h } : {}),
+        ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
+        timeout: this.#o.writeTimeoutMs,
+      });
+      return ack.seq;
+    } catch (err) {
+      if (isWrongLastSequence(err)) {
+        throw new ConflictError(
+          expected === 0
+            ? `Cannot ${action}: the key exists`
+            : `Cannot ${action}: the key is not at revision ${expected}`,
+          { key, expected, cause: err },
+        );
+      }
+      throw mapNatsError(err, action, this.bucket, key);
+    }
+  }
+
+  // ---- the watcher's side ----------------------------------------------------
+
+  #onChange(
+    key: string,
+    op: Operation,
+    rev: number,
+    created: number,
+    data: Uint8Array,
+    _pending: number,
+  ): void {
+    this.#applied++;
+    this.#lastCreated = created;
+    if (!this.#watcher.caughtUp) this.#bootstrapApplied++;
+    if (this.mode === "replica" || this.#store.has(key)) {
+      if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
+      else this.#applyDelete(key, rev, created);
+    } else if (this.#reservations.size > 0) {
+      const r = this.#reservations.get(key);
+      if (r !== undefined && rev > r.rev) {
+        r.rev = rev;
+        r.created = created;
+        r.raw = op === "PUT" ? data.slice() : undefined;
+      }
+    }
+    if (this.#changes.active) this.#changes.emit(this.#change(key, op, rev, created, data));
+  }
+
+  #applyDelete(key: string, rev: number, created: number): void {
+    if (this.mode === "replica" && !this.#lossy) {
+      const held = this.#store.peek(key);
+      if (held === undefined || held.rev < rev) this.#store.delete(key);
+      return;
+    }
+    this.#store.put(key, rev, created, undefined, this.#gen);
+  }
+
+  #onCaughtUp(rev: number): void {
+    if (this.#resyncing) {
+      this.#resyncing = false;
+      this.#resyncEpoch = false;
+      if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
+    }
+    this.#bootstrapApplied = 0;
+    if (this.#connected && !this.#watcher.restarting) {
+      this.#setState("synced", `caught up at revision ${rev}`);
+    }
+    if (!this.#isReady) {
+      this.#isReady = true;
+      this.#ready.resolve();
+    }
+  }
+
+  #onResync(reason: string, epochChanged: boolean): StartFrom {
+    this.#resyncs++;
+    this.#lastResyncReason = reason;
+    this.#resyncing = true;
+    this.#resyncEpoch = epochChanged;
+    this.#setState("resyncing", reason);
+    this.#emit({ type: "resync", at: Date.now(), reason });
+    const last = this.#lastInfo?.state.last_seq ?? 0;
+    this.#sweepBefore = last + 1;
+    if (epochChanged || this.mode === "lazy") this.#store.clear();
+    this.#gen++;
+    if (this.mode === "replica") return { kind: "snapshot" };
+    return { kind: "seq", seq: last + 1 };
+  }
+
+  #lastInfo: StreamInfo | undefined;
+
+  #readStreamInfo(info: StreamInfo): void {
+    this.#lastInfo = info;
+    const ttl = Math.floor((info.config.max_age ?? 0) / 1e6);
+    this.#bucketTtlMs = ttl;
+    this.#store.bucketTtlMs = ttl;
+  }
+
+  #onEvicted(key: string): void {
+    if (this.mode === "replica" && !this.#overflowed) {
+      this.#overflowed = true;
+      this.#lossy = true;
+      this.#emit({ type: "overflow", at: Date.now(), entries: this.#store.size });
+    }
+    if (this.#events.active) this.#emit({ type: "evicted", at: Date.now(), key, reason: "bounds" });
+  }
+
+  #setState(state: CacheState, reason: string): void {
+    if (this.#state === state || this.#state === "closed") return;
+    this.#state = state;
+    this.#since = Date.now();
+    this.#fresh = state === "synced";
+    if (state === "synced") {
+      this.#emit({ type: "synced", at: this.#since, revision: this.#watcher.lastRevision });
+    } else if (state === "stale") {
+      this.#emit({ type: "stale", at: this.#since, reason });
+    }
+  }
+
+  #emit(event: CacheEvent): void {
+    if (this.#o.onEvent) {
+      try {
+        this.#o.onEvent(event);
+      } catch {
+        // A logging hook must not break the cache.
+      }
+    }
+    this.#events.emit(event);
+  }
+
+  #followConnection(): void {
+    const nc = this.#d.nc;
+    (async () => {
+      for await (const s of nc.status()) {
+        if (this.#closed) return;
+        if (s.type === "disconnect") {
+          if (!this.#connected) continue;
+          this.#connected = false;
+          this.#disconnectedAt = Date.now();
+          this.#watcher.disconnected();
+          this.#setState("stale", "NATS disconnected");
+          this.#emit({ type: "disconnected", at: this.#disconnectedAt });
+        } else if (s.type === "reconnect") {
+          this.#connected = true;
+          this.#emit({ type: "connected", at: Date.now() });
+          this.#watcher.reconnected();
+        }
+      }
+    })().catch(() => {});
+    nc.closed().then(() => {
+      if (this.#closed) return;
+      this.#connected = false;
+      this.#disconnectedAt ||= Date.now();
+      this.#setState("stale", "NATS connection closed");
+    });
+  }
+
+  // ---- lifecycle -------------------------------------------------------------
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      this.#closed = true;
+      this.#aborter.abort(new ClosedError("continue"));
+      this.#ready.reject(new ClosedError("wait for ready"));
+      await this.#watcher.close().catch(() => {});
+      this.#setState("closed", "closed");
+      this.#state = "closed";
+      this.#fresh = false;
+      this.#changes.close();
+      this.#events.close();
+      this.#store.clear();
+      if (this.#d.ownsConnection && !this.#d.nc.isClosed()) {
+        await this.#d.nc.drain().catch(() => this.#d.nc.close());
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function assertRevision(rev: unknown, action: string): void {
+  if (!Number.isSafeInteger(rev) || (rev as number) < 0) {
+    throw new RangeError(
+      `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
+    );
+  }
+}
+
+/** Rejects when `signal` aborts; the shared fetch goes on for others. */
+function abortable<V>(p: Promise<V>, signal: AbortSignal): Promise<V> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function* filteredGen<V>(it: AsyncIterableIterator<V>, keep: (v: V) => boolean) {
+  try {
+    for await (const v of it) if (keep(v)) yield v;
+  } finally {
+    await it.return?.();
+  }
+}
+
+function filtered<V>(
+  it: AsyncIterableIterator<V>,
+  keep: (v: V) => boolean,
+): AsyncIterableIterator<V> {
+  return filteredGen(it, keep);
+}
+
+/** A view with only the read side; the write methods are not there at all. */
+function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
+  return {
+    get bucket() {
+      return c.bucket;
+    },
+    get mode() {
+      return c.mode;
+    },
+    ready: (o) => c.ready(o),
+    get: (k, o) => c.get(k, o),
+    peek: (k) => c.peek(k),
+    getEntry: (k, o) => c.getEntry(k, o),
+    keys: (f, o) => c.keys(f, o),
+    history: (k, o) => c.history(k, o),
+    changes: (o) => c.changes(o),
+    events: (o) => c.events(o),
+    stats: () => c.stats(),
+    status: () => c.status(),
+    close: () => c.close(),
+    [Symbol.asyncDispose]: () => c.close(),
+  };
+}

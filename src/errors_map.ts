@@ -1,0 +1,78 @@
+/**
+ * Translation of NATS client failures into kvedge's typed errors.
+ *
+ * @module
+ */
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+} from "@nats-io/nats-core";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import {
+  BucketNotFoundError,
+  ConflictError,
+  KvedgeError,
+  PermissionError,
+  UnavailableError,
+} from "./errors.ts";
+
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = 10059;
+
+/** Whether `err` is JetStream's "wrong last sequence" (a lost compare-and-set). */
+export function isWrongLastSequence(err: unknown): boolean {
+  return (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) ||
+    (err instanceof Error && /wrong last sequence/i.test(err.message));
+}
+
+/**
+ * Maps a NATS client error raised while attempting `action` (e.g. `get "a"`)
+ * to a typed kvedge error; messages never include server internals.
+ */
+export function mapNatsError(
+  err: unknown,
+  action: string,
+  bucket: string,
+  key?: string,
+): KvedgeError {
+  if (err instanceof KvedgeError) return err;
+  if (isWrongLastSequence(err)) {
+    return new ConflictError(`Cannot ${action}: the key changed (revision mismatch)`, {
+      key: key ?? "",
+      cause: err,
+    });
+  }
+  if (
+    err instanceof PermissionViolationError ||
+    (err instanceof Error && /permissions? violation|authorization/i.test(err.message))
+  ) {
+    return new PermissionError(`Cannot ${action}: not permitted by the NATS credentials`, {
+      cause: err,
+    });
+  }
+  if (
+    (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) ||
+    (err instanceof Error && /stream not found/i.test(err.message))
+  ) {
+    return new BucketNotFoundError(bucket, { cause: err });
+  }
+  if (
+    err instanceof TimeoutError || err instanceof NoRespondersError ||
+    err instanceof RequestError || err instanceof ClosedConnectionError ||
+    err instanceof ConnectionError || err instanceof DrainingConnectionError
+  ) {
+    const why = err instanceof TimeoutError ? "timed out" : "NATS is unavailable";
+    return new UnavailableError(`Cannot ${action}: ${why}`, { cause: err });
+  }
+  return new UnavailableError(
+    `Cannot ${action}: ${err instanceof Error ? err.message : String(err)}`,
+    {
+      cause: err,
+    },
+  );
+}

@@ -1,0 +1,188 @@
+/**
+ * Validation of `openCache()` options (zod at the boundary) into a resolved,
+ * trusted configuration.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { bucketProblem, filterProblem } from "./keys.ts";
+import { jsonCodec } from "./codec.ts";
+import type {
+  CacheMode,
+  CacheOptions,
+  Codec,
+  CreateBucketOptions,
+  LoaderFn,
+  SnapshotOptions,
+} from "./types.ts";
+import type { ZodType } from "zod";
+
+/** Options after validation, with defaults applied. */
+export interface ResolvedOptions<T> {
+  servers: string[] | undefined;
+  connectOptions: CacheOptions<T>["connectOptions"];
+  connection: NatsConnection | undefined;
+  bucket: string;
+  create: Required<CreateBucketOptions> | undefined;
+  mode: CacheMode;
+  keys: string;
+  maxItems: number;
+  maxBytes: number;
+  maxTtlMs: number;
+  schema: ZodType<T> | undefined;
+  codec: Codec<T>;
+  loader: LoaderFn<T> | undefined;
+  writeBack: boolean;
+  negativeTtlMs: number;
+  missTimeoutMs: number;
+  writeTimeoutMs: number;
+  staleIfErrorMs: number;
+  heartbeatMs: number;
+  allowDirect: boolean;
+  snapshot: Required<SnapshotOptions> | undefined;
+  onEvent: CacheOptions<T>["onEvent"];
+}
+
+const posInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const ms = z.number().int().min(0).max(2 ** 31 - 1);
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", {
+  message: "must be a function",
+});
+
+const OptionsSchema = z.object({
+  servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  connectOptions: z.record(z.string(), z.unknown()).optional(),
+  connection: z.custom<NatsConnection>(
+    (v) =>
+      typeof v === "object" && v !== null && typeof (v as NatsConnection).subscribe === "function",
+    { message: "must be a NatsConnection" },
+  ).optional(),
+  bucket: z.string().superRefine((b, ctx) => {
+    const p = bucketProblem(b);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  }),
+  create: z.union([
+    z.boolean(),
+    z.object({
+      replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
+      history: z.number().int().min(1).max(64).optional(),
+      ttlMs: ms.optional(),
+      maxBytes: z.number().int().min(-1).optional(),
+      maxValueSize: z.number().int().min(-1).optional(),
+      storage: z.enum(["file", "memory"]).optional(),
+    }).strict(),
+  ]).optional(),
+  mode: z.enum(["lazy", "replica"]).optional(),
+  keys: z.string().superRefine((f, ctx) => {
+    const p = filterProblem(f);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  }).optional(),
+  local: z.object({
+    maxItems: posInt.optional(),
+    maxBytes: posInt.optional(),
+    maxTtlMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+  }).strict(),
+  schema: z.custom<ZodType>(
+    (v) => typeof v === "object" && v !== null && typeof (v as ZodType).safeParse === "function",
+    { message: "must be a zod schema" },
+  ).optional(),
+  codec: z.object({ encode: fn, decode: fn, contentType: z.string().optional() }).optional(),
+  loader: fn.optional(),
+  writeBack: z.boolean().optional(),
+  negativeTtlMs: ms.optional(),
+  missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+  writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+  staleIfErrorMs: z.number().min(0).optional(),
+  heartbeatMs: z.number().int().min(100).max(300_000).optional(),
+  allowDirect: z.boolean().optional(),
+  snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
+  onEvent: fn.optional(),
+}).strict();
+
+/** Formats the first zod issue as `Cannot open cache: "<path>" <message>, got <value>`. */
+function problem(input: unknown, issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join(".");
+  let got: unknown = input;
+  for (const p of issue.path) {
+    got = typeof got === "object" && got !== null
+      ? (got as Record<PropertyKey, unknown>)[p]
+      : undefined;
+  }
+  const shown = typeof got === "function"
+    ? "a function"
+    : typeof got === "object" && got !== null
+    ? "an object"
+    : JSON.stringify(got) ?? String(got);
+  const where = path ? `"${path}" ` : "";
+  return `Cannot open cache: ${where}${
+    issue.message.replace(/^Invalid input: /, "")
+  }, got ${shown}`;
+}
+
+/**
+ * Validates options and applies defaults. Throws `TypeError` for a wrong type
+ * and `RangeError` for a value out of range or an unbounded configuration.
+ */
+export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
+  if (typeof input !== "object" || input === null) {
+    throw new TypeError("Cannot open cache: options must be an object");
+  }
+  const parsed = OptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const ranged = issue.code === "too_small" || issue.code === "too_big" ||
+      issue.code === "invalid_value";
+    const msg = problem(input, issue);
+    throw ranged ? new RangeError(msg) : new TypeError(msg);
+  }
+  const o = parsed.data;
+  if ((o.servers === undefined) === (o.connection === undefined)) {
+    throw new TypeError('Cannot open cache: exactly one of "servers" and "connection" is required');
+  }
+  if (o.local.maxItems === undefined && o.local.maxBytes === undefined) {
+    throw new RangeError(
+      'Cannot open cache: "local" needs "maxItems" or "maxBytes" (an unbounded cache would grow without limit)',
+    );
+  }
+  if (o.writeBack && !o.loader) {
+    throw new TypeError('Cannot open cache: "writeBack" needs a "loader"');
+  }
+  const create = o.create === undefined || o.create === false ? undefined : {
+    replicas: 1,
+    history: 10,
+    ttlMs: 0,
+    maxBytes: -1,
+    maxValueSize: -1,
+    storage: "file" as const,
+    ...(o.create === true ? {} : o.create),
+  };
+  return {
+    servers: o.servers === undefined
+      ? undefined
+      : Array.isArray(o.servers)
+      ? o.servers
+      : o.servers.split(","),
+    connectOptions: input.connectOptions,
+    connection: input.connection,
+    bucket: o.bucket,
+    create,
+    mode: o.mode ?? "lazy",
+    keys: o.keys ?? ">",
+    maxItems: o.local.maxItems ?? 0,
+    maxBytes: o.local.maxBytes ?? 0,
+    maxTtlMs: o.local.maxTtlMs ?? 0,
+    schema: input.schema,
+    codec: input.codec ?? jsonCodec<T>(),
+    loader: input.loader,
+    writeBack: o.writeBack ?? false,
+    negativeTtlMs: o.negativeTtlMs ?? 30_000,
+    missTimeoutMs: o.missTimeoutMs ?? 1_000,
+    writeTimeoutMs: o.writeTimeoutMs ?? 5_000,
+    staleIfErrorMs: o.staleIfErrorMs ?? Infinity,
+    heartbeatMs: o.heartbeatMs ?? 5_000,
+    allowDirect: o.allowDirect ?? false,
+    snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
+    onEvent: input.onEvent,
+  };
+}

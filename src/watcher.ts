@@ -1,0 +1,403 @@
+/**
+ * The watcher: an ordered push consumer over a KV stream, built directly on
+ * JetStream so that its heartbeats, flow control and gaps are visible (nats.js
+ * `kv.watch()` hides them and notices a dead consumer only after ~60 s).
+ *
+ * It delivers every change in stream order to a synchronous handler (no await
+ * per message), detects consumer-sequence gaps and missed heartbeats, and on
+ * every restart checks the stream's epoch (creation time, sequence range)
+ * before it resumes from the last applied revision — or asks for a full resync.
+ *
+ * @module
+ */
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import { nanos, nuid } from "@nats-io/nats-core";
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DeliverPolicy,
+  type JetStreamManager,
+  ReplayPolicy,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import type { Operation } from "./types.ts";
+
+/** How the next consumer starts. */
+export type StartFrom =
+  /** The last value of every key (bootstrap or resync of a replica). */
+  | { kind: "snapshot" }
+  /** Every change from this revision on (resume, or lazy mode from "now"). */
+  | { kind: "seq"; seq: number };
+
+/** Why the watcher wants the local state thrown away or rebuilt. */
+export interface ResyncRequest {
+  /** Human-readable reason. */
+  reason: string;
+  /** The bucket was recreated or lost its tail: revisions are not comparable, clear at once. */
+  epochChanged: boolean;
+}
+
+/** What the watcher calls; every callback is synchronous. */
+export interface WatcherHandler {
+  /** One change, in stream order. `data` is only valid during the call. */
+  onChange(
+    key: string,
+    op: Operation,
+    rev: number,
+    created: number,
+    data: Uint8Array,
+    pending: number,
+  ): void;
+  /** Nothing left to deliver (initial snapshot or catch-up done). */
+  onCaughtUp(rev: number): void;
+  /** The local state must be rebuilt; called before the new consumer starts. Returns how to start. */
+  onResync(request: ResyncRequest): StartFrom;
+  /** A restart begins (before the stream is checked); `reason` says why. */
+  onRestart(reason: string): void;
+  /** The consumer was (re)started. */
+  onStarted(info: { from: StartFrom; pending: number; reason: string }): void;
+  /** A failure worth reporting (the watcher keeps retrying). */
+  onError(message: string): void;
+  /** The stream's settings as read at the last (re)start. */
+  onStreamInfo(info: StreamInfo): void;
+}
+
+/** Options of {@link Watcher}. */
+export interface WatcherOptions {
+  /** The connection. */
+  nc: NatsConnection;
+  /** A manager whose requests time out reasonably. */
+  jsm: JetStreamManager;
+  /** The bucket (stream `KV_<bucket>`). */
+  bucket: string;
+  /** Key filter (`>` for all). */
+  filter: string;
+  /** Idle heartbeat of the consumer, ms. */
+  heartbeatMs: number;
+  /** Callbacks. */
+  handler: WatcherHandler;
+  /** Prefix of the delivery subject (the connection's `inboxPrefix`). Default `_INBOX`. */
+  inboxPrefix?: string;
+}
+
+const KV_OPERATION = "KV-Operation";
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5_000;
+
+/**
+ * Keeps one consumer alive over the bucket and feeds the handler.
+ *
+ * @example
+ * ```ts ignore
+ * const w = new Watcher({ nc, jsm, bucket: "users", filter: ">", heartbeatMs: 5000, handler });
+ * await w.start({ kind: "snapshot" }, "bootstrap");
+ * ```
+ */
+export class Watcher {
+  readonly #o: WatcherOptions;
+  readonly #prefix: string;
+  readonly #stream: string;
+  #sub: Subscription | undefined;
+  #consumer = "";
+  #dseq = 0;
+  #lastRev = 0;
+  #pending = 0;
+  #caughtUp = false;
+  #snapshotTarget = 0;
+  #lastActivity = Date.now();
+  #epoch: string | undefined;
+  #restarting: Promise<void> | undefined;
+  #restartAgain = "";
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  #connected = true;
+  #backoffMs = MIN_BACKOFF_MS;
+  #restarts = 0;
+
+  /** Builds an idle watcher; no I/O until {@link start}. */
+  constructor(options: WatcherOptions) {
+    this.#o = options;
+    this.#prefix = `$KV.${options.bucket}.`;
+    this.#stream = `KV_${options.bucket}`;
+  }
+
+  /** Highest revision delivered to the handler. */
+  get lastRevision(): number {
+    return this.#lastRev;
+  }
+
+  /** Messages the server reported as still to deliver at the last delivery. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Whether the watcher has delivered everything it knew of. */
+  get caughtUp(): boolean {
+    return this.#caughtUp;
+  }
+
+  /** Consumer (re)starts after the first. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Epoch-ms of the last message or heartbeat. */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /** Whether a restart is in progress. */
+  get restarting(): boolean {
+    return this.#restarting !== undefined;
+  }
+
+  /** Sets the last applied revision (warm start from a snapshot). */
+  set lastRevision(rev: number) {
+    this.#lastRev = rev;
+  }
+
+  /** Sets the epoch known for the bucket (its stream's creation time). */
+  set epoch(created: string | undefined) {
+    this.#epoch = created;
+  }
+
+  /** Starts the first consumer; rejects if it cannot be created. */
+  async start(from: StartFrom, reason: string): Promise<void> {
+    await this.#open(from, reason);
+    this.#watchdog = setInterval(() => this.#checkLiveness(), this.#o.heartbeatMs);
+    unref(this.#watchdog);
+  }
+
+  /** Tells the watcher the connection went down (it stops judging liveness). */
+  disconnected(): void {
+    this.#connected = false;
+  }
+
+  /** Tells the watcher the connection is back: it re-checks the epoch and resumes. */
+  reconnected(): void {
+    this.#connected = true;
+    this.restart("reconnected");
+  }
+
+  /**
+   * Replaces the consumer: checks the stream's epoch and range, then resumes
+   * from the last revision or asks the handler for a resync. Retries with
+   * jittered backoff until it succeeds or the watcher is closed.
+   */
+  restart(reason: string): Promise<void> {
+    if (this.#restarting) {
+      this.#restartAgain = reason;
+      return this.#restarting;
+    }
+    this.#o.handler.onRestart(reason);
+    this.#restarting = this.#restartLoop(reason).finally(() => {
+      this.#restarting = undefined;
+      const again = this.#restartAgain;
+      this.#restartAgain = "";
+      if (again && !this.#closed) this.restart(again);
+    });
+    return this.#restarting;
+  }
+
+  /** Stops delivery and deletes the consumer (best effort). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    await this.#dropConsumer();
+  }
+
+  async #restartLoop(reason: string): Promise<void> {
+    this.#caughtUp = false;
+    while (!this.#closed) {
+      await this.#dropConsumer();
+      if (this.#closed) return;
+      try {
+        const from = await this.#decideStart(reason);
+        await this.#open(from, reason);
+        this.#restarts++;
+        this.#backoffMs = MIN_BACKOFF_MS;
+        return;
+      } catch (err) {
+        this.#o.handler.onError(`watcher restart failed (${reason}): ${describe(err)}`);
+        const wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
+        this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+        await delay(wait);
+      }
+    }
+  }
+
+  /** Reads the stream and decides: resume from the last revision, or resync. */
+  async #decideStart(reason: string): Promise<StartFrom> {
+    const info = await this.#o.jsm.streams.info(this.#stream);
+    this.#o.handler.onStreamInfo(info);
+    const created = info.created;
+    const { first_seq: first, last_seq: last } = info.state;
+    let resync: ResyncRequest | undefined;
+    if (this.#epoch !== undefined && created !== this.#epoch) {
+      resync = { reason: `bucket was recreated (created ${created})`, epochChanged: true };
+    } else if (last < this.#lastRev) {
+      resync = {
+        reason: `stream sequence went backwards (last ${last} < applied ${this.#lastRev})`,
+        epochChanged: true,
+      };
+    } else if (this.#lastRev + 1 < first) {
+      resync = {
+        reason: `history no longer reaches revision ${this.#lastRev + 1} (first is ${first})`,
+        epochChanged: false,
+      };
+    }
+    this.#epoch = created;
+    if (resync === undefined) return { kind: "seq", seq: this.#lastRev + 1 };
+    if (resync.epochChanged) this.#lastRev = 0;
+    const from = this.#o.handler.onResync({ ...resync, reason: `${resync.reason}; ${reason}` });
+    if (from.kind === "seq") this.#lastRev = from.seq - 1;
+    return from;
+  }
+
+  async #open(from: StartFrom, reason: string): Promise<void> {
+    const { nc, jsm, filter, heartbeatMs } = this.#o;
+    const name = `kvedge_${nuid.next()}`;
+    const inbox = `${this.#o.inboxPrefix ?? "_INBOX"}.${name}`;
+    this.#dseq = 0;
+    this.#caughtUp = false;
+    const sub = nc.subscribe(inbox, { callback: (err, msg) => this.#onMsg(sub, err, msg) });
+    const config: Partial<ConsumerConfig> = {
+      name,
+      deliver_subject: inbox,
+      ack_policy: AckPolicy.None,
+      replay_policy: ReplayPolicy.Instant,
+      filter_subject: this.#prefix + filter,
+      flow_control: true,
+      idle_heartbeat: nanos(heartbeatMs),
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: nanos(Math.max(60_000, heartbeatMs * 6)),
+      ...(from.kind === "snapshot"
+        ? { deliver_policy: DeliverPolicy.LastPerSubject }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from.seq) }),
+    };
+    this.#sub = sub;
+    this.#consumer = name;
+    let pending: number;
+    try {
+      const ci = await jsm.consumers.add(this.#stream, config);
+      pending = ci.num_pending;
+      // The snapshot is also complete once a revision at or past the stream's
+      // end when we started has been delivered (pending may never hit 0 under load).
+      this.#snapshotTarget = filter === ">" ? ci.delivered.stream_seq + ci.num_pending : 0;
+    } catch (err) {
+      sub.unsubscribe();
+      this.#sub = undefined;
+      this.#consumer = "";
+      throw err;
+    }
+    this.#lastActivity = Date.now();
+    this.#pending = pending;
+    this.#o.handler.onStarted({ from, pending, reason });
+    if (pending === 0 && !this.#caughtUp) {
+      this.#caughtUp = true;
+      this.#o.handler.onCaughtUp(this.#lastRev);
+    }
+  }
+
+  async #dropConsumer(): Promise<void> {
+    const sub = this.#sub;
+    const name = this.#consumer;
+    this.#sub = undefined;
+    this.#consumer = "";
+    if (sub) sub.unsubscribe();
+    if (name && !this.#o.nc.isClosed()) {
+      // Best effort: an inactive consumer is removed by the server anyway.
+      await this.#o.jsm.consumers.delete(this.#stream, name).catch(() => {});
+    }
+  }
+
+  #checkLiveness(): void {
+    if (this.#closed || !this.#connected || this.#restarting) return;
+    const silentMs = Date.now() - this.#lastActivity;
+    if (silentMs > this.#o.heartbeatMs * 2.5) {
+      this.restart(`no message or heartbeat for ${silentMs} ms`);
+    }
+  }
+
+  #onMsg(sub: Subscription, err: Error | null, msg: Msg): void {
+    if (sub !== this.#sub) return; // a message for a consumer we already dropped
+    if (err) {
+      this.#o.handler.onError(`watcher subscription failed: ${describe(err)}`);
+      this.restart("subscription error");
+      return;
+    }
+    this.#lastActivity = Date.now();
+    const h = msg.headers;
+    if (h !== undefined && h.code === 100) {
+      this.#onStatus(msg);
+      return;
+    }
+    const reply = msg.reply;
+    if (!reply) return;
+    const t = reply.split(".");
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (v1, 9 tokens)
+    // or with <domain>.<account hash> after ACK and a random suffix (v2, 12 tokens).
+    const i = t.length >= 11 ? 7 : 5;
+    const sseq = Number(t[i]);
+    const dseq = Number(t[i + 1]);
+    const created = Number(t[i + 2]) / 1e6;
+    const pending = Number(t[i + 3]);
+    if (dseq !== this.#dseq + 1) {
+      this.restart(`consumer sequence gap (expected ${this.#dseq + 1}, got ${dseq})`);
+      return;
+    }
+    this.#dseq = dseq;
+    this.#pending = pending;
+    if (sseq > this.#lastRev) {
+      this.#lastRev = sseq;
+      const opHeader = h?.get(KV_OPERATION);
+      const op: Operation = opHeader === "DEL" ? "DEL" : opHeader === "PURGE" ? "PURGE" : "PUT";
+      this.#o.handler.onChange(
+        msg.subject.substring(this.#prefix.length),
+        op,
+        sseq,
+        Math.floor(created),
+        msg.data,
+        pending,
+      );
+    }
+    if (
+      !this.#caughtUp &&
+      (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget))
+    ) {
+      this.#caughtUp = true;
+      this.#o.handler.onCaughtUp(this.#lastRev);
+    }
+  }
+
+  #onStatus(msg: Msg): void {
+    const h = msg.headers!;
+    if (msg.reply) {
+      msg.respond(); // flow control request
+      return;
+    }
+    const stalled = h.get("Nats-Consumer-Stalled");
+    if (stalled) this.#o.nc.publish(stalled);
+    const lastConsumer = Number(h.get("Nats-Last-Consumer") || 0);
+    if (lastConsumer > this.#dseq) {
+      this.restart(`heartbeat reports consumer sequence ${lastConsumer}, have ${this.#dseq}`);
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => unref(setTimeout(resolve, ms)));
+}
+
+/** Lets the process exit while `timer` is pending (Deno timers are numbers at run time). */
+export function unref(timer: unknown): void {
+  Deno.unrefTimer(timer as number);
+}
+
+/** A short description of an error, without stack or secrets. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
