@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine (with Node/npm) lacks to build and test
+# kvedge: Deno 2, nats-server, the npm dependencies (and wrk with --bench).
+# Idempotent and quiet: one line per thing installed, nothing when all is present.
+# Usage: bash scripts/setup.sh [--bench]
+set -euo pipefail
+
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+# Runs a command with its output captured; shows the output only if it fails.
+quiet() {
+  if ! "$@" >"$log" 2>&1; then
+    echo "setup: failed: $*" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "setup: need root (or sudo) for: $*" >&2
+    exit 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+if ! command -v deno >/dev/null 2>&1; then
+  quiet npm install -g --silent --no-fund --no-audit deno@2
+  # npm's global bin directory may not be on PATH in this shell yet.
+  PATH="$(npm prefix -g)/bin:$PATH"
+  export PATH
+  if ! command -v deno >/dev/null 2>&1; then
+    echo "setup: deno was installed but is not on PATH (add $(npm prefix -g)/bin)" >&2
+    exit 1
+  fi
+  echo "installed deno $(deno --version | head -n 1 | cut -d ' ' -f 2)"
+fi
+
+if [ ! -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null 2>&1; then
+  apt_install nats-server
+  echo "installed nats-server $( (/usr/sbin/nats-server --version || nats-server --version) 2>&1 | head -n 1)"
+fi
+
+if [ "$bench" -eq 1 ] && ! command -v wrk >/dev/null 2>&1; then
+  apt_install wrk
+  echo "installed wrk"
+fi
+
+cd "$root"
+had_deps=0
+[ -d node_modules/.deno ] && had_deps=1
+quiet deno install --quiet
+if [ "$had_deps" -eq 0 ]; then
+  echo "installed npm dependencies"
+fi
