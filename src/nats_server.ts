@@ -101,9 +101,9 @@ export interface NatsServerProcess extends AsyncDisposable {
   stop(): Promise<void>;
   /** SIGKILL; resolves once exited. Idempotent. */
   kill(): Promise<void>;
-  /** SIGSTOP: the process stays alive but answers nothing. */
+  /** SIGSTOP; returns once the process is stopped: it stays alive but answers nothing. */
   pause(): void;
-  /** SIGCONT after `pause()`. */
+  /** SIGCONT after `pause()`; returns once the process runs again. */
   resume(): void;
   /** Stops the process if it runs, then starts it again on the same ports, config and store. */
   restart(): Promise<void>;
@@ -473,6 +473,8 @@ class Server implements NatsServerProcess {
     }
     this.#signal("SIGSTOP");
     this.#paused = true;
+    // Signals land asynchronously; callers expect a stopped process on return.
+    this.#awaitState((state) => state === "T" || state === "t");
   }
 
   resume(): void {
@@ -481,6 +483,16 @@ class Server implements NatsServerProcess {
     }
     this.#signal("SIGCONT");
     this.#paused = false;
+    this.#awaitState((state) => state !== "T" && state !== "t");
+  }
+
+  /** Spins (bounded to 1 s) until /proc shows the state wanted; a no-op where /proc is missing. */
+  #awaitState(wanted: (state: string) => boolean): void {
+    const deadline = Date.now() + 1_000;
+    while (Date.now() < deadline) {
+      const state = procState(this.pid);
+      if (state === undefined || wanted(state)) return;
+    }
   }
 
   async restart(): Promise<void> {
@@ -498,6 +510,18 @@ class Server implements NatsServerProcess {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+}
+
+/** The process state letter from `/proc/<pid>/stat` (R, S, T...), or `undefined`. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name is parenthesised and may contain spaces; the state follows it.
+    const end = stat.lastIndexOf(")");
+    return stat.slice(end + 2, end + 3) || undefined;
+  } catch {
+    return undefined;
   }
 }
 
