@@ -126,6 +126,11 @@ export class Watcher {
     return this.#lastRev;
   }
 
+  /** Sets the last applied revision (warm start from a snapshot). */
+  set lastRevision(rev: number) {
+    this.#lastRev = rev;
+  }
+
   /** Messages the server reported as still to deliver at the last delivery. */
   get pending(): number {
     return this.#pending;
@@ -149,11 +154,6 @@ export class Watcher {
   /** Whether a restart is in progress. */
   get restarting(): boolean {
     return this.#restarting !== undefined;
-  }
-
-  /** Sets the last applied revision (warm start from a snapshot). */
-  set lastRevision(rev: number) {
-    this.#lastRev = rev;
   }
 
   /** Sets the epoch known for the bucket (its stream's creation time). */
