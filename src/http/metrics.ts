@@ -1,0 +1,304 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of the facade's HTTP counters and
+ * of every served cache's stats, with no dependencies.
+ *
+ * Counting is on the hot path, so each route gets a pre-resolved
+ * {@link RouteMetrics} at app construction: observing a request is an array
+ * increment and a short loop over histogram bounds, with no string building
+ * and no map lookups. Strings are built only when `/metrics` is scraped.
+ *
+ * @module
+ */
+import type { CacheState, CacheStats, CacheStatus } from "../types.ts";
+
+/** Upper bounds of the latency histogram, in seconds. */
+export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/**
+ * Counters of one route: requests by status and a latency histogram.
+ *
+ * @example
+ * ```ts
+ * import { HttpMetrics } from "./metrics.ts";
+ * const m = new HttpMetrics();
+ * const r = m.route("GET", "/healthz");
+ * r.observe(200, 0.0002);
+ * console.log(m.render([]).includes('route="/healthz"')); // true
+ * ```
+ */
+export class RouteMetrics {
+  /** The route's method label. */
+  readonly method: string;
+  /** The route's template, e.g. `/v1/buckets/:bucket/keys/:key`. */
+  readonly route: string;
+  /** Requests by status code (index = status, 100–599). */
+  readonly byStatus: Float64Array = new Float64Array(600);
+  /** Non-cumulative histogram counts; the last slot is `+Inf`. */
+  readonly buckets: Float64Array = new Float64Array(LATENCY_BUCKETS_SECONDS.length + 1);
+  /** Sum of observed latencies, in seconds. */
+  sumSeconds = 0;
+  /** Number of observations. */
+  count = 0;
+
+  /** Creates the counters of one route. */
+  constructor(method: string, route: string) {
+    this.method = method;
+    this.route = route;
+  }
+
+  /** Counts one request that ended with `status` after `seconds`. */
+  observe(status: number, seconds: number): void {
+    this.byStatus[status >= 100 && status < 600 ? status : 599]! += 1;
+    const b = LATENCY_BUCKETS_SECONDS;
+    let i = 0;
+    while (i < b.length && seconds > b[i]!) i++;
+    this.buckets[i]! += 1;
+    this.sumSeconds += seconds;
+    this.count++;
+  }
+}
+
+/** One served cache, as the exposition reads it at scrape time. */
+export interface MetricsBucket {
+  /** Bucket name (label value). */
+  name: string;
+  /** Its counters. */
+  stats: CacheStats;
+  /** Its status. */
+  status: CacheStatus;
+}
+
+/** SSE gauges and counters, updated by the watch route. */
+export interface SseMetrics {
+  /** Streams open now. */
+  open: number;
+  /** Streams refused because the cap was reached. */
+  refused: number;
+  /** Streams closed because the client read too slowly. */
+  slowClients: number;
+}
+
+const STATES: readonly CacheState[] = ["starting", "synced", "stale", "resyncing", "closed"];
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
+
+/** Cache metrics: name, type, help and how to read the value. */
+const CACHE_SERIES: readonly {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  value: (b: MetricsBucket) => number;
+}[] = [
+  {
+    name: "kvedge_cache_hits_total",
+    type: "counter",
+    help: "Reads answered locally and fresh.",
+    value: (b) => b.stats.hits,
+  },
+  {
+    name: "kvedge_cache_stale_hits_total",
+    type: "counter",
+    help: "Reads answered locally while stale (NATS unreachable).",
+    value: (b) => b.stats.staleHits,
+  },
+  {
+    name: "kvedge_cache_misses_total",
+    type: "counter",
+    help: "Reads of keys that were not resident.",
+    value: (b) => b.stats.misses,
+  },
+  {
+    name: "kvedge_cache_fetches_total",
+    type: "counter",
+    help: "KV reads made for misses.",
+    value: (b) => b.stats.fetches,
+  },
+  {
+    name: "kvedge_cache_loads_total",
+    type: "counter",
+    help: "Calls to the origin loader.",
+    value: (b) => b.stats.loads,
+  },
+  {
+    name: "kvedge_cache_evictions_total",
+    type: "counter",
+    help: "Entries dropped by the local bounds.",
+    value: (b) => b.stats.evictions,
+  },
+  {
+    name: "kvedge_cache_rejected_total",
+    type: "counter",
+    help: "Stored values that failed the codec or schema.",
+    value: (b) => b.stats.rejected,
+  },
+  {
+    name: "kvedge_cache_entries",
+    type: "gauge",
+    help: "Resident entries (values and tombstones).",
+    value: (b) => b.stats.entries,
+  },
+  {
+    name: "kvedge_cache_bytes",
+    type: "gauge",
+    help: "Bytes counted against local.maxBytes.",
+    value: (b) => b.stats.bytes,
+  },
+  {
+    name: "kvedge_watcher_applied_total",
+    type: "counter",
+    help: "Changes applied from the watcher.",
+    value: (b) => b.stats.applied,
+  },
+  {
+    name: "kvedge_watcher_last_revision",
+    type: "gauge",
+    help: "Highest revision the watcher has applied.",
+    value: (b) => b.stats.lastRevision,
+  },
+  {
+    name: "kvedge_watcher_lag_revisions",
+    type: "gauge",
+    help: "Revisions known but not applied yet.",
+    value: (b) => b.stats.lagRevisions,
+  },
+  {
+    name: "kvedge_watcher_lag_seconds",
+    type: "gauge",
+    help: "Age of the oldest unapplied change.",
+    value: (b) => b.stats.lagMs / 1000,
+  },
+  {
+    name: "kvedge_cache_resyncs_total",
+    type: "counter",
+    help: "Full resyncs done.",
+    value: (b) => b.stats.resyncs,
+  },
+  {
+    name: "kvedge_nats_connected",
+    type: "gauge",
+    help: "1 when the cache's NATS connection is up.",
+    value: (b) => (b.status.connected ? 1 : 0),
+  },
+];
+
+/**
+ * The facade's registry: per-route HTTP counters plus the SSE gauges; caches
+ * are read at render time.
+ *
+ * @example
+ * ```ts
+ * import { HttpMetrics } from "./metrics.ts";
+ * const m = new HttpMetrics();
+ * m.route("GET", "/healthz").observe(200, 0.001);
+ * console.log(m.render([]).split("\n")[0]);
+ * ```
+ */
+export class HttpMetrics {
+  readonly #routes: RouteMetrics[] = [];
+  /** SSE counters, mutated by the watch route. */
+  readonly sse: SseMetrics = { open: 0, refused: 0, slowClients: 0 };
+
+  /** Registers (or returns) the counters of `method route`. */
+  route(method: string, route: string): RouteMetrics {
+    const found = this.#routes.find((r) => r.method === method && r.route === route);
+    if (found) return found;
+    const r = new RouteMetrics(method, route);
+    this.#routes.push(r);
+    return r;
+  }
+
+  /** The exposition text for the given caches. */
+  render(buckets: readonly MetricsBucket[]): string {
+    const out: string[] = [];
+    for (const s of CACHE_SERIES) {
+      out.push(`# HELP ${s.name} ${s.help}`, `# TYPE ${s.name} ${s.type}`);
+      for (const b of buckets) {
+        out.push(`${s.name}{bucket="${escapeLabel(b.name)}"} ${num(s.value(b))}`);
+      }
+    }
+    out.push(
+      "# HELP kvedge_cache_state 1 for the cache's current lifecycle state.",
+      "# TYPE kvedge_cache_state gauge",
+    );
+    for (const b of buckets) {
+      const name = escapeLabel(b.name);
+      for (const st of STATES) {
+        out.push(
+          `kvedge_cache_state{bucket="${name}",state="${st}"} ${b.status.state === st ? 1 : 0}`,
+        );
+      }
+    }
+
+    out.push(
+      "# HELP kvedge_http_requests_total HTTP requests by route and status.",
+      "# TYPE kvedge_http_requests_total counter",
+    );
+    for (const r of this.#routes) {
+      const labels = `method="${escapeLabel(r.method)}",route="${escapeLabel(r.route)}"`;
+      for (let status = 100; status < 600; status++) {
+        const n = r.byStatus[status]!;
+        if (n > 0) out.push(`kvedge_http_requests_total{${labels},status="${status}"} ${n}`);
+      }
+    }
+    out.push(
+      "# HELP kvedge_http_request_duration_seconds Time to the response headers, by route.",
+      "# TYPE kvedge_http_request_duration_seconds histogram",
+    );
+    for (const r of this.#routes) {
+      if (r.count === 0) continue;
+      const labels = `method="${escapeLabel(r.method)}",route="${escapeLabel(r.route)}"`;
+      let cumulative = 0;
+      for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
+        cumulative += r.buckets[i]!;
+        out.push(
+          `kvedge_http_request_duration_seconds_bucket{${labels},le="${
+            LATENCY_BUCKETS_SECONDS[i]
+          }"} ${cumulative}`,
+        );
+      }
+      out.push(
+        `kvedge_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${r.count}`,
+        `kvedge_http_request_duration_seconds_sum{${labels}} ${num(r.sumSeconds)}`,
+        `kvedge_http_request_duration_seconds_count{${labels}} ${r.count}`,
+      );
+    }
+    out.push(
+      "# HELP kvedge_sse_streams Server-sent event streams open now.",
+      "# TYPE kvedge_sse_streams gauge",
+      `kvedge_sse_streams ${this.sse.open}`,
+      "# HELP kvedge_sse_refused_total Streams refused because the cap was reached.",
+      "# TYPE kvedge_sse_refused_total counter",
+      `kvedge_sse_refused_total ${this.sse.refused}`,
+      "# HELP kvedge_sse_slow_clients_total Streams closed because the client read too slowly.",
+      "# TYPE kvedge_sse_slow_clients_total counter",
+      `kvedge_sse_slow_clients_total ${this.sse.slowClients}`,
+    );
+    return out.join("\n") + "\n";
+  }
+}

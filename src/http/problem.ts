@@ -1,0 +1,229 @@
+/**
+ * RFC 9457 problem details: the one error shape of the HTTP facade. Handlers
+ * throw {@link HttpProblem}s (or let typed kvedge errors escape) and the one
+ * `onError` renders them as `application/problem+json`.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import {
+  BucketNotFoundError,
+  ClosedError,
+  ConflictError,
+  KeyError,
+  LoaderError,
+  PermissionError,
+  UnavailableError,
+  ValidationError,
+} from "../errors.ts";
+
+/** Stable machine-readable codes of HTTP problems; clients branch on these. */
+export type ProblemCode =
+  | "bad_request"
+  | "bad_key"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "method_not_allowed"
+  | "precondition_failed"
+  | "too_large"
+  | "schema"
+  | "too_many_streams"
+  | "upstream_forbidden"
+  | "loader_failed"
+  | "unavailable"
+  | "internal";
+
+/** Status and title of each code. */
+const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }> = {
+  bad_request: { status: 400, title: "Bad request" },
+  bad_key: { status: 400, title: "Invalid key" },
+  unauthorized: { status: 401, title: "Unauthorized" },
+  forbidden: { status: 403, title: "Forbidden" },
+  upstream_forbidden: { status: 403, title: "Not permitted upstream" },
+  not_found: { status: 404, title: "Not found" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  precondition_failed: { status: 412, title: "Precondition failed" },
+  too_large: { status: 413, title: "Content too large" },
+  schema: { status: 422, title: "Value does not match the schema" },
+  loader_failed: { status: 502, title: "Origin failed" },
+  unavailable: { status: 503, title: "Service unavailable" },
+  too_many_streams: { status: 503, title: "Too many streams" },
+  internal: { status: 500, title: "Internal error" },
+};
+
+/** Prefix of the `type` URI of every problem; the code follows it. */
+export const PROBLEM_TYPE_PREFIX = "urn:kvedge:problem:";
+
+/** Extra fields and headers of a problem. */
+export interface HttpProblemOptions {
+  /** Response headers to add (`Retry-After`, `Allow`, `WWW-Authenticate`…). */
+  headers?: Record<string, string>;
+  /** Extension members of the problem object, e.g. `issues` (must not clash with the standard ones). */
+  extensions?: Record<string, unknown>;
+  /** The error that caused this one (never rendered). */
+  cause?: unknown;
+}
+
+/**
+ * An HTTP error with a stable {@link ProblemCode}, rendered as
+ * `application/problem+json` by {@link handleProblem}. It is a hono
+ * `HTTPException`, so hono's own tooling recognises it.
+ *
+ * @example
+ * ```ts
+ * import { HttpProblem } from "./problem.ts";
+ * const p = new HttpProblem("not_found", 'key "a" is absent');
+ * console.log(p.status, p.code); // 404 "not_found"
+ * ```
+ */
+export class HttpProblem extends HTTPException {
+  /** The stable code. */
+  readonly code: ProblemCode;
+  /** Short human summary of the code (the same for every problem of that code). */
+  readonly title: string;
+  /** What went wrong in this occurrence; never contains secrets or NATS internals. */
+  readonly detail: string;
+  /** Headers added to the response. */
+  readonly headers: Record<string, string>;
+  /** Extension members. */
+  readonly extensions: Record<string, unknown>;
+
+  /** Builds the problem of `code` with a human `detail`. */
+  constructor(code: ProblemCode, detail: string, options: HttpProblemOptions = {}) {
+    const { status, title } = CODES[code];
+    super(status, { message: detail, cause: options.cause });
+    this.name = "HttpProblem";
+    this.code = code;
+    this.title = title;
+    this.detail = detail;
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
+  }
+
+  /** The problem object as sent (without `instance` unless given). */
+  toObject(instance?: string): Record<string, unknown> {
+    return {
+      ...this.extensions,
+      type: PROBLEM_TYPE_PREFIX + this.code,
+      title: this.title,
+      status: this.status,
+      detail: this.detail,
+      code: this.code,
+      ...(instance === undefined ? {} : { instance }),
+    };
+  }
+
+  /** Renders the problem as an `application/problem+json` response. */
+  override getResponse(instance?: string): Response {
+    return new Response(JSON.stringify(this.toObject(instance)), {
+      status: this.status,
+      headers: {
+        ...this.headers,
+        "content-type": "application/problem+json",
+        "cache-control": "no-store",
+      },
+    });
+  }
+}
+
+/** Longest request path echoed back as `instance`, in characters. */
+const MAX_INSTANCE_LENGTH = 256;
+
+/**
+ * Maps anything thrown while handling a request to an {@link HttpProblem}:
+ * typed kvedge errors get their status, anything else is `internal` (500)
+ * with a detail that reveals nothing.
+ *
+ * @example
+ * ```ts
+ * import { toProblem } from "./problem.ts";
+ * import { ConflictError } from "../errors.ts";
+ * console.log(toProblem(new ConflictError("lost", { key: "a" })).status); // 412
+ * ```
+ */
+export function toProblem(err: unknown): HttpProblem {
+  if (err instanceof HttpProblem) return err;
+  if (err instanceof ConflictError) {
+    return new HttpProblem(
+      "precondition_failed",
+      `the revision of "${err.key}" does not match the precondition`,
+      { cause: err },
+    );
+  }
+  if (err instanceof ValidationError) {
+    return new HttpProblem("schema", "the value does not match the bucket's schema", {
+      extensions: { issues: err.issues.map((i) => ({ path: i.path, message: i.message })) },
+      cause: err,
+    });
+  }
+  if (err instanceof KeyError) {
+    return new HttpProblem("bad_key", err.message.replace(/^Cannot [^:]*: /, ""), { cause: err });
+  }
+  if (err instanceof PermissionError) {
+    // The edge's own NATS credentials refuse this, for every client alike: not
+    // retryable, and not the client's token at fault, hence its own code.
+    return new HttpProblem(
+      "upstream_forbidden",
+      "the edge's NATS credentials do not permit this operation",
+      { cause: err },
+    );
+  }
+  if (err instanceof LoaderError) {
+    return new HttpProblem("loader_failed", "the origin loader failed", { cause: err });
+  }
+  if (
+    err instanceof UnavailableError || err instanceof ClosedError ||
+    err instanceof BucketNotFoundError
+  ) {
+    return new HttpProblem("unavailable", "the key-value store is unavailable; retry later", {
+      headers: { "retry-after": "1" },
+      cause: err,
+    });
+  }
+  if (err instanceof HTTPException) {
+    // Hono's own exceptions (none are thrown today, but middleware may).
+    const status = err.status;
+    const code: ProblemCode = status === 401
+      ? "unauthorized"
+      : status === 403
+      ? "forbidden"
+      : status === 404
+      ? "not_found"
+      : status === 413
+      ? "too_large"
+      : status >= 500
+      ? "internal"
+      : "bad_request";
+    return new HttpProblem(code, code === "internal" ? "internal error" : err.message || code, {
+      cause: err,
+    });
+  }
+  return new HttpProblem("internal", "internal error", { cause: err });
+}
+
+/** The request path as echoed in `instance`, truncated. */
+export function problemInstance(path: string): string {
+  return path.length > MAX_INSTANCE_LENGTH ? path.slice(0, MAX_INSTANCE_LENGTH) + "…" : path;
+}
+
+/**
+ * Renders `err` as problem+json for the request of `c`. This is the app's one
+ * `onError`; route handlers may also call it to render without unwinding.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { handleProblem, HttpProblem } from "./problem.ts";
+ * const app = new Hono();
+ * app.onError(handleProblem);
+ * app.get("/x", () => {
+ *   throw new HttpProblem("forbidden", "no");
+ * });
+ * ```
+ */
+export function handleProblem(err: unknown, c: Context): Response {
+  return toProblem(err).getResponse(problemInstance(c.req.path));
+}
