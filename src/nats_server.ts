@@ -63,7 +63,7 @@ export interface NatsServerOptions {
   readyTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before SIGKILL, in milliseconds. Default `5000`. */
   stopTimeoutMs?: number;
-  /** Aborts the wait for readiness (the half-started process is killed). */
+  /** Aborts the first start's wait for readiness (the half-started process is killed). */
   signal?: AbortSignal;
 }
 
@@ -312,7 +312,7 @@ class Server implements NatsServerProcess {
       const logStart = await fileSize(this.#logFile);
       this.#spawn();
       try {
-        await this.#waitReady(logStart);
+        await this.#waitReady(logStart, first ? this.#options.signal : undefined);
         return;
       } catch (err) {
         await this.kill();
@@ -367,10 +367,9 @@ class Server implements NatsServerProcess {
     });
   }
 
-  async #waitReady(logStart: number): Promise<void> {
+  async #waitReady(logStart: number, signal: AbortSignal | undefined): Promise<void> {
     const timeoutMs = this.#options.readyTimeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
-    const signal = this.#options.signal;
     let exitStatus: Deno.CommandStatus | undefined;
     this.#exited.then((status) => exitStatus = status, () => {});
     let intervalMs = 10;
