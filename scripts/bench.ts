@@ -1,0 +1,166 @@
+/**
+ * `deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]`:
+ * runs the benchmark scenarios of `scripts/bench/`, prints one table of
+ * kvedge figures against the competitor measured in the same run (median of
+ * repetitions, min–max, ratio, target ✓/✗), and writes
+ * `bench/results/<scenario>.json` (machine, versions, parameters, raw figures).
+ *
+ * `--quick` is a smoke run (tiny sizes, seconds); its results go to a
+ * temporary directory unless `--out` says otherwise, so they never replace
+ * real figures. `--update-readme` replaces the table in `bench/README.md`.
+ *
+ * @module
+ */
+import {
+  type BenchContext,
+  cleanupAll,
+  machineInfo,
+  ROOT,
+  type Scenario,
+  type ScenarioResult,
+  table,
+  writeResult,
+} from "./bench/_harness.ts";
+import { scenario as localHit } from "./bench/local_hit.ts";
+
+/** Every scenario, in the order a full run executes them. */
+const SCENARIOS: Scenario[] = [localHit];
+
+const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]
+
+scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
+  --quick          smoke run: tiny sizes, few repetitions (results go to a temp dir)
+  --out DIR        where to write <scenario>.json (default bench/results)
+  --reps N         repetitions per figure (default 5, quick 2)
+  --update-readme  replace the results table in bench/README.md`;
+
+interface Args {
+  names: string[];
+  quick: boolean;
+  out: string | undefined;
+  reps: number | undefined;
+  updateReadme: boolean;
+}
+
+function parse(argv: string[]): Args {
+  const a: Args = { names: [], quick: false, out: undefined, reps: undefined, updateReadme: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--quick") a.quick = true;
+    else if (arg === "--update-readme") a.updateReadme = true;
+    else if (arg === "--out") a.out = argv[++i];
+    else if (arg === "--reps") a.reps = Number(argv[++i]);
+    else if (arg === "-h" || arg === "--help") {
+      console.log(USAGE);
+      Deno.exit(0);
+    } else if (arg.startsWith("-")) throw new TypeError(`Cannot run bench: unknown flag ${arg}`);
+    else a.names.push(arg);
+  }
+  if (a.reps !== undefined && (!Number.isInteger(a.reps) || a.reps < 1)) {
+    throw new RangeError(`Cannot run bench: --reps must be a positive integer`);
+  }
+  return a;
+}
+
+const README_START = "<!-- bench:table:start -->";
+const README_END = "<!-- bench:table:end -->";
+
+async function updateReadme(text: string): Promise<void> {
+  const path = `${ROOT}/bench/README.md`;
+  const readme = await Deno.readTextFile(path);
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) {
+    throw new Error(`Cannot update ${path}: markers ${README_START} / ${README_END} not found`);
+  }
+  const next = readme.slice(0, start + README_START.length) + "\n" + text + "\n" +
+    readme.slice(end);
+  await Deno.writeTextFile(path, next);
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parse(Deno.args);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const unknown = args.names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length) {
+    console.error(`Cannot run bench: unknown scenario ${unknown.join(", ")}\n\n${USAGE}`);
+    return 2;
+  }
+  const chosen = args.names.length
+    ? SCENARIOS.filter((s) => args.names.includes(s.name))
+    : SCENARIOS;
+  const out = args.out ??
+    (args.quick
+      ? await Deno.makeTempDir({ prefix: "kvedge_bench_quick_" })
+      : `${ROOT}/bench/results`);
+  const ctx: BenchContext = {
+    quick: args.quick,
+    reps: args.reps ?? (args.quick ? 2 : 5),
+    log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
+  };
+  const command = `deno task bench ${Deno.args.join(" ")}`.trim();
+  const machine = await machineInfo();
+  const results: ScenarioResult[] = [];
+  let failed = 0;
+  const started = performance.now();
+  for (const s of chosen) {
+    const t0 = performance.now();
+    ctx.log(`${s.name}: ${s.title}`);
+    let result: ScenarioResult;
+    try {
+      result = await s.run(ctx);
+    } catch (err) {
+      failed++;
+      console.error(`bench ${s.name} failed:`, err);
+      result = {
+        name: s.name,
+        title: s.title,
+        params: {},
+        rows: [],
+        skipped: `failed: ${(err as Error).message?.split("\n")[0]}`,
+      };
+    }
+    await cleanupAll();
+    const seconds = (performance.now() - t0) / 1000;
+    result.params = { ...result.params, quick: args.quick, seconds: Math.round(seconds) };
+    const path = await writeResult(out, result, machine, command);
+    ctx.log(`${s.name}: done in ${seconds.toFixed(1)} s → ${path}`);
+    console.log(`\n${table([result])}`);
+    results.push(result);
+  }
+  const total = (performance.now() - started) / 1000;
+  const text = [
+    `Command: \`${command}\` — ${machine.date} — ${machine.cpus} cores (${
+      machine.cpuModel ?? "unknown CPU"
+    }), ${machine.os}, Deno ${(machine.deno as { deno: string }).deno}, ${
+      machine.natsServer ?? "nats-server"
+    } — total ${Math.round(total)} s`,
+    "",
+    table(results),
+  ].join("\n");
+  console.log(`\n## All results\n\n${text}\n`);
+  await Deno.writeTextFile(`${out}/summary.md`, text + "\n");
+  if (args.updateReadme) await updateReadme(text);
+  const misses = results.flatMap((r) => r.rows).filter((r) => r.pass === false).length;
+  ctx.log(`${misses} row(s) miss their target; results in ${out}`);
+  return failed > 0 ? 1 : 0;
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, () => {
+    cleanupAll().finally(() => Deno.exit(130));
+  });
+}
+
+let code = 1;
+try {
+  code = await main();
+} finally {
+  await cleanupAll();
+}
+Deno.exit(code);
