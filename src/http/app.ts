@@ -578,7 +578,7 @@ export function createApp(options: CreateAppOptions): Hono {
     // so memory stays O(limit) however large the bucket is.
     let page: string[] = [];
     const keep = limit + 1;
-    for await (const k of b.cache.keys(filterForPrefix(prefix), { signal: c.req.raw.signal })) {
+    for await (const k of b.cache.keys(filterForPrefix(prefix))) {
       if (prefix !== "" && !k.startsWith(prefix)) continue;
       if (after !== undefined && k <= after) continue;
       page.push(k);
@@ -599,7 +599,7 @@ export function createApp(options: CreateAppOptions): Hono {
     async function keyHistory(c) {
       const b = bucketOf(c);
       const key = keyOf(c);
-      const history = await b.cache.history(key, { signal: c.req.raw.signal });
+      const history = await b.cache.history(key);
       if (history.length === 0) throw new HttpProblem("not_found", "the key has no history");
       return c.json({
         key,
@@ -670,7 +670,6 @@ export function createApp(options: CreateAppOptions): Hono {
       heartbeatMs,
       retryMs: sseRetryMs,
       bufferSize: sseBufferSize,
-      clientSignal: c.req.raw.signal,
       ...(shutdownSignal === undefined ? {} : { shutdownSignal }),
       onClose(reason) {
         metrics.sse.open--;

@@ -4,6 +4,11 @@
  * client that reads too slowly is disconnected instead of buffering without
  * limit), and an end on client abort or server shutdown.
  *
+ * A client that goes away is noticed through the body stream's `cancel()`,
+ * which `Deno.serve` calls when the connection drops. `request.signal` is not
+ * used: in Deno 2.9 merely reading it prints a warning about its legacy
+ * behaviour (it also aborts after every successful response).
+ *
  * The queue is the response stream's own: the source is drained as fast as
  * it produces and each event is enqueued without waiting for the client, so
  * a stalled client shows up as a full queue, not as a stalled source.
@@ -45,8 +50,6 @@ export interface SseStreamOptions {
    * them; one more disconnects it. Positive.
    */
   bufferSize: number;
-  /** Aborted when the client goes away (usually `request.signal`). */
-  clientSignal?: AbortSignal;
   /** Aborted on server shutdown: the stream ends cleanly. */
   shutdownSignal?: AbortSignal;
   /** Called once when the stream ends, with the reason. */
@@ -101,14 +104,12 @@ export function sseStream(
   let closed = false;
   let timer: ReturnType<typeof setInterval> | undefined;
 
-  const onClient = () => finish("client");
   const onShutdown = () => finish("shutdown");
 
   function finish(reason: SseCloseReason, error?: unknown): void {
     if (closed) return;
     closed = true;
     if (timer !== undefined) clearInterval(timer);
-    options.clientSignal?.removeEventListener("abort", onClient);
     options.shutdownSignal?.removeEventListener("abort", onShutdown);
     stop.abort();
     try {
@@ -150,9 +151,7 @@ export function sseStream(
     start(c) {
       controller = c;
       push(`retry: ${Math.floor(options.retryMs)}\n\n`);
-      if (options.clientSignal?.aborted) return finish("client");
       if (options.shutdownSignal?.aborted) return finish("shutdown");
-      options.clientSignal?.addEventListener("abort", onClient, { once: true });
       options.shutdownSignal?.addEventListener("abort", onShutdown, { once: true });
       timer = setInterval(() => push(": hb\n\n"), options.heartbeatMs);
       void pump();

@@ -1,0 +1,373 @@
+/**
+ * Configuration of the edge worker (`deno task serve`) from environment
+ * variables, validated with zod at the boundary. A bad value is a `TypeError`
+ * naming the variable (never its value: some are secrets); the worker turns
+ * it into one error line and exit code 2 before it listens.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { ConnectionOptions } from "@nats-io/nats-core";
+import { credsAuthenticator, nkeyAuthenticator } from "@nats-io/nats-core";
+import { bucketProblem } from "./keys.ts";
+import type { CacheMode } from "./types.ts";
+
+/** One bucket the edge serves, from `KVEDGE_BUCKETS`. */
+export interface EdgeBucketConfig {
+  /** Bucket name. */
+  name: string;
+  /** Cache mode. Default `lazy`. */
+  mode: CacheMode;
+  /** Writes refused at this edge (`:ro` suffix). */
+  readOnly: boolean;
+}
+
+/** How the edge authenticates to NATS (at most one method). */
+export type EdgeNatsAuth =
+  | { kind: "none" }
+  | { kind: "creds"; file: string }
+  | { kind: "user"; user: string; pass: string }
+  | { kind: "token"; token: string }
+  | { kind: "nkey"; seed: string };
+
+/** The edge worker's resolved configuration. */
+export interface EdgeConfig {
+  /** NATS servers from `NATS_URL`; `undefined`: start an embedded nats-server. */
+  natsServers: string[] | undefined;
+  /** NATS authentication. */
+  natsAuth: EdgeNatsAuth;
+  /** TLS files for NATS, if any. */
+  natsTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
+  /** Buckets served. */
+  buckets: EdgeBucketConfig[];
+  /** HTTP port (0: any free port). */
+  port: number;
+  /** HTTP listen address. */
+  hostname: string;
+  /** Bearer tokens for reads (empty: reads open). */
+  readTokens: string[];
+  /** Bearer tokens for writes. */
+  writeTokens: string[];
+  /** Writes allowed with no token (no write token configured). */
+  anonymousWrites: boolean;
+  /** Local bounds of every cache. */
+  local: { maxItems: number; maxBytes: number; maxTtlMs?: number };
+  /** Create missing buckets. */
+  createBuckets: boolean;
+  /** Deadline of a miss fetch, in ms (cache default when undefined). */
+  missTimeoutMs?: number;
+  /** How long resident entries are served stale during an outage, in ms (cache default when undefined). */
+  staleIfErrorMs?: number;
+  /** CORS origins (empty: CORS off). */
+  corsOrigins: string[];
+  /** Largest request body, in bytes. */
+  maxBodyBytes: number;
+  /** Most concurrent SSE streams. */
+  maxSseStreams: number;
+  /** How long `/readyz` tolerates a stale bucket, in ms (undefined: forever). */
+  readyMaxStaleMs?: number;
+  /** kvedge's data directory (the embedded server's store is `<dataDir>/nats`). */
+  dataDir: string;
+  /** One log line per request. */
+  logRequests: boolean;
+  /** Bound on draining in-flight requests at shutdown, in ms. */
+  shutdownTimeoutMs: number;
+}
+
+const list = (v: string | undefined): string[] =>
+  (v ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().trim().regex(/^[0-9]+$/, { message: `must be an integer from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(
+      z.number().int().min(min, { message: `must be at least ${min}` }).max(max, {
+        message: `must be at most ${max}`,
+      }),
+    );
+
+const flagVar = z.string().trim().toLowerCase().pipe(
+  z.enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""], {
+    message: 'must be "1" or "0"',
+  }),
+).transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+const SERVER = /^(?:(?:nats|tls|ws|wss):\/\/)?[^\s,/]+(?::[0-9]{1,5})?\/?$/;
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;
+
+const EnvSchema = z.object({
+  NATS_URL: z.string().optional().transform((v, ctx) => {
+    const urls = list(v);
+    for (const u of urls) {
+      if (!SERVER.test(u)) {
+        ctx.addIssue({ code: "custom", message: "every entry must be a nats://host:port URL" });
+        return z.NEVER;
+      }
+    }
+    return urls.length === 0 ? undefined : urls;
+  }),
+  NATS_CREDS: z.string().trim().min(1).optional(),
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASS: z.string().min(1).optional(),
+  NATS_TOKEN: z.string().min(1).optional(),
+  NATS_NKEY_SEED: z.string().trim().regex(/^SU[A-Z2-7]+$/, {
+    message: "must be a user nkey seed (SU…)",
+  }).optional(),
+  NATS_TLS_CA: z.string().trim().min(1).optional(),
+  NATS_TLS_CERT: z.string().trim().min(1).optional(),
+  NATS_TLS_KEY: z.string().trim().min(1).optional(),
+  KVEDGE_BUCKETS: z.string().optional(),
+  PORT: intVar(0, 65535).optional(),
+  HOSTNAME: z.string().trim().min(1).optional(),
+  KVEDGE_READ_TOKEN: z.string().optional().transform((v, ctx) => tokens(v, ctx)),
+  KVEDGE_WRITE_TOKEN: z.string().optional().transform((v, ctx) => tokens(v, ctx)),
+  KVEDGE_ANONYMOUS_WRITES: flagVar.optional(),
+  KVEDGE_MAX_ITEMS: intVar(1).optional(),
+  KVEDGE_MAX_BYTES: intVar(1).optional(),
+  KVEDGE_MAX_TTL_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_CREATE_BUCKETS: flagVar.optional(),
+  KVEDGE_MISS_TIMEOUT_MS: intVar(1, 2 ** 31 - 1).optional(),
+  KVEDGE_STALE_IF_ERROR_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_CORS_ORIGINS: z.string().optional().transform((v, ctx) => {
+    const origins = list(v);
+    if (origins.some((o) => !ORIGIN.test(o))) {
+      ctx.addIssue({ code: "custom", message: 'every origin must be "scheme://host[:port]" or *' });
+      return z.NEVER;
+    }
+    return origins;
+  }),
+  KVEDGE_MAX_BODY_BYTES: intVar(1, 64 << 20).optional(),
+  KVEDGE_MAX_SSE_STREAMS: intVar(1, 1_000_000).optional(),
+  KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_DATA_DIR: z.string().trim().min(1).optional(),
+  KVEDGE_LOG_REQUESTS: flagVar.optional(),
+  KVEDGE_SHUTDOWN_TIMEOUT_MS: intVar(0, 600_000).optional(),
+});
+
+function tokens(v: string | undefined, ctx: z.RefinementCtx): string[] {
+  const ts = list(v);
+  if (ts.some((t) => !B64TOKEN.test(t))) {
+    // The message must not contain the token: it is a secret.
+    ctx.addIssue({ code: "custom", message: "tokens may only contain A-Z a-z 0-9 - . _ ~ + / =" });
+    return z.NEVER;
+  }
+  return ts;
+}
+
+function parseBuckets(v: string | undefined, embedded: boolean): EdgeBucketConfig[] {
+  const items = list(v);
+  if (items.length === 0) {
+    if (embedded) return [{ name: "demo", mode: "lazy", readOnly: false }];
+    throw new TypeError(
+      "Cannot start edge: KVEDGE_BUCKETS is required with NATS_URL (e.g. users:replica,products:lazy:ro)",
+    );
+  }
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const [name = "", ...flags] = item.split(":").map((s) => s.trim());
+    const problem = bucketProblem(name);
+    if (problem !== undefined) throw new TypeError(`Cannot start edge: KVEDGE_BUCKETS: ${problem}`);
+    if (seen.has(name)) {
+      throw new TypeError(`Cannot start edge: KVEDGE_BUCKETS: bucket "${name}" is listed twice`);
+    }
+    seen.add(name);
+    let mode: CacheMode = "lazy";
+    let readOnly = false;
+    for (const f of flags) {
+      if (f === "lazy" || f === "replica") mode = f;
+      else if (f === "ro") readOnly = true;
+      else {
+        throw new TypeError(
+          `Cannot start edge: KVEDGE_BUCKETS: unknown flag ${
+            JSON.stringify(f.slice(0, 32))
+          } for "${name}" (lazy, replica or ro)`,
+        );
+      }
+    }
+    return { name, mode, readOnly };
+  });
+}
+
+/**
+ * Parses the edge worker's environment. Throws a `TypeError` whose message
+ * names the faulty variable and never contains a value.
+ *
+ * @example
+ * ```ts
+ * import { parseEdgeConfig } from "./edge_config.ts";
+ * const cfg = parseEdgeConfig({ KVEDGE_BUCKETS: "users:replica,products:ro", NATS_URL: "nats://127.0.0.1:4222" });
+ * console.log(cfg.buckets.map((b) => b.name)); // ["users", "products"]
+ * ```
+ */
+export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeConfig {
+  // Only our variables, and an empty one counts as unset (`PORT= deno task serve`).
+  const known: Record<string, string> = {};
+  for (const name of Object.keys(EnvSchema.shape)) {
+    const v = env[name];
+    if (v !== undefined && v.trim() !== "") known[name] = v;
+  }
+  const r = EnvSchema.safeParse(known);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new TypeError(`Cannot start edge: ${issue.path.join(".")}: ${issue.message}`);
+  }
+  const e = r.data;
+  const embedded = e.NATS_URL === undefined;
+
+  const methods: EdgeNatsAuth[] = [];
+  if (e.NATS_CREDS !== undefined) methods.push({ kind: "creds", file: e.NATS_CREDS });
+  if (e.NATS_USER !== undefined || e.NATS_PASS !== undefined) {
+    if (e.NATS_USER === undefined || e.NATS_PASS === undefined) {
+      throw new TypeError("Cannot start edge: NATS_USER and NATS_PASS go together");
+    }
+    methods.push({ kind: "user", user: e.NATS_USER, pass: e.NATS_PASS });
+  }
+  if (e.NATS_TOKEN !== undefined) methods.push({ kind: "token", token: e.NATS_TOKEN });
+  if (e.NATS_NKEY_SEED !== undefined) methods.push({ kind: "nkey", seed: e.NATS_NKEY_SEED });
+  if (methods.length > 1) {
+    throw new TypeError(
+      "Cannot start edge: set only one of NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED",
+    );
+  }
+  if (embedded && (methods.length > 0 || e.NATS_TLS_CA || e.NATS_TLS_CERT || e.NATS_TLS_KEY)) {
+    throw new TypeError(
+      "Cannot start edge: NATS credentials or TLS files are set but NATS_URL is not",
+    );
+  }
+  if ((e.NATS_TLS_CERT === undefined) !== (e.NATS_TLS_KEY === undefined)) {
+    throw new TypeError("Cannot start edge: NATS_TLS_CERT and NATS_TLS_KEY go together");
+  }
+  const tls = e.NATS_TLS_CA || e.NATS_TLS_CERT
+    ? {
+      ...(e.NATS_TLS_CA ? { caFile: e.NATS_TLS_CA } : {}),
+      ...(e.NATS_TLS_CERT ? { certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : {}),
+    }
+    : undefined;
+
+  const readTokens = e.KVEDGE_READ_TOKEN;
+  const writeTokens = e.KVEDGE_WRITE_TOKEN;
+  // Writes without a token only in the self-contained dev setup, or when asked for.
+  const anonymousWrites = writeTokens.length === 0 &&
+    (e.KVEDGE_ANONYMOUS_WRITES ?? embedded);
+  if (e.KVEDGE_ANONYMOUS_WRITES === true && writeTokens.length > 0) {
+    throw new TypeError(
+      "Cannot start edge: KVEDGE_ANONYMOUS_WRITES=1 contradicts KVEDGE_WRITE_TOKEN",
+    );
+  }
+
+  return {
+    natsServers: e.NATS_URL,
+    natsAuth: methods[0] ?? { kind: "none" },
+    natsTls: tls,
+    buckets: parseBuckets(e.KVEDGE_BUCKETS, embedded),
+    port: e.PORT ?? 8080,
+    hostname: e.HOSTNAME ?? "127.0.0.1",
+    readTokens,
+    writeTokens,
+    anonymousWrites,
+    local: {
+      maxItems: e.KVEDGE_MAX_ITEMS ?? 100_000,
+      maxBytes: e.KVEDGE_MAX_BYTES ?? 64 << 20,
+      ...(e.KVEDGE_MAX_TTL_MS ? { maxTtlMs: e.KVEDGE_MAX_TTL_MS } : {}),
+    },
+    createBuckets: e.KVEDGE_CREATE_BUCKETS ?? embedded,
+    ...(e.KVEDGE_MISS_TIMEOUT_MS === undefined ? {} : { missTimeoutMs: e.KVEDGE_MISS_TIMEOUT_MS }),
+    ...(e.KVEDGE_STALE_IF_ERROR_MS === undefined
+      ? {}
+      : { staleIfErrorMs: e.KVEDGE_STALE_IF_ERROR_MS }),
+    corsOrigins: e.KVEDGE_CORS_ORIGINS,
+    maxBodyBytes: e.KVEDGE_MAX_BODY_BYTES ?? 1 << 20,
+    maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
+    ...(e.KVEDGE_READY_MAX_STALE_MS === undefined
+      ? {}
+      : { readyMaxStaleMs: e.KVEDGE_READY_MAX_STALE_MS }),
+    dataDir: e.KVEDGE_DATA_DIR ?? ".data",
+    logRequests: e.KVEDGE_LOG_REQUESTS ?? true,
+    shutdownTimeoutMs: e.KVEDGE_SHUTDOWN_TIMEOUT_MS ?? 10_000,
+  };
+}
+
+/**
+ * The nats.js connection options of a config: authenticator and TLS. Reads
+ * the creds file; a missing or unreadable one is a `TypeError` (a config
+ * error) naming the variable.
+ *
+ * @example
+ * ```ts
+ * import { natsConnectOptions, parseEdgeConfig } from "./edge_config.ts";
+ * const cfg = parseEdgeConfig({ NATS_URL: "nats://127.0.0.1:4222", NATS_TOKEN: "t", KVEDGE_BUCKETS: "a" });
+ * const opts = await natsConnectOptions(cfg);
+ * console.log(opts.servers); // ["nats://127.0.0.1:4222"]
+ * ```
+ */
+export async function natsConnectOptions(config: EdgeConfig): Promise<Partial<ConnectionOptions>> {
+  const opts: Partial<ConnectionOptions> = {
+    name: "kvedge-edge",
+    ...(config.natsServers === undefined ? {} : { servers: config.natsServers }),
+  };
+  const a = config.natsAuth;
+  if (a.kind === "creds") {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(a.file);
+    } catch {
+      throw new TypeError("Cannot start edge: NATS_CREDS: the creds file cannot be read");
+    }
+    opts.authenticator = credsAuthenticator(bytes);
+  } else if (a.kind === "user") {
+    opts.user = a.user;
+    opts.pass = a.pass;
+  } else if (a.kind === "token") {
+    opts.token = a.token;
+  } else if (a.kind === "nkey") {
+    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(a.seed));
+  }
+  if (config.natsTls !== undefined) {
+    for (const [name, file] of Object.entries(config.natsTls)) {
+      try {
+        await Deno.stat(file!);
+      } catch {
+        const v = { caFile: "NATS_TLS_CA", certFile: "NATS_TLS_CERT", keyFile: "NATS_TLS_KEY" };
+        throw new TypeError(
+          `Cannot start edge: ${v[name as keyof typeof v]}: the file cannot be read`,
+        );
+      }
+    }
+    opts.tls = { ...config.natsTls };
+  }
+  return opts;
+}
+
+/**
+ * The config as it may be logged: secrets replaced by their count.
+ *
+ * @example
+ * ```ts
+ * import { describeEdgeConfig, parseEdgeConfig } from "./edge_config.ts";
+ * console.log(describeEdgeConfig(parseEdgeConfig({ KVEDGE_WRITE_TOKEN: "s3cret" })).writeTokens); // 1
+ * ```
+ */
+export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> {
+  return {
+    nats: config.natsServers ?? "embedded",
+    natsAuth: config.natsAuth.kind,
+    natsTls: config.natsTls !== undefined,
+    buckets: config.buckets.map((b) => `${b.name}:${b.mode}${b.readOnly ? ":ro" : ""}`),
+    listen: `${config.hostname}:${config.port}`,
+    readTokens: config.readTokens.length,
+    writeTokens: config.writeTokens.length,
+    anonymousWrites: config.anonymousWrites,
+    local: config.local,
+    createBuckets: config.createBuckets,
+    missTimeoutMs: config.missTimeoutMs,
+    staleIfErrorMs: config.staleIfErrorMs,
+    corsOrigins: config.corsOrigins,
+    maxBodyBytes: config.maxBodyBytes,
+    maxSseStreams: config.maxSseStreams,
+    readyMaxStaleMs: config.readyMaxStaleMs,
+    dataDir: config.dataDir,
+    logRequests: config.logRequests,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  };
+}

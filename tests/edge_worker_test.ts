@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "./_setup.ts";
+
+const WORKER = fileURLToPath(new URL("../workers/edge.ts", import.meta.url));
+
+interface Worker extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  /** Every JSON line printed so far, stdout and stderr. */
+  lines: Record<string, unknown>[];
+  /** Raw stderr text so far. */
+  stderr: () => string;
+  exited: Promise<Deno.CommandStatus>;
+}
+
+/** Starts the worker in `cwd` with `env` added to a NATS-less environment. */
+function spawnWorker(cwd: string, env: Record<string, string>): Worker {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER],
+    cwd,
+    env: { NATS_URL: "", PORT: "0", KVEDGE_LOG_REQUESTS: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  let errText = "";
+  const pump = async (stream: ReadableStream<Uint8Array>, isErr: boolean) => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      const text = dec.decode(chunk, { stream: true });
+      if (isErr) errText += text;
+      buf += text;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          // Not ours (a runtime warning): kept in stderr() only.
+        }
+      }
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout, false), pump(child.stderr, true)]);
+  const exited = pumps.then(() => child.status);
+  return {
+    child,
+    lines,
+    stderr: () => errText,
+    exited,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await exited;
+    },
+  };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("deno task serve: embedded NATS, real HTTP, graceful SIGTERM", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  try {
+    await using worker = spawnWorker(dir, { KVEDGE_DATA_DIR: `${dir}/data` });
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(String(listening.nats), /^nats:\/\/127\.0\.0\.1:\d+$/);
+
+    const info = JSON.parse(await Deno.readTextFile(`${dir}/data/nats/embedded.json`));
+    assert.ok(pidAlive(info.pid), "the embedded nats-server runs");
+
+    await t.step("readyz turns 200, then PUT/GET/DELETE work over HTTP", async () => {
+      await waitFor(async () => (await fetch(`${base}/readyz`).then(async (r) => {
+        await r.body?.cancel();
+        return r.status === 200;
+      })), { timeoutMs: 30_000, message: "readyz is 200" });
+      const put = await fetch(`${base}/v1/buckets/demo/keys/user.1`, {
+        method: "PUT",
+        body: JSON.stringify({ name: "Ada" }),
+      });
+      assert.equal(put.status, 201);
+      const { revision } = await put.json();
+      const get = await fetch(`${base}/v1/buckets/demo/keys/user.1`);
+      assert.equal(get.status, 200);
+      assert.equal(get.headers.get("etag"), `"${revision}"`);
+      assert.deepEqual(await get.json(), { name: "Ada" });
+      const del = await fetch(`${base}/v1/buckets/demo/keys/user.1`, { method: "DELETE" });
+      assert.equal(del.status, 200);
+      await del.body?.cancel();
+      const gone = await fetch(`${base}/v1/buckets/demo/keys/user.1`);
+      assert.equal(gone.status, 404);
+      assert.equal(gone.headers.get("content-type"), "application/problem+json");
+      await gone.body?.cancel();
+      assert.ok(
+        worker.lines.some((l) => l.msg === "request" && l.method === "PUT" && l.status === 201),
+        "one log line per request",
+      );
+    });
+
+    await t.step("a watch stream is released when its client goes away", async () => {
+      const stats = async () => (await (await fetch(`${base}/v1/stats`)).json()).sse.open;
+      const watch = await fetch(`${base}/v1/buckets/demo/watch`);
+      assert.equal(watch.status, 200);
+      const reader = watch.body!.getReader();
+      await reader.read(); // the retry: field
+      assert.equal(await stats(), 1);
+      await reader.cancel();
+      // The server sees the dead connection when it next writes to it.
+      let n = 0;
+      await waitFor(async () => {
+        const r = await fetch(`${base}/v1/buckets/demo/keys/tick`, {
+          method: "PUT",
+          body: String(n++),
+        });
+        await r.body?.cancel();
+        return await stats() === 0;
+      }, { timeoutMs: 20_000, message: "the server released the stream" });
+    });
+
+    await t.step("SIGTERM with a stream open: exit 0, no nats-server left behind", async () => {
+      const watch = await fetch(`${base}/v1/buckets/demo/watch`);
+      const reader = watch.body!.getReader();
+      await reader.read();
+      worker.child.kill("SIGTERM");
+      // The open stream ends cleanly instead of holding the shutdown.
+      while (!(await reader.read()).done) { /* drain to the end */ }
+      const status = await worker.exited;
+      assert.equal(status.code, 0, worker.stderr());
+      assert.ok(worker.lines.some((l) => l.msg === "stopped"));
+      await waitFor(() => !pidAlive(info.pid), { message: "embedded nats-server exited" });
+      await assert.rejects(Deno.stat(`${dir}/data/nats/embedded.json`), Deno.errors.NotFound);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve: bad configuration is one error line and exit code 2", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  try {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ["a bad bucket name", { KVEDGE_BUCKETS: "bad name!" }, /KVEDGE_BUCKETS/],
+      ["a bad port", { PORT: "http" }, /PORT/],
+      ["user without password", { NATS_URL: "nats://127.0.0.1:1", NATS_USER: "u" }, /NATS_PASS/],
+      [
+        "a secret-bearing token with bad characters",
+        { KVEDGE_WRITE_TOKEN: "sec ret" },
+        /KVEDGE_WRITE_TOKEN/,
+      ],
+    ];
+    for (const [what, env, pattern] of cases) {
+      await t.step(what, async () => {
+        await using worker = spawnWorker(dir, { KVEDGE_DATA_DIR: `${dir}/data`, ...env });
+        const status = await worker.exited;
+        assert.equal(status.code, 2, worker.stderr());
+        const errors = worker.lines.filter((l) => l.level === "error");
+        assert.equal(errors.length, 1, worker.stderr());
+        assert.match(String(errors[0]!.error), pattern);
+        assert.ok(!worker.stderr().includes("sec ret"), "secrets are never printed");
+        assert.ok(!worker.lines.some((l) => l.msg === "listening"), "never listened");
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,249 @@
+/**
+ * The edge worker (`deno task serve`): reads its configuration from the
+ * environment, opens one cache per configured bucket over a shared NATS
+ * connection (or an embedded nats-server when `NATS_URL` is unset), and
+ * serves the HTTP facade. One JSON log line per request and per cache event.
+ *
+ * Exit codes: 0 after a graceful shutdown, 1 when NATS or the listener
+ * cannot be set up, 2 for bad configuration (before listening).
+ *
+ * @module
+ */
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { BucketNotFoundError, type Cache, type CacheEvent, openCache } from "../mod.ts";
+import { type AppBucketOptions, createApp } from "../src/http/app.ts";
+import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
+import {
+  describeEdgeConfig,
+  type EdgeConfig,
+  natsConnectOptions,
+  parseEdgeConfig,
+} from "../src/edge_config.ts";
+
+type Level = "debug" | "info" | "warn" | "error";
+
+function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
+  const line = JSON.stringify({ level, msg, ts: new Date().toISOString(), ...fields });
+  if (level === "error" || level === "warn") console.error(line);
+  else console.log(line);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function logCacheEvent(bucket: string, event: CacheEvent): void {
+  // Evictions are routine in a bounded LRU (one per insert when full): they
+  // are counted in /metrics, and a line each would drown the log.
+  if (event.type === "evicted") return;
+  const level: Level = event.type === "error"
+    ? "error"
+    : event.type === "stale" || event.type === "resync" || event.type === "rejected" ||
+        event.type === "overflow" || event.type === "disconnected"
+    ? "warn"
+    : "info";
+  const { type, at, ...fields } = event;
+  log(level, `cache ${type}`, { bucket, at: new Date(at).toISOString(), ...fields });
+}
+
+async function main(): Promise<number> {
+  let config: EdgeConfig;
+  let connectOptions: Awaited<ReturnType<typeof natsConnectOptions>>;
+  try {
+    config = parseEdgeConfig(Deno.env.toObject());
+    connectOptions = await natsConnectOptions(config);
+  } catch (err) {
+    if (err instanceof TypeError) {
+      log("error", "bad configuration", { error: err.message });
+      return 2;
+    }
+    throw err;
+  }
+  log("info", "starting", { config: describeEdgeConfig(config) });
+
+  // Everything opened so far, closed in reverse on any exit path.
+  let embedded: EmbeddedServer | undefined;
+  let nc: NatsConnection | undefined;
+  const caches: Cache<unknown>[] = [];
+  const cleanup = async () => {
+    for (const c of caches) {
+      await c.close().catch((err) =>
+        log("warn", "cache close failed", { bucket: c.bucket, error: describe(err) })
+      );
+    }
+    if (nc !== undefined && !nc.isClosed()) {
+      if (!await within(nc.drain(), 5_000)) await nc.close().catch(() => {});
+    }
+    if (embedded !== undefined) {
+      await embedded.close().catch((err) =>
+        log("warn", "embedded nats-server stop failed", { error: describe(err) })
+      );
+    }
+  };
+
+  try {
+    if (config.natsServers === undefined) {
+      embedded = await startEmbedded({ dataDir: config.dataDir });
+      log("info", "embedded nats-server started", {
+        nats: embedded.url,
+        pid: embedded.pid,
+        storeDir: embedded.storeDir,
+      });
+    }
+    const servers = config.natsServers ?? [embedded!.url];
+    nc = await connect({
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      reconnectJitter: 250,
+      pingInterval: 10_000,
+      ...connectOptions,
+      servers,
+    });
+    for (const b of config.buckets) {
+      const cache = await openCache<unknown>({
+        connection: nc,
+        bucket: b.name,
+        mode: b.mode,
+        local: config.local,
+        ...(config.createBuckets ? { create: true } : {}),
+        ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
+        ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+        onEvent: (event) => logCacheEvent(b.name, event),
+      });
+      caches.push(cache);
+    }
+  } catch (err) {
+    const badConfig = err instanceof BucketNotFoundError;
+    log("error", badConfig ? "bad configuration" : "cannot start", {
+      error: describe(err),
+      ...(badConfig ? { hint: "create the bucket, or set KVEDGE_CREATE_BUCKETS=1" } : {}),
+    });
+    await cleanup();
+    return badConfig ? 2 : 1;
+  }
+
+  const shutdown = new AbortController();
+  const buckets: Record<string, AppBucketOptions> = {};
+  config.buckets.forEach((b, i) => {
+    buckets[b.name] = { cache: caches[i]!, readOnly: b.readOnly };
+  });
+  const app = createApp({
+    buckets,
+    auth: {
+      readTokens: config.readTokens,
+      writeTokens: config.writeTokens,
+      anonymousWrites: config.anonymousWrites,
+    },
+    ...(config.corsOrigins.length > 0 ? { cors: { origins: config.corsOrigins } } : {}),
+    limits: { maxBodyBytes: config.maxBodyBytes, maxSseStreams: config.maxSseStreams },
+    ...(config.readyMaxStaleMs === undefined
+      ? {}
+      : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
+    onRequest: (info) => {
+      if (info.error !== undefined) {
+        log("error", "request failed", {
+          method: info.method,
+          path: info.path,
+          status: info.status,
+          error: describe(info.error),
+        });
+      } else if (config.logRequests) {
+        log("info", "request", {
+          method: info.method,
+          route: info.route,
+          path: info.path,
+          status: info.status,
+          ms: Math.round(info.durationMs * 1000) / 1000,
+        });
+      }
+    },
+    signal: shutdown.signal,
+  });
+
+  let server: Deno.HttpServer;
+  const listening = Promise.withResolvers<void>();
+  try {
+    server = Deno.serve({
+      port: config.port,
+      hostname: config.hostname,
+      onListen({ hostname, port }) {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        log("info", "listening", {
+          url: `http://${host}:${port}`,
+          nats: config.natsServers ?? embedded!.url,
+          embedded: embedded !== undefined,
+          buckets: config.buckets.map((b) => b.name),
+          ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
+          ...(config.writeTokens.length === 0 && !config.anonymousWrites
+            ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
+            : {}),
+        });
+        listening.resolve();
+      },
+      onError(err) {
+        log("error", "request failed", { error: describe(err) });
+        return new Response(
+          JSON.stringify({
+            type: "urn:kvedge:problem:internal",
+            title: "Internal error",
+            status: 500,
+            detail: "internal error",
+            code: "internal",
+          }),
+          { status: 500, headers: { "content-type": "application/problem+json" } },
+        );
+      },
+    }, app.fetch);
+  } catch (err) {
+    log("error", "cannot listen", {
+      error: describe(err),
+      listen: `${config.hostname}:${config.port}`,
+    });
+    await cleanup();
+    return 1;
+  }
+  await listening.promise;
+
+  const stopped = Promise.withResolvers<string>();
+  const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const signal = await stopped.promise;
+
+  // A second signal while draining means "now".
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  const force = () => {
+    log("warn", "forced exit");
+    Deno.exit(1);
+  };
+  for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, force);
+
+  log("info", "shutting down", { signal });
+  shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
+  if (!await within(server.shutdown(), config.shutdownTimeoutMs)) {
+    log("warn", "in-flight requests did not finish in time", {
+      timeoutMs: config.shutdownTimeoutMs,
+    });
+  }
+  await cleanup();
+  log("info", "stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
