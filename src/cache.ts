@@ -10,6 +10,7 @@ import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jet
 import type { KV, KvEntry } from "@nats-io/kv";
 import { Broadcast } from "./broadcast.ts";
 import {
+  BucketNotFoundError,
   ClosedError,
   ConflictError,
   KeyError,
@@ -39,7 +40,8 @@ import type {
   Operation,
   ReadonlyCache,
 } from "./types.ts";
-import { describe, type StartFrom, Watcher } from "./watcher.ts";
+import { readSnapshot, writeSnapshot } from "./snapshot.ts";
+import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
 /** What `openCache()` hands to the cache (everything already connected). */
 export interface CacheDeps<T> {
@@ -67,6 +69,8 @@ interface Reservation {
 
 const UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 const KV_OPERATION = "KV-Operation";
+/** A `bootstrap` progress event is emitted every this many applied changes. */
+const BOOTSTRAP_EVENT_EVERY = 10_000;
 
 /**
  * The implementation behind `openCache()`. Constructing it does no I/O;
@@ -175,11 +179,19 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
-    const from: StartFrom = this.mode === "replica"
+    if (this.#o.reconcileMs > 0) this.#startReconcile();
+    let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
       : { kind: "seq", seq: this.#d.info.state.last_seq + 1 };
     if (from.kind === "seq") this.#watcher.lastRevision = from.seq - 1;
-    this.#watching = this.#watcher.start(from, this.mode === "replica" ? "bootstrap" : "start");
+    if (this.mode === "replica" && this.#o.snapshot) {
+      if (await this.#loadSnapshot(this.#o.snapshot.path)) from = "resume";
+      this.#startSnapshotTimer();
+    }
+    this.#watching = this.#watcher.start(
+      from,
+      from === "resume" ? "warm start" : this.mode === "replica" ? "bootstrap" : "start",
+    );
     try {
       await this.#watching;
     } catch (err) {
@@ -754,7 +766,14 @@ export class KvedgeCache<T> implements Cache<T> {
   ): void {
     this.#applied++;
     this.#lastCreated = created;
-    if (!this.#watcher.caughtUp) this.#bootstrapApplied++;
+    if (!this.#watcher.caughtUp && ++this.#bootstrapApplied % BOOTSTRAP_EVENT_EVERY === 0) {
+      this.#emit({
+        type: "bootstrap",
+        at: Date.now(),
+        applied: this.#bootstrapApplied,
+        pending: this.#watcher.pending,
+      });
+    }
     if (this.mode === "replica" || this.#store.has(key)) {
       if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
       else this.#applyDelete(key, rev, created);
@@ -785,9 +804,8 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
     }
     this.#bootstrapApplied = 0;
-    if (this.#connected && !this.#watcher.restarting) {
-      this.#setState("synced", `caught up at revision ${rev}`);
-    }
+    this.#sweepGone();
+    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -816,6 +834,45 @@ export class KvedgeCache<T> implements Cache<T> {
     const ttl = Math.floor((info.config.max_age ?? 0) / 1e6);
     this.#bucketTtlMs = ttl;
     this.#store.bucketTtlMs = ttl;
+    // Entries older than the stream's first message are gone from the bucket (a
+    // purge or a limit removed them without a marker) unless the watcher brings
+    // a newer revision: sweep once it has caught up.
+    this.#dropBelow = info.state.first_seq;
+    if (this.#watcher?.caughtUp && !this.#watcher.restarting) this.#sweepGone();
+  }
+
+  #dropBelow = 0;
+
+  #sweepGone(): void {
+    if (this.#dropBelow > 1 && this.#isReady) this.#store.dropBelow(this.#dropBelow);
+    this.#dropBelow = 0;
+  }
+
+  #reconcileTimer: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * Periodic reconciliation: a stream purge, a recreated bucket or a lost tail
+   * produce no watcher event, so the stream's state is compared now and then.
+   */
+  #startReconcile(): void {
+    this.#reconcileTimer = setInterval(async () => {
+      if (!this.#fresh || this.#watcher.restarting) return;
+      try {
+        const info = await this.#d.jsm.streams.info(`KV_${this.bucket}`);
+        if (this.#closed) return;
+        if (
+          info.created !== this.#watcher.epoch || info.state.last_seq < this.#watcher.lastRevision
+        ) {
+          this.#watcher.restart("reconciliation found the stream changed");
+        } else {
+          this.#readStreamInfo(info);
+        }
+      } catch (err) {
+        const e = mapNatsError(err, "reconcile", this.bucket);
+        if (e instanceof BucketNotFoundError) this.#watcher.restart("bucket not found");
+      }
+    }, this.#o.reconcileMs);
+    unref(this.#reconcileTimer);
   }
 
   #onEvicted(key: string): void {
@@ -877,11 +934,100 @@ export class KvedgeCache<T> implements Cache<T> {
     });
   }
 
+  // ---- warm start ------------------------------------------------------------
+
+  /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
+  async #loadSnapshot(path: string): Promise<boolean> {
+    const snap = await readSnapshot(path, this.bucket, this.#o.keys);
+    if (!snap.ok) {
+      this.#emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
+      return false;
+    }
+    const { header, records } = snap;
+    if (header.epoch !== this.#d.info.created) {
+      this.#emit({
+        type: "snapshot",
+        at: Date.now(),
+        action: "ignored",
+        detail: `bucket was recreated since the snapshot (epoch ${header.epoch})`,
+      });
+      return false;
+    }
+    if (header.partial) this.#lossy = true;
+    for (const r of records) this.#store.put(r.key, r.rev, r.created, r.value, this.#gen);
+    this.#watcher.lastRevision = header.lastRevision;
+    this.#savedRevision = header.lastRevision;
+    this.#emit({
+      type: "snapshot",
+      at: Date.now(),
+      action: "loaded",
+      detail: `${records.length} entries at revision ${header.lastRevision}`,
+    });
+    return true;
+  }
+
+  #savedRevision = -1;
+  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+
+  #startSnapshotTimer(): void {
+    const every = this.#o.snapshot!.intervalMs;
+    if (every <= 0) return;
+    this.#snapshotTimer = setInterval(() => {
+      if (this.#fresh) this.saveSnapshot().catch(() => {});
+    }, every);
+    unref(this.#snapshotTimer);
+  }
+
+  /**
+   * Writes the replica to the snapshot file now (only when synced and changed
+   * since the last save). Resolves to whether a file was written.
+   * @internal
+   */
+  async saveSnapshot(): Promise<boolean> {
+    const snap = this.#o.snapshot;
+    if (!snap || !this.#isReady || this.#resyncing) return false;
+    const rev = this.#watcher.lastRevision;
+    if (rev === this.#savedRevision) return false;
+    const codec = this.#o.codec;
+    const store = this.#store;
+    function* records() {
+      for (const [key, slot] of store.entries()) {
+        if (slot.deleted || slot.rev === 0) continue;
+        const value = slot.raw ?? codec.encode(slot.value as T);
+        yield { key, rev: slot.rev, created: slot.created, value };
+      }
+    }
+    try {
+      const header = await writeSnapshot(snap.path, {
+        bucket: this.bucket,
+        filter: this.#o.keys,
+        epoch: this.#lastInfo?.created ?? this.#d.info.created,
+        lastRevision: rev,
+        partial: this.#overflowed,
+      }, records());
+      this.#savedRevision = rev;
+      this.#emit({
+        type: "snapshot",
+        at: Date.now(),
+        action: "saved",
+        detail: `${header.count} entries at revision ${rev}`,
+      });
+      return true;
+    } catch (err) {
+      this.#lastError = `snapshot not saved: ${describe(err)}`;
+      this.#emit({ type: "error", at: Date.now(), message: this.#lastError });
+      return false;
+    }
+  }
+
   // ---- lifecycle -------------------------------------------------------------
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
+      if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
+      if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));

@@ -215,6 +215,23 @@ export class LocalStore {
     return removed;
   }
 
+  /**
+   * Removes slots with a revision in `[1, rev)`: their message is no longer in
+   * the stream (purged, aged out or dropped by a limit) and nothing newer was
+   * seen, so the key is gone. Slots at revision 0 (loader results, negative
+   * fetches) are kept.
+   */
+  dropBelow(rev: number): number {
+    let removed = 0;
+    for (const [key, slot] of this.#lru.entries()) {
+      if (slot.rev > 0 && slot.rev < rev) {
+        this.#lru.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Iterates resident slots, most recently used first. */
   entries(): IterableIterator<[string, Slot]> {
     return this.#lru.entries();

@@ -39,6 +39,7 @@ export interface ResolvedOptions<T> {
   writeTimeoutMs: number;
   staleIfErrorMs: number;
   heartbeatMs: number;
+  reconcileMs: number;
   allowDirect: boolean;
   snapshot: Required<SnapshotOptions> | undefined;
   onEvent: CacheOptions<T>["onEvent"];
@@ -95,6 +96,7 @@ const OptionsSchema = z.object({
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   staleIfErrorMs: z.number().min(0).optional(),
   heartbeatMs: z.number().int().min(100).max(300_000).optional(),
+  reconcileMs: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   allowDirect: z.boolean().optional(),
   snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
   onEvent: fn.optional(),
@@ -181,6 +183,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     writeTimeoutMs: o.writeTimeoutMs ?? 5_000,
     staleIfErrorMs: o.staleIfErrorMs ?? Infinity,
     heartbeatMs: o.heartbeatMs ?? 5_000,
+    reconcileMs: o.reconcileMs ?? 30_000,
     allowDirect: o.allowDirect ?? false,
     snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
     onEvent: input.onEvent,

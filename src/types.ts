@@ -122,6 +122,12 @@ export interface CacheOptions<T> {
   staleIfErrorMs?: number;
   /** Idle heartbeat of the watcher's consumer, in ms; two missed ones restart it. Default 5 000. */
   heartbeatMs?: number;
+  /**
+   * How often the stream's state is compared with the cache's, in ms, to catch
+   * what produces no watcher event (a stream purge, a recreated bucket, a lost
+   * tail); 0 disables it. Default 30 000.
+   */
+  reconcileMs?: number;
   /** Use direct gets (any replica may answer, possibly stale) for miss fetches. Default false. */
   allowDirect?: boolean;
   /** Warm start: persist the replica to `path` and load it on open (replica mode). */

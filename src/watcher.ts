@@ -156,14 +156,23 @@ export class Watcher {
     return this.#restarting !== undefined;
   }
 
-  /** Sets the epoch known for the bucket (its stream's creation time). */
+  /** The epoch known for the bucket (its stream's creation time). */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /** Sets the epoch known for the bucket. */
   set epoch(created: string | undefined) {
     this.#epoch = created;
   }
 
-  /** Starts the first consumer; rejects if it cannot be created. */
-  async start(from: StartFrom, reason: string): Promise<void> {
-    await this.#open(from, reason);
+  /**
+   * Starts the first consumer; rejects if it cannot be created. `"resume"`
+   * continues from {@link lastRevision} after checking the epoch (warm start),
+   * or asks the handler for a resync if it cannot.
+   */
+  async start(from: StartFrom | "resume", reason: string): Promise<void> {
+    await this.#open(from === "resume" ? await this.#decideStart(reason) : from, reason);
     this.#watchdog = setInterval(() => this.#checkLiveness(), this.#o.heartbeatMs);
     unref(this.#watchdog);
   }
@@ -293,7 +302,8 @@ export class Watcher {
       throw err;
     }
     this.#lastActivity = Date.now();
-    this.#pending = pending;
+    // Deliveries may have overtaken the create response: theirs is newer.
+    if (this.#dseq === 0) this.#pending = pending;
     this.#o.handler.onStarted({ from, pending, reason });
     if (pending === 0 && !this.#caughtUp) {
       this.#caughtUp = true;

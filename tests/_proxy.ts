@@ -1,0 +1,86 @@
+/**
+ * A loopback TCP proxy that a test can cut and restore: a real network fault
+ * (connections reset, new ones refused) between a client and a nats-server,
+ * without stopping the server.
+ *
+ * @module
+ */
+
+/** A running proxy. */
+export interface Proxy extends AsyncDisposable {
+  /** Port the proxy listens on. */
+  readonly port: number;
+  /** `nats://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Resets every open connection and refuses new ones until {@link restore}. */
+  cut(): void;
+  /** Accepts connections again. */
+  restore(): void;
+  /** Stops listening and closes everything. */
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on a free loopback port forwarding to `127.0.0.1:<targetPort>`. */
+export function startProxy(targetPort: number): Proxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  let isCut = false;
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    try {
+      await from.readable.pipeTo(to.writable);
+    } catch {
+      // reset by cut() or by the peer
+    } finally {
+      for (const c of [from, to]) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+        open.delete(c);
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      if (isCut) {
+        client.close();
+        continue;
+      }
+      try {
+        const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        open.add(client);
+        open.add(server);
+        pipe(client, server);
+        pipe(server, client);
+      } catch {
+        client.close();
+      }
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const cut = () => {
+    isCut = true;
+    for (const c of open) {
+      try {
+        c.close();
+      } catch { /* already closed */ }
+    }
+    open.clear();
+  };
+  const close = async () => {
+    cut();
+    try {
+      listener.close();
+    } catch { /* already closed */ }
+    await accepting;
+  };
+  return {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    cut,
+    restore: () => {
+      isCut = false;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
