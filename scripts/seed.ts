@@ -1,0 +1,376 @@
+/**
+ * `deno task seed`: bulk-loads keys into a KV bucket from NDJSON
+ * (`{"key":..,"value":..}` per line), a JSON object (`{key: value, ...}`) or
+ * CSV (`--key-column`), from a file or stdin, or generates synthetic keys
+ * (`--generate N`). Values are stored JSON-encoded (kvedge's default codec).
+ *
+ * Writes are pipelined (`--window` puts in flight). Bad records are reported
+ * with their line number on stderr and skipped (`--on-error skip`, the
+ * default) or stop the run (`--on-error fail`, exit 1) once the writes in
+ * flight have settled. The summary names the last line fully acknowledged, so
+ * an interrupted run resumes with `--from-line`.
+ *
+ * @module
+ */
+import { pathToFileURL } from "node:url";
+import { Kvm } from "@nats-io/kv";
+import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { bucketProblem } from "../src/keys.ts";
+import {
+  CliError,
+  commandHelp,
+  type CommandSpec,
+  connectFlags,
+  connectFromFlags,
+  eprintln,
+  formatDuration,
+  GLOBAL_FLAGS,
+  oneLine,
+  parseArgs,
+  println,
+  quote,
+  runMain,
+  UsageError,
+  writeAllSync,
+} from "./_cli.ts";
+import {
+  generateRecords,
+  readRecords,
+  type SeedFormat,
+  SeedInputError,
+  type SeedRecord,
+} from "./_seed_input.ts";
+import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./_seed_lib.ts";
+
+const PROGRAM = "deno task seed";
+
+const SPEC: CommandSpec = {
+  name: "",
+  summary: "Bulk-loads keys into a KV bucket",
+  description: [
+    'Bulk-loads keys into a KV bucket from NDJSON ({"key":..,"value":..} per line), a JSON',
+    "object ({key: value, ...}) or CSV (--key-column), read from a file or stdin; or writes",
+    "--generate N synthetic keys. Values are stored JSON-encoded. Bad records are reported",
+    "with their line number on stderr.",
+    "",
+    "examples:",
+    "  deno task seed --bucket demo --create --history 5 --generate 10000",
+    "  deno task seed --bucket users users.ndjson",
+    "  deno task seed --bucket users --key-column id users.csv",
+    "  cat users.json | deno task seed --bucket users --dry-run",
+  ].join("\n"),
+  args: [{ name: "file", help: "input file; - or omitted reads stdin" }],
+  flags: {
+    bucket: { type: "string", placeholder: "NAME", help: "the bucket to write to (required)" },
+    create: { type: "boolean", help: "create the bucket if it does not exist" },
+    replicas: {
+      type: "int",
+      default: 1,
+      min: 1,
+      max: 5,
+      placeholder: "N",
+      help: "replicas of a bucket made by --create",
+    },
+    history: {
+      type: "int",
+      default: 1,
+      min: 1,
+      max: 64,
+      placeholder: "N",
+      help: "revisions kept per key in a bucket made by --create",
+    },
+    ttl: { type: "duration", placeholder: "DURATION", help: "TTL of a bucket made by --create" },
+    storage: {
+      type: "string",
+      default: "file",
+      choices: ["file", "memory"],
+      help: "storage of a bucket made by --create",
+    },
+    file: { type: "string", placeholder: "PATH", help: "input file (same as the argument)" },
+    format: {
+      type: "string",
+      choices: ["ndjson", "json", "csv"],
+      help: "input format (default: from --key-column, the file extension, or the first line)",
+    },
+    "key-column": { type: "string", placeholder: "NAME", help: "CSV column holding the key" },
+    schema: {
+      type: "string",
+      placeholder: "MODULE",
+      help: "module exporting a zod schema (as default or `schema`) every value must match",
+    },
+    window: {
+      type: "int",
+      default: DEFAULT_WINDOW,
+      min: 1,
+      max: 65536,
+      placeholder: "N",
+      help: "writes in flight at once",
+    },
+    "dry-run": { type: "boolean", help: "validate and count only; write nothing" },
+    "on-error": {
+      type: "string",
+      default: "skip",
+      choices: ["skip", "fail"],
+      help: "skip bad records, or stop at the first (exit 1)",
+    },
+    "from-line": {
+      type: "int",
+      default: 1,
+      min: 1,
+      placeholder: "N",
+      help: "skip input lines before N (resume a stopped run)",
+    },
+    generate: {
+      type: "int",
+      min: 0,
+      placeholder: "N",
+      help: "write N synthetic keys <prefix>.1 … <prefix>.N instead of reading input",
+    },
+    prefix: {
+      type: "string",
+      default: "gen",
+      placeholder: "PREFIX",
+      help: "key prefix of --generate",
+    },
+    "value-size": {
+      type: "bytes",
+      default: 64,
+      placeholder: "BYTES",
+      help: "size of each --generate value (a JSON object)",
+    },
+    progress: {
+      type: "boolean",
+      help: "show a progress bar (default: when stderr is a terminal)",
+    },
+  },
+};
+
+/** Loads the zod schema exported by `path` and returns a checker of values. */
+async function loadSchema(path: string): Promise<(value: unknown) => string | undefined> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(path).href);
+  } catch (err) {
+    throw new CliError(`cannot load schema module ${path}: ${oneLine(err)}`);
+  }
+  type SafeParse = (v: unknown) => {
+    success: boolean;
+    error?: { issues: { path: PropertyKey[]; message: string }[] };
+  };
+  const schema = (mod.default ?? mod.schema) as { safeParse?: SafeParse } | undefined;
+  if (!schema || typeof schema.safeParse !== "function") {
+    throw new CliError(`schema module ${path} exports no zod schema as default or \`schema\``);
+  }
+  const safeParse = schema.safeParse.bind(schema);
+  return (value) => {
+    const r = safeParse(value);
+    if (r.success) return undefined;
+    const issue = r.error?.issues[0];
+    const at = issue && issue.path.length ? ` at ${issue.path.map(String).join(".")}` : "";
+    return `value does not match the schema${at}: ${issue?.message ?? "invalid"}`;
+  };
+}
+
+function formatFromPath(path: string | undefined): SeedFormat | "auto" {
+  if (!path) return "auto";
+  const lower = path.toLowerCase();
+  if (lower.endsWith(".ndjson") || lower.endsWith(".jsonl")) return "ndjson";
+  if (lower.endsWith(".csv")) return "csv";
+  return "auto";
+}
+
+function progressBar(p: SeedProgress, total: number | undefined, done: number | undefined) {
+  const rate = p.elapsedMs > 0 ? (p.written * 1000) / p.elapsedMs : 0;
+  const parts: string[] = [];
+  if (total && done !== undefined) {
+    const frac = Math.min(1, done / total);
+    const width = 24;
+    const fill = Math.round(frac * width);
+    parts.push(`[${"#".repeat(fill)}${"-".repeat(width - fill)}] ${Math.floor(frac * 100)}%`);
+    if (frac > 0 && frac < 1) {
+      parts.push(
+        `ETA ${formatDuration(Math.ceil((p.elapsedMs / frac) * (1 - frac) / 1000) * 1000)}`,
+      );
+    }
+  }
+  parts.push(`${p.written} keys`, `${Math.round(rate)} keys/s`);
+  if (p.skipped) parts.push(`${p.skipped} skipped`);
+  return parts.join("  ");
+}
+
+function summary(r: SeedResult): string {
+  const secs = (r.elapsedMs / 1000).toFixed(2);
+  const verb = r.dryRun ? "validated" : "seeded";
+  const tail = r.dryRun ? " (dry run: nothing written)" : "";
+  return `${verb} ${r.written} keys in ${secs} s (${
+    Math.round(r.keysPerSecond)
+  } keys/s), ${r.skipped} skipped; last acknowledged line ${r.lastAckedLine}${tail}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, flags, help } = parseArgs(argv, [GLOBAL_FLAGS, SPEC.flags]);
+  if (help) {
+    println(commandHelp(PROGRAM, SPEC, GLOBAL_FLAGS));
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${quote(positionals[1]!)}`);
+  const json = flags.json === true;
+  const dryRun = flags["dry-run"] === true;
+  const bucket = flags.bucket as string | undefined;
+  if (bucket === undefined && !dryRun) throw new UsageError("--bucket NAME is required");
+  if (bucket !== undefined) {
+    const problem = bucketProblem(bucket);
+    if (problem) throw new CliError(`invalid bucket name ${quote(bucket)}: ${problem}`);
+  }
+  const generate = flags.generate as number | undefined;
+  const file = (flags.file as string | undefined) ?? positionals[0];
+  if (generate !== undefined && file !== undefined) {
+    throw new UsageError("--generate writes synthetic keys; it takes no input file");
+  }
+  const keyColumn = flags["key-column"] as string | undefined;
+  const format = (flags.format as SeedFormat | undefined) ??
+    (keyColumn !== undefined ? "csv" : formatFromPath(file));
+  if (format === "csv" && keyColumn === undefined) {
+    throw new UsageError("CSV input needs --key-column NAME");
+  }
+  if (format === "json" || format === "ndjson") {
+    if (keyColumn !== undefined && flags.format !== undefined) {
+      throw new UsageError(`--key-column only applies to CSV, not ${format}`);
+    }
+  }
+  const fromLine = flags["from-line"] as number;
+  const validate = typeof flags.schema === "string" ? await loadSchema(flags.schema) : undefined;
+
+  // Input and its size, for the progress bar's ETA.
+  let records: AsyncIterable<SeedRecord[]> | Iterable<SeedRecord[]>;
+  let total: number | undefined;
+  let bytesRead = 0;
+  let unit: "records" | "bytes" = "records";
+  if (generate !== undefined) {
+    records = generateRecords({
+      count: generate,
+      prefix: flags.prefix as string,
+      valueSize: flags["value-size"] as number,
+      fromLine,
+    });
+    total = generate;
+  } else {
+    let stream: ReadableStream<Uint8Array>;
+    if (file === undefined || file === "-") {
+      if (Deno.stdin.isTerminal()) {
+        throw new UsageError("no input: give a file, pipe data on stdin, or use --generate N");
+      }
+      stream = Deno.stdin.readable;
+    } else {
+      try {
+        const f = await Deno.open(file);
+        total = (await f.stat()).size;
+        unit = "bytes";
+        stream = f.readable;
+      } catch (err) {
+        throw new CliError(`cannot read ${file}: ${oneLine(err)}`);
+      }
+    }
+    records = readRecords(stream, {
+      format,
+      keyColumn,
+      fromLine,
+      onBytes: (n) => (bytesRead += n),
+    });
+  }
+
+  let nc: NatsConnection | undefined;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  const showProgress = !json && (flags.progress as boolean | undefined ?? Deno.stderr.isTerminal());
+  const encoder = new TextEncoder();
+  let barShown = false;
+  const clearBar = () => {
+    if (barShown) writeAllSync(Deno.stderr, encoder.encode("\r\x1b[K"));
+    barShown = false;
+  };
+  try {
+    let kv;
+    let maxValueBytes: number | undefined;
+    if (!dryRun) {
+      nc = await connectFromFlags(connectFlags(flags));
+      const timeout = flags.timeout as number;
+      const jsm = await jetstreamManager(nc, { timeout });
+      const kvm = new Kvm(jetstream(nc, { timeout }));
+      let maxMsgSize = -1;
+      try {
+        maxMsgSize = (await jsm.streams.info(`KV_${bucket}`)).config.max_msg_size ?? -1;
+        kv = await kvm.open(bucket!);
+      } catch (err) {
+        if ((err as { code?: number }).code !== 10059) {
+          throw err;
+        }
+        if (!flags.create) {
+          throw new CliError(
+            `bucket ${quote(bucket!)} does not exist (pass --create to make it)`,
+          );
+        }
+        kv = await kvm.create(bucket!, {
+          replicas: flags.replicas as number,
+          history: flags.history as number,
+          storage: flags.storage === "memory" ? StorageType.Memory : StorageType.File,
+          ...(typeof flags.ttl === "number" ? { ttl: flags.ttl } : {}),
+        });
+      }
+      const maxPayload = nc.info?.max_payload ?? Infinity;
+      maxValueBytes = Math.min(maxPayload, maxMsgSize > 0 ? maxMsgSize : Infinity);
+    }
+    const result = await seed({
+      ...(kv ? { kv } : {}),
+      records,
+      window: flags.window as number,
+      onError: flags["on-error"] as "skip" | "fail",
+      dryRun,
+      fromLine,
+      ...(validate ? { validate } : {}),
+      ...(maxValueBytes !== undefined ? { maxValueBytes } : {}),
+      signal: controller.signal,
+      onBadRecord: (line, problem) => {
+        clearBar();
+        eprintln(`seed: line ${line}: ${problem}`);
+      },
+      ...(showProgress
+        ? {
+          onProgress: (p: SeedProgress) => {
+            const done = unit === "bytes" ? bytesRead : p.written + p.skipped;
+            writeAllSync(Deno.stderr, encoder.encode(`\r\x1b[K${progressBar(p, total, done)}`));
+            barShown = true;
+          },
+        }
+        : {}),
+    });
+    clearBar();
+    if (json) {
+      println(JSON.stringify({ ...result, bucket: bucket ?? null }));
+    } else {
+      println(summary(result));
+    }
+    if (result.stopped) {
+      eprintln(
+        `seed: error: stopped at line ${result.stopped.line}: ${result.stopped.reason}; resume with --from-line ${
+          result.lastAckedLine + 1
+        }`,
+      );
+      return 1;
+    }
+    return 0;
+  } catch (err) {
+    clearBar();
+    if (err instanceof SeedInputError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (nc) await nc.close().catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  await runMain("seed", () => main(Deno.args));
+}
