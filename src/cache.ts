@@ -48,7 +48,7 @@ export interface CacheDeps<T> {
   options: ResolvedOptions<T>;
   nc: NatsConnection;
   ownsConnection: boolean;
-  /** Manager for miss fetches and stream checks (timeout = missTimeoutMs). */
+  /** Manager for the watcher's control calls (stream info, consumer create); a generous timeout. */
   jsm: JetStreamManager;
   /** Client for writes (timeout = writeTimeoutMs). */
   js: JetStreamClient;

@@ -12,6 +12,9 @@ import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
+/** Deadline of the watcher's control calls (stream info, consumer create), ms. */
+const CONTROL_TIMEOUT_MS = 15_000;
+
 /**
  * Opens a cache over a JetStream KV bucket: connects (or uses `connection`),
  * ensures the bucket when `create` is given (otherwise it must exist), and
@@ -53,7 +56,9 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     }
   }
   try {
-    const jsm = await jetstreamManager(nc, { timeout: o.missTimeoutMs, checkAPI: false });
+    // Control calls (stream info, consumer create) can take seconds on a large
+    // bucket; they run in the background and must not share the miss deadline.
+    const jsm = await jetstreamManager(nc, { timeout: CONTROL_TIMEOUT_MS, checkAPI: false });
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });

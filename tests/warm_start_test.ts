@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { type CacheEvent, openCache } from "../mod.ts";
+import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
+import { fill } from "./_seed.ts";
+
+Deno.test("warm start from a snapshot", async (t) => {
+  await using srv = await startServer();
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
+  const N = 100_000;
+
+  await t.step(
+    "100k keys: reopen after 1k changes reads only the delta and equals the bucket",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      await kvm.create(bucket, { history: 1 });
+      await fill(nc, bucket, N, (i) => ({ i, v: 0 }));
+      const opts = {
+        servers: srv.url,
+        bucket,
+        mode: "replica" as const,
+        local: { maxItems: 200_000 },
+        snapshot: { path, intervalMs: 0 },
+      };
+      let t0 = performance.now();
+      const cold = await openCache<{ i: number; v: number }>(opts);
+      await cold.ready();
+      const coldMs = performance.now() - t0;
+      assert.equal(cold.stats().applied, N);
+      await cold.close(); // writes the snapshot
+
+      // 1k changes while no edge runs: 990 updates and 10 deletes.
+      const kv = await kvm.open(bucket);
+      await fill(nc, bucket, 990, (i) => ({ i, v: 1 }));
+      for (let i = 990; i < 1000; i++) await kv.delete(`k.${i}`);
+
+      const events: CacheEvent[] = [];
+      t0 = performance.now();
+      await using warm = await openCache<{ i: number; v: number }>({
+        ...opts,
+        onEvent: (e) => events.push(e),
+      });
+      const servedStale = (await warm.getEntry("k.5000"))?.source;
+      await warm.ready();
+      const warmMs = performance.now() - t0;
+      const loaded = events.find((e) => e.type === "snapshot");
+      assert.equal(loaded?.type === "snapshot" && loaded.action, "loaded");
+      assert.equal(servedStale, "stale", "snapshot entries are marked stale until caught up");
+      assert.equal(warm.stats().applied, 1000, "only the delta was read from the bucket");
+      assert.equal(warm.stats().resyncs, 0);
+      for (let i = 0; i < N; i++) {
+        const v = warm.peek(`k.${i}`);
+        if (i < 990) assert.equal(v?.v, 1);
+        else if (i < 1000) assert.equal(v, undefined);
+        else assert.equal(v?.v, 0);
+      }
+      console.log(
+        `warm start ${N} keys: cold ${coldMs.toFixed(0)} ms (${N} changes read), ` +
+          `warm ${warmMs.toFixed(0)} ms (${warm.stats().applied} changes read)`,
+      );
+    },
+  );
+
+  await t.step("a corrupt snapshot is ignored with a reason and never served", async () => {
+    const bucket = uniqueBucket();
+    const path = `${dir}/${bucket}.snap`;
+    const kv = await kvm.create(bucket);
+    await kv.put("a", "1");
+    const opts = {
+      servers: srv.url,
+      bucket,
+      mode: "replica" as const,
+      local: { maxItems: 100 },
+      snapshot: { path },
+    };
+    const first = await openCache<number>(opts);
+    await first.ready();
+    await first.close();
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 1] = bytes.at(-1)! ^ 0xff; // flip the bits of the last value byte
+    await Deno.writeFile(path, bytes);
+    await kv.put("a", "2");
+    const events: CacheEvent[] = [];
+    await using c = await openCache<number>({ ...opts, onEvent: (e) => events.push(e) });
+    assert.ok(
+      events.some((e) =>
+        e.type === "snapshot" && e.action === "ignored" && /checksum/.test(e.detail)
+      ),
+    );
+    await c.ready();
+    assert.equal(await c.get("a"), 2);
+  });
+
+  await t.step("a snapshot of another bucket, or of a recreated one, is ignored", async () => {
+    const bucket = uniqueBucket();
+    const path = `${dir}/${bucket}.snap`;
+    let kv = await kvm.create(bucket);
+    await kv.put("old", "1");
+    const opts = {
+      servers: srv.url,
+      bucket,
+      mode: "replica" as const,
+      local: { maxItems: 100 },
+      snapshot: { path },
+    };
+    const first = await openCache<number>(opts);
+    await first.ready();
+    await first.close();
+    await kv.destroy();
+    kv = await kvm.create(bucket);
+    await kv.put("new", "1");
+    const events: CacheEvent[] = [];
+    await using c = await openCache<number>({ ...opts, onEvent: (e) => events.push(e) });
+    await c.ready();
+    assert.ok(
+      events.some((e) =>
+        e.type === "snapshot" && e.action === "ignored" && /recreated/.test(e.detail)
+      ),
+    );
+    assert.equal(await c.get("old"), undefined);
+    assert.equal(await c.get("new"), 1);
+    const other = uniqueBucket();
+    await kvm.create(other);
+    const events2: CacheEvent[] = [];
+    await using d = await openCache<number>({
+      ...opts,
+      bucket: other,
+      onEvent: (e) => events2.push(e),
+    });
+    await d.ready();
+    assert.ok(
+      events2.some((e) => e.type === "snapshot" && e.action === "ignored" && /not/.test(e.detail)),
+    );
+    assert.equal(await d.get("new"), undefined);
+  });
+
+  await t.step(
+    "a snapshot older than the bucket's history falls back to a full resync",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket, { history: 1 });
+      await kv.put("a", "1");
+      await kv.put("b", "1");
+      const opts = {
+        servers: srv.url,
+        bucket,
+        mode: "replica" as const,
+        local: { maxItems: 100 },
+        snapshot: { path },
+      };
+      const first = await openCache<number>(opts);
+      await first.ready();
+      await first.close();
+      await kv.purge("b"); // the purge marker replaces b's history...
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.purge(`KV_${bucket}`); // ...and then the whole stream is purged
+      await kv.put("a", "2");
+      await kv.put("a", "3");
+      await using c = await openCache<number>(opts);
+      await c.ready();
+      await waitFor(() => c.status().state === "synced");
+      assert.equal(c.stats().resyncs, 1);
+      assert.equal(await c.get("a"), 3);
+      assert.equal(await c.get("b"), undefined);
+    },
+  );
+
+  await Deno.remove(dir, { recursive: true });
+  await nc.close();
+});
