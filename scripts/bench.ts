@@ -21,10 +21,26 @@ import {
   table,
   writeResult,
 } from "./bench/_harness.ts";
+import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";
+import { scenario as memory } from "./bench/memory.ts";
+import { scenario as miss } from "./bench/miss.ts";
+import { scenario as propagation } from "./bench/propagation.ts";
+import { scenario as seed } from "./bench/seed.ts";
+import { scenario as stampede } from "./bench/stampede.ts";
+import { scenario as warmStart } from "./bench/warm_start.ts";
 
 /** Every scenario, in the order a full run executes them. */
-const SCENARIOS: Scenario[] = [localHit];
+const SCENARIOS: Scenario[] = [
+  localHit,
+  memory,
+  propagation,
+  bootstrap,
+  warmStart,
+  seed,
+  stampede,
+  miss,
+];
 
 const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]
 

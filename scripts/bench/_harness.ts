@@ -179,7 +179,9 @@ export function absRow(
 
 /** A row without a target (reported for context). */
 export function infoRow(metric: string, unit: string, kvedge: Stat, extra: Partial<Row> = {}): Row {
-  return { metric, unit, kvedge, ...extra };
+  const row: Row = { metric, unit, kvedge, ...extra };
+  if (row.baseline && row.ratio === undefined) row.ratio = kvedge.median / row.baseline.median;
+  return row;
 }
 
 /** A row that could not be measured, and why. */
@@ -192,6 +194,7 @@ export function skippedRow(metric: string, reason: string): Row {
 /** Formats a number with about three significant digits. */
 export function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);
+  if (Number.isInteger(n) && Math.abs(n) < 100_000) return String(n);
   const a = Math.abs(n);
   if (a >= 100_000) return Math.round(n).toLocaleString("en-US");
   if (a >= 100) return n.toFixed(0);

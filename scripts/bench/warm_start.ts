@@ -1,0 +1,127 @@
+/**
+ * Warm start: reopen a 1M-key replica from its snapshot file after 1% of
+ * the keys changed, against a cold bootstrap of the same bucket. Each open
+ * is a fresh process (see `bootstrap.ts`); every repetition changes another
+ * 1% of the keys before the warm open.
+ *
+ * @module
+ */
+import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { keyOf, measureBootstrap, valueOf } from "./bootstrap.ts";
+import {
+  benchBucket,
+  benchServer,
+  connectRaw,
+  fillBucket,
+  infoRow,
+  ratioRow,
+  type Scenario,
+  type ScenarioResult,
+  stat,
+} from "./_harness.ts";
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Rewrites `count` keys starting at a rotating offset, pipelined. */
+async function change(kv: KV, n: number, count: number, round: number): Promise<void> {
+  const enc = new TextEncoder();
+  const start = (round * count) % n;
+  const pending = new Set<Promise<unknown>>();
+  for (let j = 0; j < count; j++) {
+    const i = (start + j) % n;
+    const p = kv.put(keyOf(i), enc.encode(JSON.stringify({ id: i, v: `changed-${round}` })));
+    pending.add(p);
+    p.finally(() => pending.delete(p));
+    if (pending.size >= 256) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+}
+
+/** The warm-start scenario. */
+export const scenario: Scenario = {
+  name: "warm_start",
+  title: "reopen a 1M-key replica from its snapshot after 1% changed vs cold bootstrap",
+  async run(ctx): Promise<ScenarioResult> {
+    const n = ctx.quick ? 5_000 : 1_000_000;
+    const changed = Math.max(1, Math.round(n / 100));
+    const dir = await Deno.makeTempDir({ prefix: "kvedge_bench_snap_" });
+    const server = await benchServer();
+    const base = {
+      name: "warm_start",
+      title: this.title,
+      params: { keys: n, changedPerRep: changed, reps: ctx.reps },
+    };
+    try {
+      const nc = await connectRaw(server.url);
+      // Probe on a tiny bucket: does `snapshot: { path }` write a file at all?
+      const probeBucket = benchBucket("bench_snap_probe");
+      await fillBucket(nc, probeBucket, 10, keyOf, valueOf);
+      const probePath = `${dir}/probe.snapshot`;
+      const probe = await measureBootstrap("kvedge", server.url, probeBucket, 10, probePath);
+      if (!(await exists(probePath))) {
+        await nc.close();
+        return {
+          ...base,
+          rows: [],
+          skipped: "not implemented (the snapshot option wrote no file on close)",
+          raw: { probeEvents: probe.snapshot ?? [] },
+        };
+      }
+      const bucket = benchBucket("bench_warm");
+      ctx.log(`warm_start: loading ${n} keys`);
+      await fillBucket(nc, bucket, n, keyOf, valueOf);
+      const kv = await new Kvm(nc).open(bucket);
+      const path = `${dir}/replica.snapshot`;
+      ctx.log("warm_start: first open writes the snapshot");
+      const prime = await measureBootstrap("kvedge", server.url, bucket, n, path);
+      if (!(await exists(path))) throw new Error("the snapshot file was not written");
+      const cold: number[] = [];
+      const warm: number[] = [];
+      const events: string[][] = [];
+      for (let r = 0; r < ctx.reps; r++) {
+        ctx.log(`warm_start: rep ${r + 1}/${ctx.reps}`);
+        const c = await measureBootstrap("kvedge", server.url, bucket, n);
+        cold.push(c.ms / 1000);
+        await change(kv, n, changed, r);
+        const w = await measureBootstrap("kvedge", server.url, bucket, n, path);
+        if (w.entries !== n) throw new Error(`warm start held ${w.entries} of ${n}`);
+        warm.push(w.ms / 1000);
+        events.push(w.snapshot ?? []);
+      }
+      const loaded = events.every((e) => e.some((s) => s.startsWith("loaded")));
+      const size = (await Deno.stat(path)).size;
+      await nc.close();
+      return {
+        ...base,
+        params: { ...base.params, snapshotBytes: size },
+        rows: [
+          ratioRow(
+            `ready() from snapshot, ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1000}k`} keys, 1% changed`,
+            "s",
+            stat(warm),
+            "cold bootstrap",
+            stat(cold),
+            "le",
+            0.25,
+            loaded ? undefined : "no 'snapshot loaded' event seen",
+          ),
+          infoRow("first open with snapshot (writes it)", "s", stat([prime.ms / 1000]), {
+            note: "info",
+          }),
+        ],
+        raw: { warmS: warm, coldS: cold, snapshotEvents: events },
+      };
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+};
