@@ -536,7 +536,8 @@ async function cmdInfo(ctx: Ctx): Promise<number> {
     );
     return 0;
   }
-  const si = await bucketInfo(await manager(ctx), checkBucket(name));
+  const bucket = checkBucket(name);
+  const si = await bucketInfo(await manager(ctx), bucket);
   out(ctx, bucketJson(si), () => renderInfo(si));
   return 0;
 }
