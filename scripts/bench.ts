@@ -22,6 +22,7 @@ import {
   writeResult,
 } from "./bench/_harness.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
+import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";
 import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
@@ -34,6 +35,7 @@ import { scenario as warmStart } from "./bench/warm_start.ts";
 const SCENARIOS: Scenario[] = [
   localHit,
   memory,
+  http,
   propagation,
   bootstrap,
   warmStart,

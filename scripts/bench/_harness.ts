@@ -381,24 +381,37 @@ export async function benchCluster(): Promise<ClusterHandle> {
 export interface Spawned {
   /** The process. */
   child: Deno.ChildProcess;
+  /** The last few KB the process wrote to stderr (for error messages). */
+  stderrTail(): string;
   /** Kills it (SIGTERM, then SIGKILL after 3 s) and waits for its exit. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** Spawns a long-running process (servers under test) with stdout/stderr discarded or inherited. */
+/**
+ * Spawns a long-running process (a server under test). Its stdout is
+ * discarded; its stderr is drained continuously (a full pipe would block
+ * it) and its tail kept for error messages.
+ */
 export function spawn(
   cmd: string,
   args: string[],
-  options: { env?: Record<string, string>; verbose?: boolean } = {},
+  options: { env?: Record<string, string> } = {},
 ): Spawned {
   const child = new Deno.Command(cmd, {
     args,
     env: options.env,
     stdin: "null",
-    stdout: options.verbose ? "inherit" : "null",
-    stderr: options.verbose ? "inherit" : "piped",
+    stdout: "null",
+    stderr: "piped",
   }).spawn();
   children.add(child);
+  let tail = "";
+  const dec = new TextDecoder();
+  const drained = (async () => {
+    for await (const chunk of child.stderr) {
+      tail = (tail + dec.decode(chunk, { stream: true })).slice(-4096);
+    }
+  })().catch(() => {});
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
@@ -416,12 +429,12 @@ export function spawn(
       }, 3_000);
       await child.status;
       clearTimeout(timer);
-      await child.stderr?.cancel().catch(() => {});
+      await drained;
       children.delete(child);
     })();
     return stopping;
   };
-  return { child, stop };
+  return { child, stop, stderrTail: () => tail };
 }
 
 /** Path of the deno executable running the bench. */

@@ -1,0 +1,334 @@
+/**
+ * HTTP hit: `wrk -t2 -c64 -d10s --latency` GETs of one resident key from the
+ * edge worker (`deno task serve`, i.e. `workers/edge.ts`, replica mode),
+ * against a bare `Deno.serve` returning the value from a Map, and Hono +
+ * `ioredis` cache-aside against the local Redis on 127.0.0.1:6379 (row
+ * skipped if Redis is absent). All three servers run for the whole scenario
+ * and take turns under load; variants rotate per repetition.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { Redis } from "ioredis";
+import { Kvm } from "@nats-io/kv";
+import { freePort } from "../../src/nats_server.ts";
+import {
+  absRow,
+  benchBucket,
+  benchServer,
+  childArgs,
+  connectRaw,
+  DENO,
+  infoRow,
+  ratioRow,
+  ROOT,
+  type Row,
+  type Scenario,
+  sleep,
+  spawn,
+  type Spawned,
+  stat,
+} from "./_harness.ts";
+
+const KEY = "item.1";
+const REDIS_URL = "redis://127.0.0.1:6379";
+
+/** The value every server returns (about 100 bytes of JSON). */
+function valueJson(): string {
+  return JSON.stringify({ id: 1, name: "Ada Lovelace", plan: "pro", tags: ["a", "b"], n: 42 });
+}
+
+interface WrkFigures {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function toMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "ms" ? v : m[2] === "s" ? v * 1000 : v * 60_000;
+}
+
+/** Parses wrk's report (with `--latency`). */
+export function parseWrk(out: string): WrkFigures {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  if (!Number.isFinite(rps) || !p50 || !p99) throw new Error(`Cannot parse wrk output:\n${out}`);
+  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
+}
+
+async function wrk(url: string, seconds: number): Promise<WrkFigures> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t2", "-c64", `-d${seconds}s`, "--latency", url],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  return parseWrk(text);
+}
+
+async function hasWrk(): Promise<boolean> {
+  try {
+    await new Deno.Command("wrk", { args: ["--version"], stdout: "null", stderr: "null" }).output();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function redisUp(): Promise<boolean> {
+  const r = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  try {
+    await r.connect();
+    return (await r.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Waits until `url` answers 200 with the expected body. */
+async function waitServing(url: string, proc: Spawned, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    const status = await Promise.race([proc.child.status, sleep(0).then(() => undefined)]);
+    if (status) {
+      throw new Error(`${what} exited (${status.code}) before serving: ${proc.stderrTail()}`);
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const body = await res.text();
+      if (res.status === 200 && JSON.parse(body).id === 1) return;
+      last = `${res.status} ${body.slice(0, 200)}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what} did not serve ${url} within 60 s (last: ${last})`);
+}
+
+type Variant = "edge" | "bare" | "hono_redis";
+
+/** The HTTP-hit scenario. */
+export const scenario: Scenario = {
+  name: "http",
+  title: "wrk -t2 -c64 GET of a resident key: edge worker vs bare Deno.serve and Hono+ioredis",
+  async run(ctx) {
+    const seconds = ctx.quick ? 1 : 10;
+    const base = {
+      name: "http",
+      title: this.title,
+      params: { wrk: `-t2 -c64 -d${seconds}s --latency`, reps: ctx.reps, key: KEY },
+    };
+    if (!(await hasWrk())) {
+      return { ...base, rows: [], skipped: "wrk is not installed (scripts/setup.sh --bench)" };
+    }
+    const redis = await redisUp();
+    const server = await benchServer();
+    const procs: Spawned[] = [];
+    const redisKey = `kvedge_bench:${benchBucket("k")}:${KEY}`;
+    try {
+      const nc = await connectRaw(server.url);
+      const bucket = benchBucket("bench_http");
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      await kv.put(KEY, new TextEncoder().encode(valueJson()));
+      await nc.close();
+
+      const urls = {} as Record<Variant, string>;
+      const edgePort = freePort();
+      const edge = spawn(DENO, [
+        "run",
+        "-A",
+        "--config",
+        `${ROOT}/deno.json`,
+        `${ROOT}/workers/edge.ts`,
+      ], {
+        env: { NATS_URL: server.url, KVEDGE_BUCKETS: `${bucket}:replica`, PORT: String(edgePort) },
+      });
+      procs.push(edge);
+      urls.edge = `http://127.0.0.1:${edgePort}/v1/buckets/${bucket}/keys/${KEY}`;
+
+      const barePort = freePort();
+      const bare = spawn(DENO, [
+        "run",
+        "-A",
+        "--config",
+        `${ROOT}/deno.json`,
+        import.meta.filename!,
+        "--child",
+        "bare",
+        "--port",
+        String(barePort),
+      ]);
+      procs.push(bare);
+      urls.bare = `http://127.0.0.1:${barePort}/v1/buckets/${bucket}/keys/${KEY}`;
+
+      const variants: Variant[] = ["edge", "bare"];
+      if (redis) {
+        const r = new Redis(REDIS_URL);
+        await r.set(redisKey, valueJson());
+        r.disconnect();
+        const honoPort = freePort();
+        const hono = spawn(DENO, [
+          "run",
+          "-A",
+          "--config",
+          `${ROOT}/deno.json`,
+          import.meta.filename!,
+          "--child",
+          "hono",
+          "--port",
+          String(honoPort),
+          "--redis-key",
+          redisKey,
+        ]);
+        procs.push(hono);
+        urls.hono_redis = `http://127.0.0.1:${honoPort}/v1/buckets/${bucket}/keys/${KEY}`;
+        variants.push("hono_redis");
+        await waitServing(urls.hono_redis, hono, "Hono+ioredis server");
+      }
+      await waitServing(urls.edge, edge, "edge worker");
+      await waitServing(urls.bare, bare, "bare Deno.serve");
+
+      ctx.log(`http: warm-up, then ${ctx.reps} reps × ${variants.length} variants × ${seconds} s`);
+      for (const v of variants) await wrk(urls[v], Math.min(2, seconds));
+      const fig = {} as Record<
+        Variant,
+        { rps: number[]; p50: number[]; p99: number[]; errors: number[] }
+      >;
+      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [] };
+      for (let r = 0; r < ctx.reps; r++) {
+        for (let j = 0; j < variants.length; j++) {
+          const v = variants[(j + r) % variants.length]!;
+          const w = await wrk(urls[v], seconds);
+          fig[v].rps.push(w.rps);
+          fig[v].p50.push(w.p50Ms);
+          fig[v].p99.push(w.p99Ms);
+          fig[v].errors.push(w.errors);
+        }
+      }
+      const errors = variants.map((v) => fig[v].errors.reduce((a, b) => a + b, 0));
+      const rows: Row[] = [
+        ratioRow(
+          "GET hit throughput",
+          "rps",
+          stat(fig.edge.rps),
+          "bare Deno.serve + Map",
+          stat(fig.bare.rps),
+          "ge",
+          0.8,
+        ),
+      ];
+      if (redis) {
+        rows.push(
+          ratioRow(
+            "GET hit throughput",
+            "rps",
+            stat(fig.edge.rps),
+            "Hono + ioredis cache-aside",
+            stat(fig.hono_redis.rps),
+            "ge",
+            2,
+          ),
+        );
+      } else {
+        rows.push({
+          metric: "GET hit throughput vs Hono + ioredis",
+          unit: "rps",
+          kvedge: null,
+          note: "skipped: Redis is not reachable on 127.0.0.1:6379",
+        });
+      }
+      rows.push(
+        infoRow("GET hit p99 latency", "ms", stat(fig.edge.p99), {
+          baselineName: "bare Deno.serve + Map",
+          baseline: stat(fig.bare.p99),
+          note: "info",
+        }),
+      );
+      if (redis) {
+        rows.push(
+          infoRow("GET hit p99 latency", "ms", stat(fig.edge.p99), {
+            baselineName: "Hono + ioredis cache-aside",
+            baseline: stat(fig.hono_redis.p99),
+            note: "info",
+          }),
+        );
+      }
+      rows.push(
+        infoRow("GET hit p50 latency", "ms", stat(fig.edge.p50), {
+          baselineName: "bare Deno.serve + Map",
+          baseline: stat(fig.bare.p50),
+          note: "info",
+        }),
+      );
+      if (errors.some((e) => e > 0)) {
+        rows.push(absRow("wrk errors (non-2xx, socket)", "errors", stat(fig.edge.errors), "eq", 0));
+      }
+      return { ...base, params: { ...base.params, redis }, rows, raw: fig };
+    } finally {
+      for (const p of procs) await p.stop();
+      if (redis) {
+        const r = new Redis(REDIS_URL);
+        await r.del(redisKey).catch(() => {});
+        r.disconnect();
+      }
+      await server.stop();
+    }
+  },
+};
+
+// ---- child servers -------------------------------------------------------------------------
+
+function bareServer(port: number): void {
+  const store = new Map<string, string>([[KEY, valueJson()]]);
+  const prefix = "/v1/buckets/";
+  Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    const at = path.indexOf("/keys/", prefix.length);
+    const value = at < 0 ? undefined : store.get(decodeURIComponent(path.slice(at + 6)));
+    if (value === undefined) return new Response("not found", { status: 404 });
+    return new Response(value, { headers: { "content-type": "application/json" } });
+  });
+}
+
+function honoRedisServer(port: number, redisKey: string): void {
+  const redis = new Redis(REDIS_URL);
+  // The origin behind the cache; never reached while the key is in Redis.
+  const origin = new Map<string, string>([[KEY, valueJson()]]);
+  const app = new Hono();
+  app.get("/v1/buckets/:bucket/keys/:key", async (c) => {
+    const key = c.req.param("key");
+    const cacheKey = redisKey.slice(0, redisKey.length - KEY.length) + key;
+    let value = await redis.get(cacheKey);
+    if (value === null) {
+      value = origin.get(key) ?? null;
+      if (value === null) return c.text("not found", 404);
+      await redis.set(cacheKey, value, "EX", 300);
+    }
+    return c.body(value, 200, { "content-type": "application/json" });
+  });
+  Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+}
+
+if (import.meta.main) {
+  const a = childArgs(Deno.args);
+  const port = Number(a.port);
+  if (a.child === "bare") bareServer(port);
+  else honoRedisServer(port, a["redis-key"]!);
+}
