@@ -56,7 +56,10 @@ export {
   type LoaderContext,
   type LoaderFn,
   type LocalBounds,
+  type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type SchemaLike,
+  type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";

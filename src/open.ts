@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { connect } from "@nats-io/transport-node";
+import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -50,7 +50,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
         pingInterval: 10_000,
         ...o.connectOptions,
         servers: o.servers,
-      });
+      } as NodeConnectionOptions);
     } catch (err) {
       throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
     }

@@ -14,9 +14,9 @@ import type {
   Codec,
   CreateBucketOptions,
   LoaderFn,
+  SchemaLike,
   SnapshotOptions,
 } from "./types.ts";
-import type { ZodType } from "zod";
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions<T> {
@@ -30,7 +30,7 @@ export interface ResolvedOptions<T> {
   maxItems: number;
   maxBytes: number;
   maxTtlMs: number;
-  schema: ZodType<T> | undefined;
+  schema: SchemaLike<T> | undefined;
   codec: Codec<T>;
   loader: LoaderFn<T> | undefined;
   writeBack: boolean;
@@ -84,8 +84,10 @@ const OptionsSchema = z.object({
     maxBytes: posInt.optional(),
     maxTtlMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
   }).strict(),
-  schema: z.custom<ZodType>(
-    (v) => typeof v === "object" && v !== null && typeof (v as ZodType).safeParse === "function",
+  schema: z.custom<SchemaLike<unknown>>(
+    (v) =>
+      typeof v === "object" && v !== null &&
+      typeof (v as SchemaLike<unknown>).safeParse === "function",
     { message: "must be a zod schema" },
   ).optional(),
   codec: z.object({ encode: fn, decode: fn, contentType: z.string().optional() }).optional(),
@@ -166,7 +168,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
       ? o.servers
       : o.servers.split(","),
     connectOptions: input.connectOptions,
-    connection: input.connection,
+    connection: input.connection as NatsConnection | undefined,
     bucket: o.bucket,
     create,
     mode: o.mode ?? "lazy",

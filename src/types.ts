@@ -4,8 +4,64 @@
  *
  * @module
  */
-import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
-import type { ZodType } from "zod";
+
+/**
+ * What kvedge needs of a schema: zod's `safeParse`. Every zod schema fits.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import type { SchemaLike } from "./types.ts";
+ * const s: SchemaLike<{ n: number }> = z.object({ n: z.number() });
+ * ```
+ */
+export interface SchemaLike<T> {
+  /** Checks `value`; on success `data` is the (possibly transformed) value. */
+  safeParse(value: unknown):
+    | { success: true; data: T }
+    | {
+      success: false;
+      error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> };
+    };
+}
+
+/**
+ * An open NATS connection (`NatsConnection` from `@nats-io/transport-node`'s
+ * `connect()`) to share with a cache; the cache never closes it.
+ */
+export interface SharedConnection {
+  /** Whether it is closed. */
+  isClosed(): boolean;
+  /** Closes it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Options for the connection kvedge opens (those of nats.js `connect()`): the
+ * common ones are listed; any other nats.js option is passed through.
+ */
+export interface NatsConnectOptions {
+  /** User name (with `pass`). */
+  user?: string;
+  /** Password (with `user`). */
+  pass?: string;
+  /** Token authentication. */
+  token?: string;
+  /** An authenticator: `nkeyAuthenticator(seed)` or `credsAuthenticator(creds)` from `@nats-io/nats-core`. */
+  authenticator?: unknown;
+  /** TLS: `{ caFile, certFile, keyFile }` paths, or nats.js TLS options. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; [option: string]: unknown } | null;
+  /** Prefix of reply and delivery subjects, e.g. `_INBOX_edge` for a least-privilege edge. */
+  inboxPrefix?: string;
+  /** Connection name shown by the server. */
+  name?: string;
+  /** Milliseconds between reconnect attempts. Default 500. */
+  reconnectTimeWait?: number;
+  /** Random extra wait per reconnect attempt, ms. Default 250. */
+  reconnectJitter?: number;
+  /** Any other nats.js connection option. */
+  [option: string]: unknown;
+}
 
 /**
  * Turns values into bytes and back. The default is JSON (UTF-8).
@@ -87,9 +143,9 @@ export interface CacheOptions<T> {
   /** NATS URL(s) to connect to, e.g. `"nats://127.0.0.1:4222"`. Exactly one of `servers` and `connection`. */
   servers?: string | string[];
   /** Extra options for the connection kvedge opens (auth, TLS, name…). Ignored with `connection`. */
-  connectOptions?: Partial<ConnectionOptions>;
+  connectOptions?: NatsConnectOptions;
   /** An existing connection to share; the cache does not close it. */
-  connection?: NatsConnection;
+  connection?: SharedConnection;
   /** The KV bucket name (`[-\w]+`). */
   bucket: string;
   /** Ensure the bucket exists with these settings (`true` for defaults); omitted: it must exist. */
@@ -101,7 +157,7 @@ export interface CacheOptions<T> {
   /** Bounds of the local store (at least `maxItems` or `maxBytes`). */
   local: LocalBounds;
   /** zod schema: checked on write (before I/O) and on read (a failing value is never served). */
-  schema?: ZodType<T>;
+  schema?: SchemaLike<T>;
   /** How values are encoded. Default JSON. */
   codec?: Codec<T>;
   /** Origin for keys absent from KV (cache-aside). */
