@@ -10,6 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { KvedgeCache } from "./cache.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
+import { guardSocketResets } from "./socket_guard.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -42,6 +43,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
   if (o.connection) {
     nc = o.connection;
   } else {
+    guardSocketResets();
     try {
       nc = await connect({
         maxReconnectAttempts: -1,
