@@ -11,6 +11,7 @@
 
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { freePort, type NatsServerProcess, startNatsServer } from "../src/nats_server.ts";
+import { guardSocketResets } from "../src/socket_guard.ts";
 
 /** A single `nats-server` started for a test. */
 export interface ServerHandle extends AsyncDisposable {
@@ -105,15 +106,8 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-// @nats-io/transport-node 3.4 removes a socket's listeners before destroying
-// it; when the server has already reset the connection (an auth failure, a
-// killed server) the pending read then emits ECONNRESET with no listener, an
-// uncaught error that fails whichever test module is running. The client has
-// already reported the failure through its promises, so this one is noise.
-globalThis.addEventListener("error", (event) => {
-  const err = event.error as { code?: unknown; syscall?: unknown } | undefined;
-  if (err?.code === "ECONNRESET" && err?.syscall === "read") event.preventDefault();
-});
+// Tests kill servers on purpose: the same guard the library installs.
+guardSocketResets();
 
 class TestServer implements ServerHandle {
   readonly #process: NatsServerProcess;
