@@ -227,7 +227,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#hits++;
       if (slot.deleted) return UNDEFINED;
       if (slot.raw !== undefined && !this.#decode(key, slot)) return UNDEFINED;
-      return Promise.resolve(slot.value as T);
+      return (slot.resolved ??= Promise.resolve(slot.value)) as Promise<T>;
     }
     return this.#getSlow(key, slot, options).then((r) => r === undefined ? undefined : r.value);
   }

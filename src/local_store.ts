@@ -26,6 +26,8 @@ export interface Slot {
   size: number;
   /** Resync generation that last confirmed this slot (replica mode). */
   gen: number;
+  /** A resolved promise of `value`, made on the first async hit and reused (no allocation per hit). */
+  resolved?: Promise<unknown>;
 }
 
 /** Why a slot left the store. */
