@@ -59,8 +59,8 @@ export const scenario: Scenario = {
   name: "local_hit",
   title: "get()/getEntry() of a resident key vs raw lru-cache get and Map.get",
   async run(ctx) {
-    const keys = ctx.quick ? 10_000 : 100_000;
-    const iters = ctx.quick ? 200_000 : 1_000_000;
+    const keys = ctx.quick ? 5_000 : 100_000;
+    const iters = ctx.quick ? 50_000 : 1_000_000;
     const server = await benchServer();
     try {
       const nc = await connectRaw(server.url);

@@ -44,7 +44,7 @@ export const scenario: Scenario = {
   name: "memory",
   title: "resident bytes per entry, N × 200-byte values, vs raw lru-cache holding the same",
   async run(ctx) {
-    const n = ctx.quick ? 5_000 : 100_000;
+    const n = ctx.quick ? 2_000 : 100_000;
     const server = await benchServer();
     try {
       const nc = await connectRaw(server.url);
