@@ -148,6 +148,19 @@ Deno.test("HTTP facade over a real cache", async (t) => {
       assert.equal(await res.text(), "");
     });
 
+    await t.step("X-Cache says miss for a key fetched from KV, then hit", async () => {
+      const { app, cache } = await appWith();
+      // Another client of the bucket writes; this edge has never seen the key.
+      const writer = await open({ bucket: cache.bucket, create: undefined });
+      await writer.set("elsewhere", { n: 1 });
+      const first = await app.request("/v1/buckets/b/keys/elsewhere");
+      assert.equal(first.headers.get("x-cache"), "miss");
+      assert.deepEqual(await first.json(), { n: 1 });
+      const second = await app.request("/v1/buckets/b/keys/elsewhere");
+      assert.equal(second.headers.get("x-cache"), "hit");
+      await second.body?.cancel();
+    });
+
     await t.step("If-None-Match with the current ETag is a 304 without a body", async () => {
       const { app } = await appWith();
       const put = await app.request("/v1/buckets/b/keys/k", json({ v: 1 }));
@@ -686,9 +699,18 @@ Deno.test("HTTP facade over a real cache", async (t) => {
         try {
           await cache.ready({ timeoutMs: 10_000 });
           const app = createApp({ buckets: { b: { cache } }, auth: { anonymousWrites: true } });
+          const strict = createApp({ buckets: { b: { cache } }, readiness: { maxStaleMs: 0 } });
           await app.request("/v1/buckets/b/keys/kept", json({ v: 1 }));
           await own.stop();
           await waitFor(() => !cache.status().connected, { message: "cache notices the outage" });
+          await waitFor(() => cache.status().state === "stale", { message: "cache turns stale" });
+          const ready = await app.request("/readyz");
+          assert.equal(ready.status, 200, "stale is ready by default: disconnected is not down");
+          assert.equal((await ready.json()).buckets.b.state, "stale");
+          await waitFor(() => Date.now() > cache.status().since);
+          const notReady = await strict.request("/readyz");
+          assert.equal(notReady.status, 503, "past maxStaleMs a stale bucket is not ready");
+          assert.match(String((await problemOf(notReady)).detail), /stale for/);
           const stale = await app.request("/v1/buckets/b/keys/kept");
           assert.equal(stale.status, 200);
           assert.equal(stale.headers.get("x-cache"), "stale");
@@ -702,6 +724,44 @@ Deno.test("HTTP facade over a real cache", async (t) => {
           const write = await app.request("/v1/buckets/b/keys/kept", json(2));
           assert.equal(write.status, 503);
           await write.body?.cancel();
+        } finally {
+          await cache.close();
+        }
+      },
+    );
+    await t.step(
+      "a write the edge's NATS credentials forbid is a 403 upstream_forbidden",
+      async () => {
+        const bucket = uniqueBucket();
+        await using guarded = await startServer({
+          config: `authorization {
+  users = [{
+    user: edge, password: edgepw,
+    permissions: {
+      publish: { allow: ">", deny: "$KV.${bucket}.locked.>" },
+      subscribe: { allow: ">" }
+    }
+  }]
+}`,
+        });
+        const cache = await openCache<unknown>({
+          servers: guarded.url,
+          connectOptions: { user: "edge", pass: "edgepw" },
+          bucket,
+          create: true,
+          local: { maxItems: 100 },
+        });
+        try {
+          await cache.ready({ timeoutMs: 10_000 });
+          const app = createApp({ buckets: { b: { cache } }, auth: { anonymousWrites: true } });
+          const ok = await app.request("/v1/buckets/b/keys/open.a", json(1));
+          assert.equal(ok.status, 201);
+          await ok.body?.cancel();
+          const denied = await app.request("/v1/buckets/b/keys/locked.a", json(1));
+          assert.equal(denied.status, 403);
+          const p = await problemOf(denied);
+          assert.equal(p.code, "upstream_forbidden");
+          assert.ok(!String(p.detail).includes("$KV"), "no NATS subjects in the detail");
         } finally {
           await cache.close();
         }
