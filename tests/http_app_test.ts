@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import type { Hono } from "hono";
 import { type Cache, type CacheOptions, openCache } from "../mod.ts";
-import { createApp, type CreateAppOptions } from "../src/http/app.ts";
+import { createApp, type CreateAppOptions, type HttpApp } from "../src/http/app.ts";
 import { startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 interface SseBlock {
@@ -88,7 +87,7 @@ Deno.test("HTTP facade over a real cache", async (t) => {
   const appWith = async (
     options: Partial<CreateAppOptions> = {},
     cacheOptions: Partial<CacheOptions<unknown>> = {},
-  ): Promise<{ app: Hono; cache: Cache<unknown> }> => {
+  ): Promise<{ app: HttpApp; cache: Cache<unknown> }> => {
     const cache = await open(cacheOptions);
     const app = createApp({
       buckets: { b: { cache } },

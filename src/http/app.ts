@@ -117,6 +117,18 @@ export interface RequestInfo {
   error?: unknown;
 }
 
+/**
+ * The facade: a hono `Hono` app, typed structurally so that kvedge's public
+ * API does not expose hono's types (cast to `Hono` to mount it inside a
+ * larger hono app).
+ */
+export interface HttpApp {
+  /** Answers one request; give it to `Deno.serve(app.fetch)`. Never rejects. */
+  fetch(request: Request): Response | Promise<Response>;
+  /** Answers a request built from a path or `Request`, with no network (for tests). */
+  request(input: string | URL | Request, init?: RequestInit): Response | Promise<Response>;
+}
+
 /** Options of {@link createApp}. */
 export interface CreateAppOptions {
   /** The buckets served, by name; only these are served (others: 404). At least one. */
@@ -328,7 +340,7 @@ function methodNotAllowed(allow: string): (c: Context) => Response {
  * console.log(res.status, res.headers.get("etag"));
  * ```
  */
-export function createApp(options: CreateAppOptions): Hono {
+export function createApp(options: CreateAppOptions): HttpApp {
   const served = new Map<string, ServedBucket>();
   for (const [name, b] of Object.entries(options.buckets ?? {})) {
     const problem = bucketProblem(name);
