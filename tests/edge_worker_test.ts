@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../src/edge_config.ts";
 import { waitFor } from "./_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../workers/edge.ts", import.meta.url));
@@ -181,4 +182,90 @@ Deno.test("deno task serve: bad configuration is one error line and exit code 2"
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
+  await t.step("with no NATS_URL: embedded server, a demo bucket, open writes", () => {
+    const c = parseEdgeConfig({});
+    assert.equal(c.natsServers, undefined);
+    assert.deepEqual(c.buckets, [{ name: "demo", mode: "lazy", readOnly: false }]);
+    assert.equal(c.createBuckets, true);
+    assert.equal(c.anonymousWrites, true);
+    assert.equal(c.port, 8080);
+    assert.equal(c.hostname, "127.0.0.1");
+    assert.equal(c.dataDir, ".data");
+  });
+
+  await t.step("with NATS_URL: buckets required, writes need a token, nothing created", () => {
+    assert.throws(() => parseEdgeConfig({ NATS_URL: "nats://a:4222" }), /KVEDGE_BUCKETS/);
+    const c = parseEdgeConfig({
+      NATS_URL: "nats://a:4222, tls://b:4222",
+      KVEDGE_BUCKETS: "users:replica, products:ro,orders:lazy:ro",
+      KVEDGE_READ_TOKEN: "r1,r2",
+      KVEDGE_WRITE_TOKEN: "w1",
+      PORT: "0",
+      KVEDGE_MAX_TTL_MS: "60000",
+      KVEDGE_CORS_ORIGINS: "https://app.example",
+    });
+    assert.deepEqual(c.natsServers, ["nats://a:4222", "tls://b:4222"]);
+    assert.deepEqual(c.buckets, [
+      { name: "users", mode: "replica", readOnly: false },
+      { name: "products", mode: "lazy", readOnly: true },
+      { name: "orders", mode: "lazy", readOnly: true },
+    ]);
+    assert.deepEqual([c.readTokens, c.writeTokens], [["r1", "r2"], ["w1"]]);
+    assert.equal(c.anonymousWrites, false);
+    assert.equal(c.createBuckets, false);
+    assert.equal(c.port, 0);
+    assert.equal(c.local.maxTtlMs, 60_000);
+    assert.deepEqual(c.corsOrigins, ["https://app.example"]);
+    const shown = JSON.stringify(describeEdgeConfig(c));
+    assert.ok(!shown.includes("w1") && !shown.includes("r2"), "tokens are not in the description");
+  });
+
+  await t.step("bad values name the variable, never the value", () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ KVEDGE_BUCKETS: "a:fast" }, /KVEDGE_BUCKETS: unknown flag/],
+      [{ KVEDGE_BUCKETS: "a,a" }, /listed twice/],
+      [{ PORT: "70000" }, /PORT/],
+      [{ KVEDGE_MAX_ITEMS: "0" }, /KVEDGE_MAX_ITEMS/],
+      [{ KVEDGE_CREATE_BUCKETS: "maybe" }, /KVEDGE_CREATE_BUCKETS/],
+      [{ NATS_URL: "nats://a b", KVEDGE_BUCKETS: "a" }, /NATS_URL/],
+      [{
+        NATS_URL: "nats://a",
+        KVEDGE_BUCKETS: "a",
+        NATS_TOKEN: "t",
+        NATS_USER: "u",
+        NATS_PASS: "p",
+      }, /only one/],
+      [{ NATS_URL: "nats://a", KVEDGE_BUCKETS: "a", NATS_TLS_CERT: "c" }, /NATS_TLS_KEY/],
+      [{ NATS_TOKEN: "t0ken-s3cret" }, /NATS_URL is not/],
+      [{ KVEDGE_READ_TOKEN: "s3cret value" }, /KVEDGE_READ_TOKEN/],
+      [{ KVEDGE_CORS_ORIGINS: "app.example" }, /KVEDGE_CORS_ORIGINS/],
+    ];
+    for (const [env, pattern] of bad) {
+      assert.throws(() => parseEdgeConfig(env), TypeError);
+      try {
+        parseEdgeConfig(env);
+      } catch (e) {
+        const msg = (e as Error).message;
+        assert.match(msg, /^Cannot start edge: /);
+        assert.match(msg, pattern, JSON.stringify(env));
+        assert.ok(!msg.includes("s3cret"), "no secret in the message");
+      }
+    }
+  });
+
+  await t.step("an unreadable creds file is a configuration error", async () => {
+    const c = parseEdgeConfig({
+      NATS_URL: "nats://127.0.0.1:4222",
+      KVEDGE_BUCKETS: "a",
+      NATS_CREDS: "/nonexistent/edge.creds",
+    });
+    await assert.rejects(natsConnectOptions(c), /NATS_CREDS/);
+    const token = await natsConnectOptions(
+      parseEdgeConfig({ NATS_URL: "nats://127.0.0.1:4222", KVEDGE_BUCKETS: "a", NATS_TOKEN: "t" }),
+    );
+    assert.equal(token.token, "t");
+  });
 });
