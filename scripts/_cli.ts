@@ -18,10 +18,26 @@ import {
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { findEmbedded } from "../src/embedded.ts";
 
-/** Where the embedded server of `deno task serve` keeps its data (and its address file). */
+/**
+ * Where the embedded server of `deno task serve` keeps its data (and its address file).
+ *
+ * @example
+ * ```ts
+ * import { EMBEDDED_DATA_DIR } from "./_cli.ts";
+ * console.log(`${EMBEDDED_DATA_DIR}/nats/embedded.json`);
+ * ```
+ */
 export const EMBEDDED_DATA_DIR = ".data";
 
-/** The address used when nothing else names a server. */
+/**
+ * The address used when nothing else names a server.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SERVER } from "./_cli.ts";
+ * console.log(DEFAULT_SERVER); // "nats://127.0.0.1:4222"
+ * ```
+ */
 export const DEFAULT_SERVER = "nats://127.0.0.1:4222";
 
 /**
@@ -483,7 +499,15 @@ export function commandHelp(
 // ---------------------------------------------------------------------------
 // Connection
 
-/** Flags every script accepts for reaching NATS, plus `--json`. */
+/**
+ * Flags every script accepts for reaching NATS, plus `--json`.
+ *
+ * @example
+ * ```ts
+ * import { GLOBAL_FLAGS, parseArgs } from "./_cli.ts";
+ * console.log(parseArgs(["-s", "nats://127.0.0.1:4333"], [GLOBAL_FLAGS]).flags.server);
+ * ```
+ */
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   server: {
     type: "string",
@@ -525,7 +549,16 @@ export interface ConnectFlags {
   timeoutMs?: number;
 }
 
-/** Reads {@link ConnectFlags} out of parsed flags. */
+/**
+ * Reads {@link ConnectFlags} out of parsed flags.
+ *
+ * @example
+ * ```ts
+ * import { connectFlags, GLOBAL_FLAGS, parseArgs } from "./_cli.ts";
+ * const { flags } = parseArgs(["--user", "ops"], [GLOBAL_FLAGS]);
+ * console.log(connectFlags(flags).user); // "ops"
+ * ```
+ */
 export function connectFlags(flags: FlagValues): ConnectFlags {
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   return {
@@ -650,17 +683,41 @@ export function formatColumns(rows: [string, string][]): string {
 
 const encoder = new TextEncoder();
 
-/** Writes `text` and a newline to stdout, unbuffered by `console`. */
+/**
+ * Writes `text` and a newline to stdout, synchronously, so output is complete before an exit.
+ *
+ * @example
+ * ```ts
+ * import { println } from "./_cli.ts";
+ * println("done");
+ * ```
+ */
 export function println(text = ""): void {
   writeAllSync(Deno.stdout, encoder.encode(text + "\n"));
 }
 
-/** Writes `text` and a newline to stderr. */
+/**
+ * Writes `text` and a newline to stderr, synchronously.
+ *
+ * @example
+ * ```ts
+ * import { eprintln } from "./_cli.ts";
+ * eprintln("seed: line 3: invalid JSON");
+ * ```
+ */
 export function eprintln(text: string): void {
   writeAllSync(Deno.stderr, encoder.encode(text + "\n"));
 }
 
-/** Writes all of `bytes` to a synchronous writer (stdout/stderr). */
+/**
+ * Writes all of `bytes` to a synchronous writer (stdout/stderr); one `writeSync` may write less.
+ *
+ * @example
+ * ```ts
+ * import { writeAllSync } from "./_cli.ts";
+ * writeAllSync(Deno.stdout, new TextEncoder().encode("raw bytes\n"));
+ * ```
+ */
 export function writeAllSync(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
@@ -687,7 +744,15 @@ export function isPrintable(bytes: Uint8Array): boolean {
   return !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text);
 }
 
-/** Encodes bytes as standard base64. */
+/**
+ * Encodes bytes as standard base64.
+ *
+ * @example
+ * ```ts
+ * import { toBase64 } from "./_cli.ts";
+ * console.log(toBase64(new Uint8Array([0, 1, 2, 255]))); // "AAEC/w=="
+ * ```
+ */
 export function toBase64(bytes: Uint8Array): string {
   let s = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -696,7 +761,16 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-/** Quotes a user-supplied name for an error message: JSON-escaped and at most 64 characters. */
+/**
+ * Quotes a user-supplied name for an error message: JSON-escaped (so the
+ * message stays on one line) and at most 64 characters.
+ *
+ * @example
+ * ```ts
+ * import { quote } from "./_cli.ts";
+ * console.log(quote("a\nb")); // "\"a\\nb\""
+ * ```
+ */
 export function quote(text: string): string {
   return JSON.stringify(text.length > 64 ? text.slice(0, 64) + "…" : text);
 }

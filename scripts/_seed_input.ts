@@ -27,7 +27,15 @@ export interface SeedRecord {
   problem: string | undefined;
 }
 
-/** A failure that makes the whole input unusable (not one bad line). */
+/**
+ * A failure that makes the whole input unusable (not one bad line).
+ *
+ * @example
+ * ```ts
+ * import { SeedInputError } from "./_seed_input.ts";
+ * throw new SeedInputError("the input is not valid JSON");
+ * ```
+ */
 export class SeedInputError extends Error {
   /** Builds the error. */
   constructor(message: string) {

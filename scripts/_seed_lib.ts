@@ -14,7 +14,15 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import { keyProblem } from "../src/keys.ts";
 import type { SeedRecord } from "./_seed_input.ts";
 
-/** Default number of puts in flight. */
+/**
+ * Default number of puts in flight.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_WINDOW } from "./_seed_lib.ts";
+ * console.log(DEFAULT_WINDOW); // 256
+ * ```
+ */
 export const DEFAULT_WINDOW = 256;
 
 /** What to do with a bad record. */

@@ -239,6 +239,9 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--key-column only applies to CSV, not ${format}`);
     }
   }
+  if (generate !== undefined && flags.schema !== undefined) {
+    throw new UsageError("--schema checks input values; it does not apply to --generate");
+  }
   const fromLine = flags["from-line"] as number;
   const validate = typeof flags.schema === "string" ? await loadSchema(flags.schema) : undefined;
 
@@ -282,7 +285,8 @@ async function main(argv: string[]): Promise<number> {
 
   let nc: NatsConnection | undefined;
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
+  // The first Ctrl-C stops reading and lets the writes in flight settle; a second one quits.
+  const onSignal = () => controller.signal.aborted ? Deno.exit(130) : controller.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   const showProgress = !json && (flags.progress as boolean | undefined ?? Deno.stderr.isTerminal());
   const encoder = new TextEncoder();
