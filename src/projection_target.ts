@@ -1,0 +1,436 @@
+/**
+ * The target side of a projection: a KV bucket whose entries carry, in
+ * message headers, the source sequence (and source incarnation) that
+ * produced them, so that every write can be fenced — a repeated or older
+ * source event never overwrites a newer result — and compare-and-set on the
+ * entry's revision keeps a fold from losing a concurrent write.
+ *
+ * The values themselves stay plain (no wrapper): edge caches and the
+ * `nats kv` CLI read them like any other entry and ignore the headers.
+ *
+ * @module
+ */
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/nats-core";
+import { LRUCache } from "lru-cache";
+import { assertKey } from "./keys.ts";
+import { isWrongLastSequence } from "./errors_map.ts";
+import { ConflictError, KvedgeError } from "./errors.ts";
+import type { Operation } from "./types.ts";
+import type {
+  Projection,
+  ProjectionContext,
+  ProjectionEntry,
+  ProjectionEvent,
+  ProjectionWrite,
+} from "./projection.ts";
+
+/** Header holding the source sequence that produced a target entry. */
+export const SOURCE_SEQ_HEADER = "Kvedge-Source-Seq";
+/**
+ * Header holding the source incarnation, `<stream>@<created>`: sequences of a
+ * deleted-and-recreated stream start again at 1 and are not comparable with
+ * the old ones.
+ */
+export const SOURCE_EPOCH_HEADER = "Kvedge-Source-Epoch";
+
+const KV_OPERATION_HEADER = "KV-Operation";
+const MARKER_REASON_HEADER = "Nats-Marker-Reason";
+/** A fold that loses this many compare-and-sets in a row gives the event back for a later retry. */
+const MAX_CONFLICTS_PER_EVENT = 64;
+
+/** What the target holds for one key, as last read or written. */
+export interface TargetState {
+  /** The key. */
+  key: string;
+  /** Revision of the key's latest message; 0 when the key has none. */
+  revision: number;
+  /** Operation of that message; `undefined` when there is none. */
+  operation: Operation | undefined;
+  /** The stored bytes of a `PUT`. */
+  data: Uint8Array | undefined;
+  /** Source sequence recorded by the projection that wrote it; 0 when none. */
+  sourceSeq: number;
+  /** Source incarnation recorded with it, if any. */
+  sourceEpoch: string | undefined;
+  /** When the message was stored, epoch ms (0 when there is none). */
+  createdMs: number;
+}
+
+/** The fence that a write carries. */
+export interface SourcePosition {
+  /** Sequence of the source event. */
+  seq: number;
+  /** Incarnation of the source stream. */
+  epoch: string;
+}
+
+/** Options of {@linkcode ProjectionTarget}. */
+export interface ProjectionTargetStoreOptions {
+  /**
+   * How many keys' latest states are remembered between events (LRU), so a
+   * fold on a hot key needs no read before its write. Compare-and-set makes
+   * a stale memory harmless: it costs one conflict and one re-read. 0 turns
+   * it off. Default 10 000.
+   */
+  cacheMaxKeys?: number;
+}
+
+/**
+ * Reads and fenced writes on one target bucket, through the standard KV
+ * layout (`KV_<bucket>` stream, `$KV.<bucket>.<key>` subjects). The
+ * constructor does no I/O.
+ *
+ * @example
+ * ```ts ignore
+ * import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+ * const target = new ProjectionTarget(await jetstreamManager(nc), jetstream(nc), "order-summary");
+ * const state = await target.read("order.1");
+ * await target.put("order.1", bytes, { seq: 42, epoch: "ORDERS@2025-01-01T00:00:00Z" }, state.revision);
+ * ```
+ */
+export class ProjectionTarget {
+  readonly #jsm: JetStreamManager;
+  readonly #js: JetStreamClient;
+  readonly #bucket: string;
+  readonly #stream: string;
+  readonly #cache: LRUCache<string, TargetState> | undefined;
+
+  /** Builds the accessor; no I/O. */
+  constructor(
+    jsm: JetStreamManager,
+    js: JetStreamClient,
+    bucket: string,
+    options: ProjectionTargetStoreOptions = {},
+  ) {
+    this.#jsm = jsm;
+    this.#js = js;
+    this.#bucket = bucket;
+    this.#stream = `KV_${bucket}`;
+    const max = options.cacheMaxKeys ?? 10_000;
+    this.#cache = max > 0 ? new LRUCache<string, TargetState>({ max }) : undefined;
+  }
+
+  /** The bucket written. */
+  get bucket(): string {
+    return this.#bucket;
+  }
+
+  /**
+   * The key's latest state: remembered if known, else read from the stream
+   * leader (never a direct get, which a lagging replica may answer).
+   */
+  async read(key: string, options: { fresh?: boolean } = {}): Promise<TargetState> {
+    if (!options.fresh) {
+      const known = this.#cache?.get(key);
+      if (known) return known;
+    }
+    const sm = await this.#jsm.streams.getMessage(this.#stream, {
+      last_by_subj: `$KV.${this.#bucket}.${key}`,
+    });
+    let state: TargetState;
+    if (sm === null) {
+      state = {
+        key,
+        revision: 0,
+        operation: undefined,
+        data: undefined,
+        sourceSeq: 0,
+        sourceEpoch: undefined,
+        createdMs: 0,
+      };
+    } else {
+      const h = sm.header;
+      const operation = operationOf(h?.get(KV_OPERATION_HEADER), h?.get(MARKER_REASON_HEADER));
+      const seqText = h?.get(SOURCE_SEQ_HEADER) ?? "";
+      const seq = /^\d+$/.test(seqText) ? Number(seqText) : 0;
+      state = {
+        key,
+        revision: sm.seq,
+        operation,
+        data: operation === "PUT" ? sm.data : undefined,
+        sourceSeq: seq,
+        sourceEpoch: h?.get(SOURCE_EPOCH_HEADER) || undefined,
+        createdMs: sm.time.getTime(),
+      };
+    }
+    this.#cache?.set(key, state);
+    return state;
+  }
+
+  /** Drops what is remembered of `key` (after a lost compare-and-set). */
+  forget(key: string): void {
+    this.#cache?.delete(key);
+  }
+
+  /**
+   * Writes `data` for `key` with the fence headers, only if the key's latest
+   * revision is `expectedRevision` (0: the key has no message). Throws the
+   * NATS error on a lost compare-and-set (see `isWrongLastSequence`).
+   */
+  put(
+    key: string,
+    data: Uint8Array,
+    position: SourcePosition,
+    expectedRevision: number,
+  ): Promise<number> {
+    return this.#write(key, data, "PUT", position, expectedRevision);
+  }
+
+  /**
+   * Writes a delete marker for `key` that carries the fence headers, so a
+   * repeated older event cannot bring the key back; same compare-and-set as
+   * {@linkcode put}.
+   */
+  delete(key: string, position: SourcePosition, expectedRevision: number): Promise<number> {
+    return this.#write(key, new Uint8Array(0), "DEL", position, expectedRevision);
+  }
+
+  async #write(
+    key: string,
+    data: Uint8Array,
+    operation: "PUT" | "DEL",
+    position: SourcePosition,
+    expectedRevision: number,
+  ): Promise<number> {
+    const h = natsHeaders();
+    h.set(SOURCE_SEQ_HEADER, String(position.seq));
+    h.set(SOURCE_EPOCH_HEADER, position.epoch);
+    if (operation === "DEL") h.set(KV_OPERATION_HEADER, "DEL");
+    let ack;
+    try {
+      ack = await this.#js.publish(`$KV.${this.#bucket}.${key}`, data, {
+        headers: h,
+        expect: { lastSubjectSequence: expectedRevision },
+      });
+    } catch (err) {
+      this.#cache?.delete(key);
+      throw err;
+    }
+    this.#cache?.set(key, {
+      key,
+      revision: ack.seq,
+      operation,
+      data: operation === "PUT" ? data : undefined,
+      sourceSeq: position.seq,
+      sourceEpoch: position.epoch,
+      createdMs: Date.now(),
+    });
+    return ack.seq;
+  }
+}
+
+function operationOf(op: string | undefined, markerReason: string | undefined): Operation {
+  if (markerReason) return "PURGE";
+  return op === "DEL" || op === "PURGE" ? op : "PUT";
+}
+
+/**
+ * Whether the target already holds the result of this source event or of a
+ * later one (same source incarnation): then the write is skipped.
+ */
+export function isFenced(state: TargetState, position: SourcePosition): boolean {
+  return state.sourceEpoch === position.epoch && state.sourceSeq >= position.seq;
+}
+
+/**
+ * The user's `map` (or what it returned) failed: a property of the event and
+ * the code, not of the world, so retrying it blindly would not help.
+ */
+export class ProjectionMapError extends KvedgeError {
+  /** Source sequence of the event. */
+  readonly seq: number;
+  /** Builds the error for the event at `seq`. */
+  constructor(message: string, seq: number, cause?: unknown) {
+    super("VALIDATION", message, { cause });
+    this.name = "ProjectionMapError";
+    this.seq = seq;
+  }
+}
+
+/** What applying one event did. */
+export interface ApplyOutcome {
+  /** Writes made (puts and delete markers). */
+  applied: number;
+  /** Writes skipped because the target already held this event's result or a later one. */
+  skipped: number;
+  /** Whether `map` returned nothing (the event does not concern the target). */
+  ignored: boolean;
+  /** Compare-and-sets lost (each one re-ran `map` on fresh state). */
+  conflicts: number;
+}
+
+/** One normalized write. */
+interface Write {
+  key: string;
+  delete: boolean;
+  data: Uint8Array | undefined;
+}
+
+/**
+ * Applies one source event to the target, idempotently:
+ *
+ * 1. `map(event, ctx)` runs; `ctx.get()` reads target states and remembers
+ *    them (the fold's inputs).
+ * 2. For each key returned: if the target's entry already carries this
+ *    event's sequence or a later one (same incarnation), the write is skipped.
+ * 3. Otherwise it is written with compare-and-set on the revision the fold
+ *    saw. A lost compare-and-set means someone else wrote in between: the
+ *    state is re-read and `map` runs again.
+ *
+ * Failures of `map` or of its result are {@linkcode ProjectionMapError}s;
+ * NATS failures propagate unchanged (the caller retries).
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await applyEvent(target, projection, event, "ORDERS@2025-01-01T00:00:00Z");
+ * ```
+ */
+export async function applyEvent<V>(
+  target: ProjectionTarget,
+  projection: Projection<V>,
+  event: ProjectionEvent,
+  epoch: string,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<ApplyOutcome> {
+  const position: SourcePosition = { seq: event.seq, epoch };
+  const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
+  attempt: for (;;) {
+    const seen = new Map<string, TargetState>();
+    let worldError: unknown;
+    const ctx: ProjectionContext<V> = {
+      signal,
+      get: async (key: string): Promise<ProjectionEntry<V> | undefined> => {
+        assertKey(key, `read "${key}" from projection target "${target.bucket}"`);
+        let state = seen.get(key);
+        if (!state) {
+          try {
+            state = await target.read(key);
+          } catch (err) {
+            worldError = err;
+            throw err;
+          }
+          seen.set(key, state);
+        }
+        return visibleEntry(state, epoch, projection);
+      },
+    };
+    let result;
+    try {
+      result = await projection.map(event, ctx);
+    } catch (err) {
+      // A read failure that surfaced through map is the world's, not the map's.
+      if (worldError !== undefined) throw worldError;
+      throw new ProjectionMapError(
+        `Cannot apply event ${event.seq} of projection "${projection.name}": map threw ${
+          describe(err)
+        }`,
+        event.seq,
+        err,
+      );
+    }
+    const writes = normalize(result, projection, event.seq);
+    if (writes.length === 0) {
+      outcome.ignored = true;
+      return outcome;
+    }
+    for (const w of writes) {
+      let state = seen.get(w.key);
+      if (!state) {
+        state = await target.read(w.key);
+        seen.set(w.key, state);
+      }
+      if (isFenced(state, position)) {
+        outcome.skipped++;
+        continue;
+      }
+      try {
+        if (w.delete) await target.delete(w.key, position, state.revision);
+        else await target.put(w.key, w.data!, position, state.revision);
+        outcome.applied++;
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        outcome.conflicts++;
+        target.forget(w.key);
+        if (outcome.conflicts >= MAX_CONFLICTS_PER_EVENT) {
+          throw new ConflictError(
+            `Cannot apply event ${event.seq} of projection "${projection.name}": ` +
+              `"${w.key}" changed under it ${outcome.conflicts} times in a row`,
+            { key: w.key, expected: state.revision, cause: err },
+          );
+        }
+        // Writes already made for this event are fenced now and will be skipped.
+        continue attempt;
+      }
+    }
+    return outcome;
+  }
+}
+
+/** The entry `map` sees: only values this projection's source incarnation produced. */
+function visibleEntry<V>(
+  state: TargetState,
+  epoch: string,
+  projection: Projection<V>,
+): ProjectionEntry<V> | undefined {
+  // An entry from another incarnation of the source (or a foreign writer) is
+  // not a valid fold input: the fold restarts from nothing, like a replay.
+  if (state.operation !== "PUT" || state.sourceEpoch !== epoch || state.data === undefined) {
+    return undefined;
+  }
+  return {
+    key: state.key,
+    value: projection.codec.decode(state.data),
+    revision: state.revision,
+    sourceSeq: state.sourceSeq,
+    createdMs: state.createdMs,
+  };
+}
+
+function normalize<V>(result: unknown, projection: Projection<V>, seq: number): Write[] {
+  if (result === null || result === undefined) return [];
+  const items = Array.isArray(result) ? result : [result];
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new ProjectionMapError(
+      `Cannot apply event ${seq} of projection "${projection.name}": ${reason}`,
+      seq,
+      cause,
+    );
+  };
+  const keys = new Set<string>();
+  const writes: Write[] = [];
+  for (const item of items as unknown[]) {
+    if (item === null || item === undefined) continue;
+    if (typeof item !== "object") {
+      fail("map must return { key, value }, { key, delete: true } or null");
+    }
+    const w = item as Partial<ProjectionWrite<V>> & { delete?: unknown; value?: unknown };
+    try {
+      assertKey(w.key, `write the projection's target`);
+    } catch (err) {
+      fail(err instanceof Error ? err.message : String(err), err);
+    }
+    const key = w.key as string;
+    if (keys.has(key)) fail(`map returned key "${key}" twice`);
+    keys.add(key);
+    if (w.delete === true) {
+      writes.push({ key, delete: true, data: undefined });
+      continue;
+    }
+    if (!("value" in w) || w.value === undefined) {
+      fail(`map returned key "${key}" without a value (use { key, delete: true } to delete)`);
+    }
+    let data: Uint8Array;
+    try {
+      data = projection.codec.encode(w.value as V);
+    } catch (err) {
+      return fail(`the value for "${key}" cannot be encoded: ${describe(err)}`, err);
+    }
+    writes.push({ key, delete: false, data });
+  }
+  return writes;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
