@@ -579,3 +579,48 @@ Deno.test("a failing map stops the projection, or is skipped when asked", async 
     await nc.close();
   }
 });
+
+Deno.test("a deleted and recreated source stream is followed from its new first event", async () => {
+  await using server = await startServer();
+  const nc = await connectTo(server);
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const stream = uniqueBucket("SRC");
+    const target = uniqueBucket("t");
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    await js.publish(`${stream}.e`, JSON.stringify({ k: 1, v: "old-1" }));
+    await js.publish(`${stream}.e`, JSON.stringify({ k: 2, v: "old-2" }));
+    const latest = defineProjection<string>({
+      name: uniqueBucket("p"),
+      source: { stream },
+      target,
+      map: (e) => {
+        const { k, v } = e.json<{ k: number; v: string }>();
+        return { key: `k.${k}`, value: v };
+      },
+    });
+    await using run = await runProjection(nc, latest, {
+      retryDelayMs: 50,
+      maxRetryDelayMs: 200,
+      statusIntervalMs: 200,
+    });
+    await run.caughtUp({ signal: AbortSignal.timeout(30_000) });
+    const before = run.status().epoch;
+
+    await jsm.streams.delete(stream);
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    // Sequence 1 again: fenced by sequence alone, it would be taken for the old event 1.
+    const ack = await js.publish(`${stream}.e`, JSON.stringify({ k: 1, v: "new-1" }));
+    assert.equal(ack.seq, 1);
+    const kv = await new Kvm(nc).open(target);
+    await waitFor(async () => (await kv.get("k.1"))?.json<string>() === "new-1", {
+      timeoutMs: 30_000,
+      message: "the new incarnation's event 1 reached the target",
+    });
+    assert.notEqual(run.status().epoch, before);
+    assert.equal((await kv.get("k.2"))?.json<string>(), "old-2", "untouched keys keep their value");
+  } finally {
+    await nc.close();
+  }
+});
