@@ -454,7 +454,15 @@ export function createApp(options: CreateAppOptions): HttpApp {
 
   /** GET/HEAD of one key: shared by the Hono route and the fast path below. */
   async function readKey(b: ServedBucket, key: string, request: Request, head: boolean) {
-    const e = await b.cache.getEntry(key);
+    return respondEntry(b, await b.cache.getEntry(key), request, head);
+  }
+
+  function respondEntry(
+    b: ServedBucket,
+    e: Entry<unknown> | undefined,
+    request: Request,
+    head: boolean,
+  ): Response {
     if (e === undefined) throw new HttpProblem("not_found", "the key is absent");
     const etag = formatEtag(e.revision);
     const cacheControl = b.cacheControl(e, Date.now());
@@ -465,16 +473,18 @@ export function createApp(options: CreateAppOptions): HttpApp {
         headers: { etag, "x-cache": e.source, "cache-control": cacheControl },
       });
     }
-    return new Response(head ? null : b.body(e.value) as BodyInit, {
-      status: 200,
-      headers: {
-        "content-type": b.contentType,
-        etag,
-        "last-modified": b.lastModified(e.createdMs),
-        "x-cache": e.source,
-        "cache-control": cacheControl,
-      },
+    // Deno converts a headers record in the Response constructor through a
+    // slow WebIDL path (several µs for five entries, as much as the rest of
+    // the request); setting them on the response's own Headers is ~20× cheaper.
+    const res = new Response(head ? null : b.body(e.value) as BodyInit, {
+      headers: { "content-type": b.contentType },
     });
+    const h = res.headers;
+    h.set("etag", etag);
+    h.set("last-modified", b.lastModified(e.createdMs));
+    h.set("x-cache", e.source);
+    h.set("cache-control", cacheControl);
+    return res;
   }
 
   const getKeyMetrics = metrics.route("GET", KEY);
@@ -827,7 +837,8 @@ export function createApp(options: CreateAppOptions): HttpApp {
     let error: unknown;
     try {
       readCheck?.(request.headers.get("authorization"));
-      res = await readKey(bucketNamed(name), validKey(key), request, false);
+      const b = bucketNamed(name);
+      res = respondEntry(b, await b.cache.getEntry(validKey(key)), request, false);
     } catch (err) {
       const p = toProblem(err);
       if (p.status >= 500) error = err;
