@@ -1,0 +1,248 @@
+/**
+ * Shared helpers of the chaos tests (`tests/chaos/`): bounded and long
+ * variants, a writer that records what was acknowledged, RSS sampling, event
+ * loop blocking, bucket snapshots, and a burst writer that runs as its own
+ * process (`deno run -A tests/_chaos.ts burst <url> <bucket> <count> <keys>`),
+ * so that an edge blocking its own event loop does not slow the writer down.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+
+/** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
+export const LONG = (() => {
+  try {
+    return Deno.env.get("KVEDGE_CHAOS_LONG") === "1";
+  } catch {
+    return false;
+  }
+})();
+
+/** `short` in CI, `long` with `KVEDGE_CHAOS_LONG=1`. */
+export function scale<T>(short: T, long: T): T {
+  return LONG ? long : short;
+}
+
+/** Prints one line of figures for the closing note, prefixed so it is easy to grep. */
+export function figures(test: string, values: Record<string, unknown>): void {
+  const parts = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+  console.log(`CHAOS ${test}: ${parts.join(" ")}`);
+}
+
+/** Resolves with `p`, or rejects with a clear message if it has not settled after `ms`. */
+export async function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} hung for more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Keeps the event loop busy for `ms` (a stand-in for a CPU-bound request or a GC pause). */
+export function blockEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* spin */ }
+}
+
+/** Samples this process's resident set size until stopped. */
+export class RssSampler {
+  readonly samples: number[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Starts sampling every `intervalMs`. */
+  constructor(intervalMs = 250) {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  /** Takes one sample now. */
+  sample(): number {
+    const rss = Deno.memoryUsage().rss;
+    this.samples.push(rss);
+    return rss;
+  }
+
+  /** Stops sampling. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Highest sample, in MiB. */
+  get maxMiB(): number {
+    return mib(Math.max(...this.samples));
+  }
+
+  /** First sample, in MiB. */
+  get firstMiB(): number {
+    return mib(this.samples[0] ?? 0);
+  }
+
+  /** Last sample, in MiB. */
+  get lastMiB(): number {
+    return mib(this.samples[this.samples.length - 1] ?? 0);
+  }
+}
+
+/** Bytes to MiB with one decimal. */
+export function mib(bytes: number): number {
+  return Math.round(bytes / 1024 / 102.4) / 10;
+}
+
+/**
+ * Writes unique values to unique keys (`<prefix><i>` = i), each awaited, and
+ * records which writes were acknowledged. A write that fails is not retried:
+ * it may or may not have been stored, which the checks allow for.
+ */
+export class AckedWriter {
+  /** Acknowledged writes: key → value. */
+  readonly acked = new Map<string, number>();
+  /** Writes that failed or timed out (outcome unknown). */
+  failed = 0;
+  /** Writes attempted. */
+  attempted = 0;
+  readonly #js: ReturnType<typeof jetstream>;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  #stop = false;
+  #running: Promise<void> | undefined;
+
+  /** A writer on `nc` with the given per-write timeout. */
+  constructor(
+    nc: NatsConnection,
+    bucket: string,
+    options: { timeoutMs?: number; prefix?: string } = {},
+  ) {
+    this.#js = jetstream(nc, { timeout: options.timeoutMs ?? 2_000 });
+    this.#bucket = bucket;
+    this.#prefix = options.prefix ?? "w.";
+  }
+
+  /** Writes one value; true if acknowledged. */
+  async writeOne(): Promise<boolean> {
+    const i = this.attempted++;
+    const key = `${this.#prefix}${i}`;
+    try {
+      await this.#js.publish(`$KV.${this.#bucket}.${key}`, JSON.stringify(i));
+      this.acked.set(key, i);
+      return true;
+    } catch {
+      this.failed++;
+      // Back off briefly while the cluster elects or the server restarts.
+      await new Promise((r) => setTimeout(r, 50));
+      return false;
+    }
+  }
+
+  /** Writes continuously until {@link stop}. */
+  start(): void {
+    this.#running = (async () => {
+      while (!this.#stop) await this.writeOne();
+    })();
+  }
+
+  /** Stops a {@link start}ed loop and waits for the write in flight. */
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#running;
+  }
+}
+
+/** The latest value of every key in the bucket (deleted keys absent), read through a fresh view. */
+export async function snapshotBucket(
+  nc: NatsConnection,
+  bucket: string,
+): Promise<Map<string, { revision: number; value: unknown }>> {
+  const kv = await new Kvm(nc).open(bucket);
+  const out = new Map<string, { revision: number; value: unknown }>();
+  const keys = await Array.fromAsync(await kv.keys());
+  for (const key of keys) {
+    const e = await kv.get(key);
+    if (e !== null && e.operation === "PUT") {
+      out.set(key, { revision: e.revision, value: e.json() });
+    }
+  }
+  return out;
+}
+
+/** Fails with the first few differences if `actual` (key → value) is not `expected`. */
+export function assertSameContent(
+  actual: Map<string, unknown>,
+  expected: Map<string, unknown>,
+  what: string,
+): void {
+  const diffs: string[] = [];
+  for (const [k, v] of expected) {
+    if (JSON.stringify(actual.get(k)) !== JSON.stringify(v)) {
+      diffs.push(`${k}: ${JSON.stringify(actual.get(k))} != ${JSON.stringify(v)}`);
+    }
+  }
+  for (const k of actual.keys()) if (!expected.has(k)) diffs.push(`${k}: unexpected`);
+  assert.equal(diffs.length, 0, `${what}: ${diffs.length} differences, e.g. ${diffs.slice(0, 5)}`);
+}
+
+/** Runs the burst writer in its own process; resolves with its last acknowledged revision. */
+export async function burstInChild(
+  url: string,
+  bucket: string,
+  count: number,
+  keys: number,
+): Promise<number> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "burst",
+      url,
+      bucket,
+      String(count),
+      String(keys),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`burst writer failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  const m = /last=(\d+)/.exec(text);
+  assert.ok(m, `burst writer printed no last revision: ${text}`);
+  return Number(m[1]);
+}
+
+async function burstMain(url: string, bucket: string, count: number, keys: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const js = jetstream(nc, { timeout: 30_000 });
+  const inflight = new Set<Promise<unknown>>();
+  let last = 0;
+  const pad = "x".repeat(40);
+  for (let i = 0; i < count; i++) {
+    const p = js.publish(`$KV.${bucket}.b.${i % keys}`, JSON.stringify({ i, pad })).then((a) => {
+      if (a.seq > last) last = a.seq;
+      inflight.delete(p);
+    });
+    inflight.add(p);
+    if (inflight.size >= 1_000) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  console.log(`last=${last}`);
+  await nc.close();
+}
+
+if (import.meta.main) {
+  const [mode, url, bucket, count, keys] = Deno.args;
+  if (mode !== "burst" || !url || !bucket) {
+    console.error("usage: deno run -A tests/_chaos.ts burst <url> <bucket> <count> <keys>");
+    Deno.exit(2);
+  }
+  await burstMain(url, bucket, Number(count), Number(keys ?? 1000));
+}

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { type Cache, openCache } from "../../mod.ts";
+import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
+import { AckedWriter, figures, scale, snapshotBucket } from "../_chaos.ts";
+
+Deno.test(
+  "chaos: kill -9 of the stream leader loses no acknowledged write, in the bucket or in any edge",
+  async () => {
+    await using cluster = await startCluster();
+    const nc = await connectTo(cluster.url);
+    const bucket = uniqueBucket("chaos");
+    await new Kvm(nc).create(bucket, { replicas: 3, history: 1 });
+    const edges: Cache<number>[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        edges.push(
+          await openCache<number>({
+            servers: cluster.urls,
+            bucket,
+            mode: "replica",
+            local: { maxItems: 100_000 },
+            heartbeatMs: 1_000,
+            missTimeoutMs: 1_000,
+            writeTimeoutMs: 2_000,
+            connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+          }),
+        );
+      }
+      await Promise.all(edges.map((e) => e.ready({ timeoutMs: 15_000 })));
+      const writer = new AckedWriter(nc, bucket);
+      const kills = scale(2, 8);
+      const perPhase = scale(150, 1_000);
+      const deadline = Date.now() + scale(120_000, 900_000);
+      /** Awaited writes until `n` more are acknowledged (or the deadline passes). */
+      const writeAcked = async (n: number) => {
+        const target = writer.acked.size + n;
+        while (writer.acked.size < target) {
+          assert.ok(Date.now() < deadline, "the cluster never recovered for writes");
+          await writer.writeOne();
+        }
+      };
+      const killed: string[] = [];
+      for (let k = 0; k < kills; k++) {
+        await writeAcked(perPhase);
+        const leader = await waitFor(() => cluster.leaderOf(`KV_${bucket}`), {
+          timeoutMs: 15_000,
+          message: "the stream has a leader",
+        });
+        await leader.kill();
+        killed.push(leader.name);
+        // Writing goes on while the leader is dead: a new one is elected.
+        await writeAcked(Math.ceil(perPhase / 2));
+        await leader.restart();
+      }
+      await writeAcked(perPhase);
+      // Convergence: the bucket, then every edge, holds every acknowledged write.
+      const snap = await snapshotBucket(nc, bucket);
+      const missingInBucket = [...writer.acked].filter(([k, v]) => snap.get(k)?.value !== v);
+      const missingInEdges = await Promise.all(edges.map(async (e) => {
+        await waitFor(
+          () => e.status().state === "synced" && [...snap].every(([k, s]) => e.peek(k) === s.value),
+          { timeoutMs: 30_000, message: "an edge converged to the bucket" },
+        ).catch(() => {});
+        return [...writer.acked].filter(([k, v]) => e.peek(k) !== v).length;
+      }));
+      figures("leader-kill", {
+        kills: killed.length,
+        killed: killed.join(","),
+        attempted: writer.attempted,
+        acknowledged: writer.acked.size,
+        unacknowledged: writer.failed,
+        stored: snap.size,
+        ackedMissingInBucket: missingInBucket.length,
+        ackedMissingInEdges: missingInEdges.join("/"),
+        edgeResyncs: edges.map((e) => e.stats().resyncs).join("/"),
+      });
+      assert.equal(
+        missingInBucket.length,
+        0,
+        `acknowledged writes lost: ${missingInBucket.slice(0, 5)}`,
+      );
+      assert.deepEqual(missingInEdges, [0, 0], "acknowledged writes missing from an edge");
+      for (const e of edges) {
+        // Nothing beyond the bucket either: the edge holds exactly its content.
+        assert.equal(e.stats().entries, snap.size);
+      }
+    } finally {
+      await Promise.all(edges.map((e) => e.close()));
+      await nc.close();
+    }
+  },
+);

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { type Cache, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
+import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
+import { figures, scale, settlesWithin } from "../_chaos.ts";
+
+const MISS_TIMEOUT_MS = 1_000;
+const WRITE_TIMEOUT_MS = 1_500;
+/** Slack on top of a deadline before a request counts as hung (event loop, GC, CI load). */
+const SLACK_MS = 2_000;
+
+Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, nothing hangs, convergence after", async () => {
+  await using cluster = await startCluster();
+  const nc = await connectTo(cluster.url);
+  const bucket = uniqueBucket("chaos");
+  const kv = await new Kvm(nc).create(bucket, { replicas: 3, history: 2 });
+  const keys = Array.from({ length: 50 }, (_, i) => `k.${i}`);
+  for (const k of keys) await kv.put(k, JSON.stringify(1));
+  const common: Partial<CacheOptions<number>> = {
+    servers: cluster.urls,
+    bucket,
+    local: { maxItems: 1_000 },
+    heartbeatMs: 1_000,
+    missTimeoutMs: MISS_TIMEOUT_MS,
+    writeTimeoutMs: WRITE_TIMEOUT_MS,
+    connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+  };
+  const edges: Cache<number>[] = [];
+  try {
+    edges.push(await openCache<number>({ ...common, mode: "lazy" } as CacheOptions<number>));
+    edges.push(await openCache<number>({ ...common, mode: "replica" } as CacheOptions<number>));
+    for (const e of edges) {
+      await e.ready({ timeoutMs: 15_000 });
+      for (const k of keys) assert.equal(await e.get(k), 1); // resident from here on
+    }
+    const pauseMs = scale(5_000, 20_000);
+    let reads = 0;
+    let staleReads = 0;
+    let missesFailed = 0;
+    let writesFailed = 0;
+    let slowestMissMs = 0;
+    let slowestWriteMs = 0;
+    for (const s of cluster.servers) s.pause();
+    const pausedAt = Date.now();
+    try {
+      // The fault lasts `pauseMs`; the edges are exercised the whole time.
+      for (let round = 0; Date.now() - pausedAt < pauseMs; round++) {
+        for (const e of edges) {
+          for (const k of keys.slice(0, 10)) {
+            const entry = await settlesWithin(e.getEntry(k), SLACK_MS, `a resident read of ${k}`);
+            assert.equal(entry?.value, 1, `resident ${k} not served while NATS is paused`);
+            reads++;
+            if (entry?.stale) staleReads++;
+          }
+          const t0 = Date.now();
+          const miss = await settlesWithin(
+            e.get(`absent.${round}`).then(() => undefined, (err) => err),
+            MISS_TIMEOUT_MS + SLACK_MS,
+            "a miss",
+          );
+          // Lazy misses time out; a synced replica answers "absent" locally.
+          if (miss !== undefined) {
+            assert.ok(miss instanceof UnavailableError, `a miss failed with ${miss}`);
+            missesFailed++;
+            slowestMissMs = Math.max(slowestMissMs, Date.now() - t0);
+          }
+          if (round % 3 === 0) {
+            const w0 = Date.now();
+            const err = await settlesWithin(
+              (e as Cache<number>).set("k.0", 2).then(() => undefined, (err) => err),
+              WRITE_TIMEOUT_MS + SLACK_MS,
+              "a write",
+            );
+            assert.ok(err instanceof UnavailableError, `a write while paused ended with ${err}`);
+            writesFailed++;
+            slowestWriteMs = Math.max(slowestWriteMs, Date.now() - w0);
+          }
+        }
+      }
+    } finally {
+      for (const s of cluster.servers) s.resume();
+    }
+    const resumedAt = Date.now();
+    // After the pause: writes succeed again and reach both edges.
+    const rev = await waitFor(() => kv.put("k.1", JSON.stringify(3)).catch(() => 0), {
+      timeoutMs: 30_000,
+      message: "the cluster accepts writes again",
+    });
+    for (const e of edges) {
+      await waitFor(() => e.status().state === "synced" && e.peek("k.1") === 3, {
+        timeoutMs: 30_000,
+        message: `the ${e.mode} edge converged after the pause`,
+      });
+      assert.equal((await e.getEntry("k.1"))?.revision, rev);
+      assert.equal(e.stats().resyncs, 0, "a pause lost nothing, yet the edge flushed");
+    }
+    const convergedMs = Date.now() - resumedAt;
+    figures("pause-all", {
+      pausedMs: resumedAt - pausedAt,
+      residentReads: reads,
+      servedStale: staleReads,
+      missesFailedFast: missesFailed,
+      slowestMissMs,
+      writesFailedFast: writesFailed,
+      slowestWriteMs,
+      convergedAfterMs: convergedMs,
+      resyncs: edges.map((e) => e.stats().resyncs).join("/"),
+    });
+    assert.ok(missesFailed > 0, "no miss was attempted against the paused cluster");
+  } finally {
+    await Promise.all(edges.map((e) => e.close()));
+    await nc.close();
+  }
+});
