@@ -163,8 +163,11 @@ export interface ProjectionContext<V> {
 export type ProjectionWrite<V> = { key: string; value: V } | { key: string; delete: true };
 
 /**
- * What `map()` returns: a write, several writes (each key fenced on its
- * own), or `null`/`undefined` when the event does not concern the target.
+ * What `map()` returns: a write, several writes, or `null`/`undefined` when
+ * the event does not concern the target. Each key is fenced on its own, so
+ * after a crash between two writes of one event only the missing one is made;
+ * a key's new value should therefore depend on the event and on that key's
+ * own entry, not on another key the same event also writes.
  *
  * @example
  * ```ts
@@ -502,10 +505,11 @@ export interface ProjectionRunner extends AsyncDisposable {
   /** Resolves with the final status when the projection ends (stopped or failed). Never rejects. */
   closed(): Promise<ProjectionStatus>;
   /**
-   * Graceful stop: no further events are fetched, the one in flight is
+   * Graceful stop: no further events are applied; the one in flight is
    * finished and acked (or, if it is waiting for a retry, given back for
-   * redelivery), then the consumer is released. The connection stays open.
-   * Idempotent.
+   * redelivery); the pull request in progress is let run out (at most 2 s
+   * when idle), events it still brings are given back at once, so none is
+   * left held by this runner. The connection stays open. Idempotent.
    */
   stop(): Promise<ProjectionStatus>;
   /** Same as {@linkcode ProjectionRunner.stop}. */
@@ -608,6 +612,10 @@ function resolveRunOptions(o: RunProjectionOptions): ResolvedRunOptions {
   };
 }
 
+/** Events asked for per pull request. */
+const FETCH_BATCH = 64;
+/** Lifetime of a pull request, in ms: bounds how long a graceful stop waits when idle. */
+const FETCH_EXPIRES_MS = 2_000;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
 
@@ -673,12 +681,14 @@ class Runner implements ProjectionRunner {
   #jsm!: JetStreamManager;
   #js!: JetStreamClient;
   #target!: ProjectionTarget;
-  #messages: ConsumerMessages | undefined;
+  #batch: ConsumerMessages | undefined;
+  #inRetry = false;
   #loop: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #onAbort: (() => void) | undefined;
   #stopping = false;
   #resetNeeded = false;
+  #refreshing = false;
   #inFlight = false;
   #lastAcked = 0;
   #failure: unknown;
@@ -775,9 +785,15 @@ class Runner implements ProjectionRunner {
       this.#stopping = true;
       if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#setState("stopping");
       this.#abort.abort();
-      this.#messages?.stop();
     }
-    await this.#loop;
+    // The loop ends when the pull request does (at most FETCH_EXPIRES_MS);
+    // should the request hang (NATS away), it is abandoned after a while.
+    const force = setTimeout(() => this.#batch?.stop(), 3 * FETCH_EXPIRES_MS);
+    try {
+      await this.#loop;
+    } finally {
+      clearTimeout(force);
+    }
     return this.status();
   }
 
@@ -949,7 +965,8 @@ class Runner implements ProjectionRunner {
 
   /** Periodic refresh of lag and checkpoint; also notices a recreated source. */
   async #refresh(): Promise<void> {
-    if (this.#stopping || this.#nc.isClosed()) return;
+    if (this.#stopping || this.#refreshing || this.#nc.isClosed()) return;
+    this.#refreshing = true;
     try {
       const si = await this.#jsm.streams.info(this.#stream);
       this.#s.sourceSeq = si.state.last_seq;
@@ -961,6 +978,8 @@ class Runner implements ProjectionRunner {
     } catch (err) {
       const code = apiCode(err);
       if (code === STREAM_NOT_FOUND || code === CONSUMER_NOT_FOUND) this.#reset(describe(err));
+    } finally {
+      this.#refreshing = false;
     }
   }
 
@@ -968,34 +987,38 @@ class Runner implements ProjectionRunner {
     if (this.#resetNeeded) return;
     this.#resetNeeded = true;
     this.#s.lastError = reason;
-    this.#messages?.stop();
+    this.#batch?.stop();
   }
 
   async #run(): Promise<void> {
     let delay = this.#o.retryDelayMs;
     try {
       while (!this.#stopping && this.#failure === undefined) {
-        let messages: ConsumerMessages | undefined;
+        let batch: ConsumerMessages | undefined;
         try {
           if (this.#resetNeeded) {
             this.#resetNeeded = false;
             await this.#setup(false);
           }
           const consumer = await this.#js.consumers.get(this.#stream, this.#durable);
-          messages = await consumer.consume({ max_messages: 8 });
-          this.#messages = messages;
-          if (this.#stopping) break;
-          void this.#watch(messages);
-          this.#setState("running");
-          for await (const m of messages) {
-            if (this.#stopping) {
+          // One bounded pull request at a time (not consume(), which keeps
+          // pulls outstanding): a stop can then wait for the request to end
+          // instead of abandoning it, so no event is delivered to an inbox
+          // nobody reads and held there for ack_wait.
+          batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
+          this.#batch = batch;
+          void this.#watch(batch);
+          if (this.#s.state === "starting") this.#setState("running");
+          for await (const m of batch) {
+            if (this.#stopping || this.#failure !== undefined) {
+              // Draining the request: each event given back counts against its batch.
               m.nak();
-              break;
+              continue;
             }
             await this.#handle(m);
             delay = this.#o.retryDelayMs;
-            if (this.#stopping || this.#failure !== undefined) break;
           }
+          if (this.#s.state === "retrying" && !this.#inRetry) this.#setState("running");
         } catch (err) {
           if (this.#stopping) break;
           if (this.#nc.isClosed()) {
@@ -1009,8 +1032,8 @@ class Runner implements ProjectionRunner {
           await pause(delay, this.#abort.signal);
           delay = Math.min(delay * 2, this.#o.maxRetryDelayMs);
         } finally {
-          messages?.stop();
-          this.#messages = undefined;
+          batch?.stop();
+          this.#batch = undefined;
         }
         if (!this.#stopping && this.#nc.isClosed()) {
           this.#fail(new KvedgeError("CLOSED", "the NATS connection was closed"));
@@ -1087,8 +1110,6 @@ class Runner implements ProjectionRunner {
               this.#acked(m);
               return;
             }
-            // Stop pulling first, so the event given back is not redelivered to this runner.
-            this.#messages?.stop();
             m.nak();
             this.#fail(err);
             return;
@@ -1102,7 +1123,9 @@ class Runner implements ProjectionRunner {
           this.#s.retries++;
           this.#s.lastError = describe(err);
           this.#setState("retrying");
+          this.#inRetry = true;
           await pause(delay, this.#abort.signal);
+          this.#inRetry = false;
           delay = Math.min(delay * 2, this.#o.maxRetryDelayMs);
         }
       }

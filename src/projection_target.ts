@@ -158,6 +158,11 @@ export class ProjectionTarget {
     return state;
   }
 
+  /** What is remembered of `key`, without I/O (`undefined` when nothing is). */
+  remembered(key: string): TargetState | undefined {
+    return this.#cache?.get(key);
+  }
+
   /** Drops what is remembered of `key` (after a lost compare-and-set). */
   forget(key: string): void {
     this.#cache?.delete(key);
@@ -297,6 +302,9 @@ export async function applyEvent<V>(
   const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
   attempt: for (;;) {
     const seen = new Map<string, TargetState>();
+    // Keys whose state came from memory: a write to one is checked by its
+    // compare-and-set, a key only read must be checked before writing others.
+    const fromMemory = new Set<string>();
     let worldError: unknown;
     const ctx: ProjectionContext<V> = {
       signal,
@@ -304,11 +312,15 @@ export async function applyEvent<V>(
         assertKey(key, `read "${key}" from projection target "${target.bucket}"`);
         let state = seen.get(key);
         if (!state) {
-          try {
-            state = await target.read(key);
-          } catch (err) {
-            worldError = err;
-            throw err;
+          state = target.remembered(key);
+          if (state) fromMemory.add(key);
+          else {
+            try {
+              state = await target.read(key, { fresh: true });
+            } catch (err) {
+              worldError = err;
+              throw err;
+            }
           }
           seen.set(key, state);
         }
@@ -333,6 +345,16 @@ export async function applyEvent<V>(
     if (writes.length === 0) {
       outcome.ignored = true;
       return outcome;
+    }
+    const written = new Set(writes.map((w) => w.key));
+    for (const key of fromMemory) {
+      if (written.has(key)) continue;
+      const now = await target.read(key, { fresh: true });
+      if (now.revision !== seen.get(key)!.revision) {
+        // Another runner moved a key this fold only read: fold again on the real value.
+        outcome.conflicts++;
+        continue attempt;
+      }
     }
     for (const w of writes) {
       let state = seen.get(w.key);
