@@ -256,9 +256,10 @@ async function main(): Promise<number> {
   let metrics: Deno.HttpServer | undefined;
   const shutdown = async () => {
     await metrics?.shutdown().catch(() => {});
-    for (const r of runners) {
-      const s = await r.stop();
-      log("info", "projection stopped", { ...s });
+    // In parallel: each stop may wait for its pull request to run out.
+    const finals = await Promise.all(runners.map((r) => r.stop()));
+    for (const s of finals) {
+      log(s.state === "failed" ? "error" : "info", "projection stopped", { ...s });
     }
     if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
   };
