@@ -1101,6 +1101,11 @@ class Runner implements ProjectionRunner {
           if (out.ignored) this.#s.ignored++;
           break;
         } catch (err) {
+          if (err instanceof ProjectionMapError && this.#stopping) {
+            // Most likely the map gave up on ctx.signal: not the event's fault.
+            m.nak();
+            return;
+          }
           if (err instanceof ProjectionMapError) {
             this.#s.mapErrors++;
             this.#s.lastError = describe(err);

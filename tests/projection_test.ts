@@ -593,6 +593,33 @@ Deno.test("a failing map stops the projection, or is skipped when asked", async 
       await replay.stop();
     });
 
+    await t.step("a map that gives up on ctx.signal during stop() is no map error", async () => {
+      const slow = uniqueBucket("SLOW");
+      await jsm.streams.add({ name: slow, subjects: [`${slow}.>`] });
+      await js.publish(`${slow}.e`, '{"n":1}');
+      await js.publish(`${slow}.e`, '{"wait":true}');
+      let waiting = false;
+      const p = defineProjection<number>({
+        name: uniqueBucket("p"),
+        source: { stream: slow },
+        target: uniqueBucket("t"),
+        map: (e, ctx) => {
+          if (!e.json<{ wait?: boolean }>().wait) return { key: `n.${e.seq}`, value: 1 };
+          waiting = true;
+          return new Promise((_, reject) => {
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+          });
+        },
+      });
+      const run = await runProjection(nc, p, { statusIntervalMs: 0 });
+      await waitFor(() => waiting, { message: "map waiting on event 2" });
+      const s = await run.stop();
+      assert.equal(s.state, "stopped");
+      assert.equal(s.mapErrors, 0);
+      assert.equal(s.checkpoint, 1, "event 2 was given back, not acked");
+      assert.equal((await consumerState(nc, slow, p.name)).floor, 1);
+    });
+
     await t.step("a missing source stream is reported, not waited for", async () => {
       const p = defineProjection({
         name: "nosource",
