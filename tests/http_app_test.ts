@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { type Cache, type CacheOptions, openCache } from "../mod.ts";
-import { createApp, type CreateAppOptions, type HttpApp } from "../src/http/app.ts";
+import {
+  type Cache,
+  type CacheOptions,
+  createApp,
+  type CreateAppOptions,
+  type HttpApp,
+  openCache,
+} from "../mod.ts";
 import { startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 interface SseBlock {

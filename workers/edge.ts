@@ -11,8 +11,14 @@
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { BucketNotFoundError, type Cache, type CacheEvent, openCache } from "../mod.ts";
-import { type AppBucketOptions, createApp } from "../src/http/app.ts";
+import {
+  type AppBucketOptions,
+  BucketNotFoundError,
+  type Cache,
+  type CacheEvent,
+  createApp,
+  openCache,
+} from "../mod.ts";
 import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
 import {
   describeEdgeConfig,
