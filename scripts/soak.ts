@@ -1,0 +1,281 @@
+/**
+ * Soak test: a lazy cache bounded to 100k entries under steady writes and
+ * skewed reads over 1M distinct keys, against its own nats-server, for a
+ * given time. Every `--report-every-s` seconds it prints RSS, hit ratio and
+ * lag; at the end the RSS trend (slope of the last half) and a verdict,
+ * PLATEAU or GROWING.
+ *
+ * ```sh
+ * deno task soak --minutes 30
+ * deno task soak --minutes 0.5 --report-every-s 5 --max-rss-mib 1536
+ * ```
+ *
+ * Exit code 0 when the run completed (and RSS stayed under `--max-rss-mib`,
+ * if given), 1 on a failure, 2 on a bad command line.
+ *
+ * @module
+ */
+import { connect } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { openCache, UnavailableError } from "../mod.ts";
+import { startNatsServer } from "../src/nats_server.ts";
+
+/** Command-line settings, with their defaults. */
+interface SoakOptions {
+  /** Duration of the run, minutes (fractional allowed). */
+  minutes: number;
+  /** Interval of the report lines, seconds. */
+  reportEveryS: number;
+  /** Distinct keys written and read. */
+  keys: number;
+  /** `local.maxItems` of the cache. */
+  maxItems: number;
+  /** Target writes per second. */
+  writesPerS: number;
+  /** Target reads per second. */
+  readsPerS: number;
+  /** Skew of reads: key index = keys * u^skew (u uniform in [0,1)); 1 is uniform. */
+  skew: number;
+  /** Fail (exit 1) if RSS ever exceeds this, MiB; 0 disables. */
+  maxRssMiB: number;
+}
+
+const USAGE = `usage: deno task soak [--minutes N] [--report-every-s S] [--keys N] [--max-items N]
+                       [--writes-per-s N] [--reads-per-s N] [--skew X] [--max-rss-mib N]`;
+
+function parseArgs(args: string[]): SoakOptions {
+  const o: SoakOptions = {
+    minutes: 10,
+    reportEveryS: 10,
+    keys: 1_000_000,
+    maxItems: 100_000,
+    writesPerS: 2_000,
+    readsPerS: 5_000,
+    skew: 8,
+    maxRssMiB: 0,
+  };
+  const names: Record<string, keyof SoakOptions> = {
+    "--minutes": "minutes",
+    "--report-every-s": "reportEveryS",
+    "--keys": "keys",
+    "--max-items": "maxItems",
+    "--writes-per-s": "writesPerS",
+    "--reads-per-s": "readsPerS",
+    "--skew": "skew",
+    "--max-rss-mib": "maxRssMiB",
+  };
+  for (let i = 0; i < args.length; i++) {
+    let [flag, value] = args[i]!.split("=", 2) as [string, string | undefined];
+    if (flag === "--help" || flag === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    const name = names[flag];
+    if (name === undefined) usage(`unknown option "${flag}"`);
+    value ??= args[++i];
+    const n = Number(value);
+    if (value === undefined || !Number.isFinite(n) || n < 0) {
+      usage(`${flag} needs a non-negative number, got ${JSON.stringify(value)}`);
+    }
+    o[name] = n;
+  }
+  if (o.minutes <= 0 || o.reportEveryS <= 0 || o.keys < 1 || o.maxItems < 1 || o.skew < 1) {
+    usage("--minutes, --report-every-s, --keys, --max-items must be positive and --skew >= 1");
+  }
+  return o;
+}
+
+function usage(problem: string): never {
+  console.error(`soak: ${problem}\n${USAGE}`);
+  Deno.exit(2);
+}
+
+const mib = (bytes: number) => bytes / 1024 / 1024;
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+/** Least-squares slope of `ys` over `xs`. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+/** Waits `ms` (the pacing of the load loops). */
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function main(): Promise<number> {
+  const o = parseArgs(Deno.args);
+  const durationMs = o.minutes * 60_000;
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_soak_" });
+  const server = await startNatsServer({ storeDir: dir });
+  const bucket = "soak";
+  console.log(
+    `soak: ${o.minutes} min, ${o.keys} keys, maxItems ${o.maxItems}, ` +
+      `${o.writesPerS} writes/s, ${o.readsPerS} reads/s (skew ${o.skew}), server ${server.url}`,
+  );
+  const nc = await connect({ servers: server.url });
+  let failed = false;
+  try {
+    await new Kvm(nc).create(bucket, { history: 1 });
+    const cache = await openCache<{ i: number; at: number }>({
+      servers: server.url,
+      bucket,
+      mode: "lazy",
+      local: { maxItems: o.maxItems },
+    });
+    await cache.ready({ timeoutMs: 10_000 });
+    const js = jetstream(nc, { timeout: 5_000 });
+    const started = performance.now();
+    const deadline = started + durationMs;
+    let writes = 0;
+    let writeErrors = 0;
+    let lastAcked = 0;
+    let reads = 0;
+    let readErrors = 0;
+    let stop = false;
+
+    // Steady writes, paced in 50 ms slices, uniformly over the key space.
+    const writer = (async () => {
+      const perSlice = Math.max(1, Math.round(o.writesPerS / 20));
+      while (!stop) {
+        const t0 = performance.now();
+        const batch: Promise<unknown>[] = [];
+        for (let j = 0; j < perSlice; j++) {
+          const k = Math.floor(Math.random() * o.keys);
+          batch.push(
+            js.publish(`$KV.${bucket}.k.${k}`, JSON.stringify({ i: writes + j, at: Date.now() }))
+              .then((a) => {
+                if (a.seq > lastAcked) lastAcked = a.seq;
+              }, () => writeErrors++),
+          );
+        }
+        await Promise.all(batch);
+        writes += perSlice;
+        await sleep(Math.max(0, 50 - (performance.now() - t0)));
+      }
+    })();
+
+    // Skewed reads (a few hot keys, a long tail), paced in 50 ms slices.
+    const reader = (async () => {
+      const perSlice = Math.max(1, Math.round(o.readsPerS / 20));
+      while (!stop) {
+        const t0 = performance.now();
+        const batch: Promise<unknown>[] = [];
+        for (let j = 0; j < perSlice; j++) {
+          const k = Math.floor(o.keys * Math.random() ** o.skew);
+          batch.push(
+            cache.get(`k.${k}`).then(() => reads++, (err) => {
+              readErrors++;
+              if (!(err instanceof UnavailableError)) throw err;
+            }),
+          );
+        }
+        await Promise.all(batch);
+        await sleep(Math.max(0, 50 - (performance.now() - t0)));
+      }
+    })();
+
+    // RSS every second for the trend; a report line every reportEveryS.
+    const rssAt: number[] = [];
+    const rssMiB: number[] = [];
+    let maxRss = 0;
+    let nextReport = started + o.reportEveryS * 1_000;
+    let lastReads = 0;
+    let lastWrites = 0;
+    let lastReportAt = started;
+    let filledAtSample = -1; // first RSS sample taken with the store at its bound
+    while (performance.now() < deadline) {
+      await sleep(Math.min(1_000, deadline - performance.now()));
+      const now = performance.now();
+      const rss = mib(Deno.memoryUsage().rss);
+      rssAt.push((now - started) / 60_000);
+      rssMiB.push(rss);
+      maxRss = Math.max(maxRss, rss);
+      if (filledAtSample < 0 && cache.stats().entries >= o.maxItems) {
+        filledAtSample = rssMiB.length - 1;
+        console.log(`t=${fmt((now - started) / 1_000, 0)}s the store reached its bound`);
+      }
+      if (o.maxRssMiB > 0 && rss > o.maxRssMiB) {
+        console.log(`soak: RSS ${fmt(rss)} MiB exceeds --max-rss-mib ${o.maxRssMiB}`);
+        failed = true;
+        break;
+      }
+      if (now >= nextReport || now >= deadline) {
+        const s = cache.stats();
+        const dt = (now - lastReportAt) / 1_000;
+        console.log(
+          `t=${fmt((now - started) / 1_000, 0)}s rss=${fmt(rss)}MiB ` +
+            `heap=${fmt(mib(Deno.memoryUsage().heapUsed))}MiB entries=${s.entries} ` +
+            `hitRatio=${fmt(s.hitRatio, 3)} reads/s=${fmt((reads - lastReads) / dt, 0)} ` +
+            `writes/s=${fmt((writes - lastWrites) / dt, 0)} lagRevisions=${
+              Math.max(0, lastAcked - s.lastRevision)
+            } lagMs=${s.lagMs} evictions=${s.evictions} state=${cache.status().state}`,
+        );
+        lastReads = reads;
+        lastWrites = writes;
+        lastReportAt = now;
+        nextReport += o.reportEveryS * 1_000;
+      }
+    }
+    stop = true;
+    await Promise.all([writer, reader]);
+    const s = cache.stats();
+    const st = cache.status();
+    await cache.close();
+
+    // The trend over the last half of the run, once the store is full (before
+    // that, growth is the cache filling up): a leak shows as a steady slope.
+    const from = Math.max(
+      Math.floor(rssMiB.length / 2),
+      filledAtSample < 0 ? Infinity : filledAtSample,
+    );
+    const tail = rssMiB.slice(from);
+    const slopeMiBPerMin = slope(rssAt.slice(from), tail);
+    const meanTail = tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length);
+    // Growth of more than 2% of the level per minute, sustained, is a trend.
+    const verdict = tail.length < 10
+      ? "UNDECIDED (too few samples after the store filled; run longer)"
+      : slopeMiBPerMin > Math.max(1, meanTail * 0.02)
+      ? "GROWING"
+      : "PLATEAU";
+    console.log(
+      `soak result: minutes=${fmt((performance.now() - started) / 60_000, 2)} reads=${reads} ` +
+        `readErrors=${readErrors} writes=${writes} writeErrors=${writeErrors} ` +
+        `hitRatio=${fmt(s.hitRatio, 3)} entries=${s.entries} evictions=${s.evictions} ` +
+        `resyncs=${s.resyncs} lastRevision=${s.lastRevision} lastAcked=${lastAcked} ` +
+        `state=${st.state}`,
+    );
+    console.log(
+      `soak rss: start=${fmt(rssMiB[0] ?? 0)}MiB max=${fmt(maxRss)}MiB ` +
+        `end=${fmt(rssMiB[rssMiB.length - 1] ?? 0)}MiB ` +
+        `slopeLastHalf=${tail.length < 2 ? "n/a" : fmt(slopeMiBPerMin, 2) + "MiB/min"} ` +
+        `trendSamples=${tail.length} samples=${rssMiB.length} ` +
+        `verdict=${verdict}`,
+    );
+    if (writes === 0 || reads === 0) {
+      console.log("soak: no load was generated");
+      failed = true;
+    }
+  } catch (err) {
+    console.error(`soak: failed: ${err instanceof Error ? err.message : String(err)}`);
+    failed = true;
+  } finally {
+    await nc.close().catch(() => {});
+    await server.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return failed ? 1 : 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
