@@ -237,6 +237,35 @@ Deno.test("orders projection: crash, restart and replay converge", async (t) => 
   }
 });
 
+Deno.test("a nats-server killed and restarted mid-stream is ridden out", async () => {
+  await using server = await startServer();
+  const nc = await connectTo(server);
+  try {
+    const published = await publishOrders(nc, jetstream(nc), { orders: ORDERS });
+    const bucket = uniqueBucket("summary");
+    await using run = await runProjection(nc, ordersInto(bucket), {
+      ackWaitMs: 2_000,
+      retryDelayMs: 50,
+      maxRetryDelayMs: 500,
+      statusIntervalMs: 0,
+    });
+    await waitFor(() => run.status().checkpoint >= 300, { timeoutMs: 30_000, message: "300" });
+    await server.kill();
+    await server.restart();
+    const done = await run.caughtUp({ signal: AbortSignal.timeout(60_000) });
+    assert.equal(done.checkpoint, published.lastSeq);
+    assert.notEqual(done.state, "failed");
+    // Redeliveries after the restart are counted in events and skipped, never applied twice.
+    assert.equal(done.applied + done.ignored, published.events);
+    assert.equal(done.skipped, done.events - published.events);
+    const replay = await freshReplay(nc);
+    assertMatchesModel(replay);
+    assert.deepEqual(await dump(nc, bucket), replay);
+  } finally {
+    await nc.close();
+  }
+});
+
 Deno.test("deno task project: SIGKILL mid-stream, restart, same state as a replay", async (t) => {
   await using server = await startServer();
   const nc = await connectTo(server);
