@@ -1039,7 +1039,9 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#events.close();
       this.#store.clear();
       if (this.#d.ownsConnection && !this.#d.nc.isClosed()) {
-        await this.#d.nc.drain().catch(() => this.#d.nc.close());
+        // drain() waits for the server; while it is unreachable, just close.
+        if (this.#connected) await this.#d.nc.drain().catch(() => this.#d.nc.close());
+        else await this.#d.nc.close();
       }
     })();
     return this.#closing;

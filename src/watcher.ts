@@ -83,6 +83,8 @@ export interface WatcherOptions {
 const KV_OPERATION = "KV-Operation";
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
+/** How long deleting a replaced consumer may hold up a restart or close, ms. */
+const DROP_DEADLINE_MS = 1_000;
 
 /**
  * Keeps one consumer alive over the bucket and feeds the handler.
@@ -317,9 +319,10 @@ export class Watcher {
     this.#sub = undefined;
     this.#consumer = "";
     if (sub) sub.unsubscribe();
-    if (name && !this.#o.nc.isClosed()) {
-      // Best effort: an inactive consumer is removed by the server anyway.
-      await this.#o.jsm.consumers.delete(this.#stream, name).catch(() => {});
+    if (name && this.#connected && !this.#o.nc.isClosed()) {
+      // Best effort and briefly: the server removes an inactive consumer after
+      // its inactive_threshold anyway, so a slow or failed delete is no loss.
+      await withDeadline(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS);
     }
   }
 
@@ -395,6 +398,15 @@ export class Watcher {
       this.restart(`heartbeat reports consumer sequence ${lastConsumer}, have ${this.#dseq}`);
     }
   }
+}
+
+/** Waits for `p` at most `ms`; never rejects. */
+function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([p.then(() => {}, () => {}), deadline]).finally(() => clearTimeout(timer));
 }
 
 function delay(ms: number): Promise<void> {

@@ -335,3 +335,22 @@ Deno.test("R1 fill helper sanity: the seeding used by tests stores what it says"
   assert.equal(last, 1000);
   await nc.close();
 });
+
+Deno.test("close() returns promptly while NATS is unreachable", async () => {
+  await using srv = await startServer();
+  await using proxy = startProxy(srv.port);
+  const nc = await connectTo(srv);
+  const bucket = uniqueBucket();
+  await new Kvm(nc).create(bucket);
+  const c = await openCache<number>({
+    ...fast,
+    servers: proxy.url,
+    bucket,
+    local: { maxItems: 10 },
+  });
+  proxy.cut();
+  await waitFor(() => !c.status().connected);
+  await settlesWithin(c.close(), 3000, "close() during an outage");
+  assert.equal(c.status().state, "closed");
+  await nc.close();
+});
