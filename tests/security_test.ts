@@ -327,6 +327,70 @@ async function assertRawDenied(p: Promise<unknown>, what: string): Promise<void>
   assert.match(errorText(err), /permissions violation/i, `${what}: ${errorText(err)}`);
 }
 
+Deno.test("each subject docs/nats-edge.conf grants an edge is needed", async (t) => {
+  /** A server with the doc config minus `drop`, a seeded bucket "cfg", and the edge's failure. */
+  const without = async (
+    drop: string,
+    failure: (srv: ServerHandle) => Promise<void>,
+  ): Promise<void> => {
+    await using srv = await startServer({ config: docConfig([drop]) });
+    const admin = await connectTo(srv, { user: "admin", pass: PASSWORDS.admin });
+    try {
+      const cfg = await new Kvm(admin).create("cfg", { history: 5 });
+      await cfg.put("a", "1");
+      await failure(srv);
+    } finally {
+      await admin.close();
+    }
+  };
+
+  await t.step("STREAM.INFO: the cache cannot open", async () => {
+    await without("$JS.API.STREAM.INFO.KV_cfg", async (srv) => {
+      await assertPermission(openAs(srv, "edge"), "open without STREAM.INFO");
+    });
+  });
+
+  await t.step("STREAM.MSG.GET: a miss fails with PermissionError", async () => {
+    await without("$JS.API.STREAM.MSG.GET.KV_cfg", async (srv) => {
+      await using edge = await openAs(srv, "edge");
+      await assertPermission(edge.get("a"), "a miss without STREAM.MSG.GET");
+    });
+  });
+
+  await t.step(
+    "CONSUMER.CREATE: the cache cannot open (its watcher needs a consumer)",
+    async () => {
+      await without("$JS.API.CONSUMER.CREATE.KV_cfg.*.$KV.cfg.>", async (srv) => {
+        await assertPermission(openAs(srv, "edge"), "open without CONSUMER.CREATE");
+      });
+    },
+  );
+
+  await t.step("CONSUMER.INFO: keys() fails with PermissionError", async () => {
+    await without("$JS.API.CONSUMER.INFO.KV_cfg.*", async (srv) => {
+      await using edge = await openAs(srv, "edge");
+      assert.equal(await edge.get("a"), 1);
+      await assertPermission(Array.fromAsync(edge.keys()), "keys() without CONSUMER.INFO");
+    });
+  });
+
+  await t.step("CONSUMER.DELETE: closing leaves the watcher's consumer behind", async () => {
+    await without("$JS.API.CONSUMER.DELETE.KV_cfg.*", async (srv) => {
+      const edge = await openAs(srv, "edge");
+      assert.equal(await edge.get("a"), 1);
+      await edge.close();
+      const admin = await connectTo(srv, { user: "admin", pass: PASSWORDS.admin });
+      try {
+        const jsm = await jetstreamManager(admin);
+        const left = await jsm.consumers.list("KV_cfg").next();
+        assert.equal(left.length, 1, "the consumer should linger until its inactivity threshold");
+      } finally {
+        await admin.close();
+      }
+    });
+  });
+});
+
 Deno.test("without $JS.FC permission an edge's replica bootstrap stalls (why the config grants it)", async () => {
   // Flow control starts once a consumer has a few MB in flight.
   await using srv = await startServer({ config: docConfig(["$JS.FC.KV_cfg.>"]) });
