@@ -120,6 +120,7 @@ async function main(): Promise<number> {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
+    shared: new Map(),
   };
   const command = `deno task bench ${Deno.args.join(" ")}`.trim();
   const machine = await machineInfo();
@@ -141,6 +142,7 @@ async function main(): Promise<number> {
         params: {},
         rows: [],
         skipped: `failed: ${(err as Error).message?.split("\n")[0]}`,
+        raw: { error: String((err as Error).stack ?? err) },
       };
     }
     await cleanupAll();

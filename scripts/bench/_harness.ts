@@ -106,6 +106,11 @@ export interface BenchContext {
   reps: number;
   /** Prints a progress line (stderr, so stdout stays the tables). */
   log(message: string): void;
+  /**
+   * Figures one scenario hands to a later one of the same run (e.g. the
+   * cold 1M bootstrap times that warm start compares with).
+   */
+  shared: Map<string, unknown>;
 }
 
 /** A benchmark scenario. */
@@ -456,7 +461,7 @@ export async function runChild<T>(
   if (options.v8Flags?.length) flags.push(`--v8-flags=${options.v8Flags.join(",")}`);
   const child = new Deno.Command(DENO, {
     args: [...flags, module, ...args],
-    env: options.env,
+    env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -468,7 +473,9 @@ export async function runChild<T>(
     if (!out.success) {
       const stderr = new TextDecoder().decode(out.stderr).trim();
       throw new Error(
-        `bench child ${module} ${args.join(" ")} failed (${out.code}): ${stderr.slice(-2000)}`,
+        `bench child ${module} ${args.join(" ")} failed (${out.code}): ${
+          stderr.length > 3000 ? `${stderr.slice(0, 1500)} … ${stderr.slice(-1500)}` : stderr
+        }`,
       );
     }
     const last = stdout.split("\n").pop() ?? "";

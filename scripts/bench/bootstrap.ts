@@ -8,6 +8,7 @@
  * @module
  */
 import { Kvm } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
 import { openCache } from "../../mod.ts";
 import {
   absRow,
@@ -62,12 +63,15 @@ export function measureBootstrap(
   return runChild<BootstrapFigures>(import.meta.filename!, args);
 }
 
+/** Key of `ctx.shared` holding the cold kvedge ready() times (s) of the largest size. */
+export const COLD_TIMES = "bootstrap.coldSeconds";
+
 async function sizeRows(
   n: number,
   reps: number,
   url: string,
   bucket: string,
-): Promise<{ rows: Row[]; raw: unknown }> {
+): Promise<{ rows: Row[]; raw: Record<"kvedge" | "raw", { ms: number[]; rss: number[] }> }> {
   const k = { ms: [] as number[], rss: [] as number[] };
   const w = { ms: [] as number[], rss: [] as number[] };
   for (let r = 0; r < reps; r++) {
@@ -134,6 +138,7 @@ export const scenario: Scenario = {
         await fillBucket(nc, bucket, n, keyOf, valueOf);
         ctx.log(`bootstrap: ${n} keys × ${ctx.reps} reps per variant`);
         const res = await sizeRows(n, ctx.reps, server.url, bucket);
+        ctx.shared.set(COLD_TIMES, { keys: n, seconds: res.raw.kvedge.ms });
         rows.push(...res.rows);
         raw[String(n)] = res.raw;
         await new Kvm(nc).open(bucket).then((kv) => kv.destroy());
@@ -186,7 +191,9 @@ async function childKvedge(a: Record<string, string>): Promise<void> {
 async function childRaw(a: Record<string, string>): Promise<void> {
   const t0 = performance.now();
   const nc = await connectRaw(a.url!);
-  const kv = await new Kvm(nc).open(a.bucket!);
+  // A long API timeout: creating a last-per-subject consumer over 1M subjects
+  // on nats-server 2.9 can take longer than the default 5 s.
+  const kv = await new Kvm(jetstream(nc, { timeout: 120_000 })).open(a.bucket!);
   const held = new Map<string, Uint8Array>();
   const w = await kv.watch();
   for await (const e of w) {
