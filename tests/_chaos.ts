@@ -52,9 +52,14 @@ export function blockEventLoop(ms: number): void {
   while (performance.now() < end) { /* spin */ }
 }
 
-/** Samples this process's resident set size until stopped. */
+/**
+ * Samples this process's resident set size (and this isolate's V8 heap) until
+ * stopped. Under `deno test --parallel` test modules share the process, so
+ * RSS includes theirs; the heap is this module's own.
+ */
 export class RssSampler {
   readonly samples: number[] = [];
+  readonly heap: number[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /** Starts sampling every `intervalMs`. */
@@ -65,9 +70,20 @@ export class RssSampler {
 
   /** Takes one sample now. */
   sample(): number {
-    const rss = Deno.memoryUsage().rss;
-    this.samples.push(rss);
-    return rss;
+    const m = Deno.memoryUsage();
+    this.samples.push(m.rss);
+    this.heap.push(m.heapUsed);
+    return m.rss;
+  }
+
+  /** Highest heap sample, in MiB. */
+  get maxHeapMiB(): number {
+    return mib(Math.max(...this.heap));
+  }
+
+  /** First heap sample, in MiB. */
+  get firstHeapMiB(): number {
+    return mib(this.heap[0] ?? 0);
   }
 
   /** Stops sampling. */

@@ -71,6 +71,8 @@ Deno.test("chaos: a burst of writes to a busy edge: bounded memory, it keeps up 
     rssStartMiB: rss.firstMiB,
     rssMaxMiB: rss.maxMiB,
     rssEndMiB: rss.lastMiB,
+    heapStartMiB: rss.firstHeapMiB,
+    heapMaxMiB: rss.maxHeapMiB,
     watcherRestarts: restarts,
     resyncs: s.resyncs,
     verdict: s.resyncs > 0
@@ -83,6 +85,10 @@ Deno.test("chaos: a burst of writes to a busy edge: bounded memory, it keeps up 
   assert.ok(
     rss.maxMiB - rss.firstMiB < MAX_GROWTH_MIB,
     `RSS grew from ${rss.firstMiB} to ${rss.maxMiB} MiB`,
+  );
+  assert.ok(
+    rss.maxHeapMiB - rss.firstHeapMiB < MAX_GROWTH_MIB,
+    `the heap grew from ${rss.firstHeapMiB} to ${rss.maxHeapMiB} MiB`,
   );
   // Whatever happened is visible: a resync names its reason, a restart is an event.
   if (s.resyncs > 0) assert.ok(s.lastResyncReason);
