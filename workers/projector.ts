@@ -38,14 +38,15 @@ import {
   credsAuthenticator,
   type NatsConnection,
 } from "@nats-io/nats-core";
-import { findEmbedded } from "../src/embedded.ts";
 import {
-  isProjection,
   type Projection,
   type ProjectionRunner,
   type ProjectionStatus,
   runProjection,
-} from "../src/projection.ts";
+} from "../mod.ts";
+import { findEmbedded } from "../src/embedded.ts";
+// Recognising a projection in a loaded module is the worker's job, not public API.
+import { isProjection } from "../src/projection.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 

@@ -15,7 +15,7 @@
  * @module
  */
 import { z } from "zod";
-import { defineProjection, type ProjectionEvent } from "../../src/projection.ts";
+import { defineProjection, type ProjectionEvent } from "../../mod.ts";
 
 const orderId = z.string().regex(/^[-\w]{1,64}$/);
 
