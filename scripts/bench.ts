@@ -129,6 +129,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   for (const s of chosen) {
     const t0 = performance.now();
+    const load0 = Deno.loadavg()[0];
     ctx.log(`${s.name}: ${s.title}`);
     let result: ScenarioResult;
     try {
@@ -147,7 +148,14 @@ async function main(): Promise<number> {
     }
     await cleanupAll();
     const seconds = (performance.now() - t0) / 1000;
-    result.params = { ...result.params, quick: args.quick, seconds: Math.round(seconds) };
+    result.params = {
+      ...result.params,
+      quick: args.quick,
+      seconds: Math.round(seconds),
+      // Other work on the machine shows here: the 1-minute load average
+      // before and after, on a machine with `machine.cpus` cores.
+      loadavg: { before: load0, after: Deno.loadavg()[0] },
+    };
     const path = await writeResult(out, result, machine, command);
     ctx.log(`${s.name}: done in ${seconds.toFixed(1)} s → ${path}`);
     console.log(`\n${table([result])}`);

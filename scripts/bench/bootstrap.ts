@@ -177,7 +177,9 @@ async function childKvedge(a: Record<string, string>): Promise<void> {
     local: { maxItems: Math.max(n, 1) },
     ...(a.snapshot ? { snapshot: { path: a.snapshot, intervalMs: 0 } } : {}),
     onEvent: (e) => {
-      if (e.type === "snapshot") snapshot.push(`${e.action}: ${e.detail}`);
+      if (e.type === "snapshot") {
+        snapshot.push(`${Math.round(performance.now() - t0)} ms ${e.action}: ${e.detail}`);
+      }
     },
   });
   await cache.ready({ timeoutMs: 300_000 });

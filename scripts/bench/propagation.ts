@@ -245,7 +245,7 @@ export const scenario: Scenario = {
   name: "propagation",
   title: "raw put → visible in an edge cache at 1k writes/s, R1 and R3, vs raw kv.watch()",
   async run(ctx) {
-    const n = ctx.quick ? 300 : 3_000;
+    const n = ctx.quick ? 300 : 2_000;
     const rows: Row[] = [];
     const raw: Record<string, unknown> = {};
     ctx.log(`propagation: R1, ${n} writes × ${ctx.reps} reps per variant`);

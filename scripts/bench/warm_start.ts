@@ -103,7 +103,7 @@ export const scenario: Scenario = {
         warm.push(w.ms / 1000);
         events.push(w.snapshot ?? []);
       }
-      const loaded = events.every((e) => e.some((s) => s.startsWith("loaded")));
+      const loaded = events.every((e) => e.some((s) => s.includes(" loaded: ")));
       const size = (await Deno.stat(path)).size;
       await nc.close();
       return {
