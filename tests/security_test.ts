@@ -6,11 +6,11 @@ import {
   type Cache,
   type CacheEvent,
   type CacheOptions,
+  createApp,
   KvedgeError,
   openCache,
   PermissionError,
 } from "../mod.ts";
-import { createApp } from "../src/http/app.ts";
 import { connectTo, type ServerHandle, startServer, waitFor } from "./_setup.ts";
 
 // ---- helpers ------------------------------------------------------------------
