@@ -132,7 +132,7 @@ export class KvedgeCache<T> implements Cache<T> {
       maxBytes: o.maxBytes || undefined,
       maxTtlMs: o.maxTtlMs || undefined,
       onRemove: (key, _slot, reason) => {
-        if (reason === "evict") this.#onEvicted(key);
+        if (reason !== "expire") this.#onEvicted(key, reason);
       },
     });
     this.#readStreamInfo(deps.info);
@@ -170,6 +170,7 @@ export class KvedgeCache<T> implements Cache<T> {
       },
     });
     this.#watcher.epoch = deps.info.created;
+    this.#watcher.streamLastSeq = deps.info.state.last_seq;
   }
 
   /**
@@ -346,9 +347,18 @@ export class KvedgeCache<T> implements Cache<T> {
   /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
   #keep(key: string, rev: number, created: number, raw: Uint8Array | undefined, ttlMs = 0): Slot {
     const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
-    if (res === Applied.Older) return this.#store.peek(key)!;
-    if (res === Applied.Stored) return this.#store.peek(key)!;
-    return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+    if (res === Applied.Older || res === Applied.Stored) return this.#store.peek(key)!;
+    // Not held: expired (absent), or too large to hold (served once, as a miss).
+    const deleted = res === Applied.Expired || raw === undefined;
+    return {
+      rev,
+      created,
+      deleted,
+      raw: deleted ? undefined : raw,
+      value: undefined,
+      size: 0,
+      gen: 0,
+    };
   }
 
   /** Asks the origin for a key absent from KV; optionally writes it back with create(). */
@@ -875,13 +885,20 @@ export class KvedgeCache<T> implements Cache<T> {
     unref(this.#reconcileTimer);
   }
 
-  #onEvicted(key: string): void {
+  #onEvicted(key: string, reason: "evict" | "too_large"): void {
     if (this.mode === "replica" && !this.#overflowed) {
       this.#overflowed = true;
       this.#lossy = true;
       this.#emit({ type: "overflow", at: Date.now(), entries: this.#store.size });
     }
-    if (this.#events.active) this.#emit({ type: "evicted", at: Date.now(), key, reason: "bounds" });
+    if (this.#events.active || this.#o.onEvent) {
+      this.#emit({
+        type: "evicted",
+        at: Date.now(),
+        key,
+        reason: reason === "evict" ? "bounds" : "too large",
+      });
+    }
   }
 
   #setState(state: CacheState, reason: string): void {
@@ -919,6 +936,10 @@ export class KvedgeCache<T> implements Cache<T> {
           this.#watcher.disconnected();
           this.#setState("stale", "NATS disconnected");
           this.#emit({ type: "disconnected", at: this.#disconnectedAt });
+        } else if (s.type === "error") {
+          // e.g. a permissions violation on the watcher's subjects: say so.
+          this.#lastError = describe(s.error);
+          this.#emit({ type: "error", at: Date.now(), message: this.#lastError });
         } else if (s.type === "reconnect") {
           this.#connected = true;
           this.#emit({ type: "connected", at: Date.now() });

@@ -38,6 +38,8 @@ export interface EdgeConfig {
   natsAuth: EdgeNatsAuth;
   /** TLS files for NATS, if any. */
   natsTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
+  /** Prefix of reply and delivery subjects (least-privilege edges), from `NATS_INBOX_PREFIX`. */
+  natsInboxPrefix: string | undefined;
   /** Buckets served. */
   buckets: EdgeBucketConfig[];
   /** HTTP port (0: any free port). */
@@ -117,6 +119,9 @@ const EnvSchema = z.object({
   NATS_TLS_CA: z.string().trim().min(1).optional(),
   NATS_TLS_CERT: z.string().trim().min(1).optional(),
   NATS_TLS_KEY: z.string().trim().min(1).optional(),
+  NATS_INBOX_PREFIX: z.string().trim().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, {
+    message: "must be subject tokens without wildcards, e.g. _INBOX_edge",
+  }).optional(),
   KVEDGE_BUCKETS: z.string().optional(),
   PORT: intVar(0, 65535).optional(),
   HOSTNAME: z.string().trim().min(1).optional(),
@@ -260,6 +265,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     natsServers: e.NATS_URL,
     natsAuth: methods[0] ?? { kind: "none" },
     natsTls: tls,
+    natsInboxPrefix: e.NATS_INBOX_PREFIX,
     buckets: parseBuckets(e.KVEDGE_BUCKETS, embedded),
     port: e.PORT ?? 8080,
     hostname: e.HOSTNAME ?? "127.0.0.1",
@@ -323,6 +329,7 @@ export async function natsConnectOptions(config: EdgeConfig): Promise<Partial<Co
   } else if (a.kind === "nkey") {
     opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(a.seed));
   }
+  if (config.natsInboxPrefix !== undefined) opts.inboxPrefix = config.natsInboxPrefix;
   if (config.natsTls !== undefined) {
     for (const [name, file] of Object.entries(config.natsTls)) {
       try {

@@ -30,8 +30,11 @@ export interface Slot {
   resolved?: Promise<unknown>;
 }
 
-/** Why a slot left the store. */
-export type RemovalReason = "evict" | "expire" | "delete" | "clear";
+/**
+ * Why a slot left the store (or never entered it): `evict` (bounds), `expire`
+ * (TTL), `too_large` (the slot alone exceeds `maxBytes`).
+ */
+export type RemovalReason = "evict" | "expire" | "too_large";
 
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
@@ -43,7 +46,7 @@ export interface LocalStoreOptions {
   maxTtlMs?: number;
   /** Bucket TTL, ms: a slot never outlives `created + bucketTtlMs`. */
   bucketTtlMs?: number;
-  /** Called when a slot leaves because of the bounds (evict) or its TTL (expire). */
+  /** Called when a slot leaves because of the bounds (evict) or its TTL (expire), or cannot be held at all (too_large). */
   onRemove?: (key: string, slot: Slot, reason: RemovalReason) => void;
   /** Clock, for tests. */
   now?: () => number;
@@ -51,9 +54,11 @@ export interface LocalStoreOptions {
 
 /**
  * Result of an insertion attempt: `Stored`; `Older` (an equal or newer
- * revision is resident, nothing changed); `Expired` (already past its TTL).
+ * revision is resident, nothing changed); `Expired` (already past its TTL);
+ * `TooLarge` (bigger than `maxBytes` on its own: not held, and an older
+ * revision of the key is dropped so it cannot be served instead).
  */
-export const Applied = { Stored: 1, Older: 2, Expired: 3 } as const;
+export const Applied = { Stored: 1, Older: 2, Expired: 3, TooLarge: 4 } as const;
 /** One of the {@link Applied} results. */
 export type Applied = typeof Applied[keyof typeof Applied];
 
@@ -73,6 +78,7 @@ export type Applied = typeof Applied[keyof typeof Applied];
 export class LocalStore {
   readonly #lru: LRUCache<string, Slot>;
   readonly #maxTtlMs: number;
+  readonly #maxBytes: number;
   #bucketTtlMs: number;
   readonly #now: () => number;
   readonly #onRemove: LocalStoreOptions["onRemove"];
@@ -85,6 +91,7 @@ export class LocalStore {
       throw new RangeError("Cannot build local store: one of maxItems and maxBytes is required");
     }
     this.#maxTtlMs = options.maxTtlMs ?? 0;
+    this.#maxBytes = maxBytes ?? 0;
     this.#bucketTtlMs = options.bucketTtlMs ?? 0;
     this.#now = options.now ?? Date.now;
     this.#onRemove = options.onRemove;
@@ -166,8 +173,7 @@ export class LocalStore {
       size: key.length + (raw?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES,
       gen,
     };
-    this.#lru.set(key, slot, ttl > 0 ? { ttl } : undefined);
-    return Applied.Stored;
+    return this.#set(key, slot, ttl, held);
   }
 
   /** Stores an already-decoded value (own writes). Same revision rule as {@link put}. */
@@ -191,6 +197,17 @@ export class LocalStore {
       size: key.length + encodedBytes + ENTRY_OVERHEAD_BYTES,
       gen: held?.gen ?? 0,
     };
+    return this.#set(key, slot, ttl, held);
+  }
+
+  #set(key: string, slot: Slot, ttl: number, held: Slot | undefined): Applied {
+    // lru-cache silently refuses an entry larger than maxSize (and drops the
+    // key's old value): say so, so the caller can serve it without holding it.
+    if (this.#maxBytes > 0 && slot.size > this.#maxBytes) {
+      if (held !== undefined) this.#lru.delete(key);
+      this.#onRemove?.(key, slot, "too_large");
+      return Applied.TooLarge;
+    }
     this.#lru.set(key, slot, ttl > 0 ? { ttl } : undefined);
     return Applied.Stored;
   }

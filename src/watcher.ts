@@ -106,6 +106,7 @@ export class Watcher {
   #pending = 0;
   #caughtUp = false;
   #snapshotTarget = 0;
+  #streamLastSeq = 0;
   #lastActivity = Date.now();
   #epoch: string | undefined;
   #restarting: Promise<void> | undefined;
@@ -131,6 +132,11 @@ export class Watcher {
   /** Sets the last applied revision (warm start from a snapshot). */
   set lastRevision(rev: number) {
     this.#lastRev = rev;
+  }
+
+  /** Sets the stream's last sequence as read before the first start (the bootstrap target). */
+  set streamLastSeq(seq: number) {
+    this.#streamLastSeq = seq;
   }
 
   /** Messages the server reported as still to deliver at the last delivery. */
@@ -182,6 +188,8 @@ export class Watcher {
   /** Tells the watcher the connection went down (it stops judging liveness). */
   disconnected(): void {
     this.#connected = false;
+    // A request in flight now may be lost by the client: give up on it at once.
+    this.#abandonAttempt?.(new Error("disconnected"));
   }
 
   /** Tells the watcher the connection is back: it re-checks the epoch and resumes. */
@@ -221,11 +229,15 @@ export class Watcher {
   async #restartLoop(reason: string): Promise<void> {
     this.#caughtUp = false;
     while (!this.#closed) {
+      // While disconnected there is nothing to do: reconnected() restarts us.
+      if (!this.#connected) return;
       await this.#dropConsumer();
       if (this.#closed) return;
       try {
-        const from = await this.#decideStart(reason);
-        await this.#open(from, reason);
+        await this.#unlessDisconnected(async () => {
+          const from = await this.#decideStart(reason);
+          await this.#open(from, reason);
+        });
         this.#restarts++;
         this.#backoffMs = MIN_BACKOFF_MS;
         return;
@@ -238,12 +250,25 @@ export class Watcher {
     }
   }
 
+  #abandonAttempt: ((err: Error) => void) | undefined;
+
+  /** Runs `attempt`, but rejects as soon as the connection drops. */
+  #unlessDisconnected(attempt: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#abandonAttempt = reject;
+      attempt().then(resolve, reject);
+    }).finally(() => {
+      this.#abandonAttempt = undefined;
+    });
+  }
+
   /** Reads the stream and decides: resume from the last revision, or resync. */
   async #decideStart(reason: string): Promise<StartFrom> {
     const info = await this.#o.jsm.streams.info(this.#stream);
     this.#o.handler.onStreamInfo(info);
     const created = info.created;
     const { first_seq: first, last_seq: last } = info.state;
+    this.#streamLastSeq = last;
     let resync: ResyncRequest | undefined;
     if (this.#epoch !== undefined && created !== this.#epoch) {
       resync = { reason: `bucket was recreated (created ${created})`, epochChanged: true };
@@ -294,9 +319,11 @@ export class Watcher {
     try {
       const ci = await jsm.consumers.add(this.#stream, config);
       pending = ci.num_pending;
-      // The snapshot is also complete once a revision at or past the stream's
-      // end when we started has been delivered (pending may never hit 0 under load).
-      this.#snapshotTarget = filter === ">" ? ci.delivered.stream_seq + ci.num_pending : 0;
+      // With no key filter every message of the stream is ours, so the stream's
+      // last sequence when we (re)started is an exact target. nats-server 2.9
+      // sometimes reports num_pending one too high for a filtered consumer, and
+      // under load pending may never reach 0; idle heartbeats cover filters.
+      this.#snapshotTarget = filter === ">" ? this.#streamLastSeq : 0;
     } catch (err) {
       sub.unsubscribe();
       this.#sub = undefined;
@@ -307,10 +334,15 @@ export class Watcher {
     // Deliveries may have overtaken the create response: theirs is newer.
     if (this.#dseq === 0) this.#pending = pending;
     this.#o.handler.onStarted({ from, pending, reason });
-    if (pending === 0 && !this.#caughtUp) {
-      this.#caughtUp = true;
-      this.#o.handler.onCaughtUp(this.#lastRev);
+    if (pending === 0 || (this.#snapshotTarget > 0 && this.#lastRev >= this.#snapshotTarget)) {
+      this.#markCaughtUp();
     }
+  }
+
+  #markCaughtUp(): void {
+    if (this.#caughtUp) return;
+    this.#caughtUp = true;
+    this.#o.handler.onCaughtUp(this.#lastRev);
   }
 
   async #dropConsumer(): Promise<void> {
@@ -376,12 +408,8 @@ export class Watcher {
         pending,
       );
     }
-    if (
-      !this.#caughtUp &&
-      (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget))
-    ) {
-      this.#caughtUp = true;
-      this.#o.handler.onCaughtUp(this.#lastRev);
+    if (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget)) {
+      this.#markCaughtUp();
     }
   }
 
@@ -396,6 +424,11 @@ export class Watcher {
     const lastConsumer = Number(h.get("Nats-Last-Consumer") || 0);
     if (lastConsumer > this.#dseq) {
       this.restart(`heartbeat reports consumer sequence ${lastConsumer}, have ${this.#dseq}`);
+    } else if (!stalled) {
+      // An idle consumer that has delivered nothing beyond what we received has
+      // nothing left for us, whatever its pending count said.
+      this.#pending = 0;
+      this.#markCaughtUp();
     }
   }
 }

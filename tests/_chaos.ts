@@ -176,7 +176,9 @@ export async function snapshotBucket(
   nc: NatsConnection,
   bucket: string,
 ): Promise<Map<string, { revision: number; value: unknown }>> {
-  const kv = await new Kvm(nc).open(bucket);
+  // Right after a fault the cluster may still be electing: the checker's own
+  // reads get a generous deadline (it verifies data, not latency).
+  const kv = await new Kvm(jetstream(nc, { timeout: 30_000 })).open(bucket);
   const out = new Map<string, { revision: number; value: unknown }>();
   const keys = await Array.fromAsync(await kv.keys());
   for (const key of keys) {

@@ -29,7 +29,6 @@ import { startProxy } from "./_proxy.ts";
 const SEED = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
 const RUNS_FACTOR = Math.max(1, Number(Deno.env.get("KVEDGE_FC_RUNS") ?? 1));
 /** Set to make known (reported, unfixed) bugs fail their tests instead of being counted. */
-const KNOWN_BUGS = Deno.env.get("KVEDGE_KNOWN_BUGS") !== undefined;
 
 /** fast-check parameters for one property; prints what replays it. */
 function params(name: string, numRuns: number): fc.Parameters<unknown> {
@@ -337,10 +336,8 @@ function fixTags(ops: StoreOp[]): StoreOp[] {
 
 Deno.test({
   name: "property: an entry larger than maxBytes is either resident or reported as not stored",
-  // Known failure, reported to the lead: lru-cache refuses an entry larger than
-  // maxSize (and drops the older one) while LocalStore.put() answers Stored, so
-  // the cache then serves the key as absent. Remove `ignore` once fixed.
-  ignore: !KNOWN_BUGS,
+  // lru-cache refuses an entry larger than maxSize (and drops the older one);
+  // the store must say so instead of answering Stored.
   fn() {
     const store = new LocalStore({ maxBytes: 200 });
     assert.equal(store.put("k", 1, Date.now(), new Uint8Array(50)), Applied.Stored);
@@ -482,7 +479,6 @@ Deno.test("property: the cache over a real nats-server keeps reads monotonic and
   let steps = 0;
   let reads = 0;
   let cuts = 0;
-  let stuckStale = 0;
   try {
     await fc.assert(
       fc.asyncProperty(
@@ -529,19 +525,13 @@ Deno.test("property: the cache over a real nats-server keeps reads monotonic and
                 () => c.status().connected && c.stats().lastRevision >= model.lastSeq,
                 { timeoutMs: 15_000, message: `watcher reached revision ${model.lastSeq}` },
               );
-              if (c.status().state !== "synced") {
-                // Known bug (reported): nats-server 2.9.10 sometimes over-counts
-                // num_pending of a consumer filtered on "$KV.<b>.>", and the watcher
-                // waits for a pending 0 that never comes: everything is applied but
-                // the state stays "stale" until the next write.
-                const synced = await waitFor(() => c.status().state === "synced", {
-                  timeoutMs: 2_000,
-                }).catch(() => false);
-                if (!synced) {
-                  stuckStale++;
-                  assert.ok(!KNOWN_BUGS, "caught up, yet the state stays " + c.status().state);
-                }
-              }
+              // Applied everything, so it must say "synced" — nats-server 2.9.10
+              // sometimes over-counts num_pending of a "$KV.<b>.>" consumer, and
+              // the watcher must not wait for a pending 0 that never comes.
+              await waitFor(() => c.status().state === "synced", {
+                timeoutMs: 5_000,
+                message: "caught up, yet the state stays " + c.status().state,
+              });
               for (const key of CACHE_KEYS) {
                 const e = await c.getEntry(key);
                 const want = model.latest(key);
@@ -625,11 +615,6 @@ Deno.test("property: the cache over a real nats-server keeps reads monotonic and
     console.log(
       `  cache over nats-server: ${runs} runs, ${steps} operations, ${reads} checked reads, ${cuts} network cuts`,
     );
-    if (stuckStale > 0) {
-      console.log(
-        `  KNOWN BUG: ${stuckStale} time(s) the cache applied every revision but stayed "stale" (see the report)`,
-      );
-    }
     await nc.close();
   }
 });

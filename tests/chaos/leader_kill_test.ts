@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
 import { type Cache, openCache } from "../../mod.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
 import { AckedWriter, figures, scale, snapshotBucket } from "../_chaos.ts";
@@ -10,7 +11,7 @@ Deno.test(
     await using cluster = await startCluster();
     const nc = await connectTo(cluster.url);
     const bucket = uniqueBucket("chaos");
-    await new Kvm(nc).create(bucket, { replicas: 3, history: 1 });
+    await new Kvm(jetstream(nc, { timeout: 30_000 })).create(bucket, { replicas: 3, history: 1 });
     const edges: Cache<number>[] = [];
     try {
       for (let i = 0; i < 2; i++) {
