@@ -67,7 +67,6 @@ interface Reservation {
   raw: Uint8Array | undefined;
 }
 
-const UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 const KV_OPERATION = "KV-Operation";
 /** A `bootstrap` progress event is emitted every this many applied changes. */
 const BOOTSTRAP_EVENT_EVERY = 10_000;
@@ -222,15 +221,16 @@ export class KvedgeCache<T> implements Cache<T> {
 
   // ---- reads ---------------------------------------------------------------
 
-  get(key: string, options?: GetOptions): Promise<T | undefined> {
+  async get(key: string, options?: GetOptions): Promise<T | undefined> {
     const slot = this.#store.get(key);
     if (slot !== undefined && this.#fresh) {
       this.#hits++;
-      if (slot.deleted) return UNDEFINED;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return UNDEFINED;
-      return (slot.resolved ??= Promise.resolve(slot.value)) as Promise<T>;
+      if (slot.deleted) return undefined;
+      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      return slot.value as T;
     }
-    return this.#getSlow(key, slot, options).then((r) => r === undefined ? undefined : r.value);
+    const r = await this.#getSlow(key, slot, options);
+    return r === undefined ? undefined : r.value;
   }
 
   peek(key: string): T | undefined {

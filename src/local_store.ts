@@ -26,8 +26,6 @@ export interface Slot {
   size: number;
   /** Resync generation that last confirmed this slot (replica mode). */
   gen: number;
-  /** A resolved promise of `value`, made on the first async hit and reused (no allocation per hit). */
-  resolved?: Promise<unknown>;
 }
 
 /**
