@@ -110,9 +110,11 @@ Deno.test("deno task serve: embedded NATS, real HTTP, graceful SIGTERM", async (
       assert.equal(gone.status, 404);
       assert.equal(gone.headers.get("content-type"), "application/problem+json");
       await gone.body?.cancel();
-      assert.ok(
-        worker.lines.some((l) => l.msg === "request" && l.method === "PUT" && l.status === 201),
-        "one log line per request",
+      // Log lines are written in batches: wait for the PUT's line to be flushed.
+      await waitFor(
+        () =>
+          worker.lines.some((l) => l.msg === "request" && l.method === "PUT" && l.status === 201),
+        { timeoutMs: 5000, message: "one log line per request" },
       );
     });
 
