@@ -176,8 +176,23 @@ export async function snapshotBucket(
   nc: NatsConnection,
   bucket: string,
 ): Promise<Map<string, { revision: number; value: unknown }>> {
-  // Right after a fault the cluster may still be electing: the checker's own
-  // reads get a generous deadline (it verifies data, not latency).
+  // Right after a fault the cluster may still be electing (slowly, on a busy
+  // two-core machine): the checker verifies data, not latency, so it retries
+  // the whole listing until a generous deadline.
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      return await readBucket(nc, bucket);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
+async function readBucket(
+  nc: NatsConnection,
+  bucket: string,
+): Promise<Map<string, { revision: number; value: unknown }>> {
   const kv = await new Kvm(jetstream(nc, { timeout: 30_000 })).open(bucket);
   const out = new Map<string, { revision: number; value: unknown }>();
   const keys = await Array.fromAsync(await kv.keys());
