@@ -116,6 +116,12 @@ export class KvedgeCache<T> implements Cache<T> {
   #loads = 0;
   #rejected = 0;
   #applied = 0;
+  #resyncEpoch = false;
+  #dropBelow = 0;
+  #savedRevision = -1;
+  #lastInfo: StreamInfo | undefined;
+  #reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
@@ -302,8 +308,6 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#connected || this.#o.staleIfErrorMs === Infinity) return true;
     return Date.now() - this.#disconnectedAt <= this.#o.staleIfErrorMs;
   }
-
-  #resyncEpoch = false;
 
   /** One miss: reserve the key, read KV (or the loader), keep the higher revision. */
   async #fetch(key: string): Promise<Slot | undefined> {
@@ -837,8 +841,6 @@ export class KvedgeCache<T> implements Cache<T> {
     return { kind: "seq", seq: last + 1 };
   }
 
-  #lastInfo: StreamInfo | undefined;
-
   #readStreamInfo(info: StreamInfo): void {
     this.#lastInfo = info;
     const ttl = Math.floor((info.config.max_age ?? 0) / 1e6);
@@ -851,14 +853,10 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#watcher?.caughtUp && !this.#watcher.restarting) this.#sweepGone();
   }
 
-  #dropBelow = 0;
-
   #sweepGone(): void {
     if (this.#dropBelow > 1 && this.#isReady) this.#store.dropBelow(this.#dropBelow);
     this.#dropBelow = 0;
   }
-
-  #reconcileTimer: ReturnType<typeof setInterval> | undefined;
 
   /**
    * Periodic reconciliation: a stream purge, a recreated bucket or a lost tail
@@ -986,9 +984,6 @@ export class KvedgeCache<T> implements Cache<T> {
     });
     return true;
   }
-
-  #savedRevision = -1;
-  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
 
   #startSnapshotTimer(): void {
     const every = this.#o.snapshot!.intervalMs;
