@@ -12,6 +12,21 @@ Deno.test("warm start from a snapshot", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
   const N = 100_000;
 
+  /** Replica options with a snapshot file, for a small bucket. */
+  const replicaWithSnapshot = (bucket: string, path: string) => ({
+    servers: srv.url,
+    bucket,
+    mode: "replica" as const,
+    local: { maxItems: 100 },
+    snapshot: { path },
+  });
+  /** Opens a cache once and closes it, which writes its snapshot file. */
+  const writeSnapshotOnce = async (opts: ReturnType<typeof replicaWithSnapshot>) => {
+    const first = await openCache<number>(opts);
+    await first.ready();
+    await first.close();
+  };
+
   await t.step(
     "100k keys: reopen after 1k changes reads only the delta and equals the bucket",
     async () => {
@@ -73,16 +88,8 @@ Deno.test("warm start from a snapshot", async (t) => {
     const path = `${dir}/${bucket}.snap`;
     const kv = await kvm.create(bucket);
     await kv.put("a", "1");
-    const opts = {
-      servers: srv.url,
-      bucket,
-      mode: "replica" as const,
-      local: { maxItems: 100 },
-      snapshot: { path },
-    };
-    const first = await openCache<number>(opts);
-    await first.ready();
-    await first.close();
+    const opts = replicaWithSnapshot(bucket, path);
+    await writeSnapshotOnce(opts);
     const bytes = await Deno.readFile(path);
     bytes[bytes.length - 1] = bytes.at(-1)! ^ 0xff; // flip the bits of the last value byte
     await Deno.writeFile(path, bytes);
@@ -103,16 +110,8 @@ Deno.test("warm start from a snapshot", async (t) => {
     const path = `${dir}/${bucket}.snap`;
     let kv = await kvm.create(bucket);
     await kv.put("old", "1");
-    const opts = {
-      servers: srv.url,
-      bucket,
-      mode: "replica" as const,
-      local: { maxItems: 100 },
-      snapshot: { path },
-    };
-    const first = await openCache<number>(opts);
-    await first.ready();
-    await first.close();
+    const opts = replicaWithSnapshot(bucket, path);
+    await writeSnapshotOnce(opts);
     await kv.destroy();
     kv = await kvm.create(bucket);
     await kv.put("new", "1");
