@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { jsonCodec } from "../codec.ts";
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import type { Cache, Codec, Entry, ReadonlyCache } from "../types.ts";
@@ -159,11 +160,7 @@ const DEFAULTS = {
 const DEFAULT_LIST_LIMIT = 100;
 const KEY_PREFIX = /^[-/_=.a-zA-Z0-9]*$/;
 
-const JSON_CODEC: Codec<unknown> = {
-  contentType: "application/json",
-  encode: (v) => new TextEncoder().encode(JSON.stringify(v)),
-  decode: (b) => JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(b)),
-};
+const JSON_CODEC: Codec<unknown> = jsonCodec<unknown>();
 
 /** A served bucket with everything its requests need pre-resolved. */
 class ServedBucket {
