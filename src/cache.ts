@@ -83,6 +83,8 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly #store: LocalStore;
   readonly #flight = new SingleFlight<string, Slot | undefined>();
   readonly #reservations = new Map<string, Reservation>();
+  /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
+  readonly #offline = new Set<string>();
   readonly #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
@@ -121,6 +123,7 @@ export class KvedgeCache<T> implements Cache<T> {
   #savedRevision = -1;
   #lastInfo: StreamInfo | undefined;
   #reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  #stopStatus: (() => void) | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
 
   /** Wires the parts together; no I/O. */
@@ -369,16 +372,44 @@ export class KvedgeCache<T> implements Cache<T> {
   async #load(key: string, connected: boolean): Promise<Slot | undefined> {
     const loader = this.#o.loader!;
     this.#loads++;
+    // A loader that never settles must not hold the key's single-flight slot:
+    // at the deadline (or on close) its signal aborts and the miss rejects.
+    const ac = new AbortController();
+    const ms = this.#o.loaderTimeoutMs;
+    const timer = setTimeout(() => {
+      ac.abort(new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError"));
+    }, ms);
+    const onClose = () => ac.abort(this.#aborter.signal.reason);
+    this.#aborter.signal.addEventListener("abort", onClose, { once: true });
     let value: T | undefined;
     try {
-      value = await loader(key, { signal: this.#aborter.signal });
+      value = await abortable(
+        Promise.resolve().then(() => loader(key, { signal: ac.signal })),
+        ac.signal,
+      );
     } catch (err) {
       throw new LoaderError(key, err);
+    } finally {
+      clearTimeout(timer);
+      this.#aborter.signal.removeEventListener("abort", onClose);
+    }
+    // Rule 5: what the loader said during an outage is not checked against KV,
+    // so it is dropped when the connection returns (see #revalidateOffline);
+    // an answer that arrives after the return is served once and not kept.
+    const unchecked = !connected && this.#connected;
+    if (!connected && !unchecked) {
+      this.#offline.add(key);
+      // Bounded by the store: keys no longer held at revision 0 need no check.
+      if (this.#offline.size > 2 * this.#store.size + 1_000) {
+        for (const k of this.#offline) if (this.#store.peek(k)?.rev !== 0) this.#offline.delete(k);
+      }
     }
     if (value === undefined) {
+      if (unchecked) return undefined;
       return this.#keep(key, 0, Date.now(), undefined, this.#o.negativeTtlMs);
     }
     const { value: checked, bytes } = this.#encode(key, value, "load");
+    if (unchecked) return looseSlot(checked);
     if (this.#o.writeBack && connected) {
       try {
         const rev = await this.#publish(key, bytes, "PUT", 0, `write back "${key}"`);
@@ -401,16 +432,15 @@ export class KvedgeCache<T> implements Cache<T> {
       return this.#store.peek(key);
     }
     this.#store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
-    return this.#store.peek(key) ??
-      {
-        rev: 0,
-        created: Date.now(),
-        deleted: false,
-        raw: undefined,
-        value: checked,
-        size: 0,
-        gen: 0,
-      };
+    return this.#store.peek(key) ?? looseSlot(checked);
+  }
+
+  /** The connection is back: drop what the loader answered while it was down (rule 5). */
+  #revalidateOffline(): void {
+    for (const key of this.#offline) {
+      if (this.#store.peek(key)?.rev === 0) this.#store.delete(key);
+    }
+    this.#offline.clear();
   }
 
   /** Decodes a slot's bytes once; a value failing the codec or schema becomes a tombstone. */
@@ -924,8 +954,12 @@ export class KvedgeCache<T> implements Cache<T> {
 
   #followConnection(): void {
     const nc = this.#d.nc;
+    const status = nc.status();
+    // nats.js's status iterator has stop(); close() ends the loop with it, so a
+    // shared connection keeps no listener of a closed (or never opened) cache.
+    this.#stopStatus = () => (status as { stop?: () => void }).stop?.();
     (async () => {
-      for await (const s of nc.status()) {
+      for await (const s of status) {
         if (this.#closed) return;
         if (s.type === "disconnect") {
           if (!this.#connected) continue;
@@ -940,6 +974,7 @@ export class KvedgeCache<T> implements Cache<T> {
           this.#emit({ type: "error", at: Date.now(), message: this.#lastError });
         } else if (s.type === "reconnect") {
           this.#connected = true;
+          this.#revalidateOffline();
           this.#emit({ type: "connected", at: Date.now() });
           this.#watcher.reconnected();
         }
@@ -1045,6 +1080,7 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
+      this.#stopStatus?.();
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));
       await this.#watcher.close().catch(() => {});
@@ -1074,6 +1110,11 @@ function assertRevision(rev: unknown, action: string): void {
       `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
     );
   }
+}
+
+/** A slot that is served once and not held. */
+function looseSlot(value: unknown): Slot {
+  return { rev: 0, created: Date.now(), deleted: false, raw: undefined, value, size: 0, gen: 0 };
 }
 
 /** Rejects when `signal` aborts; the shared fetch goes on for others. */

@@ -57,6 +57,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
       throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
     }
   }
+  let cache: KvedgeCache<T> | undefined;
   try {
     // Control calls (stream info, consumer create) can take seconds on a large
     // bucket; they run in the background and must not share the miss deadline.
@@ -65,7 +66,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
-    const cache = new KvedgeCache<T>({
+    cache = new KvedgeCache<T>({
       options: o,
       nc,
       ownsConnection: owns,
@@ -78,6 +79,8 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     await cache.start();
     return cache;
   } catch (err) {
+    // A start that failed half-way has timers and a status loop running: stop them.
+    await cache?.close().catch(() => {});
     if (owns) await nc.close().catch(() => {});
     throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
   }

@@ -125,7 +125,7 @@ export interface CreateBucketOptions {
 
 /** Options of {@link LoaderFn} calls. */
 export interface LoaderContext {
-  /** Aborted when the cache closes or the miss times out. */
+  /** Aborted when the cache closes or the load passes `loaderTimeoutMs`. */
   signal: AbortSignal;
 }
 
@@ -166,6 +166,15 @@ export interface CacheOptions<T> {
   writeBack?: boolean;
   /** How long "absent" is cached locally for a loader that returned `undefined`, in ms. Default 30 000. */
   negativeTtlMs?: number;
+  /**
+   * Deadline of one loader call, in ms. At the deadline the loader's `signal`
+   * is aborted, every `get()` waiting on that key rejects with `LoaderError`
+   * (its `cause` a `TimeoutError` `DOMException`), and the key's next miss
+   * calls the loader again; a late result is discarded. Counted separately
+   * from `missTimeoutMs`, which bounds the KV fetch before the loader is
+   * asked. Default 5 000.
+   */
+  loaderTimeoutMs?: number;
   /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
   missTimeoutMs?: number;
   /** Deadline of one write, in ms. Default 5 000. */
