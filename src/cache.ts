@@ -98,6 +98,10 @@ export class KvedgeCache<T> implements Cache<T> {
   #lastResyncReason: string | undefined;
   #resyncs = 0;
   #resyncing = false;
+  /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
+  #complete = false;
+  /** Replica mode: tombstones stored since the last drop (0: nothing to drop). */
+  #tombstones = 0;
   #gen = 0;
   #sweepBefore = 0;
   #lossy: boolean;
@@ -353,6 +357,11 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
   #keep(key: string, rev: number, created: number, raw: Uint8Array | undefined, ttlMs = 0): Slot {
+    if (this.mode === "replica" && this.#impliedAbsent(rev) && !this.#store.has(key)) {
+      // The watcher applied this revision or a later one and holds nothing for
+      // the key: it was deleted since (a stale answer, e.g. a lagging replica).
+      return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+    }
     const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
     if (res === Applied.Older || res === Applied.Stored) return this.#store.peek(key)!;
     // Not held: expired (absent), or too large to hold (served once, as a miss).
@@ -715,7 +724,7 @@ export class KvedgeCache<T> implements Cache<T> {
       options.expectedRevision,
       `${action} "${key}"`,
     );
-    this.#applyDelete(key, rev, Date.now());
+    this.#applyDelete(key, rev, Date.now(), true);
     return rev;
   }
 
@@ -821,7 +830,9 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.mode === "replica" || this.#store.has(key)) {
       if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
       else this.#applyDelete(key, rev, created);
-    } else if (this.#reservations.size > 0) {
+    }
+    // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
+    if (this.#reservations.size > 0) {
       const r = this.#reservations.get(key);
       if (r !== undefined && rev > r.rev) {
         r.rev = rev;
@@ -832,13 +843,35 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#changes.active) this.#changes.emit(this.#change(key, op, rev, created, data));
   }
 
-  #applyDelete(key: string, rev: number, created: number): void {
-    if (this.mode === "replica" && !this.#lossy) {
+  #applyDelete(key: string, rev: number, created: number, own = false): void {
+    if (
+      this.mode === "replica" && !this.#lossy &&
+      (this.#impliedAbsent(rev) || (!own && !this.#o.allowDirect))
+    ) {
+      // No slot says "absent" as well as a tombstone here: the watcher will
+      // bring nothing older for the key, and a miss in flight holds a
+      // reservation (rule 3) while a later one reads the leader, which has
+      // this delete. A complete replica answers such misses itself.
       const held = this.#store.peek(key);
-      if (held === undefined || held.rev < rev) this.#store.delete(key);
+      if (held === undefined || held.rev <= rev) this.#store.delete(key);
       return;
     }
-    this.#store.put(key, rev, created, undefined, this.#gen);
+    // Rule 2: an own delete the watcher has not reached yet (it may still
+    // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
+    // while direct gets may answer from a lagging replica, leaves a
+    // tombstone; a replica drops it when the watcher has passed it.
+    if (this.#store.put(key, rev, created, undefined, this.#gen) === Applied.Stored) {
+      if (this.mode === "replica") this.#tombstones++;
+    }
+  }
+
+  /**
+   * Whether a complete replica answers "absent at revision `rev`" for a key it
+   * has no slot for: every change up to the watcher's revision is applied, so
+   * a missing slot means deleted (or never written) as of then.
+   */
+  #impliedAbsent(rev: number): boolean {
+    return this.#complete && !this.#lossy && rev <= this.#watcher.lastRevision;
   }
 
   #onCaughtUp(rev: number): void {
@@ -846,6 +879,14 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#resyncing = false;
       this.#resyncEpoch = false;
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
+    }
+    if (this.mode === "replica") {
+      this.#complete = true;
+      // Tombstones the watcher has passed say nothing a missing slot does not.
+      if (this.#tombstones > 0 && !this.#lossy) {
+        this.#store.dropTombstones(this.#watcher.lastRevision);
+        this.#tombstones = 0;
+      }
     }
     this.#bootstrapApplied = 0;
     this.#sweepGone();
@@ -865,7 +906,10 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#emit({ type: "resync", at: Date.now(), reason });
     const last = this.#lastInfo?.state.last_seq ?? 0;
     this.#sweepBefore = last + 1;
-    if (epochChanged || this.mode === "lazy") this.#store.clear();
+    if (epochChanged || this.mode === "lazy") {
+      this.#store.clear();
+      this.#complete = false;
+    }
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };

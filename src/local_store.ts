@@ -249,6 +249,18 @@ export class LocalStore {
     return removed;
   }
 
+  /** Removes tombstones with a revision up to `rev`; returns how many. */
+  dropTombstones(rev: number): number {
+    let removed = 0;
+    for (const [key, slot] of this.#lru.entries()) {
+      if (slot.deleted && slot.rev <= rev) {
+        this.#lru.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Iterates resident slots, most recently used first. */
   entries(): IterableIterator<[string, Slot]> {
     return this.#lru.entries();
