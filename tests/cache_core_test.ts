@@ -11,27 +11,9 @@ import {
   openCache,
   ValidationError,
 } from "../mod.ts";
-import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
+import { blockEventLoop, connectTo, lines, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 const enc = (v: unknown) => JSON.stringify(v);
-
-/** Keeps the event loop busy for `ms` (a stand-in for a GC pause or a CPU-bound handler). */
-function blockEventLoop(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) { /* spin */ }
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-}
 
 Deno.test("core cache against a real nats-server", async (t) => {
   await using srv = await startServer();
