@@ -560,6 +560,9 @@ export class KvedgeCache<T> implements Cache<T> {
     }
     const out = new Broadcast<Change<T>>();
     const it = out.iterate(options);
+    let last = from - 1;
+    let ended = false;
+    let stopped = false;
     const watcher = new Watcher({
       nc: this.#d.nc,
       jsm: this.#d.jsm,
@@ -568,24 +571,44 @@ export class KvedgeCache<T> implements Cache<T> {
       heartbeatMs: this.#o.heartbeatMs,
       inboxPrefix: this.#d.inboxPrefix,
       handler: {
-        onChange: (key, op, rev, created, data) =>
-          out.emit(this.#change(key, op, rev, created, data)),
+        onChange: (key, op, rev, created, data) => {
+          last = rev;
+          out.emit(this.#change(key, op, rev, created, data));
+        },
         onCaughtUp: () => {},
         onResync: (req) => {
-          // The replay cannot be continued without a gap: end it.
-          queueMicrotask(() => out.close());
-          this.#lastError = `replay ended: ${req.reason}`;
-          return { kind: "seq", seq: 1 };
+          if (req.epochChanged) {
+            // Revisions start over in a recreated bucket: the replay cannot go
+            // on, so it ends (the watcher stops once its consumer exists).
+            ended = true;
+            this.#lastError = `replay ended: ${req.reason}`;
+            out.close();
+          } else {
+            this.#lastError = `replay resumed after revision ${last}: ${req.reason}`;
+          }
+          // Resume after what was delivered: the server starts at the oldest
+          // revision it still has, never at revision 1 again.
+          return { kind: "seq", seq: last + 1 };
         },
         onRestart: () => {},
-        onStarted: () => {},
-        onError: () => {},
+        onStarted: () => {
+          if (ended) stop();
+        },
+        onError: () => {
+          if (ended) stop();
+        },
         onStreamInfo: () => {},
       },
     });
     watcher.lastRevision = from - 1;
     watcher.epoch = undefined;
+    // Every way the replay ends removes its listeners from the long-lived
+    // signals, so a finished replay keeps nothing alive.
     const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      this.#aborter.signal.removeEventListener("abort", stop);
+      options.signal?.removeEventListener("abort", stop);
       void watcher.close();
       out.close();
     };
@@ -593,7 +616,7 @@ export class KvedgeCache<T> implements Cache<T> {
     options.signal?.addEventListener("abort", stop, { once: true });
     watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
       this.#lastError = `replay failed: ${describe(err)}`;
-      out.close();
+      stop();
     });
     const ret = it.return!.bind(it);
     it.return = (v?: unknown) => {
