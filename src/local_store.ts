@@ -183,7 +183,9 @@ export class LocalStore {
     encodedBytes: number,
   ): Applied {
     const held = this.#lru.peek(key);
-    if (held !== undefined && held.rev >= rev) return Applied.Older;
+    if (held !== undefined && held.rev >= rev && !(rev === 0 && held.rev === 0)) {
+      return Applied.Older;
+    }
     const ttl = this.#ttlFor(created, 0);
     if (ttl < 0) return Applied.Expired;
     const slot: Slot = {
