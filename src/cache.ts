@@ -363,6 +363,7 @@ export class KvedgeCache<T> implements Cache<T> {
       return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
     }
     const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
+    if (res === Applied.Stored && raw === undefined && this.mode === "replica") this.#tombstones++;
     if (res === Applied.Older || res === Applied.Stored) return this.#store.peek(key)!;
     // Not held: expired (absent), or too large to hold (served once, as a miss).
     const deleted = res === Applied.Expired || raw === undefined;
