@@ -122,6 +122,8 @@ export class KvedgeCache<T> implements Cache<T> {
   #lastInfo: StreamInfo | undefined;
   #reconcileTimer: ReturnType<typeof setInterval> | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** After resuming across a history gap: entries below this revision are gone once caught up. */
+  #gapFloor = 0;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
@@ -154,6 +156,14 @@ export class KvedgeCache<T> implements Cache<T> {
           this.#onChange(key, op, rev, created, data, pending),
         onCaughtUp: (rev) => this.#onCaughtUp(rev),
         onResync: (req) => this.#onResync(req.reason, req.epochChanged),
+        onHistoryGap: (first) => {
+          // Resume from the stream's first sequence instead of re-reading the
+          // bucket: whatever left the stream below it was either replaced by a
+          // later change (delivered now) or is gone from the bucket, and
+          // #onCaughtUp drops those entries.
+          this.#gapFloor = Math.max(this.#gapFloor, first);
+          return true;
+        },
         onRestart: (reason) => {
           if (this.#state === "synced") this.#setState("stale", reason);
         },
@@ -818,6 +828,10 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
     }
     this.#bootstrapApplied = 0;
+    if (this.#gapFloor > 0) {
+      this.#store.dropBelow(this.#gapFloor);
+      this.#gapFloor = 0;
+    }
     this.#sweepGone();
     if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
