@@ -43,11 +43,9 @@ import type {
 import { readSnapshot, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
-/** What `openCache()` hands to the cache (everything already connected). */
-export interface CacheDeps<T> {
-  options: ResolvedOptions<T>;
+/** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
+export interface CacheLink {
   nc: NatsConnection;
-  ownsConnection: boolean;
   /** Manager for the watcher's control calls (stream info, consumer create); a generous timeout. */
   jsm: JetStreamManager;
   /** Client for writes (timeout = writeTimeoutMs). */
@@ -56,6 +54,12 @@ export interface CacheDeps<T> {
   kv: KV;
   /** Stream info read at open. */
   info: StreamInfo;
+}
+
+/** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
+export interface CacheDeps<T> extends CacheLink {
+  options: ResolvedOptions<T>;
+  ownsConnection: boolean;
   /** The connection's inbox prefix. */
   inboxPrefix?: string;
 }
@@ -79,11 +83,11 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly bucket: string;
   readonly mode: CacheMode;
   readonly #o: ResolvedOptions<T>;
-  readonly #d: CacheDeps<T>;
+  #d: CacheDeps<T>;
   readonly #store: LocalStore;
   readonly #flight = new SingleFlight<string, Slot | undefined>();
   readonly #reservations = new Map<string, Reservation>();
-  readonly #watcher: Watcher;
+  #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
   readonly #prefix: string;
@@ -124,6 +128,10 @@ export class KvedgeCache<T> implements Cache<T> {
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
   /** After resuming across a history gap: entries below this revision are gone once caught up. */
   #gapFloor = 0;
+  /** Whether `#d` holds a real connection (false while opened from the snapshot only). */
+  #bound = true;
+  /** Opened from the snapshot: the loop binding the connection once NATS is reachable. */
+  #binding: Promise<void> | undefined;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
@@ -144,13 +152,20 @@ export class KvedgeCache<T> implements Cache<T> {
     });
     this.#readStreamInfo(deps.info);
     this.#ready.promise.catch(() => {});
-    this.#watcher = new Watcher({
-      nc: deps.nc,
-      jsm: deps.jsm,
-      bucket: o.bucket,
-      filter: o.keys,
-      heartbeatMs: o.heartbeatMs,
-      inboxPrefix: deps.inboxPrefix,
+    this.#watcher = this.#newWatcher();
+    this.#watcher.epoch = deps.info.created;
+    this.#watcher.streamLastSeq = deps.info.state.last_seq;
+  }
+
+  /** The watcher over the current connection, feeding this cache. */
+  #newWatcher(): Watcher {
+    return new Watcher({
+      nc: this.#d.nc,
+      jsm: this.#d.jsm,
+      bucket: this.bucket,
+      filter: this.#o.keys,
+      heartbeatMs: this.#o.heartbeatMs,
+      inboxPrefix: this.#d.inboxPrefix,
       handler: {
         onChange: (key, op, rev, created, data, pending) =>
           this.#onChange(key, op, rev, created, data, pending),
@@ -184,8 +199,6 @@ export class KvedgeCache<T> implements Cache<T> {
         onStreamInfo: (info) => this.#readStreamInfo(info),
       },
     });
-    this.#watcher.epoch = deps.info.created;
-    this.#watcher.streamLastSeq = deps.info.state.last_seq;
   }
 
   /**
@@ -201,7 +214,7 @@ export class KvedgeCache<T> implements Cache<T> {
       : { kind: "seq", seq: this.#d.info.state.last_seq + 1 };
     if (from.kind === "seq") this.#watcher.lastRevision = from.seq - 1;
     if (this.mode === "replica" && this.#o.snapshot) {
-      if (await this.#loadSnapshot(this.#o.snapshot.path)) from = "resume";
+      if (await this.#loadSnapshot(this.#o.snapshot.path, this.#d.info.created)) from = "resume";
       this.#startSnapshotTimer();
     }
     this.#watching = this.#watcher.start(
@@ -215,6 +228,74 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#ready.reject(e);
       throw e;
     }
+  }
+
+  /**
+   * Starts a replica whose connection or bucket is unreachable at open from its
+   * warm-start snapshot: serves the snapshot marked stale (not synced) and
+   * binds in the background once NATS answers, then resumes after checking the
+   * snapshot's epoch against the stream. Rejects with `cause` if there is no
+   * usable snapshot. Called once by `openCache()` instead of {@link start}.
+   * @internal
+   */
+  async startUnbound(bind: () => Promise<CacheLink>, cause: UnavailableError): Promise<void> {
+    this.#bound = false;
+    this.#connected = false;
+    this.#disconnectedAt = Date.now();
+    if (!(await this.#loadSnapshot(this.#o.snapshot!.path, undefined))) throw cause;
+    this.#lastError = `NATS unreachable at open: ${cause.message}`;
+    this.#setState("stale", "NATS unreachable at open: serving the snapshot");
+    this.#emit({ type: "disconnected", at: this.#disconnectedAt });
+    this.#startSnapshotTimer();
+    this.#binding = this.#bindLoop(bind);
+  }
+
+  /** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
+  async #bindLoop(bind: () => Promise<CacheLink>): Promise<void> {
+    let backoffMs = 250;
+    while (!this.#closed) {
+      let link: CacheLink | undefined;
+      try {
+        link = await bind();
+        if (!this.#closed) {
+          await this.#attach(link);
+          return;
+        }
+      } catch (err) {
+        this.#lastError = `NATS unreachable since open: ${describe(err)}`;
+      }
+      if (link && this.#d.ownsConnection) await link.nc.close().catch(() => {});
+      await pause(backoffMs / 2 + Math.random() * backoffMs / 2, this.#aborter.signal);
+      backoffMs = Math.min(backoffMs * 2, 5_000);
+    }
+  }
+
+  /** Takes the connection of a cache opened from its snapshot and resumes from it. */
+  async #attach(link: CacheLink): Promise<void> {
+    const { epoch, lastRevision } = this.#watcher;
+    const unbound = this.#d;
+    this.#d = { ...this.#d, ...link };
+    const watcher = this.#newWatcher();
+    // The snapshot's epoch: a recreated bucket makes the watcher resync (the
+    // snapshot is thrown away) instead of merging revisions that do not compare.
+    watcher.epoch = epoch;
+    watcher.lastRevision = lastRevision;
+    watcher.streamLastSeq = link.info.state.last_seq;
+    this.#watcher = watcher;
+    this.#connected = true;
+    this.#watching = watcher.start("resume", "warm start (NATS reachable again)");
+    try {
+      await this.#watching;
+    } catch (err) {
+      this.#watching = undefined;
+      this.#connected = false;
+      this.#d = unbound;
+      throw err;
+    }
+    this.#bound = true;
+    this.#emit({ type: "connected", at: Date.now() });
+    this.#followConnection();
+    if (this.#o.reconcileMs > 0) this.#startReconcile();
   }
 
   ready(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
@@ -970,14 +1051,14 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- warm start ------------------------------------------------------------
 
   /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
-  async #loadSnapshot(path: string): Promise<boolean> {
+  async #loadSnapshot(path: string, epoch: string | undefined): Promise<boolean> {
     const snap = await readSnapshot(path, this.bucket, this.#o.keys);
     if (!snap.ok) {
       this.#emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
       return false;
     }
     const { header, records } = snap;
-    if (header.epoch !== this.#d.info.created) {
+    if (epoch !== undefined && header.epoch !== epoch) {
       this.#emit({
         type: "snapshot",
         at: Date.now(),
@@ -989,6 +1070,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (header.partial) this.#lossy = true;
     for (const r of records) this.#store.put(r.key, r.rev, r.created, r.value, this.#gen);
     this.#watcher.lastRevision = header.lastRevision;
+    this.#watcher.epoch = header.epoch;
     this.#savedRevision = header.lastRevision;
     this.#emit({
       type: "snapshot",
@@ -1061,6 +1143,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#closed = true;
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));
+      await this.#binding;
       await this.#watcher.close().catch(() => {});
       this.#setState("closed", "closed");
       this.#state = "closed";
@@ -1068,7 +1151,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#changes.close();
       this.#events.close();
       this.#store.clear();
-      if (this.#d.ownsConnection && !this.#d.nc.isClosed()) {
+      if (this.#bound && this.#d.ownsConnection && !this.#d.nc.isClosed()) {
         // drain() waits for the server; while it is unreachable, just close.
         if (this.#connected) await this.#d.nc.drain().catch(() => this.#d.nc.close());
         else await this.#d.nc.close();
@@ -1088,6 +1171,20 @@ function assertRevision(rev: unknown, action: string): void {
       `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
     );
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Rejects when `signal` aborts; the shared fetch goes on for others. */
