@@ -924,6 +924,7 @@ export class KvedgeCache<T> implements Cache<T> {
   #onResync(reason: string, epochChanged: boolean): StartFrom {
     this.#resyncs++;
     this.#lastResyncReason = reason;
+    this.#gapFloor = 0; // a resync rebuilds from the stream as it is now
     this.#resyncing = true;
     this.#resyncEpoch = epochChanged;
     this.#setState("resyncing", reason);

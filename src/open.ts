@@ -22,6 +22,14 @@ const CONTROL_TIMEOUT_MS = 15_000;
  * ensures the bucket when `create` is given (otherwise it must exist), and
  * starts the watcher. Await `ready()` before relying on replica reads.
  *
+ * If NATS cannot be reached, it rejects at once with `UnavailableError` —
+ * except for a replica with a usable `snapshot` file: that one opens from the
+ * snapshot, serves it marked stale (`source: "stale"`, state `stale`,
+ * `ready()` pending), and connects in the background; once NATS answers it
+ * checks the snapshot's epoch against the stream and resumes from the
+ * snapshot's revision (or, if the bucket was recreated, throws the snapshot
+ * away and resyncs).
+ *
  * @example
  * ```ts ignore
  * import { openCache } from "./open.ts";
