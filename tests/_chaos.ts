@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
 export const LONG = (() => {
@@ -110,6 +110,30 @@ export class RssSampler {
 /** Bytes to MiB with one decimal. */
 export function mib(bytes: number): number {
   return Math.round(bytes / 1024 / 102.4) / 10;
+}
+
+/**
+ * Creates a replicated bucket on a freshly started cluster. A cluster whose
+ * meta leader already sees every peer may still answer "no suitable peers for
+ * placement" for a moment (seen on 2.15 right after start), so that answer is
+ * retried until `timeoutMs`.
+ */
+export async function createReplicatedBucket(
+  nc: NatsConnection,
+  bucket: string,
+  options: { replicas: number; history: number },
+  timeoutMs = 60_000,
+): Promise<KV> {
+  const kvm = new Kvm(jetstream(nc, { timeout: 30_000 }));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await kvm.create(bucket, options);
+    } catch (err) {
+      if (!/no suitable peers/i.test(String(err)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from 
 import { connectTo, startCluster, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 import { startProxy } from "./_proxy.ts";
 import { fill } from "./_seed.ts";
+import { createReplicatedBucket } from "./_chaos.ts";
 
 /** Times a promise that must settle: rejects with a clear message if it hangs. */
 async function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -287,7 +288,7 @@ Deno.test("R3 cluster: every acknowledged write reaches the replica across a lea
   await using cluster = await startCluster();
   const nc = await connectTo(cluster.url);
   const bucket = uniqueBucket();
-  await new Kvm(nc).create(bucket, { replicas: 3, history: 1 });
+  await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
   await using c = await openCache<number>({
     ...fast,
     connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },

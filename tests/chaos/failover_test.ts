@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
-import { Kvm } from "@nats-io/kv";
-import { jetstream } from "@nats-io/jetstream";
 import { type Cache, openCache } from "../../mod.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
-import { AckedWriter, figures, scale, snapshotBucket, streamSettled } from "../_chaos.ts";
+import {
+  AckedWriter,
+  createReplicatedBucket,
+  figures,
+  scale,
+  snapshotBucket,
+  streamSettled,
+} from "../_chaos.ts";
 
 /**
  * Failover recovery time. The stream leader of an R3 bucket is killed (and
@@ -18,7 +23,7 @@ Deno.test("chaos: after a leader kill, edges are current soon after the new lead
   const nc = await connectTo(cluster.url);
   const bucket = uniqueBucket("failover");
   // History 1 with overwrites: the stream's first sequence moves on while an edge waits.
-  await new Kvm(jetstream(nc, { timeout: 30_000 })).create(bucket, { replicas: 3, history: 1 });
+  await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
   const common = {
     servers: cluster.urls,
     bucket,

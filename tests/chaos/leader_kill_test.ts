@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { Kvm } from "@nats-io/kv";
-import { jetstream } from "@nats-io/jetstream";
 import { type Cache, openCache } from "../../mod.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
 import {
   AckedWriter,
   completeFromLeader,
+  createReplicatedBucket,
   explainMissing,
   figures,
   scale,
@@ -18,7 +17,7 @@ Deno.test(
     await using cluster = await startCluster();
     const nc = await connectTo(cluster.url);
     const bucket = uniqueBucket("chaos");
-    await new Kvm(jetstream(nc, { timeout: 30_000 })).create(bucket, { replicas: 3, history: 1 });
+    await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
     const edges: Cache<number>[] = [];
     try {
       for (let i = 0; i < 2; i++) {
