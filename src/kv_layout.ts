@@ -60,11 +60,11 @@ export interface HeaderLookup {
 }
 
 /**
- * The KV operation a stored message stands for. The server's markers
- * (ADR-48) carry `Nats-Marker-Reason` and no `KV-Operation`: `MaxAge` and
- * `Purge` read as `PURGE`, `Remove` as `DEL`; any other reason is read as
- * `PURGE` too, since a marker never holds a value. Without either header the
- * message is a `PUT`.
+ * The KV operation a stored message stands for: a client's `KV-Operation`
+ * (`DEL`, `PURGE`) decides when present; otherwise a server marker (ADR-48)
+ * reads by its `Nats-Marker-Reason`: `MaxAge` and `Purge` as `PURGE`,
+ * `Remove` as `DEL`, any other reason as `PURGE` too (a marker never holds a
+ * value). Without either header the message is a `PUT`.
  *
  * @example
  * ```ts ignore
@@ -73,10 +73,11 @@ export interface HeaderLookup {
  */
 export function operationOf(headers: HeaderLookup | undefined): Operation {
   if (!headers) return "PUT";
+  const op = headers.get(KV_OPERATION_HEADER);
+  if (op === "DEL" || op === "PURGE") return op;
   const reason = headers.get(MARKER_REASON_HEADER);
   if (reason) return reason === "Remove" ? "DEL" : "PURGE";
-  const op = headers.get(KV_OPERATION_HEADER);
-  return op === "DEL" || op === "PURGE" ? op : "PUT";
+  return "PUT";
 }
 
 /** The marker reason of a stored message, or `undefined` when the server did not write it. */

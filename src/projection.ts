@@ -25,6 +25,7 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   jetstream,
+  JetStreamApiCodes,
   type JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
@@ -617,8 +618,8 @@ function resolveRunOptions(o: RunProjectionOptions): ResolvedRunOptions {
 const FETCH_BATCH = 64;
 /** Lifetime of a pull request, in ms: bounds how long a graceful stop waits when idle. */
 const FETCH_EXPIRES_MS = 2_000;
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_NOT_FOUND = 10014;
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
 
 function apiCode(err: unknown): number | undefined {
   const code = (err as JetStreamApiError | undefined)?.code;
