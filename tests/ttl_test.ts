@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { type Cache, type CacheOptions, type Change, openCache, UnsupportedError } from "../mod.ts";
+import {
+  type Cache,
+  type CacheOptions,
+  type Change,
+  createApp,
+  openCache,
+  UnsupportedError,
+} from "../mod.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../src/server_version.ts";
 import { kvStreamName, kvSubject, MARKER_REASON_HEADER } from "../src/kv_layout.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
@@ -9,6 +16,14 @@ import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 // The suite runs against whichever server tests/_setup.ts picked (the CI runs
 // it on 2.9.10 and on 2.15): per-key TTL is exercised on 2.11+, its clear
 // refusal on older servers.
+
+function put(value: unknown): RequestInit {
+  return {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(value),
+  };
+}
 
 Deno.test("per-key TTL", async (t) => {
   await using srv = await startServer();
@@ -50,6 +65,15 @@ Deno.test("per-key TTL", async (t) => {
         await assert.rejects(c.create("k", "v", { ttlMs: 2000 }), UnsupportedError);
         const kv = await kvm.open(c.bucket);
         assert.equal(await kv.get("k"), null);
+      });
+
+      await t.step(`on ${version} PUT ?ttl= is a 400 naming 2.11, nothing written`, async () => {
+        await using c = await open<unknown>({ create: true });
+        const app = createApp({ buckets: { b: { cache: c } }, auth: { anonymousWrites: true } });
+        const res = await app.request("/v1/buckets/b/keys/k?ttl=5", put(1));
+        assert.equal(res.status, 400);
+        assert.match((await res.json()).detail, /2\.11/);
+        assert.equal(await (await kvm.open(c.bucket)).get("k"), null);
       });
       return;
     }
@@ -134,6 +158,32 @@ Deno.test("per-key TTL", async (t) => {
       // Expired: free to create again.
       await c.create("once", "y");
       assert.equal(await c.get("once"), "y");
+    });
+
+    await t.step("HTTP: PUT ?ttl=<seconds> writes a key that expires", async () => {
+      await using c = await open<unknown>({ create: { markerTtlMs: 1000 } });
+      const app = createApp({ buckets: { b: { cache: c } }, auth: { anonymousWrites: true } });
+      for (const bad of ["0", "1.5", "-1", "x"]) {
+        const res = await app.request(`/v1/buckets/b/keys/k?ttl=${bad}`, put(1));
+        assert.equal(res.status, 400, `ttl=${bad}`);
+        await res.body?.cancel();
+      }
+      const withIfMatch = await app.request("/v1/buckets/b/keys/k?ttl=1", {
+        ...put(1),
+        headers: { "content-type": "application/json", "if-match": '"1"' },
+      });
+      assert.equal(withIfMatch.status, 400);
+      await withIfMatch.body?.cancel();
+      const created = await app.request("/v1/buckets/b/keys/k?ttl=1", put({ a: 1 }));
+      assert.equal(created.status, 201);
+      await created.body?.cancel();
+      const got = await app.request("/v1/buckets/b/keys/k");
+      assert.deepEqual(await got.json(), { a: 1 });
+      await waitFor(async () => {
+        const res = await app.request("/v1/buckets/b/keys/k");
+        await res.body?.cancel();
+        return res.status === 404;
+      }, { timeoutMs: 20_000, message: "the key expires behind the HTTP facade" });
     });
 
     await t.step("a key without ttlMs in a marker bucket stays", async () => {
