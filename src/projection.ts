@@ -39,6 +39,7 @@ import { bucketProblem, filterProblem } from "./keys.ts";
 import { mapNatsError } from "./errors_map.ts";
 import type { Codec, CreateBucketOptions, Operation, SharedConnection } from "./types.ts";
 import { applyEvent, ProjectionMapError, ProjectionTarget } from "./projection_target.ts";
+import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
 
 /** A JetStream stream of domain events as the source. */
 export interface ProjectionStreamSource {
@@ -648,9 +649,7 @@ function toEvent(m: JsMsg, kvPrefix: string | undefined): ProjectionEvent {
   const key = kvPrefix !== undefined ? m.subject.slice(kvPrefix.length) : undefined;
   let operation: Operation = "PUT";
   if (kvPrefix !== undefined) {
-    const op = m.headers?.get("KV-Operation");
-    if (m.headers?.get("Nats-Marker-Reason")) operation = "PURGE";
-    else if (op === "DEL" || op === "PURGE") operation = op;
+    operation = operationOf(m.headers);
   }
   const data = m.data;
   return Object.freeze({
@@ -701,9 +700,9 @@ class Runner implements ProjectionRunner {
     this.#o = o;
     const src = projection.source;
     if ("bucket" in src) {
-      this.#stream = `KV_${src.bucket}`;
-      this.#kvPrefix = `$KV.${src.bucket}.`;
-      this.#filter = `$KV.${src.bucket}.${src.keys}`;
+      this.#stream = kvStreamName(src.bucket);
+      this.#kvPrefix = kvSubjectPrefix(src.bucket);
+      this.#filter = kvSubject(src.bucket, src.keys);
       this.#sourceLabel = `bucket ${src.bucket} ${src.keys}`;
     } else {
       this.#stream = src.stream;
@@ -851,7 +850,7 @@ class Runner implements ProjectionRunner {
   async #ensureTarget(): Promise<void> {
     const { bucket, create } = this.projection.target;
     try {
-      await this.#jsm.streams.info(`KV_${bucket}`);
+      await this.#jsm.streams.info(kvStreamName(bucket));
       return;
     } catch (err) {
       if (apiCode(err) !== STREAM_NOT_FOUND) {
