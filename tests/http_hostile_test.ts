@@ -74,7 +74,11 @@ Deno.test("HTTP facade under hostile clients", async (t) => {
     options: Partial<CreateAppOptions> = {},
   ): Promise<{ app: HttpApp; cache: Cache<unknown> }> => {
     const cache = await open();
-    const app = createApp({ buckets: { b: { cache } }, auth: { anonymousWrites: true }, ...options });
+    const app = createApp({
+      buckets: { b: { cache } },
+      auth: { anonymousWrites: true },
+      ...options,
+    });
     return { app, cache };
   };
 
@@ -82,7 +86,6 @@ Deno.test("HTTP facade under hostile clients", async (t) => {
     await t.step("#6: PUT does not count as a cache hit or miss", async () => {
       const { app, cache } = await appWith();
       (await app.request("/v1/buckets/b/keys/k", json({ v: 1 }))).body?.cancel();
-      await waitFor(() => cache.peek("k") !== undefined || true);
       const before = cache.stats();
       for (let i = 0; i < 5; i++) {
         const r = await app.request("/v1/buckets/b/keys/k", json({ v: i }));
@@ -94,7 +97,10 @@ Deno.test("HTTP facade under hostile clients", async (t) => {
       assert.equal(after.staleHits, before.staleHits, "writes are not stale hits");
       assert.equal(after.misses, before.misses, "writes are not misses");
       const metrics = await (await app.request("/metrics")).text();
-      assert.match(metrics, new RegExp(`^kvedge_cache_hits_total\\{bucket="b"\\} ${after.hits}$`, "m"));
+      assert.match(
+        metrics,
+        new RegExp(`^kvedge_cache_hits_total\\{bucket="b"\\} ${after.hits}$`, "m"),
+      );
     });
 
     await t.step("#7: the exported jsonCodec() keeps SSE and history as JSON", async () => {
@@ -155,7 +161,11 @@ Deno.test("HTTP facade under hostile clients", async (t) => {
         '{"v":1}',
       );
       assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200));
-      assert.equal(await other.getEntry("stolen"), undefined, "nothing written to the other bucket");
+      assert.equal(
+        await other.getEntry("stolen"),
+        undefined,
+        "nothing written to the other bucket",
+      );
       const good = await raw(
         `PUT /v1/buckets/demo/keys/mine HTTP/1.1\r\nhost: 127.0.0.1:${port}`,
         '{"v":2}',
