@@ -26,6 +26,7 @@ import {
   natsConnectOptions,
   parseEdgeConfig,
 } from "../src/edge_config.ts";
+import { redactSecrets } from "../src/nats_env.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 
@@ -64,7 +65,7 @@ function log(level: Level, msg: string, fields: Record<string, unknown> = {}): v
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
 /** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
@@ -108,6 +109,12 @@ async function main(): Promise<number> {
     throw err;
   }
   log("info", "starting", { config: describeEdgeConfig(config) });
+  for (const name of config.natsDeprecated) {
+    log("warn", "deprecated variable", {
+      variable: name,
+      use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
+    });
+  }
 
   // Everything opened so far, closed in reverse on any exit path.
   let embedded: EmbeddedServer | undefined;
