@@ -4,6 +4,7 @@
  * @module
  */
 import type { Codec } from "./types.ts";
+import { stringifyJson } from "./json_text.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -39,7 +40,9 @@ export function jsonCodec<T>(): Codec<T> {
   const codec: Codec<T> = {
     contentType: "application/json",
     encode(value: T): Uint8Array {
-      const text = JSON.stringify(value);
+      // Any depth: a value read from KV (another client wrote it) may nest
+      // deeper than V8's recursive serialiser survives.
+      const text = stringifyJson(value);
       if (text === undefined) throw new TypeError("Cannot encode: value is not JSON-serialisable");
       return encoder.encode(text);
     },

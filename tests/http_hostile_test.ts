@@ -277,6 +277,34 @@ Deno.test("HTTP facade under hostile clients", async (t) => {
       }
     });
 
+    await t.step("#11: jsonCodec() encodes any depth (cache writes, projection targets)", () => {
+      const text = nestedObjects(100_000);
+      const codec = jsonCodec<unknown>();
+      const value = codec.decode(new TextEncoder().encode(text));
+      assert.equal(new TextDecoder().decode(codec.encode(value)), text);
+    });
+
+    await t.step("#11: the kv CLI prints a value nested 100k deep", async () => {
+      const cache = await open();
+      const nc = await connect({ servers: srv.url });
+      try {
+        const kv = await new Kvm(nc).open(cache.bucket);
+        await kv.put("deep", new TextEncoder().encode(nestedObjects(100_000)));
+      } finally {
+        await nc.close();
+      }
+      for (const args of [["get", cache.bucket, "deep"], ["history", cache.bucket, "deep"]]) {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", new URL("../scripts/kv.ts", import.meta.url).pathname, ...args],
+          env: { NATS_URL: srv.url, NO_COLOR: "1" },
+          stdin: "null",
+        }).output();
+        const stdout = new TextDecoder().decode(out.stdout);
+        assert.equal(out.code, 0, `kv ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+        assert.ok(stdout.includes('{"1":{"1":{"1":'), `kv ${args[0]} prints the value`);
+      }
+    });
+
     await t.step("#12: a stream that is never read is bounded in bytes", async () => {
       const cache = await open({ local: { maxItems: 10, maxBytes: 1 << 20 } });
       const maxBytes = 256 * 1024;
