@@ -63,6 +63,16 @@ export interface EdgeConfig {
   maxBodyBytes: number;
   /** Most concurrent SSE streams. */
   maxSseStreams: number;
+  /** Bytes queued for one SSE client that does not read before it is dropped. */
+  sseBufferBytes: number;
+  /** Deepest JSON nesting accepted in a request body. */
+  maxJsonDepth: number;
+  /** Most open client connections; undefined: sized from the open-file limit. */
+  maxConnections?: number;
+  /** A new connection must send a complete request head within this, in ms. */
+  headerTimeoutMs: number;
+  /** A connection with no bytes either way for this long is closed, in ms. */
+  idleTimeoutMs: number;
   /** How long `/readyz` tolerates a stale bucket, in ms (undefined: forever). */
   readyMaxStaleMs?: number;
   /** kvedge's data directory (the embedded server's store is `<dataDir>/nats`). */
@@ -117,6 +127,11 @@ const EnvSchema = z.object({
   }),
   KVEDGE_MAX_BODY_BYTES: intVar(1, 64 << 20).optional(),
   KVEDGE_MAX_SSE_STREAMS: intVar(1, 1_000_000).optional(),
+  KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
+  KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
+  KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
+  KVEDGE_HEADER_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
+  KVEDGE_IDLE_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
   KVEDGE_DATA_DIR: z.string().trim().min(1).optional(),
   KVEDGE_LOG_REQUESTS: flagVar.optional(),
@@ -235,6 +250,11 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     corsOrigins: e.KVEDGE_CORS_ORIGINS,
     maxBodyBytes: e.KVEDGE_MAX_BODY_BYTES ?? 1 << 20,
     maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
+    sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
+    maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
+    ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
+    headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
+    idleTimeoutMs: e.KVEDGE_IDLE_TIMEOUT_MS ?? 60_000,
     ...(e.KVEDGE_READY_MAX_STALE_MS === undefined
       ? {}
       : { readyMaxStaleMs: e.KVEDGE_READY_MAX_STALE_MS }),
@@ -294,6 +314,11 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
     maxSseStreams: config.maxSseStreams,
+    sseBufferBytes: config.sseBufferBytes,
+    maxJsonDepth: config.maxJsonDepth,
+    maxConnections: config.maxConnections ?? "auto",
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
     readyMaxStaleMs: config.readyMaxStaleMs,
     dataDir: config.dataDir,
     logRequests: config.logRequests,
