@@ -33,6 +33,7 @@ export {
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -61,6 +62,7 @@ export {
   type Operation,
   type ReadonlyCache,
   type SchemaLike,
+  type SetOptions,
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
