@@ -32,6 +32,7 @@ export {
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -60,6 +61,7 @@ export {
   type Operation,
   type ReadonlyCache,
   type SchemaLike,
+  type SetOptions,
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";

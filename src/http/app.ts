@@ -9,7 +9,7 @@ import { isJsonCodec, jsonCodec } from "../codec.ts";
 import { jsonDepth, stringifyJson } from "../json_text.ts";
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
-import type { Cache, Codec, Entry, ReadonlyCache } from "../types.ts";
+import type { Cache, Codec, Entry, ReadonlyCache, SetOptions } from "../types.ts";
 import { ConflictError } from "../errors.ts";
 import { bucketProblem, filterProblem, keyProblem, MAX_KEY_LENGTH } from "../keys.ts";
 import { requireToken, tokenCheck } from "./auth.ts";
@@ -537,6 +537,15 @@ export function createApp(options: CreateAppOptions): HttpApp {
       createOnly = true;
     }
     const ifMatch = ifMatchHeader === null ? undefined : parseIfMatch(ifMatchHeader);
+    // ?ttl=<seconds>: per-key TTL (nats-server 2.11+, a bucket with limit markers).
+    const ttlText = c.req.query("ttl");
+    if (ttlText !== undefined && (!/^[1-9]\d{0,8}$/.test(ttlText) || ifMatch !== undefined)) {
+      throw new HttpProblem(
+        "bad_request",
+        "ttl must be a whole number of seconds (1 or more), on a PUT without If-Match",
+      );
+    }
+    const setOptions = ttlText === undefined ? {} : { ttlMs: Number(ttlText) * 1000 };
     if (createOnly && ifMatch !== undefined) {
       // "must exist" and "must not exist" at once can never hold.
       throw new HttpProblem("precondition_failed", "If-Match and If-None-Match: * contradict");
@@ -546,7 +555,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
     let revision: number;
     let created = false;
     if (createOnly) {
-      revision = await createOrConflict(w, key, value);
+      revision = await createOrConflict(w, key, value, setOptions);
       created = true;
     } else if (ifMatch !== undefined) {
       revision = await w.update(key, value, await expectedRevision(b, key, ifMatch));
@@ -554,11 +563,11 @@ export function createApp(options: CreateAppOptions): HttpApp {
       // Try create first so a new key answers 201; a conflict means it exists.
       // (Not peek() first: that would count every write as a cache hit.)
       try {
-        revision = await w.create(key, value);
+        revision = await w.create(key, value, setOptions);
         created = true;
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
-        revision = await w.set(key, value);
+        revision = await w.set(key, value, setOptions);
       }
     }
     const headers: Record<string, string> = { etag: formatEtag(revision) };
@@ -568,9 +577,14 @@ export function createApp(options: CreateAppOptions): HttpApp {
     return c.json({ key, revision }, created ? 201 : 200, headers);
   });
 
-  async function createOrConflict(w: Cache<unknown>, key: string, value: unknown) {
+  async function createOrConflict(
+    w: Cache<unknown>,
+    key: string,
+    value: unknown,
+    options: SetOptions,
+  ) {
     try {
-      return await w.create(key, value);
+      return await w.create(key, value, options);
     } catch (err) {
       if (err instanceof ConflictError) {
         throw new HttpProblem("precondition_failed", "the key already exists", { cause: err });

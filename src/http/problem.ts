@@ -16,6 +16,7 @@ import {
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
 } from "../errors.ts";
 
@@ -178,6 +179,13 @@ export function toProblem(err: unknown): HttpProblem {
     return new HttpProblem(
       "upstream_forbidden",
       "the edge's NATS credentials do not permit this operation",
+      { cause: err },
+    );
+  }
+  if (err instanceof UnsupportedError) {
+    return new HttpProblem(
+      "bad_request",
+      `${err.feature} needs nats-server ${err.requiredVersion} or newer and a bucket set up for it`,
       { cause: err },
     );
   }
