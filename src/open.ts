@@ -3,14 +3,13 @@
  *
  * @module
  */
-import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { KvedgeCache } from "./cache.ts";
+import { connectNats } from "./connect.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
-import { guardSocketResets } from "./socket_guard.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -43,17 +42,20 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
   if (o.connection) {
     nc = o.connection;
   } else {
-    guardSocketResets();
     try {
-      nc = await connect({
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        reconnectJitter: 250,
-        pingInterval: 10_000,
-        ...o.connectOptions,
-        servers: o.servers,
-      } as NodeConnectionOptions);
+      // ws:// and wss:// URLs select the WebSocket transport (src/connect.ts).
+      nc = await connectNats(
+        {
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+          reconnectJitter: 250,
+          pingInterval: 10_000,
+          ...o.connectOptions,
+          servers: o.servers,
+        } as Parameters<typeof connectNats>[0],
+      );
     } catch (err) {
+      if (err instanceof TypeError) throw err;
       throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
     }
   }
