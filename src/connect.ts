@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { connect as tcpConnect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import {
   type ConnectionOptions,
   type NatsConnection,
@@ -90,7 +90,9 @@ export async function connectNats(
       nc = await wsconnect(options);
     } else {
       guardSocketResets();
-      nc = await tcpConnect(options as NodeConnectionOptions);
+      // Loaded on demand: it needs node:net, which isolates and browsers lack.
+      const { connect } = await import("@nats-io/transport-node");
+      nc = await connect(options as NodeConnectionOptions);
     }
   } catch (err) {
     open[transport]--;

@@ -179,3 +179,22 @@ Deno.test("deno task serve over WebSocket: NATS_URL=ws://… and the embedded se
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a cache over WebSocket works without the Deno global (Workers, browsers)", async () => {
+  await using srv = await startServer({ websocket: true });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-check",
+      fileURLToPath(new URL("./_no_deno_child.ts", import.meta.url)),
+      srv.wsUrl!,
+      uniqueBucket(),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.ok(out.success && text.trim().endsWith("ok"), text.slice(-3000));
+});
