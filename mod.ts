@@ -26,12 +26,14 @@ export {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   type ErrorCode,
   KeyError,
   KvedgeError,
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -60,6 +62,7 @@ export {
   type Operation,
   type ReadonlyCache,
   type SchemaLike,
+  type SetOptions,
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
