@@ -22,6 +22,9 @@ import {
 } from "@nats-io/nats-core";
 import { guardSocketResets } from "./socket_guard.ts";
 
+/** Options of {@linkcode connectNats}: nats.js's, plus `wsFactory` for WebSocket. */
+export type ConnectNatsOptions = ConnectionOptions & WsConnectionOptions;
+
 /** The transport a list of server URLs selects. */
 export type NatsTransport = "tcp" | "websocket";
 
@@ -68,9 +71,7 @@ export function transportOf(servers: string | readonly string[]): NatsTransport 
  * await nc.close();
  * ```
  */
-export async function connectNats(
-  options: ConnectionOptions & WsConnectionOptions,
-): Promise<NatsConnection> {
+export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
   const servers = options.servers ?? [];
   const transport = transportOf(servers);
   const other: NatsTransport = transport === "tcp" ? "websocket" : "tcp";

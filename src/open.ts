@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { KvedgeCache } from "./cache.ts";
-import { connectNats } from "./connect.ts";
+import { connectNats, type ConnectNatsOptions } from "./connect.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
@@ -46,16 +46,14 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
   } else {
     try {
       // ws:// and wss:// URLs select the WebSocket transport (src/connect.ts).
-      nc = await connectNats(
-        {
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 500,
-          reconnectJitter: 250,
-          pingInterval: 10_000,
-          ...o.connectOptions,
-          servers: o.servers,
-        } as Parameters<typeof connectNats>[0],
-      );
+      nc = await connectNats({
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        reconnectJitter: 250,
+        pingInterval: 10_000,
+        ...o.connectOptions,
+        servers: o.servers,
+      } as ConnectNatsOptions);
     } catch (err) {
       if (err instanceof TypeError) throw err;
       throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
