@@ -30,6 +30,7 @@ import { scenario as propagation } from "./bench/propagation.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
+import { scenario as websocket } from "./bench/websocket.ts";
 
 /** Every scenario, in the order a full run executes them. */
 const SCENARIOS: Scenario[] = [
@@ -42,6 +43,7 @@ const SCENARIOS: Scenario[] = [
   seed,
   stampede,
   miss,
+  websocket,
 ];
 
 const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]

@@ -18,6 +18,7 @@ const SCENARIOS = [
   "seed",
   "stampede",
   "miss",
+  "websocket",
 ];
 
 interface ResultFile {
