@@ -59,6 +59,8 @@ export {
   type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type RegionOptions,
+  type RegionStatus,
   type SchemaLike,
   type SharedConnection,
   type SnapshotOptions,

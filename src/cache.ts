@@ -22,6 +22,7 @@ import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import { Applied, LocalStore, type Slot } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
   Cache,
@@ -58,6 +59,8 @@ export interface CacheDeps<T> {
   info: StreamInfo;
   /** The connection's inbox prefix. */
   inboxPrefix?: string;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
 }
 
 /** A miss fetch in flight records watcher events for its key here (rule 3). */
@@ -130,7 +133,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = `$KV.${o.bucket}.`;
+    this.#prefix = deps.region?.writePrefix ?? `$KV.${o.bucket}.`;
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -185,6 +188,7 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
+    this.#d.region?.link.start((inSync) => this.#onHubLink(inSync));
     if (this.#o.reconcileMs > 0) this.#startReconcile();
     let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
@@ -297,7 +301,9 @@ export class KvedgeCache<T> implements Cache<T> {
     const got = await fetched;
     if (got === undefined || got.deleted) return undefined;
     if (got.raw !== undefined && !this.#decode(key, got)) return undefined;
-    return { value: got.value as T, slot: got, source: "miss" };
+    // A regional mirror cut off from the hub answers, but cannot vouch for it.
+    const source = this.#d.region?.link.inSync === false ? "stale" : "miss";
+    return { value: got.value as T, slot: got, source };
   }
 
   /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
@@ -620,6 +626,7 @@ export class KvedgeCache<T> implements Cache<T> {
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (this.#d.region) s.region = this.#d.region.link.status();
     if (!this.#watcher.caughtUp && this.mode === "replica") {
       s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
     }
@@ -698,6 +705,7 @@ export class KvedgeCache<T> implements Cache<T> {
     assertKey(key, action);
     this.#assertInFilter(key, action);
     this.#assertUp(`${action} "${key}"`);
+    this.#d.region?.link.assertReachable(`${action} "${key}"`);
   }
 
   #assertUp(action: string): void {
@@ -819,7 +827,9 @@ export class KvedgeCache<T> implements Cache<T> {
     }
     this.#bootstrapApplied = 0;
     this.#sweepGone();
-    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
+    if (this.#connected && this.#d.region?.link.inSync !== false) {
+      this.#setState("synced", `caught up at revision ${rev}`);
+    }
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -839,6 +849,20 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };
+  }
+
+  /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+  #onHubLink(inSync: boolean): void {
+    if (!inSync) {
+      if (this.#state === "synced") {
+        this.#setState("stale", "the regional mirror cannot reach the hub");
+      }
+    } else if (
+      this.#state === "stale" && this.#connected && this.#watcher.caughtUp &&
+      !this.#watcher.restarting
+    ) {
+      this.#setState("synced", "the regional mirror reaches the hub again");
+    }
   }
 
   #readStreamInfo(info: StreamInfo): void {
@@ -1043,6 +1067,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#closing = (async () => {
       if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      this.#d.region?.link.close();
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
       this.#aborter.abort(new ClosedError("continue"));

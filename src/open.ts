@@ -10,6 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { KvedgeCache } from "./cache.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
+import { hubWritePrefix, RegionLink } from "./region.ts";
 import { guardSocketResets } from "./socket_guard.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
@@ -64,7 +65,12 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
+    // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
+    const region = o.region && {
+      writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
+      link: new RegionLink(jsm, o.bucket, o.region, info),
+    };
     const cache = new KvedgeCache<T>({
       options: o,
       nc,
@@ -74,11 +80,13 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
       kv,
       info,
       inboxPrefix: (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined,
+      region,
     });
     await cache.start();
     return cache;
   } catch (err) {
     if (owns) await nc.close().catch(() => {});
+    if (err instanceof TypeError) throw err; // a misconfigured regional mirror
     throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
   }
 }

@@ -1,0 +1,186 @@
+/**
+ * Regions over leaf nodes: a hub cluster (R3, domain "hub") and two regions,
+ * each a leaf node with a mirror of the bucket, linked to the hub through a
+ * proxy the tests cut. Edges read the mirror and write to the hub.
+ */
+import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { ConflictError, openCache, UnavailableError } from "../mod.ts";
+import { type Acked, connectHub, regionalBucket, regionalEdge, waitConverged } from "./_regions.ts";
+import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket, waitFor } from "./_setup.ts";
+
+const enc = (v: unknown) => JSON.stringify(v);
+
+Deno.test("regions over leaf nodes", async (t) => {
+  await using topo = await startRegions();
+  const [eu, us] = topo.regions as [typeof topo.regions[0], typeof topo.regions[0]];
+  const hubNc = await connectHub(topo);
+  try {
+    await t.step("a regional edge needs a mirror of the hub's bucket, and no create", async () => {
+      const bucket = uniqueBucket("r");
+      await new Kvm(hubNc).create(bucket, { replicas: 3 });
+      await assert.rejects(regionalEdge(eu, bucket), /does not exist/);
+      const nc = await eu.connect();
+      await new Kvm(nc).create(bucket); // a plain bucket in the region, not a mirror
+      await nc.close();
+      await assert.rejects(regionalEdge(eu, bucket), (e: Error) => {
+        assert.ok(e instanceof TypeError, String(e));
+        assert.match(e.message, /not a mirror.*kv mirror/);
+        return true;
+      });
+      await assert.rejects(
+        regionalEdge(eu, bucket, { create: true }),
+        /"create" cannot be used with "region"/,
+      );
+    });
+
+    await t.step("reads, replica bootstrap and pushed updates come from the mirror", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      for (let i = 0; i < 20; i++) await b.hubKv.put(`k${i}`, enc(i));
+      await using replica = await regionalEdge<number>(eu, b.name, { mode: "replica" });
+      await using lazy = await regionalEdge<number>(us, b.name);
+      await replica.ready({ timeoutMs: 30_000 });
+      await lazy.ready({ timeoutMs: 30_000 });
+      assert.equal(replica.stats().entries, 20);
+      assert.equal(replica.peek("k7"), 7);
+      const miss = await lazy.getEntry("k3");
+      assert.equal(miss?.value, 3);
+      assert.equal(miss?.source, "miss");
+      assert.equal(miss?.stale, false);
+      const rev = await b.hubKv.put("k3", enc(33));
+      await waitFor(() => replica.peek("k3") === 33 && lazy.peek("k3") === 33, {
+        timeoutMs: 20_000,
+        message: "a hub write reaches both regions",
+      });
+      assert.equal((await lazy.getEntry("k3"))?.revision, rev, "mirror revisions are the hub's");
+      const s = replica.status();
+      assert.equal(s.state, "synced");
+      assert.equal(s.region?.hubReachable, true);
+      assert.equal(s.region?.hubDomain, HUB_DOMAIN);
+      assert.equal(s.region?.mirrorLag, 0);
+    });
+
+    await t.step("writes go to the hub: set, create, CAS update, delete, purge", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      await using edge = await regionalEdge<number>(eu, b.name);
+      await using other = await regionalEdge<number>(us, b.name, { mode: "replica" });
+      await edge.ready();
+      await other.ready({ timeoutMs: 30_000 });
+      const r1 = await edge.set("a", 1);
+      assert.equal((await b.hubKv.get("a"))?.revision, r1);
+      assert.equal(edge.peek("a"), 1, "read-your-writes");
+      const r2 = await edge.update("a", 2, r1);
+      await assert.rejects(edge.update("a", 3, r1), ConflictError);
+      await assert.rejects(edge.create("a", 3), ConflictError);
+      const r3 = await edge.create("b", 1);
+      assert.ok(r3 > r2);
+      await edge.delete("b");
+      await edge.purge("a");
+      await edge.create("a", 4); // over a purge marker
+      await waitFor(() => other.peek("a") === 4 && other.peek("b") === undefined, {
+        timeoutMs: 20_000,
+        message: "the other region sees the writes",
+      });
+      assert.equal((await b.hubKv.get("b"))?.operation, "DEL");
+    });
+
+    await t.step("the least-privilege edge of leaf.conf reads, follows and writes", async () => {
+      const b = await regionalBucket(topo, hubNc, "cfg");
+      await b.hubKv.put("x", enc(1));
+      await using edge = await openCache<number>({
+        servers: eu.url,
+        connectOptions: { user: "edge", pass: LEAF_PASSWORDS.edge, inboxPrefix: "_INBOX_edge" },
+        bucket: "cfg",
+        mode: "replica",
+        region: { hubDomain: HUB_DOMAIN, checkMs: 200 },
+        local: { maxItems: 100 },
+      });
+      await edge.ready({ timeoutMs: 30_000 });
+      assert.equal(edge.peek("x"), 1);
+      const rev = await edge.set("y", 2);
+      assert.equal((await b.hubKv.get("y"))?.revision, rev);
+      await b.hubKv.put("x", enc(3));
+      await waitFor(() => edge.peek("x") === 3, { timeoutMs: 20_000, message: "update arrives" });
+      assert.equal(edge.status().lastError, undefined);
+    });
+
+    await t.step(
+      "WAN cut: stale reads, mirrored misses answer, writes fail fast; heal converges",
+      async () => {
+        const b = await regionalBucket(topo, hubNc);
+        const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+        const acked: Acked = new Map();
+        for (const k of keys) acked.set(k, { rev: await b.hubKv.put(k, enc(k)), deleted: false });
+        await using lazy = await regionalEdge<string>(eu, b.name);
+        await using replica = await regionalEdge<string>(eu, b.name, { mode: "replica" });
+        await using far = await regionalEdge<string>(us, b.name, { mode: "replica" });
+        await lazy.ready();
+        await replica.ready({ timeoutMs: 30_000 });
+        await far.ready({ timeoutMs: 30_000 });
+        for (const k of keys.slice(0, 10)) assert.equal(await lazy.get(k), k); // resident
+        await waitFor(() => replica.stats().entries === 30);
+
+        eu.cut();
+        await waitFor(
+          () => [lazy, replica].every((c) => c.status().region?.hubReachable === false),
+          { timeoutMs: 20_000, message: "the region's edges see the hub unreachable" },
+        );
+        for (const c of [lazy, replica]) {
+          const s = c.status();
+          assert.equal(s.state, "stale");
+          assert.ok(s.region!.mirrorActiveMs > 3_000, `mirror active ${s.region!.mirrorActiveMs}`);
+        }
+        // Hub writes during the cut: updates, deletes, new keys; only the other region sees them.
+        for (const k of keys.slice(0, 5)) {
+          acked.set(k, { rev: await b.hubKv.put(k, enc("v2")), deleted: false });
+        }
+        for (const k of keys.slice(5, 8)) {
+          acked.set(k, {
+            rev: await b.hubKv.delete(k).then(async () => (await b.hubKv.get(k))!.revision),
+            deleted: true,
+          });
+        }
+        acked.set("new", { rev: await b.hubKv.put("new", enc("n")), deleted: false });
+        await waitFor(() => far.peek("k0") === "v2" && far.peek("new") === "n", {
+          timeoutMs: 20_000,
+          message: "the healthy region follows the hub",
+        });
+        const resident = await lazy.getEntry("k0");
+        assert.equal(resident?.value, "k0");
+        assert.equal(resident?.source, "stale");
+        assert.equal(resident?.stale, true);
+        const mirrored = await lazy.getEntry("k20"); // never read before: a miss on the mirror
+        assert.equal(mirrored?.value, "k20");
+        assert.equal(mirrored?.stale, true);
+        assert.equal((await replica.getEntry("k6"))?.stale, true);
+        for (const write of [() => lazy.set("k1", "x"), () => replica.delete("k2")]) {
+          await assert.rejects(write(), (e: Error) => {
+            assert.ok(e instanceof UnavailableError, String(e));
+            assert.match(e.message, /hub .* unreachable/);
+            return true;
+          });
+        }
+
+        eu.heal();
+        for (
+          const [c, what] of [[lazy, "lazy edge"], [replica, "replica edge"], [
+            far,
+            "far edge",
+          ]] as const
+        ) {
+          await waitConverged(c as never, b.hubKv, acked, what);
+        }
+        assert.equal(
+          replica.peek("k6"),
+          undefined,
+          "a delete made during the cut reached the region",
+        );
+        assert.equal(replica.status().region?.hubReachable, true);
+        await lazy.set("k1", "after"); // writes work again
+      },
+    );
+  } finally {
+    await hubNc.close();
+  }
+});
