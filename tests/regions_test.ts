@@ -4,13 +4,51 @@
  * proxy the tests cut. Edges read the mirror and write to the hub.
  */
 import assert from "node:assert/strict";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import { ConflictError, openCache, UnavailableError } from "../mod.ts";
 import { type Acked, connectHub, regionalBucket, regionalEdge, waitConverged } from "./_regions.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket, waitFor } from "./_setup.ts";
 
 const enc = (v: unknown) => JSON.stringify(v);
+
+/**
+ * Writes to the hub's bucket until stopped: puts and deletes over `keys`,
+ * recording every acknowledged one. Failed writes (a leader election) are
+ * not acknowledged, so not recorded.
+ */
+function hubTraffic(
+  kv: KV,
+  keys: string[],
+): { acked: Acked; writes: () => number; stop: () => Promise<void> } {
+  const acked: Acked = new Map();
+  let running = true;
+  let n = 0;
+  const loop = (async () => {
+    while (running) {
+      const k = keys[n % keys.length]!;
+      try {
+        if (n % 7 === 3) {
+          await kv.delete(k);
+          const e = await kv.get(k);
+          if (e) acked.set(k, { rev: e.revision, deleted: e.operation !== "PUT" });
+        } else {
+          acked.set(k, { rev: await kv.put(k, enc(n)), deleted: false });
+        }
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      n++;
+    }
+  })();
+  return {
+    acked,
+    writes: () => n,
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
 
 Deno.test("regions over leaf nodes", async (t) => {
   await using topo = await startRegions();
@@ -180,6 +218,56 @@ Deno.test("regions over leaf nodes", async (t) => {
         await lazy.set("k1", "after"); // writes work again
       },
     );
+
+    await t.step("a leaf node restart during regional traffic: every edge converges", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      const traffic = hubTraffic(b.hubKv, keys);
+      await using replica = await regionalEdge(eu, b.name, { mode: "replica" });
+      await using lazy = await regionalEdge(eu, b.name);
+      await replica.ready({ timeoutMs: 30_000 });
+      for (const k of keys.slice(0, 10)) await lazy.get(k);
+      await waitFor(() => traffic.writes() > 50, { timeoutMs: 30_000 });
+      await eu.leaf.kill();
+      await waitFor(() => replica.status().connected === false, { timeoutMs: 20_000 });
+      const during = traffic.writes();
+      await waitFor(() => traffic.writes() > during + 30, { timeoutMs: 30_000 });
+      await eu.leaf.restart();
+      await waitFor(() => traffic.writes() > during + 60, { timeoutMs: 30_000 });
+      await traffic.stop();
+      await waitConverged(
+        replica as never,
+        b.hubKv,
+        traffic.acked,
+        "replica edge after leaf restart",
+      );
+      await waitConverged(lazy as never, b.hubKv, traffic.acked, "lazy edge after leaf restart");
+    });
+
+    await t.step("a hub leader kill during regional traffic: every edge converges", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      const traffic = hubTraffic(b.hubKv, keys);
+      await using replica = await regionalEdge(eu, b.name, { mode: "replica" });
+      await using far = await regionalEdge(us, b.name, { mode: "replica" });
+      await replica.ready({ timeoutMs: 30_000 });
+      await far.ready({ timeoutMs: 30_000 });
+      await waitFor(() => traffic.writes() > 50, { timeoutMs: 30_000 });
+      const leader = await waitFor(() => topo.hub.leaderOf(`KV_${b.name}`), {
+        timeoutMs: 20_000,
+        message: "the bucket has a leader",
+      });
+      await leader.kill();
+      const during = traffic.writes();
+      await waitFor(() => traffic.writes() > during + 60, {
+        timeoutMs: 60_000,
+        message: "hub writes resume after the election",
+      });
+      await leader.restart();
+      await traffic.stop();
+      await waitConverged(replica as never, b.hubKv, traffic.acked, "eu edge after leader kill");
+      await waitConverged(far as never, b.hubKv, traffic.acked, "us edge after leader kill");
+    });
   } finally {
     await hubNc.close();
   }
