@@ -32,8 +32,13 @@ export async function regionalBucket(
   topo: RegionsHandle,
   hubNc: NatsConnection,
   name = uniqueBucket("r"),
+  opts: { ttlMs?: number; history?: number } = {},
 ): Promise<RegionalBucket> {
-  const hubKv = await new Kvm(hubNc).create(name, { replicas: 3, history: 5 });
+  const hubKv = await new Kvm(hubNc).create(name, {
+    replicas: 3,
+    history: opts.history ?? 5,
+    ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}),
+  });
   for (const region of topo.regions) {
     const nc = await region.connect();
     try {

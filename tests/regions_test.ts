@@ -10,6 +10,7 @@ import { type Acked, connectHub, regionalBucket, regionalEdge, waitConverged } f
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket, waitFor } from "./_setup.ts";
 
 const enc = (v: unknown) => JSON.stringify(v);
+const ROOT = new URL("..", import.meta.url).pathname;
 
 /**
  * Writes to the hub's bucket until stopped: puts and deletes over `keys`,
@@ -71,6 +72,39 @@ Deno.test("regions over leaf nodes", async (t) => {
         regionalEdge(eu, bucket, { create: true }),
         /"create" cannot be used with "region"/,
       );
+    });
+
+    await t.step("`deno task kv mirror` creates the regional mirror, once", async () => {
+      const bucket = uniqueBucket("r");
+      await new Kvm(hubNc).create(bucket, { replicas: 3, history: 7, ttl: 3_600_000 });
+      const run = async (...args: string[]) => {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}scripts/kv.ts`, ...args],
+          env: { NATS_URL: us.url, NATS_USER: "admin", NATS_PASSWORD: LEAF_PASSWORDS.admin },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const dec = new TextDecoder();
+        return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+      };
+      const first = await run("mirror", bucket, "--hub-domain", HUB_DOMAIN, "--json");
+      assert.equal(first.code, 0, first.stderr);
+      const info = JSON.parse(first.stdout);
+      assert.equal(info.history, 7, "the mirror keeps the hub bucket's history");
+      assert.equal(info.ttlMs, 3_600_000);
+      const again = await run("mirror", bucket, "--hub-domain", HUB_DOMAIN);
+      assert.equal(again.code, 0, again.stderr);
+      const missing = await run("mirror", "nope", "--hub-domain", HUB_DOMAIN);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^kv: error: .*does not exist/);
+      const usage = await run("mirror", bucket);
+      assert.equal(usage.code, 2);
+      await new Kvm(hubNc).open(bucket).then((kv) => kv.put("a", enc(1)));
+      await using edge = await regionalEdge<number>(us, bucket);
+      await waitFor(async () => (await edge.get("a")) === 1, {
+        timeoutMs: 20_000,
+        message: "the edge reads the hub's value from the new mirror",
+      });
     });
 
     await t.step("reads, replica bootstrap and pushed updates come from the mirror", async () => {
