@@ -564,10 +564,16 @@ async function cmdMirror(ctx: Ctx): Promise<number> {
   } catch (err) {
     throw new CliError((err as Error).message.replace(/^Cannot open cache: /, ""));
   }
-  out(ctx, { ...bucketJson(si), mirror: si.mirror }, () =>
-    `${renderInfo(si)}\n\nMirror of ${si.config.mirror?.name} through ${
-      si.config.mirror?.external?.api
-    }: ${si.mirror && si.mirror.active >= 0 ? "in contact" : "waiting for the hub"}`);
+  out(
+    ctx,
+    { ...bucketJson(si), mirror: si.mirror },
+    () =>
+      `${
+        renderInfo(si)
+      }\n\nMirror of ${si.config.mirror?.name} through ${si.config.mirror?.external?.api}: ${
+        si.mirror && si.mirror.active >= 0 ? "in contact" : "waiting for the hub"
+      }`,
+  );
   return 0;
 }
 

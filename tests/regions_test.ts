@@ -253,6 +253,70 @@ Deno.test("regions over leaf nodes", async (t) => {
       },
     );
 
+    await t.step("deno task serve with KVEDGE_HUB_DOMAIN: a regional HTTP edge", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      await b.hubKv.put("a", enc({ v: 1 }));
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}workers/edge.ts`],
+        env: {
+          NATS_URL: eu.url,
+          NATS_USER: "admin",
+          NATS_PASS: LEAF_PASSWORDS.admin,
+          KVEDGE_BUCKETS: b.name,
+          KVEDGE_HUB_DOMAIN: HUB_DOMAIN,
+          KVEDGE_WRITE_TOKEN: "w",
+          KVEDGE_LOG_REQUESTS: "0",
+          PORT: "0",
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      try {
+        let text = "";
+        const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        const url = await waitFor(async () => {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`worker exited: ${text}`);
+          text += value;
+          return /"msg":"listening".*?"url":"([^"]+)"/.exec(text)?.[1];
+        }, { timeoutMs: 60_000, message: "the worker listens" });
+        void (async () => {
+          while (!(await reader.read()).done) { /* keep the pipe drained */ }
+        })().catch(() => {});
+        const key = `${url}/v1/buckets/${b.name}/keys`;
+        const got = await fetch(`${key}/a`);
+        assert.equal(got.status, 200);
+        assert.deepEqual(await got.json(), { v: 1 });
+        const put = await fetch(`${key}/b`, {
+          method: "PUT",
+          headers: { authorization: "Bearer w", "content-type": "application/json" },
+          body: enc({ v: 2 }),
+        });
+        assert.ok(put.ok, await put.text());
+        assert.equal((await b.hubKv.get("b"))?.revision, 2, "the PUT landed in the hub's bucket");
+        eu.cut();
+        try {
+          await waitFor(async () => {
+            const r = await fetch(`${key}/a`);
+            await r.body?.cancel();
+            return r.headers.get("x-cache") === "stale";
+          }, { timeoutMs: 20_000, message: "the worker serves stale during the WAN cut" });
+          const refused = await fetch(`${key}/c`, {
+            method: "PUT",
+            headers: { authorization: "Bearer w", "content-type": "application/json" },
+            body: enc({ v: 3 }),
+          });
+          assert.equal(refused.status, 503, await refused.text());
+        } finally {
+          eu.heal();
+        }
+      } finally {
+        child.kill("SIGKILL");
+        await child.status;
+      }
+    });
+
     await t.step("a leaf node restart during regional traffic: every edge converges", async () => {
       const b = await regionalBucket(topo, hubNc);
       const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
