@@ -32,6 +32,7 @@ export {
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -62,6 +63,7 @@ export {
   type RegionOptions,
   type RegionStatus,
   type SchemaLike,
+  type SetOptions,
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";

@@ -9,7 +9,6 @@ import { connect } from "@nats-io/transport-node";
 import {
   AuthorizationError,
   ConnectionError,
-  credsAuthenticator,
   type NatsConnection,
   NoRespondersError,
   PermissionViolationError,
@@ -17,6 +16,7 @@ import {
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { findEmbedded } from "../src/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
 
 /**
  * Where the embedded server of `deno task serve` keeps its data (and its address file).
@@ -592,9 +592,9 @@ function env(name: string): string | undefined {
  * ```
  */
 export async function resolveServer(flag?: string): Promise<string> {
-  if (flag) return flag;
+  if (flag) return redactSecrets(flag);
   const fromEnv = env("NATS_URL");
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return redactSecrets(fromEnv);
   try {
     const embedded = await findEmbedded(EMBEDDED_DATA_DIR);
     if (embedded) return embedded;
@@ -616,31 +616,37 @@ export async function resolveServer(flag?: string): Promise<string> {
  * ```
  */
 export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection> {
-  const server = await resolveServer(f.server);
-  const servers = server.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-  const user = f.user ?? env("NATS_USER");
-  const pass = f.password ?? env("NATS_PASSWORD");
-  const token = f.token ?? env("NATS_TOKEN");
-  const credsPath = f.creds ?? env("NATS_CREDS");
-  let authenticator;
-  if (credsPath) {
-    let creds: Uint8Array;
-    try {
-      creds = await Deno.readFile(credsPath);
-    } catch (err) {
-      throw new CliError(`cannot read credentials file ${credsPath}: ${oneLine(err)}`);
-    }
-    authenticator = credsAuthenticator(creds);
+  let environment: Record<string, string>;
+  try {
+    environment = Deno.env.toObject();
+  } catch {
+    environment = {}; // no --allow-env: flags only
+  }
+  let opts;
+  let servers: string[];
+  try {
+    // One parser for the worker, the projector and the CLI; flags win.
+    const nats = parseNatsEnv(environment, {
+      action: "connect",
+      overrides: {
+        ...(f.server ? { server: f.server } : {}),
+        ...(f.user !== undefined ? { user: f.user } : {}),
+        ...(f.password !== undefined ? { password: f.password } : {}),
+        ...(f.token !== undefined ? { token: f.token } : {}),
+        ...(f.creds !== undefined ? { creds: f.creds } : {}),
+      },
+    });
+    opts = await natsConnectionOptions(nats, { action: "connect" });
+    servers = nats.servers ?? [await resolveServer()];
+  } catch (err) {
+    throw new CliError(oneLine(err).replace(/^Cannot connect: /, ""), { cause: err });
   }
   try {
     return await connect({
+      ...opts,
       servers,
       name: "kvedge-cli",
       timeout: f.timeoutMs ?? 5000,
-      ...(user !== undefined ? { user } : {}),
-      ...(pass !== undefined ? { pass } : {}),
-      ...(token !== undefined ? { token } : {}),
-      ...(authenticator ? { authenticator } : {}),
     });
   } catch (err) {
     throw new CliError(`cannot connect to ${servers.join(",")}: ${oneLine(err)}`, { cause: err });
@@ -805,7 +811,7 @@ export function oneLine(err: unknown): string {
   } else {
     msg = String(err);
   }
-  return msg.replace(/\s*\n\s*/g, " ").trim();
+  return redactSecrets(msg.replace(/\s*\n\s*/g, " ").trim());
 }
 
 /**

@@ -13,6 +13,7 @@
 import { type KV, type KvEntry, Kvm, type KvWatchInclude } from "@nats-io/kv";
 import {
   jetstream,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   jetstreamManager,
@@ -21,6 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { assertFilter, assertKey, bucketProblem } from "../src/keys.ts";
+import { bucketOfStream, KV_STREAM_PREFIX, kvStreamName } from "../src/kv_layout.ts";
 import {
   commandHelp,
   type CommandSpec,
@@ -286,13 +288,13 @@ function isApiError(err: unknown, code?: number): err is JetStreamApiError {
   return err instanceof JetStreamApiError && (code === undefined || err.code === code);
 }
 
-const STREAM_NOT_FOUND = 10059;
-const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence;
 
 /** Stream info of bucket `name`, or a one-line "does not exist". */
 async function bucketInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo> {
   try {
-    return await jsm.streams.info(`KV_${name}`);
+    return await jsm.streams.info(kvStreamName(name));
   } catch (err) {
     if (isApiError(err, STREAM_NOT_FOUND)) {
       throw new CliError(`bucket ${quote(name)} does not exist`);
@@ -361,7 +363,7 @@ function storageName(s: string): string {
 function bucketJson(si: StreamInfo) {
   const c = si.config;
   return {
-    bucket: c.name.replace(/^KV_/, ""),
+    bucket: bucketOfStream(c.name) ?? c.name,
     stream: c.name,
     description: c.description ?? "",
     created: si.created,
@@ -495,7 +497,7 @@ async function listBuckets(ctx: Ctx): Promise<StreamInfo[]> {
   const jsm = await manager(ctx);
   const infos: StreamInfo[] = [];
   for await (const si of jsm.streams.list()) {
-    if (si.config.name.startsWith("KV_")) infos.push(si);
+    if (si.config.name.startsWith(KV_STREAM_PREFIX)) infos.push(si);
   }
   infos.sort((a, b) => a.config.name.localeCompare(b.config.name));
   return infos;
@@ -518,7 +520,7 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
   const jsm = await manager(ctx);
   let existing: StreamInfo | undefined;
   try {
-    existing = await jsm.streams.info(`KV_${bucket}`);
+    existing = await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
     if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
   }
@@ -675,7 +677,7 @@ async function cmdGet(ctx: Ctx): Promise<number> {
     e = await kv.get(key, revision ? { revision } : undefined);
   } catch (err) {
     // A revision beyond the stream, or one that belongs to another subject.
-    if (isApiError(err, 10037)) e = null;
+    if (isApiError(err, JetStreamApiCodes.NoMessageFound)) e = null;
     else throw err;
   }
   if (e === null || e.operation !== "PUT") {

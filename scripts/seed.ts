@@ -14,7 +14,8 @@
  */
 import { pathToFileURL } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
 import {
@@ -305,10 +306,10 @@ async function main(argv: string[]): Promise<number> {
       const kvm = new Kvm(jetstream(nc, { timeout }));
       let maxMsgSize = -1;
       try {
-        maxMsgSize = (await jsm.streams.info(`KV_${bucket}`)).config.max_msg_size ?? -1;
+        maxMsgSize = (await jsm.streams.info(kvStreamName(bucket!))).config.max_msg_size ?? -1;
         kv = await kvm.open(bucket!);
       } catch (err) {
-        if ((err as { code?: number }).code !== 10059) {
+        if ((err as { code?: number }).code !== JetStreamApiCodes.StreamNotFound) {
           throw err;
         }
         if (!flags.create) {

@@ -16,6 +16,7 @@ import {
   KeyError,
   LoaderError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
 } from "./errors.ts";
 import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
@@ -40,7 +41,18 @@ import type {
   HistoryEntry,
   Operation,
   ReadonlyCache,
+  SetOptions,
 } from "./types.ts";
+import {
+  KV_OPERATION_HEADER,
+  kvStreamName,
+  kvSubjectPrefix,
+  ROLLUP_HEADER,
+  ROLLUP_SUBJECT,
+  TTL_HEADER,
+  ttlHeaderValue,
+} from "./kv_layout.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "./server_version.ts";
 import { readSnapshot, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
@@ -70,7 +82,6 @@ interface Reservation {
   raw: Uint8Array | undefined;
 }
 
-const KV_OPERATION = "KV-Operation";
 /** A `bootstrap` progress event is emitted every this many applied changes. */
 const BOOTSTRAP_EVENT_EVERY = 10_000;
 
@@ -133,7 +144,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = deps.region?.writePrefix ?? `$KV.${o.bucket}.`;
+    this.#prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -635,20 +646,22 @@ export class KvedgeCache<T> implements Cache<T> {
 
   // ---- writes --------------------------------------------------------------
 
-  async set(key: string, value: T): Promise<number> {
+  async set(key: string, value: T, options: SetOptions = {}): Promise<number> {
     this.#assertWritable(key, "set");
     const { value: checked, bytes } = this.#encode(key, value, "set");
-    const rev = await this.#publish(key, bytes, "PUT", undefined, `set "${key}"`);
+    const ttl = await this.#ttlFor(options.ttlMs, `set "${key}"`);
+    const rev = await this.#publish(key, bytes, "PUT", undefined, `set "${key}"`, ttl);
     this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
     return rev;
   }
 
-  async create(key: string, value: T): Promise<number> {
+  async create(key: string, value: T, options: SetOptions = {}): Promise<number> {
     this.#assertWritable(key, "create");
     const { value: checked, bytes } = this.#encode(key, value, "create");
+    const ttl = await this.#ttlFor(options.ttlMs, `create "${key}"`);
     let rev: number;
     try {
-      rev = await this.#publish(key, bytes, "PUT", 0, `create "${key}"`);
+      rev = await this.#publish(key, bytes, "PUT", 0, `create "${key}"`, ttl);
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Present in the stream, but maybe only as a delete marker: then create over it.
@@ -658,7 +671,7 @@ export class KvedgeCache<T> implements Cache<T> {
       if (last === null || last.operation === "PUT") {
         throw new ConflictError(`Cannot create "${key}": the key exists`, { key, expected: 0 });
       }
-      rev = await this.#publish(key, bytes, "PUT", last.revision, `create "${key}"`);
+      rev = await this.#publish(key, bytes, "PUT", last.revision, `create "${key}"`, ttl);
     }
     this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
     return rev;
@@ -743,18 +756,61 @@ export class KvedgeCache<T> implements Cache<T> {
     return { value: checked, bytes };
   }
 
+  /**
+   * The `Nats-TTL` value of a write with `ttlMs`, once the server and the
+   * bucket are known to honour it: a 2.9 server would store the header and
+   * never expire the key.
+   */
+  async #ttlFor(ttlMs: number | undefined, action: string): Promise<string | undefined> {
+    if (ttlMs === undefined) return undefined;
+    if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
+      throw new RangeError(`Cannot ${action}: "ttlMs" must be at least 1000, got ${ttlMs}`);
+    }
+    assertServerVersion(this.#d.nc, "per-key TTL", PER_KEY_TTL_VERSION, action);
+    let config = this.#lastInfo?.config ?? this.#d.info.config;
+    if (!config.subject_delete_marker_ttl) {
+      // The bucket may have been given markers since it was last read.
+      try {
+        config = (await this.#d.jsm.streams.info(kvStreamName(this.bucket))).config;
+      } catch (err) {
+        throw mapNatsError(err, action, this.bucket);
+      }
+    }
+    if (!config.allow_msg_ttl || !config.subject_delete_marker_ttl) {
+      const version = serverVersion(this.#d.nc);
+      throw new UnsupportedError(
+        `Cannot ${action}: bucket "${this.bucket}" has no limit markers, so its edges would ` +
+          `not see the key expire (create it with "create.markerTtlMs", or ` +
+          `"nats kv add --marker-ttl")`,
+        {
+          feature: "per-key TTL",
+          requiredVersion: PER_KEY_TTL_VERSION,
+          ...(version ? { serverVersion: version } : {}),
+        },
+      );
+    }
+    return ttlHeaderValue(ttlMs);
+  }
+
   async #publish(
     key: string,
     data: Uint8Array | undefined,
     op: Operation,
     expected: number | undefined,
     action: string,
+    ttl?: string,
   ): Promise<number> {
     let h;
     if (op !== "PUT") {
       h = natsHeaders();
-      h.set(KV_OPERATION, op);
-      if (op === "PURGE") h.set("Nats-Rollup", "sub");
+      h.set(KV_OPERATION_HEADER, op);
+      if (op === "PURGE") h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
+    }
+    if (ttl !== undefined) {
+      h ??= natsHeaders();
+      h.set(TTL_HEADER, ttl);
+      // No older revision may come back when this one expires.
+      h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
     }
     try {
       const ack = await this.#d.js.publish(this.#prefix + key, data ?? new Uint8Array(0), {
@@ -890,7 +946,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#reconcileTimer = setInterval(async () => {
       if (!this.#fresh || this.#watcher.restarting) return;
       try {
-        const info = await this.#d.jsm.streams.info(`KV_${this.bucket}`);
+        const info = await this.#d.jsm.streams.info(kvStreamName(this.bucket));
         if (this.#closed) return;
         if (
           info.created !== this.#watcher.epoch || info.state.last_seq < this.#watcher.lastRevision

@@ -14,7 +14,8 @@ export type ErrorCode =
   | "BUCKET_NOT_FOUND"
   | "PERMISSION"
   | "CLOSED"
-  | "LOADER";
+  | "LOADER"
+  | "UNSUPPORTED";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -213,5 +214,45 @@ export class LoaderError extends KvedgeError {
   constructor(key: string, cause: unknown) {
     super("LOADER", `Cannot load "${key}": the loader failed`, { cause });
     this.key = key;
+  }
+}
+
+/**
+ * The operation needs a newer nats-server, or a bucket configured for it
+ * (e.g. per-key TTL needs nats-server 2.11+ and a bucket created with limit
+ * markers). Nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedError } from "./errors.ts";
+ * const err = new UnsupportedError("Cannot set \"a\": per-key TTL needs nats-server 2.11 or newer (connected to 2.9.10)", {
+ *   feature: "per-key TTL",
+ *   requiredVersion: "2.11.0",
+ *   serverVersion: "2.9.10",
+ * });
+ * console.log(err.code, err.requiredVersion); // "UNSUPPORTED" "2.11.0"
+ * ```
+ */
+export class UnsupportedError extends KvedgeError {
+  /** The feature asked for, e.g. `"per-key TTL"`. */
+  readonly feature: string;
+  /** The oldest nats-server version that has it. */
+  readonly requiredVersion: string;
+  /** The connected server's version, when known. */
+  readonly serverVersion: string | undefined;
+  /** Builds the error; the message names the feature and the version needed. */
+  constructor(
+    message: string,
+    details: {
+      feature: string;
+      requiredVersion: string;
+      serverVersion?: string;
+      cause?: unknown;
+    },
+  ) {
+    super("UNSUPPORTED", message, { cause: details.cause });
+    this.feature = details.feature;
+    this.requiredVersion = details.requiredVersion;
+    this.serverVersion = details.serverVersion;
   }
 }

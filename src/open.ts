@@ -12,6 +12,8 @@ import { mapNatsError } from "./errors_map.ts";
 import { resolveOptions } from "./options.ts";
 import { hubWritePrefix, RegionLink } from "./region.ts";
 import { guardSocketResets } from "./socket_guard.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
+import { kvStreamName } from "./kv_layout.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -113,8 +115,12 @@ async function ensureBucket(
   timeoutMs: number,
 ): Promise<StreamInfo> {
   const jsm = await jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
-  const stream = `KV_${bucket}`;
+  const stream = kvStreamName(bucket);
   if (create) {
+    if (create.markerTtlMs > 0) {
+      // An older server would drop the unknown settings and make a bucket without TTL.
+      assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `create bucket "${bucket}"`);
+    }
     const kvm = new Kvm(jetstream(nc, { timeout: timeoutMs }));
     await kvm.create(
       bucket,
@@ -125,6 +131,7 @@ async function ensureBucket(
         ...(create.maxBytes > 0 ? { max_bytes: create.maxBytes } : {}),
         ...(create.maxValueSize > 0 ? { maxValueSize: create.maxValueSize } : {}),
         storage: create.storage === "memory" ? "memory" : "file",
+        ...(create.markerTtlMs > 0 ? { markerTTL: create.markerTtlMs } : {}),
       } as Parameters<Kvm["create"]>[1],
     );
   }

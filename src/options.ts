@@ -74,6 +74,7 @@ const OptionsSchema = z.object({
       maxBytes: z.number().int().min(-1).optional(),
       maxValueSize: z.number().int().min(-1).optional(),
       storage: z.enum(["file", "memory"]).optional(),
+      markerTtlMs: z.number().int().min(1000).optional(),
     }).strict(),
   ]).optional(),
   mode: z.enum(["lazy", "replica"]).optional(),
@@ -173,6 +174,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     maxBytes: -1,
     maxValueSize: -1,
     storage: "file" as const,
+    markerTtlMs: 0,
     ...(o.create === true ? {} : o.create),
   };
   return {

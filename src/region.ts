@@ -9,6 +9,7 @@
  */
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import { UnavailableError } from "./errors.ts";
+import { kvStreamName, kvSubjectPrefix } from "./kv_layout.ts";
 import type { RegionStatus } from "./types.ts";
 import { unref } from "./watcher.ts";
 
@@ -32,7 +33,7 @@ export function domainApi(domain: string): string {
  * hub's `KV_<bucket>` in that domain.
  */
 export function hubWritePrefix(info: StreamInfo, bucket: string, hubDomain: string): string {
-  const stream = `KV_${bucket}`;
+  const stream = kvStreamName(bucket);
   const mirror = info.config.mirror;
   const why = (s: string) =>
     new TypeError(
@@ -44,7 +45,7 @@ export function hubWritePrefix(info: StreamInfo, bucket: string, hubDomain: stri
   if (api !== domainApi(hubDomain)) {
     throw why(`but it mirrors through "${api || "its own domain"}"`);
   }
-  return `${api}.$KV.${bucket}.`;
+  return `${api}.${kvSubjectPrefix(bucket)}`;
 }
 
 /** Reads the mirror's state on a timer and reports the hub link's changes. */
@@ -65,7 +66,7 @@ export class RegionLink {
   /** No I/O; `info` is the mirror's stream info read at open. */
   constructor(jsm: JetStreamManager, bucket: string, region: ResolvedRegion, info: StreamInfo) {
     this.#jsm = jsm;
-    this.#stream = `KV_${bucket}`;
+    this.#stream = kvStreamName(bucket);
     this.#r = region;
     this.#read(info);
   }

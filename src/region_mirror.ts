@@ -15,6 +15,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { mapNatsError } from "./errors_map.ts";
+import { kvStreamName } from "./kv_layout.ts";
 import { domainApi, hubWritePrefix } from "./region.ts";
 
 /** Options of {@linkcode createRegionalMirror}. */
@@ -41,7 +42,7 @@ export async function createRegionalMirror(
   options: RegionalMirrorOptions,
 ): Promise<StreamInfo> {
   const timeout = options.timeoutMs ?? 10_000;
-  const stream = `KV_${bucket}`;
+  const stream = kvStreamName(bucket);
   const local = await jetstreamManager(nc, { timeout, checkAPI: false });
   try {
     const existing = await local.streams.info(stream);

@@ -121,6 +121,15 @@ export interface CreateBucketOptions {
   maxValueSize?: number;
   /** Stream storage. Default `"file"`. */
   storage?: "file" | "memory";
+  /**
+   * Turns on per-key TTL and limit markers (nats-server 2.11+): how long, in
+   * milliseconds (at least 1000), the server keeps the delete marker it writes
+   * when a key expires (its own TTL or the bucket's `ttlMs`). Every edge
+   * drops an expired key when that marker arrives, and `set(key, value,
+   * { ttlMs })` becomes possible. Cannot be turned off once on. Default: off.
+   * On an older server opening fails with `UnsupportedError`.
+   */
+  markerTtlMs?: number;
 }
 
 /** Options of {@link LoaderFn} calls. */
@@ -427,6 +436,20 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `set()`/`create()`. */
+export interface SetOptions {
+  /**
+   * Per-key TTL in milliseconds (at least 1000; the server counts whole
+   * seconds, so it is rounded up): the server removes the key after this long
+   * and every edge drops it when the expiry marker arrives. Needs nats-server
+   * 2.11+ and a bucket with limit markers (`create.markerTtlMs`, or
+   * `nats kv add --marker-ttl`); otherwise `UnsupportedError`, nothing
+   * written. The write also drops the key's older revisions, so none can
+   * come back when it expires. Default: none (the bucket's own TTL applies).
+   */
+  ttlMs?: number;
+}
+
 /** Options of `delete()`/`purge()`. */
 export interface DeleteOptions {
   /** Compare-and-set: only if the key's latest revision is this one. */
@@ -468,9 +491,9 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
 /** The read-and-write handle of a cache. */
 export interface Cache<T> extends ReadonlyCache<T> {
   /** Writes `value` and returns its revision; the local entry is updated (read-your-writes). */
-  set(key: string, value: T): Promise<number>;
+  set(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is absent; `ConflictError` otherwise. */
-  create(key: string, value: T): Promise<number>;
+  create(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is at `expectedRevision`; `ConflictError` otherwise. */
   update(key: string, value: T, expectedRevision: number): Promise<number>;
   /** Deletes `key` (a tombstone that keeps history); returns the delete's revision. */

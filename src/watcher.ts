@@ -21,6 +21,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
+import { kvStreamName, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
 
 /** How the next consumer starts. */
 export type StartFrom =
@@ -80,7 +81,6 @@ export interface WatcherOptions {
   inboxPrefix?: string;
 }
 
-const KV_OPERATION = "KV-Operation";
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 /** How long deleting a replaced consumer may hold up a restart or close, ms. */
@@ -120,8 +120,8 @@ export class Watcher {
   /** Builds an idle watcher; no I/O until {@link start}. */
   constructor(options: WatcherOptions) {
     this.#o = options;
-    this.#prefix = `$KV.${options.bucket}.`;
-    this.#stream = `KV_${options.bucket}`;
+    this.#prefix = kvSubjectPrefix(options.bucket);
+    this.#stream = kvStreamName(options.bucket);
   }
 
   /** Highest revision delivered to the handler. */
@@ -397,8 +397,8 @@ export class Watcher {
     this.#pending = pending;
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
-      const opHeader = h?.get(KV_OPERATION);
-      const op: Operation = opHeader === "DEL" ? "DEL" : opHeader === "PURGE" ? "PURGE" : "PUT";
+      // The server's own markers (TTL expiry, purge/remove with markers) read as deletes.
+      const op: Operation = operationOf(h);
       this.#o.handler.onChange(
         msg.subject.substring(this.#prefix.length),
         op,

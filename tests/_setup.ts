@@ -652,3 +652,96 @@ export async function leafConnected(leaf: ServerHandle): Promise<boolean> {
     return false;
   }
 }
+
+/** A `deno task serve` worker started by {@linkcode spawnEdge}. */
+export interface EdgeProcess extends AsyncDisposable {
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** Every JSON line printed so far, stdout and stderr. */
+  lines: Record<string, unknown>[];
+  /** Raw stdout and stderr text so far. */
+  output: () => string;
+  /** Resolves once both streams ended and the process exited. */
+  exited: Promise<Deno.CommandStatus>;
+  /** Waits for the `listening` line; resolves with the facade's and the NATS URL. */
+  listening: (timeoutMs?: number) => Promise<{ url: string; nats: string }>;
+}
+
+/**
+ * Starts `workers/edge.ts` (what `deno task serve` runs) in `cwd`, with `env`
+ * added to an environment without `NATS_URL` and with `PORT=0`. Disposing it
+ * stops it with SIGTERM (SIGKILL if it does not exit within 20 s).
+ *
+ * @example
+ * ```ts ignore
+ * await using edge = spawnEdge(dir);
+ * const { url } = await edge.listening();
+ * ```
+ */
+export function spawnEdge(cwd: string, env: Record<string, string> = {}, args: string[] = []) {
+  const worker = new URL("../workers/edge.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", worker, ...args],
+    cwd,
+    env: { NATS_URL: "", PORT: "0", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  let text = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      const part = dec.decode(chunk, { stream: true });
+      text += part;
+      buf += part;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          // Not a log line (usage text, a runtime warning): kept in output() only.
+        }
+      }
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const exited = pumps.then(() => child.status);
+  const edge: EdgeProcess = {
+    child,
+    lines,
+    output: () => text,
+    exited,
+    async listening(timeoutMs = 60_000) {
+      const line = await waitFor(() => lines.find((l) => l.msg === "listening"), {
+        timeoutMs,
+        message: `the edge worker listens; output: ${text}`,
+      });
+      return { url: String(line.url), nats: String(line.nats) };
+    },
+    async [Symbol.asyncDispose]() {
+      // SIGTERM first, so that the worker stops its embedded nats-server too.
+      for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+        try {
+          child.kill(signal);
+        } catch {
+          break; // Already exited.
+        }
+        const done = await Promise.race([
+          exited.then(() => true),
+          new Promise<false>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 20_000);
+            exited.finally(() => clearTimeout(timer));
+          }),
+        ]);
+        if (done) break;
+      }
+      await exited;
+    },
+  };
+  return edge;
+}

@@ -261,7 +261,7 @@ Deno.test("regions over leaf nodes", async (t) => {
         env: {
           NATS_URL: eu.url,
           NATS_USER: "admin",
-          NATS_PASS: LEAF_PASSWORDS.admin,
+          NATS_PASSWORD: LEAF_PASSWORDS.admin,
           KVEDGE_BUCKETS: b.name,
           KVEDGE_HUB_DOMAIN: HUB_DOMAIN,
           KVEDGE_WRITE_TOKEN: "w",

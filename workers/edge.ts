@@ -26,6 +26,13 @@ import {
   natsConnectOptions,
   parseEdgeConfig,
 } from "../src/edge_config.ts";
+import { redactSecrets } from "../src/nats_env.ts";
+import {
+  connectionBudget,
+  type GatedServer,
+  raiseOpenFileLimit,
+  serveGated,
+} from "../src/edge_listener.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 
@@ -64,7 +71,7 @@ function log(level: Level, msg: string, fields: Record<string, unknown> = {}): v
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
 /** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
@@ -108,6 +115,12 @@ async function main(): Promise<number> {
     throw err;
   }
   log("info", "starting", { config: describeEdgeConfig(config) });
+  for (const name of config.natsDeprecated) {
+    log("warn", "deprecated variable", {
+      variable: name,
+      use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
+    });
+  }
 
   // Everything opened so far, closed in reverse on any exit path.
   let embedded: EmbeddedServer | undefined;
@@ -128,6 +141,30 @@ async function main(): Promise<number> {
       );
     }
   };
+
+  // Before the embedded nats-server starts: it inherits the raised limit.
+  const fileLimit = await raiseOpenFileLimit();
+  let maxConnections = config.maxConnections ?? 10_000;
+  if (fileLimit !== undefined) {
+    const budget = connectionBudget(fileLimit.soft);
+    if (maxConnections > budget) {
+      if (config.maxConnections !== undefined) {
+        log("warn", "KVEDGE_MAX_CONNECTIONS exceeds the open-file limit", {
+          maxConnections,
+          openFiles: fileLimit.soft,
+          using: budget,
+        });
+      }
+      maxConnections = budget;
+    }
+    if (fileLimit.error !== undefined) {
+      log("warn", "cannot raise the open-file limit", {
+        openFiles: fileLimit.soft,
+        hard: fileLimit.hard,
+        error: fileLimit.error,
+      });
+    }
+  }
 
   try {
     if (config.natsServers === undefined) {
@@ -184,7 +221,12 @@ async function main(): Promise<number> {
       anonymousWrites: config.anonymousWrites,
     },
     ...(config.corsOrigins.length > 0 ? { cors: { origins: config.corsOrigins } } : {}),
-    limits: { maxBodyBytes: config.maxBodyBytes, maxSseStreams: config.maxSseStreams },
+    limits: {
+      maxBodyBytes: config.maxBodyBytes,
+      maxSseStreams: config.maxSseStreams,
+      sseBufferBytes: config.sseBufferBytes,
+      maxJsonDepth: config.maxJsonDepth,
+    },
     ...(config.readyMaxStaleMs === undefined
       ? {}
       : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
@@ -209,25 +251,27 @@ async function main(): Promise<number> {
     signal: shutdown.signal,
   });
 
-  let server: Deno.HttpServer;
-  const listening = Promise.withResolvers<void>();
+  let server: GatedServer;
   try {
-    server = Deno.serve({
-      port: config.port,
+    // Not Deno.serve on the port: it has no connection cap or idle timeout,
+    // and one EMFILE on accept ends its accept loop (src/edge_listener.ts).
+    server = await serveGated({
       hostname: config.hostname,
-      onListen({ hostname, port }) {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log("info", "listening", {
-          url: `http://${host}:${port}`,
-          nats: config.natsServers ?? embedded!.url,
-          embedded: embedded !== undefined,
-          buckets: config.buckets.map((b) => b.name),
-          ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
-          ...(config.writeTokens.length === 0 && !config.anonymousWrites
-            ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
-            : {}),
-        });
-        listening.resolve();
+      port: config.port,
+      maxConnections,
+      headerTimeoutMs: config.headerTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      handler: app.fetch,
+      onEvent(event) {
+        if (event.type === "accept_error") {
+          log("warn", "accept failed", {
+            error: describe(event.error),
+            retryInMs: event.retryInMs,
+          });
+        } else if (event.type === "refused") {
+          log("warn", "connection refused: too many connections", { open: event.open });
+        }
+        // Sheds are counted (GateStats), not logged: an idle flood would drown the log.
       },
       onError(err) {
         log("error", "request failed", { error: describe(err) });
@@ -242,7 +286,7 @@ async function main(): Promise<number> {
           { status: 500, headers: { "content-type": "application/problem+json" } },
         );
       },
-    }, app.fetch);
+    });
   } catch (err) {
     log("error", "cannot listen", {
       error: describe(err),
@@ -251,7 +295,22 @@ async function main(): Promise<number> {
     await cleanup();
     return 1;
   }
-  await listening.promise;
+  {
+    const { hostname, port } = server.addr;
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    log("info", "listening", {
+      url: `http://${host}:${port}`,
+      nats: config.natsServers ?? embedded!.url,
+      embedded: embedded !== undefined,
+      buckets: config.buckets.map((b) => b.name),
+      maxConnections,
+      ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
+      ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
+      ...(config.writeTokens.length === 0 && !config.anonymousWrites
+        ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
+        : {}),
+    });
+  }
 
   const stopped = Promise.withResolvers<string>();
   const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);

@@ -19,8 +19,9 @@
  *
  * Connection: `NATS_URL` (comma-separated), else the embedded server of a
  * running `deno task serve` (found under `.data/`), else
- * `nats://127.0.0.1:4222`; auth from `NATS_CREDS`, `NATS_USER`/`NATS_PASS`
- * or `NATS_TOKEN`.
+ * `nats://127.0.0.1:4222`; auth and TLS from the variables every kvedge
+ * program reads (`src/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
+ * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`, `NATS_TLS_*`).
  *
  * Logs one JSON line per event. SIGINT/SIGTERM stop gracefully: no further
  * events are fetched, the one in flight is finished and acked, the
@@ -33,11 +34,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { connect } from "@nats-io/transport-node";
-import {
-  type ConnectionOptions,
-  credsAuthenticator,
-  type NatsConnection,
-} from "@nats-io/nats-core";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import {
   type Projection,
   type ProjectionRunner,
@@ -45,6 +42,7 @@ import {
   runProjection,
 } from "../mod.ts";
 import { findEmbedded } from "../src/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection.ts";
 
@@ -57,7 +55,7 @@ function log(level: Level, msg: string, fields: Record<string, unknown> = {}): v
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
 class UsageError extends Error {}
@@ -154,33 +152,24 @@ async function loadProjections(modules: string[]): Promise<Projection<unknown>[]
 }
 
 async function natsOptions(): Promise<Partial<ConnectionOptions> & { servers: string[] }> {
-  const env = (name: string) => Deno.env.get(name) || undefined;
-  let server = env("NATS_URL");
-  if (!server) {
+  const nats = parseNatsEnv(Deno.env.toObject(), { action: "start projector" });
+  for (const name of nats.deprecated) {
+    log("warn", "deprecated variable", {
+      variable: name,
+      use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
+    });
+  }
+  let servers = nats.servers;
+  if (servers === undefined) {
     try {
-      server = await findEmbedded(".data");
+      const embedded = await findEmbedded(".data");
+      if (embedded) servers = [embedded];
     } catch {
       // No readable .data/: there is no embedded server to use.
     }
   }
-  const servers = (server ?? "nats://127.0.0.1:4222").split(",").map((s) => s.trim()).filter(
-    Boolean,
-  );
-  const opts: Partial<ConnectionOptions> & { servers: string[] } = { servers };
-  const creds = env("NATS_CREDS");
-  if (creds) opts.authenticator = credsAuthenticator(await Deno.readFile(creds));
-  const user = env("NATS_USER");
-  const pass = env("NATS_PASS");
-  if (user !== undefined || pass !== undefined) {
-    if (user === undefined || pass === undefined) {
-      throw new UsageError("NATS_USER and NATS_PASS go together");
-    }
-    opts.user = user;
-    opts.pass = pass;
-  }
-  const token = env("NATS_TOKEN");
-  if (token) opts.token = token;
-  return opts;
+  const opts = await natsConnectionOptions(nats, { action: "start projector" });
+  return { ...opts, servers: servers ?? ["nats://127.0.0.1:4222"] };
 }
 
 const METRICS: [keyof ProjectionStatus, string, "gauge" | "counter", string][] = [
