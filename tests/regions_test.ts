@@ -194,47 +194,52 @@ Deno.test("regions over leaf nodes", async (t) => {
         await waitFor(() => replica.stats().entries === 30);
 
         eu.cut();
-        await waitFor(
-          () => [lazy, replica].every((c) => c.status().region?.hubReachable === false),
-          { timeoutMs: 20_000, message: "the region's edges see the hub unreachable" },
-        );
-        for (const c of [lazy, replica]) {
-          const s = c.status();
-          assert.equal(s.state, "stale");
-          assert.ok(s.region!.mirrorActiveMs > 3_000, `mirror active ${s.region!.mirrorActiveMs}`);
-        }
-        // Hub writes during the cut: updates, deletes, new keys; only the other region sees them.
-        for (const k of keys.slice(0, 5)) {
-          acked.set(k, { rev: await b.hubKv.put(k, enc("v2")), deleted: false });
-        }
-        for (const k of keys.slice(5, 8)) {
-          acked.set(k, {
-            rev: await b.hubKv.delete(k).then(async () => (await b.hubKv.get(k))!.revision),
-            deleted: true,
+        try {
+          await waitFor(
+            () => [lazy, replica].every((c) => c.status().region?.hubReachable === false),
+            { timeoutMs: 20_000, message: "the region's edges see the hub unreachable" },
+          );
+          for (const c of [lazy, replica]) {
+            const s = c.status();
+            assert.equal(s.state, "stale");
+            assert.ok(
+              s.region!.mirrorActiveMs > 3_000,
+              `mirror active ${s.region!.mirrorActiveMs}`,
+            );
+          }
+          // Hub writes during the cut: updates, deletes, new keys; only the other region sees them.
+          for (const k of keys.slice(0, 5)) {
+            acked.set(k, { rev: await b.hubKv.put(k, enc("v2")), deleted: false });
+          }
+          for (const k of keys.slice(5, 8)) {
+            acked.set(k, {
+              rev: await b.hubKv.delete(k).then(async () => (await b.hubKv.get(k))!.revision),
+              deleted: true,
+            });
+          }
+          acked.set("new", { rev: await b.hubKv.put("new", enc("n")), deleted: false });
+          await waitFor(() => far.peek("k0") === "v2" && far.peek("new") === "n", {
+            timeoutMs: 20_000,
+            message: "the healthy region follows the hub",
           });
+          const resident = await lazy.getEntry("k0");
+          assert.equal(resident?.value, "k0");
+          assert.equal(resident?.source, "stale");
+          assert.equal(resident?.stale, true);
+          const mirrored = await lazy.getEntry("k20"); // never read before: a miss on the mirror
+          assert.equal(mirrored?.value, "k20");
+          assert.equal(mirrored?.stale, true);
+          assert.equal((await replica.getEntry("k6"))?.stale, true);
+          for (const write of [() => lazy.set("k1", "x"), () => replica.delete("k2")]) {
+            await assert.rejects(write(), (e: Error) => {
+              assert.ok(e instanceof UnavailableError, String(e));
+              assert.match(e.message, /hub .* unreachable/);
+              return true;
+            });
+          }
+        } finally {
+          eu.heal();
         }
-        acked.set("new", { rev: await b.hubKv.put("new", enc("n")), deleted: false });
-        await waitFor(() => far.peek("k0") === "v2" && far.peek("new") === "n", {
-          timeoutMs: 20_000,
-          message: "the healthy region follows the hub",
-        });
-        const resident = await lazy.getEntry("k0");
-        assert.equal(resident?.value, "k0");
-        assert.equal(resident?.source, "stale");
-        assert.equal(resident?.stale, true);
-        const mirrored = await lazy.getEntry("k20"); // never read before: a miss on the mirror
-        assert.equal(mirrored?.value, "k20");
-        assert.equal(mirrored?.stale, true);
-        assert.equal((await replica.getEntry("k6"))?.stale, true);
-        for (const write of [() => lazy.set("k1", "x"), () => replica.delete("k2")]) {
-          await assert.rejects(write(), (e: Error) => {
-            assert.ok(e instanceof UnavailableError, String(e));
-            assert.match(e.message, /hub .* unreachable/);
-            return true;
-          });
-        }
-
-        eu.heal();
         for (
           const [c, what] of [[lazy, "lazy edge"], [replica, "replica edge"], [
             far,

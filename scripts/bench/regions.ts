@@ -171,6 +171,42 @@ async function newBucket(hubNc: NatsConnection, regions: RegionHandle[]): Promis
   return bucket;
 }
 
+const CUT_WRITES = 100;
+
+/**
+ * One WAN cut of `region`: how long until a replica edge there reports the
+ * hub unreachable, and, after `CUT_WRITES` hub writes and a heal, how long
+ * until it is synced at the hub's last revision again.
+ */
+async function wanCut(
+  region: RegionHandle,
+  bucket: string,
+  hubPut: (i: number) => Promise<number>,
+): Promise<{ detectMs: number; convergeMs: number }> {
+  await using edge = await regionalEdge<number>(region, bucket);
+  await edge.ready({ timeoutMs: 60_000 });
+  await until(() => edge.status().state === "synced", 60_000, "edge synced");
+  const cutAt = performance.now();
+  region.cut();
+  try {
+    await until(() => edge.status().region?.hubReachable === false, 60_000, "cut detected");
+  } catch (err) {
+    region.heal();
+    throw err;
+  }
+  const detectMs = performance.now() - cutAt;
+  let last = 0;
+  for (let i = 0; i < CUT_WRITES; i++) last = await hubPut(1_000_000 + i);
+  const healAt = performance.now();
+  region.heal();
+  await until(
+    () => edge.status().state === "synced" && edge.stats().lastRevision >= last,
+    120_000,
+    "converged after heal",
+  );
+  return { detectMs, convergeMs: performance.now() - healAt };
+}
+
 /** The regions scenario. */
 export const scenario: Scenario = {
   name: "regions",
@@ -190,6 +226,7 @@ export const scenario: Scenario = {
         raw: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
         kvedge: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
         edgeWrite: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
+        cut: { detectMs: [] as number[], convergeMs: [] as number[] },
       };
       for (let r = 0; r < ctx.reps; r++) {
         const order: Variant[] = r % 2 === 0 ? ["raw", "kvedge"] : ["kvedge", "raw"];
@@ -211,6 +248,9 @@ export const scenario: Scenario = {
         fig.edgeWrite.p50.push(res.p50);
         fig.edgeWrite.p99.push(res.p99);
         fig.edgeWrite.lost.push(res.lost);
+        const fault = await wanCut(eu, bucket, hubPut);
+        fig.cut.detectMs.push(fault.detectMs);
+        fig.cut.convergeMs.push(fault.convergeMs);
       }
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       const lost = sum(fig.raw.lost) + sum(fig.kvedge.lost) + sum(fig.edgeWrite.lost);
@@ -235,6 +275,12 @@ export const scenario: Scenario = {
         ),
         infoRow("eu edge set()→visible in us p50", "ms", stat(fig.edgeWrite.p50)),
         infoRow("eu edge set()→visible in us p99", "ms", stat(fig.edgeWrite.p99)),
+        infoRow("WAN cut → edge says hub unreachable (stale)", "ms", stat(fig.cut.detectMs), {
+          note: "maxSilenceMs 3000, checkMs 1000 (defaults)",
+        }),
+        infoRow("heal → edge synced at the hub's last revision", "ms", stat(fig.cut.convergeMs), {
+          note: `${CUT_WRITES} hub writes made during the cut`,
+        }),
       ];
       if (lost > 0) {
         rows.push(infoRow("writes never seen", "writes", stat([lost]), {
