@@ -68,6 +68,16 @@ Deno.test("rules of freshness on a regional edge", async (t) => {
       assert.equal(c.stats().fetches - before, 1);
     });
 
+    await t.step("allowDirect: misses are direct gets answered by the mirror", async () => {
+      const b = await regionalBucket(topo, hubNc);
+      await b.hubKv.put("d", enc(7));
+      await using c = await regionalEdge<number>(eu, b.name, { allowDirect: true });
+      await c.ready();
+      const e = await waitFor(() => c.getEntry("d"), { timeoutMs: 20_000 });
+      assert.equal(e.value, 7);
+      assert.equal(e.source, "miss");
+    });
+
     await t.step("rule 4: reads of one key never go back in revision", async () => {
       const b = await regionalBucket(topo, hubNc);
       await using c = await regionalEdge<number>(eu, b.name, { local: { maxItems: 3 } });
