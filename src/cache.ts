@@ -883,9 +883,9 @@ export class KvedgeCache<T> implements Cache<T> {
     }
     this.#bootstrapApplied = 0;
     this.#sweepGone();
-    if (this.#connected && this.#d.region?.link.inSync !== false) {
-      this.#setState("synced", `caught up at revision ${rev}`);
-    }
+    if (this.#d.region?.link.inSync === false) {
+      if (this.#connected) this.#setState("stale", "the regional mirror cannot reach the hub");
+    } else if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();

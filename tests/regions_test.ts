@@ -193,6 +193,7 @@ Deno.test("regions over leaf nodes", async (t) => {
         for (const k of keys.slice(0, 10)) assert.equal(await lazy.get(k), k); // resident
         await waitFor(() => replica.stats().entries === 30);
 
+        let opened: Awaited<ReturnType<typeof regionalEdge<string>>> | undefined;
         eu.cut();
         try {
           await waitFor(
@@ -218,6 +219,11 @@ Deno.test("regions over leaf nodes", async (t) => {
             });
           }
           acked.set("new", { rev: await b.hubKv.put("new", enc("n")), deleted: false });
+          // An edge opened during the cut serves the mirror, stale, and says so.
+          opened = await regionalEdge<string>(eu, b.name, { mode: "replica" });
+          await opened.ready({ timeoutMs: 30_000 });
+          assert.equal(opened.status().state, "stale");
+          assert.equal((await opened.getEntry("k1"))?.stale, true);
           await waitFor(() => far.peek("k0") === "v2" && far.peek("new") === "n", {
             timeoutMs: 20_000,
             message: "the healthy region follows the hub",
@@ -248,6 +254,8 @@ Deno.test("regions over leaf nodes", async (t) => {
         ) {
           await waitConverged(c as never, b.hubKv, acked, what);
         }
+        await waitConverged(opened as never, b.hubKv, acked, "edge opened during the cut");
+        await opened!.close();
         assert.equal(
           replica.peek("k6"),
           undefined,
@@ -300,6 +308,7 @@ Deno.test("regions over leaf nodes", async (t) => {
         });
         assert.ok(put.ok, await put.text());
         assert.equal((await b.hubKv.get("b"))?.revision, 2, "the PUT landed in the hub's bucket");
+        let opened: Awaited<ReturnType<typeof regionalEdge<string>>> | undefined;
         eu.cut();
         try {
           await waitFor(async () => {
