@@ -531,6 +531,8 @@ export interface RegionHandle {
   cut(): void;
   /** Heals the WAN: the leaf may connect to the hub again. */
   heal(): void;
+  /** Slows the WAN: every leaf–hub chunk is delayed by `ms` each way (0: none). */
+  delay(ms: number): void;
   /** A raw connection to the leaf as `admin` (full rights), or as `user`. */
   connect(
     user?: keyof typeof LEAF_PASSWORDS,
@@ -613,6 +615,7 @@ export async function startRegions(opts: StartRegionsOptions = {}): Promise<Regi
         url: leaf.url,
         cut: () => links.forEach((l) => l.cut()),
         heal: () => links.forEach((l) => l.restore()),
+        delay: (ms) => links.forEach((l) => l.delay(ms)),
         connect: (user = "admin", o = {}) =>
           connectTo(leaf, {
             user,

@@ -266,6 +266,31 @@ Deno.test("regions over leaf nodes", async (t) => {
       },
     );
 
+    await t.step(
+      "a slow WAN (150 ms each way): fresh reads, writes and updates still work",
+      async () => {
+        const b = await regionalBucket(topo, hubNc);
+        await b.hubKv.put("a", enc(1));
+        await using edge = await regionalEdge<number>(eu, b.name, { mode: "replica" });
+        await edge.ready({ timeoutMs: 30_000 });
+        eu.delay(150);
+        try {
+          const r1 = await edge.set("b", 2); // a round trip to the hub and back
+          assert.equal((await b.hubKv.get("b"))?.revision, r1);
+          const r2 = await b.hubKv.put("a", enc(3));
+          await waitFor(() => edge.peek("a") === 3, {
+            timeoutMs: 20_000,
+            message: "update arrives",
+          });
+          assert.equal((await edge.getEntry("a"))?.revision, r2);
+          assert.equal(edge.status().region?.hubReachable, true, "a slow hub is not an absent one");
+          assert.equal(edge.status().state, "synced");
+        } finally {
+          eu.delay(0);
+        }
+      },
+    );
+
     await t.step("deno task serve with KVEDGE_HUB_DOMAIN: a regional HTTP edge", async () => {
       const b = await regionalBucket(topo, hubNc);
       await b.hubKv.put("a", enc({ v: 1 }));
