@@ -73,6 +73,11 @@ export interface EdgeConfig {
   sseBufferBytes: number;
   /** Deepest JSON nesting accepted in a request body. */
   maxJsonDepth: number;
+  /**
+   * Accept connections through the gate (cap, timeouts) in front of
+   * `Deno.serve`; false: `Deno.serve` on the port itself (faster, unbounded).
+   */
+  connectionGate: boolean;
   /** Most open client connections; undefined: sized from the open-file limit. */
   maxConnections?: number;
   /** A new connection must send a complete request head within this, in ms. */
@@ -101,11 +106,34 @@ const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) =>
       }),
     );
 
-const flagVar = z.string().trim().toLowerCase().pipe(
-  z.enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""], {
-    message: 'must be "1" or "0"',
-  }),
-).transform((v) => ["1", "true", "yes", "on"].includes(v));
+/** What every boolean environment variable accepts, in the error message of a bad one. */
+export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
+
+/**
+ * The one parser of boolean environment variables: `true`/`false`, `1`/`0`,
+ * `yes`/`no`, `on`/`off` in any case; `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseBoolean } from "./edge_config.ts";
+ * console.log(parseBoolean("Yes"), parseBoolean("off"), parseBoolean("banana")); // true false undefined
+ * ```
+ */
+export function parseBoolean(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
+  return undefined;
+}
+
+const flagVar = z.string().transform((v, ctx) => {
+  const b = parseBoolean(v);
+  if (b === undefined) {
+    ctx.addIssue({ code: "custom", message: `must be ${BOOLEAN_WORDS}` });
+    return z.NEVER;
+  }
+  return b;
+});
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;
@@ -139,6 +167,7 @@ const EnvSchema = z.object({
   KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
   KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
+  KVEDGE_CONNECTION_GATE: flagVar.optional(),
   KVEDGE_HEADER_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_IDLE_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
@@ -268,6 +297,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
     sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
     maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
+    connectionGate: e.KVEDGE_CONNECTION_GATE ?? true,
     ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
     headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
     idleTimeoutMs: e.KVEDGE_IDLE_TIMEOUT_MS ?? 60_000,
@@ -333,6 +363,7 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     maxSseStreams: config.maxSseStreams,
     sseBufferBytes: config.sseBufferBytes,
     maxJsonDepth: config.maxJsonDepth,
+    connectionGate: config.connectionGate,
     maxConnections: config.maxConnections ?? "auto",
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
