@@ -24,6 +24,7 @@ import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import { Applied, LocalStore, type Slot } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
   Cache,
@@ -67,6 +68,8 @@ export interface CacheLink {
   kv: KV;
   /** Stream info read at open. */
   info: StreamInfo;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
 }
 
 /** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
@@ -102,7 +105,7 @@ export class KvedgeCache<T> implements Cache<T> {
   #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
-  readonly #prefix: string;
+  #prefix: string;
   #state: CacheState = "starting";
   #fresh = false;
   #since = Date.now();
@@ -152,7 +155,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = kvSubjectPrefix(o.bucket);
+    this.#prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -220,6 +223,7 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
+    this.#d.region?.link.start((inSync) => this.#onHubLink(inSync));
     if (this.#o.reconcileMs > 0) this.#startReconcile();
     let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
@@ -305,6 +309,8 @@ export class KvedgeCache<T> implements Cache<T> {
       throw err;
     }
     this.#bound = true;
+    this.#prefix = link.region?.writePrefix ?? this.#prefix;
+    link.region?.link.start((inSync) => this.#onHubLink(inSync));
     this.#emit({ type: "connected", at: Date.now() });
     this.#followConnection();
     if (this.#o.reconcileMs > 0) this.#startReconcile();
@@ -396,7 +402,9 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.signal) fetched = abortable(fetched, options.signal);
     const got = await fetched;
     if (got === undefined || !this.#present(key, got)) return undefined;
-    return { value: got.value as T, slot: got, source: "miss" };
+    // A regional mirror cut off from the hub answers, but cannot vouch for it.
+    const source = this.#d.region?.link.inSync === false ? "stale" : "miss";
+    return { value: got.value as T, slot: got, source };
   }
 
   /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
@@ -731,6 +739,7 @@ export class KvedgeCache<T> implements Cache<T> {
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (this.#d.region) s.region = this.#d.region.link.status();
     if (!this.#watcher.caughtUp && this.mode === "replica") {
       s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
     }
@@ -811,6 +820,7 @@ export class KvedgeCache<T> implements Cache<T> {
     assertKey(key, action);
     this.#assertInFilter(key, action);
     this.#assertUp(`${action} "${key}"`);
+    this.#d.region?.link.assertReachable(`${action} "${key}"`);
   }
 
   #assertUp(action: string): void {
@@ -979,7 +989,9 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#gapFloor = 0;
     }
     this.#sweepGone();
-    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
+    if (this.#d.region?.link.inSync === false) {
+      if (this.#connected) this.#setState("stale", "the regional mirror cannot reach the hub");
+    } else if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -1000,6 +1012,20 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };
+  }
+
+  /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+  #onHubLink(inSync: boolean): void {
+    if (!inSync) {
+      if (this.#state === "synced") {
+        this.#setState("stale", "the regional mirror cannot reach the hub");
+      }
+    } else if (
+      this.#state === "stale" && this.#connected && this.#watcher.caughtUp &&
+      !this.#watcher.restarting
+    ) {
+      this.#setState("synced", "the regional mirror reaches the hub again");
+    }
   }
 
   #readStreamInfo(info: StreamInfo): void {
@@ -1205,6 +1231,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#closing = (async () => {
       if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      this.#d.region?.link.close();
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
       this.#aborter.abort(new ClosedError("continue"));

@@ -11,6 +11,7 @@ import { connectNats, type ConnectNatsOptions } from "./connect.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { type ResolvedOptions, resolveOptions } from "./options.ts";
+import { hubWritePrefix, RegionLink } from "./region.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
 import { kvStreamName } from "./kv_layout.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
@@ -103,8 +104,13 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
+    // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
-    return { nc, jsm, js, kv, info };
+    const region = o.region && {
+      writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
+      link: new RegionLink(jsm, o.bucket, o.region, info),
+    };
+    return { nc, jsm, js, kv, info, region };
   } catch (err) {
     if (owns) await nc.close().catch(() => {});
     throw err;
