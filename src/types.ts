@@ -59,6 +59,15 @@ export interface NatsConnectOptions {
   reconnectTimeWait?: number;
   /** Random extra wait per reconnect attempt, ms. Default 250. */
   reconnectJitter?: number;
+  /**
+   * Over `ws://`/`wss://` only: makes the W3C `WebSocket` for a URL, for runtimes whose
+   * global `WebSocket` cannot be used (e.g. Cloudflare Workers: `fetch` with `Upgrade: websocket`).
+   * Default: the global `WebSocket`.
+   */
+  wsFactory?: (
+    url: string,
+    options: unknown,
+  ) => Promise<{ socket: WebSocket; encrypted: boolean }>;
   /** Any other nats.js connection option. */
   [option: string]: unknown;
 }
@@ -121,6 +130,15 @@ export interface CreateBucketOptions {
   maxValueSize?: number;
   /** Stream storage. Default `"file"`. */
   storage?: "file" | "memory";
+  /**
+   * Turns on per-key TTL and limit markers (nats-server 2.11+): how long, in
+   * milliseconds (at least 1000), the server keeps the delete marker it writes
+   * when a key expires (its own TTL or the bucket's `ttlMs`). Every edge
+   * drops an expired key when that marker arrives, and `set(key, value,
+   * { ttlMs })` becomes possible. Cannot be turned off once on. Default: off.
+   * On an older server opening fails with `UnsupportedError`.
+   */
+  markerTtlMs?: number;
 }
 
 /** Options of {@link LoaderFn} calls. */
@@ -199,6 +217,64 @@ export interface CacheOptions<T> {
   snapshot?: SnapshotOptions;
   /** Called for every cache event (also available through `events()`). */
   onEvent?: (event: CacheEvent) => void;
+  /**
+   * A regional edge: `servers` is the region's leaf node, which holds a
+   * mirror of the bucket (`KV_<bucket>`, same name, mirroring the hub's
+   * bucket through the hub's JetStream domain). Reads, misses and the watcher
+   * use the mirror; writes go to the hub. Cannot be combined with `create`.
+   * Default: none (the bucket is on the servers the cache connects to).
+   */
+  region?: RegionOptions;
+}
+
+/**
+ * Options of a regional edge (`CacheOptions.region`): see docs/topologies.md.
+ *
+ * @example
+ * ```ts
+ * import type { RegionOptions } from "./types.ts";
+ * const region: RegionOptions = { hubDomain: "hub", checkMs: 1_000, maxSilenceMs: 3_000 };
+ * ```
+ */
+export interface RegionOptions {
+  /**
+   * JetStream domain of the hub cluster that holds the bucket. Writes are
+   * published to `$JS.<hubDomain>.API.$KV.<bucket>.<key>`; the local mirror
+   * must mirror through the same domain (checked at open).
+   */
+  hubDomain: string;
+  /**
+   * How often the local mirror's stream info is read to learn whether it
+   * hears from the hub and its lag, in ms. Default 1 000.
+   */
+  checkMs?: number;
+  /**
+   * The hub counts as unreachable once the mirror has not heard from it
+   * (`mirror.active`; the hub sends a heartbeat every second) for longer than
+   * this, in ms: entries are then served as stale and writes fail fast with
+   * `UnavailableError`. Default 3 000.
+   */
+  maxSilenceMs?: number;
+}
+
+/** How a regional edge sees the hub (`CacheStatus.region`). */
+export interface RegionStatus {
+  /** The hub's JetStream domain. */
+  hubDomain: string;
+  /** Whether the local mirror heard from the hub within `maxSilenceMs` at the last check. */
+  hubReachable: boolean;
+  /**
+   * Messages the mirror knows it has not copied yet, as the hub last told it.
+   * While the hub is unreachable this is a lower bound (writes made at the hub
+   * during a cut are unknown to the region).
+   */
+  mirrorLag: number;
+  /** Time since the mirror last heard from the hub at the last check, ms (-1: never). */
+  mirrorActiveMs: number;
+  /** The mirror's last revision at the last check. */
+  mirrorLastRevision: number;
+  /** When the mirror was last checked, epoch ms. */
+  checkedAt: number;
 }
 
 /** Warm-start settings (replica mode). */
@@ -353,6 +429,8 @@ export interface CacheStatus {
   bucketTtlMs: number;
   /** `local.maxTtlMs` (0: none). */
   maxTtlMs: number;
+  /** A regional edge's link to the hub (only with the `region` option). */
+  region?: RegionStatus;
 }
 
 /** Events a cache emits (`events()`, `onEvent`). */
@@ -374,6 +452,20 @@ export type CacheEvent =
 export interface GetOptions {
   /** Aborts the wait (not the shared fetch). */
   signal?: AbortSignal;
+}
+
+/** Options of `set()`/`create()`. */
+export interface SetOptions {
+  /**
+   * Per-key TTL in milliseconds (at least 1000; the server counts whole
+   * seconds, so it is rounded up): the server removes the key after this long
+   * and every edge drops it when the expiry marker arrives. Needs nats-server
+   * 2.11+ and a bucket with limit markers (`create.markerTtlMs`, or
+   * `nats kv add --marker-ttl`); otherwise `UnsupportedError`, nothing
+   * written. The write also drops the key's older revisions, so none can
+   * come back when it expires. Default: none (the bucket's own TTL applies).
+   */
+  ttlMs?: number;
 }
 
 /** Options of `delete()`/`purge()`. */
@@ -427,9 +519,9 @@ export interface Cache<T> extends ReadonlyCache<T> {
    * Writes `value` and returns its revision; the local entry is updated
    * (read-your-writes) and holds `value` itself: do not mutate it afterwards.
    */
-  set(key: string, value: T): Promise<number>;
+  set(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is absent; `ConflictError` otherwise. */
-  create(key: string, value: T): Promise<number>;
+  create(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is at `expectedRevision`; `ConflictError` otherwise. */
   update(key: string, value: T, expectedRevision: number): Promise<number>;
   /** Deletes `key` (a tombstone that keeps history); returns the delete's revision. */
