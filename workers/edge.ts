@@ -248,6 +248,14 @@ async function main(): Promise<number> {
         });
       }
     },
+    onStreamEnd: (info) => {
+      if (info.reason === "slow_client") {
+        log("warn", "watch client dropped: it stopped reading", {
+          bucket: info.bucket,
+          bufferBytes: config.sseBufferBytes,
+        });
+      }
+    },
     signal: shutdown.signal,
   });
 
