@@ -26,6 +26,7 @@ export {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   type ErrorCode,
   KeyError,
   KvedgeError,

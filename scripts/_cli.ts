@@ -547,6 +547,8 @@ export interface ConnectFlags {
   token?: string;
   /** Connect and request timeout in milliseconds. Default 5 000. */
   timeoutMs?: number;
+  /** Program name prefixed to the notice naming a server chosen by default (`kv`, `seed`). */
+  program?: string;
 }
 
 /**
@@ -592,16 +594,33 @@ function env(name: string): string | undefined {
  * ```
  */
 export async function resolveServer(flag?: string): Promise<string> {
-  if (flag) return redactSecrets(flag);
+  return (await chooseServer(flag)).server;
+}
+
+/** Where {@link chooseServer} found the server. */
+export type ServerSource = "flag" | "env" | "embedded" | "default";
+
+/**
+ * {@link resolveServer}, and where the answer came from: `--server`,
+ * `$NATS_URL`, the embedded server of `deno task serve`, or the default.
+ *
+ * @example
+ * ```ts
+ * import { chooseServer } from "./_cli.ts";
+ * console.log(await chooseServer("nats://127.0.0.1:4333")); // { server: "nats://127.0.0.1:4333", from: "flag" }
+ * ```
+ */
+export async function chooseServer(flag?: string): Promise<{ server: string; from: ServerSource }> {
+  if (flag) return { server: redactSecrets(flag), from: "flag" };
   const fromEnv = env("NATS_URL");
-  if (fromEnv) return redactSecrets(fromEnv);
+  if (fromEnv) return { server: redactSecrets(fromEnv), from: "env" };
   try {
     const embedded = await findEmbedded(EMBEDDED_DATA_DIR);
-    if (embedded) return embedded;
+    if (embedded) return { server: embedded, from: "embedded" };
   } catch {
     // An unreadable .data/ just means there is no embedded server to use.
   }
-  return DEFAULT_SERVER;
+  return { server: DEFAULT_SERVER, from: "default" };
 }
 
 /**
@@ -637,7 +656,21 @@ export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection>
       },
     });
     opts = await natsConnectionOptions(nats, { action: "connect" });
-    servers = nats.servers ?? [await resolveServer()];
+    if (nats.servers !== undefined) servers = nats.servers;
+    else {
+      const { server, from } = await chooseServer();
+      // A server nobody named is a guess: say which one, so a wrong guess is visible.
+      const who = f.program ? `${f.program}: ` : "";
+      if (from === "embedded") {
+        eprintln(`${who}using the embedded nats-server of \`deno task serve\` at ${server}`);
+      } else if (from === "default") {
+        eprintln(
+          `${who}using ${server}: no --server, no NATS_URL, no running \`deno task serve\` under ` +
+            `${EMBEDDED_DATA_DIR}/`,
+        );
+      }
+      servers = [server];
+    }
   } catch (err) {
     throw new CliError(oneLine(err).replace(/^Cannot connect: /, ""), { cause: err });
   }

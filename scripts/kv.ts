@@ -67,7 +67,9 @@ const COMMANDS: CommandSpec[] = [
     flags: {
       history: {
         type: "int",
-        default: 1,
+        // As openCache()'s `create` and `deno task serve`, so that re-adding
+        // a bucket they made is a no-op (`nats kv add` defaults to 1).
+        default: 10,
         min: 1,
         max: 64,
         placeholder: "N",
@@ -816,7 +818,8 @@ async function main(argv: string[]): Promise<number> {
     args: parsed.positionals,
     flags: parsed.flags,
     json: parsed.flags.json === true,
-    connect: async () => nc ??= await connectFromFlags(connectFlags(parsed.flags)),
+    connect: async () =>
+      nc ??= await connectFromFlags({ ...connectFlags(parsed.flags), program: "kv" }),
   };
   try {
     return await HANDLERS[cmd.name]!(ctx);

@@ -13,6 +13,7 @@ import {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   KeyError,
   LoaderError,
   UnavailableError,
@@ -242,8 +243,7 @@ export class KvedgeCache<T> implements Cache<T> {
     const slot = this.#store.get(key);
     if (slot !== undefined && this.#fresh) {
       this.#hits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      if (!this.#present(key, slot)) return undefined;
       return slot.value as T;
     }
     const r = await this.#getSlow(key, slot, options);
@@ -263,8 +263,7 @@ export class KvedgeCache<T> implements Cache<T> {
     const slot = this.#store.get(key);
     if (slot !== undefined && this.#fresh) {
       this.#hits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      if (!this.#present(key, slot)) return undefined;
       return {
         key,
         value: slot.value as T,
@@ -297,8 +296,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (slot !== undefined && this.#servable()) {
       // Resident but not fresh: disconnected, restarting or resyncing.
       this.#staleHits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      if (!this.#present(key, slot)) return undefined;
       return { value: slot.value as T, slot, source: "stale" };
     }
     this.#misses++;
@@ -306,8 +304,7 @@ export class KvedgeCache<T> implements Cache<T> {
     let fetched = this.#flight.run(key, () => this.#fetch(key));
     if (options?.signal) fetched = abortable(fetched, options.signal);
     const got = await fetched;
-    if (got === undefined || got.deleted) return undefined;
-    if (got.raw !== undefined && !this.#decode(key, got)) return undefined;
+    if (got === undefined || !this.#present(key, got)) return undefined;
     return { value: got.value as T, slot: got, source: "miss" };
   }
 
@@ -424,6 +421,17 @@ export class KvedgeCache<T> implements Cache<T> {
       };
   }
 
+  /**
+   * Whether a slot holds a value to serve (decoding it first if needed):
+   * false for a tombstone; a value the codec or schema refused is a
+   * {@link DecodeError}, so that it does not pass for an absent key.
+   */
+  #present(key: string, slot: Slot): boolean {
+    if (slot.raw !== undefined) this.#decode(key, slot);
+    if (slot.rejected !== undefined) throw new DecodeError("get", key, slot.rev, slot.rejected);
+    return !slot.deleted;
+  }
+
   /** Decodes a slot's bytes once; a value failing the codec or schema becomes a tombstone. */
   #decode(key: string, slot: Slot): boolean {
     const raw = slot.raw!;
@@ -440,6 +448,7 @@ export class KvedgeCache<T> implements Cache<T> {
     } catch (err) {
       slot.deleted = true;
       slot.value = undefined;
+      slot.rejected = err;
       this.#rejected++;
       this.#emit({
         type: "rejected",

@@ -100,11 +100,34 @@ const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) =>
       }),
     );
 
-const flagVar = z.string().trim().toLowerCase().pipe(
-  z.enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""], {
-    message: 'must be "1" or "0"',
-  }),
-).transform((v) => ["1", "true", "yes", "on"].includes(v));
+/** What every boolean environment variable accepts, in the error message of a bad one. */
+export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
+
+/**
+ * The one parser of boolean environment variables: `true`/`false`, `1`/`0`,
+ * `yes`/`no`, `on`/`off` in any case; `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseBoolean } from "./edge_config.ts";
+ * console.log(parseBoolean("Yes"), parseBoolean("off"), parseBoolean("banana")); // true false undefined
+ * ```
+ */
+export function parseBoolean(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
+  return undefined;
+}
+
+const flagVar = z.string().transform((v, ctx) => {
+  const b = parseBoolean(v);
+  if (b === undefined) {
+    ctx.addIssue({ code: "custom", message: `must be ${BOOLEAN_WORDS}` });
+    return z.NEVER;
+  }
+  return b;
+});
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;

@@ -15,7 +15,8 @@ export type ErrorCode =
   | "PERMISSION"
   | "CLOSED"
   | "LOADER"
-  | "UNSUPPORTED";
+  | "UNSUPPORTED"
+  | "DECODE";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -254,5 +255,35 @@ export class UnsupportedError extends KvedgeError {
     this.feature = details.feature;
     this.requiredVersion = details.requiredVersion;
     this.serverVersion = details.serverVersion;
+  }
+}
+
+/**
+ * A stored value fails the cache's codec or schema (it was written by another
+ * client, e.g. `nats kv put` of text into a JSON bucket). Such a value is never
+ * served: reading it throws this until a valid value replaces it.
+ *
+ * @example
+ * ```ts
+ * import { DecodeError } from "./errors.ts";
+ * const err = new DecodeError("get", "greeting", 7, new SyntaxError("not JSON"));
+ * console.log(err.code, err.key, err.revision); // "DECODE" "greeting" 7
+ * ```
+ */
+export class DecodeError extends KvedgeError {
+  /** The key whose value cannot be decoded. */
+  readonly key: string;
+  /** The KV revision of that value. */
+  readonly revision: number;
+  /** Builds the error for the attempted action; `cause` is the codec's or schema's failure. */
+  constructor(action: string, key: string, revision: number, cause: unknown) {
+    super(
+      "DECODE",
+      `Cannot ${action} "${key}": the stored value at revision ${revision} does not pass ` +
+        `the cache's codec or schema`,
+      { cause },
+    );
+    this.key = key;
+    this.revision = revision;
   }
 }

@@ -22,6 +22,8 @@ export interface Slot {
   raw: Uint8Array | undefined;
   /** Decoded value (valid when `raw` is undefined and not deleted). */
   value: unknown;
+  /** Why the stored value was refused (codec or schema); such a slot is also a tombstone. */
+  rejected?: unknown;
   /** Bytes counted against `maxBytes`. */
   size: number;
   /** Resync generation that last confirmed this slot (replica mode). */

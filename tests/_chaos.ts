@@ -12,14 +12,20 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { BOOLEAN_WORDS, parseBoolean } from "../src/edge_config.ts";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
 export const LONG = (() => {
+  let v: string | undefined;
   try {
-    return Deno.env.get("KVEDGE_CHAOS_LONG") === "1";
+    v = Deno.env.get("KVEDGE_CHAOS_LONG");
   } catch {
     return false;
   }
+  if (v === undefined || v.trim() === "") return false;
+  const long = parseBoolean(v);
+  if (long === undefined) throw new TypeError(`KVEDGE_CHAOS_LONG must be ${BOOLEAN_WORDS}`);
+  return long;
 })();
 
 /** `short` in CI, `long` with `KVEDGE_CHAOS_LONG=1`. */

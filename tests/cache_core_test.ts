@@ -7,6 +7,7 @@ import {
   type CacheEvent,
   type CacheOptions,
   ConflictError,
+  DecodeError,
   KeyError,
   openCache,
   ValidationError,
@@ -273,8 +274,9 @@ Deno.test("core cache against a real nats-server", async (t) => {
       assert.equal(await kv.get("u.1"), null, "nothing was written");
       await kv.put("u.2", enc({ nom: "x" }));
       await kv.put("u.3", "{not json");
-      assert.equal(await c.get("u.2"), undefined);
-      assert.equal(await c.get("u.3"), undefined);
+      // Never served, and not passed off as absent either.
+      await assert.rejects(c.get("u.2"), DecodeError);
+      await assert.rejects(c.get("u.3"), DecodeError);
       assert.equal(c.stats().rejected, 2);
       assert.ok(events.some((e) => e.type === "rejected" && e.key === "u.2"));
       await c.set("u.4", { name: "ok" });

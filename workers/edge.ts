@@ -4,8 +4,9 @@
  * connection (or an embedded nats-server when `NATS_URL` is unset), and
  * serves the HTTP facade. One JSON log line per request and per cache event.
  *
+ * `--help` prints the usage. SIGINT, SIGTERM and SIGHUP shut down gracefully.
  * Exit codes: 0 after a graceful shutdown, 1 when NATS or the listener
- * cannot be set up, 2 for bad configuration (before listening).
+ * cannot be set up, 2 for bad configuration or arguments (before listening).
  *
  * @module
  */
@@ -36,6 +37,28 @@ import {
 } from "../src/edge_listener.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
+
+const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
+
+Runs a kvedge edge worker: one cache per bucket, served over HTTP. It takes no
+arguments; the environment configures it. Without NATS_URL it starts an
+embedded nats-server under KVEDGE_DATA_DIR (default .data), creates a "demo"
+bucket and accepts writes without a token (development).
+
+  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server)
+  NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED
+                         how to authenticate to NATS (one of them)
+  KVEDGE_BUCKETS         buckets served: name[:lazy|:replica][:ro],... (default demo,
+                         embedded only)
+  PORT, HOSTNAME         where the HTTP facade listens (default 127.0.0.1:8080)
+  KVEDGE_WRITE_TOKEN     bearer token(s) for writes; KVEDGE_READ_TOKEN for reads
+  KVEDGE_MAX_ITEMS, KVEDGE_MAX_BYTES
+                         local bounds per bucket (default 100000 entries, 64 MiB)
+
+Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
+yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
+signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
+the listener cannot be set up, 2 for bad configuration or arguments.`;
 
 const encoder = new TextEncoder();
 let pending: string[] = [];
@@ -103,6 +126,16 @@ function logCacheEvent(bucket: string, event: CacheEvent): void {
 }
 
 async function main(): Promise<number> {
+  if (Deno.args.some((a) => a === "--help" || a === "-h" || a === "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (Deno.args.length > 0) {
+    log("error", "bad usage", { error: `unexpected argument ${JSON.stringify(Deno.args[0])}` });
+    flushLog();
+    console.error(USAGE);
+    return 2;
+  }
   let config: EdgeConfig;
   let connectOptions: Awaited<ReturnType<typeof natsConnectOptions>>;
   try {
@@ -323,7 +356,8 @@ async function main(): Promise<number> {
 
   const stopped = Promise.withResolvers<string>();
   const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  // SIGHUP too: a closed terminal must not leave the embedded nats-server behind.
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const signal = await stopped.promise;
 
@@ -334,7 +368,7 @@ async function main(): Promise<number> {
     flushLog();
     Deno.exit(1);
   };
-  for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, force);
+  for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.addSignalListener(s, force);
 
   log("info", "shutting down", { signal });
   shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever

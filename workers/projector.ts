@@ -23,7 +23,7 @@
  * program reads (`src/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
  * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`, `NATS_TLS_*`).
  *
- * Logs one JSON line per event. SIGINT/SIGTERM stop gracefully: no further
+ * Logs one JSON line per event. SIGINT/SIGTERM/SIGHUP stop gracefully: no further
  * events are fetched, the one in flight is finished and acked, the
  * connection is drained. Exit codes: 0 after a graceful stop, 1 when NATS
  * or a projection fails, 2 for bad usage or a bad module.
@@ -63,6 +63,33 @@ class UsageError extends Error {}
 const USAGE = "usage: deno task project [--from-start] [--until-caught-up] [--status-every <s>] " +
   "[--ack-wait-ms <ms>] [--on-map-error stop|skip] [--metrics-port <port>] <module>...";
 
+const HELP = `${USAGE}
+
+Runs the projections that each module default-exports (one, or an array of
+them), on one NATS connection, until stopped. Docs: docs/projections.md.
+
+  --from-start              replay every projection from its source's first event
+  --until-caught-up         exit 0 once every projection has applied every event
+  --status-every <s>        seconds between status lines (default 10); a change of
+                            state or error is logged at once
+  --ack-wait-ms <ms>        redelivery delay of an event a crashed run held
+                            (default 10000, at least 1000)
+  --on-map-error stop|skip  what a failing map does (default stop)
+  --metrics-port <port>     serve /metrics (Prometheus) and /healthz on 127.0.0.1
+                            (also PROJECTOR_METRICS_PORT)
+  -h, --help                this help
+
+Connection: NATS_URL (comma-separated), else the embedded server of a running
+\`deno task serve\` (found under .data/), else nats://127.0.0.1:4222; auth from
+NATS_CREDS, NATS_USER/NATS_PASS or NATS_TOKEN.
+
+Example: deno task project examples/orders/projection.ts
+
+SIGINT, SIGTERM or SIGHUP stop gracefully. Exit codes: 0 after a graceful stop,
+1 when NATS or a projection fails, 2 for bad usage or a bad module.`;
+
+class HelpRequested extends Error {}
+
 interface Flags {
   modules: string[];
   fromStart: boolean;
@@ -93,7 +120,7 @@ function parseFlags(args: string[]): Flags {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
-  if (v.help) throw new UsageError("");
+  if (v.help) throw new HelpRequested();
   if (parsed.positionals.length === 0) throw new UsageError("name at least one projection module");
   const num = (name: string, text: string | undefined, min: number, max = Infinity) => {
     if (text === undefined) return undefined;
@@ -218,6 +245,10 @@ async function main(): Promise<number> {
     projections = await loadProjections(flags.modules);
     connectOptions = await natsOptions();
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(HELP);
+      return 0;
+    }
     if (err instanceof UsageError) {
       if (err.message) log("error", "bad usage", { error: err.message });
       console.error(USAGE);
@@ -332,8 +363,10 @@ async function main(): Promise<number> {
   };
   const onInt = onSignal("SIGINT");
   const onTerm = onSignal("SIGTERM");
+  const onHup = onSignal("SIGHUP");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", onHup);
 
   const failed = Promise.race(runners.map((r) => r.closed()));
   const caughtUp = flags.untilCaughtUp
@@ -364,6 +397,7 @@ async function main(): Promise<number> {
     clearInterval(ticker);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGHUP", onHup);
     await shutdown();
   }
   return code;

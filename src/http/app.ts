@@ -334,6 +334,25 @@ function positiveInt(value: number | undefined, fallback: number, name: string):
   return v;
 }
 
+/** The body of `GET /`: every route, in a line each (docs/http.md has the details). */
+const INDEX = {
+  name: "kvedge",
+  docs: "docs/http.md",
+  endpoints: {
+    "GET /v1/buckets": "the buckets served here",
+    "GET|HEAD /v1/buckets/{bucket}/keys/{key}": "a value; ETag is its revision",
+    "PUT /v1/buckets/{bucket}/keys/{key}": "write (If-Match: compare-and-set, If-None-Match: *)",
+    "DELETE /v1/buckets/{bucket}/keys/{key}": "delete (?purge=true drops the history)",
+    "GET /v1/buckets/{bucket}/keys": "keys, sorted and paged (?prefix=&limit=&cursor=)",
+    "GET /v1/buckets/{bucket}/keys/{key}/history": "a key's kept revisions",
+    "GET /v1/buckets/{bucket}/watch": "changes as Server-Sent Events (?prefix=, Last-Event-ID)",
+    "GET /v1/stats": "every bucket's stats and status",
+    "GET /healthz": "the process is up",
+    "GET /readyz": "every bucket is synced (or stale within bounds)",
+    "GET /metrics": "Prometheus metrics",
+  },
+} as const;
+
 function methodNotAllowed(allow: string): (c: Context) => Response {
   return function methodNotAllowed(c) {
     if (c.req.method === "OPTIONS") {
@@ -805,6 +824,11 @@ export function createApp(options: CreateAppOptions): HttpApp {
     },
   );
 
+  // A newcomer's first request: what is here, without naming any bucket (that needs a token).
+  app.get("/", measure(metrics.route("GET", "/")), function index(c) {
+    return c.json(INDEX);
+  });
+
   app.get("/healthz", measure(metrics.route("GET", "/healthz")), function healthz(c) {
     return c.json({ status: "ok" });
   });
@@ -853,7 +877,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });
-  for (const p of ["/v1/buckets", "/v1/stats", "/healthz", "/readyz", "/metrics"]) {
+  for (const p of ["/", "/v1/buckets", "/v1/stats", "/healthz", "/readyz", "/metrics"]) {
     app.all(p, measure(metrics.route("OTHER", p)), methodNotAllowed("GET, HEAD"));
   }
   // `Deno.serve` builds `request.url` from the Host header, so a Host of

@@ -12,6 +12,7 @@ import {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   KeyError,
   LoaderError,
   PermissionError,
@@ -35,6 +36,7 @@ export type ProblemCode =
   | "too_many_streams"
   | "upstream_forbidden"
   | "loader_failed"
+  | "undecodable_value"
   | "unavailable"
   | "internal";
 
@@ -52,6 +54,7 @@ const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }
   too_deep: { status: 422, title: "Value nests too deeply" },
   schema: { status: 422, title: "Value does not match the schema" },
   loader_failed: { status: 502, title: "Origin failed" },
+  undecodable_value: { status: 502, title: "Stored value cannot be decoded" },
   unavailable: { status: 503, title: "Service unavailable" },
   too_many_streams: { status: 503, title: "Too many streams" },
   internal: { status: 500, title: "Internal error" },
@@ -179,6 +182,16 @@ export function toProblem(err: unknown): HttpProblem {
     return new HttpProblem(
       "upstream_forbidden",
       "the edge's NATS credentials do not permit this operation",
+      { cause: err },
+    );
+  }
+  if (err instanceof DecodeError) {
+    // Bad data upstream (another client wrote what this bucket's codec or
+    // schema refuses), as a gateway would report it; the value is not echoed.
+    return new HttpProblem(
+      "undecodable_value",
+      `the stored value of "${err.key}" (revision ${err.revision}) does not pass this bucket's ` +
+        "codec or schema; write a valid value to replace it",
       { cause: err },
     );
   }
