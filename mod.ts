@@ -61,6 +61,8 @@ export {
   type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type RegionOptions,
+  type RegionStatus,
   type SchemaLike,
   type SetOptions,
   type SharedConnection,

@@ -19,6 +19,11 @@ export interface Proxy extends AsyncDisposable {
   cut(): void;
   /** Accepts connections again. */
   restore(): void;
+  /**
+   * Delays every chunk by `ms` in each direction from now on (0: none), in
+   * order: a slow WAN link without cutting it.
+   */
+  delay(ms: number): void;
   /** Stops listening and closes everything. */
   close(): Promise<void>;
 }
@@ -34,9 +39,10 @@ export function startProxy(
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
   let isCut = false;
+  let delayMs = 0;
   const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
     try {
-      await from.readable.pipeTo(to.writable);
+      await from.readable.pipeThrough(delayed(() => delayMs)).pipeTo(to.writable);
     } catch {
       // reset by cut() or by the peer
     } finally {
@@ -89,7 +95,34 @@ export function startProxy(
     restore: () => {
       isCut = false;
     },
+    delay: (ms: number) => {
+      delayMs = ms;
+    },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * Releases each chunk `getDelay()` ms after it arrived, in arrival order,
+ * without holding back the chunks behind it (latency, not a bandwidth cap).
+ */
+function delayed(getDelay: () => number): TransformStream<Uint8Array, Uint8Array> {
+  let last = Promise.resolve();
+  return new TransformStream({
+    transform(chunk, controller) {
+      const ms = getDelay();
+      if (ms <= 0) {
+        last = last.then(() => controller.enqueue(chunk)).catch(() => {});
+        return;
+      }
+      const due = performance.now() + ms;
+      last = last.then(async () => {
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        controller.enqueue(chunk);
+      }).catch(() => {});
+    },
+    flush: () => last,
+  });
 }

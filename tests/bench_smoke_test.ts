@@ -13,6 +13,7 @@ const SCENARIOS = [
   "memory",
   "http",
   "propagation",
+  "regions",
   "bootstrap",
   "warm_start",
   "seed",

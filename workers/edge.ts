@@ -229,6 +229,7 @@ async function main(): Promise<number> {
         ...(config.createBuckets ? { create: true } : {}),
         ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
         ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+        ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
         onEvent: (event) => logCacheEvent(b.name, event),
       });
       caches.push(cache);
