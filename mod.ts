@@ -81,6 +81,12 @@ export {
   type RequestInfo,
 } from "./src/http/app.ts";
 export {
+  createFetchHandler,
+  type FetchHandler,
+  type FetchHandlerBucketOptions,
+  type FetchHandlerOptions,
+} from "./src/http/fetch_handler.ts";
+export {
   defineProjection,
   type Projection,
   type ProjectionBucketSource,

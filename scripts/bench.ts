@@ -31,6 +31,7 @@ import { scenario as regions } from "./bench/regions.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
+import { scenario as websocket } from "./bench/websocket.ts";
 
 /** Every scenario, in the order a full run executes them. */
 const SCENARIOS: Scenario[] = [
@@ -44,6 +45,7 @@ const SCENARIOS: Scenario[] = [
   seed,
   stampede,
   miss,
+  websocket,
 ];
 
 const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]

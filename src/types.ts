@@ -59,6 +59,15 @@ export interface NatsConnectOptions {
   reconnectTimeWait?: number;
   /** Random extra wait per reconnect attempt, ms. Default 250. */
   reconnectJitter?: number;
+  /**
+   * Over `ws://`/`wss://` only: makes the W3C `WebSocket` for a URL, for runtimes whose
+   * global `WebSocket` cannot be used (e.g. Cloudflare Workers: `fetch` with `Upgrade: websocket`).
+   * Default: the global `WebSocket`.
+   */
+  wsFactory?: (
+    url: string,
+    options: unknown,
+  ) => Promise<{ socket: WebSocket; encrypted: boolean }>;
   /** Any other nats.js connection option. */
   [option: string]: unknown;
 }

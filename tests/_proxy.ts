@@ -1,16 +1,19 @@
 /**
  * A loopback TCP proxy that a test can cut and restore: a real network fault
  * (connections reset, new ones refused) between a client and a nats-server,
- * without stopping the server.
+ * without stopping the server. It forwards bytes, so it carries WebSocket as
+ * well as NATS over TCP.
  *
  * @module
  */
+import type { NatsTransport } from "../src/connect.ts";
+import { suiteTransport } from "./_setup.ts";
 
 /** A running proxy. */
 export interface Proxy extends AsyncDisposable {
   /** Port the proxy listens on. */
   readonly port: number;
-  /** `nats://127.0.0.1:<port>`. */
+  /** `nats://127.0.0.1:<port>`, or `ws://…` when the suite runs over WebSocket. */
   readonly url: string;
   /** Resets every open connection and refuses new ones until {@link restore}. */
   cut(): void;
@@ -25,8 +28,14 @@ export interface Proxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts a proxy on a free loopback port forwarding to `127.0.0.1:<targetPort>`. */
-export function startProxy(targetPort: number): Proxy {
+/**
+ * Starts a proxy on a free loopback port forwarding to `127.0.0.1:<targetPort>`;
+ * `transport` picks the scheme of `url` (default: the suite's transport).
+ */
+export function startProxy(
+  targetPort: number,
+  transport: NatsTransport = suiteTransport(),
+): Proxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
   let isCut = false;
@@ -81,7 +90,7 @@ export function startProxy(targetPort: number): Proxy {
   };
   return {
     port,
-    url: `nats://127.0.0.1:${port}`,
+    url: `${transport === "websocket" ? "ws" : "nats"}://127.0.0.1:${port}`,
     cut,
     restore: () => {
       isCut = false;

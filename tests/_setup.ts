@@ -2,6 +2,12 @@
  * Test helpers: real `nats-server` processes on free loopback ports in
  * temporary directories, waiting without sleeps, unique bucket names.
  *
+ * Transport: with `KVEDGE_TEST_TRANSPORT=websocket` every server also opens a
+ * WebSocket port and its `url` (and `port`) are the WebSocket ones, so an
+ * unchanged test runs over WebSocket; `tests/websocket_suite_test.ts` runs
+ * chosen test files that way. `wsUrl` and `tcpUrl` name one transport
+ * explicitly.
+ *
  * Every process started here is tracked; if a test fails before stopping its
  * servers, an `unload` handler kills them by PID and removes their temporary
  * directories when the test module ends.
@@ -9,17 +15,41 @@
  * @module
  */
 
-import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
+import { connectNats, type NatsTransport } from "../src/connect.ts";
 import { freePort, type NatsServerProcess, startNatsServer } from "../src/nats_server.ts";
 import { guardSocketResets } from "../src/socket_guard.ts";
 import { type Proxy, startProxy } from "./_proxy.ts";
 
+/**
+ * The transport this test run uses: `KVEDGE_TEST_TRANSPORT=websocket` (or `ws`)
+ * selects WebSocket, anything else TCP.
+ */
+export function suiteTransport(): NatsTransport {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("KVEDGE_TEST_TRANSPORT");
+  } catch {
+    // Without --allow-env: TCP.
+  }
+  return value === "websocket" || value === "ws" ? "websocket" : "tcp";
+}
+
 /** A single `nats-server` started for a test. */
 export interface ServerHandle extends AsyncDisposable {
-  /** Client URL, `"nats://127.0.0.1:<port>"`. */
+  /**
+   * Client URL of the suite's transport: `"nats://127.0.0.1:<port>"`, or
+   * `"ws://127.0.0.1:<port>"` when the run is over WebSocket.
+   */
   readonly url: string;
-  /** Client port (kept across restarts). */
+  /** Client port of the suite's transport (kept across restarts). */
   readonly port: number;
+  /** TCP client URL, `"nats://127.0.0.1:<port>"`, whatever the suite's transport. */
+  readonly tcpUrl: string;
+  /** WebSocket URL, `"ws://127.0.0.1:<port>"`, when the server has a WebSocket port. */
+  readonly wsUrl: string | undefined;
+  /** WebSocket port, when the server has one (kept across restarts). */
+  readonly wsPort: number | undefined;
   /** PID of the current process (changes on `restart()`). */
   readonly pid: number;
   /** Temporary directory holding config, log and JetStream store. */
@@ -53,6 +83,27 @@ export interface StartServerOptions {
   config?: string | ((storeDir: string) => string);
   /** Extra command-line arguments. */
   args?: string[];
+  /** Open a WebSocket port (`wsUrl`). Default: only when the suite runs over WebSocket. */
+  websocket?: boolean;
+}
+
+/**
+ * The URL of `server` for `transport`; throws if the server has no WebSocket port.
+ *
+ * @example
+ * ```ts ignore
+ * await using server = await startServer({ websocket: true });
+ * for (const t of ["tcp", "websocket"] as const) console.log(urlFor(server, t));
+ * ```
+ */
+export function urlFor(server: ServerHandle, transport: NatsTransport): string {
+  if (transport === "tcp") return server.tcpUrl;
+  if (server.wsUrl === undefined) {
+    throw new TypeError(
+      `Cannot use WebSocket: ${server.name} was started without a WebSocket port`,
+    );
+  }
+  return server.wsUrl;
 }
 
 /** A JetStream cluster started for a test. */
@@ -75,6 +126,8 @@ export interface StartClusterOptions {
   size?: number;
   /** Extra config appended to every node's config. */
   config?: string;
+  /** Open a WebSocket port on every node. Default: only when the suite runs over WebSocket. */
+  websocket?: boolean;
   /** Extra config for one node, from its name and store directory (after `config`). */
   nodeConfig?: (node: { name: string; storeDir: string }) => string;
 }
@@ -127,10 +180,19 @@ class TestServer implements ServerHandle {
   }
 
   get url(): string {
-    return this.#process.url;
+    return suiteTransport() === "websocket" ? urlFor(this, "websocket") : this.#process.url;
   }
   get port(): number {
-    return this.#process.port;
+    return suiteTransport() === "websocket" ? this.wsPort! : this.#process.port;
+  }
+  get tcpUrl(): string {
+    return this.#process.url;
+  }
+  get wsUrl(): string | undefined {
+    return this.#process.websocketUrl;
+  }
+  get wsPort(): number | undefined {
+    return this.#process.websocketPort;
   }
   get pid(): number {
     return this.#process.pid;
@@ -207,6 +269,7 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Server
       jetstream: opts.jetstream ?? true,
       configText: typeof opts.config === "function" ? opts.config(dir) : opts.config,
       args: opts.args,
+      ...(opts.websocket ?? suiteTransport() === "websocket" ? { websocketPort: 0 } : {}),
     });
     return new TestServer(process, dir);
   } catch (err) {
@@ -237,7 +300,8 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   try {
     for (let attempt = 1;; attempt++) {
       try {
-        return await launchCluster(root, size, opts, attempt);
+        const websocket = opts.websocket ?? suiteTransport() === "websocket";
+        return await launchCluster(root, size, opts, attempt, websocket);
       } catch (err) {
         // A route port picked free may be taken before its node binds it;
         // the other nodes already know it, so the whole cluster starts over.
@@ -255,6 +319,7 @@ async function launchCluster(
   size: number,
   opts: StartClusterOptions,
   attempt: number,
+  websocket: boolean,
 ): Promise<ClusterHandle> {
   const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const clusterPorts = names.map(() => freePort());
@@ -270,6 +335,7 @@ async function launchCluster(
       clusterPort: clusterPorts[i],
       routes,
       configText: [opts.config, own].filter(Boolean).join("\n") || undefined,
+      ...(websocket ? { websocketPort: 0 } : {}),
     });
   }));
   const processes = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
@@ -464,8 +530,9 @@ function withDeadline<T>(
 
 /**
  * A raw nats.js connection to a server, a cluster (comma-separated URLs) or
- * anything with a `url`. Reconnects quickly and forever, so it survives the
- * restarts tests make; `opts` overrides any default.
+ * anything with a `url`, over the transport the URLs select (`ws://`:
+ * WebSocket). Reconnects quickly and forever, so it survives the restarts
+ * tests make; `opts` overrides any default.
  *
  * @example
  * ```ts ignore
@@ -479,7 +546,7 @@ export function connectTo(
   opts: NodeConnectionOptions = {},
 ): Promise<NatsConnection> {
   const url = typeof urlOrServer === "string" ? urlOrServer : urlOrServer.url;
-  return connect({
+  return connectNats({
     servers: url.split(",").map((u) => u.trim()).filter(Boolean),
     name: "kvedge-test",
     reconnectTimeWait: 100,
