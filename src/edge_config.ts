@@ -67,6 +67,11 @@ export interface EdgeConfig {
   sseBufferBytes: number;
   /** Deepest JSON nesting accepted in a request body. */
   maxJsonDepth: number;
+  /**
+   * Accept connections through the gate (cap, timeouts) in front of
+   * `Deno.serve`; false: `Deno.serve` on the port itself (faster, unbounded).
+   */
+  connectionGate: boolean;
   /** Most open client connections; undefined: sized from the open-file limit. */
   maxConnections?: number;
   /** A new connection must send a complete request head within this, in ms. */
@@ -153,6 +158,7 @@ const EnvSchema = z.object({
   KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
   KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
+  KVEDGE_CONNECTION_GATE: flagVar.optional(),
   KVEDGE_HEADER_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_IDLE_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
@@ -275,6 +281,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
     sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
     maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
+    connectionGate: e.KVEDGE_CONNECTION_GATE ?? true,
     ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
     headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
     idleTimeoutMs: e.KVEDGE_IDLE_TIMEOUT_MS ?? 60_000,
@@ -339,6 +346,7 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     maxSseStreams: config.maxSseStreams,
     sseBufferBytes: config.sseBufferBytes,
     maxJsonDepth: config.maxJsonDepth,
+    connectionGate: config.connectionGate,
     maxConnections: config.maxConnections ?? "auto",
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,

@@ -163,26 +163,54 @@ async function pump(
  */
 export async function serveGated(options: GatedServeOptions): Promise<GatedServer> {
   const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
-  const path = `${dir}/http.sock`;
-  const ready = Promise.withResolvers<void>();
-  const inner = Deno.serve({
-    path,
-    onListen: () => ready.resolve(),
-    ...(options.onError === undefined ? {} : { onError: options.onError }),
-  }, options.handler);
-  await ready.promise;
+  let generation = 0;
+  let path = "";
+  let stopping = false;
+  const innerServers = new Set<Deno.HttpServer>();
+  const startInner = async (): Promise<void> => {
+    const next = `${dir}/http${generation++}.sock`;
+    const ready = Promise.withResolvers<void>();
+    const server = Deno.serve({
+      path: next,
+      onListen: () => ready.resolve(),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    }, options.handler);
+    await ready.promise;
+    innerServers.add(server);
+    path = next;
+    // The inner accept loop can meet EMFILE too, which ends it for good:
+    // its connections keep being served, new links go to a new socket.
+    server.finished.then(() => innerServers.delete(server), async (err) => {
+      innerServers.delete(server);
+      if (stopping) return;
+      stats.acceptErrors++;
+      for (let retryInMs = 50;; retryInMs = Math.min(2000, retryInMs * 2)) {
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+        await new Promise((r) => setTimeout(r, retryInMs));
+        if (stopping) return;
+        try {
+          await startInner();
+          return;
+        } catch (e) {
+          err = e;
+        }
+      }
+    });
+  };
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  await startInner();
 
   let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
   try {
     listener = Deno.listen({ hostname: options.hostname, port: options.port });
   } catch (err) {
-    await inner.shutdown();
+    stopping = true;
+    for (const inner of innerServers) await inner.shutdown();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
   }
-  const links = new Set<Link>();
-  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
-  let stopping = false;
+  const links = new Map<Link, Promise<void>>();
+  let refusing = 0;
 
   const shed = (link: Link, reason: "capacity" | "header_timeout" | "idle_timeout") => {
     stats.shed++;
@@ -197,7 +225,7 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
   );
   const sweeper = setInterval(() => {
     const now = Date.now();
-    for (const link of links) {
+    for (const link of links.keys()) {
       if (!link.headSeen && now - link.openedAt > options.headerTimeoutMs) {
         shed(link, "header_timeout");
       } else if (now - link.lastActivity > options.idleTimeoutMs) shed(link, "idle_timeout");
@@ -208,7 +236,7 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
   function victim(): Link | undefined {
     const now = Date.now();
     let best: Link | undefined;
-    for (const l of links) {
+    for (const l of links.keys()) {
       if (now - l.lastActivity < 1000) continue;
       if (
         best === undefined || (!l.headSeen && best.headSeen) ||
@@ -239,11 +267,15 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
   async function refuse(conn: Deno.Conn): Promise<void> {
     stats.refused++;
     options.onEvent?.({ type: "refused", open: links.size });
+    refusing++;
     try {
-      await conn.write(REFUSAL);
+      // A flood must not pile up sockets waiting to be told no: past a few
+      // pending answers the refusal is a bare close.
+      if (refusing <= 16) await conn.write(REFUSAL);
     } catch {
       // The client is gone already.
     } finally {
+      refusing--;
       try {
         conn.close();
       } catch { /* closed */ }
@@ -279,8 +311,7 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
         shed(v, "capacity");
       }
       const link = new Link(conn);
-      links.add(link);
-      void handle(link).finally(() => links.delete(link));
+      links.set(link, handle(link).finally(() => links.delete(link)));
     }
   })();
 
@@ -295,10 +326,80 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
       await accepting;
       clearInterval(sweeper);
       // In-flight requests finish; idle keep-alive connections close, which
-      // ends their links.
-      await inner.shutdown();
-      for (const l of links) l.close();
+      // ends their links once their last bytes are passed on.
+      await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
+      const drained = Promise.all(links.values());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      for (const l of links.keys()) l.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Options of {@link serveDirect}: those of {@link serveGated} that apply without a gate. */
+export type DirectServeOptions = Omit<
+  GatedServeOptions,
+  "maxConnections" | "headerTimeoutMs" | "idleTimeoutMs"
+>;
+
+/**
+ * Serves `handler` with `Deno.serve` on the port itself: no extra hop, but no
+ * connection cap and no idle or header timeout (for edges behind a proxy
+ * that bounds connections). It still survives accept errors: when
+ * `Deno.serve`'s accept loop ends on one, it listens again on the same port.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveDirect } from "./edge_listener.ts";
+ * const server = await serveDirect({ hostname: "127.0.0.1", port: 0, handler: () => new Response("ok") });
+ * await server.shutdown();
+ * ```
+ */
+export async function serveDirect(options: DirectServeOptions): Promise<GatedServer> {
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  let stopping = false;
+  const start = async (port: number): Promise<Deno.HttpServer<Deno.NetAddr>> => {
+    const ready = Promise.withResolvers<void>();
+    const server = Deno.serve({
+      hostname: options.hostname,
+      port,
+      onListen: () => ready.resolve(),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    }, options.handler);
+    await ready.promise;
+    return server;
+  };
+  let current = await start(options.port);
+  const addr = current.addr;
+  const watch = (server: Deno.HttpServer<Deno.NetAddr>) => {
+    server.finished.catch(async (err) => {
+      if (stopping) return;
+      stats.acceptErrors++;
+      let retryInMs = 100;
+      for (;;) {
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+        await new Promise((r) => setTimeout(r, retryInMs));
+        if (stopping) return;
+        try {
+          current = await start(addr.port);
+          watch(current);
+          return;
+        } catch (e) {
+          err = e;
+          retryInMs = Math.min(5000, retryInMs * 2);
+        }
+      }
+    });
+  };
+  watch(current);
+  return {
+    addr,
+    stats: () => ({ ...stats }),
+    async shutdown() {
+      stopping = true;
+      await current.shutdown().catch(() => {});
     },
   };
 }

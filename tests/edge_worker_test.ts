@@ -276,6 +276,17 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
   });
 });
 
+/** Opens up to `n` idle connections into `into`; stops at the first refusal. */
+async function flood(into: Deno.Conn[], hostname: string, port: number, n: number) {
+  for (let i = 0; i < n; i++) {
+    try {
+      into.push(await Deno.connect({ hostname, port }));
+    } catch {
+      return; // the listener is gone or its backlog is full
+    }
+  }
+}
+
 Deno.test("deno task serve: an idle-connection flood neither kills nor silences the worker", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
   const idle: Deno.Conn[] = [];
@@ -300,9 +311,7 @@ Deno.test("deno task serve: an idle-connection flood neither kills nor silences 
     })), { timeoutMs: 30_000, message: "readyz is 200" });
 
     await t.step("400 idle connections: the worker keeps answering", async () => {
-      for (let i = 0; i < 400; i++) {
-        idle.push(await Deno.connect({ hostname, port: Number(port) }));
-      }
+      await flood(idle, hostname, Number(port), 400);
       let n = 0;
       await waitFor(async () => {
         const put = await fetch(`${base}/v1/buckets/demo/keys/k`, {
@@ -347,6 +356,45 @@ Deno.test("deno task serve: an idle-connection flood neither kills nor silences 
       assert.equal(status.code, 0, worker.stderr());
       await waitFor(() => !pidAlive(info.pid), { message: "embedded nats-server exited" });
     });
+  } finally {
+    for (const c of idle) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve with KVEDGE_CONNECTION_GATE=0 survives running out of files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const idle: Deno.Conn[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_CONNECTION_GATE: "0",
+    }, ["prlimit", "--nofile=256:256"]);
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    const { hostname, port } = new URL(base);
+    await flood(idle, hostname, Number(port), 400);
+    // Without a gate nothing sheds them, but the accept error is survived:
+    // once the idle clients go, the worker answers again.
+    await waitFor(() => worker.lines.some((l) => l.msg === "accept failed"), {
+      timeoutMs: 30_000,
+      message: `the accept error is logged; stderr: ${worker.stderr()}`,
+    });
+    for (const c of idle.splice(0)) c.close();
+    await waitFor(async () => {
+      const r = await fetch(`${base}/healthz`, { headers: { connection: "close" } });
+      await r.body?.cancel();
+      return r.status === 200;
+    }, { timeoutMs: 60_000, message: `the worker answers again; stderr: ${worker.stderr()}` });
+    assert.ok(pidAlive(worker.child.pid), "the worker runs");
   } finally {
     for (const c of idle) {
       try {

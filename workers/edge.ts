@@ -32,6 +32,7 @@ import {
   connectionBudget,
   type GatedServer,
   raiseOpenFileLimit,
+  serveDirect,
   serveGated,
 } from "../src/edge_listener.ts";
 
@@ -45,7 +46,7 @@ embedded nats-server under KVEDGE_DATA_DIR (default .data), creates a "demo"
 bucket and accepts writes without a token (development).
 
   NATS_URL               NATS server URL(s), comma-separated (unset: embedded server)
-  NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED
+  NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY
                          how to authenticate to NATS (one of them)
   KVEDGE_BUCKETS         buckets served: name[:lazy|:replica][:ro],... (default demo,
                          embedded only)
@@ -285,9 +286,10 @@ async function main(): Promise<number> {
 
   let server: GatedServer;
   try {
-    // Not Deno.serve on the port: it has no connection cap or idle timeout,
-    // and one EMFILE on accept ends its accept loop (src/edge_listener.ts).
-    server = await serveGated({
+    // By default not Deno.serve on the port: it has no connection cap or idle
+    // timeout, and one EMFILE on accept ends its accept loop
+    // (src/edge_listener.ts). KVEDGE_CONNECTION_GATE=0 trades that for speed.
+    server = await (config.connectionGate ? serveGated : serveDirect)({
       hostname: config.hostname,
       port: config.port,
       maxConnections,
@@ -335,7 +337,7 @@ async function main(): Promise<number> {
       nats: config.natsServers ?? embedded!.url,
       embedded: embedded !== undefined,
       buckets: config.buckets.map((b) => b.name),
-      maxConnections,
+      ...(config.connectionGate ? { maxConnections } : { connectionGate: false }),
       ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
       ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
       ...(config.writeTokens.length === 0 && !config.anonymousWrites
@@ -373,6 +375,12 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
+  // A stray rejection must not take the edge (and an embedded nats-server)
+  // down with it: log it loudly and keep serving.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log("error", "unhandled rejection", { error: describe(e.reason) });
+  });
   const code = await main();
   flushLog();
   Deno.exit(code);
