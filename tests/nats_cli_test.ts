@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { type Cache, type CacheEvent, type CacheOptions, openCache } from "../mod.ts";
+import { type Cache, type CacheEvent, type CacheOptions, DecodeError, openCache } from "../mod.ts";
 import { natsCliBinary } from "../src/nats_server.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../src/server_version.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "./_setup.ts";
@@ -154,7 +154,7 @@ Deno.test({
       });
 
       await t.step(
-        "values put by the CLI: JSON is read, other text is absent + rejected",
+        "values put by the CLI: JSON is read, other text is a DecodeError + rejected",
         async () => {
           await using c = await open<unknown>({ create: true });
           const events: CacheEvent[] = [];
@@ -167,7 +167,7 @@ Deno.test({
           await natsOk(srv, home, "kv", "put", c.bucket, "bare", "hello");
           assert.deepEqual(await c.get("json"), { ok: true });
           assert.equal(await c.get("quoted"), "hello");
-          assert.equal(await c.get("bare"), undefined);
+          await assert.rejects(c.get("bare"), DecodeError);
           await waitFor(
             () => events.find((e) => e.type === "rejected" && e.key === "bare"),
             { message: "a rejected event names the non-JSON key" },
