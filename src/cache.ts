@@ -24,6 +24,7 @@ import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import { Applied, LocalStore, type Slot } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
   Cache,
@@ -56,11 +57,9 @@ import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "./serve
 import { readSnapshot, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
-/** What `openCache()` hands to the cache (everything already connected). */
-export interface CacheDeps<T> {
-  options: ResolvedOptions<T>;
+/** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
+export interface CacheLink {
   nc: NatsConnection;
-  ownsConnection: boolean;
   /** Manager for the watcher's control calls (stream info, consumer create); a generous timeout. */
   jsm: JetStreamManager;
   /** Client for writes (timeout = writeTimeoutMs). */
@@ -69,6 +68,14 @@ export interface CacheDeps<T> {
   kv: KV;
   /** Stream info read at open. */
   info: StreamInfo;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
+}
+
+/** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
+export interface CacheDeps<T> extends CacheLink {
+  options: ResolvedOptions<T>;
+  ownsConnection: boolean;
   /** The connection's inbox prefix. */
   inboxPrefix?: string;
 }
@@ -91,14 +98,14 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly bucket: string;
   readonly mode: CacheMode;
   readonly #o: ResolvedOptions<T>;
-  readonly #d: CacheDeps<T>;
+  #d: CacheDeps<T>;
   readonly #store: LocalStore;
   readonly #flight = new SingleFlight<string, Slot | undefined>();
   readonly #reservations = new Map<string, Reservation>();
-  readonly #watcher: Watcher;
+  #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
-  readonly #prefix: string;
+  #prefix: string;
   #state: CacheState = "starting";
   #fresh = false;
   #since = Date.now();
@@ -134,6 +141,12 @@ export class KvedgeCache<T> implements Cache<T> {
   #lastInfo: StreamInfo | undefined;
   #reconcileTimer: ReturnType<typeof setInterval> | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** After resuming across a history gap: entries below this revision are gone once caught up. */
+  #gapFloor = 0;
+  /** Whether `#d` holds a real connection (false while opened from the snapshot only). */
+  #bound = true;
+  /** Opened from the snapshot: the loop binding the connection once NATS is reachable. */
+  #binding: Promise<void> | undefined;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
@@ -142,7 +155,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = kvSubjectPrefix(o.bucket);
+    this.#prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -154,18 +167,33 @@ export class KvedgeCache<T> implements Cache<T> {
     });
     this.#readStreamInfo(deps.info);
     this.#ready.promise.catch(() => {});
-    this.#watcher = new Watcher({
-      nc: deps.nc,
-      jsm: deps.jsm,
-      bucket: o.bucket,
-      filter: o.keys,
-      heartbeatMs: o.heartbeatMs,
-      inboxPrefix: deps.inboxPrefix,
+    this.#watcher = this.#newWatcher();
+    this.#watcher.epoch = deps.info.created;
+    this.#watcher.streamLastSeq = deps.info.state.last_seq;
+  }
+
+  /** The watcher over the current connection, feeding this cache. */
+  #newWatcher(): Watcher {
+    return new Watcher({
+      nc: this.#d.nc,
+      jsm: this.#d.jsm,
+      bucket: this.bucket,
+      filter: this.#o.keys,
+      heartbeatMs: this.#o.heartbeatMs,
+      inboxPrefix: this.#d.inboxPrefix,
       handler: {
         onChange: (key, op, rev, created, data, pending) =>
           this.#onChange(key, op, rev, created, data, pending),
         onCaughtUp: (rev) => this.#onCaughtUp(rev),
         onResync: (req) => this.#onResync(req.reason, req.epochChanged),
+        onHistoryGap: (first) => {
+          // Resume from the stream's first sequence instead of re-reading the
+          // bucket: whatever left the stream below it was either replaced by a
+          // later change (delivered now) or is gone from the bucket, and
+          // #onCaughtUp drops those entries.
+          this.#gapFloor = Math.max(this.#gapFloor, first);
+          return true;
+        },
         onRestart: (reason) => {
           if (this.#state === "synced") this.#setState("stale", reason);
         },
@@ -186,8 +214,6 @@ export class KvedgeCache<T> implements Cache<T> {
         onStreamInfo: (info) => this.#readStreamInfo(info),
       },
     });
-    this.#watcher.epoch = deps.info.created;
-    this.#watcher.streamLastSeq = deps.info.state.last_seq;
   }
 
   /**
@@ -197,13 +223,14 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
+    this.#d.region?.link.start((inSync) => this.#onHubLink(inSync));
     if (this.#o.reconcileMs > 0) this.#startReconcile();
     let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
       : { kind: "seq", seq: this.#d.info.state.last_seq + 1 };
     if (from.kind === "seq") this.#watcher.lastRevision = from.seq - 1;
     if (this.mode === "replica" && this.#o.snapshot) {
-      if (await this.#loadSnapshot(this.#o.snapshot.path)) from = "resume";
+      if (await this.#loadSnapshot(this.#o.snapshot.path, this.#d.info.created)) from = "resume";
       this.#startSnapshotTimer();
     }
     this.#watching = this.#watcher.start(
@@ -217,6 +244,76 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#ready.reject(e);
       throw e;
     }
+  }
+
+  /**
+   * Starts a replica whose connection or bucket is unreachable at open from its
+   * warm-start snapshot: serves the snapshot marked stale (not synced) and
+   * binds in the background once NATS answers, then resumes after checking the
+   * snapshot's epoch against the stream. Rejects with `cause` if there is no
+   * usable snapshot. Called once by `openCache()` instead of {@link start}.
+   * @internal
+   */
+  async startUnbound(bind: () => Promise<CacheLink>, cause: UnavailableError): Promise<void> {
+    this.#bound = false;
+    this.#connected = false;
+    this.#disconnectedAt = Date.now();
+    if (!(await this.#loadSnapshot(this.#o.snapshot!.path, undefined))) throw cause;
+    this.#lastError = `NATS unreachable at open: ${cause.message}`;
+    this.#setState("stale", "NATS unreachable at open: serving the snapshot");
+    this.#emit({ type: "disconnected", at: this.#disconnectedAt });
+    this.#startSnapshotTimer();
+    this.#binding = this.#bindLoop(bind);
+  }
+
+  /** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
+  async #bindLoop(bind: () => Promise<CacheLink>): Promise<void> {
+    let backoffMs = 250;
+    while (!this.#closed) {
+      let link: CacheLink | undefined;
+      try {
+        link = await bind();
+        if (!this.#closed) {
+          await this.#attach(link);
+          return;
+        }
+      } catch (err) {
+        this.#lastError = `NATS unreachable since open: ${describe(err)}`;
+      }
+      if (link && this.#d.ownsConnection) await link.nc.close().catch(() => {});
+      await pause(backoffMs / 2 + Math.random() * backoffMs / 2, this.#aborter.signal);
+      backoffMs = Math.min(backoffMs * 2, 5_000);
+    }
+  }
+
+  /** Takes the connection of a cache opened from its snapshot and resumes from it. */
+  async #attach(link: CacheLink): Promise<void> {
+    const { epoch, lastRevision } = this.#watcher;
+    const unbound = this.#d;
+    this.#d = { ...this.#d, ...link };
+    const watcher = this.#newWatcher();
+    // The snapshot's epoch: a recreated bucket makes the watcher resync (the
+    // snapshot is thrown away) instead of merging revisions that do not compare.
+    watcher.epoch = epoch;
+    watcher.lastRevision = lastRevision;
+    watcher.streamLastSeq = link.info.state.last_seq;
+    this.#watcher = watcher;
+    this.#connected = true;
+    this.#watching = watcher.start("resume", "warm start (NATS reachable again)");
+    try {
+      await this.#watching;
+    } catch (err) {
+      this.#watching = undefined;
+      this.#connected = false;
+      this.#d = unbound;
+      throw err;
+    }
+    this.#bound = true;
+    this.#prefix = link.region?.writePrefix ?? this.#prefix;
+    link.region?.link.start((inSync) => this.#onHubLink(inSync));
+    this.#emit({ type: "connected", at: Date.now() });
+    this.#followConnection();
+    if (this.#o.reconcileMs > 0) this.#startReconcile();
   }
 
   ready(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
@@ -305,7 +402,9 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.signal) fetched = abortable(fetched, options.signal);
     const got = await fetched;
     if (got === undefined || !this.#present(key, got)) return undefined;
-    return { value: got.value as T, slot: got, source: "miss" };
+    // A regional mirror cut off from the hub answers, but cannot vouch for it.
+    const source = this.#d.region?.link.inSync === false ? "stale" : "miss";
+    return { value: got.value as T, slot: got, source };
   }
 
   /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
@@ -640,6 +739,7 @@ export class KvedgeCache<T> implements Cache<T> {
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (this.#d.region) s.region = this.#d.region.link.status();
     if (!this.#watcher.caughtUp && this.mode === "replica") {
       s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
     }
@@ -720,6 +820,7 @@ export class KvedgeCache<T> implements Cache<T> {
     assertKey(key, action);
     this.#assertInFilter(key, action);
     this.#assertUp(`${action} "${key}"`);
+    this.#d.region?.link.assertReachable(`${action} "${key}"`);
   }
 
   #assertUp(action: string): void {
@@ -883,8 +984,14 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
     }
     this.#bootstrapApplied = 0;
+    if (this.#gapFloor > 0) {
+      this.#store.dropBelow(this.#gapFloor);
+      this.#gapFloor = 0;
+    }
     this.#sweepGone();
-    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
+    if (this.#d.region?.link.inSync === false) {
+      if (this.#connected) this.#setState("stale", "the regional mirror cannot reach the hub");
+    } else if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -894,6 +1001,7 @@ export class KvedgeCache<T> implements Cache<T> {
   #onResync(reason: string, epochChanged: boolean): StartFrom {
     this.#resyncs++;
     this.#lastResyncReason = reason;
+    this.#gapFloor = 0; // a resync rebuilds from the stream as it is now
     this.#resyncing = true;
     this.#resyncEpoch = epochChanged;
     this.#setState("resyncing", reason);
@@ -904,6 +1012,20 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };
+  }
+
+  /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+  #onHubLink(inSync: boolean): void {
+    if (!inSync) {
+      if (this.#state === "synced") {
+        this.#setState("stale", "the regional mirror cannot reach the hub");
+      }
+    } else if (
+      this.#state === "stale" && this.#connected && this.#watcher.caughtUp &&
+      !this.#watcher.restarting
+    ) {
+      this.#setState("synced", "the regional mirror reaches the hub again");
+    }
   }
 
   #readStreamInfo(info: StreamInfo): void {
@@ -1021,14 +1143,14 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- warm start ------------------------------------------------------------
 
   /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
-  async #loadSnapshot(path: string): Promise<boolean> {
+  async #loadSnapshot(path: string, epoch: string | undefined): Promise<boolean> {
     const snap = await readSnapshot(path, this.bucket, this.#o.keys);
     if (!snap.ok) {
       this.#emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
       return false;
     }
     const { header, records } = snap;
-    if (header.epoch !== this.#d.info.created) {
+    if (epoch !== undefined && header.epoch !== epoch) {
       this.#emit({
         type: "snapshot",
         at: Date.now(),
@@ -1040,6 +1162,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (header.partial) this.#lossy = true;
     for (const r of records) this.#store.put(r.key, r.rev, r.created, r.value, this.#gen);
     this.#watcher.lastRevision = header.lastRevision;
+    this.#watcher.epoch = header.epoch;
     this.#savedRevision = header.lastRevision;
     this.#emit({
       type: "snapshot",
@@ -1108,10 +1231,12 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#closing = (async () => {
       if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      this.#d.region?.link.close();
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));
+      await this.#binding;
       await this.#watcher.close().catch(() => {});
       this.#setState("closed", "closed");
       this.#state = "closed";
@@ -1119,7 +1244,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#changes.close();
       this.#events.close();
       this.#store.clear();
-      if (this.#d.ownsConnection && !this.#d.nc.isClosed()) {
+      if (this.#bound && this.#d.ownsConnection && !this.#d.nc.isClosed()) {
         // drain() waits for the server; while it is unreachable, just close.
         if (this.#connected) await this.#d.nc.drain().catch(() => this.#d.nc.close());
         else await this.#d.nc.close();
@@ -1139,6 +1264,20 @@ function assertRevision(rev: unknown, action: string): void {
       `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
     );
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Rejects when `signal` aborts; the shared fetch goes on for others. */

@@ -59,6 +59,15 @@ export interface NatsConnectOptions {
   reconnectTimeWait?: number;
   /** Random extra wait per reconnect attempt, ms. Default 250. */
   reconnectJitter?: number;
+  /**
+   * Over `ws://`/`wss://` only: makes the W3C `WebSocket` for a URL, for runtimes whose
+   * global `WebSocket` cannot be used (e.g. Cloudflare Workers: `fetch` with `Upgrade: websocket`).
+   * Default: the global `WebSocket`.
+   */
+  wsFactory?: (
+    url: string,
+    options: unknown,
+  ) => Promise<{ socket: WebSocket; encrypted: boolean }>;
   /** Any other nats.js connection option. */
   [option: string]: unknown;
 }
@@ -199,6 +208,64 @@ export interface CacheOptions<T> {
   snapshot?: SnapshotOptions;
   /** Called for every cache event (also available through `events()`). */
   onEvent?: (event: CacheEvent) => void;
+  /**
+   * A regional edge: `servers` is the region's leaf node, which holds a
+   * mirror of the bucket (`KV_<bucket>`, same name, mirroring the hub's
+   * bucket through the hub's JetStream domain). Reads, misses and the watcher
+   * use the mirror; writes go to the hub. Cannot be combined with `create`.
+   * Default: none (the bucket is on the servers the cache connects to).
+   */
+  region?: RegionOptions;
+}
+
+/**
+ * Options of a regional edge (`CacheOptions.region`): see docs/topologies.md.
+ *
+ * @example
+ * ```ts
+ * import type { RegionOptions } from "./types.ts";
+ * const region: RegionOptions = { hubDomain: "hub", checkMs: 1_000, maxSilenceMs: 3_000 };
+ * ```
+ */
+export interface RegionOptions {
+  /**
+   * JetStream domain of the hub cluster that holds the bucket. Writes are
+   * published to `$JS.<hubDomain>.API.$KV.<bucket>.<key>`; the local mirror
+   * must mirror through the same domain (checked at open).
+   */
+  hubDomain: string;
+  /**
+   * How often the local mirror's stream info is read to learn whether it
+   * hears from the hub and its lag, in ms. Default 1 000.
+   */
+  checkMs?: number;
+  /**
+   * The hub counts as unreachable once the mirror has not heard from it
+   * (`mirror.active`; the hub sends a heartbeat every second) for longer than
+   * this, in ms: entries are then served as stale and writes fail fast with
+   * `UnavailableError`. Default 3 000.
+   */
+  maxSilenceMs?: number;
+}
+
+/** How a regional edge sees the hub (`CacheStatus.region`). */
+export interface RegionStatus {
+  /** The hub's JetStream domain. */
+  hubDomain: string;
+  /** Whether the local mirror heard from the hub within `maxSilenceMs` at the last check. */
+  hubReachable: boolean;
+  /**
+   * Messages the mirror knows it has not copied yet, as the hub last told it.
+   * While the hub is unreachable this is a lower bound (writes made at the hub
+   * during a cut are unknown to the region).
+   */
+  mirrorLag: number;
+  /** Time since the mirror last heard from the hub at the last check, ms (-1: never). */
+  mirrorActiveMs: number;
+  /** The mirror's last revision at the last check. */
+  mirrorLastRevision: number;
+  /** When the mirror was last checked, epoch ms. */
+  checkedAt: number;
 }
 
 /** Warm-start settings (replica mode). */
@@ -353,6 +420,8 @@ export interface CacheStatus {
   bucketTtlMs: number;
   /** `local.maxTtlMs` (0: none). */
   maxTtlMs: number;
+  /** A regional edge's link to the hub (only with the `region` option). */
+  region?: RegionStatus;
 }
 
 /** Events a cache emits (`events()`, `onEvent`). */

@@ -5,11 +5,11 @@
  *
  * Usage: deno run -A tests/_race_writer.ts <url> <bucket> <n>
  */
-import { connect } from "@nats-io/transport-node";
+import { connectNats } from "../src/connect.ts";
 import { Kvm } from "@nats-io/kv";
 
 const [url, bucket, n] = Deno.args;
-const nc = await connect({ servers: url });
+const nc = await connectNats({ servers: [url!] });
 const kv = await new Kvm(nc).open(bucket!);
 const reader = Deno.stdin.readable.getReader();
 console.log("ready");

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import {
   type AppBucketOptions,
@@ -20,6 +19,7 @@ import {
   createApp,
   openCache,
 } from "../mod.ts";
+import { connectNats, transportOf } from "../src/connect.ts";
 import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
 import {
   describeEdgeConfig,
@@ -141,6 +141,7 @@ async function main(): Promise<number> {
   try {
     config = parseEdgeConfig(Deno.env.toObject());
     connectOptions = await natsConnectOptions(config);
+    if (config.natsServers !== undefined) transportOf(config.natsServers);
   } catch (err) {
     if (err instanceof TypeError) {
       log("error", "bad configuration", { error: err.message });
@@ -205,12 +206,13 @@ async function main(): Promise<number> {
       embedded = await startEmbedded({ dataDir: config.dataDir });
       log("info", "embedded nats-server started", {
         nats: embedded.url,
+        natsWs: embedded.wsUrl,
         pid: embedded.pid,
         storeDir: embedded.storeDir,
       });
     }
     const servers = config.natsServers ?? [embedded!.url];
-    nc = await connect({
+    nc = await connectNats({
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       reconnectJitter: 250,
@@ -227,6 +229,7 @@ async function main(): Promise<number> {
         ...(config.createBuckets ? { create: true } : {}),
         ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
         ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+        ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
         onEvent: (event) => logCacheEvent(b.name, event),
       });
       caches.push(cache);
@@ -335,6 +338,8 @@ async function main(): Promise<number> {
     log("info", "listening", {
       url: `http://${host}:${port}`,
       nats: config.natsServers ?? embedded!.url,
+      // Where WebSocket clients (browsers, isolates) reach the embedded server.
+      ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
       embedded: embedded !== undefined,
       buckets: config.buckets.map((b) => b.name),
       ...(config.connectionGate ? { maxConnections } : { connectionGate: false }),
