@@ -756,7 +756,7 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<CacheEvent> {
-    return this.#events.iterate({ ...options, bufferSize: 10_000 });
+    return this.#events.iterate({ ...options, bufferSize: 10_000, action: "follow events" });
   }
 
   stats(): CacheStats {

@@ -44,7 +44,7 @@ import {
 import { findEmbedded } from "../src/embedded.ts";
 import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
-import { isProjection } from "../src/projection.ts";
+import { isProjection } from "../src/projection/define.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 

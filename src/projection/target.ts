@@ -13,18 +13,19 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { LRUCache } from "lru-cache";
-import { assertKey } from "./keys.ts";
-import { isWrongLastSequence } from "./errors_map.ts";
-import { ConflictError, KvedgeError } from "./errors.ts";
-import type { Operation } from "./types.ts";
-import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "./kv_layout.ts";
+import { assertKey } from "../keys.ts";
+import { isWrongLastSequence } from "../errors_map.ts";
+import { ConflictError, KvedgeError, ProjectionMapError } from "../errors.ts";
+import { describe } from "../describe.ts";
+import type { Operation } from "../types.ts";
+import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
 import type {
   Projection,
   ProjectionContext,
   ProjectionEntry,
   ProjectionEvent,
   ProjectionWrite,
-} from "./projection.ts";
+} from "./types.ts";
 
 /** Header holding the source sequence that produced a target entry. */
 export const SOURCE_SEQ_HEADER = "Kvedge-Source-Seq";
@@ -232,21 +233,6 @@ export function isFenced(state: TargetState, position: SourcePosition): boolean 
   return state.sourceEpoch === position.epoch && state.sourceSeq >= position.seq;
 }
 
-/**
- * The user's `map` (or what it returned) failed: a property of the event and
- * the code, not of the world, so retrying it blindly would not help.
- */
-export class ProjectionMapError extends KvedgeError {
-  /** Source sequence of the event. */
-  readonly seq: number;
-  /** Builds the error for the event at `seq`. */
-  constructor(message: string, seq: number, cause?: unknown) {
-    super("VALIDATION", message, { cause });
-    this.name = "ProjectionMapError";
-    this.seq = seq;
-  }
-}
-
 /** What applying one event did. */
 export interface ApplyOutcome {
   /** Writes made (puts and delete markers). */
@@ -445,8 +431,4 @@ function normalize<V>(result: unknown, projection: Projection<V>, seq: number): 
     writes.push({ key, delete: false, data });
   }
   return writes;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
