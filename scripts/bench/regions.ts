@@ -21,7 +21,7 @@ import {
   LEAF_PASSWORDS,
   type RegionHandle,
   startRegions,
-} from "../../tests/_setup.ts";
+} from "../_servers.ts";
 import {
   benchBucket,
   infoRow,

@@ -15,7 +15,7 @@ import { headers as natsHeaders } from "@nats-io/nats-core";
 import { LRUCache } from "lru-cache";
 import { assertKey } from "../keys.ts";
 import { isWrongLastSequence } from "../errors_map.ts";
-import { ConflictError, KvedgeError, ProjectionMapError } from "../errors.ts";
+import { ConflictError, ProjectionMapError } from "../errors.ts";
 import { describe } from "../describe.ts";
 import type { Operation } from "../types.ts";
 import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
