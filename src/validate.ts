@@ -44,9 +44,9 @@ function problem(action: string, input: unknown, issue: z.core.$ZodIssue): strin
       : undefined;
   }
   const where = path ? `"${path}" ` : "";
-  return `Cannot ${action}: ${where}${
-    issue.message.replace(/^Invalid input: /, "")
-  }, got ${shown(got)}`;
+  return `Cannot ${action}: ${where}${issue.message.replace(/^Invalid input: /, "")}, got ${
+    shown(got)
+  }`;
 }
 
 /** How {@linkcode parseOptions} reports a bad value. */

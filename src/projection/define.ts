@@ -110,7 +110,10 @@ export function defineProjection<V = unknown>(options: ProjectionOptions<V>): Pr
   const source: Readonly<ProjectionStreamSource> | Readonly<Required<ProjectionBucketSource>> =
     o.source.bucket !== undefined
       ? Object.freeze({ bucket: o.source.bucket, keys: o.source.keys ?? ">" })
-      : Object.freeze({ stream: o.source.stream!, subject: o.source.subject as string | undefined });
+      : Object.freeze({
+        stream: o.source.stream!,
+        subject: o.source.subject as string | undefined,
+      });
   const target: Readonly<Required<ProjectionTargetOptions>> = Object.freeze({
     bucket: o.target.bucket,
     create: o.target.create ?? true,

@@ -41,7 +41,6 @@ const MAX_CONFLICTS_PER_EVENT = 64;
 
 /** What the target holds for one key, as last read or written. */
 export interface TargetState {
-  /** The key. */
   key: string;
   /** Revision of the key's latest message; 0 when the key has none. */
   revision: number;
@@ -111,7 +110,7 @@ export class ProjectionTarget {
     this.#cache = max > 0 ? new LRUCache<string, TargetState>({ max }) : undefined;
   }
 
-  /** The bucket written. */
+  /** Name of the target KV bucket. */
   get bucket(): string {
     return this.#bucket;
   }

@@ -7,7 +7,6 @@
  */
 import type { Codec, CreateBucketOptions, Operation } from "../types.ts";
 
-
 /** A JetStream stream of domain events as the source. */
 export interface ProjectionStreamSource {
   /** Stream name, e.g. `"ORDERS"` (`[-\w]+`). */
@@ -83,9 +82,9 @@ export interface ProjectionEvent {
  * ```
  */
 export interface ProjectionEntry<V> {
-  /** The key. */
+  /** Key in the target bucket. */
   key: string;
-  /** The decoded value. */
+  /** Decoded with the projection's codec. */
   value: V;
   /** Its revision in the target bucket. */
   revision: number;
@@ -201,18 +200,17 @@ export interface ProjectionOptions<V> {
 export interface Projection<V> {
   /** Marks values made by {@linkcode defineProjection}. */
   readonly kind: "projection";
-  /** The name. */
+  /** Also names the durable consumer, `projection_<name>`. */
   readonly name: string;
   /** The source, normalized. */
   readonly source: Readonly<ProjectionStreamSource> | Readonly<Required<ProjectionBucketSource>>;
   /** The target, normalized. */
   readonly target: Readonly<Required<ProjectionTargetOptions>>;
-  /** The map. */
+  /** Turns one source event into target writes. */
   readonly map: ProjectionMap<V>;
-  /** The target codec. */
+  /** Encodes target values (default JSON). */
   readonly codec: Codec<V>;
 }
-
 
 /** The lifecycle of a running projection. */
 export type ProjectionState =
@@ -235,11 +233,11 @@ export type ProjectionState =
  * ```
  */
 export interface ProjectionStatus {
-  /** The projection. */
+  /** The projection's name. */
   name: string;
   /** The source, e.g. `"stream ORDERS orders.>"` or `"bucket users >"`. */
   source: string;
-  /** The target bucket. */
+  /** Name of the target KV bucket. */
   target: string;
   /** The durable consumer holding the checkpoint. */
   consumer: string;
@@ -327,7 +325,7 @@ export interface RunProjectionOptions {
  * ```
  */
 export interface ProjectionRunner extends AsyncDisposable {
-  /** The projection run. */
+  /** The definition this runner applies. */
   readonly projection: Projection<unknown>;
   /** Position, lag and counters (no I/O). */
   status(): ProjectionStatus;
