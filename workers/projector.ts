@@ -42,21 +42,12 @@ import {
   runProjection,
 } from "../mod.ts";
 import { findEmbedded } from "../src/embedded.ts";
-import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
+import { natsConnectionOptions, parseNatsEnv } from "../src/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection/define.ts";
+import { describe, jsonLogger, type Level } from "./_log.ts";
 
-type Level = "debug" | "info" | "warn" | "error";
-
-function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-  const line = JSON.stringify({ level, msg, ts: new Date().toISOString(), ...fields });
-  if (level === "error" || level === "warn") console.error(line);
-  else console.log(line);
-}
-
-function describe(err: unknown): string {
-  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-}
+const { log } = jsonLogger();
 
 class UsageError extends Error {}
 
