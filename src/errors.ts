@@ -153,12 +153,17 @@ export class KeyError extends KvedgeError {
 export class BucketNotFoundError extends KvedgeError {
   /** The missing bucket. */
   readonly bucket: string;
-  /** Builds the error for `bucket`. */
-  constructor(bucket: string, options?: { cause?: unknown }) {
+  /**
+   * Builds the error for `bucket` while attempting `action` (default
+   * "open cache", which also says how to have the bucket created).
+   */
+  constructor(bucket: string, options: { cause?: unknown; action?: string } = {}) {
+    const action = options.action ?? "open cache";
+    const hint = action.startsWith("open cache") ? ` (pass "create" to make it)` : "";
     super(
       "BUCKET_NOT_FOUND",
-      `Cannot open cache: bucket "${bucket}" does not exist (pass "create" to make it)`,
-      options,
+      `Cannot ${action}: bucket "${bucket}" does not exist${hint}`,
+      { cause: options.cause },
     );
     this.bucket = bucket;
   }
