@@ -81,7 +81,7 @@ them), on one NATS connection, until stopped. Docs: docs/projections.md.
 
 Connection: NATS_URL (comma-separated), else the embedded server of a running
 \`deno task serve\` (found under .data/), else nats://127.0.0.1:4222; auth from
-NATS_CREDS, NATS_USER/NATS_PASS or NATS_TOKEN.
+NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY, TLS from NATS_TLS_*.
 
 Example: deno task project examples/orders/projection.ts
 
