@@ -164,3 +164,39 @@ function pidAlive(pid: number): boolean {
     return false;
   }
 }
+
+Deno.test("every relative link in the README and docs/ resolves, anchors included", async () => {
+  const slug = (heading: string) =>
+    heading.trim().toLowerCase().replace(/[^\w\- ]/g, "").replaceAll(" ", "-");
+  const anchorsOf = async (path: string) => {
+    const text = await Deno.readTextFile(path);
+    const out = new Set<string>();
+    for (const m of text.matchAll(/^#{1,6} (.+)$/gm)) out.add(slug(m[1]!));
+    return out;
+  };
+  const pages = [`${ROOT}README.md`, `${ROOT}examples/orders/README.md`];
+  for await (const e of Deno.readDir(`${ROOT}docs`)) {
+    if (e.isFile && e.name.endsWith(".md")) pages.push(`${ROOT}docs/${e.name}`);
+  }
+  const broken: string[] = [];
+  for (const page of pages) {
+    // Links in code blocks are examples, not links.
+    const text = (await Deno.readTextFile(page)).replace(/^```[\s\S]*?^```/gm, "");
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const link = m[1]!;
+      if (/^[a-z]+:/i.test(link)) continue;
+      const [path = "", anchor] = link.split("#", 2);
+      const target = path === "" ? page : new URL(path, `file://${page}`).pathname;
+      try {
+        await Deno.stat(target);
+      } catch {
+        broken.push(`${page.slice(ROOT.length)}: ${link} (no such file)`);
+        continue;
+      }
+      if (anchor && target.endsWith(".md") && !(await anchorsOf(target)).has(anchor)) {
+        broken.push(`${page.slice(ROOT.length)}: ${link} (no such heading)`);
+      }
+    }
+  }
+  assert.deepEqual(broken, []);
+});
