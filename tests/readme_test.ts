@@ -200,3 +200,22 @@ Deno.test("every relative link in the README and docs/ resolves, anchors include
   }
   assert.deepEqual(broken, []);
 });
+
+Deno.test("the docs name every worker variable and every openCache() option", async () => {
+  const http = await Deno.readTextFile(`${ROOT}docs/http.md`);
+  const config = await Deno.readTextFile(`${ROOT}src/edge_config.ts`);
+  const vars = new Set(config.match(/\bKVEDGE_[A-Z_]+\b/g));
+  assert.ok(vars.size > 10, "the worker's variables are found");
+  const undocumented = [...vars].filter((v) => !http.includes(`\`${v}\``));
+  assert.deepEqual(undocumented, [], "every KVEDGE_ variable is in docs/http.md");
+
+  const options = await Deno.readTextFile(`${ROOT}docs/options.md`);
+  const types = await Deno.readTextFile(`${ROOT}src/types.ts`);
+  const body = /export interface CacheOptions[^{]*\{([\s\S]*?)\n\}/.exec(types)?.[1] ?? "";
+  const names = [...body.matchAll(/^ {2}(?:readonly )?([a-zA-Z]+)\??:/gm)].map((m) => m[1]!);
+  assert.ok(names.length > 10, "the options are found");
+  const missing = names.filter((n) =>
+    !options.includes(`**\`${n}\`**`) && !options.includes(`**\`${n}.`)
+  );
+  assert.deepEqual(missing, [], "every option of openCache() is in docs/options.md");
+});
