@@ -70,11 +70,14 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     await cache.startUnbound(() => bind(o), e);
     return cache;
   }
+  let cache: KvedgeCache<T> | undefined;
   try {
-    const cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
+    cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
     await cache.start();
     return cache;
   } catch (err) {
+    // A start that failed half-way has timers and a status loop running: stop them.
+    await cache?.close().catch(() => {});
     if (owns) await link.nc.close().catch(() => {});
     throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
   }

@@ -36,6 +36,7 @@ export interface ResolvedOptions<T> {
   loader: LoaderFn<T> | undefined;
   writeBack: boolean;
   negativeTtlMs: number;
+  loaderTimeoutMs: number;
   missTimeoutMs: number;
   writeTimeoutMs: number;
   staleIfErrorMs: number;
@@ -97,6 +98,7 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
+  loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   staleIfErrorMs: z.number().min(0).optional(),
@@ -197,6 +199,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     loader: input.loader,
     writeBack: o.writeBack ?? false,
     negativeTtlMs: o.negativeTtlMs ?? 30_000,
+    loaderTimeoutMs: o.loaderTimeoutMs ?? 5_000,
     missTimeoutMs: o.missTimeoutMs ?? 1_000,
     writeTimeoutMs: o.writeTimeoutMs ?? 5_000,
     staleIfErrorMs: o.staleIfErrorMs ?? Infinity,

@@ -143,7 +143,7 @@ export interface CreateBucketOptions {
 
 /** Options of {@link LoaderFn} calls. */
 export interface LoaderContext {
-  /** Aborted when the cache closes or the miss times out. */
+  /** Aborted when the cache closes or the load passes `loaderTimeoutMs`. */
   signal: AbortSignal;
 }
 
@@ -184,6 +184,15 @@ export interface CacheOptions<T> {
   writeBack?: boolean;
   /** How long "absent" is cached locally for a loader that returned `undefined`, in ms. Default 30 000. */
   negativeTtlMs?: number;
+  /**
+   * Deadline of one loader call, in ms. At the deadline the loader's `signal`
+   * is aborted, every `get()` waiting on that key rejects with `LoaderError`
+   * (its `cause` a `TimeoutError` `DOMException`), and the key's next miss
+   * calls the loader again; a late result is discarded. Counted separately
+   * from `missTimeoutMs`, which bounds the KV fetch before the loader is
+   * asked. Default 5 000.
+   */
+  loaderTimeoutMs?: number;
   /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
   missTimeoutMs?: number;
   /** Deadline of one write, in ms. Default 5 000. */
@@ -467,6 +476,13 @@ export interface DeleteOptions {
 
 /**
  * The read side of a cache: an edge that only reads gets this, and cannot write.
+ *
+ * Values are shared, not copied: `get()`, `peek()` and `getEntry()` hand every
+ * caller the resident object itself (a hit costs no copy), and `set()` keeps
+ * the object it was given. Treat them as read-only; copy first
+ * (`structuredClone(v)`) to change one. A mutation would be seen by every
+ * reader of this cache until the key changes. The cache itself never mutates
+ * a value it handed out: a new revision is a new object.
  */
 export interface ReadonlyCache<T> extends AsyncDisposable {
   /** The bucket. */
@@ -475,11 +491,11 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   readonly mode: CacheMode;
   /** Resolves when the cache is usable (replica: snapshot applied; lazy: watcher running). */
   ready(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
-  /** The value of `key`, or undefined if absent. A local hit does no I/O. */
+  /** The value of `key`, or undefined if absent. A local hit does no I/O. The value is shared: do not mutate it. */
   get(key: string, options?: GetOptions): Promise<T | undefined>;
-  /** The resident value of `key` without any I/O (undefined if not resident or absent). */
+  /** The resident value of `key` without any I/O (undefined if not resident or absent). Shared: do not mutate it. */
   peek(key: string): T | undefined;
-  /** The entry of `key` with its revision and provenance, or undefined if absent. */
+  /** The entry of `key` with its revision and provenance, or undefined if absent. Its `value` is shared: do not mutate it. */
   getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined>;
   /** Keys present in the bucket (matching `filter`), read from KV. */
   keys(filter?: string, options?: { signal?: AbortSignal }): AsyncIterable<string>;
@@ -499,7 +515,10 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
 
 /** The read-and-write handle of a cache. */
 export interface Cache<T> extends ReadonlyCache<T> {
-  /** Writes `value` and returns its revision; the local entry is updated (read-your-writes). */
+  /**
+   * Writes `value` and returns its revision; the local entry is updated
+   * (read-your-writes) and holds `value` itself: do not mutate it afterwards.
+   */
   set(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is absent; `ConflictError` otherwise. */
   create(key: string, value: T, options?: SetOptions): Promise<number>;

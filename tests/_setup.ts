@@ -555,6 +555,24 @@ export function connectTo(
   });
 }
 
+/** Keeps the event loop busy for `ms` (a stand-in for a GC pause or a CPU-bound handler). */
+export function blockEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* spin */ }
+}
+
+/** The lines of a byte stream (a child process's stdout), without their newlines. */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+}
 // ---- regions over leaf nodes ---------------------------------------------------------------
 
 /** The test-only passwords whose bcrypt hashes are in docs/topologies/leaf.conf. */
