@@ -61,6 +61,8 @@ export {
   type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type RegionOptions,
+  type RegionStatus,
   type SchemaLike,
   type SetOptions,
   type SharedConnection,
@@ -78,6 +80,12 @@ export {
   type ProblemCode,
   type RequestInfo,
 } from "./src/http/app.ts";
+export {
+  createFetchHandler,
+  type FetchHandler,
+  type FetchHandlerBucketOptions,
+  type FetchHandlerOptions,
+} from "./src/http/fetch_handler.ts";
 export {
   defineProjection,
   type Projection,

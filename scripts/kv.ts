@@ -48,6 +48,7 @@ import {
   writeAllSync,
 } from "./_cli.ts";
 import { CliError } from "./_cli.ts";
+import { createRegionalMirror } from "../src/region_mirror.ts";
 
 const PROGRAM = "deno task kv";
 
@@ -207,6 +208,28 @@ const COMMANDS: CommandSpec[] = [
       updates: { type: "boolean", help: "only show new values written" },
       revision: { type: "int", min: 1, placeholder: "N", help: "start from this revision" },
       count: { type: "int", min: 1, placeholder: "N", help: "exit after N events" },
+    },
+  },
+  {
+    name: "mirror",
+    summary: "Creates a region's mirror of a hub bucket on the server connected to (a leaf node)",
+    description:
+      "Creates KV_<bucket> on the connected server (a leaf node in its own JetStream domain) as a mirror of the hub's KV_<bucket> through the hub's domain, with the bucket's history, TTL and size limits; regional edges then read it with region: { hubDomain }. A mirror that exists already is kept. See docs/topologies.md.",
+    args: [BUCKET_ARG],
+    flags: {
+      "hub-domain": {
+        type: "string",
+        placeholder: "DOMAIN",
+        help: "the hub's JetStream domain (required)",
+      },
+      replicas: {
+        type: "int",
+        default: 1,
+        min: 1,
+        max: 5,
+        placeholder: "N",
+        help: "replicas of the mirror in the region",
+      },
     },
   },
 ];
@@ -529,6 +552,35 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
   return 0;
 }
 
+async function cmdMirror(ctx: Ctx): Promise<number> {
+  const bucket = checkBucket(ctx.args[0]);
+  const hubDomain = ctx.flags["hub-domain"];
+  if (typeof hubDomain !== "string" || hubDomain === "") {
+    throw new UsageError("missing flag --hub-domain");
+  }
+  const nc = await ctx.connect();
+  let si: StreamInfo;
+  try {
+    si = await createRegionalMirror(nc, bucket, {
+      hubDomain,
+      replicas: ctx.flags.replicas as number,
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message.replace(/^Cannot open cache: /, ""));
+  }
+  out(
+    ctx,
+    { ...bucketJson(si), mirror: si.mirror },
+    () =>
+      `${
+        renderInfo(si)
+      }\n\nMirror of ${si.config.mirror?.name} through ${si.config.mirror?.external?.api}: ${
+        si.mirror && si.mirror.active >= 0 ? "in contact" : "waiting for the hub"
+      }`,
+  );
+  return 0;
+}
+
 async function cmdInfo(ctx: Ctx): Promise<number> {
   const name = ctx.args[0];
   if (name === undefined) {
@@ -767,6 +819,7 @@ const HANDLERS: Record<string, (ctx: Ctx) => Promise<number>> = {
   history: cmdHistory,
   keys: cmdKeys,
   watch: cmdWatch,
+  mirror: cmdMirror,
 };
 
 // ---------------------------------------------------------------------------

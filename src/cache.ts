@@ -24,6 +24,7 @@ import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import { Applied, LocalStore, type Slot } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
   Cache,
@@ -67,6 +68,8 @@ export interface CacheLink {
   kv: KV;
   /** Stream info read at open. */
   info: StreamInfo;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
 }
 
 /** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
@@ -99,10 +102,12 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly #store: LocalStore;
   readonly #flight = new SingleFlight<string, Slot | undefined>();
   readonly #reservations = new Map<string, Reservation>();
+  /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
+  readonly #offline = new Set<string>();
   #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
-  readonly #prefix: string;
+  #prefix: string;
   #state: CacheState = "starting";
   #fresh = false;
   #since = Date.now();
@@ -112,6 +117,10 @@ export class KvedgeCache<T> implements Cache<T> {
   #lastResyncReason: string | undefined;
   #resyncs = 0;
   #resyncing = false;
+  /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
+  #complete = false;
+  /** Replica mode: tombstones stored since the last drop (0: nothing to drop). */
+  #tombstones = 0;
   #gen = 0;
   #sweepBefore = 0;
   #lossy: boolean;
@@ -137,6 +146,7 @@ export class KvedgeCache<T> implements Cache<T> {
   #savedRevision = -1;
   #lastInfo: StreamInfo | undefined;
   #reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  #stopStatus: (() => void) | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
   /** After resuming across a history gap: entries below this revision are gone once caught up. */
   #gapFloor = 0;
@@ -152,7 +162,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = kvSubjectPrefix(o.bucket);
+    this.#prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -220,6 +230,7 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
+    this.#d.region?.link.start((inSync) => this.#onHubLink(inSync));
     if (this.#o.reconcileMs > 0) this.#startReconcile();
     let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
@@ -305,6 +316,8 @@ export class KvedgeCache<T> implements Cache<T> {
       throw err;
     }
     this.#bound = true;
+    this.#prefix = link.region?.writePrefix ?? this.#prefix;
+    link.region?.link.start((inSync) => this.#onHubLink(inSync));
     this.#emit({ type: "connected", at: Date.now() });
     this.#followConnection();
     if (this.#o.reconcileMs > 0) this.#startReconcile();
@@ -396,7 +409,9 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.signal) fetched = abortable(fetched, options.signal);
     const got = await fetched;
     if (got === undefined || !this.#present(key, got)) return undefined;
-    return { value: got.value as T, slot: got, source: "miss" };
+    // A regional mirror cut off from the hub answers, but cannot vouch for it.
+    const source = this.#d.region?.link.inSync === false ? "stale" : "miss";
+    return { value: got.value as T, slot: got, source };
   }
 
   /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
@@ -449,7 +464,13 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
   #keep(key: string, rev: number, created: number, raw: Uint8Array | undefined, ttlMs = 0): Slot {
+    if (this.mode === "replica" && this.#impliedAbsent(rev) && !this.#store.has(key)) {
+      // The watcher applied this revision or a later one and holds nothing for
+      // the key: it was deleted since (a stale answer, e.g. a lagging replica).
+      return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+    }
     const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
+    if (res === Applied.Stored && raw === undefined && this.mode === "replica") this.#tombstones++;
     if (res === Applied.Older || res === Applied.Stored) return this.#store.peek(key)!;
     // Not held: expired (absent), or too large to hold (served once, as a miss).
     const deleted = res === Applied.Expired || raw === undefined;
@@ -468,16 +489,44 @@ export class KvedgeCache<T> implements Cache<T> {
   async #load(key: string, connected: boolean): Promise<Slot | undefined> {
     const loader = this.#o.loader!;
     this.#loads++;
+    // A loader that never settles must not hold the key's single-flight slot:
+    // at the deadline (or on close) its signal aborts and the miss rejects.
+    const ac = new AbortController();
+    const ms = this.#o.loaderTimeoutMs;
+    const timer = setTimeout(() => {
+      ac.abort(new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError"));
+    }, ms);
+    const onClose = () => ac.abort(this.#aborter.signal.reason);
+    this.#aborter.signal.addEventListener("abort", onClose, { once: true });
     let value: T | undefined;
     try {
-      value = await loader(key, { signal: this.#aborter.signal });
+      value = await abortable(
+        Promise.resolve().then(() => loader(key, { signal: ac.signal })),
+        ac.signal,
+      );
     } catch (err) {
       throw new LoaderError(key, err);
+    } finally {
+      clearTimeout(timer);
+      this.#aborter.signal.removeEventListener("abort", onClose);
+    }
+    // Rule 5: what the loader said during an outage is not checked against KV,
+    // so it is dropped when the connection returns (see #revalidateOffline);
+    // an answer that arrives after the return is served once and not kept.
+    const unchecked = !connected && this.#connected;
+    if (!connected && !unchecked) {
+      this.#offline.add(key);
+      // Bounded by the store: keys no longer held at revision 0 need no check.
+      if (this.#offline.size > 2 * this.#store.size + 1_000) {
+        for (const k of this.#offline) if (this.#store.peek(k)?.rev !== 0) this.#offline.delete(k);
+      }
     }
     if (value === undefined) {
+      if (unchecked) return undefined;
       return this.#keep(key, 0, Date.now(), undefined, this.#o.negativeTtlMs);
     }
     const { value: checked, bytes } = this.#encode(key, value, "load");
+    if (unchecked) return looseSlot(checked);
     if (this.#o.writeBack && connected) {
       try {
         const rev = await this.#publish(key, bytes, "PUT", 0, `write back "${key}"`);
@@ -500,16 +549,15 @@ export class KvedgeCache<T> implements Cache<T> {
       return this.#store.peek(key);
     }
     this.#store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
-    return this.#store.peek(key) ??
-      {
-        rev: 0,
-        created: Date.now(),
-        deleted: false,
-        raw: undefined,
-        value: checked,
-        size: 0,
-        gen: 0,
-      };
+    return this.#store.peek(key) ?? looseSlot(checked);
+  }
+
+  /** The connection is back: drop what the loader answered while it was down (rule 5). */
+  #revalidateOffline(): void {
+    for (const key of this.#offline) {
+      if (this.#store.peek(key)?.rev === 0) this.#store.delete(key);
+    }
+    this.#offline.clear();
   }
 
   /**
@@ -632,6 +680,9 @@ export class KvedgeCache<T> implements Cache<T> {
     }
     const out = new Broadcast<Change<T>>();
     const it = out.iterate(options);
+    let last = from - 1;
+    let ended = false;
+    let stopped = false;
     const watcher = new Watcher({
       nc: this.#d.nc,
       jsm: this.#d.jsm,
@@ -640,24 +691,44 @@ export class KvedgeCache<T> implements Cache<T> {
       heartbeatMs: this.#o.heartbeatMs,
       inboxPrefix: this.#d.inboxPrefix,
       handler: {
-        onChange: (key, op, rev, created, data) =>
-          out.emit(this.#change(key, op, rev, created, data)),
+        onChange: (key, op, rev, created, data) => {
+          last = rev;
+          out.emit(this.#change(key, op, rev, created, data));
+        },
         onCaughtUp: () => {},
         onResync: (req) => {
-          // The replay cannot be continued without a gap: end it.
-          queueMicrotask(() => out.close());
-          this.#lastError = `replay ended: ${req.reason}`;
-          return { kind: "seq", seq: 1 };
+          if (req.epochChanged) {
+            // Revisions start over in a recreated bucket: the replay cannot go
+            // on, so it ends (the watcher stops once its consumer exists).
+            ended = true;
+            this.#lastError = `replay ended: ${req.reason}`;
+            out.close();
+          } else {
+            this.#lastError = `replay resumed after revision ${last}: ${req.reason}`;
+          }
+          // Resume after what was delivered: the server starts at the oldest
+          // revision it still has, never at revision 1 again.
+          return { kind: "seq", seq: last + 1 };
         },
         onRestart: () => {},
-        onStarted: () => {},
-        onError: () => {},
+        onStarted: () => {
+          if (ended) stop();
+        },
+        onError: () => {
+          if (ended) stop();
+        },
         onStreamInfo: () => {},
       },
     });
     watcher.lastRevision = from - 1;
     watcher.epoch = undefined;
+    // Every way the replay ends removes its listeners from the long-lived
+    // signals, so a finished replay keeps nothing alive.
     const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      this.#aborter.signal.removeEventListener("abort", stop);
+      options.signal?.removeEventListener("abort", stop);
       void watcher.close();
       out.close();
     };
@@ -665,7 +736,7 @@ export class KvedgeCache<T> implements Cache<T> {
     options.signal?.addEventListener("abort", stop, { once: true });
     watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
       this.#lastError = `replay failed: ${describe(err)}`;
-      out.close();
+      stop();
     });
     const ret = it.return!.bind(it);
     it.return = (v?: unknown) => {
@@ -731,6 +802,7 @@ export class KvedgeCache<T> implements Cache<T> {
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (this.#d.region) s.region = this.#d.region.link.status();
     if (!this.#watcher.caughtUp && this.mode === "replica") {
       s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
     }
@@ -798,7 +870,7 @@ export class KvedgeCache<T> implements Cache<T> {
       options.expectedRevision,
       `${action} "${key}"`,
     );
-    this.#applyDelete(key, rev, Date.now());
+    this.#applyDelete(key, rev, Date.now(), true);
     return rev;
   }
 
@@ -811,6 +883,7 @@ export class KvedgeCache<T> implements Cache<T> {
     assertKey(key, action);
     this.#assertInFilter(key, action);
     this.#assertUp(`${action} "${key}"`);
+    this.#d.region?.link.assertReachable(`${action} "${key}"`);
   }
 
   #assertUp(action: string): void {
@@ -947,7 +1020,9 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.mode === "replica" || this.#store.has(key)) {
       if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
       else this.#applyDelete(key, rev, created);
-    } else if (this.#reservations.size > 0) {
+    }
+    // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
+    if (this.#reservations.size > 0) {
       const r = this.#reservations.get(key);
       if (r !== undefined && rev > r.rev) {
         r.rev = rev;
@@ -958,13 +1033,35 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#changes.active) this.#changes.emit(this.#change(key, op, rev, created, data));
   }
 
-  #applyDelete(key: string, rev: number, created: number): void {
-    if (this.mode === "replica" && !this.#lossy) {
+  #applyDelete(key: string, rev: number, created: number, own = false): void {
+    if (
+      this.mode === "replica" && !this.#lossy &&
+      (this.#impliedAbsent(rev) || (!own && !this.#o.allowDirect))
+    ) {
+      // No slot says "absent" as well as a tombstone here: the watcher will
+      // bring nothing older for the key, and a miss in flight holds a
+      // reservation (rule 3) while a later one reads the leader, which has
+      // this delete. A complete replica answers such misses itself.
       const held = this.#store.peek(key);
-      if (held === undefined || held.rev < rev) this.#store.delete(key);
+      if (held === undefined || held.rev <= rev) this.#store.delete(key);
       return;
     }
-    this.#store.put(key, rev, created, undefined, this.#gen);
+    // Rule 2: an own delete the watcher has not reached yet (it may still
+    // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
+    // while direct gets may answer from a lagging replica, leaves a
+    // tombstone; a replica drops it when the watcher has passed it.
+    if (this.#store.put(key, rev, created, undefined, this.#gen) === Applied.Stored) {
+      if (this.mode === "replica") this.#tombstones++;
+    }
+  }
+
+  /**
+   * Whether a complete replica answers "absent at revision `rev`" for a key it
+   * has no slot for: every change up to the watcher's revision is applied, so
+   * a missing slot means deleted (or never written) as of then.
+   */
+  #impliedAbsent(rev: number): boolean {
+    return this.#complete && !this.#lossy && rev <= this.#watcher.lastRevision;
   }
 
   #onCaughtUp(rev: number): void {
@@ -973,13 +1070,23 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#resyncEpoch = false;
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
     }
+    if (this.mode === "replica") {
+      this.#complete = true;
+      // Tombstones the watcher has passed say nothing a missing slot does not.
+      if (this.#tombstones > 0 && !this.#lossy) {
+        this.#store.dropTombstones(this.#watcher.lastRevision);
+        this.#tombstones = 0;
+      }
+    }
     this.#bootstrapApplied = 0;
     if (this.#gapFloor > 0) {
       this.#store.dropBelow(this.#gapFloor);
       this.#gapFloor = 0;
     }
     this.#sweepGone();
-    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
+    if (this.#d.region?.link.inSync === false) {
+      if (this.#connected) this.#setState("stale", "the regional mirror cannot reach the hub");
+    } else if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -996,10 +1103,27 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#emit({ type: "resync", at: Date.now(), reason });
     const last = this.#lastInfo?.state.last_seq ?? 0;
     this.#sweepBefore = last + 1;
-    if (epochChanged || this.mode === "lazy") this.#store.clear();
+    if (epochChanged || this.mode === "lazy") {
+      this.#store.clear();
+      this.#complete = false;
+    }
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };
+  }
+
+  /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+  #onHubLink(inSync: boolean): void {
+    if (!inSync) {
+      if (this.#state === "synced") {
+        this.#setState("stale", "the regional mirror cannot reach the hub");
+      }
+    } else if (
+      this.#state === "stale" && this.#connected && this.#watcher.caughtUp &&
+      !this.#watcher.restarting
+    ) {
+      this.#setState("synced", "the regional mirror reaches the hub again");
+    }
   }
 
   #readStreamInfo(info: StreamInfo): void {
@@ -1085,8 +1209,12 @@ export class KvedgeCache<T> implements Cache<T> {
 
   #followConnection(): void {
     const nc = this.#d.nc;
+    const status = nc.status();
+    // nats.js's status iterator has stop(); close() ends the loop with it, so a
+    // shared connection keeps no listener of a closed (or never opened) cache.
+    this.#stopStatus = () => (status as { stop?: () => void }).stop?.();
     (async () => {
-      for await (const s of nc.status()) {
+      for await (const s of status) {
         if (this.#closed) return;
         if (s.type === "disconnect") {
           if (!this.#connected) continue;
@@ -1101,6 +1229,7 @@ export class KvedgeCache<T> implements Cache<T> {
           this.#emit({ type: "error", at: Date.now(), message: this.#lastError });
         } else if (s.type === "reconnect") {
           this.#connected = true;
+          this.#revalidateOffline();
           this.#emit({ type: "connected", at: Date.now() });
           this.#watcher.reconnected();
         }
@@ -1205,8 +1334,10 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#closing = (async () => {
       if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      this.#d.region?.link.close();
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
+      this.#stopStatus?.();
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));
       await this.#binding;
@@ -1237,6 +1368,11 @@ function assertRevision(rev: unknown, action: string): void {
       `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
     );
   }
+}
+
+/** A slot that is served once and not held. */
+function looseSlot(value: unknown): Slot {
+  return { rev: 0, created: Date.now(), deleted: false, raw: undefined, value, size: 0, gen: 0 };
 }
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */

@@ -55,6 +55,12 @@ export interface EdgeConfig {
   createBuckets: boolean;
   /** Deadline of a miss fetch, in ms (cache default when undefined). */
   missTimeoutMs?: number;
+  /**
+   * A regional edge: the hub's JetStream domain, from `KVEDGE_HUB_DOMAIN`
+   * (`NATS_URL` is then the region's leaf node, which holds a mirror of each
+   * bucket; see docs/topologies.md). Undefined: not regional.
+   */
+  hubDomain?: string;
   /** How long resident entries are served stale during an outage, in ms (cache default when undefined). */
   staleIfErrorMs?: number;
   /** CORS origins (empty: CORS off). */
@@ -145,6 +151,9 @@ const EnvSchema = z.object({
   KVEDGE_CREATE_BUCKETS: flagVar.optional(),
   KVEDGE_MISS_TIMEOUT_MS: intVar(1, 2 ** 31 - 1).optional(),
   KVEDGE_STALE_IF_ERROR_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_HUB_DOMAIN: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, {
+    message: "must be a JetStream domain name (letters, digits, _ and -)",
+  }).optional(),
   KVEDGE_CORS_ORIGINS: z.string().optional().transform((v, ctx) => {
     const origins = list(v);
     if (origins.some((o) => !ORIGIN.test(o))) {
@@ -254,6 +263,12 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     );
   }
 
+  if (e.KVEDGE_HUB_DOMAIN !== undefined && (embedded || e.KVEDGE_CREATE_BUCKETS === true)) {
+    throw new TypeError(
+      "Cannot start edge: KVEDGE_HUB_DOMAIN needs NATS_URL (the region's leaf node) and no KVEDGE_CREATE_BUCKETS",
+    );
+  }
+
   return {
     natsServers: nats.servers,
     natsAuth: nats.auth,
@@ -273,6 +288,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     },
     createBuckets: e.KVEDGE_CREATE_BUCKETS ?? embedded,
     ...(e.KVEDGE_MISS_TIMEOUT_MS === undefined ? {} : { missTimeoutMs: e.KVEDGE_MISS_TIMEOUT_MS }),
+    ...(e.KVEDGE_HUB_DOMAIN === undefined ? {} : { hubDomain: e.KVEDGE_HUB_DOMAIN }),
     ...(e.KVEDGE_STALE_IF_ERROR_MS === undefined
       ? {}
       : { staleIfErrorMs: e.KVEDGE_STALE_IF_ERROR_MS }),
@@ -341,6 +357,7 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     createBuckets: config.createBuckets,
     missTimeoutMs: config.missTimeoutMs,
     staleIfErrorMs: config.staleIfErrorMs,
+    hubDomain: config.hubDomain,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
     maxSseStreams: config.maxSseStreams,

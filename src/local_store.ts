@@ -185,7 +185,9 @@ export class LocalStore {
     encodedBytes: number,
   ): Applied {
     const held = this.#lru.peek(key);
-    if (held !== undefined && held.rev >= rev) return Applied.Older;
+    if (held !== undefined && held.rev >= rev && !(rev === 0 && held.rev === 0)) {
+      return Applied.Older;
+    }
     const ttl = this.#ttlFor(created, 0);
     if (ttl < 0) return Applied.Expired;
     const slot: Slot = {
@@ -244,6 +246,18 @@ export class LocalStore {
     let removed = 0;
     for (const [key, slot] of this.#lru.entries()) {
       if (slot.rev > 0 && slot.rev < rev) {
+        this.#lru.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Removes tombstones with a revision up to `rev`; returns how many. */
+  dropTombstones(rev: number): number {
+    let removed = 0;
+    for (const [key, slot] of this.#lru.entries()) {
+      if (slot.deleted && slot.rev <= rev) {
         this.#lru.delete(key);
         removed++;
       }

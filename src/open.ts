@@ -3,15 +3,15 @@
  *
  * @module
  */
-import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type CacheLink, KvedgeCache } from "./cache.ts";
+import { connectNats, type ConnectNatsOptions } from "./connect.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { type ResolvedOptions, resolveOptions } from "./options.ts";
-import { guardSocketResets } from "./socket_guard.ts";
+import { hubWritePrefix, RegionLink } from "./region.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
 import { kvStreamName } from "./kv_layout.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
@@ -55,6 +55,8 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
   try {
     link = await bind(o);
   } catch (err) {
+    // A bad "servers" list (mixed transports) is the caller's mistake, not an outage.
+    if (err instanceof TypeError) throw err;
     const e = mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
     // A replica with a warm-start snapshot serves it, marked stale, while NATS
     // is unreachable, and binds in the background; anything else fails now.
@@ -68,11 +70,14 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     await cache.startUnbound(() => bind(o), e);
     return cache;
   }
+  let cache: KvedgeCache<T> | undefined;
   try {
-    const cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
+    cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
     await cache.start();
     return cache;
   } catch (err) {
+    // A start that failed half-way has timers and a status loop running: stop them.
+    await cache?.close().catch(() => {});
     if (owns) await link.nc.close().catch(() => {});
     throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
   }
@@ -85,15 +90,15 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
   if (o.connection) {
     nc = o.connection;
   } else {
-    guardSocketResets();
-    nc = await connect({
+    // ws:// and wss:// URLs select the WebSocket transport (src/connect.ts).
+    nc = await connectNats({
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       reconnectJitter: 250,
       pingInterval: 10_000,
       ...o.connectOptions,
       servers: o.servers,
-    } as NodeConnectionOptions);
+    } as ConnectNatsOptions);
   }
   try {
     // Control calls (stream info, consumer create) can take seconds on a large
@@ -102,8 +107,13 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
+    // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
-    return { nc, jsm, js, kv, info };
+    const region = o.region && {
+      writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
+      link: new RegionLink(jsm, o.bucket, o.region, info),
+    };
+    return { nc, jsm, js, kv, info, region };
   } catch (err) {
     if (owns) await nc.close().catch(() => {});
     throw err;

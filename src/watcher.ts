@@ -518,9 +518,12 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => unref(setTimeout(resolve, ms)));
 }
 
-/** Lets the process exit while `timer` is pending (Deno timers are numbers at run time). */
+/**
+ * Lets the process exit while `timer` is pending (Deno timers are numbers at run
+ * time). A no-op where there is no `Deno` global (Cloudflare Workers, browsers).
+ */
 export function unref(timer: unknown): void {
-  Deno.unrefTimer(timer as number);
+  (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as number);
 }
 
 /** A short description of an error, without stack or secrets. */

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { type Cache, type CacheEvent, type CacheOptions, openCache } from "../mod.ts";
+import {
+  type Cache,
+  type CacheEvent,
+  type CacheOptions,
+  createApp,
+  DecodeError,
+  openCache,
+} from "../mod.ts";
 import { natsCliBinary } from "../src/nats_server.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../src/server_version.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "./_setup.ts";
@@ -154,7 +161,7 @@ Deno.test({
       });
 
       await t.step(
-        "values put by the CLI: JSON is read, other text is absent + rejected",
+        "values put by the CLI: JSON is read, other text is a DecodeError (HTTP 502)",
         async () => {
           await using c = await open<unknown>({ create: true });
           const events: CacheEvent[] = [];
@@ -167,7 +174,14 @@ Deno.test({
           await natsOk(srv, home, "kv", "put", c.bucket, "bare", "hello");
           assert.deepEqual(await c.get("json"), { ok: true });
           assert.equal(await c.get("quoted"), "hello");
-          assert.equal(await c.get("bare"), undefined);
+          await assert.rejects(
+            c.get("bare"),
+            (e) => e instanceof DecodeError && e.key === "bare" && e.code === "DECODE",
+          );
+          const app = createApp({ buckets: { b: { cache: c } } });
+          const res = await app.request("/v1/buckets/b/keys/bare");
+          assert.equal(res.status, 502);
+          assert.equal((await res.json()).code, "undecodable_value");
           await waitFor(
             () => events.find((e) => e.type === "rejected" && e.key === "bare"),
             { message: "a rejected event names the non-JSON key" },

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import {
   type AppBucketOptions,
@@ -20,6 +19,7 @@ import {
   createApp,
   openCache,
 } from "../mod.ts";
+import { connectNats, transportOf } from "../src/connect.ts";
 import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
 import {
   describeEdgeConfig,
@@ -45,8 +45,9 @@ arguments; the environment configures it. Without NATS_URL it starts an
 embedded nats-server under KVEDGE_DATA_DIR (default .data), creates a "demo"
 bucket and accepts writes without a token (development).
 
-  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server)
-  NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED
+  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server);
+                         nats://user:password@host or nats://token@host authenticate
+  NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY
                          how to authenticate to NATS (one of them)
   KVEDGE_BUCKETS         buckets served: name[:lazy|:replica][:ro],... (default demo,
                          embedded only)
@@ -54,6 +55,9 @@ bucket and accepts writes without a token (development).
   KVEDGE_WRITE_TOKEN     bearer token(s) for writes; KVEDGE_READ_TOKEN for reads
   KVEDGE_MAX_ITEMS, KVEDGE_MAX_BYTES
                          local bounds per bucket (default 100000 entries, 64 MiB)
+
+  KVEDGE_MAX_CONNECTIONS, KVEDGE_HEADER_TIMEOUT_MS, KVEDGE_IDLE_TIMEOUT_MS
+                         connection cap and timeouts (docs/http.md, Limits)
 
 Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
 yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
@@ -141,6 +145,7 @@ async function main(): Promise<number> {
   try {
     config = parseEdgeConfig(Deno.env.toObject());
     connectOptions = await natsConnectOptions(config);
+    if (config.natsServers !== undefined) transportOf(config.natsServers);
   } catch (err) {
     if (err instanceof TypeError) {
       log("error", "bad configuration", { error: err.message });
@@ -205,12 +210,13 @@ async function main(): Promise<number> {
       embedded = await startEmbedded({ dataDir: config.dataDir });
       log("info", "embedded nats-server started", {
         nats: embedded.url,
+        natsWs: embedded.wsUrl,
         pid: embedded.pid,
         storeDir: embedded.storeDir,
       });
     }
     const servers = config.natsServers ?? [embedded!.url];
-    nc = await connect({
+    nc = await connectNats({
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       reconnectJitter: 250,
@@ -227,6 +233,7 @@ async function main(): Promise<number> {
         ...(config.createBuckets ? { create: true } : {}),
         ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
         ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+        ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
         onEvent: (event) => logCacheEvent(b.name, event),
       });
       caches.push(cache);
@@ -278,6 +285,14 @@ async function main(): Promise<number> {
           path: info.path,
           status: info.status,
           ms: Math.round(info.durationMs * 1000) / 1000,
+        });
+      }
+    },
+    onStreamEnd: (info) => {
+      if (info.reason === "slow_client") {
+        log("warn", "watch client dropped: it stopped reading", {
+          bucket: info.bucket,
+          bufferBytes: config.sseBufferBytes,
         });
       }
     },
@@ -335,6 +350,8 @@ async function main(): Promise<number> {
     log("info", "listening", {
       url: `http://${host}:${port}`,
       nats: config.natsServers ?? embedded!.url,
+      // Where WebSocket clients (browsers, isolates) reach the embedded server.
+      ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
       embedded: embedded !== undefined,
       buckets: config.buckets.map((b) => b.name),
       ...(config.connectionGate ? { maxConnections } : { connectionGate: false }),

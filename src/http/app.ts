@@ -157,6 +157,12 @@ export interface CreateAppOptions {
   readiness?: AppReadinessOptions;
   /** Called after every request (one log line per request in the worker). */
   onRequest?: (info: RequestInfo) => void;
+  /**
+   * Called when a watch (SSE) stream ends, with why: `slow_client` (its
+   * queue passed `sseBufferSize` chunks or `sseBufferBytes` bytes and it was
+   * dropped), `client`, `source_end`, `source_error` or `shutdown`.
+   */
+  onStreamEnd?: (info: { bucket: string; reason: string }) => void;
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
 }
@@ -773,6 +779,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
       bufferBytes: sseBufferBytes,
       ...(shutdownSignal === undefined ? {} : { shutdownSignal }),
       onClose(reason) {
+        options.onStreamEnd?.({ bucket: b.name, reason });
         metrics.sse.open--;
         metrics.sseStreams.delete(body);
         if (reason === "slow_client") metrics.sse.slowClients++;
