@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { type CacheEvent, openCache } from "../mod.ts";
 import { blockEventLoop, connectTo, lines, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 import { fill } from "./_seed.ts";
@@ -133,6 +134,13 @@ Deno.test("replica mode", async (t) => {
       // catch-up over many reads, so a resurrected value stays visible.
       for (let i = 0; i < 5_000; i += 200) {
         await Promise.all(Array.from({ length: 200 }, (_, j) => kv.put(`fill.${j}`, "0")));
+      }
+      // Its consumer would push the PUTs the moment the link is back (before
+      // the cache hears of the reconnect): remove it, so the PUTs come from
+      // the consumer the watcher creates after the deletes were sent.
+      const jsm = await jetstreamManager(nc);
+      for await (const ci of await jsm.consumers.list(`KV_${bucket}`)) {
+        await jsm.consumers.delete(`KV_${bucket}`, ci.name);
       }
       armed = true;
       proxy.restore();
