@@ -302,6 +302,10 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
         continue;
       }
       stats.accepted++;
+      // As Deno.serve does: small responses go out at once, not after Nagle's delay.
+      try {
+        conn.setNoDelay(true);
+      } catch { /* the client is gone */ }
       if (links.size >= options.maxConnections) {
         const v = victim();
         if (v === undefined) {

@@ -338,7 +338,12 @@ export async function explainMissing(
   return out;
 }
 
-async function readBucket(
+/**
+ * One listing and read of the bucket as it answers now (no wait for the
+ * replicas): the checker `snapshotBucket()` used before it waited. Kept to
+ * show, in the same run, whether reading too early misses writes.
+ */
+export async function readBucket(
   nc: NatsConnection,
   bucket: string,
 ): Promise<Map<string, { revision: number; value: unknown }>> {

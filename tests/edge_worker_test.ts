@@ -404,3 +404,72 @@ Deno.test("deno task serve with KVEDGE_CONNECTION_GATE=0 survives running out of
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** Resident set size of `pid` in bytes (Linux). */
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return Number(m?.[1] ?? NaN) * 1024;
+}
+
+Deno.test("deno task serve: watch clients that never read hold bounded memory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_SSE_BUFFER_BYTES: String(2 << 20),
+    });
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    await waitFor(async () => (await fetch(`${base}/readyz`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status === 200;
+    })), { timeoutMs: 30_000, message: "readyz is 200" });
+    // Three clients that read the first chunk and then never again.
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/v1/buckets/demo/watch`);
+      const reader = res.body!.getReader();
+      await reader.read();
+      readers.push(reader);
+    }
+    const value = JSON.stringify("v".repeat(900_000));
+    const before = rssBytes(worker.child.pid);
+    let peak = before;
+    // 200 values of ~0.9 MB: unbounded queues would hold ~540 MB; bounded
+    // ones 3 × 2 MB. The bound below leaves room for garbage not yet
+    // collected (RSS is not live memory): 170 MB measured with the bound,
+    // 739 MB without.
+    for (let i = 0; i < 200; i++) {
+      // A loaded machine may time a write out (503): that write is retried.
+      await waitFor(async () => {
+        const r = await fetch(`${base}/v1/buckets/demo/keys/big${i % 10}`, {
+          method: "PUT",
+          body: value,
+        });
+        await r.body?.cancel();
+        assert.ok(r.status !== 400 && r.status !== 413, `PUT ${r.status}`);
+        return r.status === 200 || r.status === 201;
+      }, { timeoutMs: 30_000, message: "a PUT succeeds" });
+      peak = Math.max(peak, rssBytes(worker.child.pid));
+    }
+    const stats = await (await fetch(`${base}/v1/stats`)).json();
+    assert.equal(stats.sse.slowClients, 3, "the three clients were dropped");
+    await waitFor(
+      () =>
+        worker.lines.filter((l) => l.msg === "watch client dropped: it stopped reading").length ===
+          3,
+      { message: "one warning line per dropped client" },
+    );
+    assert.ok(
+      peak - before < 320 * 1024 * 1024,
+      `RSS grew by ${Math.round((peak - before) / 1048576)} MB (queues: 3 × 2 MB)`,
+    );
+  } finally {
+    for (const r of readers) await r.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -86,13 +86,20 @@ Deno.test("--help of serve and project prints help and exits 0", async (t) => {
 });
 
 Deno.test("boolean environment variables share one parser", async (t) => {
-  const vars = ["KVEDGE_ANONYMOUS_WRITES", "KVEDGE_CREATE_BUCKETS", "KVEDGE_LOG_REQUESTS"];
+  const vars = [
+    "KVEDGE_ANONYMOUS_WRITES",
+    "KVEDGE_CREATE_BUCKETS",
+    "KVEDGE_LOG_REQUESTS",
+    "KVEDGE_CONNECTION_GATE",
+  ];
   const pick = (name: string, env: Record<string, string>) => {
     const c = parseEdgeConfig(env);
     return name === "KVEDGE_ANONYMOUS_WRITES"
       ? c.anonymousWrites
       : name === "KVEDGE_CREATE_BUCKETS"
       ? c.createBuckets
+      : name === "KVEDGE_CONNECTION_GATE"
+      ? c.connectionGate
       : c.logRequests;
   };
   await t.step("true/false, 1/0, yes/no, on/off in any case", () => {

@@ -116,6 +116,8 @@ Deno.test("regions over leaf nodes", async (t) => {
       await lazy.ready({ timeoutMs: 30_000 });
       assert.equal(replica.stats().entries, 20);
       assert.equal(replica.peek("k7"), 7);
+      // The us mirror copies asynchronously: wait until it holds k19 (written last).
+      await waitFor(async () => (await lazy.history("k19")).length === 1, { timeoutMs: 20_000 });
       const miss = await lazy.getEntry("k3");
       assert.equal(miss?.value, 3);
       assert.equal(miss?.source, "miss");
@@ -169,7 +171,7 @@ Deno.test("regions over leaf nodes", async (t) => {
         local: { maxItems: 100 },
       });
       await edge.ready({ timeoutMs: 30_000 });
-      assert.equal(edge.peek("x"), 1);
+      await waitFor(() => edge.peek("x") === 1, { timeoutMs: 20_000, message: "x arrives" });
       const rev = await edge.set("y", 2);
       assert.equal((await b.hubKv.get("y"))?.revision, rev);
       await b.hubKv.put("x", enc(3));
@@ -190,8 +192,9 @@ Deno.test("regions over leaf nodes", async (t) => {
         await lazy.ready();
         await replica.ready({ timeoutMs: 30_000 });
         await far.ready({ timeoutMs: 30_000 });
+        // The eu mirror holds every key once the replica edge on it does.
+        await waitFor(() => replica.stats().entries === 30, { timeoutMs: 20_000 });
         for (const k of keys.slice(0, 10)) assert.equal(await lazy.get(k), k); // resident
-        await waitFor(() => replica.stats().entries === 30);
 
         let opened: Awaited<ReturnType<typeof regionalEdge<string>>> | undefined;
         eu.cut();
@@ -323,8 +326,12 @@ Deno.test("regions over leaf nodes", async (t) => {
           while (!(await reader.read()).done) { /* keep the pipe drained */ }
         })().catch(() => {});
         const key = `${url}/v1/buckets/${b.name}/keys`;
-        const got = await fetch(`${key}/a`);
-        assert.equal(got.status, 200);
+        const got = await waitFor(async () => {
+          const r = await fetch(`${key}/a`);
+          if (r.status === 200) return r;
+          await r.body?.cancel();
+          return undefined;
+        }, { timeoutMs: 20_000, message: "the worker serves a from the mirror" });
         assert.deepEqual(await got.json(), { v: 1 });
         const put = await fetch(`${key}/b`, {
           method: "PUT",

@@ -45,8 +45,9 @@ arguments; the environment configures it. Without NATS_URL it starts an
 embedded nats-server under KVEDGE_DATA_DIR (default .data), creates a "demo"
 bucket and accepts writes without a token (development).
 
-  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server)
-  NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED
+  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server);
+                         nats://user:password@host or nats://token@host authenticate
+  NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY
                          how to authenticate to NATS (one of them)
   KVEDGE_BUCKETS         buckets served: name[:lazy|:replica][:ro],... (default demo,
                          embedded only)
@@ -54,6 +55,9 @@ bucket and accepts writes without a token (development).
   KVEDGE_WRITE_TOKEN     bearer token(s) for writes; KVEDGE_READ_TOKEN for reads
   KVEDGE_MAX_ITEMS, KVEDGE_MAX_BYTES
                          local bounds per bucket (default 100000 entries, 64 MiB)
+
+  KVEDGE_MAX_CONNECTIONS, KVEDGE_HEADER_TIMEOUT_MS, KVEDGE_IDLE_TIMEOUT_MS
+                         connection cap and timeouts (docs/http.md, Limits)
 
 Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
 yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
@@ -281,6 +285,14 @@ async function main(): Promise<number> {
           path: info.path,
           status: info.status,
           ms: Math.round(info.durationMs * 1000) / 1000,
+        });
+      }
+    },
+    onStreamEnd: (info) => {
+      if (info.reason === "slow_client") {
+        log("warn", "watch client dropped: it stopped reading", {
+          bucket: info.bucket,
+          bufferBytes: config.sseBufferBytes,
         });
       }
     },

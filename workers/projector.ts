@@ -33,7 +33,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { connect } from "@nats-io/transport-node";
+import { connectNats } from "../src/connect.ts";
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import {
   type Projection,
@@ -81,7 +81,7 @@ them), on one NATS connection, until stopped. Docs: docs/projections.md.
 
 Connection: NATS_URL (comma-separated), else the embedded server of a running
 \`deno task serve\` (found under .data/), else nats://127.0.0.1:4222; auth from
-NATS_CREDS, NATS_USER/NATS_PASS or NATS_TOKEN.
+NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY, TLS from NATS_TLS_*.
 
 Example: deno task project examples/orders/projection.ts
 
@@ -260,7 +260,7 @@ async function main(): Promise<number> {
 
   let nc: NatsConnection;
   try {
-    nc = await connect({
+    nc = await connectNats({
       name: "kvedge-projector",
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,

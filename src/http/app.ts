@@ -157,6 +157,12 @@ export interface CreateAppOptions {
   readiness?: AppReadinessOptions;
   /** Called after every request (one log line per request in the worker). */
   onRequest?: (info: RequestInfo) => void;
+  /**
+   * Called when a watch (SSE) stream ends, with why: `slow_client` (its
+   * queue passed `sseBufferSize` chunks or `sseBufferBytes` bytes and it was
+   * dropped), `client`, `source_end`, `source_error` or `shutdown`.
+   */
+  onStreamEnd?: (info: { bucket: string; reason: string }) => void;
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
 }
@@ -335,7 +341,8 @@ const INDEX = {
   endpoints: {
     "GET /v1/buckets": "the buckets served here",
     "GET|HEAD /v1/buckets/{bucket}/keys/{key}": "a value; ETag is its revision",
-    "PUT /v1/buckets/{bucket}/keys/{key}": "write (If-Match: compare-and-set, If-None-Match: *)",
+    "PUT /v1/buckets/{bucket}/keys/{key}":
+      "write (If-Match: compare-and-set, If-None-Match: *, ?ttl=<s>)",
     "DELETE /v1/buckets/{bucket}/keys/{key}": "delete (?purge=true drops the history)",
     "GET /v1/buckets/{bucket}/keys": "keys, sorted and paged (?prefix=&limit=&cursor=)",
     "GET /v1/buckets/{bucket}/keys/{key}/history": "a key's kept revisions",
@@ -773,6 +780,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
       bufferBytes: sseBufferBytes,
       ...(shutdownSignal === undefined ? {} : { shutdownSignal }),
       onClose(reason) {
+        options.onStreamEnd?.({ bucket: b.name, reason });
         metrics.sse.open--;
         metrics.sseStreams.delete(body);
         if (reason === "slow_client") metrics.sse.slowClients++;
