@@ -228,20 +228,27 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- reads ---------------------------------------------------------------
 
   async get(key: string, options?: GetOptions): Promise<T | undefined> {
-    const slot = this.#store.get(key);
-    if (slot !== undefined && this.#fresh) {
+    // The hit path: one lookup, one flag test; keys are validated on misses only.
+    const store = this.#store;
+    const i = store.find(key);
+    if (i >= 0 && this.#fresh) {
       this.#hits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
-      return slot.value as T;
+      return store.flagsAt(i) === 0 ? store.valueAt(i) as T : this.#hitValue(key, i);
     }
-    const r = await this.#getSlow(key, slot, options);
+    const r = await this.#getSlow(key, i < 0 ? undefined : store.slotAt(i), options);
     return r === undefined ? undefined : r.value;
   }
 
   peek(key: string): T | undefined {
-    const slot = this.#store.get(key);
-    if (slot === undefined || slot.deleted || !this.#servable()) return undefined;
+    const store = this.#store;
+    const i = store.find(key);
+    if (i < 0) return undefined;
+    if (this.#fresh && store.flagsAt(i) === 0) {
+      this.#hits++;
+      return store.valueAt(i) as T;
+    }
+    const slot = store.slotAt(i);
+    if (slot.deleted || !this.#servable()) return undefined;
     if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
     if (this.#fresh) this.#hits++;
     else this.#staleHits++;
@@ -249,11 +256,22 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
-    const slot = this.#store.get(key);
-    if (slot !== undefined && this.#fresh) {
+    const store = this.#store;
+    const i = store.find(key);
+    if (i >= 0 && this.#fresh) {
       this.#hits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      if (store.flagsAt(i) === 0) {
+        return {
+          key,
+          value: store.valueAt(i) as T,
+          revision: store.revAt(i),
+          createdMs: store.createdAt(i),
+          source: "hit",
+          stale: false,
+        };
+      }
+      const slot = store.slotAt(i);
+      if (slot.deleted || (slot.raw !== undefined && !this.#decode(key, slot))) return undefined;
       return {
         key,
         value: slot.value as T,
@@ -263,7 +281,7 @@ export class KvedgeCache<T> implements Cache<T> {
         stale: false,
       };
     }
-    const r = await this.#getSlow(key, slot, options);
+    const r = await this.#getSlow(key, i < 0 ? undefined : store.slotAt(i), options);
     if (r === undefined) return undefined;
     return {
       key,
@@ -273,6 +291,13 @@ export class KvedgeCache<T> implements Cache<T> {
       source: r.source,
       stale: r.source === "stale",
     };
+  }
+
+  /** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
+  #hitValue(key: string, i: number): T | undefined {
+    const slot = this.#store.slotAt(i);
+    if (slot.deleted || (slot.raw !== undefined && !this.#decode(key, slot))) return undefined;
+    return slot.value as T;
   }
 
   async #getSlow(
@@ -425,10 +450,12 @@ export class KvedgeCache<T> implements Cache<T> {
         value = r.data;
       }
       slot.value = value;
+      this.#store.decoded(key, slot.rev, value);
       return true;
     } catch (err) {
       slot.deleted = true;
       slot.value = undefined;
+      this.#store.decoded(key, slot.rev, undefined, true);
       this.#rejected++;
       this.#emit({
         type: "rejected",
@@ -789,7 +816,8 @@ export class KvedgeCache<T> implements Cache<T> {
       });
     }
     if (this.mode === "replica" || this.#store.has(key)) {
-      if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
+      // The store keeps its own compact copy of `data`.
+      if (op === "PUT") this.#store.put(key, rev, created, data, this.#gen);
       else this.#applyDelete(key, rev, created);
     } else if (this.#reservations.size > 0) {
       const r = this.#reservations.get(key);
