@@ -20,7 +20,7 @@ import {
 } from "./errors.ts";
 import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
-import { Applied, LocalStore, type Slot } from "./local_store.ts";
+import { Applied, LocalStore, type Slot, SlotFlag } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
@@ -40,7 +40,7 @@ import type {
   Operation,
   ReadonlyCache,
 } from "./types.ts";
-import { readSnapshot, writeSnapshot } from "./snapshot.ts";
+import { loadSnapshot, type SnapshotSource, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
 /** What `openCache()` hands to the cache (everything already connected). */
@@ -985,30 +985,29 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
   async #loadSnapshot(path: string): Promise<boolean> {
-    const snap = await readSnapshot(path, this.bucket, this.#o.keys);
+    const store = this.#store;
+    const gen = this.#gen;
+    const snap = await loadSnapshot(path, this.bucket, this.#o.keys, {
+      accept: (header) =>
+        header.epoch === this.#d.info.created
+          ? undefined
+          : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
+      // Straight into the store, which keeps its own compact copy of each value.
+      onRecord: (key, rev, created, value) => store.put(key, rev, created, value, gen),
+    });
     if (!snap.ok) {
       this.#emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
       return false;
     }
-    const { header, records } = snap;
-    if (header.epoch !== this.#d.info.created) {
-      this.#emit({
-        type: "snapshot",
-        at: Date.now(),
-        action: "ignored",
-        detail: `bucket was recreated since the snapshot (epoch ${header.epoch})`,
-      });
-      return false;
-    }
+    const { header } = snap;
     if (header.partial) this.#lossy = true;
-    for (const r of records) this.#store.put(r.key, r.rev, r.created, r.value, this.#gen);
     this.#watcher.lastRevision = header.lastRevision;
     this.#savedRevision = header.lastRevision;
     this.#emit({
       type: "snapshot",
       at: Date.now(),
       action: "loaded",
-      detail: `${records.length} entries at revision ${header.lastRevision}`,
+      detail: `${header.count} entries at revision ${header.lastRevision}`,
     });
     return true;
   }
@@ -1034,13 +1033,17 @@ export class KvedgeCache<T> implements Cache<T> {
     if (rev === this.#savedRevision) return false;
     const codec = this.#o.codec;
     const store = this.#store;
-    function* records() {
-      for (const [key, slot] of store.entries()) {
-        if (slot.deleted || slot.rev === 0) continue;
-        const value = slot.raw ?? codec.encode(slot.value as T);
-        yield { key, rev: slot.rev, created: slot.created, value };
-      }
-    }
+    // Values never read are written as held (encoded), without a copy each.
+    const records: SnapshotSource = (add) =>
+      store.forEach((key, rev, created, flags, value) => {
+        if ((flags & SlotFlag.Deleted) !== 0 || rev === 0) return;
+        add(
+          key,
+          rev,
+          created,
+          (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : codec.encode(value as T),
+        );
+      });
     try {
       const header = await writeSnapshot(snap.path, {
         bucket: this.bucket,
@@ -1048,7 +1051,7 @@ export class KvedgeCache<T> implements Cache<T> {
         epoch: this.#lastInfo?.created ?? this.#d.info.created,
         lastRevision: rev,
         partial: this.#overflowed,
-      }, records());
+      }, records);
       this.#savedRevision = rev;
       this.#emit({
         type: "snapshot",

@@ -81,7 +81,9 @@ export const SlotFlag = {
 
 const NONE = -1;
 const INITIAL_CAPACITY = 1024;
-const asciiDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// Not `fatal`: Deno's fatal decoder is several times slower, and the check
+// below tells ASCII apart without it.
+const asciiDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /**
@@ -90,14 +92,10 @@ const encoder = new TextEncoder();
  */
 function compact(raw: Uint8Array): string | Uint8Array {
   if (raw.byteLength === 0) return "";
-  try {
-    const text = asciiDecoder.decode(raw);
-    // Same length ⇔ every byte was one ASCII character (valid UTF-8 with
-    // anything else is shorter).
-    if (text.length === raw.byteLength) return text;
-  } catch {
-    // Not UTF-8: keep the bytes.
-  }
+  const text = asciiDecoder.decode(raw);
+  // Valid multi-byte sequences make the text shorter and every invalid byte
+  // becomes one U+FFFD, so: same length and no U+FFFD ⇔ every byte was ASCII.
+  if (text.length === raw.byteLength && text.indexOf("\uFFFD") === -1) return text;
   return raw.slice();
 }
 
@@ -545,16 +543,8 @@ export class LocalStore {
     this.#next = grown(this.#next, (n) => new Int32Array(n));
     this.#prev = grown(this.#prev, (n) => new Int32Array(n));
     if (this.#expires) this.#expires = grown(this.#expires, (n) => new Float64Array(n));
-    // Allocated at their final length, like the typed arrays, so that a full
-    // store carries no growth slack.
-    const keys = new Array<string | undefined>(capacity);
-    const vals = new Array<unknown>(capacity);
-    for (let i = 0; i < this.#top; i++) {
-      keys[i] = this.#keys[i];
-      vals[i] = this.#vals[i];
-    }
-    this.#keys = keys;
-    this.#vals = vals;
+    // #keys and #vals grow by assignment at their end (a preallocated
+    // `new Array(n)` of this size would hold dictionary elements).
     this.#capacity = capacity;
   }
 
