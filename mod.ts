@@ -26,12 +26,14 @@ export {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   type ErrorCode,
   KeyError,
   KvedgeError,
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -59,7 +61,10 @@ export {
   type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type RegionOptions,
+  type RegionStatus,
   type SchemaLike,
+  type SetOptions,
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
@@ -75,6 +80,12 @@ export {
   type ProblemCode,
   type RequestInfo,
 } from "./src/http/app.ts";
+export {
+  createFetchHandler,
+  type FetchHandler,
+  type FetchHandlerBucketOptions,
+  type FetchHandlerOptions,
+} from "./src/http/fetch_handler.ts";
 export {
   defineProjection,
   type Projection,

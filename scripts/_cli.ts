@@ -9,7 +9,6 @@ import { connect } from "@nats-io/transport-node";
 import {
   AuthorizationError,
   ConnectionError,
-  credsAuthenticator,
   type NatsConnection,
   NoRespondersError,
   PermissionViolationError,
@@ -17,6 +16,7 @@ import {
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { findEmbedded } from "../src/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
 
 /**
  * Where the embedded server of `deno task serve` keeps its data (and its address file).
@@ -547,6 +547,8 @@ export interface ConnectFlags {
   token?: string;
   /** Connect and request timeout in milliseconds. Default 5 000. */
   timeoutMs?: number;
+  /** Program name prefixed to the notice naming a server chosen by default (`kv`, `seed`). */
+  program?: string;
 }
 
 /**
@@ -592,16 +594,33 @@ function env(name: string): string | undefined {
  * ```
  */
 export async function resolveServer(flag?: string): Promise<string> {
-  if (flag) return flag;
+  return (await chooseServer(flag)).server;
+}
+
+/** Where {@link chooseServer} found the server. */
+export type ServerSource = "flag" | "env" | "embedded" | "default";
+
+/**
+ * {@link resolveServer}, and where the answer came from: `--server`,
+ * `$NATS_URL`, the embedded server of `deno task serve`, or the default.
+ *
+ * @example
+ * ```ts
+ * import { chooseServer } from "./_cli.ts";
+ * console.log(await chooseServer("nats://127.0.0.1:4333")); // { server: "nats://127.0.0.1:4333", from: "flag" }
+ * ```
+ */
+export async function chooseServer(flag?: string): Promise<{ server: string; from: ServerSource }> {
+  if (flag) return { server: redactSecrets(flag), from: "flag" };
   const fromEnv = env("NATS_URL");
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return { server: redactSecrets(fromEnv), from: "env" };
   try {
     const embedded = await findEmbedded(EMBEDDED_DATA_DIR);
-    if (embedded) return embedded;
+    if (embedded) return { server: embedded, from: "embedded" };
   } catch {
     // An unreadable .data/ just means there is no embedded server to use.
   }
-  return DEFAULT_SERVER;
+  return { server: DEFAULT_SERVER, from: "default" };
 }
 
 /**
@@ -616,31 +635,51 @@ export async function resolveServer(flag?: string): Promise<string> {
  * ```
  */
 export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection> {
-  const server = await resolveServer(f.server);
-  const servers = server.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-  const user = f.user ?? env("NATS_USER");
-  const pass = f.password ?? env("NATS_PASSWORD");
-  const token = f.token ?? env("NATS_TOKEN");
-  const credsPath = f.creds ?? env("NATS_CREDS");
-  let authenticator;
-  if (credsPath) {
-    let creds: Uint8Array;
-    try {
-      creds = await Deno.readFile(credsPath);
-    } catch (err) {
-      throw new CliError(`cannot read credentials file ${credsPath}: ${oneLine(err)}`);
+  let environment: Record<string, string>;
+  try {
+    environment = Deno.env.toObject();
+  } catch {
+    environment = {}; // no --allow-env: flags only
+  }
+  let opts;
+  let servers: string[];
+  try {
+    // One parser for the worker, the projector and the CLI; flags win.
+    const nats = parseNatsEnv(environment, {
+      action: "connect",
+      overrides: {
+        ...(f.server ? { server: f.server } : {}),
+        ...(f.user !== undefined ? { user: f.user } : {}),
+        ...(f.password !== undefined ? { password: f.password } : {}),
+        ...(f.token !== undefined ? { token: f.token } : {}),
+        ...(f.creds !== undefined ? { creds: f.creds } : {}),
+      },
+    });
+    opts = await natsConnectionOptions(nats, { action: "connect" });
+    if (nats.servers !== undefined) servers = nats.servers;
+    else {
+      const { server, from } = await chooseServer();
+      // A server nobody named is a guess: say which one, so a wrong guess is visible.
+      const who = f.program ? `${f.program}: ` : "";
+      if (from === "embedded") {
+        eprintln(`${who}using the embedded nats-server of \`deno task serve\` at ${server}`);
+      } else if (from === "default") {
+        eprintln(
+          `${who}using ${server}: no --server, no NATS_URL, no running \`deno task serve\` under ` +
+            `${EMBEDDED_DATA_DIR}/`,
+        );
+      }
+      servers = [server];
     }
-    authenticator = credsAuthenticator(creds);
+  } catch (err) {
+    throw new CliError(oneLine(err).replace(/^Cannot connect: /, ""), { cause: err });
   }
   try {
     return await connect({
+      ...opts,
       servers,
       name: "kvedge-cli",
       timeout: f.timeoutMs ?? 5000,
-      ...(user !== undefined ? { user } : {}),
-      ...(pass !== undefined ? { pass } : {}),
-      ...(token !== undefined ? { token } : {}),
-      ...(authenticator ? { authenticator } : {}),
     });
   } catch (err) {
     throw new CliError(`cannot connect to ${servers.join(",")}: ${oneLine(err)}`, { cause: err });
@@ -805,7 +844,7 @@ export function oneLine(err: unknown): string {
   } else {
     msg = String(err);
   }
-  return msg.replace(/\s*\n\s*/g, " ").trim();
+  return redactSecrets(msg.replace(/\s*\n\s*/g, " ").trim());
 }
 
 /**

@@ -54,7 +54,23 @@ export interface ReadRecordsOptions {
   fromLine?: number;
   /** Called with the byte count of every chunk read, for progress. */
   onBytes?: (bytes: number) => void;
+  /**
+   * Longest NDJSON line or CSV record, in UTF-16 code units (bytes, for ASCII
+   * text). A longer NDJSON line is a bad record, skipped without being held in
+   * memory; a longer CSV record (a quote never closed, usually) stops the
+   * input. Default {@link DEFAULT_MAX_LINE_CHARS}.
+   */
+  maxLineChars?: number;
 }
+
+/**
+ * Default longest line: 64 Mi code units, room for a JSON-encoded value of
+ * NATS's largest `max_payload` (64 MB) while refusing a runaway line long
+ * before it costs gigabytes.
+ */
+export const DEFAULT_MAX_LINE_CHARS = 64 << 20;
+/** Longest JSON object input (read whole before parsing), in UTF-16 code units. */
+export const MAX_JSON_OBJECT_CHARS = 256 << 20;
 
 function bad(line: number, problem: string, key = ""): SeedRecord {
   return { line, key, value: undefined, bytes: undefined, problem };
@@ -104,18 +120,50 @@ export async function* readRecords(
   options: ReadRecordsOptions = {},
 ): AsyncGenerator<SeedRecord[]> {
   const fromLine = options.fromLine ?? 1;
+  const maxLine = options.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
   let format = options.format ?? "auto";
-  const decoder = new TextDecoder();
+  // Strict: a byte sequence that is not UTF-8 stops the input with its line,
+  // rather than becoming U+FFFD in a stored value.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
   const reader = stream.getReader();
   let pending = "";
   let jsonText = "";
   let lineNo = 0;
+  let physicalLine = 1; // line of the next byte read
+  let skipping = false; // discarding the rest of an over-long NDJSON line
   let csv: CsvReader | undefined;
+  /** NDJSON: complete lines of `pending + text` into `out`, over-long lines as bad records. */
+  const ndjson = (text: string, done: boolean, out: SeedRecord[]) => {
+    if (skipping) {
+      const nl = text.indexOf("\n");
+      if (nl === -1) return;
+      skipping = false;
+      text = text.slice(nl + 1);
+    }
+    lineNo = splitNdjson(pending + text, done, lineNo, fromLine, maxLine, out, (rest) => {
+      pending = rest;
+    });
+    if (pending.length > maxLine) {
+      lineNo++;
+      if (lineNo >= fromLine) out.push(bad(lineNo, `line longer than ${maxLine} characters`));
+      pending = "";
+      skipping = true;
+    }
+  };
   try {
     while (true) {
       const { done, value } = await reader.read();
-      const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
-      if (!done) options.onBytes?.(value.length);
+      let text: string;
+      try {
+        text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      } catch {
+        const at = done ? physicalLine : physicalLine + countNewlines(value!, firstInvalid(value!));
+        throw new SeedInputError(`the input is not valid UTF-8 (line ${at})`);
+      }
+      if (!done) {
+        physicalLine += countNewlines(value, value.length);
+        options.onBytes?.(value.length);
+      }
       if (format === "auto") {
         pending += text;
         if (!done && !pending.includes("\n") && pending.length < 1 << 20) continue;
@@ -129,32 +177,35 @@ export async function* readRecords(
         pending = "";
         if (format === "json") jsonText = all;
         else if (format === "csv") {
-          csv = new CsvReader(options.keyColumn!, fromLine);
+          csv = new CsvReader(options.keyColumn!, fromLine, maxLine);
           const out: SeedRecord[] = [];
           csv.push(all, out);
           if (done) csv.end(out);
           if (out.length) yield out;
         } else {
           const out: SeedRecord[] = [];
-          lineNo = splitNdjson(all, done, lineNo, fromLine, out, (rest) => (pending = rest));
+          ndjson(all, done, out);
           if (out.length) yield out;
         }
       } else if (format === "json") {
         jsonText += text;
+        if (jsonText.length > MAX_JSON_OBJECT_CHARS) {
+          throw new SeedInputError(
+            `a JSON object input is limited to ${MAX_JSON_OBJECT_CHARS} characters; use NDJSON`,
+          );
+        }
       } else if (format === "csv") {
         if (options.keyColumn === undefined) {
           throw new SeedInputError("CSV input needs --key-column NAME");
         }
-        csv ??= new CsvReader(options.keyColumn, fromLine);
+        csv ??= new CsvReader(options.keyColumn, fromLine, maxLine);
         const out: SeedRecord[] = [];
         csv.push(text, out);
         if (done) csv.end(out);
         if (out.length) yield out;
       } else {
         const out: SeedRecord[] = [];
-        lineNo = splitNdjson(pending + text, done, lineNo, fromLine, out, (rest) => {
-          pending = rest;
-        });
+        ndjson(text, done, out);
         if (out.length) yield out;
       }
       if (done) break;
@@ -166,27 +217,77 @@ export async function* readRecords(
   if (format === "json") yield* jsonObjectRecords(jsonText, fromLine);
 }
 
+/** Newlines among the first `end` bytes of `bytes`. */
+function countNewlines(bytes: Uint8Array, end: number): number {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i !== -1 && i < end; i = bytes.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Offset of the first byte of `bytes` that does not belong to a well-formed
+ * UTF-8 sequence (continuation bytes at the very start are taken to finish a
+ * sequence begun in the previous chunk). The decoder already said the chunk
+ * is bad, so if no bad byte is found here the sequence began in the previous
+ * chunk: 0.
+ */
+function firstInvalid(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < 3 && i < bytes.length && (bytes[i]! & 0xc0) === 0x80) i++;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const len = b < 0x80
+      ? 1
+      : b >= 0xc2 && b < 0xe0
+      ? 2
+      : b >= 0xe0 && b < 0xf0
+      ? 3
+      : b >= 0xf0 && b < 0xf5
+      ? 4
+      : 0;
+    if (len === 0) return i;
+    if (i + 1 < bytes.length && len > 2) {
+      // The second byte's range excludes overlong forms, surrogates and > U+10FFFF.
+      const c = bytes[i + 1]!;
+      const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+      const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+      if (c < lo || c > hi) return i;
+    }
+    for (let k = 1; k < len; k++) {
+      if (i + k >= bytes.length) return 0; // cut by the chunk's end: not what failed
+      if ((bytes[i + k]! & 0xc0) !== 0x80) return i;
+    }
+    i += len;
+  }
+  return 0;
+}
+
 /** Splits `text` into lines, parses complete ones into `out`, hands the unfinished tail to `keep`. */
 function splitNdjson(
   text: string,
   done: boolean,
   lineNo: number,
   fromLine: number,
+  maxLine: number,
   out: SeedRecord[],
   keep: (rest: string) => void,
 ): number {
   let start = 0;
+  const parse = (end: number) => {
+    if (end - start > maxLine) out.push(bad(lineNo, `line longer than ${maxLine} characters`));
+    else parseNdjsonLine(text, start, end, lineNo, out);
+  };
   while (true) {
     const nl = text.indexOf("\n", start);
     if (nl === -1) break;
     lineNo++;
-    if (lineNo >= fromLine) parseNdjsonLine(text, start, nl, lineNo, out);
+    if (lineNo >= fromLine) parse(nl);
     start = nl + 1;
   }
   if (done) {
     if (start < text.length) {
       lineNo++;
-      if (lineNo >= fromLine) parseNdjsonLine(text, start, text.length, lineNo, out);
+      if (lineNo >= fromLine) parse(text.length);
     }
     keep("");
   } else {
@@ -270,10 +371,13 @@ class CsvReader {
   #line = 1; // physical line of the current character
   #recordLine = 1; // line the current record started on
   #afterCr = false;
+  #maxRecord: number;
+  #recordChars = 0; // characters of the current record's finished fields
 
-  constructor(keyColumn: string, fromLine: number) {
+  constructor(keyColumn: string, fromLine: number, maxRecord: number) {
     this.#keyColumn = keyColumn;
     this.#fromLine = fromLine;
+    this.#maxRecord = maxRecord;
   }
 
   push(text: string, out: SeedRecord[]): void {
@@ -338,6 +442,12 @@ class CsvReader {
         i = j;
       }
     }
+    if (this.#recordChars + this.#field.length > this.#maxRecord) {
+      throw new SeedInputError(
+        `the CSV record starting on line ${this.#recordLine} is longer than ${this.#maxRecord} ` +
+          "characters (a quote never closed?)",
+      );
+    }
   }
 
   end(out: SeedRecord[]): void {
@@ -351,6 +461,7 @@ class CsvReader {
   }
 
   #endField(): void {
+    this.#recordChars += this.#field.length + 1;
     this.#fields.push(this.#field);
     this.#field = "";
     this.#fieldStarted = false;
@@ -361,6 +472,7 @@ class CsvReader {
     this.#endField();
     const fields = this.#fields;
     this.#fields = [];
+    this.#recordChars = 0;
     const line = this.#recordLine;
     if (blank) return;
     if (this.#header === undefined) {

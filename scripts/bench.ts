@@ -27,10 +27,12 @@ import { scenario as localHit } from "./bench/local_hit.ts";
 import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
 import { scenario as propagation } from "./bench/propagation.ts";
+import { scenario as regions } from "./bench/regions.ts";
 import { scenario as scale } from "./bench/scale.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
+import { scenario as websocket } from "./bench/websocket.ts";
 
 /** Every scenario, in the order a full run executes them. */
 const SCENARIOS: Scenario[] = [
@@ -38,11 +40,13 @@ const SCENARIOS: Scenario[] = [
   memory,
   http,
   propagation,
+  regions,
   bootstrap,
   warmStart,
   seed,
   stampede,
   miss,
+  websocket,
   scale,
 ];
 

@@ -13,6 +13,7 @@
 import { type KV, type KvEntry, Kvm, type KvWatchInclude } from "@nats-io/kv";
 import {
   jetstream,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   jetstreamManager,
@@ -21,6 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { assertFilter, assertKey, bucketProblem } from "../src/keys.ts";
+import { bucketOfStream, KV_STREAM_PREFIX, kvStreamName } from "../src/kv_layout.ts";
 import {
   commandHelp,
   type CommandSpec,
@@ -46,6 +48,7 @@ import {
   writeAllSync,
 } from "./_cli.ts";
 import { CliError } from "./_cli.ts";
+import { createRegionalMirror } from "../src/region_mirror.ts";
 
 const PROGRAM = "deno task kv";
 
@@ -65,7 +68,9 @@ const COMMANDS: CommandSpec[] = [
     flags: {
       history: {
         type: "int",
-        default: 1,
+        // As openCache()'s `create` and `deno task serve`, so that re-adding
+        // a bucket they made is a no-op (`nats kv add` defaults to 1).
+        default: 10,
         min: 1,
         max: 64,
         placeholder: "N",
@@ -205,6 +210,28 @@ const COMMANDS: CommandSpec[] = [
       count: { type: "int", min: 1, placeholder: "N", help: "exit after N events" },
     },
   },
+  {
+    name: "mirror",
+    summary: "Creates a region's mirror of a hub bucket on the server connected to (a leaf node)",
+    description:
+      "Creates KV_<bucket> on the connected server (a leaf node in its own JetStream domain) as a mirror of the hub's KV_<bucket> through the hub's domain, with the bucket's history, TTL and size limits; regional edges then read it with region: { hubDomain }. A mirror that exists already is kept. See docs/topologies.md.",
+    args: [BUCKET_ARG],
+    flags: {
+      "hub-domain": {
+        type: "string",
+        placeholder: "DOMAIN",
+        help: "the hub's JetStream domain (required)",
+      },
+      replicas: {
+        type: "int",
+        default: 1,
+        min: 1,
+        max: 5,
+        placeholder: "N",
+        help: "replicas of the mirror in the region",
+      },
+    },
+  },
 ];
 
 function findCommand(name: string): CommandSpec | undefined {
@@ -263,13 +290,13 @@ function isApiError(err: unknown, code?: number): err is JetStreamApiError {
   return err instanceof JetStreamApiError && (code === undefined || err.code === code);
 }
 
-const STREAM_NOT_FOUND = 10059;
-const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence;
 
 /** Stream info of bucket `name`, or a one-line "does not exist". */
 async function bucketInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo> {
   try {
-    return await jsm.streams.info(`KV_${name}`);
+    return await jsm.streams.info(kvStreamName(name));
   } catch (err) {
     if (isApiError(err, STREAM_NOT_FOUND)) {
       throw new CliError(`bucket ${quote(name)} does not exist`);
@@ -338,7 +365,7 @@ function storageName(s: string): string {
 function bucketJson(si: StreamInfo) {
   const c = si.config;
   return {
-    bucket: c.name.replace(/^KV_/, ""),
+    bucket: bucketOfStream(c.name) ?? c.name,
     stream: c.name,
     description: c.description ?? "",
     created: si.created,
@@ -472,7 +499,7 @@ async function listBuckets(ctx: Ctx): Promise<StreamInfo[]> {
   const jsm = await manager(ctx);
   const infos: StreamInfo[] = [];
   for await (const si of jsm.streams.list()) {
-    if (si.config.name.startsWith("KV_")) infos.push(si);
+    if (si.config.name.startsWith(KV_STREAM_PREFIX)) infos.push(si);
   }
   infos.sort((a, b) => a.config.name.localeCompare(b.config.name));
   return infos;
@@ -495,7 +522,7 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
   const jsm = await manager(ctx);
   let existing: StreamInfo | undefined;
   try {
-    existing = await jsm.streams.info(`KV_${bucket}`);
+    existing = await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
     if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
   }
@@ -522,6 +549,35 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
   }
   const si = await bucketInfo(jsm, bucket);
   out(ctx, bucketJson(si), () => renderInfo(si));
+  return 0;
+}
+
+async function cmdMirror(ctx: Ctx): Promise<number> {
+  const bucket = checkBucket(ctx.args[0]);
+  const hubDomain = ctx.flags["hub-domain"];
+  if (typeof hubDomain !== "string" || hubDomain === "") {
+    throw new UsageError("missing flag --hub-domain");
+  }
+  const nc = await ctx.connect();
+  let si: StreamInfo;
+  try {
+    si = await createRegionalMirror(nc, bucket, {
+      hubDomain,
+      replicas: ctx.flags.replicas as number,
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message.replace(/^Cannot open cache: /, ""));
+  }
+  out(
+    ctx,
+    { ...bucketJson(si), mirror: si.mirror },
+    () =>
+      `${
+        renderInfo(si)
+      }\n\nMirror of ${si.config.mirror?.name} through ${si.config.mirror?.external?.api}: ${
+        si.mirror && si.mirror.active >= 0 ? "in contact" : "waiting for the hub"
+      }`,
+  );
   return 0;
 }
 
@@ -623,7 +679,7 @@ async function cmdGet(ctx: Ctx): Promise<number> {
     e = await kv.get(key, revision ? { revision } : undefined);
   } catch (err) {
     // A revision beyond the stream, or one that belongs to another subject.
-    if (isApiError(err, 10037)) e = null;
+    if (isApiError(err, JetStreamApiCodes.NoMessageFound)) e = null;
     else throw err;
   }
   if (e === null || e.operation !== "PUT") {
@@ -763,6 +819,7 @@ const HANDLERS: Record<string, (ctx: Ctx) => Promise<number>> = {
   history: cmdHistory,
   keys: cmdKeys,
   watch: cmdWatch,
+  mirror: cmdMirror,
 };
 
 // ---------------------------------------------------------------------------
@@ -814,7 +871,8 @@ async function main(argv: string[]): Promise<number> {
     args: parsed.positionals,
     flags: parsed.flags,
     json: parsed.flags.json === true,
-    connect: async () => nc ??= await connectFromFlags(connectFlags(parsed.flags)),
+    connect: async () =>
+      nc ??= await connectFromFlags({ ...connectFlags(parsed.flags), program: "kv" }),
   };
   try {
     return await HANDLERS[cmd.name]!(ctx);

@@ -14,7 +14,8 @@
  */
 import { pathToFileURL } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
 import {
@@ -55,10 +56,11 @@ const SPEC: CommandSpec = {
     "with their line number on stderr.",
     "",
     "examples:",
-    "  deno task seed --bucket demo --create --history 5 --generate 10000",
-    "  deno task seed --bucket users users.ndjson",
-    "  deno task seed --bucket users --key-column id users.csv",
-    "  cat users.json | deno task seed --bucket users --dry-run",
+    "  deno task seed --bucket demo --generate 10000",
+    "  deno task seed --bucket demo examples/users.ndjson",
+    "  deno task seed --bucket demo --key-column id examples/users.csv",
+    "  deno task seed --bucket demo --dry-run --schema examples/user_schema.ts examples/users.ndjson",
+    "  echo '{\"cfg.limit\": 42}' | deno task seed --bucket demo --dry-run",
   ].join("\n"),
   args: [{ name: "file", help: "input file; - or omitted reads stdin" }],
   flags: {
@@ -74,7 +76,7 @@ const SPEC: CommandSpec = {
     },
     history: {
       type: "int",
-      default: 1,
+      default: 10, // as `deno task kv add` and openCache()'s `create`
       min: 1,
       max: 64,
       placeholder: "N",
@@ -299,16 +301,16 @@ async function main(argv: string[]): Promise<number> {
     let kv;
     let maxValueBytes: number | undefined;
     if (!dryRun) {
-      nc = await connectFromFlags(connectFlags(flags));
+      nc = await connectFromFlags({ ...connectFlags(flags), program: "seed" });
       const timeout = flags.timeout as number;
       const jsm = await jetstreamManager(nc, { timeout });
       const kvm = new Kvm(jetstream(nc, { timeout }));
       let maxMsgSize = -1;
       try {
-        maxMsgSize = (await jsm.streams.info(`KV_${bucket}`)).config.max_msg_size ?? -1;
+        maxMsgSize = (await jsm.streams.info(kvStreamName(bucket!))).config.max_msg_size ?? -1;
         kv = await kvm.open(bucket!);
       } catch (err) {
-        if ((err as { code?: number }).code !== 10059) {
+        if ((err as { code?: number }).code !== JetStreamApiCodes.StreamNotFound) {
           throw err;
         }
         if (!flags.create) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine (with Node/npm) lacks to build and test
 # kvedge: Deno 2, nats-server, the npm dependencies (and wrk with --bench).
+# Where Go is present it also builds the current nats-server and the `nats` CLI
+# into .tools/bin (git-ignored), which the tests then use (docs/nats-versions.md).
 # Idempotent and quiet: one line per thing installed, nothing when all is present.
 # Usage: bash scripts/setup.sh [--bench]
 set -euo pipefail
@@ -61,6 +63,34 @@ fi
 if [ ! -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null 2>&1; then
   apt_install nats-server
   echo "installed nats-server $( (/usr/sbin/nats-server --version || nats-server --version) 2>&1 | head -n 1)"
+fi
+
+# Pinned: the test matrix and the CLI interop tests are checked against these.
+NATS_SERVER_MODULE="github.com/nats-io/nats-server/v2@v2.15.2"
+NATS_CLI_MODULE="github.com/nats-io/natscli/nats@v0.5.0"
+tools="$root/.tools/bin"
+go_bin=""
+if command -v go >/dev/null 2>&1; then
+  go_bin="$(command -v go)"
+elif [ -x /usr/local/go/bin/go ]; then
+  go_bin=/usr/local/go/bin/go
+fi
+# go_install <binary name> <module@version>: builds into .tools/bin unless that
+# exact version is already there.
+go_install() {
+  local name="$1" module="$2" version="${2##*@}"
+  if [ -x "$tools/$name" ] && "$tools/$name" --version 2>&1 | grep -qF "${version#v}"; then
+    return
+  fi
+  mkdir -p "$tools"
+  quiet env GOBIN="$tools" "$go_bin" install "$module"
+  echo "installed $name ${version} into .tools/bin"
+}
+if [ -n "$go_bin" ]; then
+  go_install nats-server "$NATS_SERVER_MODULE"
+  go_install nats "$NATS_CLI_MODULE"
+elif [ ! -x "$tools/nats-server" ] || [ ! -x "$tools/nats" ]; then
+  echo "setup: no Go found: skipped nats-server 2.15 and the nats CLI (tests use the Debian server only)"
 fi
 
 if [ "$bench" -eq 1 ] && ! command -v wrk >/dev/null 2>&1; then

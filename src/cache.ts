@@ -13,15 +13,18 @@ import {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   KeyError,
   LoaderError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
 } from "./errors.ts";
 import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import { Applied, LocalStore, type Slot, SlotFlag } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
 import type {
   Cache,
@@ -39,15 +42,24 @@ import type {
   HistoryEntry,
   Operation,
   ReadonlyCache,
+  SetOptions,
 } from "./types.ts";
+import {
+  KV_OPERATION_HEADER,
+  kvStreamName,
+  kvSubjectPrefix,
+  ROLLUP_HEADER,
+  ROLLUP_SUBJECT,
+  TTL_HEADER,
+  ttlHeaderValue,
+} from "./kv_layout.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "./server_version.ts";
 import { loadSnapshot, type SnapshotSource, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
-/** What `openCache()` hands to the cache (everything already connected). */
-export interface CacheDeps<T> {
-  options: ResolvedOptions<T>;
+/** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
+export interface CacheLink {
   nc: NatsConnection;
-  ownsConnection: boolean;
   /** Manager for the watcher's control calls (stream info, consumer create); a generous timeout. */
   jsm: JetStreamManager;
   /** Client for writes (timeout = writeTimeoutMs). */
@@ -56,6 +68,14 @@ export interface CacheDeps<T> {
   kv: KV;
   /** Stream info read at open. */
   info: StreamInfo;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
+}
+
+/** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
+export interface CacheDeps<T> extends CacheLink {
+  options: ResolvedOptions<T>;
+  ownsConnection: boolean;
   /** The connection's inbox prefix. */
   inboxPrefix?: string;
 }
@@ -67,7 +87,6 @@ interface Reservation {
   raw: Uint8Array | undefined;
 }
 
-const KV_OPERATION = "KV-Operation";
 /** A `bootstrap` progress event is emitted every this many applied changes. */
 const BOOTSTRAP_EVENT_EVERY = 10_000;
 
@@ -79,14 +98,16 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly bucket: string;
   readonly mode: CacheMode;
   readonly #o: ResolvedOptions<T>;
-  readonly #d: CacheDeps<T>;
+  #d: CacheDeps<T>;
   readonly #store: LocalStore;
   readonly #flight = new SingleFlight<string, Slot | undefined>();
   readonly #reservations = new Map<string, Reservation>();
-  readonly #watcher: Watcher;
+  /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
+  readonly #offline = new Set<string>();
+  #watcher: Watcher;
   readonly #changes = new Broadcast<Change<T>>();
   readonly #events = new Broadcast<CacheEvent>();
-  readonly #prefix: string;
+  #prefix: string;
   #state: CacheState = "starting";
   #fresh = false;
   #since = Date.now();
@@ -96,6 +117,10 @@ export class KvedgeCache<T> implements Cache<T> {
   #lastResyncReason: string | undefined;
   #resyncs = 0;
   #resyncing = false;
+  /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
+  #complete = false;
+  /** Replica mode: tombstones stored since the last drop (0: nothing to drop). */
+  #tombstones = 0;
   #gen = 0;
   #sweepBefore = 0;
   #lossy: boolean;
@@ -121,7 +146,14 @@ export class KvedgeCache<T> implements Cache<T> {
   #savedRevision = -1;
   #lastInfo: StreamInfo | undefined;
   #reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  #stopStatus: (() => void) | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** After resuming across a history gap: entries below this revision are gone once caught up. */
+  #gapFloor = 0;
+  /** Whether `#d` holds a real connection (false while opened from the snapshot only). */
+  #bound = true;
+  /** Opened from the snapshot: the loop binding the connection once NATS is reachable. */
+  #binding: Promise<void> | undefined;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
@@ -130,7 +162,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
-    this.#prefix = `$KV.${o.bucket}.`;
+    this.#prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
     this.#lossy = o.maxTtlMs > 0;
     this.#store = new LocalStore({
       maxItems: o.maxItems || undefined,
@@ -142,18 +174,33 @@ export class KvedgeCache<T> implements Cache<T> {
     });
     this.#readStreamInfo(deps.info);
     this.#ready.promise.catch(() => {});
-    this.#watcher = new Watcher({
-      nc: deps.nc,
-      jsm: deps.jsm,
-      bucket: o.bucket,
-      filter: o.keys,
-      heartbeatMs: o.heartbeatMs,
-      inboxPrefix: deps.inboxPrefix,
+    this.#watcher = this.#newWatcher();
+    this.#watcher.epoch = deps.info.created;
+    this.#watcher.streamLastSeq = deps.info.state.last_seq;
+  }
+
+  /** The watcher over the current connection, feeding this cache. */
+  #newWatcher(): Watcher {
+    return new Watcher({
+      nc: this.#d.nc,
+      jsm: this.#d.jsm,
+      bucket: this.bucket,
+      filter: this.#o.keys,
+      heartbeatMs: this.#o.heartbeatMs,
+      inboxPrefix: this.#d.inboxPrefix,
       handler: {
         onChange: (key, op, rev, created, data, pending) =>
           this.#onChange(key, op, rev, created, data, pending),
         onCaughtUp: (rev) => this.#onCaughtUp(rev),
         onResync: (req) => this.#onResync(req.reason, req.epochChanged),
+        onHistoryGap: (first) => {
+          // Resume from the stream's first sequence instead of re-reading the
+          // bucket: whatever left the stream below it was either replaced by a
+          // later change (delivered now) or is gone from the bucket, and
+          // #onCaughtUp drops those entries.
+          this.#gapFloor = Math.max(this.#gapFloor, first);
+          return true;
+        },
         onRestart: (reason) => {
           if (this.#state === "synced") this.#setState("stale", reason);
         },
@@ -174,8 +221,6 @@ export class KvedgeCache<T> implements Cache<T> {
         onStreamInfo: (info) => this.#readStreamInfo(info),
       },
     });
-    this.#watcher.epoch = deps.info.created;
-    this.#watcher.streamLastSeq = deps.info.state.last_seq;
   }
 
   /**
@@ -185,13 +230,14 @@ export class KvedgeCache<T> implements Cache<T> {
    */
   async start(): Promise<void> {
     this.#followConnection();
+    this.#d.region?.link.start((inSync) => this.#onHubLink(inSync));
     if (this.#o.reconcileMs > 0) this.#startReconcile();
     let from: StartFrom | "resume" = this.mode === "replica"
       ? { kind: "snapshot" }
       : { kind: "seq", seq: this.#d.info.state.last_seq + 1 };
     if (from.kind === "seq") this.#watcher.lastRevision = from.seq - 1;
     if (this.mode === "replica" && this.#o.snapshot) {
-      if (await this.#loadSnapshot(this.#o.snapshot.path)) from = "resume";
+      if (await this.#loadSnapshot(this.#o.snapshot.path, this.#d.info.created)) from = "resume";
       this.#startSnapshotTimer();
     }
     this.#watching = this.#watcher.start(
@@ -205,6 +251,76 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#ready.reject(e);
       throw e;
     }
+  }
+
+  /**
+   * Starts a replica whose connection or bucket is unreachable at open from its
+   * warm-start snapshot: serves the snapshot marked stale (not synced) and
+   * binds in the background once NATS answers, then resumes after checking the
+   * snapshot's epoch against the stream. Rejects with `cause` if there is no
+   * usable snapshot. Called once by `openCache()` instead of {@link start}.
+   * @internal
+   */
+  async startUnbound(bind: () => Promise<CacheLink>, cause: UnavailableError): Promise<void> {
+    this.#bound = false;
+    this.#connected = false;
+    this.#disconnectedAt = Date.now();
+    if (!(await this.#loadSnapshot(this.#o.snapshot!.path, undefined))) throw cause;
+    this.#lastError = `NATS unreachable at open: ${cause.message}`;
+    this.#setState("stale", "NATS unreachable at open: serving the snapshot");
+    this.#emit({ type: "disconnected", at: this.#disconnectedAt });
+    this.#startSnapshotTimer();
+    this.#binding = this.#bindLoop(bind);
+  }
+
+  /** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
+  async #bindLoop(bind: () => Promise<CacheLink>): Promise<void> {
+    let backoffMs = 250;
+    while (!this.#closed) {
+      let link: CacheLink | undefined;
+      try {
+        link = await bind();
+        if (!this.#closed) {
+          await this.#attach(link);
+          return;
+        }
+      } catch (err) {
+        this.#lastError = `NATS unreachable since open: ${describe(err)}`;
+      }
+      if (link && this.#d.ownsConnection) await link.nc.close().catch(() => {});
+      await pause(backoffMs / 2 + Math.random() * backoffMs / 2, this.#aborter.signal);
+      backoffMs = Math.min(backoffMs * 2, 5_000);
+    }
+  }
+
+  /** Takes the connection of a cache opened from its snapshot and resumes from it. */
+  async #attach(link: CacheLink): Promise<void> {
+    const { epoch, lastRevision } = this.#watcher;
+    const unbound = this.#d;
+    this.#d = { ...this.#d, ...link };
+    const watcher = this.#newWatcher();
+    // The snapshot's epoch: a recreated bucket makes the watcher resync (the
+    // snapshot is thrown away) instead of merging revisions that do not compare.
+    watcher.epoch = epoch;
+    watcher.lastRevision = lastRevision;
+    watcher.streamLastSeq = link.info.state.last_seq;
+    this.#watcher = watcher;
+    this.#connected = true;
+    this.#watching = watcher.start("resume", "warm start (NATS reachable again)");
+    try {
+      await this.#watching;
+    } catch (err) {
+      this.#watching = undefined;
+      this.#connected = false;
+      this.#d = unbound;
+      throw err;
+    }
+    this.#bound = true;
+    this.#prefix = link.region?.writePrefix ?? this.#prefix;
+    link.region?.link.start((inSync) => this.#onHubLink(inSync));
+    this.#emit({ type: "connected", at: Date.now() });
+    this.#followConnection();
+    if (this.#o.reconcileMs > 0) this.#startReconcile();
   }
 
   ready(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
@@ -271,7 +387,7 @@ export class KvedgeCache<T> implements Cache<T> {
         };
       }
       const slot = store.slotAt(i);
-      if (slot.deleted || (slot.raw !== undefined && !this.#decode(key, slot))) return undefined;
+      if (!this.#present(key, slot)) return undefined;
       return {
         key,
         value: slot.value as T,
@@ -296,7 +412,7 @@ export class KvedgeCache<T> implements Cache<T> {
   /** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
   #hitValue(key: string, i: number): T | undefined {
     const slot = this.#store.slotAt(i);
-    if (slot.deleted || (slot.raw !== undefined && !this.#decode(key, slot))) return undefined;
+    if (!this.#present(key, slot)) return undefined;
     return slot.value as T;
   }
 
@@ -311,8 +427,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (slot !== undefined && this.#servable()) {
       // Resident but not fresh: disconnected, restarting or resyncing.
       this.#staleHits++;
-      if (slot.deleted) return undefined;
-      if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
+      if (!this.#present(key, slot)) return undefined;
       return { value: slot.value as T, slot, source: "stale" };
     }
     this.#misses++;
@@ -320,9 +435,10 @@ export class KvedgeCache<T> implements Cache<T> {
     let fetched = this.#flight.run(key, () => this.#fetch(key));
     if (options?.signal) fetched = abortable(fetched, options.signal);
     const got = await fetched;
-    if (got === undefined || got.deleted) return undefined;
-    if (got.raw !== undefined && !this.#decode(key, got)) return undefined;
-    return { value: got.value as T, slot: got, source: "miss" };
+    if (got === undefined || !this.#present(key, got)) return undefined;
+    // A regional mirror cut off from the hub answers, but cannot vouch for it.
+    const source = this.#d.region?.link.inSync === false ? "stale" : "miss";
+    return { value: got.value as T, slot: got, source };
   }
 
   /** Whether resident entries may be served now (fresh, or stale within `staleIfErrorMs`). */
@@ -375,7 +491,13 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
   #keep(key: string, rev: number, created: number, raw: Uint8Array | undefined, ttlMs = 0): Slot {
+    if (this.mode === "replica" && this.#impliedAbsent(rev) && !this.#store.has(key)) {
+      // The watcher applied this revision or a later one and holds nothing for
+      // the key: it was deleted since (a stale answer, e.g. a lagging replica).
+      return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+    }
     const res = this.#store.put(key, rev, created, raw, this.#gen, ttlMs);
+    if (res === Applied.Stored && raw === undefined && this.mode === "replica") this.#tombstones++;
     if (res === Applied.Older || res === Applied.Stored) return this.#store.peek(key)!;
     // Not held: expired (absent), or too large to hold (served once, as a miss).
     const deleted = res === Applied.Expired || raw === undefined;
@@ -394,16 +516,44 @@ export class KvedgeCache<T> implements Cache<T> {
   async #load(key: string, connected: boolean): Promise<Slot | undefined> {
     const loader = this.#o.loader!;
     this.#loads++;
+    // A loader that never settles must not hold the key's single-flight slot:
+    // at the deadline (or on close) its signal aborts and the miss rejects.
+    const ac = new AbortController();
+    const ms = this.#o.loaderTimeoutMs;
+    const timer = setTimeout(() => {
+      ac.abort(new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError"));
+    }, ms);
+    const onClose = () => ac.abort(this.#aborter.signal.reason);
+    this.#aborter.signal.addEventListener("abort", onClose, { once: true });
     let value: T | undefined;
     try {
-      value = await loader(key, { signal: this.#aborter.signal });
+      value = await abortable(
+        Promise.resolve().then(() => loader(key, { signal: ac.signal })),
+        ac.signal,
+      );
     } catch (err) {
       throw new LoaderError(key, err);
+    } finally {
+      clearTimeout(timer);
+      this.#aborter.signal.removeEventListener("abort", onClose);
+    }
+    // Rule 5: what the loader said during an outage is not checked against KV,
+    // so it is dropped when the connection returns (see #revalidateOffline);
+    // an answer that arrives after the return is served once and not kept.
+    const unchecked = !connected && this.#connected;
+    if (!connected && !unchecked) {
+      this.#offline.add(key);
+      // Bounded by the store: keys no longer held at revision 0 need no check.
+      if (this.#offline.size > 2 * this.#store.size + 1_000) {
+        for (const k of this.#offline) if (this.#store.peek(k)?.rev !== 0) this.#offline.delete(k);
+      }
     }
     if (value === undefined) {
+      if (unchecked) return undefined;
       return this.#keep(key, 0, Date.now(), undefined, this.#o.negativeTtlMs);
     }
     const { value: checked, bytes } = this.#encode(key, value, "load");
+    if (unchecked) return looseSlot(checked);
     if (this.#o.writeBack && connected) {
       try {
         const rev = await this.#publish(key, bytes, "PUT", 0, `write back "${key}"`);
@@ -426,16 +576,26 @@ export class KvedgeCache<T> implements Cache<T> {
       return this.#store.peek(key);
     }
     this.#store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
-    return this.#store.peek(key) ??
-      {
-        rev: 0,
-        created: Date.now(),
-        deleted: false,
-        raw: undefined,
-        value: checked,
-        size: 0,
-        gen: 0,
-      };
+    return this.#store.peek(key) ?? looseSlot(checked);
+  }
+
+  /** The connection is back: drop what the loader answered while it was down (rule 5). */
+  #revalidateOffline(): void {
+    for (const key of this.#offline) {
+      if (this.#store.peek(key)?.rev === 0) this.#store.delete(key);
+    }
+    this.#offline.clear();
+  }
+
+  /**
+   * Whether a slot holds a value to serve (decoding it first if needed):
+   * false for a tombstone; a value the codec or schema refused is a
+   * {@link DecodeError}, so that it does not pass for an absent key.
+   */
+  #present(key: string, slot: Slot): boolean {
+    if (slot.raw !== undefined) this.#decode(key, slot);
+    if (slot.rejected !== undefined) throw new DecodeError("get", key, slot.rev, slot.rejected);
+    return !slot.deleted;
   }
 
   /** Decodes a slot's bytes once; a value failing the codec or schema becomes a tombstone. */
@@ -455,7 +615,8 @@ export class KvedgeCache<T> implements Cache<T> {
     } catch (err) {
       slot.deleted = true;
       slot.value = undefined;
-      this.#store.decoded(key, slot.rev, undefined, true);
+      slot.rejected = err;
+      this.#store.decoded(key, slot.rev, undefined, err);
       this.#rejected++;
       this.#emit({
         type: "rejected",
@@ -548,6 +709,9 @@ export class KvedgeCache<T> implements Cache<T> {
     }
     const out = new Broadcast<Change<T>>();
     const it = out.iterate(options);
+    let last = from - 1;
+    let ended = false;
+    let stopped = false;
     const watcher = new Watcher({
       nc: this.#d.nc,
       jsm: this.#d.jsm,
@@ -556,24 +720,44 @@ export class KvedgeCache<T> implements Cache<T> {
       heartbeatMs: this.#o.heartbeatMs,
       inboxPrefix: this.#d.inboxPrefix,
       handler: {
-        onChange: (key, op, rev, created, data) =>
-          out.emit(this.#change(key, op, rev, created, data)),
+        onChange: (key, op, rev, created, data) => {
+          last = rev;
+          out.emit(this.#change(key, op, rev, created, data));
+        },
         onCaughtUp: () => {},
         onResync: (req) => {
-          // The replay cannot be continued without a gap: end it.
-          queueMicrotask(() => out.close());
-          this.#lastError = `replay ended: ${req.reason}`;
-          return { kind: "seq", seq: 1 };
+          if (req.epochChanged) {
+            // Revisions start over in a recreated bucket: the replay cannot go
+            // on, so it ends (the watcher stops once its consumer exists).
+            ended = true;
+            this.#lastError = `replay ended: ${req.reason}`;
+            out.close();
+          } else {
+            this.#lastError = `replay resumed after revision ${last}: ${req.reason}`;
+          }
+          // Resume after what was delivered: the server starts at the oldest
+          // revision it still has, never at revision 1 again.
+          return { kind: "seq", seq: last + 1 };
         },
         onRestart: () => {},
-        onStarted: () => {},
-        onError: () => {},
+        onStarted: () => {
+          if (ended) stop();
+        },
+        onError: () => {
+          if (ended) stop();
+        },
         onStreamInfo: () => {},
       },
     });
     watcher.lastRevision = from - 1;
     watcher.epoch = undefined;
+    // Every way the replay ends removes its listeners from the long-lived
+    // signals, so a finished replay keeps nothing alive.
     const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      this.#aborter.signal.removeEventListener("abort", stop);
+      options.signal?.removeEventListener("abort", stop);
       void watcher.close();
       out.close();
     };
@@ -581,7 +765,7 @@ export class KvedgeCache<T> implements Cache<T> {
     options.signal?.addEventListener("abort", stop, { once: true });
     watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
       this.#lastError = `replay failed: ${describe(err)}`;
-      out.close();
+      stop();
     });
     const ret = it.return!.bind(it);
     it.return = (v?: unknown) => {
@@ -647,6 +831,7 @@ export class KvedgeCache<T> implements Cache<T> {
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     if (this.#lastResyncReason !== undefined) s.lastResyncReason = this.#lastResyncReason;
+    if (this.#d.region) s.region = this.#d.region.link.status();
     if (!this.#watcher.caughtUp && this.mode === "replica") {
       s.bootstrap = { applied: this.#bootstrapApplied, pending: this.#watcher.pending };
     }
@@ -655,20 +840,22 @@ export class KvedgeCache<T> implements Cache<T> {
 
   // ---- writes --------------------------------------------------------------
 
-  async set(key: string, value: T): Promise<number> {
+  async set(key: string, value: T, options: SetOptions = {}): Promise<number> {
     this.#assertWritable(key, "set");
     const { value: checked, bytes } = this.#encode(key, value, "set");
-    const rev = await this.#publish(key, bytes, "PUT", undefined, `set "${key}"`);
+    const ttl = await this.#ttlFor(options.ttlMs, `set "${key}"`);
+    const rev = await this.#publish(key, bytes, "PUT", undefined, `set "${key}"`, ttl);
     this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
     return rev;
   }
 
-  async create(key: string, value: T): Promise<number> {
+  async create(key: string, value: T, options: SetOptions = {}): Promise<number> {
     this.#assertWritable(key, "create");
     const { value: checked, bytes } = this.#encode(key, value, "create");
+    const ttl = await this.#ttlFor(options.ttlMs, `create "${key}"`);
     let rev: number;
     try {
-      rev = await this.#publish(key, bytes, "PUT", 0, `create "${key}"`);
+      rev = await this.#publish(key, bytes, "PUT", 0, `create "${key}"`, ttl);
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Present in the stream, but maybe only as a delete marker: then create over it.
@@ -678,7 +865,7 @@ export class KvedgeCache<T> implements Cache<T> {
       if (last === null || last.operation === "PUT") {
         throw new ConflictError(`Cannot create "${key}": the key exists`, { key, expected: 0 });
       }
-      rev = await this.#publish(key, bytes, "PUT", last.revision, `create "${key}"`);
+      rev = await this.#publish(key, bytes, "PUT", last.revision, `create "${key}"`, ttl);
     }
     this.#store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
     return rev;
@@ -712,7 +899,7 @@ export class KvedgeCache<T> implements Cache<T> {
       options.expectedRevision,
       `${action} "${key}"`,
     );
-    this.#applyDelete(key, rev, Date.now());
+    this.#applyDelete(key, rev, Date.now(), true);
     return rev;
   }
 
@@ -725,6 +912,7 @@ export class KvedgeCache<T> implements Cache<T> {
     assertKey(key, action);
     this.#assertInFilter(key, action);
     this.#assertUp(`${action} "${key}"`);
+    this.#d.region?.link.assertReachable(`${action} "${key}"`);
   }
 
   #assertUp(action: string): void {
@@ -762,18 +950,61 @@ export class KvedgeCache<T> implements Cache<T> {
     return { value: checked, bytes };
   }
 
+  /**
+   * The `Nats-TTL` value of a write with `ttlMs`, once the server and the
+   * bucket are known to honour it: a 2.9 server would store the header and
+   * never expire the key.
+   */
+  async #ttlFor(ttlMs: number | undefined, action: string): Promise<string | undefined> {
+    if (ttlMs === undefined) return undefined;
+    if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
+      throw new RangeError(`Cannot ${action}: "ttlMs" must be at least 1000, got ${ttlMs}`);
+    }
+    assertServerVersion(this.#d.nc, "per-key TTL", PER_KEY_TTL_VERSION, action);
+    let config = this.#lastInfo?.config ?? this.#d.info.config;
+    if (!config.subject_delete_marker_ttl) {
+      // The bucket may have been given markers since it was last read.
+      try {
+        config = (await this.#d.jsm.streams.info(kvStreamName(this.bucket))).config;
+      } catch (err) {
+        throw mapNatsError(err, action, this.bucket);
+      }
+    }
+    if (!config.allow_msg_ttl || !config.subject_delete_marker_ttl) {
+      const version = serverVersion(this.#d.nc);
+      throw new UnsupportedError(
+        `Cannot ${action}: bucket "${this.bucket}" has no limit markers, so its edges would ` +
+          `not see the key expire (create it with "create.markerTtlMs", or ` +
+          `"nats kv add --marker-ttl")`,
+        {
+          feature: "per-key TTL",
+          requiredVersion: PER_KEY_TTL_VERSION,
+          ...(version ? { serverVersion: version } : {}),
+        },
+      );
+    }
+    return ttlHeaderValue(ttlMs);
+  }
+
   async #publish(
     key: string,
     data: Uint8Array | undefined,
     op: Operation,
     expected: number | undefined,
     action: string,
+    ttl?: string,
   ): Promise<number> {
     let h;
     if (op !== "PUT") {
       h = natsHeaders();
-      h.set(KV_OPERATION, op);
-      if (op === "PURGE") h.set("Nats-Rollup", "sub");
+      h.set(KV_OPERATION_HEADER, op);
+      if (op === "PURGE") h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
+    }
+    if (ttl !== undefined) {
+      h ??= natsHeaders();
+      h.set(TTL_HEADER, ttl);
+      // No older revision may come back when this one expires.
+      h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
     }
     try {
       const ack = await this.#d.js.publish(this.#prefix + key, data ?? new Uint8Array(0), {
@@ -819,7 +1050,9 @@ export class KvedgeCache<T> implements Cache<T> {
       // The store keeps its own compact copy of `data`.
       if (op === "PUT") this.#store.put(key, rev, created, data, this.#gen);
       else this.#applyDelete(key, rev, created);
-    } else if (this.#reservations.size > 0) {
+    }
+    // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
+    if (this.#reservations.size > 0) {
       const r = this.#reservations.get(key);
       if (r !== undefined && rev > r.rev) {
         r.rev = rev;
@@ -830,13 +1063,35 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#changes.active) this.#changes.emit(this.#change(key, op, rev, created, data));
   }
 
-  #applyDelete(key: string, rev: number, created: number): void {
-    if (this.mode === "replica" && !this.#lossy) {
+  #applyDelete(key: string, rev: number, created: number, own = false): void {
+    if (
+      this.mode === "replica" && !this.#lossy &&
+      (this.#impliedAbsent(rev) || (!own && !this.#o.allowDirect))
+    ) {
+      // No slot says "absent" as well as a tombstone here: the watcher will
+      // bring nothing older for the key, and a miss in flight holds a
+      // reservation (rule 3) while a later one reads the leader, which has
+      // this delete. A complete replica answers such misses itself.
       const held = this.#store.peek(key);
-      if (held === undefined || held.rev < rev) this.#store.delete(key);
+      if (held === undefined || held.rev <= rev) this.#store.delete(key);
       return;
     }
-    this.#store.put(key, rev, created, undefined, this.#gen);
+    // Rule 2: an own delete the watcher has not reached yet (it may still
+    // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
+    // while direct gets may answer from a lagging replica, leaves a
+    // tombstone; a replica drops it when the watcher has passed it.
+    if (this.#store.put(key, rev, created, undefined, this.#gen) === Applied.Stored) {
+      if (this.mode === "replica") this.#tombstones++;
+    }
+  }
+
+  /**
+   * Whether a complete replica answers "absent at revision `rev`" for a key it
+   * has no slot for: every change up to the watcher's revision is applied, so
+   * a missing slot means deleted (or never written) as of then.
+   */
+  #impliedAbsent(rev: number): boolean {
+    return this.#complete && !this.#lossy && rev <= this.#watcher.lastRevision;
   }
 
   #onCaughtUp(rev: number): void {
@@ -845,9 +1100,23 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#resyncEpoch = false;
       if (this.mode === "replica") this.#store.sweep(this.#gen, this.#sweepBefore);
     }
+    if (this.mode === "replica") {
+      this.#complete = true;
+      // Tombstones the watcher has passed say nothing a missing slot does not.
+      if (this.#tombstones > 0 && !this.#lossy) {
+        this.#store.dropTombstones(this.#watcher.lastRevision);
+        this.#tombstones = 0;
+      }
+    }
     this.#bootstrapApplied = 0;
+    if (this.#gapFloor > 0) {
+      this.#store.dropBelow(this.#gapFloor);
+      this.#gapFloor = 0;
+    }
     this.#sweepGone();
-    if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
+    if (this.#d.region?.link.inSync === false) {
+      if (this.#connected) this.#setState("stale", "the regional mirror cannot reach the hub");
+    } else if (this.#connected) this.#setState("synced", `caught up at revision ${rev}`);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#ready.resolve();
@@ -857,16 +1126,34 @@ export class KvedgeCache<T> implements Cache<T> {
   #onResync(reason: string, epochChanged: boolean): StartFrom {
     this.#resyncs++;
     this.#lastResyncReason = reason;
+    this.#gapFloor = 0; // a resync rebuilds from the stream as it is now
     this.#resyncing = true;
     this.#resyncEpoch = epochChanged;
     this.#setState("resyncing", reason);
     this.#emit({ type: "resync", at: Date.now(), reason });
     const last = this.#lastInfo?.state.last_seq ?? 0;
     this.#sweepBefore = last + 1;
-    if (epochChanged || this.mode === "lazy") this.#store.clear();
+    if (epochChanged || this.mode === "lazy") {
+      this.#store.clear();
+      this.#complete = false;
+    }
     this.#gen++;
     if (this.mode === "replica") return { kind: "snapshot" };
     return { kind: "seq", seq: last + 1 };
+  }
+
+  /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+  #onHubLink(inSync: boolean): void {
+    if (!inSync) {
+      if (this.#state === "synced") {
+        this.#setState("stale", "the regional mirror cannot reach the hub");
+      }
+    } else if (
+      this.#state === "stale" && this.#connected && this.#watcher.caughtUp &&
+      !this.#watcher.restarting
+    ) {
+      this.#setState("synced", "the regional mirror reaches the hub again");
+    }
   }
 
   #readStreamInfo(info: StreamInfo): void {
@@ -894,7 +1181,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#reconcileTimer = setInterval(async () => {
       if (!this.#fresh || this.#watcher.restarting) return;
       try {
-        const info = await this.#d.jsm.streams.info(`KV_${this.bucket}`);
+        const info = await this.#d.jsm.streams.info(kvStreamName(this.bucket));
         if (this.#closed) return;
         if (
           info.created !== this.#watcher.epoch || info.state.last_seq < this.#watcher.lastRevision
@@ -952,8 +1239,12 @@ export class KvedgeCache<T> implements Cache<T> {
 
   #followConnection(): void {
     const nc = this.#d.nc;
+    const status = nc.status();
+    // nats.js's status iterator has stop(); close() ends the loop with it, so a
+    // shared connection keeps no listener of a closed (or never opened) cache.
+    this.#stopStatus = () => (status as { stop?: () => void }).stop?.();
     (async () => {
-      for await (const s of nc.status()) {
+      for await (const s of status) {
         if (this.#closed) return;
         if (s.type === "disconnect") {
           if (!this.#connected) continue;
@@ -968,6 +1259,7 @@ export class KvedgeCache<T> implements Cache<T> {
           this.#emit({ type: "error", at: Date.now(), message: this.#lastError });
         } else if (s.type === "reconnect") {
           this.#connected = true;
+          this.#revalidateOffline();
           this.#emit({ type: "connected", at: Date.now() });
           this.#watcher.reconnected();
         }
@@ -984,12 +1276,12 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- warm start ------------------------------------------------------------
 
   /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
-  async #loadSnapshot(path: string): Promise<boolean> {
+  async #loadSnapshot(path: string, epoch: string | undefined): Promise<boolean> {
     const store = this.#store;
     const gen = this.#gen;
     const snap = await loadSnapshot(path, this.bucket, this.#o.keys, {
       accept: (header) =>
-        header.epoch === this.#d.info.created
+        epoch === undefined || header.epoch === epoch
           ? undefined
           : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
       // Straight into the store, which keeps its own compact copy of each value.
@@ -1002,6 +1294,7 @@ export class KvedgeCache<T> implements Cache<T> {
     const { header } = snap;
     if (header.partial) this.#lossy = true;
     this.#watcher.lastRevision = header.lastRevision;
+    this.#watcher.epoch = header.epoch;
     this.#savedRevision = header.lastRevision;
     this.#emit({
       type: "snapshot",
@@ -1074,10 +1367,13 @@ export class KvedgeCache<T> implements Cache<T> {
     this.#closing = (async () => {
       if (this.#snapshotTimer !== undefined) clearInterval(this.#snapshotTimer);
       if (this.#reconcileTimer !== undefined) clearInterval(this.#reconcileTimer);
+      this.#d.region?.link.close();
       if (this.#o.snapshot && this.#fresh) await this.saveSnapshot();
       this.#closed = true;
+      this.#stopStatus?.();
       this.#aborter.abort(new ClosedError("continue"));
       this.#ready.reject(new ClosedError("wait for ready"));
+      await this.#binding;
       await this.#watcher.close().catch(() => {});
       this.#setState("closed", "closed");
       this.#state = "closed";
@@ -1085,7 +1381,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#changes.close();
       this.#events.close();
       this.#store.clear();
-      if (this.#d.ownsConnection && !this.#d.nc.isClosed()) {
+      if (this.#bound && this.#d.ownsConnection && !this.#d.nc.isClosed()) {
         // drain() waits for the server; while it is unreachable, just close.
         if (this.#connected) await this.#d.nc.drain().catch(() => this.#d.nc.close());
         else await this.#d.nc.close();
@@ -1105,6 +1401,25 @@ function assertRevision(rev: unknown, action: string): void {
       `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
     );
   }
+}
+
+/** A slot that is served once and not held. */
+function looseSlot(value: unknown): Slot {
+  return { rev: 0, created: Date.now(), deleted: false, raw: undefined, value, size: 0, gen: 0 };
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Rejects when `signal` aborts; the shared fetch goes on for others. */

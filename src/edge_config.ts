@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { ConnectionOptions } from "@nats-io/nats-core";
-import { credsAuthenticator, nkeyAuthenticator } from "@nats-io/nats-core";
+import { type NatsAuth, natsConnectionOptions, parseNatsEnv } from "./nats_env.ts";
 import { bucketProblem } from "./keys.ts";
 import type { CacheMode } from "./types.ts";
 
@@ -23,12 +23,7 @@ export interface EdgeBucketConfig {
 }
 
 /** How the edge authenticates to NATS (at most one method). */
-export type EdgeNatsAuth =
-  | { kind: "none" }
-  | { kind: "creds"; file: string }
-  | { kind: "user"; user: string; pass: string }
-  | { kind: "token"; token: string }
-  | { kind: "nkey"; seed: string };
+export type EdgeNatsAuth = NatsAuth;
 
 /** The edge worker's resolved configuration. */
 export interface EdgeConfig {
@@ -40,6 +35,8 @@ export interface EdgeConfig {
   natsTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
   /** Prefix of reply and delivery subjects (least-privilege edges), from `NATS_INBOX_PREFIX`. */
   natsInboxPrefix: string | undefined;
+  /** Deprecated NATS variable names in use (`NATS_PASS`, `NATS_NKEY_SEED`), to warn about. */
+  natsDeprecated: string[];
   /** Buckets served. */
   buckets: EdgeBucketConfig[];
   /** HTTP port (0: any free port). */
@@ -58,6 +55,12 @@ export interface EdgeConfig {
   createBuckets: boolean;
   /** Deadline of a miss fetch, in ms (cache default when undefined). */
   missTimeoutMs?: number;
+  /**
+   * A regional edge: the hub's JetStream domain, from `KVEDGE_HUB_DOMAIN`
+   * (`NATS_URL` is then the region's leaf node, which holds a mirror of each
+   * bucket; see docs/topologies.md). Undefined: not regional.
+   */
+  hubDomain?: string;
   /** How long resident entries are served stale during an outage, in ms (cache default when undefined). */
   staleIfErrorMs?: number;
   /** CORS origins (empty: CORS off). */
@@ -66,6 +69,21 @@ export interface EdgeConfig {
   maxBodyBytes: number;
   /** Most concurrent SSE streams. */
   maxSseStreams: number;
+  /** Bytes queued for one SSE client that does not read before it is dropped. */
+  sseBufferBytes: number;
+  /** Deepest JSON nesting accepted in a request body. */
+  maxJsonDepth: number;
+  /**
+   * Accept connections through the gate (cap, timeouts) in front of
+   * `Deno.serve`; false: `Deno.serve` on the port itself (faster, unbounded).
+   */
+  connectionGate: boolean;
+  /** Most open client connections; undefined: sized from the open-file limit. */
+  maxConnections?: number;
+  /** A new connection must send a complete request head within this, in ms. */
+  headerTimeoutMs: number;
+  /** A connection with no bytes either way for this long is closed, in ms. */
+  idleTimeoutMs: number;
   /** How long `/readyz` tolerates a stale bucket, in ms (undefined: forever). */
   readyMaxStaleMs?: number;
   /** kvedge's data directory (the embedded server's store is `<dataDir>/nats`). */
@@ -92,40 +110,39 @@ const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) =>
       }),
     );
 
-const flagVar = z.string().trim().toLowerCase().pipe(
-  z.enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""], {
-    message: 'must be "1" or "0"',
-  }),
-).transform((v) => ["1", "true", "yes", "on"].includes(v));
+/** What every boolean environment variable accepts, in the error message of a bad one. */
+export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
 
-const SERVER = /^(?:(?:nats|tls|ws|wss):\/\/)?[^\s,/]+(?::[0-9]{1,5})?\/?$/;
+/**
+ * The one parser of boolean environment variables: `true`/`false`, `1`/`0`,
+ * `yes`/`no`, `on`/`off` in any case; `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseBoolean } from "./edge_config.ts";
+ * console.log(parseBoolean("Yes"), parseBoolean("off"), parseBoolean("banana")); // true false undefined
+ * ```
+ */
+export function parseBoolean(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
+  return undefined;
+}
+
+const flagVar = z.string().transform((v, ctx) => {
+  const b = parseBoolean(v);
+  if (b === undefined) {
+    ctx.addIssue({ code: "custom", message: `must be ${BOOLEAN_WORDS}` });
+    return z.NEVER;
+  }
+  return b;
+});
+
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;
 
 const EnvSchema = z.object({
-  NATS_URL: z.string().optional().transform((v, ctx) => {
-    const urls = list(v);
-    for (const u of urls) {
-      if (!SERVER.test(u)) {
-        ctx.addIssue({ code: "custom", message: "every entry must be a nats://host:port URL" });
-        return z.NEVER;
-      }
-    }
-    return urls.length === 0 ? undefined : urls;
-  }),
-  NATS_CREDS: z.string().trim().min(1).optional(),
-  NATS_USER: z.string().min(1).optional(),
-  NATS_PASS: z.string().min(1).optional(),
-  NATS_TOKEN: z.string().min(1).optional(),
-  NATS_NKEY_SEED: z.string().trim().regex(/^SU[A-Z2-7]+$/, {
-    message: "must be a user nkey seed (SU…)",
-  }).optional(),
-  NATS_TLS_CA: z.string().trim().min(1).optional(),
-  NATS_TLS_CERT: z.string().trim().min(1).optional(),
-  NATS_TLS_KEY: z.string().trim().min(1).optional(),
-  NATS_INBOX_PREFIX: z.string().trim().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, {
-    message: "must be subject tokens without wildcards, e.g. _INBOX_edge",
-  }).optional(),
   KVEDGE_BUCKETS: z.string().optional(),
   PORT: intVar(0, 65535).optional(),
   HOSTNAME: z.string().trim().min(1).optional(),
@@ -138,6 +155,9 @@ const EnvSchema = z.object({
   KVEDGE_CREATE_BUCKETS: flagVar.optional(),
   KVEDGE_MISS_TIMEOUT_MS: intVar(1, 2 ** 31 - 1).optional(),
   KVEDGE_STALE_IF_ERROR_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_HUB_DOMAIN: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, {
+    message: "must be a JetStream domain name (letters, digits, _ and -)",
+  }).optional(),
   KVEDGE_CORS_ORIGINS: z.string().optional().transform((v, ctx) => {
     const origins = list(v);
     if (origins.some((o) => !ORIGIN.test(o))) {
@@ -148,6 +168,12 @@ const EnvSchema = z.object({
   }),
   KVEDGE_MAX_BODY_BYTES: intVar(1, 64 << 20).optional(),
   KVEDGE_MAX_SSE_STREAMS: intVar(1, 1_000_000).optional(),
+  KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
+  KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
+  KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
+  KVEDGE_CONNECTION_GATE: flagVar.optional(),
+  KVEDGE_HEADER_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
+  KVEDGE_IDLE_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
   KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
   KVEDGE_DATA_DIR: z.string().trim().min(1).optional(),
   KVEDGE_LOG_REQUESTS: flagVar.optional(),
@@ -224,37 +250,13 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     throw new TypeError(`Cannot start edge: ${issue.path.join(".")}: ${issue.message}`);
   }
   const e = r.data;
-  const embedded = e.NATS_URL === undefined;
-
-  const methods: EdgeNatsAuth[] = [];
-  if (e.NATS_CREDS !== undefined) methods.push({ kind: "creds", file: e.NATS_CREDS });
-  if (e.NATS_USER !== undefined || e.NATS_PASS !== undefined) {
-    if (e.NATS_USER === undefined || e.NATS_PASS === undefined) {
-      throw new TypeError("Cannot start edge: NATS_USER and NATS_PASS go together");
-    }
-    methods.push({ kind: "user", user: e.NATS_USER, pass: e.NATS_PASS });
-  }
-  if (e.NATS_TOKEN !== undefined) methods.push({ kind: "token", token: e.NATS_TOKEN });
-  if (e.NATS_NKEY_SEED !== undefined) methods.push({ kind: "nkey", seed: e.NATS_NKEY_SEED });
-  if (methods.length > 1) {
-    throw new TypeError(
-      "Cannot start edge: set only one of NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_NKEY_SEED",
-    );
-  }
-  if (embedded && (methods.length > 0 || e.NATS_TLS_CA || e.NATS_TLS_CERT || e.NATS_TLS_KEY)) {
+  const nats = parseNatsEnv(env, { action: "start edge" });
+  const embedded = nats.servers === undefined;
+  if (embedded && (nats.auth.kind !== "none" || nats.tls !== undefined)) {
     throw new TypeError(
       "Cannot start edge: NATS credentials or TLS files are set but NATS_URL is not",
     );
   }
-  if ((e.NATS_TLS_CERT === undefined) !== (e.NATS_TLS_KEY === undefined)) {
-    throw new TypeError("Cannot start edge: NATS_TLS_CERT and NATS_TLS_KEY go together");
-  }
-  const tls = e.NATS_TLS_CA || e.NATS_TLS_CERT
-    ? {
-      ...(e.NATS_TLS_CA ? { caFile: e.NATS_TLS_CA } : {}),
-      ...(e.NATS_TLS_CERT ? { certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : {}),
-    }
-    : undefined;
 
   const readTokens = e.KVEDGE_READ_TOKEN;
   const writeTokens = e.KVEDGE_WRITE_TOKEN;
@@ -267,11 +269,18 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     );
   }
 
+  if (e.KVEDGE_HUB_DOMAIN !== undefined && (embedded || e.KVEDGE_CREATE_BUCKETS === true)) {
+    throw new TypeError(
+      "Cannot start edge: KVEDGE_HUB_DOMAIN needs NATS_URL (the region's leaf node) and no KVEDGE_CREATE_BUCKETS",
+    );
+  }
+
   return {
-    natsServers: e.NATS_URL,
-    natsAuth: methods[0] ?? { kind: "none" },
-    natsTls: tls,
-    natsInboxPrefix: e.NATS_INBOX_PREFIX,
+    natsServers: nats.servers,
+    natsAuth: nats.auth,
+    natsTls: nats.tls,
+    natsInboxPrefix: nats.inboxPrefix,
+    natsDeprecated: nats.deprecated,
     buckets: parseBuckets(e.KVEDGE_BUCKETS, embedded),
     port: e.PORT ?? 8080,
     hostname: e.HOSTNAME ?? "127.0.0.1",
@@ -285,12 +294,19 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     },
     createBuckets: e.KVEDGE_CREATE_BUCKETS ?? embedded,
     ...(e.KVEDGE_MISS_TIMEOUT_MS === undefined ? {} : { missTimeoutMs: e.KVEDGE_MISS_TIMEOUT_MS }),
+    ...(e.KVEDGE_HUB_DOMAIN === undefined ? {} : { hubDomain: e.KVEDGE_HUB_DOMAIN }),
     ...(e.KVEDGE_STALE_IF_ERROR_MS === undefined
       ? {}
       : { staleIfErrorMs: e.KVEDGE_STALE_IF_ERROR_MS }),
     corsOrigins: e.KVEDGE_CORS_ORIGINS,
     maxBodyBytes: e.KVEDGE_MAX_BODY_BYTES ?? 1 << 20,
     maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
+    sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
+    maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
+    connectionGate: e.KVEDGE_CONNECTION_GATE ?? true,
+    ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
+    headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
+    idleTimeoutMs: e.KVEDGE_IDLE_TIMEOUT_MS ?? 60_000,
     ...(e.KVEDGE_READY_MAX_STALE_MS === undefined
       ? {}
       : { readyMaxStaleMs: e.KVEDGE_READY_MAX_STALE_MS }),
@@ -316,42 +332,14 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
  * ```
  */
 export async function natsConnectOptions(config: EdgeConfig): Promise<Partial<ConnectionOptions>> {
-  const opts: Partial<ConnectionOptions> = {
-    name: "kvedge-edge",
-    ...(config.natsServers === undefined ? {} : { servers: config.natsServers }),
-  };
-  const a = config.natsAuth;
-  if (a.kind === "creds") {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(a.file);
-    } catch {
-      throw new TypeError("Cannot start edge: NATS_CREDS: the creds file cannot be read");
-    }
-    opts.authenticator = credsAuthenticator(bytes);
-  } else if (a.kind === "user") {
-    opts.user = a.user;
-    opts.pass = a.pass;
-  } else if (a.kind === "token") {
-    opts.token = a.token;
-  } else if (a.kind === "nkey") {
-    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(a.seed));
-  }
-  if (config.natsInboxPrefix !== undefined) opts.inboxPrefix = config.natsInboxPrefix;
-  if (config.natsTls !== undefined) {
-    for (const [name, file] of Object.entries(config.natsTls)) {
-      try {
-        await Deno.stat(file!);
-      } catch {
-        const v = { caFile: "NATS_TLS_CA", certFile: "NATS_TLS_CERT", keyFile: "NATS_TLS_KEY" };
-        throw new TypeError(
-          `Cannot start edge: ${v[name as keyof typeof v]}: the file cannot be read`,
-        );
-      }
-    }
-    opts.tls = { ...config.natsTls };
-  }
-  return opts;
+  const opts = await natsConnectionOptions({
+    servers: config.natsServers,
+    auth: config.natsAuth,
+    tls: config.natsTls,
+    inboxPrefix: config.natsInboxPrefix,
+    deprecated: config.natsDeprecated,
+  }, { action: "start edge" });
+  return { name: "kvedge-edge", ...opts };
 }
 
 /**
@@ -377,9 +365,16 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     createBuckets: config.createBuckets,
     missTimeoutMs: config.missTimeoutMs,
     staleIfErrorMs: config.staleIfErrorMs,
+    hubDomain: config.hubDomain,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
     maxSseStreams: config.maxSseStreams,
+    sseBufferBytes: config.sseBufferBytes,
+    maxJsonDepth: config.maxJsonDepth,
+    connectionGate: config.connectionGate,
+    maxConnections: config.maxConnections ?? "auto",
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
     readyMaxStaleMs: config.readyMaxStaleMs,
     dataDir: config.dataDir,
     logRequests: config.logRequests,

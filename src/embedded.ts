@@ -1,6 +1,7 @@
 /**
  * The embedded `nats-server` of `deno task serve` when no `NATS_URL` is given:
- * JetStream on, store under `<dataDir>/nats`, a free loopback port, and a
+ * JetStream on, store under `<dataDir>/nats`, free loopback ports for TCP and
+ * WebSocket clients (so a browser or an isolate runtime can try it too), and a
  * record in `<dataDir>/nats/embedded.json` so the `kv` CLI can find it and a
  * later run can clean up after a crashed one.
  *
@@ -31,6 +32,8 @@ export interface EmbeddedInfo {
   url: string;
   /** Client port. */
   port: number;
+  /** WebSocket client URL, `"ws://127.0.0.1:<port>"` (absent in records of older versions). */
+  wsUrl?: string;
   /** When the server was started (ISO 8601). */
   startedAt: string;
   /** PID of the process that started it and is expected to stop it. */
@@ -43,6 +46,8 @@ export interface EmbeddedServer extends AsyncDisposable {
   readonly url: string;
   /** Client port. */
   readonly port: number;
+  /** WebSocket client URL, `"ws://127.0.0.1:<port>"` (plain WebSocket, loopback only). */
+  readonly wsUrl: string;
   /** PID of the `nats-server` process. */
   readonly pid: number;
   /** Absolute path of the server's store directory, `<dataDir>/nats`. */
@@ -83,11 +88,13 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
     readyTimeoutMs: options.readyTimeoutMs,
     signal: options.signal,
     serverName: "kvedge_embedded",
+    websocketPort: 0,
   });
   const info: EmbeddedInfo = {
     pid: process.pid,
     url: process.url,
     port: process.port,
+    wsUrl: process.websocketUrl,
     startedAt: new Date().toISOString(),
     ownerPid: Deno.pid,
   };
@@ -144,6 +151,9 @@ class Embedded implements EmbeddedServer {
   }
   get port(): number {
     return this.#process.port;
+  }
+  get wsUrl(): string {
+    return this.#process.websocketUrl!;
   }
   get pid(): number {
     return this.#process.pid;
@@ -248,6 +258,7 @@ async function readInfo(path: string): Promise<EmbeddedInfo | undefined> {
       pid: value.pid,
       url: value.url,
       port: Number(value.port),
+      ...(typeof value.wsUrl === "string" ? { wsUrl: value.wsUrl } : {}),
       startedAt: String(value.startedAt),
       ownerPid: typeof value.ownerPid === "number" ? value.ownerPid : 0,
     };

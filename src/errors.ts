@@ -14,7 +14,9 @@ export type ErrorCode =
   | "BUCKET_NOT_FOUND"
   | "PERMISSION"
   | "CLOSED"
-  | "LOADER";
+  | "LOADER"
+  | "UNSUPPORTED"
+  | "DECODE";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -213,5 +215,75 @@ export class LoaderError extends KvedgeError {
   constructor(key: string, cause: unknown) {
     super("LOADER", `Cannot load "${key}": the loader failed`, { cause });
     this.key = key;
+  }
+}
+
+/**
+ * The operation needs a newer nats-server, or a bucket configured for it
+ * (e.g. per-key TTL needs nats-server 2.11+ and a bucket created with limit
+ * markers). Nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedError } from "./errors.ts";
+ * const err = new UnsupportedError("Cannot set \"a\": per-key TTL needs nats-server 2.11 or newer (connected to 2.9.10)", {
+ *   feature: "per-key TTL",
+ *   requiredVersion: "2.11.0",
+ *   serverVersion: "2.9.10",
+ * });
+ * console.log(err.code, err.requiredVersion); // "UNSUPPORTED" "2.11.0"
+ * ```
+ */
+export class UnsupportedError extends KvedgeError {
+  /** The feature asked for, e.g. `"per-key TTL"`. */
+  readonly feature: string;
+  /** The oldest nats-server version that has it. */
+  readonly requiredVersion: string;
+  /** The connected server's version, when known. */
+  readonly serverVersion: string | undefined;
+  /** Builds the error; the message names the feature and the version needed. */
+  constructor(
+    message: string,
+    details: {
+      feature: string;
+      requiredVersion: string;
+      serverVersion?: string;
+      cause?: unknown;
+    },
+  ) {
+    super("UNSUPPORTED", message, { cause: details.cause });
+    this.feature = details.feature;
+    this.requiredVersion = details.requiredVersion;
+    this.serverVersion = details.serverVersion;
+  }
+}
+
+/**
+ * A stored value fails the cache's codec or schema (it was written by another
+ * client, e.g. `nats kv put` of text into a JSON bucket). Such a value is never
+ * served: reading it throws this until a valid value replaces it.
+ *
+ * @example
+ * ```ts
+ * import { DecodeError } from "./errors.ts";
+ * const err = new DecodeError("get", "greeting", 7, new SyntaxError("not JSON"));
+ * console.log(err.code, err.key, err.revision); // "DECODE" "greeting" 7
+ * ```
+ */
+export class DecodeError extends KvedgeError {
+  /** The key whose value cannot be decoded. */
+  readonly key: string;
+  /** The KV revision of that value. */
+  readonly revision: number;
+  /** Builds the error for the attempted action; `cause` is the codec's or schema's failure. */
+  constructor(action: string, key: string, revision: number, cause: unknown) {
+    super(
+      "DECODE",
+      `Cannot ${action} "${key}": the stored value at revision ${revision} does not pass ` +
+        `the cache's codec or schema`,
+      { cause },
+    );
+    this.key = key;
+    this.revision = revision;
   }
 }

@@ -12,7 +12,7 @@ import {
   RequestError,
   TimeoutError,
 } from "@nats-io/nats-core";
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import {
   BucketNotFoundError,
   ConflictError,
@@ -21,12 +21,11 @@ import {
   UnavailableError,
 } from "./errors.ts";
 
-const WRONG_LAST_SEQUENCE = 10071;
-const STREAM_NOT_FOUND = 10059;
-
 /** Whether `err` is JetStream's "wrong last sequence" (a lost compare-and-set). */
 export function isWrongLastSequence(err: unknown): boolean {
-  return (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) ||
+  return (err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)) ||
     (err instanceof Error && /wrong last sequence/i.test(err.message));
 }
 
@@ -56,7 +55,7 @@ export function mapNatsError(
     });
   }
   if (
-    (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) ||
+    (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) ||
     (err instanceof Error && /stream not found/i.test(err.message))
   ) {
     return new BucketNotFoundError(bucket, { cause: err });

@@ -29,6 +29,8 @@ export interface Slot {
   raw: Uint8Array | undefined;
   /** Decoded value (valid when `raw` is undefined and not deleted). */
   value: unknown;
+  /** Why the stored value was refused (codec or schema); such a slot is also a tombstone. */
+  rejected?: unknown;
   /** Bytes counted against `maxBytes`. */
   size: number;
   /** Resync generation that last confirmed this slot (replica mode). */
@@ -77,6 +79,8 @@ export const SlotFlag = {
   RawBytes: 4,
   /** Either raw form. */
   Raw: 6,
+  /** A stored value the codec or schema refused (with Deleted); `valueAt()` is why. */
+  Rejected: 8,
 } as const;
 
 const NONE = -1;
@@ -229,13 +233,18 @@ export class LocalStore {
   }
 
   /**
-   * Replaces the encoded value at `i` by its decoded `value`, or turns the
-   * slot into a tombstone when `value` is `undefined` with `rejected` (a value
-   * failing the codec or schema). Size and revision stay.
+   * Replaces the encoded value at `i` by its decoded `value`, or, when
+   * `rejected` is given (why the codec or schema refused the value), turns the
+   * slot into a rejected tombstone. Size and revision stay.
    */
-  setDecodedAt(i: number, value: unknown, rejected = false): void {
-    this.#vals[i] = rejected ? undefined : value;
-    this.#flags[i] = rejected ? SlotFlag.Deleted : 0;
+  setDecodedAt(i: number, value: unknown, rejected?: unknown): void {
+    if (rejected === undefined) {
+      this.#vals[i] = value;
+      this.#flags[i] = 0;
+    } else {
+      this.#vals[i] = rejected;
+      this.#flags[i] = SlotFlag.Deleted | SlotFlag.Rejected;
+    }
   }
 
   /** The encoded bytes at `i` if it was never decoded. */
@@ -249,19 +258,21 @@ export class LocalStore {
   slotAt(i: number): Slot {
     const f = this.#flags[i]!;
     const raw = (f & SlotFlag.Raw) !== 0;
-    return {
+    const slot: Slot = {
       rev: this.#rev[i]!,
       created: this.#created[i]!,
       deleted: (f & SlotFlag.Deleted) !== 0,
       raw: raw ? rawBytes(this.#vals[i] as string | Uint8Array) : undefined,
-      value: raw ? undefined : this.#vals[i],
+      value: raw || (f & SlotFlag.Deleted) !== 0 ? undefined : this.#vals[i],
       size: this.#size[i]!,
       gen: this.#gen[i]!,
     };
+    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = this.#vals[i];
+    return slot;
   }
 
-  /** Records that the resident slot of `key` at revision `rev` was decoded (or rejected). */
-  decoded(key: string, rev: number, value: unknown, rejected = false): void {
+  /** Records that the resident slot of `key` at revision `rev` was decoded (or rejected, and why). */
+  decoded(key: string, rev: number, value: unknown, rejected?: unknown): void {
     const i = this.#index.get(key);
     if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) return;
     this.setDecodedAt(i, value, rejected);
@@ -370,7 +381,9 @@ export class LocalStore {
   ): Applied {
     const at = this.#index.get(key);
     const held = at === undefined || this.#stale(at) ? NONE : at;
-    if (held !== NONE && this.#rev[held]! >= rev) return Applied.Older;
+    if (held !== NONE && this.#rev[held]! >= rev && !(rev === 0 && this.#rev[held] === 0)) {
+      return Applied.Older;
+    }
     const ttl = this.#ttlFor(created, 0);
     if (ttl < 0) return Applied.Expired;
     const gen = held === NONE ? 0 : this.#gen[held]!;
@@ -418,6 +431,13 @@ export class LocalStore {
    */
   dropBelow(rev: number): number {
     return this.#removeWhere((i) => this.#rev[i]! > 0 && this.#rev[i]! < rev);
+  }
+
+  /** Removes tombstones with a revision up to `rev`; returns how many. */
+  dropTombstones(rev: number): number {
+    return this.#removeWhere((i) =>
+      (this.#flags[i]! & SlotFlag.Deleted) !== 0 && this.#rev[i]! <= rev
+    );
   }
 
   /** Iterates resident slots (copies), most recently used first. */

@@ -15,9 +15,8 @@ export interface NatsServerOptions {
    */
   storeDir: string;
   /**
-   * Path of the `nats-server` executable. Default: the `NATS_SERVER_BIN`
-   * environment variable, else `/usr/sbin/nats-server` if it exists, else
-   * `nats-server` looked up on `PATH`.
+   * Path of the `nats-server` executable. Default: {@linkcode natsServerBinary}
+   * (`KVEDGE_NATS_SERVER`, else the newest installed server).
    */
   binary?: string;
   /** Address the client, cluster and monitoring ports bind to. Default `"127.0.0.1"`. */
@@ -36,6 +35,12 @@ export interface NatsServerOptions {
    * `"kvedge_<client port>"` (fixed at the first start, kept across restarts).
    */
   serverName?: string;
+  /**
+   * WebSocket port for `ws://` clients (a `websocket { no_tls: true }` block: plain
+   * WebSocket, for loopback and for TLS terminated in front of the server). `0`: a
+   * free port. Default: no WebSocket listener.
+   */
+  websocketPort?: number;
   /** Cluster name; setting it turns the cluster block on. Default: no cluster. */
   clusterName?: string;
   /** Cluster (route) port, used only with `clusterName`. Default `0`: a free port. */
@@ -79,6 +84,10 @@ export interface NatsServerProcess extends AsyncDisposable {
   readonly monitorPort: number;
   /** HTTP monitoring base URL, `"http://<host>:<monitorPort>"`. */
   readonly monitorUrl: string;
+  /** WebSocket port, or `undefined` without `websocketPort`; kept across restarts. */
+  readonly websocketPort: number | undefined;
+  /** WebSocket client URL, `"ws://<host>:<websocketPort>"`, or `undefined`. */
+  readonly websocketUrl: string | undefined;
   /** Cluster (route) port, or `undefined` without a cluster. */
   readonly clusterPort: number | undefined;
   /** Route URL of this node, `"nats-route://<host>:<clusterPort>"`, or `undefined`. */
@@ -135,8 +144,38 @@ export function freePort(host = "127.0.0.1"): number {
 }
 
 /**
- * Resolves the `nats-server` executable: `NATS_SERVER_BIN`, else
- * `/usr/sbin/nats-server` if present, else `nats-server` (looked up on `PATH`).
+ * Where `scripts/setup.sh` builds the current nats-server and the `nats` CLI
+ * (`<project>/.tools/bin`), or `undefined` when this module is not loaded from
+ * a local checkout.
+ */
+function toolsBinDir(): string | undefined {
+  const url = new URL("../.tools/bin/", import.meta.url);
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : undefined;
+}
+
+function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    // Without --allow-env the default locations still work.
+    return undefined;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves the `nats-server` executable, the one place that decides which
+ * server the embedded server and the tests run: `KVEDGE_NATS_SERVER`, else
+ * `NATS_SERVER_BIN` (older name), else the newest present — the project's
+ * `.tools/bin/nats-server` (built by `scripts/setup.sh` where Go is present),
+ * else Debian's `/usr/sbin/nats-server`, else `nats-server` on `PATH`.
  *
  * @example
  * ```ts
@@ -145,19 +184,31 @@ export function freePort(host = "127.0.0.1"): number {
  * ```
  */
 export function natsServerBinary(): string {
-  let fromEnv: string | undefined;
-  try {
-    fromEnv = Deno.env.get("NATS_SERVER_BIN");
-  } catch {
-    // Without --allow-env the default locations still work.
-  }
+  const fromEnv = envVar("KVEDGE_NATS_SERVER") ?? envVar("NATS_SERVER_BIN");
   if (fromEnv) return fromEnv;
-  try {
-    if (Deno.statSync("/usr/sbin/nats-server").isFile) return "/usr/sbin/nats-server";
-  } catch {
-    // Not installed there: fall back to PATH.
-  }
+  const tools = toolsBinDir();
+  if (tools && isFile(`${tools}nats-server`)) return `${tools}nats-server`;
+  if (isFile("/usr/sbin/nats-server")) return "/usr/sbin/nats-server";
   return "nats-server";
+}
+
+/**
+ * Resolves the real `nats` CLI (natscli): `KVEDGE_NATS_CLI`, else the
+ * project's `.tools/bin/nats`, else `undefined` (not installed; a `nats`
+ * on `PATH` is not used, since its version is unknown).
+ *
+ * @example
+ * ```ts
+ * import { natsCliBinary } from "./nats_server.ts";
+ * console.log(natsCliBinary() ?? "no nats CLI");
+ * ```
+ */
+export function natsCliBinary(): string | undefined {
+  const fromEnv = envVar("KVEDGE_NATS_CLI");
+  if (fromEnv) return fromEnv;
+  const tools = toolsBinDir();
+  if (tools && isFile(`${tools}nats`)) return `${tools}nats`;
+  return undefined;
 }
 
 /**
@@ -189,7 +240,7 @@ function validate(options: NatsServerOptions): void {
   if (typeof options?.storeDir !== "string" || options.storeDir === "") {
     throw new TypeError('Cannot start nats-server: "storeDir" must be a non-empty path');
   }
-  for (const name of ["port", "monitorPort", "clusterPort"] as const) {
+  for (const name of ["port", "monitorPort", "clusterPort", "websocketPort"] as const) {
     const value = options[name];
     if (value === undefined) continue;
     if (!Number.isInteger(value) || value < 0 || value > 65535) {
@@ -222,6 +273,7 @@ class Server implements NatsServerProcess {
   #port: number;
   #monitorPort: number;
   #clusterPort: number | undefined;
+  #websocketPort: number | undefined;
   #serverName: string;
   #child: Deno.ChildProcess | undefined;
   #exited: Promise<Deno.CommandStatus> = Promise.resolve({
@@ -242,6 +294,7 @@ class Server implements NatsServerProcess {
     this.#port = options.port ?? 0;
     this.#monitorPort = options.monitorPort ?? 0;
     this.#clusterPort = options.clusterName === undefined ? undefined : options.clusterPort ?? 0;
+    this.#websocketPort = options.websocketPort;
     this.#serverName = options.serverName ?? "";
   }
 
@@ -262,6 +315,14 @@ class Server implements NatsServerProcess {
   }
   get clusterPort(): number | undefined {
     return this.#clusterPort;
+  }
+  get websocketPort(): number | undefined {
+    return this.#websocketPort;
+  }
+  get websocketUrl(): string | undefined {
+    return this.#websocketPort === undefined
+      ? undefined
+      : `ws://${this.#host}:${this.#websocketPort}`;
   }
   get routeUrl(): string | undefined {
     return this.#clusterPort === undefined
@@ -301,11 +362,13 @@ class Server implements NatsServerProcess {
       this.#options.monitorPort === 0;
     const pickCluster = this.#clusterPort !== undefined &&
       (this.#options.clusterPort === undefined || this.#options.clusterPort === 0);
+    const pickWebsocket = this.#options.websocketPort === 0;
     for (let attempt = 1;; attempt++) {
       if (first) {
         if (pickPort) this.#port = freePort(this.#host);
         if (pickMonitor) this.#monitorPort = freePort(this.#host);
         if (pickCluster) this.#clusterPort = freePort(this.#host);
+        if (pickWebsocket) this.#websocketPort = freePort(this.#host);
         if (!this.#serverName) this.#serverName = `kvedge_${this.#port}`;
       }
       await Deno.writeTextFile(this.#configFile, this.#config());
@@ -317,7 +380,7 @@ class Server implements NatsServerProcess {
       } catch (err) {
         await this.kill();
         const log = await readFrom(this.#logFile, logStart);
-        const retriable = first && (pickPort || pickMonitor || pickCluster) &&
+        const retriable = first && (pickPort || pickMonitor || pickCluster || pickWebsocket) &&
           BIND_FAILURE.test(log) && attempt < PORT_ATTEMPTS;
         if (!retriable) throw err;
       }
@@ -336,6 +399,15 @@ class Server implements NatsServerProcess {
     ];
     if (o.jetstream ?? true) {
       lines.push(`jetstream { store_dir: ${quote(this.#storeDir)} }`);
+    }
+    if (this.#websocketPort !== undefined) {
+      // no_tls: loopback here; in production TLS ends at a proxy in front, or use a tls {} block.
+      lines.push(
+        "websocket {",
+        `  listen: ${quote(`${this.#host}:${this.#websocketPort}`)}`,
+        "  no_tls: true",
+        "}",
+      );
     }
     if (o.clusterName !== undefined) {
       const routes = (o.routes ?? []).map(quote).join(", ");
@@ -394,11 +466,14 @@ class Server implements NatsServerProcess {
   }
 
   async #isReady(): Promise<boolean> {
-    try {
-      const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
-      conn.close();
-    } catch {
-      return false;
+    for (const port of [this.#port, this.#websocketPort]) {
+      if (port === undefined) continue;
+      try {
+        const conn = await Deno.connect({ hostname: this.#host, port });
+        conn.close();
+      } catch {
+        return false;
+      }
     }
     // js-enabled-only: a clustered node is healthy before the cluster has a
     // meta leader; waiting for quorum is the cluster's business, not a node's.

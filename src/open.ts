@@ -3,14 +3,17 @@
  *
  * @module
  */
-import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { KvedgeCache } from "./cache.ts";
+import { type CacheLink, KvedgeCache } from "./cache.ts";
+import { connectNats, type ConnectNatsOptions } from "./connect.ts";
+import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
-import { resolveOptions } from "./options.ts";
-import { guardSocketResets } from "./socket_guard.ts";
+import { type ResolvedOptions, resolveOptions } from "./options.ts";
+import { hubWritePrefix, RegionLink } from "./region.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
+import { kvStreamName } from "./kv_layout.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -20,6 +23,14 @@ const CONTROL_TIMEOUT_MS = 15_000;
  * Opens a cache over a JetStream KV bucket: connects (or uses `connection`),
  * ensures the bucket when `create` is given (otherwise it must exist), and
  * starts the watcher. Await `ready()` before relying on replica reads.
+ *
+ * If NATS cannot be reached, it rejects at once with `UnavailableError` —
+ * except for a replica with a usable `snapshot` file: that one opens from the
+ * snapshot, serves it marked stale (`source: "stale"`, state `stale`,
+ * `ready()` pending), and connects in the background; once NATS answers it
+ * checks the snapshot's epoch against the stream and resumes from the
+ * snapshot's revision (or, if the bucket was recreated, throws the snapshot
+ * away and resyncs).
  *
  * @example
  * ```ts ignore
@@ -38,24 +49,56 @@ const CONTROL_TIMEOUT_MS = 15_000;
  */
 export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> {
   const o = resolveOptions(options);
+  const owns = o.connection === undefined;
+  const inboxPrefix = (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
+  let link: CacheLink;
+  try {
+    link = await bind(o);
+  } catch (err) {
+    // A bad "servers" list (mixed transports) is the caller's mistake, not an outage.
+    if (err instanceof TypeError) throw err;
+    const e = mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
+    // A replica with a warm-start snapshot serves it, marked stale, while NATS
+    // is unreachable, and binds in the background; anything else fails now.
+    if (!(e instanceof UnavailableError) || o.mode !== "replica" || !o.snapshot) throw e;
+    const cache = new KvedgeCache<T>({
+      options: o,
+      ownsConnection: owns,
+      ...unboundLink(e),
+      inboxPrefix,
+    });
+    await cache.startUnbound(() => bind(o), e);
+    return cache;
+  }
+  let cache: KvedgeCache<T> | undefined;
+  try {
+    cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
+    await cache.start();
+    return cache;
+  } catch (err) {
+    // A start that failed half-way has timers and a status loop running: stop them.
+    await cache?.close().catch(() => {});
+    if (owns) await link.nc.close().catch(() => {});
+    throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
+  }
+}
+
+/** Connects (or uses `connection`), ensures the bucket and binds the handles the cache needs. */
+async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
   let nc: NatsConnection;
   const owns = o.connection === undefined;
   if (o.connection) {
     nc = o.connection;
   } else {
-    guardSocketResets();
-    try {
-      nc = await connect({
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        reconnectJitter: 250,
-        pingInterval: 10_000,
-        ...o.connectOptions,
-        servers: o.servers,
-      } as NodeConnectionOptions);
-    } catch (err) {
-      throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
-    }
+    // ws:// and wss:// URLs select the WebSocket transport (src/connect.ts).
+    nc = await connectNats({
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      reconnectJitter: 250,
+      pingInterval: 10_000,
+      ...o.connectOptions,
+      servers: o.servers,
+    } as ConnectNatsOptions);
   }
   try {
     // Control calls (stream info, consumer create) can take seconds on a large
@@ -64,23 +107,37 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
     const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
+    // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
-    const cache = new KvedgeCache<T>({
-      options: o,
-      nc,
-      ownsConnection: owns,
-      jsm,
-      js,
-      kv,
-      info,
-      inboxPrefix: (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined,
-    });
-    await cache.start();
-    return cache;
+    const region = o.region && {
+      writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
+      link: new RegionLink(jsm, o.bucket, o.region, info),
+    };
+    return { nc, jsm, js, kv, info, region };
   } catch (err) {
     if (owns) await nc.close().catch(() => {});
-    throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
+    throw err;
   }
+}
+
+/**
+ * Stand-ins for the connection's handles while a cache opened from its
+ * snapshot has no connection yet. Every path that would use them checks the
+ * connection first; one that did not would get this `UnavailableError`.
+ */
+function unboundLink(cause: UnavailableError): CacheLink {
+  const unbound = <X>(): X =>
+    new Proxy({}, {
+      get() {
+        throw new UnavailableError("Cannot reach NATS: not connected since open", { cause });
+      },
+    }) as X;
+  const info = {
+    created: "",
+    config: { max_age: 0 },
+    state: { first_seq: 0, last_seq: 0 },
+  } as unknown as StreamInfo;
+  return { nc: unbound(), jsm: unbound(), js: unbound(), kv: unbound(), info };
 }
 
 /**
@@ -105,8 +162,12 @@ async function ensureBucket(
   timeoutMs: number,
 ): Promise<StreamInfo> {
   const jsm = await jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
-  const stream = `KV_${bucket}`;
+  const stream = kvStreamName(bucket);
   if (create) {
+    if (create.markerTtlMs > 0) {
+      // An older server would drop the unknown settings and make a bucket without TTL.
+      assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `create bucket "${bucket}"`);
+    }
     const kvm = new Kvm(jetstream(nc, { timeout: timeoutMs }));
     await kvm.create(
       bucket,
@@ -117,6 +178,7 @@ async function ensureBucket(
         ...(create.maxBytes > 0 ? { max_bytes: create.maxBytes } : {}),
         ...(create.maxValueSize > 0 ? { maxValueSize: create.maxValueSize } : {}),
         storage: create.storage === "memory" ? "memory" : "file",
+        ...(create.markerTtlMs > 0 ? { markerTTL: create.markerTtlMs } : {}),
       } as Parameters<Kvm["create"]>[1],
     );
   }

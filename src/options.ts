@@ -14,6 +14,7 @@ import type {
   Codec,
   CreateBucketOptions,
   LoaderFn,
+  RegionOptions,
   SchemaLike,
   SnapshotOptions,
 } from "./types.ts";
@@ -35,6 +36,7 @@ export interface ResolvedOptions<T> {
   loader: LoaderFn<T> | undefined;
   writeBack: boolean;
   negativeTtlMs: number;
+  loaderTimeoutMs: number;
   missTimeoutMs: number;
   writeTimeoutMs: number;
   staleIfErrorMs: number;
@@ -43,6 +45,7 @@ export interface ResolvedOptions<T> {
   allowDirect: boolean;
   snapshot: Required<SnapshotOptions> | undefined;
   onEvent: CacheOptions<T>["onEvent"];
+  region: Required<RegionOptions> | undefined;
 }
 
 const posInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -72,6 +75,7 @@ const OptionsSchema = z.object({
       maxBytes: z.number().int().min(-1).optional(),
       maxValueSize: z.number().int().min(-1).optional(),
       storage: z.enum(["file", "memory"]).optional(),
+      markerTtlMs: z.number().int().min(1000).optional(),
     }).strict(),
   ]).optional(),
   mode: z.enum(["lazy", "replica"]).optional(),
@@ -94,6 +98,7 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
+  loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   staleIfErrorMs: z.number().min(0).optional(),
@@ -102,6 +107,13 @@ const OptionsSchema = z.object({
   allowDirect: z.boolean().optional(),
   snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
   onEvent: fn.optional(),
+  region: z.object({
+    hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
+      message: "must be a JetStream domain name (letters, digits, _ and -)",
+    }),
+    checkMs: z.number().int().min(10).max(600_000).optional(),
+    maxSilenceMs: z.number().int().min(1_000).max(2 ** 31 - 1).optional(),
+  }).strict().optional(),
 }).strict();
 
 /** Formats the first zod issue as `Cannot open cache: "<path>" <message>, got <value>`. */
@@ -149,6 +161,11 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
       'Cannot open cache: "local" needs "maxItems" or "maxBytes" (an unbounded cache would grow without limit)',
     );
   }
+  if (o.region && o.create !== undefined && o.create !== false) {
+    throw new TypeError(
+      'Cannot open cache: "create" cannot be used with "region" (the bucket lives on the hub; create the regional mirror with `deno task kv mirror`)',
+    );
+  }
   if (o.writeBack && !o.loader) {
     throw new TypeError('Cannot open cache: "writeBack" needs a "loader"');
   }
@@ -159,6 +176,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     maxBytes: -1,
     maxValueSize: -1,
     storage: "file" as const,
+    markerTtlMs: 0,
     ...(o.create === true ? {} : o.create),
   };
   return {
@@ -181,6 +199,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     loader: input.loader,
     writeBack: o.writeBack ?? false,
     negativeTtlMs: o.negativeTtlMs ?? 30_000,
+    loaderTimeoutMs: o.loaderTimeoutMs ?? 5_000,
     missTimeoutMs: o.missTimeoutMs ?? 1_000,
     writeTimeoutMs: o.writeTimeoutMs ?? 5_000,
     staleIfErrorMs: o.staleIfErrorMs ?? Infinity,
@@ -189,5 +208,6 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     allowDirect: o.allowDirect ?? false,
     snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
     onEvent: input.onEvent,
+    region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
   };
 }

@@ -25,6 +25,7 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   jetstream,
+  JetStreamApiCodes,
   type JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
@@ -39,6 +40,7 @@ import { bucketProblem, filterProblem } from "./keys.ts";
 import { mapNatsError } from "./errors_map.ts";
 import type { Codec, CreateBucketOptions, Operation, SharedConnection } from "./types.ts";
 import { applyEvent, ProjectionMapError, ProjectionTarget } from "./projection_target.ts";
+import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
 
 /** A JetStream stream of domain events as the source. */
 export interface ProjectionStreamSource {
@@ -616,8 +618,8 @@ function resolveRunOptions(o: RunProjectionOptions): ResolvedRunOptions {
 const FETCH_BATCH = 64;
 /** Lifetime of a pull request, in ms: bounds how long a graceful stop waits when idle. */
 const FETCH_EXPIRES_MS = 2_000;
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_NOT_FOUND = 10014;
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
 
 function apiCode(err: unknown): number | undefined {
   const code = (err as JetStreamApiError | undefined)?.code;
@@ -648,9 +650,7 @@ function toEvent(m: JsMsg, kvPrefix: string | undefined): ProjectionEvent {
   const key = kvPrefix !== undefined ? m.subject.slice(kvPrefix.length) : undefined;
   let operation: Operation = "PUT";
   if (kvPrefix !== undefined) {
-    const op = m.headers?.get("KV-Operation");
-    if (m.headers?.get("Nats-Marker-Reason")) operation = "PURGE";
-    else if (op === "DEL" || op === "PURGE") operation = op;
+    operation = operationOf(m.headers);
   }
   const data = m.data;
   return Object.freeze({
@@ -701,9 +701,9 @@ class Runner implements ProjectionRunner {
     this.#o = o;
     const src = projection.source;
     if ("bucket" in src) {
-      this.#stream = `KV_${src.bucket}`;
-      this.#kvPrefix = `$KV.${src.bucket}.`;
-      this.#filter = `$KV.${src.bucket}.${src.keys}`;
+      this.#stream = kvStreamName(src.bucket);
+      this.#kvPrefix = kvSubjectPrefix(src.bucket);
+      this.#filter = kvSubject(src.bucket, src.keys);
       this.#sourceLabel = `bucket ${src.bucket} ${src.keys}`;
     } else {
       this.#stream = src.stream;
@@ -851,7 +851,7 @@ class Runner implements ProjectionRunner {
   async #ensureTarget(): Promise<void> {
     const { bucket, create } = this.projection.target;
     try {
-      await this.#jsm.streams.info(`KV_${bucket}`);
+      await this.#jsm.streams.info(kvStreamName(bucket));
       return;
     } catch (err) {
       if (apiCode(err) !== STREAM_NOT_FOUND) {

@@ -17,6 +17,7 @@ import { assertKey } from "./keys.ts";
 import { isWrongLastSequence } from "./errors_map.ts";
 import { ConflictError, KvedgeError } from "./errors.ts";
 import type { Operation } from "./types.ts";
+import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "./kv_layout.ts";
 import type {
   Projection,
   ProjectionContext,
@@ -34,8 +35,6 @@ export const SOURCE_SEQ_HEADER = "Kvedge-Source-Seq";
  */
 export const SOURCE_EPOCH_HEADER = "Kvedge-Source-Epoch";
 
-const KV_OPERATION_HEADER = "KV-Operation";
-const MARKER_REASON_HEADER = "Nats-Marker-Reason";
 /** A fold that loses this many compare-and-sets in a row gives the event back for a later retry. */
 const MAX_CONFLICTS_PER_EVENT = 64;
 
@@ -106,7 +105,7 @@ export class ProjectionTarget {
     this.#jsm = jsm;
     this.#js = js;
     this.#bucket = bucket;
-    this.#stream = `KV_${bucket}`;
+    this.#stream = kvStreamName(bucket);
     const max = options.cacheMaxKeys ?? 10_000;
     this.#cache = max > 0 ? new LRUCache<string, TargetState>({ max }) : undefined;
   }
@@ -126,7 +125,7 @@ export class ProjectionTarget {
       if (known) return known;
     }
     const sm = await this.#jsm.streams.getMessage(this.#stream, {
-      last_by_subj: `$KV.${this.#bucket}.${key}`,
+      last_by_subj: kvSubject(this.#bucket, key),
     });
     let state: TargetState;
     if (sm === null) {
@@ -141,7 +140,7 @@ export class ProjectionTarget {
       };
     } else {
       const h = sm.header;
-      const operation = operationOf(h?.get(KV_OPERATION_HEADER), h?.get(MARKER_REASON_HEADER));
+      const operation = operationOf(h);
       const seqText = h?.get(SOURCE_SEQ_HEADER) ?? "";
       const seq = /^\d+$/.test(seqText) ? Number(seqText) : 0;
       state = {
@@ -204,7 +203,7 @@ export class ProjectionTarget {
     if (operation === "DEL") h.set(KV_OPERATION_HEADER, "DEL");
     let ack;
     try {
-      ack = await this.#js.publish(`$KV.${this.#bucket}.${key}`, data, {
+      ack = await this.#js.publish(kvSubject(this.#bucket, key), data, {
         headers: h,
         expect: { lastSubjectSequence: expectedRevision },
       });
@@ -223,11 +222,6 @@ export class ProjectionTarget {
     });
     return ack.seq;
   }
-}
-
-function operationOf(op: string | undefined, markerReason: string | undefined): Operation {
-  if (markerReason) return "PURGE";
-  return op === "DEL" || op === "PURGE" ? op : "PUT";
 }
 
 /**

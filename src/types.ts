@@ -59,6 +59,15 @@ export interface NatsConnectOptions {
   reconnectTimeWait?: number;
   /** Random extra wait per reconnect attempt, ms. Default 250. */
   reconnectJitter?: number;
+  /**
+   * Over `ws://`/`wss://` only: makes the W3C `WebSocket` for a URL, for runtimes whose
+   * global `WebSocket` cannot be used (e.g. Cloudflare Workers: `fetch` with `Upgrade: websocket`).
+   * Default: the global `WebSocket`.
+   */
+  wsFactory?: (
+    url: string,
+    options: unknown,
+  ) => Promise<{ socket: WebSocket; encrypted: boolean }>;
   /** Any other nats.js connection option. */
   [option: string]: unknown;
 }
@@ -121,11 +130,20 @@ export interface CreateBucketOptions {
   maxValueSize?: number;
   /** Stream storage. Default `"file"`. */
   storage?: "file" | "memory";
+  /**
+   * Turns on per-key TTL and limit markers (nats-server 2.11+): how long, in
+   * milliseconds (at least 1000), the server keeps the delete marker it writes
+   * when a key expires (its own TTL or the bucket's `ttlMs`). Every edge
+   * drops an expired key when that marker arrives, and `set(key, value,
+   * { ttlMs })` becomes possible. Cannot be turned off once on. Default: off.
+   * On an older server opening fails with `UnsupportedError`.
+   */
+  markerTtlMs?: number;
 }
 
 /** Options of {@link LoaderFn} calls. */
 export interface LoaderContext {
-  /** Aborted when the cache closes or the miss times out. */
+  /** Aborted when the cache closes or the load passes `loaderTimeoutMs`. */
   signal: AbortSignal;
 }
 
@@ -166,6 +184,15 @@ export interface CacheOptions<T> {
   writeBack?: boolean;
   /** How long "absent" is cached locally for a loader that returned `undefined`, in ms. Default 30 000. */
   negativeTtlMs?: number;
+  /**
+   * Deadline of one loader call, in ms. At the deadline the loader's `signal`
+   * is aborted, every `get()` waiting on that key rejects with `LoaderError`
+   * (its `cause` a `TimeoutError` `DOMException`), and the key's next miss
+   * calls the loader again; a late result is discarded. Counted separately
+   * from `missTimeoutMs`, which bounds the KV fetch before the loader is
+   * asked. Default 5 000.
+   */
+  loaderTimeoutMs?: number;
   /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
   missTimeoutMs?: number;
   /** Deadline of one write, in ms. Default 5 000. */
@@ -190,6 +217,64 @@ export interface CacheOptions<T> {
   snapshot?: SnapshotOptions;
   /** Called for every cache event (also available through `events()`). */
   onEvent?: (event: CacheEvent) => void;
+  /**
+   * A regional edge: `servers` is the region's leaf node, which holds a
+   * mirror of the bucket (`KV_<bucket>`, same name, mirroring the hub's
+   * bucket through the hub's JetStream domain). Reads, misses and the watcher
+   * use the mirror; writes go to the hub. Cannot be combined with `create`.
+   * Default: none (the bucket is on the servers the cache connects to).
+   */
+  region?: RegionOptions;
+}
+
+/**
+ * Options of a regional edge (`CacheOptions.region`): see docs/topologies.md.
+ *
+ * @example
+ * ```ts
+ * import type { RegionOptions } from "./types.ts";
+ * const region: RegionOptions = { hubDomain: "hub", checkMs: 1_000, maxSilenceMs: 3_000 };
+ * ```
+ */
+export interface RegionOptions {
+  /**
+   * JetStream domain of the hub cluster that holds the bucket. Writes are
+   * published to `$JS.<hubDomain>.API.$KV.<bucket>.<key>`; the local mirror
+   * must mirror through the same domain (checked at open).
+   */
+  hubDomain: string;
+  /**
+   * How often the local mirror's stream info is read to learn whether it
+   * hears from the hub and its lag, in ms. Default 1 000.
+   */
+  checkMs?: number;
+  /**
+   * The hub counts as unreachable once the mirror has not heard from it
+   * (`mirror.active`; the hub sends a heartbeat every second) for longer than
+   * this, in ms: entries are then served as stale and writes fail fast with
+   * `UnavailableError`. Default 3 000.
+   */
+  maxSilenceMs?: number;
+}
+
+/** How a regional edge sees the hub (`CacheStatus.region`). */
+export interface RegionStatus {
+  /** The hub's JetStream domain. */
+  hubDomain: string;
+  /** Whether the local mirror heard from the hub within `maxSilenceMs` at the last check. */
+  hubReachable: boolean;
+  /**
+   * Messages the mirror knows it has not copied yet, as the hub last told it.
+   * While the hub is unreachable this is a lower bound (writes made at the hub
+   * during a cut are unknown to the region).
+   */
+  mirrorLag: number;
+  /** Time since the mirror last heard from the hub at the last check, ms (-1: never). */
+  mirrorActiveMs: number;
+  /** The mirror's last revision at the last check. */
+  mirrorLastRevision: number;
+  /** When the mirror was last checked, epoch ms. */
+  checkedAt: number;
 }
 
 /** Warm-start settings (replica mode). */
@@ -344,6 +429,8 @@ export interface CacheStatus {
   bucketTtlMs: number;
   /** `local.maxTtlMs` (0: none). */
   maxTtlMs: number;
+  /** A regional edge's link to the hub (only with the `region` option). */
+  region?: RegionStatus;
 }
 
 /** Events a cache emits (`events()`, `onEvent`). */
@@ -367,6 +454,20 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `set()`/`create()`. */
+export interface SetOptions {
+  /**
+   * Per-key TTL in milliseconds (at least 1000; the server counts whole
+   * seconds, so it is rounded up): the server removes the key after this long
+   * and every edge drops it when the expiry marker arrives. Needs nats-server
+   * 2.11+ and a bucket with limit markers (`create.markerTtlMs`, or
+   * `nats kv add --marker-ttl`); otherwise `UnsupportedError`, nothing
+   * written. The write also drops the key's older revisions, so none can
+   * come back when it expires. Default: none (the bucket's own TTL applies).
+   */
+  ttlMs?: number;
+}
+
 /** Options of `delete()`/`purge()`. */
 export interface DeleteOptions {
   /** Compare-and-set: only if the key's latest revision is this one. */
@@ -375,6 +476,13 @@ export interface DeleteOptions {
 
 /**
  * The read side of a cache: an edge that only reads gets this, and cannot write.
+ *
+ * Values are shared, not copied: `get()`, `peek()` and `getEntry()` hand every
+ * caller the resident object itself (a hit costs no copy), and `set()` keeps
+ * the object it was given. Treat them as read-only; copy first
+ * (`structuredClone(v)`) to change one. A mutation would be seen by every
+ * reader of this cache until the key changes. The cache itself never mutates
+ * a value it handed out: a new revision is a new object.
  */
 export interface ReadonlyCache<T> extends AsyncDisposable {
   /** The bucket. */
@@ -383,11 +491,11 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   readonly mode: CacheMode;
   /** Resolves when the cache is usable (replica: snapshot applied; lazy: watcher running). */
   ready(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
-  /** The value of `key`, or undefined if absent. A local hit does no I/O. */
+  /** The value of `key`, or undefined if absent. A local hit does no I/O. The value is shared: do not mutate it. */
   get(key: string, options?: GetOptions): Promise<T | undefined>;
-  /** The resident value of `key` without any I/O (undefined if not resident or absent). */
+  /** The resident value of `key` without any I/O (undefined if not resident or absent). Shared: do not mutate it. */
   peek(key: string): T | undefined;
-  /** The entry of `key` with its revision and provenance, or undefined if absent. */
+  /** The entry of `key` with its revision and provenance, or undefined if absent. Its `value` is shared: do not mutate it. */
   getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined>;
   /** Keys present in the bucket (matching `filter`), read from KV. */
   keys(filter?: string, options?: { signal?: AbortSignal }): AsyncIterable<string>;
@@ -407,10 +515,13 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
 
 /** The read-and-write handle of a cache. */
 export interface Cache<T> extends ReadonlyCache<T> {
-  /** Writes `value` and returns its revision; the local entry is updated (read-your-writes). */
-  set(key: string, value: T): Promise<number>;
+  /**
+   * Writes `value` and returns its revision; the local entry is updated
+   * (read-your-writes) and holds `value` itself: do not mutate it afterwards.
+   */
+  set(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is absent; `ConflictError` otherwise. */
-  create(key: string, value: T): Promise<number>;
+  create(key: string, value: T, options?: SetOptions): Promise<number>;
   /** Writes `value` only if `key` is at `expectedRevision`; `ConflictError` otherwise. */
   update(key: string, value: T, expectedRevision: number): Promise<number>;
   /** Deletes `key` (a tombstone that keeps history); returns the delete's revision. */

@@ -11,16 +11,18 @@
  * @module
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import { nanos, nuid } from "@nats-io/nats-core";
+import { nanos, NoRespondersError, nuid, TimeoutError } from "@nats-io/nats-core";
 import {
   AckPolicy,
   type ConsumerConfig,
   DeliverPolicy,
   type JetStreamManager,
+  jetstreamManager,
   ReplayPolicy,
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
+import { kvStreamName, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
 
 /** How the next consumer starts. */
 export type StartFrom =
@@ -52,6 +54,14 @@ export interface WatcherHandler {
   onCaughtUp(rev: number): void;
   /** The local state must be rebuilt; called before the new consumer starts. Returns how to start. */
   onResync(request: ResyncRequest): StartFrom;
+  /**
+   * The stream no longer holds the revisions after the last applied one: its
+   * first sequence is `firstSeq`. Return true to resume from there anyway — the
+   * handler then drops, once caught up, every entry older than `firstSeq`
+   * that no later change replaced (its key's history is gone from the
+   * bucket) — or false (or leave it out) to resync.
+   */
+  onHistoryGap?(firstSeq: number): boolean;
   /** A restart begins (before the stream is checked); `reason` says why. */
   onRestart(reason: string): void;
   /** The consumer was (re)started. */
@@ -78,13 +88,28 @@ export interface WatcherOptions {
   handler: WatcherHandler;
   /** Prefix of the delivery subject (the connection's `inboxPrefix`). Default `_INBOX`. */
   inboxPrefix?: string;
+  /** Longest deadline of a restart's control calls (stream info, consumer create), ms. Default 15000. */
+  controlTimeoutMs?: number;
 }
 
-const KV_OPERATION = "KV-Operation";
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
-/** How long deleting a replaced consumer may hold up a restart or close, ms. */
+/** How long deleting a replaced consumer may hold up a close, ms. */
 const DROP_DEADLINE_MS = 1_000;
+/**
+ * Deadline of a restart's stream-info probe, ms. A stream without a leader
+ * (an election after a server died) answers nothing at all, so a request sent
+ * then is lost: short deadlines and quick retries mean the first request sent
+ * after the new leader can serve is answered at once.
+ */
+const PROBE_TIMEOUT_MS = 1_000;
+/** Probes that may time out before the deadline starts to grow (a slow server, not an election). */
+const PROBE_PATIENCE = 8;
+/** Deadline of a restart's consumer create, ms; doubles on each failure (a huge bucket is slow). */
+const CREATE_TIMEOUT_MS = 3_000;
+/** Pause between attempts while the stream is leaderless, ms (jittered from half to all of it). */
+const LEADERLESS_PAUSE_MS = 250;
+const DEFAULT_CONTROL_TIMEOUT_MS = 15_000;
 
 /**
  * Keeps one consumer alive over the bucket and feeds the handler.
@@ -116,12 +141,16 @@ export class Watcher {
   #connected = true;
   #backoffMs = MIN_BACKOFF_MS;
   #restarts = 0;
+  /** Consecutive failed restart attempts (sets the deadlines of the next one). */
+  #failures = 0;
+  #createFailures = 0;
+  readonly #drops = new Set<Promise<void>>();
 
   /** Builds an idle watcher; no I/O until {@link start}. */
   constructor(options: WatcherOptions) {
     this.#o = options;
-    this.#prefix = `$KV.${options.bucket}.`;
-    this.#stream = `KV_${options.bucket}`;
+    this.#prefix = kvSubjectPrefix(options.bucket);
+    this.#stream = kvStreamName(options.bucket);
   }
 
   /** Highest revision delivered to the handler. */
@@ -223,7 +252,8 @@ export class Watcher {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
-    await this.#dropConsumer();
+    this.#dropConsumer();
+    await Promise.all(this.#drops);
   }
 
   async #restartLoop(reason: string): Promise<void> {
@@ -231,23 +261,50 @@ export class Watcher {
     while (!this.#closed) {
       // While disconnected there is nothing to do: reconnected() restarts us.
       if (!this.#connected) return;
-      await this.#dropConsumer();
-      if (this.#closed) return;
+      // The old consumer is deleted in the background: while the stream has no
+      // leader the delete is not answered either, and it must not hold us up.
+      this.#dropConsumer();
+      let stage = "stream info";
       try {
+        const max = this.#o.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+        const probe = await this.#manager(
+          Math.min(PROBE_TIMEOUT_MS * 2 ** Math.max(0, this.#failures - PROBE_PATIENCE), max),
+        );
+        const create = await this.#manager(
+          Math.min(CREATE_TIMEOUT_MS * 2 ** this.#createFailures, max),
+        );
         await this.#unlessDisconnected(async () => {
-          const from = await this.#decideStart(reason);
-          await this.#open(from, reason);
+          const from = await this.#decideStart(reason, probe);
+          stage = "consumer create";
+          await this.#open(from, reason, create);
         });
         this.#restarts++;
         this.#backoffMs = MIN_BACKOFF_MS;
+        this.#failures = 0;
+        this.#createFailures = 0;
         return;
       } catch (err) {
-        this.#o.handler.onError(`watcher restart failed (${reason}): ${describe(err)}`);
-        const wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
-        this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+        this.#failures++;
+        if (stage === "consumer create") this.#createFailures++;
+        this.#o.handler.onError(`watcher restart failed (${reason}, ${stage}): ${describe(err)}`);
+        let wait: number;
+        if (isLeaderless(err)) {
+          // No answer: the stream (or the meta layer) is electing. The short
+          // deadline already paced this attempt; retry soon, jittered so that
+          // many edges do not ask in lockstep.
+          wait = LEADERLESS_PAUSE_MS / 2 + Math.random() * LEADERLESS_PAUSE_MS / 2;
+        } else {
+          wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
+          this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+        }
         await delay(wait);
       }
     }
+  }
+
+  /** A manager whose requests time out after `timeoutMs` (no I/O to make one). */
+  #manager(timeoutMs: number): Promise<JetStreamManager> {
+    return jetstreamManager(this.#o.nc, { timeout: timeoutMs, checkAPI: false });
   }
 
   #abandonAttempt: ((err: Error) => void) | undefined;
@@ -263,8 +320,8 @@ export class Watcher {
   }
 
   /** Reads the stream and decides: resume from the last revision, or resync. */
-  async #decideStart(reason: string): Promise<StartFrom> {
-    const info = await this.#o.jsm.streams.info(this.#stream);
+  async #decideStart(reason: string, jsm = this.#o.jsm): Promise<StartFrom> {
+    const info = await jsm.streams.info(this.#stream);
     this.#o.handler.onStreamInfo(info);
     const created = info.created;
     const { first_seq: first, last_seq: last } = info.state;
@@ -277,7 +334,7 @@ export class Watcher {
         reason: `stream sequence went backwards (last ${last} < applied ${this.#lastRev})`,
         epochChanged: true,
       };
-    } else if (this.#lastRev + 1 < first) {
+    } else if (this.#lastRev + 1 < first && !this.#o.handler.onHistoryGap?.(first)) {
       resync = {
         reason: `history no longer reaches revision ${this.#lastRev + 1} (first is ${first})`,
         epochChanged: false,
@@ -291,8 +348,8 @@ export class Watcher {
     return from;
   }
 
-  async #open(from: StartFrom, reason: string): Promise<void> {
-    const { nc, jsm, filter, heartbeatMs } = this.#o;
+  async #open(from: StartFrom, reason: string, jsm = this.#o.jsm): Promise<void> {
+    const { nc, filter, heartbeatMs } = this.#o;
     const name = `kvedge_${nuid.next()}`;
     const inbox = `${this.#o.inboxPrefix ?? "_INBOX"}.${name}`;
     this.#dseq = 0;
@@ -327,7 +384,8 @@ export class Watcher {
     } catch (err) {
       sub.unsubscribe();
       this.#sub = undefined;
-      this.#consumer = "";
+      // The name stays: a create that timed out may still have made the
+      // consumer, and the next restart deletes it.
       throw err;
     }
     this.#lastActivity = Date.now();
@@ -345,7 +403,8 @@ export class Watcher {
     this.#o.handler.onCaughtUp(this.#lastRev);
   }
 
-  async #dropConsumer(): Promise<void> {
+  /** Stops delivery at once and deletes the consumer in the background (see {@link close}). */
+  #dropConsumer(): void {
     const sub = this.#sub;
     const name = this.#consumer;
     this.#sub = undefined;
@@ -354,7 +413,9 @@ export class Watcher {
     if (name && this.#connected && !this.#o.nc.isClosed()) {
       // Best effort and briefly: the server removes an inactive consumer after
       // its inactive_threshold anyway, so a slow or failed delete is no loss.
-      await withDeadline(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS);
+      const drop = withDeadline(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS)
+        .finally(() => this.#drops.delete(drop));
+      this.#drops.add(drop);
     }
   }
 
@@ -397,8 +458,8 @@ export class Watcher {
     this.#pending = pending;
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
-      const opHeader = h?.get(KV_OPERATION);
-      const op: Operation = opHeader === "DEL" ? "DEL" : opHeader === "PURGE" ? "PURGE" : "PUT";
+      // The server's own markers (TTL expiry, purge/remove with markers) read as deletes.
+      const op: Operation = operationOf(h);
       this.#o.handler.onChange(
         msg.subject.substring(this.#prefix.length),
         op,
@@ -433,6 +494,13 @@ export class Watcher {
   }
 }
 
+/** Whether `err` means nobody answered in time: a stream or meta layer without a leader. */
+function isLeaderless(err: unknown): boolean {
+  return err instanceof TimeoutError || err instanceof NoRespondersError ||
+    (err instanceof Error &&
+      /timeout|timed out|no responders|temporarily unavailable/i.test(err.message));
+}
+
 /** Waits for `p` at most `ms`; never rejects. */
 function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -446,9 +514,12 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => unref(setTimeout(resolve, ms)));
 }
 
-/** Lets the process exit while `timer` is pending (Deno timers are numbers at run time). */
+/**
+ * Lets the process exit while `timer` is pending (Deno timers are numbers at run
+ * time). A no-op where there is no `Deno` global (Cloudflare Workers, browsers).
+ */
 export function unref(timer: unknown): void {
-  Deno.unrefTimer(timer as number);
+  (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as number);
 }
 
 /** A short description of an error, without stack or secrets. */

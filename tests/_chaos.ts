@@ -10,16 +10,22 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { BOOLEAN_WORDS, parseBoolean } from "../src/edge_config.ts";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
 export const LONG = (() => {
+  let v: string | undefined;
   try {
-    return Deno.env.get("KVEDGE_CHAOS_LONG") === "1";
+    v = Deno.env.get("KVEDGE_CHAOS_LONG");
   } catch {
     return false;
   }
+  if (v === undefined || v.trim() === "") return false;
+  const long = parseBoolean(v);
+  if (long === undefined) throw new TypeError(`KVEDGE_CHAOS_LONG must be ${BOOLEAN_WORDS}`);
+  return long;
 })();
 
 /** `short` in CI, `long` with `KVEDGE_CHAOS_LONG=1`. */
@@ -113,13 +119,42 @@ export function mib(bytes: number): number {
 }
 
 /**
- * Writes unique values to unique keys (`<prefix><i>` = i), each awaited, and
- * records which writes were acknowledged. A write that fails is not retried:
- * it may or may not have been stored, which the checks allow for.
+ * Creates a replicated bucket on a freshly started cluster. A cluster whose
+ * meta leader already sees every peer may still answer "no suitable peers for
+ * placement" for a moment (seen on 2.15 right after start), so that answer is
+ * retried until `timeoutMs`.
+ */
+export async function createReplicatedBucket(
+  nc: NatsConnection,
+  bucket: string,
+  options: { replicas: number; history: number },
+  timeoutMs = 60_000,
+): Promise<KV> {
+  const kvm = new Kvm(jetstream(nc, { timeout: 30_000 }));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await kvm.create(bucket, options);
+    } catch (err) {
+      if (!/no suitable peers/i.test(String(err)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+/**
+ * Writes unique values (`i`), each awaited, to unique keys (`<prefix><i>`) or
+ * round-robin over `keys` keys, and records which writes were acknowledged. A
+ * write that fails is not retried: it may or may not have been stored, which
+ * the checks allow for.
  */
 export class AckedWriter {
-  /** Acknowledged writes: key → value. */
+  /** Acknowledged writes: key → latest acknowledged value. */
   readonly acked = new Map<string, number>();
+  /** Stream sequence of each key's latest acknowledged write. */
+  readonly ackSeq = new Map<string, number>();
+  /** Stream sequence and time (`performance.now()`) of every acknowledgement, in order. */
+  readonly acks: { seq: number; at: number }[] = [];
   /** Writes that failed or timed out (outcome unknown). */
   failed = 0;
   /** Writes attempted. */
@@ -127,6 +162,7 @@ export class AckedWriter {
   readonly #js: ReturnType<typeof jetstream>;
   readonly #bucket: string;
   readonly #prefix: string;
+  readonly #keys: number;
   #stop = false;
   #running: Promise<void> | undefined;
 
@@ -134,20 +170,23 @@ export class AckedWriter {
   constructor(
     nc: NatsConnection,
     bucket: string,
-    options: { timeoutMs?: number; prefix?: string } = {},
+    options: { timeoutMs?: number; prefix?: string; keys?: number } = {},
   ) {
     this.#js = jetstream(nc, { timeout: options.timeoutMs ?? 2_000 });
     this.#bucket = bucket;
     this.#prefix = options.prefix ?? "w.";
+    this.#keys = options.keys ?? 0;
   }
 
   /** Writes one value; true if acknowledged. */
   async writeOne(): Promise<boolean> {
     const i = this.attempted++;
-    const key = `${this.#prefix}${i}`;
+    const key = `${this.#prefix}${this.#keys > 0 ? i % this.#keys : i}`;
     try {
-      await this.#js.publish(`$KV.${this.#bucket}.${key}`, JSON.stringify(i));
+      const ack = await this.#js.publish(`$KV.${this.#bucket}.${key}`, JSON.stringify(i));
       this.acked.set(key, i);
+      this.ackSeq.set(key, ack.seq);
+      this.acks.push({ seq: ack.seq, at: performance.now() });
       return true;
     } catch {
       this.failed++;
@@ -171,7 +210,17 @@ export class AckedWriter {
   }
 }
 
-/** The latest value of every key in the bucket (deleted keys absent), read through a fresh view. */
+/**
+ * The latest value of every key in the bucket (deleted keys absent), read
+ * from the stream leader once every replica reports itself current.
+ *
+ * The checker must judge NATS and kvedge, not itself: right after a fault a
+ * just-restarted replica may still be catching up, and 2.9.10 answers direct
+ * gets from such a replica (stale direct gets were fixed in 2.9.17). So it
+ * waits until the stream has a leader and no replica lags, then reads with
+ * the leader-answered `STREAM.MSG.GET` (nats.js `kvm.open()` without
+ * `allow_direct`) and lists keys with a consumer (which the leader runs).
+ */
 export async function snapshotBucket(
   nc: NatsConnection,
   bucket: string,
@@ -180,6 +229,7 @@ export async function snapshotBucket(
   // two-core machine): the checker verifies data, not latency, so it retries
   // the whole listing until a generous deadline.
   const deadline = Date.now() + 120_000;
+  await streamSettled(nc, `KV_${bucket}`, deadline);
   for (;;) {
     try {
       return await readBucket(nc, bucket);
@@ -189,11 +239,118 @@ export async function snapshotBucket(
   }
 }
 
-async function readBucket(
+/**
+ * Waits until the stream has a leader and every replica is current with no
+ * lag (a single server always is). Rejects at `deadline` (epoch ms).
+ */
+export async function streamSettled(
+  nc: NatsConnection,
+  stream: string,
+  deadline: number,
+): Promise<StreamInfo> {
+  const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
+  let last = "no answer";
+  for (;;) {
+    try {
+      const info = await jsm.streams.info(stream);
+      const c = info.cluster;
+      const replicas = c?.replicas ?? [];
+      if (!c || (c.leader && replicas.every((r) => r.current && !r.offline && !r.lag))) {
+        return info;
+      }
+      last = `leader ${c.leader ?? "none"}, replicas ${
+        replicas.map((r) => `${r.name}:${r.current ? "current" : "behind"}/lag ${r.lag ?? 0}`)
+          .join(" ")
+      }`;
+    } catch (err) {
+      last = String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`stream ${stream} never settled: ${last}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Reads `keys` that a listing did not return one by one from the stream leader
+ * and adds those found to `snap`; returns the keys the listing missed. A
+ * listing is a consumer that ends when the server says nothing is pending, so
+ * it judges the listing, not the bucket.
+ */
+export async function completeFromLeader(
+  nc: NatsConnection,
+  bucket: string,
+  snap: Map<string, { revision: number; value: unknown }>,
+  keys: Iterable<string>,
+): Promise<string[]> {
+  const kv = await new Kvm(jetstream(nc, { timeout: 30_000 })).open(bucket, {
+    allow_direct: false,
+  });
+  const found: string[] = [];
+  for (const key of keys) {
+    if (snap.has(key)) continue;
+    const e = await kv.get(key);
+    if (e !== null && e.operation === "PUT") {
+      snap.set(key, { revision: e.revision, value: e.json() });
+      found.push(key);
+    }
+  }
+  return found;
+}
+
+/**
+ * For acknowledged writes the checker did not find, what the stream leader
+ * holds at their acknowledged sequence and under their subject, so a report
+ * says whether NATS lost the write or a reader missed it.
+ */
+export async function explainMissing(
+  nc: NatsConnection,
+  bucket: string,
+  missing: { key: string; value: number; seq: number | undefined }[],
+): Promise<string[]> {
+  const jsm = await jetstreamManager(nc, { timeout: 10_000, checkAPI: false });
+  const stream = `KV_${bucket}`;
+  const info = await jsm.streams.info(stream).catch(() => undefined);
+  const out: string[] = [];
+  for (const m of missing.slice(0, 10)) {
+    const subject = `$KV.${bucket}.${m.key}`;
+    const bySeq = m.seq === undefined
+      ? "no ack seq"
+      : await jsm.streams.getMessage(stream, { seq: m.seq }).then(
+        (sm) =>
+          sm
+            ? `seq ${m.seq} holds ${sm.subject}=${new TextDecoder().decode(sm.data)}`
+            : "not found",
+        (err) => `seq ${m.seq}: ${err?.message ?? err}`,
+      );
+    const bySubject = await jsm.streams.getMessage(stream, { last_by_subj: subject }).then(
+      (sm) =>
+        sm ? `last of subject is seq ${sm.seq}=${new TextDecoder().decode(sm.data)}` : "not found",
+      (err) => `last of subject: ${err?.message ?? err}`,
+    );
+    out.push(`${m.key}=${m.value} (acked at seq ${m.seq}): ${bySeq}; ${bySubject}`);
+  }
+  if (info) {
+    out.push(
+      `stream first ${info.state.first_seq} last ${info.state.last_seq} msgs ${info.state.messages}` +
+        ` leader ${info.cluster?.leader ?? "-"}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * One listing and read of the bucket as it answers now (no wait for the
+ * replicas): the checker `snapshotBucket()` used before it waited. Kept to
+ * show, in the same run, whether reading too early misses writes.
+ */
+export async function readBucket(
   nc: NatsConnection,
   bucket: string,
 ): Promise<Map<string, { revision: number; value: unknown }>> {
-  const kv = await new Kvm(jetstream(nc, { timeout: 30_000 })).open(bucket);
+  // Leader-answered gets: never a direct get that a lagging replica may answer.
+  const kv = await new Kvm(jetstream(nc, { timeout: 30_000 })).open(bucket, {
+    allow_direct: false,
+  });
   const out = new Map<string, { revision: number; value: unknown }>();
   const keys = await Array.fromAsync(await kv.keys());
   for (const key of keys) {

@@ -14,7 +14,9 @@ export async function fill(
   value: (i: number) => unknown,
   options: { prefix?: string; window?: number } = {},
 ): Promise<number> {
-  const js = jetstream(nc);
+  // A generous deadline: with `window` publishes queued on a busy machine the
+  // last of them waits for all the others, and this fills, it does not time.
+  const js = jetstream(nc, { timeout: 30_000 });
   const prefix = options.prefix ?? "k.";
   const window = options.window ?? 512;
   const inflight = new Set<Promise<unknown>>();

@@ -2,6 +2,12 @@
  * Test helpers: real `nats-server` processes on free loopback ports in
  * temporary directories, waiting without sleeps, unique bucket names.
  *
+ * Transport: with `KVEDGE_TEST_TRANSPORT=websocket` every server also opens a
+ * WebSocket port and its `url` (and `port`) are the WebSocket ones, so an
+ * unchanged test runs over WebSocket; `tests/websocket_suite_test.ts` runs
+ * chosen test files that way. `wsUrl` and `tcpUrl` name one transport
+ * explicitly.
+ *
  * Every process started here is tracked; if a test fails before stopping its
  * servers, an `unload` handler kills them by PID and removes their temporary
  * directories when the test module ends.
@@ -9,16 +15,41 @@
  * @module
  */
 
-import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
+import { connectNats, type NatsTransport } from "../src/connect.ts";
 import { freePort, type NatsServerProcess, startNatsServer } from "../src/nats_server.ts";
 import { guardSocketResets } from "../src/socket_guard.ts";
+import { type Proxy, startProxy } from "./_proxy.ts";
+
+/**
+ * The transport this test run uses: `KVEDGE_TEST_TRANSPORT=websocket` (or `ws`)
+ * selects WebSocket, anything else TCP.
+ */
+export function suiteTransport(): NatsTransport {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("KVEDGE_TEST_TRANSPORT");
+  } catch {
+    // Without --allow-env: TCP.
+  }
+  return value === "websocket" || value === "ws" ? "websocket" : "tcp";
+}
 
 /** A single `nats-server` started for a test. */
 export interface ServerHandle extends AsyncDisposable {
-  /** Client URL, `"nats://127.0.0.1:<port>"`. */
+  /**
+   * Client URL of the suite's transport: `"nats://127.0.0.1:<port>"`, or
+   * `"ws://127.0.0.1:<port>"` when the run is over WebSocket.
+   */
   readonly url: string;
-  /** Client port (kept across restarts). */
+  /** Client port of the suite's transport (kept across restarts). */
   readonly port: number;
+  /** TCP client URL, `"nats://127.0.0.1:<port>"`, whatever the suite's transport. */
+  readonly tcpUrl: string;
+  /** WebSocket URL, `"ws://127.0.0.1:<port>"`, when the server has a WebSocket port. */
+  readonly wsUrl: string | undefined;
+  /** WebSocket port, when the server has one (kept across restarts). */
+  readonly wsPort: number | undefined;
   /** PID of the current process (changes on `restart()`). */
   readonly pid: number;
   /** Temporary directory holding config, log and JetStream store. */
@@ -45,10 +76,34 @@ export interface ServerHandle extends AsyncDisposable {
 export interface StartServerOptions {
   /** Enable JetStream. Default `true`. */
   jetstream?: boolean;
-  /** Extra nats-server config appended to the generated one (accounts, authorization...). */
-  config?: string;
+  /**
+   * Extra nats-server config appended to the generated one (accounts, authorization...), or a
+   * function of the server's store directory that returns it.
+   */
+  config?: string | ((storeDir: string) => string);
   /** Extra command-line arguments. */
   args?: string[];
+  /** Open a WebSocket port (`wsUrl`). Default: only when the suite runs over WebSocket. */
+  websocket?: boolean;
+}
+
+/**
+ * The URL of `server` for `transport`; throws if the server has no WebSocket port.
+ *
+ * @example
+ * ```ts ignore
+ * await using server = await startServer({ websocket: true });
+ * for (const t of ["tcp", "websocket"] as const) console.log(urlFor(server, t));
+ * ```
+ */
+export function urlFor(server: ServerHandle, transport: NatsTransport): string {
+  if (transport === "tcp") return server.tcpUrl;
+  if (server.wsUrl === undefined) {
+    throw new TypeError(
+      `Cannot use WebSocket: ${server.name} was started without a WebSocket port`,
+    );
+  }
+  return server.wsUrl;
 }
 
 /** A JetStream cluster started for a test. */
@@ -71,6 +126,10 @@ export interface StartClusterOptions {
   size?: number;
   /** Extra config appended to every node's config. */
   config?: string;
+  /** Open a WebSocket port on every node. Default: only when the suite runs over WebSocket. */
+  websocket?: boolean;
+  /** Extra config for one node, from its name and store directory (after `config`). */
+  nodeConfig?: (node: { name: string; storeDir: string }) => string;
 }
 
 /** Options of {@linkcode waitFor}. */
@@ -121,10 +180,19 @@ class TestServer implements ServerHandle {
   }
 
   get url(): string {
-    return this.#process.url;
+    return suiteTransport() === "websocket" ? urlFor(this, "websocket") : this.#process.url;
   }
   get port(): number {
-    return this.#process.port;
+    return suiteTransport() === "websocket" ? this.wsPort! : this.#process.port;
+  }
+  get tcpUrl(): string {
+    return this.#process.url;
+  }
+  get wsUrl(): string | undefined {
+    return this.#process.websocketUrl;
+  }
+  get wsPort(): number | undefined {
+    return this.#process.websocketPort;
   }
   get pid(): number {
     return this.#process.pid;
@@ -199,8 +267,9 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Server
     const process = await startNatsServer({
       storeDir: dir,
       jetstream: opts.jetstream ?? true,
-      configText: opts.config,
+      configText: typeof opts.config === "function" ? opts.config(dir) : opts.config,
       args: opts.args,
+      ...(opts.websocket ?? suiteTransport() === "websocket" ? { websocketPort: 0 } : {}),
     });
     return new TestServer(process, dir);
   } catch (err) {
@@ -231,7 +300,8 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   try {
     for (let attempt = 1;; attempt++) {
       try {
-        return await launchCluster(root, size, opts.config, attempt);
+        const websocket = opts.websocket ?? suiteTransport() === "websocket";
+        return await launchCluster(root, size, opts, attempt, websocket);
       } catch (err) {
         // A route port picked free may be taken before its node binds it;
         // the other nodes already know it, so the whole cluster starts over.
@@ -247,23 +317,27 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
 async function launchCluster(
   root: string,
   size: number,
-  config: string | undefined,
+  opts: StartClusterOptions,
   attempt: number,
+  websocket: boolean,
 ): Promise<ClusterHandle> {
   const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const clusterPorts = names.map(() => freePort());
   const routes = clusterPorts.map((port) => `nats-route://127.0.0.1:${port}`);
   // All nodes start together: none is ready for clients before it can reach the others.
-  const started = await Promise.allSettled(names.map((name, i) =>
-    startNatsServer({
-      storeDir: `${root}/a${attempt}/${name}`,
+  const started = await Promise.allSettled(names.map((name, i) => {
+    const storeDir = `${root}/a${attempt}/${name}`;
+    const own = opts.nodeConfig?.({ name, storeDir });
+    return startNatsServer({
+      storeDir,
       serverName: name,
       clusterName: "kvedge",
       clusterPort: clusterPorts[i],
       routes,
-      configText: config,
-    })
-  ));
+      configText: [opts.config, own].filter(Boolean).join("\n") || undefined,
+      ...(websocket ? { websocketPort: 0 } : {}),
+    });
+  }));
   const processes = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   const failed = started.find((r) => r.status === "rejected");
   if (failed) {
@@ -456,8 +530,9 @@ function withDeadline<T>(
 
 /**
  * A raw nats.js connection to a server, a cluster (comma-separated URLs) or
- * anything with a `url`. Reconnects quickly and forever, so it survives the
- * restarts tests make; `opts` overrides any default.
+ * anything with a `url`, over the transport the URLs select (`ws://`:
+ * WebSocket). Reconnects quickly and forever, so it survives the restarts
+ * tests make; `opts` overrides any default.
  *
  * @example
  * ```ts ignore
@@ -471,11 +546,290 @@ export function connectTo(
   opts: NodeConnectionOptions = {},
 ): Promise<NatsConnection> {
   const url = typeof urlOrServer === "string" ? urlOrServer : urlOrServer.url;
-  return connect({
+  return connectNats({
     servers: url.split(",").map((u) => u.trim()).filter(Boolean),
     name: "kvedge-test",
     reconnectTimeWait: 100,
     maxReconnectAttempts: -1,
     ...opts,
   });
+}
+
+/** Keeps the event loop busy for `ms` (a stand-in for a GC pause or a CPU-bound handler). */
+export function blockEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* spin */ }
+}
+
+/** The lines of a byte stream (a child process's stdout), without their newlines. */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+}
+// ---- regions over leaf nodes ---------------------------------------------------------------
+
+/** The test-only passwords whose bcrypt hashes are in docs/topologies/leaf.conf. */
+export const LEAF_PASSWORDS = {
+  admin: "kvedge-admin-test-only",
+  edge: "kvedge-edge-test-only",
+} as const;
+
+/** The hub's JetStream domain in docs/topologies/hub.conf. */
+export const HUB_DOMAIN = "hub";
+
+/**
+ * A committed topology config (`docs/topologies/<file>`) verbatim, minus its
+ * host-specific section, which is replaced by `vars` (nats-server variables
+ * the rest of the file uses).
+ */
+export function topologyConfig(
+  file: "hub.conf" | "leaf.conf",
+  vars: Record<string, string | number | string[]>,
+): string {
+  const text = Deno.readTextFileSync(new URL(`../docs/topologies/${file}`, import.meta.url));
+  const host = /# >>> host-specific[\s\S]*?# <<< host-specific\n/;
+  if (!host.test(text)) throw new Error(`docs/topologies/${file} lost its host-specific markers`);
+  const defs = Object.entries(vars).map(([k, v]) =>
+    `${k}: ${
+      Array.isArray(v) ? `[${v.map((u) => JSON.stringify(u)).join(", ")}]` : JSON.stringify(v)
+    }`
+  );
+  return text.replace(host, defs.join("\n") + "\n");
+}
+
+/** One region: a leaf node linked to every hub node through a cuttable proxy. */
+export interface RegionHandle {
+  /** The region's name, also its leaf node's JetStream domain. */
+  readonly name: string;
+  /** The leaf node (edges connect here). */
+  readonly leaf: ServerHandle;
+  /** The leaf's client URL. */
+  readonly url: string;
+  /** Cuts the WAN: every leaf–hub connection is reset and new ones are refused. */
+  cut(): void;
+  /** Heals the WAN: the leaf may connect to the hub again. */
+  heal(): void;
+  /** Slows the WAN: every leaf–hub chunk is delayed by `ms` each way (0: none). */
+  delay(ms: number): void;
+  /** A raw connection to the leaf as `admin` (full rights), or as `user`. */
+  connect(
+    user?: keyof typeof LEAF_PASSWORDS,
+    opts?: NodeConnectionOptions,
+  ): Promise<NatsConnection>;
+}
+
+/** A hub cluster and its regions. */
+export interface RegionsHandle extends AsyncDisposable {
+  /** The hub cluster (domain `hub`). */
+  readonly hub: ClusterHandle;
+  /** The regions, in the order asked for. */
+  readonly regions: RegionHandle[];
+  /** Stops every leaf, proxy and hub node. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startRegions}. */
+export interface StartRegionsOptions {
+  /** Region names (leaf JetStream domains). Default `["eu", "us"]`. */
+  regions?: string[];
+  /** Hub nodes. Default `3`. */
+  hubSize?: number;
+}
+
+/**
+ * Starts the "regions over leaf nodes" topology from the committed configs:
+ * an R3 hub cluster in domain `hub` (docs/topologies/hub.conf) and one leaf
+ * node per region (docs/topologies/leaf.conf), each leaf linked to every hub
+ * node through a {@linkcode startProxy} proxy (the WAN link a test can cut).
+ * Resolves once every leaf is connected to the hub.
+ *
+ * @example
+ * ```ts ignore
+ * await using topo = await startRegions();
+ * const [eu] = topo.regions;
+ * eu.cut();
+ * ```
+ */
+export async function startRegions(opts: StartRegionsOptions = {}): Promise<RegionsHandle> {
+  const names = opts.regions ?? ["eu", "us"];
+  const leafPorts = new Map<string, number>();
+  const hub = await startCluster({
+    size: opts.hubSize ?? 3,
+    nodeConfig: ({ name, storeDir }) => {
+      const port = freePort();
+      leafPorts.set(name, port);
+      // What the node tells leaf nodes to dial: nothing listens there, so
+      // every region reaches the hub through its own proxy only.
+      const advertise = `127.0.0.1:${freePort()}`;
+      return topologyConfig("hub.conf", {
+        NODE_STORE: storeDir,
+        NODE_LEAF_PORT: port,
+        NODE_LEAF_ADVERTISE: advertise,
+      });
+    },
+  });
+  const proxies: Proxy[] = [];
+  const regions: RegionHandle[] = [];
+  const stop = async () => {
+    await Promise.all(regions.map((r) => r.leaf.stop()));
+    await Promise.all(proxies.map((p) => p.close()));
+    await hub.stop();
+  };
+  try {
+    for (const name of names) {
+      const links = hub.servers.map((s) => startProxy(leafPorts.get(s.name)!));
+      proxies.push(...links);
+      const leaf = await startServer({
+        config: (storeDir) =>
+          topologyConfig("leaf.conf", {
+            NODE_STORE: storeDir,
+            REGION_NAME: name,
+            HUB_LEAF_URLS: links.map((l) => `nats-leaf://127.0.0.1:${l.port}`),
+          }),
+      });
+      const region: RegionHandle = {
+        name,
+        leaf,
+        url: leaf.url,
+        cut: () => links.forEach((l) => l.cut()),
+        heal: () => links.forEach((l) => l.restore()),
+        delay: (ms) => links.forEach((l) => l.delay(ms)),
+        connect: (user = "admin", o = {}) =>
+          connectTo(leaf, {
+            user,
+            pass: LEAF_PASSWORDS[user],
+            ...(user === "admin" ? {} : { inboxPrefix: `_INBOX_${user}` }),
+            ...o,
+          }),
+      };
+      regions.push(region);
+      await waitFor(() => leafConnected(leaf), {
+        timeoutMs: 30_000,
+        message: `leaf ${name} connects to the hub`,
+      });
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    hub,
+    regions,
+    stop: () => stopped ??= stop(),
+    [Symbol.asyncDispose]: () => stopped ??= stop(),
+  };
+}
+
+/** Whether a leaf node has a live leafnode connection (its `/leafz`). */
+export async function leafConnected(leaf: ServerHandle): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${leaf.monitorPort}/leafz`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const body = await res.json() as { leafnodes?: number };
+    return (body.leafnodes ?? 0) > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A `deno task serve` worker started by {@linkcode spawnEdge}. */
+export interface EdgeProcess extends AsyncDisposable {
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** Every JSON line printed so far, stdout and stderr. */
+  lines: Record<string, unknown>[];
+  /** Raw stdout and stderr text so far. */
+  output: () => string;
+  /** Resolves once both streams ended and the process exited. */
+  exited: Promise<Deno.CommandStatus>;
+  /** Waits for the `listening` line; resolves with the facade's and the NATS URL. */
+  listening: (timeoutMs?: number) => Promise<{ url: string; nats: string }>;
+}
+
+/**
+ * Starts `workers/edge.ts` (what `deno task serve` runs) in `cwd`, with `env`
+ * added to an environment without `NATS_URL` and with `PORT=0`. Disposing it
+ * stops it with SIGTERM (SIGKILL if it does not exit within 20 s).
+ *
+ * @example
+ * ```ts ignore
+ * await using edge = spawnEdge(dir);
+ * const { url } = await edge.listening();
+ * ```
+ */
+export function spawnEdge(cwd: string, env: Record<string, string> = {}, args: string[] = []) {
+  const worker = new URL("../workers/edge.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", worker, ...args],
+    cwd,
+    env: { NATS_URL: "", PORT: "0", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  let text = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      const part = dec.decode(chunk, { stream: true });
+      text += part;
+      buf += part;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          // Not a log line (usage text, a runtime warning): kept in output() only.
+        }
+      }
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const exited = pumps.then(() => child.status);
+  const edge: EdgeProcess = {
+    child,
+    lines,
+    output: () => text,
+    exited,
+    async listening(timeoutMs = 60_000) {
+      const line = await waitFor(() => lines.find((l) => l.msg === "listening"), {
+        timeoutMs,
+        message: `the edge worker listens; output: ${text}`,
+      });
+      return { url: String(line.url), nats: String(line.nats) };
+    },
+    async [Symbol.asyncDispose]() {
+      // SIGTERM first, so that the worker stops its embedded nats-server too.
+      for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+        try {
+          child.kill(signal);
+        } catch {
+          break; // Already exited.
+        }
+        const done = await Promise.race([
+          exited.then(() => true),
+          new Promise<false>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 20_000);
+            exited.finally(() => clearTimeout(timer));
+          }),
+        ]);
+        if (done) break;
+      }
+      await exited;
+    },
+  };
+  return edge;
 }

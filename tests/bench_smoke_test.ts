@@ -13,11 +13,13 @@ const SCENARIOS = [
   "memory",
   "http",
   "propagation",
+  "regions",
   "bootstrap",
   "warm_start",
   "seed",
   "stampede",
   "miss",
+  "websocket",
   "scale",
 ];
 

@@ -7,31 +7,14 @@ import {
   type CacheEvent,
   type CacheOptions,
   ConflictError,
+  DecodeError,
   KeyError,
   openCache,
   ValidationError,
 } from "../mod.ts";
-import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
+import { blockEventLoop, connectTo, lines, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 const enc = (v: unknown) => JSON.stringify(v);
-
-/** Keeps the event loop busy for `ms` (a stand-in for a GC pause or a CPU-bound handler). */
-function blockEventLoop(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) { /* spin */ }
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-}
 
 Deno.test("core cache against a real nats-server", async (t) => {
   await using srv = await startServer();
@@ -58,6 +41,23 @@ Deno.test("core cache against a real nats-server", async (t) => {
     assert.equal(e?.revision, 2);
   });
 
+  await t.step(
+    "values are shared, never copied on a hit, and a new revision is a new object",
+    async () => {
+      await using c = await open<{ n: number; tags: string[] }>();
+      const kv = await kvm.open(c.bucket);
+      await kv.put("s", enc({ n: 1, tags: ["a"] }));
+      const first = await c.get("s");
+      assert.strictEqual(await c.get("s"), first, "two hits, two objects: a hit copied");
+      assert.strictEqual(c.peek("s"), first);
+      assert.strictEqual((await c.getEntry("s"))?.value, first);
+      await kv.put("s", enc({ n: 2, tags: ["b"] }));
+      await waitFor(() => c.peek("s")?.n === 2);
+      assert.notStrictEqual(c.peek("s"), first);
+      assert.deepEqual(first, { n: 1, tags: ["a"] }, "the cache changed a value it handed out");
+    },
+  );
+
   await t.step("lazy mode does not grow from the watcher", async () => {
     await using c = await open();
     const kv = await kvm.open(c.bucket);
@@ -66,18 +66,63 @@ Deno.test("core cache against a real nats-server", async (t) => {
     assert.equal(c.stats().entries, 0);
   });
 
-  await t.step("rule 1: a value with a lower revision never replaces a higher one", async () => {
-    await using c = await open<number>();
+  await t.step(
+    "rule 1: an own write acknowledged after the watcher applied a newer revision does not replace it",
+    async () => {
+      // The own write's revision r reaches the cache last: another process
+      // writes r+1 while this event loop is blocked, so the watcher applies
+      // r+1 before the continuation of set() stores r. Rule 1 keeps r+1.
+      let attempts = 0;
+      for (let tries = 0; attempts < 2; tries++) {
+        assert.ok(tries < 8, "the watcher never overtook an own write");
+        const r = await ownWriteOvertaken();
+        if (r.overtaken === 0) continue;
+        attempts++;
+        assert.deepEqual(r.stuck, [], `keys left at the older own write: ${r.stuck.length}`);
+      }
+    },
+  );
+
+  /** One attempt: how many own writes the watcher overtook, and the keys left at them. */
+  async function ownWriteOvertaken(): Promise<{ overtaken: number; stuck: string[] }> {
+    await using c = await open<string>({ local: { maxItems: 10_000 } });
     const kv = await kvm.open(c.bucket);
-    const r1 = await kv.put("x", enc(1));
-    assert.equal(await c.get("x"), 1);
-    const r2 = await c.set("x", 2); // own write: read-your-writes at r2
-    assert.ok(r2 > r1);
-    assert.equal(c.peek("x"), 2);
-    // The watcher later delivers r2 again (equal revision): still 2, revision unchanged.
-    await waitFor(() => c.stats().lastRevision >= r2);
-    assert.equal((await c.getEntry("x"))?.revision, r2);
-  });
+    const keys = Array.from({ length: 200 }, (_, i) => `race.${i}`);
+    for (const k of keys) await kv.put(k, enc("v1"));
+    for (const k of keys) assert.equal(await c.get(k), "v1"); // resident: the watcher updates them
+    const writer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./_race_writer.ts", import.meta.url).pathname,
+        srv.url,
+        c.bucket,
+        String(keys.length),
+        "put",
+        "100",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const out = lines(writer.stdout);
+    assert.equal((await out.next()).value, "ready");
+    const w = writer.stdin.getWriter();
+    await w.write(new TextEncoder().encode("go\n")); // it writes "v2" 100 ms later
+    // Each set() notes how far the watcher had got when it resolved.
+    const sets = keys.map((k) => c.set(k, "mine").then(() => c.stats().lastRevision));
+    for (let i = 0; i < 50; i++) await Promise.resolve(); // the publishes go out
+    blockEventLoop(400);
+    assert.equal((await out.next()).value, "done");
+    await w.close();
+    await writer.status;
+    const seen = await Promise.all(sets);
+    const v2 = await Promise.all(keys.map(async (k) => (await kv.get(k))!.revision));
+    // The watcher had applied the key's "v2" before the own write resolved.
+    const overtaken = keys.filter((_, i) => seen[i]! >= v2[i]!).length;
+    await waitFor(() => c.stats().lastRevision >= Math.max(...v2));
+    const stuck = keys.filter((k) => c.peek(k) !== "v2");
+    return { overtaken, stuck };
+  }
 
   await t.step(
     "rule 2: a delete is served as absent without I/O and cannot be resurrected",
@@ -273,8 +318,9 @@ Deno.test("core cache against a real nats-server", async (t) => {
       assert.equal(await kv.get("u.1"), null, "nothing was written");
       await kv.put("u.2", enc({ nom: "x" }));
       await kv.put("u.3", "{not json");
-      assert.equal(await c.get("u.2"), undefined);
-      assert.equal(await c.get("u.3"), undefined);
+      // Never served, and not passed off as absent either.
+      await assert.rejects(c.get("u.2"), DecodeError);
+      await assert.rejects(c.get("u.3"), DecodeError);
       assert.equal(c.stats().rejected, 2);
       assert.ok(events.some((e) => e.type === "rejected" && e.key === "u.2"));
       await c.set("u.4", { name: "ok" });

@@ -14,10 +14,14 @@ interface Worker extends AsyncDisposable {
   exited: Promise<Deno.CommandStatus>;
 }
 
-/** Starts the worker in `cwd` with `env` added to a NATS-less environment. */
-function spawnWorker(cwd: string, env: Record<string, string>): Worker {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WORKER],
+/**
+ * Starts the worker in `cwd` with `env` added to a NATS-less environment;
+ * `wrapper` (e.g. `["prlimit", "--nofile=256"]`) runs it under another command.
+ */
+function spawnWorker(cwd: string, env: Record<string, string>, wrapper: string[] = []): Worker {
+  const [program, ...pre] = [...wrapper, Deno.execPath()];
+  const child = new Deno.Command(program!, {
+    args: [...pre, "run", "-A", WORKER],
     cwd,
     env: { NATS_URL: "", PORT: "0", KVEDGE_LOG_REQUESTS: "1", ...env },
     stdin: "null",
@@ -270,4 +274,202 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
     );
     assert.equal(token.token, "t");
   });
+});
+
+/** Opens up to `n` idle connections into `into`; stops at the first refusal. */
+async function flood(into: Deno.Conn[], hostname: string, port: number, n: number) {
+  for (let i = 0; i < n; i++) {
+    try {
+      into.push(await Deno.connect({ hostname, port }));
+    } catch {
+      return; // the listener is gone or its backlog is full
+    }
+  }
+}
+
+Deno.test("deno task serve: an idle-connection flood neither kills nor silences the worker", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const idle: Deno.Conn[] = [];
+  try {
+    // 256 open files: on main ~250 idle connections exhaust them and the
+    // accept loop (and with it the worker) dies.
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_HEADER_TIMEOUT_MS: "2000",
+    }, ["prlimit", "--nofile=256:256"]);
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    const { hostname, port } = new URL(base);
+    const info = JSON.parse(await Deno.readTextFile(`${dir}/data/nats/embedded.json`));
+    await waitFor(async () => (await fetch(`${base}/readyz`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status === 200;
+    })), { timeoutMs: 30_000, message: "readyz is 200" });
+
+    await t.step("400 idle connections: the worker keeps answering", async () => {
+      await flood(idle, hostname, Number(port), 400);
+      let n = 0;
+      await waitFor(async () => {
+        const put = await fetch(`${base}/v1/buckets/demo/keys/k`, {
+          method: "PUT",
+          body: String(n++),
+          headers: { connection: "close" },
+        });
+        await put.body?.cancel();
+        return put.status === 200 || put.status === 201;
+      }, { timeoutMs: 60_000, message: `the worker answers; stderr: ${worker.stderr()}` });
+      const get = await fetch(`${base}/v1/buckets/demo/keys/k`, {
+        headers: { connection: "close" },
+      });
+      assert.equal(get.status, 200);
+      await get.body?.cancel();
+      assert.ok(pidAlive(worker.child.pid), "the worker runs");
+      assert.ok(pidAlive(info.pid), "the embedded nats-server runs");
+      assert.ok(
+        !worker.stderr().includes("Too many open files") ||
+          worker.lines.some((l) => l.msg === "accept failed"),
+        "accept errors, if any, are survived and logged",
+      );
+    });
+
+    await t.step("a connection that never sends a request head is closed", async () => {
+      const conn = await Deno.connect({ hostname, port: Number(port) });
+      idle.push(conn);
+      const buf = new Uint8Array(1024);
+      // The server closes it (EOF or reset) after KVEDGE_HEADER_TIMEOUT_MS.
+      const ended = await conn.read(buf).then((n) => n === null || n > 0, () => true);
+      assert.ok(ended);
+    });
+
+    await t.step("SIGTERM still shuts down cleanly", async () => {
+      for (const c of idle.splice(0)) {
+        try {
+          c.close();
+        } catch { /* closed by the server */ }
+      }
+      worker.child.kill("SIGTERM");
+      const status = await worker.exited;
+      assert.equal(status.code, 0, worker.stderr());
+      await waitFor(() => !pidAlive(info.pid), { message: "embedded nats-server exited" });
+    });
+  } finally {
+    for (const c of idle) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve with KVEDGE_CONNECTION_GATE=0 survives running out of files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const idle: Deno.Conn[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_CONNECTION_GATE: "0",
+    }, ["prlimit", "--nofile=256:256"]);
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    const { hostname, port } = new URL(base);
+    await flood(idle, hostname, Number(port), 400);
+    // Without a gate nothing sheds them, but the accept error is survived:
+    // once the idle clients go, the worker answers again.
+    await waitFor(() => worker.lines.some((l) => l.msg === "accept failed"), {
+      timeoutMs: 30_000,
+      message: `the accept error is logged; stderr: ${worker.stderr()}`,
+    });
+    for (const c of idle.splice(0)) c.close();
+    await waitFor(async () => {
+      const r = await fetch(`${base}/healthz`, { headers: { connection: "close" } });
+      await r.body?.cancel();
+      return r.status === 200;
+    }, { timeoutMs: 60_000, message: `the worker answers again; stderr: ${worker.stderr()}` });
+    assert.ok(pidAlive(worker.child.pid), "the worker runs");
+  } finally {
+    for (const c of idle) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Resident set size of `pid` in bytes (Linux). */
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return Number(m?.[1] ?? NaN) * 1024;
+}
+
+Deno.test("deno task serve: watch clients that never read hold bounded memory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_SSE_BUFFER_BYTES: String(2 << 20),
+    });
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    await waitFor(async () => (await fetch(`${base}/readyz`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status === 200;
+    })), { timeoutMs: 30_000, message: "readyz is 200" });
+    // Three clients that read the first chunk and then never again.
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/v1/buckets/demo/watch`);
+      const reader = res.body!.getReader();
+      await reader.read();
+      readers.push(reader);
+    }
+    const value = JSON.stringify("v".repeat(900_000));
+    const before = rssBytes(worker.child.pid);
+    let peak = before;
+    // 200 values of ~0.9 MB: unbounded queues would hold ~540 MB; bounded
+    // ones 3 × 2 MB. The bound below leaves room for garbage not yet
+    // collected (RSS is not live memory): 170 MB measured with the bound,
+    // 739 MB without.
+    for (let i = 0; i < 200; i++) {
+      // A loaded machine may time a write out (503): that write is retried.
+      await waitFor(async () => {
+        const r = await fetch(`${base}/v1/buckets/demo/keys/big${i % 10}`, {
+          method: "PUT",
+          body: value,
+        });
+        await r.body?.cancel();
+        assert.ok(r.status !== 400 && r.status !== 413, `PUT ${r.status}`);
+        return r.status === 200 || r.status === 201;
+      }, { timeoutMs: 30_000, message: "a PUT succeeds" });
+      peak = Math.max(peak, rssBytes(worker.child.pid));
+    }
+    const stats = await (await fetch(`${base}/v1/stats`)).json();
+    assert.equal(stats.sse.slowClients, 3, "the three clients were dropped");
+    await waitFor(
+      () =>
+        worker.lines.filter((l) => l.msg === "watch client dropped: it stopped reading").length ===
+          3,
+      { message: "one warning line per dropped client" },
+    );
+    assert.ok(
+      peak - before < 320 * 1024 * 1024,
+      `RSS grew by ${Math.round((peak - before) / 1048576)} MB (queues: 3 × 2 MB)`,
+    );
+  } finally {
+    for (const r of readers) await r.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

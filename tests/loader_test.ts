@@ -148,5 +148,80 @@ Deno.test("loader (cache-aside for keys absent from KV)", async (t) => {
     assert.equal(await c.get("offline"), "origin:offline");
   });
 
+  await t.step(
+    "a loader that never settles fails its misses at loaderTimeoutMs, aborts its signal and frees the key",
+    async () => {
+      let calls = 0;
+      let aborted: unknown;
+      await using c = await openCache<string>({
+        servers: srv.url,
+        bucket: uniqueBucket(),
+        create: true,
+        local: { maxItems: 100 },
+        loaderTimeoutMs: 300,
+        loader: (_key, { signal }) => {
+          calls++;
+          if (calls > 1) return Promise.resolve("second");
+          signal.addEventListener("abort", () => aborted = signal.reason, { once: true });
+          return new Promise<string>(() => {}); // hung origin
+        },
+      });
+      const first = await within(
+        Promise.allSettled([c.get("hung"), c.getEntry("hung")]),
+        15_000,
+        "get() of a key whose loader hangs is still waiting after 15 s",
+      );
+      for (const r of first) {
+        assert.equal(r.status, "rejected");
+        const e = (r as PromiseRejectedResult).reason;
+        assert.ok(e instanceof LoaderError, `not a LoaderError: ${e}`);
+        assert.equal((e.cause as DOMException).name, "TimeoutError");
+      }
+      assert.equal((aborted as DOMException | undefined)?.name, "TimeoutError", "signal aborted");
+      assert.equal(await c.get("hung"), "second", "the single-flight slot was freed");
+      assert.equal(calls, 2);
+    },
+  );
+
+  await t.step(
+    "values the loader gave while NATS was unreachable are checked against KV on reconnect",
+    async () => {
+      await using proxy = startProxy(srv.port);
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket);
+      await kv.put("in-kv", JSON.stringify("kv"));
+      await kv.put("in-kv-too", JSON.stringify("kv2"));
+      await using c = await openCache<string>({
+        servers: proxy.url,
+        bucket,
+        local: { maxItems: 100 },
+        connectOptions: { reconnectTimeWait: 100, ignoreClusterUpdates: true },
+        loader: (key) => Promise.resolve(key === "in-kv" ? "origin" : undefined),
+      });
+      await c.ready({ timeoutMs: 10_000 });
+      proxy.cut();
+      await waitFor(() => !c.status().connected);
+      assert.equal(await c.get("in-kv"), "origin", "offline, the loader answers");
+      assert.equal(await c.get("in-kv-too"), undefined, "offline, the loader says absent");
+      proxy.restore();
+      await waitFor(() => c.status().state === "synced", { timeoutMs: 15_000 });
+      assert.equal(await c.get("in-kv"), "kv", "the loader's value shadows KV (rule 5)");
+      assert.equal(await c.get("in-kv-too"), "kv2", "the loader's 'absent' shadows KV (rule 5)");
+    },
+  );
+
   await nc.close();
 });
+
+/** Rejects with `message` if `p` is not settled within `ms` (a deadline, not a sleep). */
+async function within<V>(p: Promise<V>, ms: number, message: string): Promise<V> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

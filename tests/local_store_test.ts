@@ -67,9 +67,10 @@ Deno.test("local store: a decoded value replaces the encoded one at the same rev
   // Rejected: a tombstone from then on, size and revision unchanged.
   store.put("bad", 7, 0, enc.encode("{"));
   const size = store.peek("bad")!.size;
-  store.decoded("bad", 7, undefined, true);
+  store.decoded("bad", 7, undefined, new Error("not JSON"));
   const bad = store.peek("bad")!;
   assert.equal(bad.deleted, true);
+  assert.equal((bad.rejected as Error).message, "not JSON");
   assert.equal(bad.rev, 7);
   assert.equal(bad.size, size);
 });

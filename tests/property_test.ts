@@ -114,7 +114,11 @@ class StoreModel {
 
 const storeOp = (): fc.Arbitrary<StoreOp> => {
   const key = fc.constantFrom(...KEYS);
-  const rev = fc.integer({ min: 0, max: 30 });
+  // Revision 0 ("no revision") is its own case of rule 1: drawn often.
+  const rev = fc.oneof(
+    { weight: 1, arbitrary: fc.constant(0) },
+    { weight: 5, arbitrary: fc.integer({ min: 1, max: 30 }) },
+  );
   return fc.oneof(
     {
       weight: 6,
@@ -157,6 +161,18 @@ const storeOp = (): fc.Arbitrary<StoreOp> => {
   );
 };
 
+/**
+ * Rule 1 as the README states it, written here from the rule and not from
+ * the store's code: a slot is replaced only by a greater revision. Revision
+ * 0 means "no revision" (a loader's answer, "absent" from a fetch): a newer
+ * such answer replaces an older one, and any real revision replaces it.
+ */
+function replaces(held: ModelSlot | undefined, rev: number): boolean {
+  if (held === undefined) return true;
+  if (rev === 0) return held.rev === 0;
+  return rev > held.rev;
+}
+
 function tagOf(op: { key: string; rev: number }, i: number): string {
   return `${op.key}@${op.rev}#${i}`;
 }
@@ -182,9 +198,9 @@ function runStore(maxItems: number | undefined, maxBytes: number | undefined, op
         const raw = o.size === undefined ? undefined : bytesTagged(tagOf(o, i), o.size);
         const held = model.slots.get(o.key);
         let expected: Applied;
-        if (held !== undefined && held.rev >= o.rev && !(o.rev === 0 && held.rev === 0)) {
+        if (!replaces(held, o.rev)) {
           expected = Applied.Older;
-          if (held.rev === o.rev) held.gen = o.gen;
+          if (held!.rev === o.rev) held!.gen = o.gen; // re-confirmed by a resync
         } else if (o.old) {
           expected = Applied.Expired;
           model.delete(o.key);
@@ -205,7 +221,7 @@ function runStore(maxItems: number | undefined, maxBytes: number | undefined, op
       case "putValue": {
         const held = model.slots.get(o.key);
         let expected: Applied = Applied.Stored;
-        if (held !== undefined && held.rev >= o.rev) expected = Applied.Older;
+        if (!replaces(held, o.rev)) expected = Applied.Older;
         else {
           model.set(o.key, {
             rev: o.rev,

@@ -333,6 +333,31 @@ Deno.test("seed CLI", async (t) => {
       assert.equal(badBucket.code, 1);
       assert.match(badBucket.stderr, /invalid bucket name/);
     });
+
+    await t.step("invalid UTF-8 fails with its line instead of storing U+FFFD", async () => {
+      const bucket = uniqueBucket();
+      const dir = await Deno.makeTempDir({ prefix: "kvedge_seed_" });
+      const path = `${dir}/latin1.ndjson`;
+      const enc = new TextEncoder();
+      // Line 2 is Latin-1 ("é" as the single byte 0xE9), as exported by an old tool.
+      await Deno.writeFile(
+        path,
+        concatBytes(
+          enc.encode('{"key":"a","value":"ok"}\n{"key":"b","value":"caf'),
+          new Uint8Array([0xe9]),
+          enc.encode('"}\n'),
+        ),
+      );
+      try {
+        const r = await seedCli([...s, "--bucket", bucket, "--create", path]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /not valid UTF-8 \(line 2\)/);
+        const kv = await new Kvm(nc).open(bucket);
+        assert.equal(await kv.get("b"), null, "nothing with a replacement character was stored");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
   } finally {
     await nc.close();
   }
@@ -463,7 +488,100 @@ async function collect(
   );
 }
 
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function chunkedBytes(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (off >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(off, off + size));
+      off += size;
+    },
+  });
+}
+
 Deno.test("seed input readers", async (t) => {
+  await t.step("invalid UTF-8 stops the input with its line, in any chunking", async () => {
+    const enc = new TextEncoder();
+    const cases: [string, Uint8Array, number][] = [
+      // A stray byte, a truncated sequence, an overlong encoding, a lone surrogate.
+      ["0xFF", new Uint8Array([0xff]), 3],
+      ["truncated", new Uint8Array([0xe2, 0x82]), 3],
+      ["overlong", new Uint8Array([0xc0, 0xaf]), 3],
+      ["surrogate", new Uint8Array([0xed, 0xa0, 0x80]), 3],
+    ];
+    for (const [name, badBytes, line] of cases) {
+      const input = concatBytes(
+        enc.encode('{"key":"a","value":"ü✓"}\n\n{"key":"b","value":"'),
+        badBytes,
+        enc.encode('"}\n{"key":"c","value":1}\n'),
+      );
+      for (const size of [1, 2, 3, 5, 1000]) {
+        for (const format of ["ndjson", "auto"] as const) {
+          await assert.rejects(
+            collect(chunkedBytes(input, size), { format }),
+            (err: Error) => {
+              assert.equal(err.name, "SeedInputError");
+              assert.match(err.message, new RegExp(`not valid UTF-8 \\(line ${line}\\)`));
+              return true;
+            },
+            `${name}, chunk size ${size}, ${format}`,
+          );
+        }
+      }
+    }
+    // The same at the very end of the input (an incomplete last sequence).
+    await assert.rejects(
+      collect(
+        chunkedBytes(
+          concatBytes(enc.encode('{"key":"a","value":1}\n'), new Uint8Array([0xf0, 0x9f])),
+          4,
+        ),
+        {
+          format: "ndjson",
+        },
+      ),
+      /not valid UTF-8 \(line 2\)/,
+    );
+  });
+
+  await t.step("an over-long line is a bad record, skipped without holding it", async () => {
+    const long = JSON.stringify({ key: "big", value: "x".repeat(10_000) });
+    const text = `{"key":"a","value":1}\n${long}\n{"key":"c","value":3}\n${long}`;
+    for (const size of [7, 64, 4096, 100_000]) {
+      for (const format of ["ndjson", "auto"] as const) {
+        assert.deepEqual(
+          await collect(chunked(text, size), { format, maxLineChars: 1000 }),
+          [
+            { line: 1, key: "a", value: 1 },
+            { line: 2, problem: "line longer than 1000 characters" },
+            { line: 3, key: "c", value: 3 },
+            { line: 4, problem: "line longer than 1000 characters" },
+          ],
+          `chunk size ${size}, ${format}`,
+        );
+      }
+    }
+    // A CSV quote that never closes stops the input instead of swallowing it.
+    await assert.rejects(
+      collect(chunked(`k,v\n1,"never closed\n${"y".repeat(5000)}\n`, 64), {
+        format: "csv",
+        keyColumn: "k",
+        maxLineChars: 1000,
+      }),
+      /CSV record starting on line 2 is longer than 1000 characters/,
+    );
+  });
+
   await t.step("NDJSON survives any chunking, CRLF and multi-byte characters", async () => {
     const text =
       '{"key":"a","value":"héllo ✓"}\r\n\n{"key":"b","value":[1,{"c":"😀"}]}\n{bad\n{"key":"d","value":0}';

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { type CacheEvent, openCache } from "../mod.ts";
+import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from "../mod.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
+import { settlesWithin } from "./_chaos.ts";
 import { fill } from "./_seed.ts";
 
 Deno.test("warm start from a snapshot", async (t) => {
@@ -141,7 +142,7 @@ Deno.test("warm start from a snapshot", async (t) => {
   });
 
   await t.step(
-    "a snapshot older than the bucket's history falls back to a full resync",
+    "a snapshot older than the bucket's history resumes from its first sequence and drops what left it",
     async () => {
       const bucket = uniqueBucket();
       const path = `${dir}/${bucket}.snap`;
@@ -166,12 +167,138 @@ Deno.test("warm start from a snapshot", async (t) => {
       await using c = await openCache<number>(opts);
       await c.ready();
       await waitFor(() => c.status().state === "synced");
-      assert.equal(c.stats().resyncs, 1);
+      // No full re-read: everything below the first sequence was replaced by a
+      // later change (delivered) or left the bucket ("b", dropped).
+      assert.equal(c.stats().resyncs, 0);
       assert.equal(await c.get("a"), 3);
       assert.equal(await c.get("b"), undefined);
+      assert.equal(c.stats().entries, 1);
     },
   );
 
   await Deno.remove(dir, { recursive: true });
   await nc.close();
+});
+
+Deno.test("an edge restarted while NATS is down", async (t) => {
+  await using srv = await startServer();
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+  const options = (bucket: string): CacheOptions<number> => ({
+    servers: srv.url,
+    bucket,
+    mode: "replica",
+    local: { maxItems: 100 },
+    snapshot: { path: `${dir}/${bucket}.snap`, intervalMs: 0 },
+    connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+  });
+  /** Opens once while NATS is up and closes, which writes the snapshot. */
+  const writeSnapshot = async (bucket: string) => {
+    const c = await openCache<number>(options(bucket));
+    await c.ready();
+    await c.close();
+  };
+
+  await t.step(
+    "serves its snapshot marked stale, then catches up without a resync when NATS is back",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket, { history: 5 });
+      for (const k of ["a", "b", "c"]) await kv.put(k, "1");
+      await writeSnapshot(bucket);
+      // Changes the edge has not seen, then the server dies (store kept).
+      await kv.put("a", "2");
+      await kv.delete("c");
+      await kv.put("d", "1");
+      await srv.kill();
+
+      const events: CacheEvent[] = [];
+      const c = await settlesWithin(
+        openCache<number>({ ...options(bucket), onEvent: (e) => events.push(e) }),
+        15_000,
+        "openCache() while NATS is down",
+      );
+      try {
+        assert.ok(events.some((e) => e.type === "snapshot" && e.action === "loaded"));
+        const s = c.status();
+        assert.equal(s.connected, false);
+        assert.equal(s.state, "stale");
+        const a = await c.getEntry("a");
+        assert.equal(a?.value, 1);
+        assert.equal(a?.source, "stale");
+        assert.equal(a?.stale, true);
+        assert.equal(c.peek("c"), 1, "the snapshot as it was, deletes not yet seen");
+        // What the snapshot does not hold, and writes, fail fast.
+        await assert.rejects(settlesWithin(c.get("d"), 5_000, "a miss"), UnavailableError);
+        await assert.rejects(settlesWithin(c.set("a", 3), 5_000, "a write"), UnavailableError);
+
+        await srv.restart();
+        await c.ready({ timeoutMs: 30_000 });
+        assert.equal(c.status().state, "synced");
+        assert.equal(c.status().connected, true);
+        assert.equal(await c.get("a"), 2);
+        assert.equal(await c.get("c"), undefined);
+        assert.equal(await c.get("d"), 1);
+        assert.equal((await c.getEntry("b"))?.source, "hit");
+        assert.equal(c.stats().resyncs, 0, "resumed from the snapshot's revision");
+        assert.equal(c.stats().applied, 3, "only the delta was read");
+        // And it follows the bucket from now on.
+        await kv.put("b", "2");
+        await waitFor(() => c.peek("b") === 2, { message: "a change after catching up" });
+      } finally {
+        await c.close();
+      }
+    },
+  );
+
+  await t.step("a bucket recreated meanwhile throws the snapshot away once reachable", async () => {
+    const bucket = uniqueBucket();
+    let kv = await kvm.create(bucket);
+    await kv.put("old", "1");
+    await writeSnapshot(bucket);
+    await kv.destroy();
+    kv = await kvm.create(bucket);
+    await kv.put("new", "1");
+    await srv.kill();
+    await using c = await settlesWithin(
+      openCache<number>(options(bucket)),
+      15_000,
+      "openCache() while NATS is down",
+    );
+    assert.equal((await c.getEntry("old"))?.source, "stale");
+    await srv.restart();
+    await c.ready({ timeoutMs: 30_000 });
+    assert.equal(c.peek("old"), undefined);
+    assert.equal(await c.get("old"), undefined);
+    assert.equal(await c.get("new"), 1);
+    assert.match(c.status().lastResyncReason ?? "", /recreated/);
+    assert.equal(c.stats().entries, 1);
+  });
+
+  await t.step("without a usable snapshot, open fails fast with UnavailableError", async () => {
+    const bucket = uniqueBucket();
+    const kv = await kvm.create(bucket);
+    await kv.put("a", "1");
+    await srv.kill();
+    try {
+      // No snapshot file yet, a lazy cache, a replica without `snapshot`.
+      const attempts: CacheOptions<number>[] = [
+        options(bucket),
+        { ...options(bucket), mode: "lazy", snapshot: undefined },
+        { ...options(bucket), snapshot: undefined },
+      ];
+      for (const o of attempts) {
+        await assert.rejects(
+          settlesWithin(openCache<number>(o), 10_000, "openCache() while NATS is down"),
+          UnavailableError,
+        );
+      }
+    } finally {
+      await srv.restart();
+    }
+  });
+
+  await nc.close();
+  await Deno.remove(dir, { recursive: true });
 });

@@ -4,12 +4,12 @@
  * connection (or an embedded nats-server when `NATS_URL` is unset), and
  * serves the HTTP facade. One JSON log line per request and per cache event.
  *
+ * `--help` prints the usage. SIGINT, SIGTERM and SIGHUP shut down gracefully.
  * Exit codes: 0 after a graceful shutdown, 1 when NATS or the listener
- * cannot be set up, 2 for bad configuration (before listening).
+ * cannot be set up, 2 for bad configuration or arguments (before listening).
  *
  * @module
  */
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import {
   type AppBucketOptions,
@@ -19,6 +19,7 @@ import {
   createApp,
   openCache,
 } from "../mod.ts";
+import { connectNats, transportOf } from "../src/connect.ts";
 import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
 import {
   describeEdgeConfig,
@@ -26,8 +27,42 @@ import {
   natsConnectOptions,
   parseEdgeConfig,
 } from "../src/edge_config.ts";
+import { redactSecrets } from "../src/nats_env.ts";
+import {
+  connectionBudget,
+  type GatedServer,
+  raiseOpenFileLimit,
+  serveDirect,
+  serveGated,
+} from "../src/edge_listener.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
+
+const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
+
+Runs a kvedge edge worker: one cache per bucket, served over HTTP. It takes no
+arguments; the environment configures it. Without NATS_URL it starts an
+embedded nats-server under KVEDGE_DATA_DIR (default .data), creates a "demo"
+bucket and accepts writes without a token (development).
+
+  NATS_URL               NATS server URL(s), comma-separated (unset: embedded server);
+                         nats://user:password@host or nats://token@host authenticate
+  NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY
+                         how to authenticate to NATS (one of them)
+  KVEDGE_BUCKETS         buckets served: name[:lazy|:replica][:ro],... (default demo,
+                         embedded only)
+  PORT, HOSTNAME         where the HTTP facade listens (default 127.0.0.1:8080)
+  KVEDGE_WRITE_TOKEN     bearer token(s) for writes; KVEDGE_READ_TOKEN for reads
+  KVEDGE_MAX_ITEMS, KVEDGE_MAX_BYTES
+                         local bounds per bucket (default 100000 entries, 64 MiB)
+
+  KVEDGE_MAX_CONNECTIONS, KVEDGE_HEADER_TIMEOUT_MS, KVEDGE_IDLE_TIMEOUT_MS
+                         connection cap and timeouts (docs/http.md, Limits)
+
+Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
+yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
+signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
+the listener cannot be set up, 2 for bad configuration or arguments.`;
 
 const encoder = new TextEncoder();
 let pending: string[] = [];
@@ -68,7 +103,7 @@ function log(level: Level, msg: string, fields: Record<string, unknown> = {}): v
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
 /** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
@@ -99,11 +134,22 @@ function logCacheEvent(bucket: string, event: CacheEvent): void {
 }
 
 async function main(): Promise<number> {
+  if (Deno.args.some((a) => a === "--help" || a === "-h" || a === "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (Deno.args.length > 0) {
+    log("error", "bad usage", { error: `unexpected argument ${JSON.stringify(Deno.args[0])}` });
+    flushLog();
+    console.error(USAGE);
+    return 2;
+  }
   let config: EdgeConfig;
   let connectOptions: Awaited<ReturnType<typeof natsConnectOptions>>;
   try {
     config = parseEdgeConfig(Deno.env.toObject());
     connectOptions = await natsConnectOptions(config);
+    if (config.natsServers !== undefined) transportOf(config.natsServers);
   } catch (err) {
     if (err instanceof TypeError) {
       log("error", "bad configuration", { error: err.message });
@@ -112,6 +158,12 @@ async function main(): Promise<number> {
     throw err;
   }
   log("info", "starting", { config: describeEdgeConfig(config) });
+  for (const name of config.natsDeprecated) {
+    log("warn", "deprecated variable", {
+      variable: name,
+      use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
+    });
+  }
 
   // Everything opened so far, closed in reverse on any exit path.
   let embedded: EmbeddedServer | undefined;
@@ -133,17 +185,42 @@ async function main(): Promise<number> {
     }
   };
 
+  // Before the embedded nats-server starts: it inherits the raised limit.
+  const fileLimit = await raiseOpenFileLimit();
+  let maxConnections = config.maxConnections ?? 10_000;
+  if (fileLimit !== undefined) {
+    const budget = connectionBudget(fileLimit.soft);
+    if (maxConnections > budget) {
+      if (config.maxConnections !== undefined) {
+        log("warn", "KVEDGE_MAX_CONNECTIONS exceeds the open-file limit", {
+          maxConnections,
+          openFiles: fileLimit.soft,
+          using: budget,
+        });
+      }
+      maxConnections = budget;
+    }
+    if (fileLimit.error !== undefined) {
+      log("warn", "cannot raise the open-file limit", {
+        openFiles: fileLimit.soft,
+        hard: fileLimit.hard,
+        error: fileLimit.error,
+      });
+    }
+  }
+
   try {
     if (config.natsServers === undefined) {
       embedded = await startEmbedded({ dataDir: config.dataDir });
       log("info", "embedded nats-server started", {
         nats: embedded.url,
+        natsWs: embedded.wsUrl,
         pid: embedded.pid,
         storeDir: embedded.storeDir,
       });
     }
     const servers = config.natsServers ?? [embedded!.url];
-    nc = await connect({
+    nc = await connectNats({
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       reconnectJitter: 250,
@@ -160,6 +237,7 @@ async function main(): Promise<number> {
         ...(config.createBuckets ? { create: true } : {}),
         ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
         ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+        ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
         onEvent: (event) => logCacheEvent(b.name, event),
       });
       caches.push(cache);
@@ -187,7 +265,12 @@ async function main(): Promise<number> {
       anonymousWrites: config.anonymousWrites,
     },
     ...(config.corsOrigins.length > 0 ? { cors: { origins: config.corsOrigins } } : {}),
-    limits: { maxBodyBytes: config.maxBodyBytes, maxSseStreams: config.maxSseStreams },
+    limits: {
+      maxBodyBytes: config.maxBodyBytes,
+      maxSseStreams: config.maxSseStreams,
+      sseBufferBytes: config.sseBufferBytes,
+      maxJsonDepth: config.maxJsonDepth,
+    },
     ...(config.readyMaxStaleMs === undefined
       ? {}
       : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
@@ -219,28 +302,39 @@ async function main(): Promise<number> {
         ...(sampled && config.logHitsEvery > 1 ? { sampled: config.logHitsEvery } : {}),
       });
     },
+    onStreamEnd: (info) => {
+      if (info.reason === "slow_client") {
+        log("warn", "watch client dropped: it stopped reading", {
+          bucket: info.bucket,
+          bufferBytes: config.sseBufferBytes,
+        });
+      }
+    },
     signal: shutdown.signal,
   });
 
-  let server: Deno.HttpServer;
-  const listening = Promise.withResolvers<void>();
+  let server: GatedServer;
   try {
-    server = Deno.serve({
-      port: config.port,
+    // By default not Deno.serve on the port: it has no connection cap or idle
+    // timeout, and one EMFILE on accept ends its accept loop
+    // (src/edge_listener.ts). KVEDGE_CONNECTION_GATE=0 trades that for speed.
+    server = await (config.connectionGate ? serveGated : serveDirect)({
       hostname: config.hostname,
-      onListen({ hostname, port }) {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log("info", "listening", {
-          url: `http://${host}:${port}`,
-          nats: config.natsServers ?? embedded!.url,
-          embedded: embedded !== undefined,
-          buckets: config.buckets.map((b) => b.name),
-          ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
-          ...(config.writeTokens.length === 0 && !config.anonymousWrites
-            ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
-            : {}),
-        });
-        listening.resolve();
+      port: config.port,
+      maxConnections,
+      headerTimeoutMs: config.headerTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      handler: app.fetch,
+      onEvent(event) {
+        if (event.type === "accept_error") {
+          log("warn", "accept failed", {
+            error: describe(event.error),
+            retryInMs: event.retryInMs,
+          });
+        } else if (event.type === "refused") {
+          log("warn", "connection refused: too many connections", { open: event.open });
+        }
+        // Sheds are counted (GateStats), not logged: an idle flood would drown the log.
       },
       onError(err) {
         log("error", "request failed", { error: describe(err) });
@@ -255,7 +349,7 @@ async function main(): Promise<number> {
           { status: 500, headers: { "content-type": "application/problem+json" } },
         );
       },
-    }, app.fetch);
+    });
   } catch (err) {
     log("error", "cannot listen", {
       error: describe(err),
@@ -264,11 +358,29 @@ async function main(): Promise<number> {
     await cleanup();
     return 1;
   }
-  await listening.promise;
+  {
+    const { hostname, port } = server.addr;
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    log("info", "listening", {
+      url: `http://${host}:${port}`,
+      nats: config.natsServers ?? embedded!.url,
+      // Where WebSocket clients (browsers, isolates) reach the embedded server.
+      ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
+      embedded: embedded !== undefined,
+      buckets: config.buckets.map((b) => b.name),
+      ...(config.connectionGate ? { maxConnections } : { connectionGate: false }),
+      ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
+      ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
+      ...(config.writeTokens.length === 0 && !config.anonymousWrites
+        ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
+        : {}),
+    });
+  }
 
   const stopped = Promise.withResolvers<string>();
   const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  // SIGHUP too: a closed terminal must not leave the embedded nats-server behind.
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const signal = await stopped.promise;
 
@@ -279,7 +391,7 @@ async function main(): Promise<number> {
     flushLog();
     Deno.exit(1);
   };
-  for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, force);
+  for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.addSignalListener(s, force);
 
   log("info", "shutting down", { signal });
   shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
@@ -294,6 +406,12 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
+  // A stray rejection must not take the edge (and an embedded nats-server)
+  // down with it: log it loudly and keep serving.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log("error", "unhandled rejection", { error: describe(e.reason) });
+  });
   const code = await main();
   flushLog();
   Deno.exit(code);

@@ -19,10 +19,11 @@
  *
  * Connection: `NATS_URL` (comma-separated), else the embedded server of a
  * running `deno task serve` (found under `.data/`), else
- * `nats://127.0.0.1:4222`; auth from `NATS_CREDS`, `NATS_USER`/`NATS_PASS`
- * or `NATS_TOKEN`.
+ * `nats://127.0.0.1:4222`; auth and TLS from the variables every kvedge
+ * program reads (`src/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
+ * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`, `NATS_TLS_*`).
  *
- * Logs one JSON line per event. SIGINT/SIGTERM stop gracefully: no further
+ * Logs one JSON line per event. SIGINT/SIGTERM/SIGHUP stop gracefully: no further
  * events are fetched, the one in flight is finished and acked, the
  * connection is drained. Exit codes: 0 after a graceful stop, 1 when NATS
  * or a projection fails, 2 for bad usage or a bad module.
@@ -33,11 +34,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { connect } from "@nats-io/transport-node";
-import {
-  type ConnectionOptions,
-  credsAuthenticator,
-  type NatsConnection,
-} from "@nats-io/nats-core";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import {
   type Projection,
   type ProjectionRunner,
@@ -45,6 +42,7 @@ import {
   runProjection,
 } from "../mod.ts";
 import { findEmbedded } from "../src/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection.ts";
 
@@ -57,13 +55,40 @@ function log(level: Level, msg: string, fields: Record<string, unknown> = {}): v
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
 class UsageError extends Error {}
 
 const USAGE = "usage: deno task project [--from-start] [--until-caught-up] [--status-every <s>] " +
   "[--ack-wait-ms <ms>] [--on-map-error stop|skip] [--metrics-port <port>] <module>...";
+
+const HELP = `${USAGE}
+
+Runs the projections that each module default-exports (one, or an array of
+them), on one NATS connection, until stopped. Docs: docs/projections.md.
+
+  --from-start              replay every projection from its source's first event
+  --until-caught-up         exit 0 once every projection has applied every event
+  --status-every <s>        seconds between status lines (default 10); a change of
+                            state or error is logged at once
+  --ack-wait-ms <ms>        redelivery delay of an event a crashed run held
+                            (default 10000, at least 1000)
+  --on-map-error stop|skip  what a failing map does (default stop)
+  --metrics-port <port>     serve /metrics (Prometheus) and /healthz on 127.0.0.1
+                            (also PROJECTOR_METRICS_PORT)
+  -h, --help                this help
+
+Connection: NATS_URL (comma-separated), else the embedded server of a running
+\`deno task serve\` (found under .data/), else nats://127.0.0.1:4222; auth from
+NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY, TLS from NATS_TLS_*.
+
+Example: deno task project examples/orders/projection.ts
+
+SIGINT, SIGTERM or SIGHUP stop gracefully. Exit codes: 0 after a graceful stop,
+1 when NATS or a projection fails, 2 for bad usage or a bad module.`;
+
+class HelpRequested extends Error {}
 
 interface Flags {
   modules: string[];
@@ -95,7 +120,7 @@ function parseFlags(args: string[]): Flags {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
-  if (v.help) throw new UsageError("");
+  if (v.help) throw new HelpRequested();
   if (parsed.positionals.length === 0) throw new UsageError("name at least one projection module");
   const num = (name: string, text: string | undefined, min: number, max = Infinity) => {
     if (text === undefined) return undefined;
@@ -154,33 +179,24 @@ async function loadProjections(modules: string[]): Promise<Projection<unknown>[]
 }
 
 async function natsOptions(): Promise<Partial<ConnectionOptions> & { servers: string[] }> {
-  const env = (name: string) => Deno.env.get(name) || undefined;
-  let server = env("NATS_URL");
-  if (!server) {
+  const nats = parseNatsEnv(Deno.env.toObject(), { action: "start projector" });
+  for (const name of nats.deprecated) {
+    log("warn", "deprecated variable", {
+      variable: name,
+      use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
+    });
+  }
+  let servers = nats.servers;
+  if (servers === undefined) {
     try {
-      server = await findEmbedded(".data");
+      const embedded = await findEmbedded(".data");
+      if (embedded) servers = [embedded];
     } catch {
       // No readable .data/: there is no embedded server to use.
     }
   }
-  const servers = (server ?? "nats://127.0.0.1:4222").split(",").map((s) => s.trim()).filter(
-    Boolean,
-  );
-  const opts: Partial<ConnectionOptions> & { servers: string[] } = { servers };
-  const creds = env("NATS_CREDS");
-  if (creds) opts.authenticator = credsAuthenticator(await Deno.readFile(creds));
-  const user = env("NATS_USER");
-  const pass = env("NATS_PASS");
-  if (user !== undefined || pass !== undefined) {
-    if (user === undefined || pass === undefined) {
-      throw new UsageError("NATS_USER and NATS_PASS go together");
-    }
-    opts.user = user;
-    opts.pass = pass;
-  }
-  const token = env("NATS_TOKEN");
-  if (token) opts.token = token;
-  return opts;
+  const opts = await natsConnectionOptions(nats, { action: "start projector" });
+  return { ...opts, servers: servers ?? ["nats://127.0.0.1:4222"] };
 }
 
 const METRICS: [keyof ProjectionStatus, string, "gauge" | "counter", string][] = [
@@ -229,6 +245,10 @@ async function main(): Promise<number> {
     projections = await loadProjections(flags.modules);
     connectOptions = await natsOptions();
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(HELP);
+      return 0;
+    }
     if (err instanceof UsageError) {
       if (err.message) log("error", "bad usage", { error: err.message });
       console.error(USAGE);
@@ -343,8 +363,10 @@ async function main(): Promise<number> {
   };
   const onInt = onSignal("SIGINT");
   const onTerm = onSignal("SIGTERM");
+  const onHup = onSignal("SIGHUP");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", onHup);
 
   const failed = Promise.race(runners.map((r) => r.closed()));
   const caughtUp = flags.untilCaughtUp
@@ -375,6 +397,7 @@ async function main(): Promise<number> {
     clearInterval(ticker);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGHUP", onHup);
     await shutdown();
   }
   return code;

@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { jsonCodec } from "../codec.ts";
+import { isJsonCodec, jsonCodec } from "../codec.ts";
+import { jsonDepth, stringifyJson } from "../json_text.ts";
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
-import type { Cache, Codec, Entry, ReadonlyCache } from "../types.ts";
+import type { Cache, Codec, Entry, ReadonlyCache, SetOptions } from "../types.ts";
 import { ConflictError } from "../errors.ts";
 import { bucketProblem, filterProblem, keyProblem, MAX_KEY_LENGTH } from "../keys.ts";
 import { requireToken, tokenCheck } from "./auth.ts";
@@ -85,6 +86,18 @@ export interface AppLimits {
   sseHeartbeatMs?: number;
   /** Chunks queued for one slow SSE client before it is disconnected. Default 1 024. */
   sseBufferSize?: number;
+  /**
+   * Bytes queued for one slow SSE client before it is disconnected (each
+   * chunk counts at least `sseBufferBytes / sseBufferSize`), so a stream holds
+   * at most about this much however large the values are; all streams
+   * together at most `maxSseStreams` times it. Default 4 194 304 (4 MiB).
+   */
+  sseBufferBytes?: number;
+  /**
+   * Deepest nesting of `[` and `{` accepted in a JSON request body; deeper
+   * answers 422 `too_deep`. Default 64.
+   */
+  maxJsonDepth?: number;
   /** Reconnect delay advised to SSE clients (`retry:`), in ms. Default 2 000. */
   sseRetryMs?: number;
   /** Largest page of a key listing (`limit`). Default 1 000. */
@@ -144,6 +157,12 @@ export interface CreateAppOptions {
   readiness?: AppReadinessOptions;
   /** Called after every request (one log line per request in the worker). */
   onRequest?: (info: RequestInfo) => void;
+  /**
+   * Called when a watch (SSE) stream ends, with why: `slow_client` (its
+   * queue passed `sseBufferSize` chunks or `sseBufferBytes` bytes and it was
+   * dropped), `client`, `source_end`, `source_error` or `shutdown`.
+   */
+  onStreamEnd?: (info: { bucket: string; reason: string }) => void;
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
 }
@@ -153,6 +172,8 @@ const DEFAULTS = {
   maxSseStreams: 1000,
   sseHeartbeatMs: 15_000,
   sseBufferSize: 1024,
+  sseBufferBytes: 4 << 20,
+  maxJsonDepth: 64,
   sseRetryMs: 2000,
   maxListLimit: 1000,
 } as const;
@@ -161,6 +182,9 @@ const DEFAULT_LIST_LIMIT = 100;
 const KEY_PREFIX = /^[-/_=.a-zA-Z0-9]*$/;
 
 const JSON_CODEC: Codec<unknown> = jsonCodec<unknown>();
+/** A Host header value: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const VALID_HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
 
 /** A served bucket with everything its requests need pre-resolved. */
 class ServedBucket {
@@ -188,7 +212,7 @@ class ServedBucket {
     const writable = typeof (o.cache as Partial<Cache<unknown>>).set === "function";
     this.writer = writable && !o.readOnly ? (o.cache as Cache<unknown>) : undefined;
     this.codec = o.codec ?? JSON_CODEC;
-    this.isJson = o.codec === undefined;
+    this.isJson = o.codec === undefined || isJsonCodec(o.codec);
     this.contentType = this.isJson
       ? "application/json"
       : (o.codec?.contentType ?? "application/octet-stream");
@@ -201,7 +225,7 @@ class ServedBucket {
     if (typeof value !== "object" || value === null) return JSON.stringify(value);
     let s = this.#jsonOf.get(value);
     if (s === undefined) {
-      s = JSON.stringify(value);
+      s = stringifyJson(value);
       this.#jsonOf.set(value, s);
     }
     return s;
@@ -213,8 +237,15 @@ class ServedBucket {
     return { valueBase64: toBase64(this.codec.encode(value)) };
   }
 
-  /** Parses a request body into a value, or throws `bad_request`. */
-  decode(bytes: Uint8Array): unknown {
+  /** Parses a request body into a value, or throws `bad_request` (or `too_deep`). */
+  decode(bytes: Uint8Array, maxJsonDepth: number): unknown {
+    if (this.isJson && jsonDepth(bytes, maxJsonDepth) > maxJsonDepth) {
+      throw new HttpProblem(
+        "too_deep",
+        `the JSON body nests deeper than ${maxJsonDepth} levels (the limit)`,
+        { extensions: { maxDepth: maxJsonDepth } },
+      );
+    }
     try {
       return this.codec.decode(bytes);
     } catch (err) {
@@ -314,6 +345,25 @@ function positiveInt(value: number | undefined, fallback: number, name: string):
   return v;
 }
 
+/** The body of `GET /`: every route, in a line each (docs/http.md has the details). */
+const INDEX = {
+  name: "kvedge",
+  docs: "docs/http.md",
+  endpoints: {
+    "GET /v1/buckets": "the buckets served here",
+    "GET|HEAD /v1/buckets/{bucket}/keys/{key}": "a value; ETag is its revision",
+    "PUT /v1/buckets/{bucket}/keys/{key}": "write (If-Match: compare-and-set, If-None-Match: *)",
+    "DELETE /v1/buckets/{bucket}/keys/{key}": "delete (?purge=true drops the history)",
+    "GET /v1/buckets/{bucket}/keys": "keys, sorted and paged (?prefix=&limit=&cursor=)",
+    "GET /v1/buckets/{bucket}/keys/{key}/history": "a key's kept revisions",
+    "GET /v1/buckets/{bucket}/watch": "changes as Server-Sent Events (?prefix=, Last-Event-ID)",
+    "GET /v1/stats": "every bucket's stats and status",
+    "GET /healthz": "the process is up",
+    "GET /readyz": "every bucket is synced (or stale within bounds)",
+    "GET /metrics": "Prometheus metrics",
+  },
+} as const;
+
 function methodNotAllowed(allow: string): (c: Context) => Response {
   return function methodNotAllowed(c) {
     if (c.req.method === "OPTIONS") {
@@ -367,6 +417,12 @@ export function createApp(options: CreateAppOptions): HttpApp {
   const heartbeatMs = positiveInt(limits.sseHeartbeatMs, DEFAULTS.sseHeartbeatMs, "sseHeartbeatMs");
   const sseBufferSize = positiveInt(limits.sseBufferSize, DEFAULTS.sseBufferSize, "sseBufferSize");
   const sseRetryMs = positiveInt(limits.sseRetryMs, DEFAULTS.sseRetryMs, "sseRetryMs");
+  const sseBufferBytes = positiveInt(
+    limits.sseBufferBytes,
+    DEFAULTS.sseBufferBytes,
+    "sseBufferBytes",
+  );
+  const maxJsonDepth = positiveInt(limits.maxJsonDepth, DEFAULTS.maxJsonDepth, "maxJsonDepth");
   const maxListLimit = positiveInt(limits.maxListLimit, DEFAULTS.maxListLimit, "maxListLimit");
   const maxStaleMs = options.readiness?.maxStaleMs ?? Infinity;
   if (!(maxStaleMs >= 0)) {
@@ -517,29 +573,37 @@ export function createApp(options: CreateAppOptions): HttpApp {
       createOnly = true;
     }
     const ifMatch = ifMatchHeader === null ? undefined : parseIfMatch(ifMatchHeader);
+    // ?ttl=<seconds>: per-key TTL (nats-server 2.11+, a bucket with limit markers).
+    const ttlText = c.req.query("ttl");
+    if (ttlText !== undefined && (!/^[1-9]\d{0,8}$/.test(ttlText) || ifMatch !== undefined)) {
+      throw new HttpProblem(
+        "bad_request",
+        "ttl must be a whole number of seconds (1 or more), on a PUT without If-Match",
+      );
+    }
+    const setOptions = ttlText === undefined ? {} : { ttlMs: Number(ttlText) * 1000 };
     if (createOnly && ifMatch !== undefined) {
       // "must exist" and "must not exist" at once can never hold.
       throw new HttpProblem("precondition_failed", "If-Match and If-None-Match: * contradict");
     }
-    const value = b.decode(await readBodyCapped(c.req.raw, maxBodyBytes));
+    const value = b.decode(await readBodyCapped(c.req.raw, maxBodyBytes), maxJsonDepth);
 
     let revision: number;
     let created = false;
     if (createOnly) {
-      revision = await createOrConflict(w, key, value);
+      revision = await createOrConflict(w, key, value, setOptions);
       created = true;
     } else if (ifMatch !== undefined) {
       revision = await w.update(key, value, await expectedRevision(b, key, ifMatch));
-    } else if (b.cache.peek(key) !== undefined) {
-      revision = await w.set(key, value);
     } else {
       // Try create first so a new key answers 201; a conflict means it exists.
+      // (Not peek() first: that would count every write as a cache hit.)
       try {
-        revision = await w.create(key, value);
+        revision = await w.create(key, value, setOptions);
         created = true;
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
-        revision = await w.set(key, value);
+        revision = await w.set(key, value, setOptions);
       }
     }
     const headers: Record<string, string> = { etag: formatEtag(revision) };
@@ -549,9 +613,14 @@ export function createApp(options: CreateAppOptions): HttpApp {
     return c.json({ key, revision }, created ? 201 : 200, headers);
   });
 
-  async function createOrConflict(w: Cache<unknown>, key: string, value: unknown) {
+  async function createOrConflict(
+    w: Cache<unknown>,
+    key: string,
+    value: unknown,
+    options: SetOptions,
+  ) {
     try {
-      return await w.create(key, value);
+      return await w.create(key, value, options);
     } catch (err) {
       if (err instanceof ConflictError) {
         throw new HttpProblem("precondition_failed", "the key already exists", { cause: err });
@@ -643,15 +712,21 @@ export function createApp(options: CreateAppOptions): HttpApp {
       const key = keyOf(c);
       const history = await b.cache.history(key);
       if (history.length === 0) throw new HttpProblem("not_found", "the key has no history");
-      return c.json({
-        key,
-        history: history.map((h) => ({
-          revision: h.revision,
-          operation: h.operation,
-          createdMs: h.createdMs,
-          ...(h.operation === "PUT" && h.value !== undefined ? b.jsonValue(h.value) : {}),
-        })),
-      });
+      // stringifyJson, not c.json(): a value another client wrote may nest
+      // deeper than JSON.stringify's recursion survives.
+      return c.body(
+        stringifyJson({
+          key,
+          history: history.map((h) => ({
+            revision: h.revision,
+            operation: h.operation,
+            createdMs: h.createdMs,
+            ...(h.operation === "PUT" && h.value !== undefined ? b.jsonValue(h.value) : {}),
+          })),
+        }),
+        200,
+        { "content-type": "application/json" },
+      );
     },
   );
   app.all(HISTORY, measure(metrics.route("OTHER", HISTORY)), methodNotAllowed("GET, HEAD"));
@@ -697,7 +772,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
         yield {
           event: ch.operation.toLowerCase(),
           id: String(ch.revision),
-          data: JSON.stringify({
+          data: stringifyJson({
             key: ch.key,
             revision: ch.revision,
             operation: ch.operation,
@@ -712,12 +787,16 @@ export function createApp(options: CreateAppOptions): HttpApp {
       heartbeatMs,
       retryMs: sseRetryMs,
       bufferSize: sseBufferSize,
+      bufferBytes: sseBufferBytes,
       ...(shutdownSignal === undefined ? {} : { shutdownSignal }),
       onClose(reason) {
+        options.onStreamEnd?.({ bucket: b.name, reason });
         metrics.sse.open--;
+        metrics.sseStreams.delete(body);
         if (reason === "slow_client") metrics.sse.slowClients++;
       },
     });
+    metrics.sseStreams.add(body);
     return new Response(body, { status: 200, headers });
   });
   app.all(WATCH, measure(metrics.route("OTHER", WATCH)), methodNotAllowed("GET, HEAD"));
@@ -756,11 +835,25 @@ export function createApp(options: CreateAppOptions): HttpApp {
     },
   );
 
+  // A newcomer's first request: what is here, without naming any bucket (that needs a token).
+  app.get("/", measure(metrics.route("GET", "/")), function index(c) {
+    return c.json(INDEX);
+  });
+
   app.get("/healthz", measure(metrics.route("GET", "/healthz")), function healthz(c) {
     return c.json({ status: "ok" });
   });
 
   app.get("/readyz", measure(metrics.route("GET", "/readyz")), function readyz(c) {
+    // Bucket names and states are for readers: anyone else learns ready or not.
+    let detailed = true;
+    if (readCheck !== undefined) {
+      try {
+        readCheck(c.req.raw.headers.get("authorization"));
+      } catch {
+        detailed = false;
+      }
+    }
     const now = Date.now();
     const buckets: Record<string, { state: string; ready: boolean }> = {};
     const reasons: string[] = [];
@@ -777,12 +870,13 @@ export function createApp(options: CreateAppOptions): HttpApp {
       }
     }
     if (reasons.length > 0) {
-      throw new HttpProblem("unavailable", `not ready: ${reasons.join("; ")}`, {
-        headers: { "retry-after": "1" },
-        extensions: { buckets },
-      });
+      throw new HttpProblem(
+        "unavailable",
+        detailed ? `not ready: ${reasons.join("; ")}` : "not ready",
+        { headers: { "retry-after": "1" }, ...(detailed ? { extensions: { buckets } } : {}) },
+      );
     }
-    return c.json({ status: "ready", buckets });
+    return c.json(detailed ? { status: "ready", buckets } : { status: "ready" });
   });
 
   app.get("/metrics", measure(metrics.route("GET", "/metrics")), ...readGuards, function scrape(c) {
@@ -794,23 +888,38 @@ export function createApp(options: CreateAppOptions): HttpApp {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });
-  for (const p of ["/v1/buckets", "/v1/stats", "/healthz", "/readyz", "/metrics"]) {
+  for (const p of ["/", "/v1/buckets", "/v1/stats", "/healthz", "/readyz", "/metrics"]) {
     app.all(p, measure(metrics.route("OTHER", p)), methodNotAllowed("GET, HEAD"));
   }
-  if (options.cors === undefined) {
-    // The GET hit path is the hot path (benchmarked against bare Deno.serve),
-    // so `GET /v1/buckets/<bucket>/keys/<key>` skips hono's router, context
-    // and middleware chain and runs the same checks and the same readKey()
-    // directly. Anything else, or any path it is unsure about, goes to hono.
-    const honoFetch = app.fetch;
-    app.fetch = function fetch(request, env, executionCtx) {
-      if (request.method === "GET") {
-        const res = fastGet(request);
-        if (res !== undefined) return res;
-      }
-      return honoFetch(request, env, executionCtx);
-    };
+  // `Deno.serve` builds `request.url` from the Host header, so a Host of
+  // `x/v1/buckets/other/keys/k?` would move the request target into the
+  // query: a Host that is not a plain host[:port] is refused before routing,
+  // which leaves the URL's path exactly the request target.
+  const badHost = metrics.route("*", "bad_host");
+  function refuseHost(request: Request): Response | undefined {
+    const host = request.headers.get("host");
+    if (host === null || VALID_HOST.test(host)) return undefined;
+    badHost.observe(400, 0);
+    onRequest?.({ method: request.method, route: "*", path: "", status: 400, durationMs: 0 });
+    return new HttpProblem("bad_request", "the Host header is not a valid host[:port]")
+      .getResponse(undefined);
   }
+  const honoFetch = app.fetch;
+  // The GET hit path is the hot path (benchmarked against bare Deno.serve),
+  // so without CORS `GET /v1/buckets/<bucket>/keys/<key>` skips hono's
+  // router, context and middleware chain and runs the same checks and the
+  // same readKey() directly. Anything else, or any path it is unsure about,
+  // goes to hono.
+  const fast = options.cors === undefined;
+  app.fetch = function fetch(request, env, executionCtx) {
+    const refused = refuseHost(request);
+    if (refused !== undefined) return refused;
+    if (fast && request.method === "GET") {
+      const res = fastGet(request);
+      if (res !== undefined) return res;
+    }
+    return honoFetch(request, env, executionCtx);
+  };
 
   function fastGet(request: Request): Promise<Response> | undefined {
     const url = request.url;

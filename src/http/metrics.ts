@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { queuedBytes } from "./sse.ts";
 import type { CacheState, CacheStats, CacheStatus } from "../types.ts";
 
 /** Upper bounds of the latency histogram, in seconds. */
@@ -223,6 +224,8 @@ export class HttpMetrics {
   readonly #routes: RouteMetrics[] = [];
   /** SSE counters, mutated by the watch route. */
   readonly sse: SseMetrics = { open: 0, refused: 0, slowClients: 0 };
+  /** The open SSE bodies, whose queues `kvedge_sse_buffered_bytes` adds up. */
+  readonly sseStreams: Set<ReadableStream<Uint8Array>> = new Set();
 
   /** Registers (or returns) the counters of `method route`. */
   route(method: string, route: string): RouteMetrics {
@@ -231,6 +234,12 @@ export class HttpMetrics {
     const r = new RouteMetrics(method, route);
     this.#routes.push(r);
     return r;
+  }
+
+  #sseBufferedBytes(): number {
+    let n = 0;
+    for (const s of this.sseStreams) n += queuedBytes(s);
+    return n;
   }
 
   /** The exposition text for the given caches. */
@@ -298,6 +307,9 @@ export class HttpMetrics {
       "# HELP kvedge_sse_slow_clients_total Streams closed because the client read too slowly.",
       "# TYPE kvedge_sse_slow_clients_total counter",
       `kvedge_sse_slow_clients_total ${this.sse.slowClients}`,
+      "# HELP kvedge_sse_buffered_bytes Bytes queued in open streams for clients that have not read them.",
+      "# TYPE kvedge_sse_buffered_bytes gauge",
+      `kvedge_sse_buffered_bytes ${this.#sseBufferedBytes()}`,
     );
     return out.join("\n") + "\n";
   }

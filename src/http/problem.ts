@@ -12,10 +12,12 @@ import {
   BucketNotFoundError,
   ClosedError,
   ConflictError,
+  DecodeError,
   KeyError,
   LoaderError,
   PermissionError,
   UnavailableError,
+  UnsupportedError,
   ValidationError,
 } from "../errors.ts";
 
@@ -29,10 +31,12 @@ export type ProblemCode =
   | "method_not_allowed"
   | "precondition_failed"
   | "too_large"
+  | "too_deep"
   | "schema"
   | "too_many_streams"
   | "upstream_forbidden"
   | "loader_failed"
+  | "undecodable_value"
   | "unavailable"
   | "internal";
 
@@ -47,8 +51,10 @@ const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }
   method_not_allowed: { status: 405, title: "Method not allowed" },
   precondition_failed: { status: 412, title: "Precondition failed" },
   too_large: { status: 413, title: "Content too large" },
+  too_deep: { status: 422, title: "Value nests too deeply" },
   schema: { status: 422, title: "Value does not match the schema" },
   loader_failed: { status: 502, title: "Origin failed" },
+  undecodable_value: { status: 502, title: "Stored value cannot be decoded" },
   unavailable: { status: 503, title: "Service unavailable" },
   too_many_streams: { status: 503, title: "Too many streams" },
   internal: { status: 500, title: "Internal error" },
@@ -146,6 +152,14 @@ const MAX_INSTANCE_LENGTH = 256;
  */
 export function toProblem(err: unknown): HttpProblem {
   if (err instanceof HttpProblem) return err;
+  if (overNatsPayload(err)) {
+    // Not retryable: the same value will never fit.
+    return new HttpProblem(
+      "too_large",
+      "the value with its NATS headers is larger than the NATS server accepts (max_payload)",
+      { cause: err },
+    );
+  }
   if (err instanceof ConflictError) {
     return new HttpProblem(
       "precondition_failed",
@@ -168,6 +182,23 @@ export function toProblem(err: unknown): HttpProblem {
     return new HttpProblem(
       "upstream_forbidden",
       "the edge's NATS credentials do not permit this operation",
+      { cause: err },
+    );
+  }
+  if (err instanceof DecodeError) {
+    // Bad data upstream (another client wrote what this bucket's codec or
+    // schema refuses), as a gateway would report it; the value is not echoed.
+    return new HttpProblem(
+      "undecodable_value",
+      `the stored value of "${err.key}" (revision ${err.revision}) does not pass this bucket's ` +
+        "codec or schema; write a valid value to replace it",
+      { cause: err },
+    );
+  }
+  if (err instanceof UnsupportedError) {
+    return new HttpProblem(
+      "bad_request",
+      `${err.feature} needs nats-server ${err.requiredVersion} or newer and a bucket set up for it`,
       { cause: err },
     );
   }
@@ -203,6 +234,24 @@ export function toProblem(err: unknown): HttpProblem {
   }
   return new HttpProblem("internal", "internal error", { cause: err });
 }
+
+/**
+ * Whether `err` (or an error in its `cause` chain) is NATS refusing a message
+ * for its size: nats.js checks `max_payload` before sending and has no class
+ * or code for it, only this message; JetStream answers code 10054.
+ */
+function overNatsPayload(err: unknown): boolean {
+  for (let e = err, i = 0; e instanceof Error && i < 8; e = e.cause, i++) {
+    if (e.name === "InvalidArgumentError" && /max_payload/.test(e.message)) return true;
+    if ((e as { code?: unknown }).code === JS_MESSAGE_TOO_LARGE && e.name === "JetStreamApiError") {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** JetStream's "message size exceeds maximum allowed" (`JSStreamMessageExceedsMaximumErr`). */
+const JS_MESSAGE_TOO_LARGE = 10054;
 
 /** The request path as echoed in `instance`, truncated. */
 export function problemInstance(path: string): string {

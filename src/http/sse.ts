@@ -11,7 +11,9 @@
  *
  * The queue is the response stream's own: the source is drained as fast as
  * it produces and each event is enqueued without waiting for the client, so
- * a stalled client shows up as a full queue, not as a stalled source.
+ * a stalled client shows up as a full queue, not as a stalled source. The
+ * queue is bounded in chunks and in bytes: a client that stops reading while
+ * large values stream past holds at most `bufferBytes` (plus one chunk).
  *
  * @module
  */
@@ -50,6 +52,12 @@ export interface SseStreamOptions {
    * them; one more disconnects it. Positive.
    */
   bufferSize: number;
+  /**
+   * Most bytes queued for a client that has not read them; one more chunk
+   * disconnects it. Every chunk counts at least `bufferBytes / bufferSize`,
+   * which is how one queue keeps both bounds. Default: no byte bound.
+   */
+  bufferBytes?: number;
   /** Aborted on server shutdown: the stream ends cleanly. */
   shutdownSignal?: AbortSignal;
   /** Called once when the stream ends, with the reason. */
@@ -60,6 +68,26 @@ export interface SseStreamOptions {
 export type SseSource = (signal: AbortSignal) => AsyncIterable<SseEvent>;
 
 const encoder = new TextEncoder();
+
+/** How much each open stream holds queued, by stream. */
+const queued = new WeakMap<ReadableStream<Uint8Array>, () => number>();
+
+/**
+ * The bytes a stream made by {@link sseStream} holds queued for its client
+ * now (each chunk counted at least `bufferBytes / bufferSize`); 0 for others
+ * and once it ended.
+ *
+ * @example
+ * ```ts
+ * import { queuedBytes, sseStream } from "./sse.ts";
+ * async function* none() {}
+ * const body = sseStream(() => none(), { heartbeatMs: 15_000, retryMs: 2_000, bufferSize: 64 });
+ * console.log(queuedBytes(body) >= 0); // true
+ * ```
+ */
+export function queuedBytes(stream: ReadableStream<Uint8Array>): number {
+  return queued.get(stream)?.() ?? 0;
+}
 
 /**
  * Formats one event in the `text/event-stream` syntax.
@@ -147,7 +175,16 @@ export function sseStream(
     }
   }
 
-  return new ReadableStream<Uint8Array>({
+  // One strategy for both bounds: the high-water mark is in bytes and a chunk
+  // weighs at least bytes/count, so no more than bufferSize chunks fit.
+  const hwm = options.bufferBytes ?? Number.MAX_SAFE_INTEGER;
+  const minWeight = options.bufferBytes === undefined
+    ? 1
+    : Math.max(1, Math.ceil(options.bufferBytes / options.bufferSize));
+  const strategy: QueuingStrategy<Uint8Array> = options.bufferBytes === undefined
+    ? new CountQueuingStrategy({ highWaterMark: options.bufferSize })
+    : { highWaterMark: hwm, size: (chunk) => Math.max(minWeight, chunk.byteLength) };
+  const stream = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
       push(`retry: ${Math.floor(options.retryMs)}\n\n`);
@@ -159,5 +196,9 @@ export function sseStream(
     cancel() {
       finish("client");
     },
-  }, new CountQueuingStrategy({ highWaterMark: options.bufferSize }));
+  }, strategy);
+  if (options.bufferBytes !== undefined) {
+    queued.set(stream, () => (closed ? 0 : Math.max(0, hwm - (controller.desiredSize ?? hwm))));
+  }
+  return stream;
 }

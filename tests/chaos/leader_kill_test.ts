@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
-import { Kvm } from "@nats-io/kv";
-import { jetstream } from "@nats-io/jetstream";
 import { type Cache, openCache } from "../../mod.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
-import { AckedWriter, figures, scale, snapshotBucket } from "../_chaos.ts";
+import {
+  AckedWriter,
+  completeFromLeader,
+  createReplicatedBucket,
+  explainMissing,
+  figures,
+  readBucket,
+  scale,
+  snapshotBucket,
+} from "../_chaos.ts";
 
 Deno.test(
   "chaos: kill -9 of the stream leader loses no acknowledged write, in the bucket or in any edge",
@@ -11,7 +18,7 @@ Deno.test(
     await using cluster = await startCluster();
     const nc = await connectTo(cluster.url);
     const bucket = uniqueBucket("chaos");
-    await new Kvm(jetstream(nc, { timeout: 30_000 })).create(bucket, { replicas: 3, history: 1 });
+    await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
     const edges: Cache<number>[] = [];
     try {
       for (let i = 0; i < 2; i++) {
@@ -56,7 +63,14 @@ Deno.test(
       }
       await writeAcked(perPhase);
       // Convergence: the bucket, then every edge, holds every acknowledged write.
+      // What the earlier checker did: read at once, while a just-restarted
+      // replica may still be catching up (kept as a figure, not a verdict).
+      const early = await readBucket(nc, bucket).catch(() => undefined);
+      const earlyMissed = early === undefined
+        ? "error"
+        : [...writer.acked].filter(([k, v]) => early.get(k)?.value !== v).length;
       const snap = await snapshotBucket(nc, bucket);
+      const listingMissed = await completeFromLeader(nc, bucket, snap, writer.acked.keys());
       const missingInBucket = [...writer.acked].filter(([k, v]) => snap.get(k)?.value !== v);
       const missingInEdges = await Promise.all(edges.map(async (e) => {
         await waitFor(
@@ -72,15 +86,29 @@ Deno.test(
         acknowledged: writer.acked.size,
         unacknowledged: writer.failed,
         stored: snap.size,
+        listingMissed: listingMissed.length,
+        earlyReadMissed: earlyMissed,
         ackedMissingInBucket: missingInBucket.length,
         ackedMissingInEdges: missingInEdges.join("/"),
         edgeResyncs: edges.map((e) => e.stats().resyncs).join("/"),
       });
-      assert.equal(
-        missingInBucket.length,
-        0,
-        `acknowledged writes lost: ${missingInBucket.slice(0, 5)}`,
-      );
+      if (missingInBucket.length > 0) {
+        // Say what the leader holds at each lost write's acknowledged sequence and
+        // whether the edges (fed by their own consumers) saw it: a real loss by
+        // NATS and a reader that missed a write look alike otherwise.
+        const why = await explainMissing(
+          nc,
+          bucket,
+          missingInBucket.map(([key, value]) => ({ key, value, seq: writer.ackSeq.get(key) })),
+        );
+        const inEdges = missingInBucket.slice(0, 10).map(([k, v]) =>
+          `${k}: ${edges.map((e) => e.peek(k) === v ? "held" : "absent").join("/")}`
+        );
+        assert.fail(
+          `acknowledged writes lost: ${missingInBucket.length}, ` +
+            `${missingInBucket.slice(0, 5)}\n${why.join("\n")}\nedges: ${inEdges.join(", ")}`,
+        );
+      }
       assert.deepEqual(missingInEdges, [0, 0], "acknowledged writes missing from an edge");
       for (const e of edges) {
         // Nothing beyond the bucket either: the edge holds exactly its content.

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { Kvm } from "@nats-io/kv";
 import { type Cache, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
-import { figures, scale, settlesWithin } from "../_chaos.ts";
+import { createReplicatedBucket, figures, scale, settlesWithin } from "../_chaos.ts";
 
 const MISS_TIMEOUT_MS = 1_000;
 const WRITE_TIMEOUT_MS = 1_500;
@@ -13,7 +12,7 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
   await using cluster = await startCluster();
   const nc = await connectTo(cluster.url);
   const bucket = uniqueBucket("chaos");
-  const kv = await new Kvm(nc).create(bucket, { replicas: 3, history: 2 });
+  const kv = await createReplicatedBucket(nc, bucket, { replicas: 3, history: 2 });
   const keys = Array.from({ length: 50 }, (_, i) => `k.${i}`);
   for (const k of keys) await kv.put(k, JSON.stringify(1));
   const common: Partial<CacheOptions<number>> = {

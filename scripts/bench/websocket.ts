@@ -1,0 +1,233 @@
+/**
+ * Edge runtimes over WebSocket, side by side with TCP on the same server:
+ *
+ * - cold start of a lazy isolate: a fresh `deno` process builds
+ *   `createFetchHandler()` and answers its first request (a miss served from
+ *   KV), then a second one (a hit); per repetition one process per transport;
+ * - `get()` miss and hit latency of a lazy cache;
+ * - put → visible: a raw client of the same transport puts resident keys at
+ *   200 writes/s, the time until `cache.changes()` yields the change.
+ *
+ * Transports alternate per repetition; nats.js has one transport per process,
+ * so each repetition opens and closes its own connections.
+ *
+ * @module
+ */
+import { Kvm } from "@nats-io/kv";
+import { createFetchHandler, openCache } from "../../mod.ts";
+import { connectNats, type NatsTransport } from "../../src/connect.ts";
+import { startServer, urlFor } from "../../tests/_setup.ts";
+import {
+  benchBucket,
+  childArgs,
+  emit,
+  percentile,
+  ratioRow,
+  runChild,
+  type Scenario,
+  sleep,
+  type Stat,
+  stat,
+  until,
+} from "./_harness.ts";
+
+const TRANSPORTS: NatsTransport[] = ["tcp", "websocket"];
+const KEYS = 100;
+const RATE_PER_S = 200;
+const enc = new TextEncoder();
+
+interface ColdStart {
+  /** Process start (time origin) → first answer, ms. */
+  processToFirstMs: number;
+  /** `createFetchHandler()` → first answer (connect, open, miss from KV), ms. */
+  openToFirstMs: number;
+  /** The second request (a hit), ms. */
+  hitMs: number;
+}
+
+/** The child: one cold isolate answering two requests. */
+async function child(): Promise<void> {
+  const a = childArgs(Deno.args);
+  const t0 = performance.now();
+  const handler = createFetchHandler({
+    servers: a.url!,
+    buckets: { [a.bucket!]: { mode: "lazy" } },
+    local: { maxItems: 1_000 },
+  });
+  const req = () => new Request(`http://edge/v1/buckets/${a.bucket}/keys/k.1`);
+  const first = await handler.fetch(req());
+  const t1 = performance.now();
+  if (first.status !== 200) throw new Error(`first answer ${first.status}`);
+  await first.body?.cancel();
+  const second = await handler.fetch(req());
+  const t2 = performance.now();
+  if (second.headers.get("x-cache") !== "hit") throw new Error("second answer is not a hit");
+  await second.body?.cancel();
+  await handler.close();
+  emit({ processToFirstMs: t1, openToFirstMs: t1 - t0, hitMs: t2 - t1 } satisfies ColdStart);
+}
+
+interface InProcess {
+  missP50Us: number;
+  hitNs: number;
+  propP50Ms: number;
+  propP99Ms: number;
+}
+
+/** Miss, hit and put → visible over one transport, with fresh connections. */
+async function inProcess(
+  url: string,
+  bucket: string,
+  from: number,
+  misses: number,
+  writes: number,
+): Promise<InProcess> {
+  const writerNc = await connectNats({ servers: [url] });
+  const cache = await openCache<number>({
+    servers: url,
+    bucket,
+    mode: "lazy",
+    local: { maxItems: 100_000 },
+  });
+  try {
+    const lat: number[] = [];
+    for (let i = from; i < from + misses; i++) {
+      const t = performance.now();
+      if (await cache.get(`k.${i}`) === undefined) throw new Error(`k.${i} missing`);
+      lat.push((performance.now() - t) * 1000);
+    }
+    const rounds = 200;
+    const h0 = performance.now();
+    for (let r = 0; r < rounds; r++) {
+      for (let i = from; i < from + misses; i++) await cache.get(`k.${i}`);
+    }
+    const hitNs = ((performance.now() - h0) * 1e6) / (rounds * misses);
+
+    // Propagation to resident keys (a lazy edge applies changes of what it holds).
+    for (let i = 0; i < KEYS; i++) await cache.get(`p.${i}`);
+    const recv = new Float64Array(writes).fill(NaN);
+    const it = cache.changes();
+    const loop = (async () => {
+      for await (const c of it) {
+        const t = performance.now();
+        const id = c.value;
+        if (typeof id === "number" && id >= 0 && id < writes && Number.isNaN(recv[id]!)) {
+          recv[id] = t;
+        }
+      }
+    })();
+    const kv = await new Kvm(writerNc).open(bucket);
+    const sent = new Float64Array(writes);
+    const acks: Promise<unknown>[] = [];
+    const start = performance.now();
+    for (let i = 0; i < writes;) {
+      const due = Math.min(
+        writes,
+        Math.floor(((performance.now() - start) * RATE_PER_S) / 1000) + 1,
+      );
+      for (; i < due; i++) {
+        sent[i] = performance.now();
+        acks.push(kv.put(`p.${i % KEYS}`, enc.encode(String(i))));
+      }
+      await sleep(1);
+    }
+    await Promise.all(acks);
+    await until(() => recv.every((t) => !Number.isNaN(t)), 30_000, "every write visible");
+    await it.return?.();
+    await loop.catch(() => {});
+    const prop = Array.from(recv, (t, i) => t - sent[i]!);
+    return {
+      missP50Us: percentile(lat, 0.5),
+      hitNs,
+      propP50Ms: percentile(prop, 0.5),
+      propP99Ms: percentile(prop, 0.99),
+    };
+  } finally {
+    await cache.close();
+    await writerNc.close();
+  }
+}
+
+/** The WebSocket scenario. */
+export const scenario: Scenario = {
+  name: "websocket",
+  title: "edge runtimes over WebSocket vs TCP: cold start, miss, hit, put → visible",
+  async run(ctx) {
+    const misses = ctx.quick ? 50 : 500;
+    const writes = ctx.quick ? 100 : 1_000;
+    const server = await startServer({ websocket: true });
+    try {
+      const bucket = benchBucket("bench_ws");
+      const total = misses * ctx.reps * 2;
+      const nc = await connectNats({ servers: [server.tcpUrl] });
+      try {
+        const kv = await new Kvm(nc).create(bucket, { history: 1 });
+        const puts: Promise<unknown>[] = [];
+        for (let i = 0; i < total; i++) puts.push(kv.put(`k.${i}`, enc.encode(String(i))));
+        for (let i = 0; i < KEYS; i++) puts.push(kv.put(`p.${i}`, enc.encode("-1")));
+        await Promise.all(puts);
+      } finally {
+        await nc.close();
+      }
+      const cold: Record<NatsTransport, ColdStart[]> = { tcp: [], websocket: [] };
+      const hot: Record<NatsTransport, InProcess[]> = { tcp: [], websocket: [] };
+      let from = 0;
+      for (let r = 0; r < ctx.reps; r++) {
+        const order = r % 2 === 0 ? TRANSPORTS : [...TRANSPORTS].reverse();
+        for (const t of order) {
+          const url = urlFor(server, t);
+          ctx.log(`websocket: rep ${r + 1}/${ctx.reps} ${t}`);
+          cold[t].push(
+            await runChild<ColdStart>(new URL(import.meta.url).pathname, [
+              "--child",
+              "--url",
+              url,
+              "--bucket",
+              bucket,
+            ]),
+          );
+          hot[t].push(await inProcess(url, bucket, from, misses, writes));
+          from += misses;
+        }
+      }
+      const c = (k: keyof ColdStart) => (t: NatsTransport) => stat(cold[t].map((x) => x[k]));
+      const h = (k: keyof InProcess) => (t: NatsTransport) => stat(hot[t].map((x) => x[k]));
+      const row = (metric: string, unit: string, of: (t: NatsTransport) => Stat) =>
+        ratioRow(
+          `${metric}, WebSocket`,
+          unit,
+          of("websocket"),
+          "TCP",
+          of("tcp"),
+          undefined,
+          undefined,
+          "info",
+        );
+      return {
+        name: "websocket",
+        title: this.title,
+        params: {
+          reps: ctx.reps,
+          missesPerRep: misses,
+          writesPerRep: writes,
+          writeRatePerS: RATE_PER_S,
+          server: "one nats-server, TCP and `websocket { no_tls: true }` on loopback",
+        },
+        rows: [
+          row("cold isolate: createFetchHandler() → first answer (miss)", "ms", c("openToFirstMs")),
+          row("cold isolate: process start → first answer", "ms", c("processToFirstMs")),
+          row("cold isolate: second request (hit)", "ms", c("hitMs")),
+          row("get() miss p50", "µs", h("missP50Us")),
+          row("get() hit", "ns/op", h("hitNs")),
+          row("put → visible p50", "ms", h("propP50Ms")),
+          row("put → visible p99", "ms", h("propP99Ms")),
+        ],
+        raw: { cold, hot },
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};
+
+if (import.meta.main && Deno.args.includes("--child")) await child();

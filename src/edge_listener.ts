@@ -1,0 +1,468 @@
+/**
+ * The edge worker's TCP front: a connection gate in front of `Deno.serve`.
+ *
+ * `Deno.serve` (Deno 2.9) has no connection cap and no idle or header
+ * timeout, and an accept error such as `EMFILE` ends its accept loop for
+ * good (the worker then exits, taking an embedded nats-server with it). So
+ * the worker accepts TCP connections itself and hands each one on, byte for
+ * byte, to a `Deno.serve` listening on a private Unix socket. The gate:
+ *
+ * - caps open connections; at the cap it sheds the connection idle the
+ *   longest (header-less ones first), or refuses the newcomer with a 503 when
+ *   every connection is busy;
+ * - closes a connection that has not sent a complete request head within
+ *   `headerTimeoutMs`, and any connection with no bytes either way for
+ *   `idleTimeoutMs`;
+ * - survives accept errors (too many open files, …): it logs them, backs off
+ *   and accepts again.
+ *
+ * Each client connection costs three descriptors (client socket and both
+ * ends of the Unix socket); {@link raiseOpenFileLimit} and
+ * {@link connectionBudget} size the cap from the process's open-file limit.
+ *
+ * @module
+ */
+
+/** Options of {@link serveGated}. */
+export interface GatedServeOptions {
+  /** TCP address to listen on. */
+  hostname: string;
+  /** TCP port (0: any free port). */
+  port: number;
+  /** Most open client connections. Positive. */
+  maxConnections: number;
+  /** A new connection must send a complete request head within this, in ms. */
+  headerTimeoutMs: number;
+  /** A connection with no bytes either way for this long is closed, in ms. */
+  idleTimeoutMs: number;
+  /** Answers requests (the app's `fetch`). */
+  handler: (request: Request) => Response | Promise<Response>;
+  /** Renders an error a handler threw. */
+  onError?: (error: unknown) => Response | Promise<Response>;
+  /** Reports gate events (shed, refused, accept errors) for the log. */
+  onEvent?: (event: GateEvent) => void;
+}
+
+/** Something the gate did that an operator may want to see. */
+export type GateEvent =
+  | { type: "accept_error"; error: unknown; retryInMs: number }
+  | { type: "refused"; open: number }
+  | { type: "shed"; reason: "capacity" | "header_timeout" | "idle_timeout" };
+
+/** Counters of the gate. */
+export interface GateStats {
+  /** Client connections open now. */
+  open: number;
+  /** Connections accepted since start. */
+  accepted: number;
+  /** Connections refused at the cap (503). */
+  refused: number;
+  /** Connections closed by the gate: shed at the cap or timed out. */
+  shed: number;
+  /** Accept errors survived. */
+  acceptErrors: number;
+}
+
+/** A running gated server. */
+export interface GatedServer {
+  /** The TCP address it listens on. */
+  addr: Deno.NetAddr;
+  /** Counters. */
+  stats(): GateStats;
+  /** Stops accepting, lets in-flight requests finish, closes every connection. */
+  shutdown(): Promise<void>;
+}
+
+const HEAD_END = [13, 10, 13, 10];
+const REFUSAL_BODY = JSON.stringify({
+  type: "urn:kvedge:problem:unavailable",
+  title: "Service unavailable",
+  status: 503,
+  detail: "too many connections; retry later",
+  code: "unavailable",
+});
+const REFUSAL = new TextEncoder().encode(
+  "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n" +
+    `retry-after: 1\r\nconnection: close\r\ncontent-length: ${REFUSAL_BODY.length}\r\n\r\n` +
+    REFUSAL_BODY,
+);
+
+class Link {
+  lastActivity = Date.now();
+  readonly openedAt = Date.now();
+  headSeen = false;
+  #matched = 0;
+  closed = false;
+  upstream: Deno.Conn | undefined;
+
+  constructor(readonly client: Deno.Conn) {}
+
+  /** Notes bytes from the client; true once a request head has ended. */
+  sawClientBytes(bytes: Uint8Array): void {
+    this.lastActivity = Date.now();
+    if (this.headSeen) return;
+    for (const b of bytes) {
+      this.#matched = b === HEAD_END[this.#matched] ? this.#matched + 1 : b === 13 ? 1 : 0;
+      if (this.#matched === 4) {
+        this.headSeen = true;
+        return;
+      }
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of [this.client, this.upstream]) {
+      try {
+        c?.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+}
+
+async function pump(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  link: Link,
+  fromClient: boolean,
+): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      const chunk = buf.subarray(0, n);
+      if (fromClient) link.sawClientBytes(chunk);
+      else link.lastActivity = Date.now();
+      for (let at = 0; at < n;) at += await to.write(chunk.subarray(at));
+    }
+    // Half-close: a client that sent its request and shut its side still
+    // gets the answer.
+    if (fromClient) await to.closeWrite().catch(() => {});
+    else link.close();
+  } catch {
+    link.close();
+  }
+}
+
+/**
+ * Serves `handler` behind the connection gate (see the module doc).
+ *
+ * @example
+ * ```ts ignore
+ * import { serveGated } from "./edge_listener.ts";
+ * const server = await serveGated({
+ *   hostname: "127.0.0.1", port: 0, maxConnections: 100, headerTimeoutMs: 10_000,
+ *   idleTimeoutMs: 60_000, handler: () => new Response("ok"),
+ * });
+ * await server.shutdown();
+ * ```
+ */
+export async function serveGated(options: GatedServeOptions): Promise<GatedServer> {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  let generation = 0;
+  let path = "";
+  let stopping = false;
+  const innerServers = new Set<Deno.HttpServer>();
+  const startInner = async (): Promise<void> => {
+    const next = `${dir}/http${generation++}.sock`;
+    const ready = Promise.withResolvers<void>();
+    const server = Deno.serve({
+      path: next,
+      onListen: () => ready.resolve(),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    }, options.handler);
+    await ready.promise;
+    innerServers.add(server);
+    path = next;
+    // The inner accept loop can meet EMFILE too, which ends it for good:
+    // its connections keep being served, new links go to a new socket.
+    server.finished.then(() => innerServers.delete(server), async (err) => {
+      innerServers.delete(server);
+      if (stopping) return;
+      stats.acceptErrors++;
+      for (let retryInMs = 50;; retryInMs = Math.min(2000, retryInMs * 2)) {
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+        await new Promise((r) => setTimeout(r, retryInMs));
+        if (stopping) return;
+        try {
+          await startInner();
+          return;
+        } catch (e) {
+          err = e;
+        }
+      }
+    });
+  };
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  await startInner();
+
+  let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  try {
+    listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  } catch (err) {
+    stopping = true;
+    for (const inner of innerServers) await inner.shutdown();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+  const links = new Map<Link, Promise<void>>();
+  let refusing = 0;
+
+  const shed = (link: Link, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+    stats.shed++;
+    options.onEvent?.({ type: "shed", reason });
+    link.close();
+  };
+
+  // One sweep a fraction of the shortest timeout, not a timer per connection.
+  const sweepMs = Math.max(
+    50,
+    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
+  );
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const link of links.keys()) {
+      if (!link.headSeen && now - link.openedAt > options.headerTimeoutMs) {
+        shed(link, "header_timeout");
+      } else if (now - link.lastActivity > options.idleTimeoutMs) shed(link, "idle_timeout");
+    }
+  }, sweepMs);
+
+  /** The connection idle the longest (header-less first), if idle ≥ 1 s. */
+  function victim(): Link | undefined {
+    const now = Date.now();
+    let best: Link | undefined;
+    for (const l of links.keys()) {
+      if (now - l.lastActivity < 1000) continue;
+      if (
+        best === undefined || (!l.headSeen && best.headSeen) ||
+        (l.headSeen === best.headSeen && l.lastActivity < best.lastActivity)
+      ) best = l;
+    }
+    return best;
+  }
+
+  async function handle(link: Link): Promise<void> {
+    try {
+      link.upstream = await Deno.connect({ transport: "unix", path });
+    } catch {
+      link.close();
+      return;
+    }
+    if (link.closed) {
+      link.upstream.close();
+      return;
+    }
+    await Promise.all([
+      pump(link.client, link.upstream, link, true),
+      pump(link.upstream, link.client, link, false),
+    ]);
+    link.close();
+  }
+
+  async function refuse(conn: Deno.Conn): Promise<void> {
+    stats.refused++;
+    options.onEvent?.({ type: "refused", open: links.size });
+    refusing++;
+    try {
+      // A flood must not pile up sockets waiting to be told no: past a few
+      // pending answers the refusal is a bare close.
+      if (refusing <= 16) await conn.write(REFUSAL);
+    } catch {
+      // The client is gone already.
+    } finally {
+      refusing--;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+
+  const accepting = (async () => {
+    let backoffMs = 0;
+    while (!stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+        backoffMs = 0;
+      } catch (err) {
+        if (stopping || err instanceof Deno.errors.BadResource) break;
+        // EMFILE and friends: shed the idlest connection to free descriptors,
+        // wait a little, and accept again. Never give up the listener.
+        stats.acceptErrors++;
+        const v = victim();
+        if (v !== undefined) shed(v, "capacity");
+        backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
+        await new Promise((r) => setTimeout(r, backoffMs));
+        continue;
+      }
+      stats.accepted++;
+      // As Deno.serve does: small responses go out at once, not after Nagle's delay.
+      try {
+        conn.setNoDelay(true);
+      } catch { /* the client is gone */ }
+      if (links.size >= options.maxConnections) {
+        const v = victim();
+        if (v === undefined) {
+          void refuse(conn);
+          continue;
+        }
+        shed(v, "capacity");
+      }
+      const link = new Link(conn);
+      links.set(link, handle(link).finally(() => links.delete(link)));
+    }
+  })();
+
+  return {
+    addr: listener.addr,
+    stats: () => ({ ...stats, open: links.size }),
+    async shutdown() {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
+      clearInterval(sweeper);
+      // In-flight requests finish; idle keep-alive connections close, which
+      // ends their links once their last bytes are passed on.
+      await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
+      const drained = Promise.all(links.values());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      for (const l of links.keys()) l.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Options of {@link serveDirect}: those of {@link serveGated} that apply without a gate. */
+export type DirectServeOptions = Omit<
+  GatedServeOptions,
+  "maxConnections" | "headerTimeoutMs" | "idleTimeoutMs"
+>;
+
+/**
+ * Serves `handler` with `Deno.serve` on the port itself: no extra hop, but no
+ * connection cap and no idle or header timeout (for edges behind a proxy
+ * that bounds connections). It still survives accept errors: when
+ * `Deno.serve`'s accept loop ends on one, it listens again on the same port.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveDirect } from "./edge_listener.ts";
+ * const server = await serveDirect({ hostname: "127.0.0.1", port: 0, handler: () => new Response("ok") });
+ * await server.shutdown();
+ * ```
+ */
+export async function serveDirect(options: DirectServeOptions): Promise<GatedServer> {
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  let stopping = false;
+  const start = async (port: number): Promise<Deno.HttpServer<Deno.NetAddr>> => {
+    const ready = Promise.withResolvers<void>();
+    const server = Deno.serve({
+      hostname: options.hostname,
+      port,
+      onListen: () => ready.resolve(),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    }, options.handler);
+    await ready.promise;
+    return server;
+  };
+  let current = await start(options.port);
+  const addr = current.addr;
+  const watch = (server: Deno.HttpServer<Deno.NetAddr>) => {
+    server.finished.catch(async (err) => {
+      if (stopping) return;
+      stats.acceptErrors++;
+      let retryInMs = 100;
+      for (;;) {
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+        await new Promise((r) => setTimeout(r, retryInMs));
+        if (stopping) return;
+        try {
+          current = await start(addr.port);
+          watch(current);
+          return;
+        } catch (e) {
+          err = e;
+          retryInMs = Math.min(5000, retryInMs * 2);
+        }
+      }
+    });
+  };
+  watch(current);
+  return {
+    addr,
+    stats: () => ({ ...stats }),
+    async shutdown() {
+      stopping = true;
+      await current.shutdown().catch(() => {});
+    },
+  };
+}
+
+/**
+ * The process's open-file limits, from `/proc/self/limits` (Linux); `undefined`
+ * elsewhere.
+ */
+export function openFileLimit(): { soft: number; hard: number } | undefined {
+  try {
+    const text = Deno.readTextFileSync("/proc/self/limits");
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+    if (m === null) return undefined;
+    const n = (s: string) => (s === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(s));
+    return { soft: n(m[1]!), hard: n(m[2]!) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Raises the soft open-file limit to the hard one with `prlimit` (util-linux)
+ * on this process, so that connections, not an accident of the shell's
+ * `ulimit -n`, set the cap. Returns the limits after the attempt and why it
+ * failed, if it did.
+ */
+export async function raiseOpenFileLimit(): Promise<
+  { soft: number; hard: number; error?: string } | undefined
+> {
+  const before = openFileLimit();
+  if (before === undefined || before.soft >= before.hard) return before;
+  // Beyond ~1M descriptors nothing is gained and some kernels refuse.
+  const target = Math.min(before.hard, 1 << 20);
+  try {
+    const out = await new Deno.Command("prlimit", {
+      args: ["--pid", String(Deno.pid), `--nofile=${target}:${before.hard}`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      return { ...before, error: new TextDecoder().decode(out.stderr).trim() || "prlimit failed" };
+    }
+  } catch (err) {
+    return { ...before, error: `prlimit: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return openFileLimit() ?? before;
+}
+
+/**
+ * How many client connections fit in `softLimit` open files: three
+ * descriptors each, after `reserve` for NATS, files and the runtime.
+ *
+ * @example
+ * ```ts
+ * import { connectionBudget } from "./edge_listener.ts";
+ * console.log(connectionBudget(1024)); // 298
+ * ```
+ */
+export function connectionBudget(softLimit: number, reserve = 128): number {
+  return Math.max(1, Math.floor((softLimit - reserve) / 3));
+}

@@ -1,0 +1,210 @@
+/**
+ * The HTTP facade as a plain `fetch` handler for short-lived isolates (Deno
+ * Deploy, Supabase Edge Functions, Cloudflare Workers): nothing happens at
+ * construction; the first request opens one NATS connection (WebSocket with a
+ * `ws://`/`wss://` URL) and the caches, concurrent first requests share that
+ * opening, and every later request of the isolate reuses it. No filesystem.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connectNats, type ConnectNatsOptions, transportOf } from "../connect.ts";
+import { openCache } from "../open.ts";
+import { resolveOptions } from "../options.ts";
+import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
+import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp } from "./app.ts";
+import { problemInstance, toProblem } from "./problem.ts";
+
+/** One bucket served by {@link createFetchHandler}: the cache's options, minus the connection. */
+export interface FetchHandlerBucketOptions extends
+  Omit<
+    CacheOptions<unknown>,
+    "servers" | "connection" | "connectOptions" | "bucket" | "local" | "snapshot"
+  > {
+  /** Bounds of this bucket's local store. Default: the handler's `local`. */
+  local?: LocalBounds;
+  /** Refuse writes to this bucket (`PUT`/`DELETE` answer 405). Default false. */
+  readOnly?: boolean;
+  /** `Cache-Control: max-age` of values, in ms (see `createApp`). Default 0. */
+  maxAgeMs?: number;
+}
+
+/** Options of {@link createFetchHandler}. */
+export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | "signal"> {
+  /**
+   * NATS URL(s): `wss://…` (or `ws://…`) where the runtime allows no raw TCP,
+   * `nats://…` where it does. One transport per list.
+   */
+  servers: string | string[];
+  /**
+   * Connection options (auth, `name`…). Over WebSocket, `wsFactory` supplies the
+   * socket where the global `WebSocket` cannot be used (Cloudflare Workers).
+   */
+  connectOptions?: NatsConnectOptions;
+  /** The buckets served, by name. At least one. */
+  buckets: Record<string, FetchHandlerBucketOptions>;
+  /** Local bounds of every bucket that sets none (an isolate's memory is small: keep them small). */
+  local: LocalBounds;
+  /**
+   * Before the first answer, wait until every cache is `ready()` (a replica
+   * bucket: its snapshot applied). Default `false`: answer as soon as the caches
+   * are open; a replica bucket answers reads from KV (as misses) until synced.
+   * Isolates live seconds, so a full sync per cold start is usually the wrong trade.
+   */
+  waitForSync?: boolean;
+}
+
+/** A facade for `export default { fetch }` / `Deno.serve(handler.fetch)`. */
+export interface FetchHandler extends AsyncDisposable {
+  /** Answers one request (bound: pass it around freely). Never rejects. */
+  readonly fetch: (request: Request) => Promise<Response>;
+  /** The open caches by bucket, opening them first if no request did yet. */
+  caches(): Promise<Record<string, Cache<unknown>>>;
+  /** Ends open SSE streams, closes the caches and the connection. A later request opens them again. */
+  close(): Promise<void>;
+}
+
+interface Opened {
+  nc: NatsConnection;
+  caches: Record<string, Cache<unknown>>;
+  app: HttpApp;
+  shutdown: AbortController;
+}
+
+/**
+ * Builds the HTTP facade as a `fetch` handler that opens its NATS connection
+ * and caches once per isolate, on the first request. A failed opening answers
+ * 503 `unavailable` and is tried again by the next request. Options are
+ * checked at once (`TypeError`/`RangeError`); no I/O happens before the first
+ * request.
+ *
+ * @example
+ * ```ts ignore
+ * import { createFetchHandler } from "./fetch_handler.ts";
+ * const handler = createFetchHandler({
+ *   servers: "wss://nats.example.com",
+ *   connectOptions: { token: "edge-token" },
+ *   buckets: { config: { mode: "lazy", readOnly: true } },
+ *   local: { maxItems: 5_000 },
+ * });
+ * export default { fetch: handler.fetch };
+ * ```
+ */
+export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
+  validate(options);
+  const { servers, connectOptions, buckets, local, waitForSync, ...appOptions } = options;
+  const serverList = typeof servers === "string" ? servers.split(",") : servers;
+  let opened: Opened | undefined;
+  let opening: Promise<Opened> | undefined;
+
+  const open = async (): Promise<Opened> => {
+    const nc = await connectNats(
+      {
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        reconnectJitter: 250,
+        pingInterval: 10_000,
+        name: "kvedge-isolate",
+        ...connectOptions,
+        servers: serverList,
+      } as Parameters<typeof connectNats>[0],
+    );
+    const caches: Record<string, Cache<unknown>> = {};
+    try {
+      await Promise.all(
+        Object.entries(buckets).map(async ([bucket, b]) => {
+          const { readOnly: _r, maxAgeMs: _m, ...cacheOptions } = b;
+          caches[bucket] = await openCache<unknown>({
+            ...cacheOptions,
+            local: b.local ?? local,
+            bucket,
+            connection: nc,
+          });
+        }),
+      );
+      if (waitForSync) await Promise.all(Object.values(caches).map((c) => c.ready()));
+    } catch (err) {
+      await Promise.all(Object.values(caches).map((c) => c.close().catch(() => {})));
+      await nc.close().catch(() => {});
+      throw err;
+    }
+    const served: Record<string, AppBucketOptions> = {};
+    for (const [bucket, b] of Object.entries(buckets)) {
+      served[bucket] = {
+        cache: caches[bucket]!,
+        ...(b.readOnly === undefined ? {} : { readOnly: b.readOnly }),
+        ...(b.codec === undefined ? {} : { codec: b.codec }),
+        ...(b.maxAgeMs === undefined ? {} : { maxAgeMs: b.maxAgeMs }),
+      };
+    }
+    const shutdown = new AbortController();
+    const app = createApp({ ...appOptions, buckets: served, signal: shutdown.signal });
+    return { nc, caches, app, shutdown };
+  };
+
+  const ensure = (): Promise<Opened> => {
+    if (opened !== undefined) return Promise.resolve(opened);
+    opening ??= open().then(
+      (o) => {
+        opened = o;
+        opening = undefined;
+        return o;
+      },
+      (err) => {
+        // The next request tries again: an isolate must not stay broken after a blip.
+        opening = undefined;
+        throw err;
+      },
+    );
+    return opening;
+  };
+
+  const fetch = async (request: Request): Promise<Response> => {
+    // The warm path: one property read, then the app's own pipeline.
+    if (opened !== undefined) return await opened.app.fetch(request);
+    try {
+      const o = await ensure();
+      return await o.app.fetch(request);
+    } catch (err) {
+      return toProblem(err).getResponse(problemInstance(new URL(request.url).pathname));
+    }
+  };
+
+  const close = async (): Promise<void> => {
+    const o = opened ?? await opening?.catch(() => undefined);
+    opened = undefined;
+    opening = undefined;
+    if (o === undefined) return;
+    o.shutdown.abort();
+    await Promise.all(Object.values(o.caches).map((c) => c.close().catch(() => {})));
+    await o.nc.close().catch(() => {});
+  };
+
+  return {
+    fetch,
+    caches: async () => ({ ...(await ensure()).caches }),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Checks what can be checked without I/O, so a bad deployment fails at start, not per request. */
+function validate(options: FetchHandlerOptions): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot create fetch handler: options must be an object");
+  }
+  const { servers, buckets } = options;
+  const list = typeof servers === "string" ? servers.split(",") : servers;
+  if (!Array.isArray(list) || list.length === 0 || list.some((s) => !s?.trim())) {
+    throw new TypeError('Cannot create fetch handler: "servers" must name at least one URL');
+  }
+  transportOf(list);
+  if (typeof buckets !== "object" || buckets === null || Object.keys(buckets).length === 0) {
+    throw new TypeError('Cannot create fetch handler: "buckets" must name at least one bucket');
+  }
+  for (const [bucket, b] of Object.entries(buckets)) {
+    const { readOnly: _r, maxAgeMs: _m, ...cacheOptions } = b ?? {};
+    // Same checks openCache() makes; the connection is not opened here.
+    resolveOptions({ ...cacheOptions, local: b?.local ?? options.local, bucket, servers: list });
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Creating a region's mirror of a hub bucket: `KV_<bucket>` on the regional
+ * leaf node, mirroring the hub's `KV_<bucket>` through the hub's JetStream
+ * domain, with the bucket's history, TTL and size limits. Used by
+ * `deno task kv mirror` and the tests.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import {
+  DiscardPolicy,
+  jetstreamManager,
+  RetentionPolicy,
+  type StreamConfig,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { mapNatsError } from "./errors_map.ts";
+import { kvStreamName } from "./kv_layout.ts";
+import { domainApi, hubWritePrefix } from "./region.ts";
+
+/** Options of {@linkcode createRegionalMirror}. */
+export interface RegionalMirrorOptions {
+  /** JetStream domain of the hub that holds the bucket. */
+  hubDomain: string;
+  /** Replicas of the mirror in the region (1 for a single leaf node). Default 1. */
+  replicas?: number;
+  /** Deadline of each JetStream API call, ms. Default 10 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Creates the mirror of the hub's bucket on the server `nc` is connected to
+ * (a leaf node in its own JetStream domain), or returns the existing one if
+ * it already mirrors that bucket through that domain. The mirror keeps the
+ * bucket's name (`KV_<bucket>`), so `nats kv` and kvedge read it by the
+ * bucket's name; its history, TTL, value and size limits are the hub's.
+ * Throws a `TypeError` if `KV_<bucket>` exists and is something else.
+ */
+export async function createRegionalMirror(
+  nc: NatsConnection,
+  bucket: string,
+  options: RegionalMirrorOptions,
+): Promise<StreamInfo> {
+  const timeout = options.timeoutMs ?? 10_000;
+  const stream = kvStreamName(bucket);
+  const local = await jetstreamManager(nc, { timeout, checkAPI: false });
+  try {
+    const existing = await local.streams.info(stream);
+    hubWritePrefix(existing, bucket, options.hubDomain);
+    return existing;
+  } catch (err) {
+    if (err instanceof TypeError) throw err;
+    if (!/stream not found/i.test(String((err as Error)?.message))) {
+      throw mapNatsError(err, `read ${stream} in the region`, bucket);
+    }
+  }
+  const hub = await jetstreamManager(nc, {
+    timeout,
+    checkAPI: false,
+    domain: options.hubDomain,
+  });
+  let origin: StreamInfo;
+  try {
+    origin = await hub.streams.info(stream);
+  } catch (err) {
+    throw mapNatsError(err, `read ${stream} on the hub (domain "${options.hubDomain}")`, bucket);
+  }
+  const c = origin.config;
+  const config: Partial<StreamConfig> & { name: string } = {
+    name: stream,
+    mirror: { name: stream, external: { api: domainApi(options.hubDomain) } },
+    retention: RetentionPolicy.Limits,
+    max_msgs_per_subject: c.max_msgs_per_subject,
+    max_age: c.max_age,
+    max_bytes: c.max_bytes,
+    max_msg_size: c.max_msg_size,
+    discard: DiscardPolicy.New,
+    storage: c.storage,
+    num_replicas: options.replicas ?? 1,
+    allow_rollup_hdrs: true,
+    deny_delete: true,
+    allow_direct: true,
+    mirror_direct: true,
+  };
+  try {
+    return await local.streams.add(config);
+  } catch (err) {
+    throw mapNatsError(err, `create the mirror ${stream} in the region`, bucket);
+  }
+}
