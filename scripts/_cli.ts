@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connect } from "@nats-io/transport-node";
+import { connectNats } from "../src/connect.ts";
 import {
   AuthorizationError,
   ConnectionError,
@@ -675,7 +675,7 @@ export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection>
     throw new CliError(oneLine(err).replace(/^Cannot connect: /, ""), { cause: err });
   }
   try {
-    return await connect({
+    return await connectNats({
       ...opts,
       servers,
       name: "kvedge-cli",

@@ -33,7 +33,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { connect } from "@nats-io/transport-node";
+import { connectNats } from "../src/connect.ts";
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import {
   type Projection,
@@ -260,7 +260,7 @@ async function main(): Promise<number> {
 
   let nc: NatsConnection;
   try {
-    nc = await connect({
+    nc = await connectNats({
       name: "kvedge-projector",
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
