@@ -127,12 +127,12 @@ export const scenario: Scenario = {
   title: "how cost grows: keys (bootstrap time, peak RSS) and edges (put→visible, server CPU)",
   async run(ctx) {
     const keySizes = ctx.quick
-      ? [1_000, 4_000]
+      ? [1_000, 2_000]
       : ctx.big
       ? [100_000, 1_000_000, 3_000_000]
       : [100_000, 1_000_000];
     const edgeCounts = ctx.quick ? [1, 10] : [1, 10, 100, 1_000];
-    const writes = ctx.quick ? 40 : 400;
+    const writes = ctx.quick ? 20 : 400;
     const writesPerSec = ctx.quick ? 100 : 100;
     const reps = ctx.reps;
     const server = await benchServer();
