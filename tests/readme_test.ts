@@ -164,3 +164,58 @@ function pidAlive(pid: number): boolean {
     return false;
   }
 }
+
+Deno.test("every relative link in the README and docs/ resolves, anchors included", async () => {
+  const slug = (heading: string) =>
+    heading.trim().toLowerCase().replace(/[^\w\- ]/g, "").replaceAll(" ", "-");
+  const anchorsOf = async (path: string) => {
+    const text = await Deno.readTextFile(path);
+    const out = new Set<string>();
+    for (const m of text.matchAll(/^#{1,6} (.+)$/gm)) out.add(slug(m[1]!));
+    return out;
+  };
+  const pages = [`${ROOT}README.md`, `${ROOT}examples/orders/README.md`];
+  for await (const e of Deno.readDir(`${ROOT}docs`)) {
+    if (e.isFile && e.name.endsWith(".md")) pages.push(`${ROOT}docs/${e.name}`);
+  }
+  const broken: string[] = [];
+  for (const page of pages) {
+    // Links in code blocks are examples, not links.
+    const text = (await Deno.readTextFile(page)).replace(/^```[\s\S]*?^```/gm, "");
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const link = m[1]!;
+      if (/^[a-z]+:/i.test(link)) continue;
+      const [path = "", anchor] = link.split("#", 2);
+      const target = path === "" ? page : new URL(path, `file://${page}`).pathname;
+      try {
+        await Deno.stat(target);
+      } catch {
+        broken.push(`${page.slice(ROOT.length)}: ${link} (no such file)`);
+        continue;
+      }
+      if (anchor && target.endsWith(".md") && !(await anchorsOf(target)).has(anchor)) {
+        broken.push(`${page.slice(ROOT.length)}: ${link} (no such heading)`);
+      }
+    }
+  }
+  assert.deepEqual(broken, []);
+});
+
+Deno.test("the docs name every worker variable and every openCache() option", async () => {
+  const http = await Deno.readTextFile(`${ROOT}docs/http.md`);
+  const config = await Deno.readTextFile(`${ROOT}src/edge_config.ts`);
+  const vars = new Set(config.match(/\bKVEDGE_[A-Z_]+\b/g));
+  assert.ok(vars.size > 10, "the worker's variables are found");
+  const undocumented = [...vars].filter((v) => !http.includes(`\`${v}\``));
+  assert.deepEqual(undocumented, [], "every KVEDGE_ variable is in docs/http.md");
+
+  const options = await Deno.readTextFile(`${ROOT}docs/options.md`);
+  const types = await Deno.readTextFile(`${ROOT}src/types.ts`);
+  const body = /export interface CacheOptions[^{]*\{([\s\S]*?)\n\}/.exec(types)?.[1] ?? "";
+  const names = [...body.matchAll(/^ {2}(?:readonly )?([a-zA-Z]+)\??:/gm)].map((m) => m[1]!);
+  assert.ok(names.length > 10, "the options are found");
+  const missing = names.filter((n) =>
+    !options.includes(`**\`${n}\`**`) && !options.includes(`**\`${n}.`)
+  );
+  assert.deepEqual(missing, [], "every option of openCache() is in docs/options.md");
+});

@@ -12,6 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { natsServerBinary } from "../../src/nats_server.ts";
 import { startCluster, startServer } from "../../tests/_setup.ts";
 import type { ClusterHandle, ServerHandle } from "../../tests/_setup.ts";
 
@@ -306,7 +307,9 @@ export async function machineInfo(): Promise<Record<string, unknown>> {
     memoryTotalMB: Math.round(mem.total / 2 ** 20),
     loadavg: Deno.loadavg(),
     deno: Deno.version,
-    natsServer: await commandOutput("nats-server", ["--version"]),
+    // The binary the scenarios start (KVEDGE_NATS_SERVER, .tools/bin, Debian's), not PATH's.
+    natsServer: await commandOutput(natsServerBinary(), ["--version"]),
+    natsServerBinary: natsServerBinary(),
     wrk: await commandOutput("wrk", ["--version"]),
     gitCommit: await commandOutput("git", ["rev-parse", "--short", "HEAD"]),
     npm: npmVersions(),

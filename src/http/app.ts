@@ -352,7 +352,8 @@ const INDEX = {
   endpoints: {
     "GET /v1/buckets": "the buckets served here",
     "GET|HEAD /v1/buckets/{bucket}/keys/{key}": "a value; ETag is its revision",
-    "PUT /v1/buckets/{bucket}/keys/{key}": "write (If-Match: compare-and-set, If-None-Match: *)",
+    "PUT /v1/buckets/{bucket}/keys/{key}":
+      "write (If-Match: compare-and-set, If-None-Match: *, ?ttl=<s>)",
     "DELETE /v1/buckets/{bucket}/keys/{key}": "delete (?purge=true drops the history)",
     "GET /v1/buckets/{bucket}/keys": "keys, sorted and paged (?prefix=&limit=&cursor=)",
     "GET /v1/buckets/{bucket}/keys/{key}/history": "a key's kept revisions",
