@@ -29,6 +29,7 @@ import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
 import { scenario as propagation } from "./bench/propagation.ts";
 import { scenario as regions } from "./bench/regions.ts";
+import { scenario as scale } from "./bench/scale.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
@@ -47,19 +48,22 @@ const SCENARIOS: Scenario[] = [
   stampede,
   miss,
   websocket,
+  scale,
 ];
 
-const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]
+const USAGE = `usage: deno task bench [scenario...] [--quick] [--big] [--out DIR] [--update-readme]
 
 scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
   --quick          smoke run: tiny sizes, few repetitions (results go to a temp dir)
   --out DIR        where to write <scenario>.json (default bench/results)
   --reps N         repetitions per figure (default 5, quick 2)
+  --big            also the slow large sizes (scale: 3M keys)
   --update-readme  replace the results table in bench/README.md`;
 
 interface Args {
   names: string[];
   quick: boolean;
+  big: boolean;
   out: string | undefined;
   reps: number | undefined;
   updateReadme: boolean;
@@ -67,6 +71,7 @@ interface Args {
 
 const FLAGS: Record<string, FlagSpec> = {
   quick: { type: "boolean", help: "fewer repetitions, results in a temp dir" },
+  big: { type: "boolean", help: "the larger sizes of the scale scenario" },
   "update-readme": { type: "boolean", help: "replace the table in bench/README.md" },
   out: { type: "string", help: "where to write <scenario>.json" },
   reps: { type: "int", help: "repetitions per figure", min: 1 },
@@ -87,6 +92,7 @@ function parse(argv: string[]): Args {
   return {
     names: p.positionals,
     quick: p.flags.quick === true,
+    big: p.flags.big === true,
     out: p.flags.out as string | undefined,
     reps: p.flags.reps as number | undefined,
     updateReadme: p.flags["update-readme"] === true,
@@ -134,6 +140,8 @@ async function main(): Promise<number> {
   const ctx: BenchContext = {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
+    big: args.big,
+    out,
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),
   };
