@@ -399,6 +399,8 @@ class HandedOff {
   requests = 0;
   /** Requests whose response is not fully sent yet. */
   active = 0;
+  /** Requests with a body whose handler has not answered yet (a body may be trickling in). */
+  answering = 0;
   closed = false;
   readonly abort = new AbortController();
   server: ConnectionServer | undefined;
@@ -450,7 +452,14 @@ async function serveHandedOff(
   const sweeper = setInterval(() => {
     tick++;
     for (const link of links) {
-      if (link.active > 0) continue;
+      if (link.active > 0) {
+        // A response being streamed (a watch) is not idle; a request whose
+        // body or answer has not come for idleTimeoutMs is.
+        if (link.answering > 0 && tick - link.lastTick > ticks(options.idleTimeoutMs)) {
+          shed(link, "idle_timeout");
+        }
+        continue;
+      }
       if (link.requests === 0 && tick - link.openedTick > ticks(options.headerTimeoutMs)) {
         shed(link, "header_timeout");
       } else if (tick - link.lastTick > ticks(options.idleTimeoutMs)) shed(link, "idle_timeout");
@@ -493,12 +502,22 @@ async function serveHandedOff(
       link.active--;
       link.lastTick = tick;
     };
+    const answered = () => {
+      link.answering--;
+      link.lastTick = tick;
+    };
     const handler = (request: Request, info: Deno.ServeHandlerInfo) => {
       link.requests++;
       link.active++;
       link.lastTick = tick;
       info.completed.then(done, done);
-      return options.handler(request);
+      if (request.method === "GET" || request.method === "HEAD") return options.handler(request);
+      // A request with a body: the handler answers once it has read it, so a
+      // body that stops arriving shows as a handler that does not answer.
+      link.answering++;
+      const response = Promise.resolve(options.handler(request));
+      response.then(answered, answered);
+      return response;
     };
     links.add(link);
     try {

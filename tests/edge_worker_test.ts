@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../src/edge_config.ts";
+import { serveGated } from "../src/edge_listener.ts";
 import { waitFor } from "./_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../workers/edge.ts", import.meta.url));
@@ -410,6 +411,83 @@ Deno.test("deno task serve with KVEDGE_CONNECTION_GATE=0 survives running out of
       } catch { /* closed */ }
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Resolves true once the server closes `conn` (EOF or reset), false after `ms`. */
+async function closedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
+  const buf = new Uint8Array(4096);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const eof = (async () => {
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return true;
+    }
+  })();
+  try {
+    return await Promise.race([eof, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("connection gate: idle keep-alive and stalled bodies are closed, a quiet stream is not", async (t) => {
+  const enc = new TextEncoder();
+  const server = await serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnections: 100,
+    headerTimeoutMs: 60_000,
+    idleTimeoutMs: 500,
+    async handler(request) {
+      if (request.method === "PUT") return new Response(await request.text());
+      if (new URL(request.url).pathname === "/stream") {
+        // Silent for well over the idle timeout, then one event.
+        const body = new ReadableStream<Uint8Array>({
+          async start(c) {
+            await new Promise((r) => setTimeout(r, 2_000));
+            c.enqueue(enc.encode("data: late\n\n"));
+            c.close();
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
+      return new Response("ok");
+    },
+  });
+  const { port } = server.addr;
+  const conns: Deno.Conn[] = [];
+  const open = async () => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(c);
+    return c;
+  };
+  try {
+    await t.step("a keep-alive connection with no request for the idle timeout", async () => {
+      const c = await open();
+      await c.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+      assert.ok(await closedWithin(c, 45_000));
+    });
+    await t.step("a request whose body stops arriving", async () => {
+      const c = await open();
+      await c.write(
+        enc.encode("PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789"),
+      );
+      assert.ok(await closedWithin(c, 45_000));
+    });
+    await t.step("a streamed response quiet for longer than the idle timeout", async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/stream`);
+      assert.equal(await r.text(), "data: late\n\n");
+    });
+    assert.ok(server.stats().shed >= 2);
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await server.shutdown();
   }
 });
 
