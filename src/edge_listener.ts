@@ -175,7 +175,7 @@ export function serveGated(options: GatedServeOptions): Promise<GatedServer> {
   const serveOn = nativeServeOnConnection();
   return serveOn === undefined || options.pipe === true
     ? servePiped(options)
-    : serveHandedOff(options, serveOn);
+    : Promise.resolve().then(() => serveHandedOff(options, serveOn));
 }
 
 /** The gate with the pipe: for a Deno without `serveHttpOnConnection`. */
@@ -422,10 +422,10 @@ class HandedOff {
  * native per-connection server, which reads and writes the socket in Rust.
  * Activity is seen per request (start and `info.completed`), not per byte.
  */
-async function serveHandedOff(
+function serveHandedOff(
   options: GatedServeOptions,
   serveOn: ServeOnConnection,
-): Promise<GatedServer> {
+): GatedServer {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
   const links = new Set<HandedOff>();
