@@ -28,6 +28,7 @@ import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
 import { scenario as propagation } from "./bench/propagation.ts";
 import { scenario as regions } from "./bench/regions.ts";
+import { scenario as scale } from "./bench/scale.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
@@ -46,29 +47,40 @@ const SCENARIOS: Scenario[] = [
   stampede,
   miss,
   websocket,
+  scale,
 ];
 
-const USAGE = `usage: deno task bench [scenario...] [--quick] [--out DIR] [--update-readme]
+const USAGE = `usage: deno task bench [scenario...] [--quick] [--big] [--out DIR] [--update-readme]
 
 scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
   --quick          smoke run: tiny sizes, few repetitions (results go to a temp dir)
   --out DIR        where to write <scenario>.json (default bench/results)
   --reps N         repetitions per figure (default 5, quick 2)
+  --big            also the slow large sizes (scale: 3M keys)
   --update-readme  replace the results table in bench/README.md`;
 
 interface Args {
   names: string[];
   quick: boolean;
+  big: boolean;
   out: string | undefined;
   reps: number | undefined;
   updateReadme: boolean;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { names: [], quick: false, out: undefined, reps: undefined, updateReadme: false };
+  const a: Args = {
+    names: [],
+    quick: false,
+    big: false,
+    out: undefined,
+    reps: undefined,
+    updateReadme: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--quick") a.quick = true;
+    else if (arg === "--big") a.big = true;
     else if (arg === "--update-readme") a.updateReadme = true;
     else if (arg === "--out") a.out = argv[++i];
     else if (arg === "--reps") a.reps = Number(argv[++i]);
@@ -125,6 +137,8 @@ async function main(): Promise<number> {
   const ctx: BenchContext = {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
+    big: args.big,
+    out,
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),
   };

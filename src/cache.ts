@@ -22,7 +22,7 @@ import {
 } from "./errors.ts";
 import { isWrongLastSequence, mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
-import { Applied, LocalStore, type Slot } from "./local_store.ts";
+import { Applied, LocalStore, type Slot, SlotFlag } from "./local_store.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { RegionLink } from "./region.ts";
 import { SingleFlight } from "./single_flight.ts";
@@ -54,7 +54,7 @@ import {
   ttlHeaderValue,
 } from "./kv_layout.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "./server_version.ts";
-import { readSnapshot, writeSnapshot } from "./snapshot.ts";
+import { loadSnapshot, type SnapshotSource, writeSnapshot } from "./snapshot.ts";
 import { describe, type StartFrom, unref, Watcher } from "./watcher.ts";
 
 /** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
@@ -344,19 +344,27 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- reads ---------------------------------------------------------------
 
   async get(key: string, options?: GetOptions): Promise<T | undefined> {
-    const slot = this.#store.get(key);
-    if (slot !== undefined && this.#fresh) {
+    // The hit path: one lookup, one flag test; keys are validated on misses only.
+    const store = this.#store;
+    const i = store.find(key);
+    if (i >= 0 && this.#fresh) {
       this.#hits++;
-      if (!this.#present(key, slot)) return undefined;
-      return slot.value as T;
+      return store.flagsAt(i) === 0 ? store.valueAt(i) as T : this.#hitValue(key, i);
     }
-    const r = await this.#getSlow(key, slot, options);
+    const r = await this.#getSlow(key, i < 0 ? undefined : store.slotAt(i), options);
     return r === undefined ? undefined : r.value;
   }
 
   peek(key: string): T | undefined {
-    const slot = this.#store.get(key);
-    if (slot === undefined || slot.deleted || !this.#servable()) return undefined;
+    const store = this.#store;
+    const i = store.find(key);
+    if (i < 0) return undefined;
+    if (this.#fresh && store.flagsAt(i) === 0) {
+      this.#hits++;
+      return store.valueAt(i) as T;
+    }
+    const slot = store.slotAt(i);
+    if (slot.deleted || !this.#servable()) return undefined;
     if (slot.raw !== undefined && !this.#decode(key, slot)) return undefined;
     if (this.#fresh) this.#hits++;
     else this.#staleHits++;
@@ -364,9 +372,21 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
-    const slot = this.#store.get(key);
-    if (slot !== undefined && this.#fresh) {
+    const store = this.#store;
+    const i = store.find(key);
+    if (i >= 0 && this.#fresh) {
       this.#hits++;
+      if (store.flagsAt(i) === 0) {
+        return {
+          key,
+          value: store.valueAt(i) as T,
+          revision: store.revAt(i),
+          createdMs: store.createdAt(i),
+          source: "hit",
+          stale: false,
+        };
+      }
+      const slot = store.slotAt(i);
       if (!this.#present(key, slot)) return undefined;
       return {
         key,
@@ -377,7 +397,7 @@ export class KvedgeCache<T> implements Cache<T> {
         stale: false,
       };
     }
-    const r = await this.#getSlow(key, slot, options);
+    const r = await this.#getSlow(key, i < 0 ? undefined : store.slotAt(i), options);
     if (r === undefined) return undefined;
     return {
       key,
@@ -387,6 +407,13 @@ export class KvedgeCache<T> implements Cache<T> {
       source: r.source,
       stale: r.source === "stale",
     };
+  }
+
+  /** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
+  #hitValue(key: string, i: number): T | undefined {
+    const slot = this.#store.slotAt(i);
+    if (!this.#present(key, slot)) return undefined;
+    return slot.value as T;
   }
 
   async #getSlow(
@@ -583,11 +610,13 @@ export class KvedgeCache<T> implements Cache<T> {
         value = r.data;
       }
       slot.value = value;
+      this.#store.decoded(key, slot.rev, value);
       return true;
     } catch (err) {
       slot.deleted = true;
       slot.value = undefined;
       slot.rejected = err;
+      this.#store.decoded(key, slot.rev, undefined, err);
       this.#rejected++;
       this.#emit({
         type: "rejected",
@@ -1018,7 +1047,8 @@ export class KvedgeCache<T> implements Cache<T> {
       });
     }
     if (this.mode === "replica" || this.#store.has(key)) {
-      if (op === "PUT") this.#store.put(key, rev, created, data.slice(), this.#gen);
+      // The store keeps its own compact copy of `data`.
+      if (op === "PUT") this.#store.put(key, rev, created, data, this.#gen);
       else this.#applyDelete(key, rev, created);
     }
     // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
@@ -1247,23 +1277,22 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
   async #loadSnapshot(path: string, epoch: string | undefined): Promise<boolean> {
-    const snap = await readSnapshot(path, this.bucket, this.#o.keys);
+    const store = this.#store;
+    const gen = this.#gen;
+    const snap = await loadSnapshot(path, this.bucket, this.#o.keys, {
+      accept: (header) =>
+        epoch === undefined || header.epoch === epoch
+          ? undefined
+          : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
+      // Straight into the store, which keeps its own compact copy of each value.
+      onRecord: (key, rev, created, value) => store.put(key, rev, created, value, gen),
+    });
     if (!snap.ok) {
       this.#emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
       return false;
     }
-    const { header, records } = snap;
-    if (epoch !== undefined && header.epoch !== epoch) {
-      this.#emit({
-        type: "snapshot",
-        at: Date.now(),
-        action: "ignored",
-        detail: `bucket was recreated since the snapshot (epoch ${header.epoch})`,
-      });
-      return false;
-    }
+    const { header } = snap;
     if (header.partial) this.#lossy = true;
-    for (const r of records) this.#store.put(r.key, r.rev, r.created, r.value, this.#gen);
     this.#watcher.lastRevision = header.lastRevision;
     this.#watcher.epoch = header.epoch;
     this.#savedRevision = header.lastRevision;
@@ -1271,7 +1300,7 @@ export class KvedgeCache<T> implements Cache<T> {
       type: "snapshot",
       at: Date.now(),
       action: "loaded",
-      detail: `${records.length} entries at revision ${header.lastRevision}`,
+      detail: `${header.count} entries at revision ${header.lastRevision}`,
     });
     return true;
   }
@@ -1297,13 +1326,17 @@ export class KvedgeCache<T> implements Cache<T> {
     if (rev === this.#savedRevision) return false;
     const codec = this.#o.codec;
     const store = this.#store;
-    function* records() {
-      for (const [key, slot] of store.entries()) {
-        if (slot.deleted || slot.rev === 0) continue;
-        const value = slot.raw ?? codec.encode(slot.value as T);
-        yield { key, rev: slot.rev, created: slot.created, value };
-      }
-    }
+    // Values never read are written as held (encoded), without a copy each.
+    const records: SnapshotSource = (add) =>
+      store.forEach((key, rev, created, flags, value) => {
+        if ((flags & SlotFlag.Deleted) !== 0 || rev === 0) return;
+        add(
+          key,
+          rev,
+          created,
+          (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : codec.encode(value as T),
+        );
+      });
     try {
       const header = await writeSnapshot(snap.path, {
         bucket: this.bucket,
@@ -1311,7 +1344,7 @@ export class KvedgeCache<T> implements Cache<T> {
         epoch: this.#lastInfo?.created ?? this.#d.info.created,
         lastRevision: rev,
         partial: this.#overflowed,
-      }, records());
+      }, records);
       this.#savedRevision = rev;
       this.#emit({
         type: "snapshot",

@@ -88,8 +88,12 @@ export interface EdgeConfig {
   readyMaxStaleMs?: number;
   /** kvedge's data directory (the embedded server's store is `<dataDir>/nats`). */
   dataDir: string;
-  /** One log line per request. */
+  /** One log line per request (successful reads are sampled, see `logHitsEvery`). */
   logRequests: boolean;
+  /** One successful GET/HEAD in this many is logged (1: every one); errors, writes and slow requests always are. */
+  logHitsEvery: number;
+  /** A request slower than this, in ms, is always logged. */
+  logSlowMs: number;
   /** Bound on draining in-flight requests at shutdown, in ms. */
   shutdownTimeoutMs: number;
 }
@@ -173,6 +177,8 @@ const EnvSchema = z.object({
   KVEDGE_READY_MAX_STALE_MS: intVar(0, 2 ** 31 - 1).optional(),
   KVEDGE_DATA_DIR: z.string().trim().min(1).optional(),
   KVEDGE_LOG_REQUESTS: flagVar.optional(),
+  KVEDGE_LOG_HITS_EVERY: intVar(1).optional(),
+  KVEDGE_LOG_SLOW_MS: intVar(0).optional(),
   KVEDGE_SHUTDOWN_TIMEOUT_MS: intVar(0, 600_000).optional(),
 });
 
@@ -306,6 +312,8 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
       : { readyMaxStaleMs: e.KVEDGE_READY_MAX_STALE_MS }),
     dataDir: e.KVEDGE_DATA_DIR ?? ".data",
     logRequests: e.KVEDGE_LOG_REQUESTS ?? true,
+    logHitsEvery: e.KVEDGE_LOG_HITS_EVERY ?? 100,
+    logSlowMs: e.KVEDGE_LOG_SLOW_MS ?? 100,
     shutdownTimeoutMs: e.KVEDGE_SHUTDOWN_TIMEOUT_MS ?? 10_000,
   };
 }
@@ -370,6 +378,8 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     readyMaxStaleMs: config.readyMaxStaleMs,
     dataDir: config.dataDir,
     logRequests: config.logRequests,
+    logHitsEvery: config.logHitsEvery,
+    logSlowMs: config.logSlowMs,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   };
 }

@@ -48,7 +48,34 @@ export interface SnapshotRecord {
 }
 
 /**
- * Writes `records` to `path` atomically (temporary file, then rename).
+ * Records pushed by a function instead of pulled from an iterable, so a big
+ * store can be written without an object per record: `source(add)` calls
+ * `add` once per record.
+ */
+export type SnapshotSource = (
+  add: (key: string, rev: number, created: number, value: Uint8Array | string) => void,
+) => void;
+
+/** A byte buffer that doubles when full. */
+class Growing {
+  buf = new Uint8Array(1 << 16);
+  view = new DataView(this.buf.buffer);
+  at = 0;
+  reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.at + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.at));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+}
+
+/**
+ * Writes `records` to `path` atomically (temporary file, then rename). The
+ * records are encoded into one growing buffer (no buffer per record); a value
+ * may be given as text, meaning its UTF-8 encoding.
  *
  * @example
  * ```ts ignore
@@ -58,37 +85,40 @@ export interface SnapshotRecord {
 export async function writeSnapshot(
   path: string,
   header: Omit<SnapshotHeader, "count" | "sha256" | "savedAt">,
-  records: Iterable<SnapshotRecord>,
+  records:
+    | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
+    | SnapshotSource,
 ): Promise<SnapshotHeader> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  const out = new Growing();
   let count = 0;
-  for (const r of records) {
-    const key = encoder.encode(r.key);
-    const rec = new Uint8Array(2 + key.length + 8 + 8 + 4 + r.value.length);
-    const dv = new DataView(rec.buffer);
-    let o = 0;
-    dv.setUint16(o, key.length);
-    o += 2;
-    rec.set(key, o);
-    o += key.length;
-    dv.setFloat64(o, r.rev);
+  const add = (key: string, rev: number, created: number, value: Uint8Array | string) => {
+    // Worst case of UTF-8 is 3 bytes per UTF-16 unit.
+    const valueMax = typeof value === "string" ? value.length * 3 : value.byteLength;
+    out.reserve(2 + key.length * 3 + 20 + valueMax);
+    const { buf, view } = out;
+    const keyAt = out.at + 2;
+    const kl = encoder.encodeInto(key, buf.subarray(keyAt, keyAt + key.length * 3)).written;
+    if (kl > 0xffff) throw new RangeError(`Cannot write snapshot: key too long (${kl} bytes)`);
+    view.setUint16(out.at, kl);
+    let o = keyAt + kl;
+    view.setFloat64(o, rev);
     o += 8;
-    dv.setFloat64(o, r.created);
+    view.setFloat64(o, created);
     o += 8;
-    dv.setUint32(o, r.value.length);
-    o += 4;
-    rec.set(r.value, o);
-    chunks.push(rec);
-    size += rec.length;
+    let vl: number;
+    if (typeof value === "string") {
+      vl = encoder.encodeInto(value, buf.subarray(o + 4, o + 4 + valueMax)).written;
+    } else {
+      buf.set(value, o + 4);
+      vl = value.byteLength;
+    }
+    view.setUint32(o, vl);
+    out.at = o + 4 + vl;
     count++;
-  }
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    body.set(c, at);
-    at += c.length;
-  }
+  };
+  if (typeof records === "function") records(add);
+  else for (const r of records) add(r.key, r.rev, r.created, r.value);
+  const body = out.buf.subarray(0, out.at);
   const full: SnapshotHeader = {
     ...header,
     count,
@@ -118,21 +148,42 @@ export type SnapshotRead =
   | { ok: true; header: SnapshotHeader; records: SnapshotRecord[] }
   | { ok: false; reason: string };
 
+/** Result of {@link loadSnapshot}: its header, or why it was refused. */
+export type SnapshotLoad =
+  | { ok: true; header: SnapshotHeader }
+  | { ok: false; reason: string };
+
+/** Options of {@link loadSnapshot}. */
+export interface LoadSnapshotOptions {
+  /** Refuses a verified header by returning why (e.g. another epoch); called before any record. */
+  accept?: (header: SnapshotHeader) => string | undefined;
+  /**
+   * Called once per record, in file order, only after the whole file was
+   * verified (checksum, structure, count). `value` is a view into the file's
+   * buffer, valid during the call only: copy what you keep.
+   */
+  onRecord: (key: string, rev: number, created: number, value: Uint8Array) => void;
+}
+
 /**
- * Reads and verifies a snapshot for `bucket`/`filter`. Never throws for a
- * bad file: a missing, corrupt, truncated or foreign file is refused with a reason.
+ * Reads and verifies a snapshot for `bucket`/`filter`, then streams its
+ * records to `onRecord` without a buffer per record. Never throws for a bad
+ * file: a missing, corrupt, truncated or foreign file is refused with a
+ * reason before any record is handed out.
  *
  * @example
  * ```ts ignore
- * const snap = await readSnapshot("/tmp/users.snap", "users", ">");
- * if (snap.ok) console.log(snap.header.lastRevision);
+ * const snap = await loadSnapshot("/tmp/users.snap", "users", ">", {
+ *   onRecord: (key, rev) => console.log(key, rev),
+ * });
  * ```
  */
-export async function readSnapshot(
+export async function loadSnapshot(
   path: string,
   bucket: string,
   filter: string,
-): Promise<SnapshotRead> {
+  options: LoadSnapshotOptions,
+): Promise<SnapshotLoad> {
   let data: Uint8Array;
   try {
     data = await Deno.readFile(path);
@@ -164,32 +215,61 @@ export async function readSnapshot(
   if ((await sha256(body)) !== header.sha256) {
     return { ok: false, reason: "snapshot checksum mismatch" };
   }
-  const records: SnapshotRecord[] = [];
-  let o = 0;
-  try {
-    const bv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    while (o < body.length) {
-      const kl = bv.getUint16(o);
-      o += 2;
-      const key = decoder.decode(body.subarray(o, o + kl));
-      o += kl;
-      const rev = bv.getFloat64(o);
-      o += 8;
-      const created = bv.getFloat64(o);
-      o += 8;
-      const vl = bv.getUint32(o);
-      o += 4;
-      if (o + vl > body.length) throw new RangeError("record past the end");
-      records.push({ key, rev, created, value: body.slice(o, o + vl) });
-      o += vl;
-    }
-  } catch {
-    return { ok: false, reason: "snapshot records are corrupt" };
+  // Walk the records once to check their structure and count, so that a
+  // refused file hands out nothing.
+  const bv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let count = 0;
+  for (let o = 0; o < body.length; count++) {
+    if (o + 2 > body.length) return { ok: false, reason: "snapshot records are corrupt" };
+    const at = o + 2 + bv.getUint16(o) + 16;
+    if (at + 4 > body.length) return { ok: false, reason: "snapshot records are corrupt" };
+    o = at + 4 + bv.getUint32(at);
+    if (o > body.length) return { ok: false, reason: "snapshot records are corrupt" };
   }
-  if (records.length !== header.count) {
+  if (count !== header.count) {
     return { ok: false, reason: "snapshot record count mismatch" };
   }
-  return { ok: true, header, records };
+  const refused = options.accept?.(header);
+  if (refused !== undefined) return { ok: false, reason: refused };
+  const { onRecord } = options;
+  for (let o = 0; o < body.length;) {
+    const kl = bv.getUint16(o);
+    o += 2;
+    const key = decoder.decode(body.subarray(o, o + kl));
+    o += kl;
+    const rev = bv.getFloat64(o);
+    const created = bv.getFloat64(o + 8);
+    const vl = bv.getUint32(o + 16);
+    o += 20;
+    onRecord(key, rev, created, body.subarray(o, o + vl));
+    o += vl;
+  }
+  return { ok: true, header };
+}
+
+/**
+ * Reads and verifies a snapshot for `bucket`/`filter` into memory. Never
+ * throws for a bad file: a missing, corrupt, truncated or foreign file is
+ * refused with a reason. {@link loadSnapshot} does the same without an
+ * object and a buffer per record.
+ *
+ * @example
+ * ```ts ignore
+ * const snap = await readSnapshot("/tmp/users.snap", "users", ">");
+ * if (snap.ok) console.log(snap.header.lastRevision);
+ * ```
+ */
+export async function readSnapshot(
+  path: string,
+  bucket: string,
+  filter: string,
+): Promise<SnapshotRead> {
+  const records: SnapshotRecord[] = [];
+  const r = await loadSnapshot(path, bucket, filter, {
+    onRecord: (key, rev, created, value) =>
+      records.push({ key, rev, created, value: value.slice() }),
+  });
+  return r.ok ? { ok: true, header: r.header, records } : r;
 }
 
 async function sha256(data: Uint8Array): Promise<string> {

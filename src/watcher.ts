@@ -105,7 +105,13 @@ const DROP_DEADLINE_MS = 1_000;
 const PROBE_TIMEOUT_MS = 1_000;
 /** Probes that may time out before the deadline starts to grow (a slow server, not an election). */
 const PROBE_PATIENCE = 8;
-/** Deadline of a restart's consumer create, ms; doubles on each failure (a huge bucket is slow). */
+/**
+ * Deadline of a restart's consumer create, ms; doubles on each failure (a huge
+ * bucket is slow to create a consumer on). The create goes through the meta
+ * leader, which may still be electing when the stream's leader already answers.
+ * 1.5 s was tried: the pause-all chaos test then twice saw the cluster take
+ * over 30 s to accept writes after the pause; not understood, so it stays 3 s.
+ */
 const CREATE_TIMEOUT_MS = 3_000;
 /** Pause between attempts while the stream is leaderless, ms (jittered from half to all of it). */
 const LEADERLESS_PAUSE_MS = 250;

@@ -20,6 +20,7 @@ const SCENARIOS = [
   "stampede",
   "miss",
   "websocket",
+  "scale",
 ];
 
 interface ResultFile {
@@ -70,7 +71,7 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       // A guard against a hang, not a timing assertion.
-      const guard = setTimeout(() => child.kill("SIGKILL"), 180_000);
+      const guard = setTimeout(() => child.kill("SIGKILL"), 900_000);
       const result = await child.output();
       clearTimeout(guard);
       const stdout = new TextDecoder().decode(result.stdout);
@@ -95,6 +96,11 @@ Deno.test({
         }
       }
       assert.ok((await Deno.stat(`${out}/summary.md`)).isFile);
+      // The scale scenario draws its curves next to the JSON.
+      for (const plot of ["keys_ready", "keys_rss", "edges_latency", "edges_cpu"]) {
+        const svg = await Deno.readTextFile(`${out}/scale_${plot}.svg`);
+        assert.match(svg, /^<svg [^>]*>[\s\S]*<polyline [\s\S]*<\/svg>\n$/, plot);
+      }
     } finally {
       await Deno.remove(out, { recursive: true });
     }

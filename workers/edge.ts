@@ -69,6 +69,10 @@ const encoder = new TextEncoder();
 let pending: string[] = [];
 let pendingChars = 0;
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
+/** Successful key reads seen, for sampling their log lines. */
+let readsSeen = 0;
+/** The route of key reads, as `RequestInfo.route` names it. */
+const KEY_ROUTE = "/v1/buckets/:bucket/keys/:key";
 
 /**
  * Writes the buffered info lines. Request lines come at tens of thousands a
@@ -279,15 +283,25 @@ async function main(): Promise<number> {
           status: info.status,
           error: describe(info.error),
         });
-      } else if (config.logRequests) {
-        log("info", "request", {
-          method: info.method,
-          route: info.route,
-          path: info.path,
-          status: info.status,
-          ms: Math.round(info.durationMs * 1000) / 1000,
-        });
+        return;
       }
+      if (!config.logRequests) return;
+      // Successful key reads come at tens of thousands a second: one line in
+      // `logHitsEvery` is written (marked `sampled`), so the log costs the hit
+      // path little. Errors, writes, slow requests and other routes are
+      // always written.
+      const sampled = info.route === KEY_ROUTE &&
+        (info.method === "GET" || info.method === "HEAD") &&
+        info.status < 400 && info.durationMs < config.logSlowMs;
+      if (sampled && ++readsSeen % config.logHitsEvery !== 0) return;
+      log("info", "request", {
+        method: info.method,
+        route: info.route,
+        path: info.path,
+        status: info.status,
+        ms: Math.round(info.durationMs * 1000) / 1000,
+        ...(sampled && config.logHitsEvery > 1 ? { sampled: config.logHitsEvery } : {}),
+      });
     },
     onStreamEnd: (info) => {
       if (info.reason === "slow_client") {

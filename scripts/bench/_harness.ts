@@ -105,6 +105,10 @@ export interface BenchContext {
   quick: boolean;
   /** Repetitions per figure (≥ 5 unless `quick`). */
   reps: number;
+  /** Also the slow large sizes (`--big`: the 3M-key point of `scale`). */
+  big?: boolean;
+  /** Directory the JSON results go to (plots are written next to them). */
+  out?: string;
   /** Prints a progress line (stderr, so stdout stays the tables). */
   log(message: string): void;
   /**

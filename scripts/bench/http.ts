@@ -231,7 +231,7 @@ export const scenario: Scenario = {
           "bare Deno.serve + Map",
           stat(fig.bare.rps),
           "ge",
-          0.8,
+          0.85,
         ),
       ];
       if (redis) {

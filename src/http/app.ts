@@ -200,6 +200,8 @@ class ServedBucket {
   readonly #jsonOf = new WeakMap<object, string>();
   #lastCreatedMs = NaN;
   #lastModified = "";
+  #lastRevision = NaN;
+  #lastEtag = "";
   #ttlCheckedAt = -Infinity;
   #bucketTtlMs = 0;
   #maxTtlMs = 0;
@@ -255,6 +257,15 @@ class ServedBucket {
         { cause: err },
       );
     }
+  }
+
+  /** The ETag of a revision (the last one is kept: a hot key's is built once). */
+  etag(revision: number): string {
+    if (revision !== this.#lastRevision) {
+      this.#lastRevision = revision;
+      this.#lastEtag = formatEtag(revision);
+    }
+    return this.#lastEtag;
   }
 
   lastModified(createdMs: number): string {
@@ -518,7 +529,7 @@ export function createApp(options: CreateAppOptions): HttpApp {
     head: boolean,
   ): Response {
     if (e === undefined) throw new HttpProblem("not_found", "the key is absent");
-    const etag = formatEtag(e.revision);
+    const etag = b.etag(e.revision);
     const cacheControl = b.cacheControl(e, Date.now());
     const inm = request.headers.get("if-none-match");
     if (inm !== null && ifNoneMatchHits(inm, etag)) {

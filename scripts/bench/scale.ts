@@ -1,0 +1,441 @@
+/**
+ * How cost grows, on the two axes that matter for an edge cache:
+ *
+ * - keys: replica `ready()` time and peak RSS at 100k and 1M keys (3M with
+ *   `--big`) against the raw `kv.watch()` + Map, fresh process each (the
+ *   bootstrap scenario's measurement, over more sizes);
+ * - edges: 1, 10, 100 and 1 000 caches on one bucket, spread over up to 4
+ *   processes (one NATS connection each), against as many raw `kv.watch()`
+ *   consumers: put → visible at the slowest edge (p50/p99 over the writes)
+ *   and nats-server CPU per write (`/proc/<pid>/stat`, user + system).
+ *
+ * Each curve is also drawn as a small SVG next to the JSON results.
+ *
+ * @module
+ */
+import { Kvm } from "@nats-io/kv";
+import { openCache } from "../../mod.ts";
+import { keyOf, measureBootstrap, valueOf } from "./bootstrap.ts";
+import {
+  benchBucket,
+  benchServer,
+  childArgs,
+  connectRaw,
+  emit,
+  fillBucket,
+  infoRow,
+  percentile,
+  type Row,
+  runChild,
+  type Scenario,
+  sleep,
+  stat,
+  until,
+} from "./_harness.ts";
+
+const READY_SUBJECT = "bench.scale.ready";
+const MAX_PROCESSES = 4;
+
+/** Epoch ms with sub-ms precision, comparable across processes on one machine. */
+function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** CPU time (user + system) a process used so far, in ms (Linux). */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat(5) (utime, stime), in clock ticks of 10 ms.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function label(n: number): string {
+  return n >= 1e6 ? `${n / 1e6}M` : n >= 1000 ? `${n / 1000}k` : String(n);
+}
+
+// ---- the plot ------------------------------------------------------------------------------
+
+interface Series {
+  name: string;
+  points: [number, number][];
+}
+
+/** A small line chart (log x axis) as SVG text. */
+export function lineChart(title: string, xLabel: string, yLabel: string, series: Series[]): string {
+  const W = 480, H = 300, L = 60, R = 120, T = 30, B = 45;
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  const x0 = Math.log10(Math.min(...xs)), x1 = Math.log10(Math.max(...xs));
+  const y1 = Math.max(...ys, 0) * 1.1 || 1;
+  const px = (x: number) => L + (x1 === x0 ? 0.5 : (Math.log10(x) - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y: number) => H - B - (y / y1) * (H - T - B);
+  const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13">${esc(title)}</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${
+      (T + H - B) / 2
+    })">${esc(yLabel)}</text>`,
+  ];
+  for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
+    out.push(
+      `<text x="${px(x)}" y="${H - B + 14}" text-anchor="middle">${label(x)}</text>`,
+    );
+  }
+  for (let i = 0; i <= 4; i++) {
+    const y = (y1 * i) / 4;
+    out.push(
+      `<text x="${L - 4}" y="${py(y) + 4}" text-anchor="end">${
+        y >= 100 ? y.toFixed(0) : y.toPrecision(2)
+      }</text>`,
+      `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#ddd"/>`,
+    );
+  }
+  series.forEach((s, i) => {
+    const c = colours[i % colours.length];
+    const pts = s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(" ");
+    out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/>`);
+    for (const [x, y] of s.points) {
+      out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
+    }
+    out.push(
+      `<text x="${W - R + 8}" y="${T + 14 + i * 16}" fill="${c}">${esc(s.name)}</text>`,
+    );
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+// ---- the scenario --------------------------------------------------------------------------
+
+interface EdgeFigures {
+  /** Per write (by sequence): the slowest of this process's edges, ms. */
+  slowest: (number | null)[];
+  /** Deliveries (edge × write) not seen before the child's deadline, and why edges ended early. */
+  missing: number;
+  errors: string[];
+}
+
+/** The scale scenario. */
+export const scenario: Scenario = {
+  name: "scale",
+  title: "how cost grows: keys (bootstrap time, peak RSS) and edges (put→visible, server CPU)",
+  async run(ctx) {
+    const keySizes = ctx.quick
+      ? [1_000, 2_000]
+      : ctx.big
+      ? [100_000, 1_000_000, 3_000_000]
+      : [100_000, 1_000_000];
+    const edgeCounts = ctx.quick ? [1, 10] : [1, 10, 100, 1_000];
+    const writes = ctx.quick ? 20 : 400;
+    const writesPerSec = ctx.quick ? 100 : 100;
+    const reps = ctx.reps;
+    const server = await benchServer();
+    const rows: Row[] = [];
+    const raw: Record<string, unknown> = {};
+    const plots: Record<string, string> = {};
+    try {
+      const nc = await connectRaw(server.url);
+
+      // -- keys axis
+      const keyCurve = {
+        kvedgeS: [] as number[],
+        rawS: [] as number[],
+        kvedgeMB: [] as number[],
+        rawMB: [] as number[],
+      };
+      for (const n of keySizes) {
+        const bucket = benchBucket("bench_scale_keys");
+        ctx.log(`scale: loading ${n} keys`);
+        await fillBucket(nc, bucket, n, keyOf, valueOf);
+        const k = { s: [] as number[], mb: [] as number[] };
+        const w = { s: [] as number[], mb: [] as number[] };
+        for (let r = 0; r < reps; r++) {
+          ctx.log(`scale: keys ${label(n)} rep ${r + 1}/${reps}`);
+          for (const v of r % 2 === 0 ? ["raw", "kvedge"] as const : ["kvedge", "raw"] as const) {
+            const f = await measureBootstrap(v, server.url, bucket, n);
+            if (f.entries !== n) throw new Error(`${v} held ${f.entries} of ${n} keys`);
+            (v === "kvedge" ? k : w).s.push(f.ms / 1000);
+            (v === "kvedge" ? k : w).mb.push(f.peakRss / 2 ** 20);
+          }
+        }
+        await (await new Kvm(nc).open(bucket)).destroy(); // frees the server for the next size
+        rows.push(
+          infoRow(`keys ${label(n)}: ready()`, "s", stat(k.s), {
+            baselineName: "raw kv.watch() + Map",
+            baseline: stat(w.s),
+          }),
+          infoRow(`keys ${label(n)}: peak RSS`, "MB", stat(k.mb), {
+            baselineName: "raw kv.watch() + Map",
+            baseline: stat(w.mb),
+          }),
+        );
+        keyCurve.kvedgeS.push(stat(k.s).median);
+        keyCurve.rawS.push(stat(w.s).median);
+        keyCurve.kvedgeMB.push(stat(k.mb).median);
+        keyCurve.rawMB.push(stat(w.mb).median);
+        raw[`keys_${n}`] = { kvedge: k, raw: w };
+      }
+      const kp = (ys: number[]) => keySizes.map((n, i) => [n, ys[i]!] as [number, number]);
+      plots["scale_keys_ready.svg"] = lineChart("replica ready() vs keys", "keys", "seconds", [
+        { name: "kvedge", points: kp(keyCurve.kvedgeS) },
+        { name: "raw kv.watch()", points: kp(keyCurve.rawS) },
+      ]);
+      plots["scale_keys_rss.svg"] = lineChart("peak RSS vs keys", "keys", "MB", [
+        { name: "kvedge", points: kp(keyCurve.kvedgeMB) },
+        { name: "raw kv.watch()", points: kp(keyCurve.rawMB) },
+      ]);
+
+      // -- edges axis
+      const bucket = benchBucket("bench_scale_edges");
+      await fillBucket(nc, bucket, 100, keyOf, valueOf);
+      const kv = await new Kvm(nc).open(bucket);
+      await kv.put("probe", new TextEncoder().encode(JSON.stringify({ seq: -1 })));
+      const curve: Record<"kvedge" | "raw", { p50: number[]; p99: number[]; cpu: number[] }> = {
+        kvedge: { p50: [], p99: [], cpu: [] },
+        raw: { p50: [], p99: [], cpu: [] },
+      };
+      for (const edges of edgeCounts) {
+        for (const variant of ["kvedge", "raw"] as const) {
+          const p50: number[] = [];
+          const p99: number[] = [];
+          const cpu: number[] = [];
+          for (let r = 0; r < reps; r++) {
+            ctx.log(`scale: ${edges} ${variant} edges rep ${r + 1}/${reps}`);
+            const f = await edgeRound(
+              server.url,
+              server.pid,
+              nc,
+              kv,
+              bucket,
+              variant,
+              edges,
+              writes,
+              writesPerSec,
+            );
+            p50.push(f.p50);
+            p99.push(f.p99);
+            cpu.push(f.cpuUsPerWrite);
+          }
+          raw[`edges_${edges}_${variant}`] = { p50, p99, cpu };
+          curve[variant].p50.push(stat(p50).median);
+          curve[variant].p99.push(stat(p99).median);
+          curve[variant].cpu.push(stat(cpu).median);
+        }
+        const k = raw[`edges_${edges}_kvedge`] as { p50: number[]; p99: number[]; cpu: number[] };
+        const w = raw[`edges_${edges}_raw`] as typeof k;
+        const base = { baselineName: `${edges} raw kv.watch()` };
+        rows.push(
+          infoRow(`${edges} edges: put→visible p50, slowest edge`, "ms", stat(k.p50), {
+            ...base,
+            baseline: stat(w.p50),
+          }),
+          infoRow(`${edges} edges: put→visible p99, slowest edge`, "ms", stat(k.p99), {
+            ...base,
+            baseline: stat(w.p99),
+          }),
+          infoRow(`${edges} edges: nats-server CPU per write`, "µs", stat(k.cpu), {
+            ...base,
+            baseline: stat(w.cpu),
+          }),
+        );
+      }
+      const ep = (ys: number[]) => edgeCounts.map((n, i) => [n, ys[i]!] as [number, number]);
+      plots["scale_edges_latency.svg"] = lineChart(
+        "put→visible at the slowest edge",
+        "edges on one bucket",
+        "ms",
+        [
+          { name: "kvedge p50", points: ep(curve.kvedge.p50) },
+          { name: "kvedge p99", points: ep(curve.kvedge.p99) },
+          { name: "raw p50", points: ep(curve.raw.p50) },
+          { name: "raw p99", points: ep(curve.raw.p99) },
+        ],
+      );
+      plots["scale_edges_cpu.svg"] = lineChart(
+        "nats-server CPU per write",
+        "edges on one bucket",
+        "µs",
+        [
+          { name: "kvedge", points: ep(curve.kvedge.cpu) },
+          { name: "raw kv.watch()", points: ep(curve.raw.cpu) },
+        ],
+      );
+      await nc.close();
+    } finally {
+      await server.stop();
+    }
+    if (ctx.out !== undefined) {
+      for (const [name, svg] of Object.entries(plots)) {
+        await Deno.writeTextFile(`${ctx.out}/${name}`, svg);
+      }
+    }
+    return {
+      name: "scale",
+      title: this.title,
+      params: {
+        keySizes,
+        edgeCounts,
+        processes: `min(edges, ${MAX_PROCESSES}), one NATS connection each`,
+        writes,
+        writesPerSec,
+        reps,
+        plots: Object.keys(plots),
+        cpu: "nats-server utime + stime over the write phase / writes (10 ms ticks)",
+        latency: "writer's send time (in the value) → change seen, max over all edges, per write",
+      },
+      rows,
+      raw,
+    };
+  },
+};
+
+/** One round: start the edges, write, collect; p50/p99 of the slowest edge and server CPU. */
+async function edgeRound(
+  url: string,
+  serverPid: number,
+  nc: Awaited<ReturnType<typeof connectRaw>>,
+  kv: Awaited<ReturnType<Kvm["open"]>>,
+  bucket: string,
+  variant: "kvedge" | "raw",
+  edges: number,
+  writes: number,
+  writesPerSec: number,
+): Promise<{ p50: number; p99: number; cpuUsPerWrite: number }> {
+  const processes = Math.min(edges, MAX_PROCESSES);
+  const round = crypto.randomUUID().slice(0, 8);
+  let ready = 0;
+  const sub = nc.subscribe(`${READY_SUBJECT}.${round}`, {
+    callback: () => {
+      ready++;
+    },
+  });
+  const children = Array.from({ length: processes }, (_, p) => {
+    const mine = Math.floor(edges / processes) + (p < edges % processes ? 1 : 0);
+    return runChild<EdgeFigures>(import.meta.filename!, [
+      "--child",
+      variant,
+      "--url",
+      url,
+      "--bucket",
+      bucket,
+      "--edges",
+      String(mine),
+      "--writes",
+      String(writes),
+      "--round",
+      round,
+    ]);
+  });
+  const failed = Promise.all(children).then(() => {
+    throw new Error("an edge process ended before the writes");
+  });
+  await Promise.race([until(() => ready === processes, 600_000, "edge processes ready"), failed]);
+  sub.unsubscribe();
+  failed.catch(() => {});
+  const enc = new TextEncoder();
+  const cpu0 = cpuMs(serverPid);
+  const gap = 1000 / writesPerSec;
+  const t0 = performance.now();
+  for (let seq = 0; seq < writes; seq++) {
+    const wait = t0 + seq * gap - performance.now();
+    if (wait > 0) await sleep(wait);
+    await kv.put("probe", enc.encode(JSON.stringify({ seq, round, t: nowMs() })));
+  }
+  const results = await Promise.all(children);
+  const cpu1 = cpuMs(serverPid);
+  const missing = results.reduce((n, r) => n + r.missing, 0);
+  if (missing > 0) {
+    const why = results.flatMap((r) => r.errors).slice(0, 3).join("; ");
+    throw new Error(`${variant}, ${edges} edges: ${missing} deliveries never seen (${why})`);
+  }
+  const slowest: number[] = [];
+  for (let seq = 0; seq < writes; seq++) {
+    let max = 0;
+    for (const r of results) {
+      const v = r.slowest[seq];
+      if (v === null || v === undefined) {
+        throw new Error(`${variant}: write ${seq} of ${writes} never seen by an edge`);
+      }
+      if (v > max) max = v;
+    }
+    slowest.push(max);
+  }
+  return {
+    p50: percentile(slowest, 0.5),
+    p99: percentile(slowest, 0.99),
+    cpuUsPerWrite: ((cpu1 - cpu0) * 1000) / writes,
+  };
+}
+
+// ---- child: one process holding several edges ----------------------------------------------
+
+async function childEdges(a: Record<string, string>): Promise<void> {
+  const edges = Number(a.edges);
+  const writes = Number(a.writes);
+  const round = a.round!;
+  const slowest: (number | null)[] = new Array(writes).fill(null);
+  const seen = new Array(writes).fill(0);
+  let complete = 0;
+  const done = Promise.withResolvers<void>();
+  const record = (value: { seq?: number; round?: string; t?: number } | undefined) => {
+    if (value?.round !== round || value.seq === undefined || value.t === undefined) return;
+    const ms = nowMs() - value.t;
+    const s = value.seq;
+    if (slowest[s] === null || ms > slowest[s]!) slowest[s] = ms;
+    if (++seen[s] === edges && ++complete === writes) done.resolve();
+  };
+  const nc = await connectRaw(a.url!);
+  const errors: string[] = [];
+  const failed = (err: unknown) => errors.push(String(err));
+  if (a.child === "kvedge") {
+    for (let e = 0; e < edges; e++) {
+      const cache = await openCache<{ seq: number; round: string; t: number }>({
+        connection: nc,
+        bucket: a.bucket!,
+        mode: "replica",
+        local: { maxItems: 10_000 },
+      });
+      await cache.ready({ timeoutMs: 300_000 });
+      const it = cache.changes();
+      (async () => {
+        for await (const c of it) if (c.key === "probe") record(c.value);
+      })().catch(failed);
+    }
+  } else {
+    const kv = await new Kvm(nc).open(a.bucket!);
+    for (let e = 0; e < edges; e++) {
+      // The watcher's consumer is created in the background: the key's
+      // current value (written before the round) arriving proves it is live.
+      const live = Promise.withResolvers<void>();
+      const w = await kv.watch({ key: "probe" });
+      (async () => {
+        for await (const entry of w) {
+          live.resolve();
+          if (entry.operation === "PUT") record(entry.json());
+        }
+      })().catch(failed);
+      await live.promise;
+    }
+  }
+  // Live consumers exist: tell the writer, then wait for every write at every edge.
+  nc.publish(`${READY_SUBJECT}.${round}`);
+  await nc.flush();
+  const timer = setTimeout(() => done.resolve(), 120_000);
+  await done.promise;
+  clearTimeout(timer);
+  const missing = seen.reduce((n: number, k: number) => n + (edges - Math.min(k, edges)), 0);
+  // Exiting closes the consumers' connection; a graceful close of hundreds
+  // of caches would only add time to the round.
+  emit({ slowest, missing, errors } satisfies EdgeFigures);
+}
+
+if (import.meta.main) {
+  await childEdges(childArgs(Deno.args));
+  Deno.exit(0);
+}
