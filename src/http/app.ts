@@ -64,6 +64,8 @@ export function createApp(options: CreateAppOptions): HttpApp {
 export interface BuildAppSwitches {
   /** Answer `GET /v1/buckets/:bucket/keys/:key` without Hono's router (`fast_get.ts`). */
   fastPath: boolean;
+  /** Called each time the fast path answers (so a test can see it was taken). */
+  onFastPath?: () => void;
 }
 
 /** {@link createApp} with internal switches (not exported from `mod.ts`). */
@@ -90,7 +92,10 @@ export function buildApp(options: CreateAppOptions, switches: BuildAppSwitches):
     if (refused !== undefined) return refused;
     if (switches.fastPath && request.method === "GET") {
       const res = fastGet(p, getKey, request);
-      if (res !== undefined) return res;
+      if (res !== undefined) {
+        switches.onFastPath?.();
+        return res;
+      }
     }
     return honoFetch(request, env, executionCtx);
   };
