@@ -5,8 +5,7 @@
  * @module
  */
 import { bucketProblem } from "../keys.ts";
-import type { Codec, ReadonlyCache } from "../types.ts";
-import type { Cache } from "../types.ts";
+import type { Cache, Codec, ReadonlyCache } from "../types.ts";
 import type { CorsOptions } from "./cors.ts";
 
 /** One bucket served by the app. */
@@ -104,7 +103,10 @@ export interface RequestInfo {
   method: string;
   /** The matched route template, e.g. `/v1/buckets/:bucket/keys/:key`, or `*` when none matched. */
   route: string;
-  /** The request path (percent-encoded as received). */
+  /**
+   * The request path without the query, as routed: escapes decoded as by
+   * `decodeURI` (so `%2F` stays encoded), on the fast path and Hono's alike.
+   */
   path: string;
   /** Response status. */
   status: number;
