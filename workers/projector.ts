@@ -22,6 +22,9 @@
  * `nats://127.0.0.1:4222`; auth and TLS from the variables every kvedge
  * program reads (`src/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
  * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`, `NATS_TLS_*`).
+ * `KVEDGE_HUB_DOMAIN`: run in a region over leaf nodes — the connection is
+ * the region's leaf node; source, checkpoint and target are on the hub, in
+ * that JetStream domain (docs/topologies.md).
  *
  * Logs one JSON line per event. SIGINT/SIGTERM/SIGHUP stop gracefully: no further
  * events are fetched, the one in flight is finished and acked, the
@@ -79,6 +82,8 @@ them), on one NATS connection, until stopped. Docs: docs/projections.md.
 Connection: NATS_URL (comma-separated), else the embedded server of a running
 \`deno task serve\` (found under .data/), else nats://127.0.0.1:4222; auth from
 NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY, TLS from NATS_TLS_*.
+KVEDGE_HUB_DOMAIN=<domain>: NATS_URL is a region's leaf node; source, checkpoint
+and target are on the hub, reached through that JetStream domain.
 
 Example: deno task project examples/orders/projection.ts
 
@@ -95,6 +100,7 @@ interface Flags {
   ackWaitMs: number | undefined;
   onMapError: "stop" | "skip";
   metricsPort: number | undefined;
+  hubDomain: string | undefined;
 }
 
 function parseFlags(args: string[]): Flags {
@@ -138,7 +144,14 @@ function parseFlags(args: string[]): Flags {
     65535,
   );
   const ackWait = num("ack-wait-ms", v["ack-wait-ms"], 1000);
+  const hubDomain = Deno.env.get("KVEDGE_HUB_DOMAIN")?.trim() || undefined;
+  if (hubDomain !== undefined && !/^[A-Za-z0-9_-]+$/.test(hubDomain)) {
+    throw new UsageError(
+      `KVEDGE_HUB_DOMAIN must be a JetStream domain name (letters, digits, _ and -), got ${hubDomain}`,
+    );
+  }
   return {
+    hubDomain,
     modules: parsed.positionals,
     fromStart: v["from-start"] === true,
     untilCaughtUp: v["until-caught-up"] === true,
@@ -291,6 +304,7 @@ async function main(): Promise<number> {
         onMapError: flags.onMapError,
         ...(flags.ackWaitMs === undefined ? {} : { ackWaitMs: flags.ackWaitMs }),
         statusIntervalMs: Math.min(5_000, flags.statusEveryMs),
+        ...(flags.hubDomain === undefined ? {} : { region: { hubDomain: flags.hubDomain } }),
       });
       runners.push(runner);
       log("info", "projection started", {

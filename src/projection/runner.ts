@@ -31,6 +31,7 @@ import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "../kv_layout.ts";
 import type { CreateBucketOptions, Operation, SharedConnection } from "../types.ts";
 import { parseOptions } from "../validate.ts";
+import { domainApi } from "../region.ts";
 import { isProjection } from "./define.ts";
 import { applyEvent, ProjectionTarget } from "./target.ts";
 import type {
@@ -103,6 +104,7 @@ interface ResolvedRunOptions {
   onMapError: "stop" | "skip";
   statusIntervalMs: number;
   cacheMaxKeys: number;
+  hubDomain: string | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -116,6 +118,11 @@ const RunOptionsSchema = z.object({
   onMapError: z.enum(["stop", "skip"]).optional(),
   statusIntervalMs: int(0).optional(),
   cacheMaxKeys: int(0).optional(),
+  region: z.object({
+    hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
+      message: "must be a JetStream domain name (letters, digits, _ and -)",
+    }),
+  }).strict().optional(),
   signal: z.custom<AbortSignal>((v) => typeof v === "object" && v !== null && "aborted" in v, {
     message: "must be an AbortSignal",
   }).optional(),
@@ -132,6 +139,7 @@ function resolveRunOptions(input: RunProjectionOptions): ResolvedRunOptions {
     onMapError: o.onMapError ?? "stop",
     statusIntervalMs: o.statusIntervalMs ?? 5_000,
     cacheMaxKeys: o.cacheMaxKeys ?? 10_000,
+    hubDomain: o.region?.hubDomain,
     signal: input.signal,
   };
 }
@@ -253,10 +261,16 @@ class Runner implements ProjectionRunner {
   }
 
   async start(): Promise<void> {
-    this.#jsm = await jetstreamManager(this.#nc, { checkAPI: false });
-    this.#js = jetstream(this.#nc);
-    this.#target = new ProjectionTarget(this.#jsm, this.#js, this.projection.target.bucket, {
+    // In a region, every JetStream call goes to the hub's domain.
+    const domain = this.#o.hubDomain === undefined ? {} : { domain: this.#o.hubDomain };
+    this.#jsm = await jetstreamManager(this.#nc, { checkAPI: false, ...domain });
+    this.#js = jetstream(this.#nc, domain);
+    const bucket = this.projection.target.bucket;
+    this.#target = new ProjectionTarget(this.#jsm, this.#js, bucket, {
       cacheMaxKeys: this.#o.cacheMaxKeys,
+      ...(this.#o.hubDomain === undefined
+        ? {}
+        : { writePrefix: `${domainApi(this.#o.hubDomain)}.${kvSubjectPrefix(bucket)}` }),
     });
     await this.#setup(this.#o.fromStart);
     await this.#ensureTarget();

@@ -18,7 +18,13 @@ import { isWrongLastSequence } from "../errors_map.ts";
 import { ConflictError, ProjectionMapError } from "../errors.ts";
 import { describe } from "../describe.ts";
 import type { Operation } from "../types.ts";
-import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
+import {
+  KV_OPERATION_HEADER,
+  kvStreamName,
+  kvSubject,
+  kvSubjectPrefix,
+  operationOf,
+} from "../kv_layout.ts";
 import type {
   Projection,
   ProjectionContext,
@@ -73,6 +79,12 @@ export interface ProjectionTargetStoreOptions {
    * it off. Default 10 000.
    */
   cacheMaxKeys?: number;
+  /**
+   * Subject prefix of writes, ending in `.`; default `$KV.<bucket>.`. A
+   * runner in a region writes to the hub's bucket through
+   * `$JS.<hubDomain>.API.$KV.<bucket>.`.
+   */
+  writePrefix?: string;
 }
 
 /**
@@ -94,6 +106,7 @@ export class ProjectionTarget {
   readonly #bucket: string;
   readonly #stream: string;
   readonly #cache: LRUCache<string, TargetState> | undefined;
+  readonly #writePrefix: string;
 
   /** Builds the accessor; no I/O. */
   constructor(
@@ -106,6 +119,7 @@ export class ProjectionTarget {
     this.#js = js;
     this.#bucket = bucket;
     this.#stream = kvStreamName(bucket);
+    this.#writePrefix = options.writePrefix ?? kvSubjectPrefix(bucket);
     const max = options.cacheMaxKeys ?? 10_000;
     this.#cache = max > 0 ? new LRUCache<string, TargetState>({ max }) : undefined;
   }
@@ -203,7 +217,7 @@ export class ProjectionTarget {
     if (operation === "DEL") h.set(KV_OPERATION_HEADER, "DEL");
     let ack;
     try {
-      ack = await this.#js.publish(kvSubject(this.#bucket, key), data, {
+      ack = await this.#js.publish(this.#writePrefix + key, data, {
         headers: h,
         expect: { lastSubjectSequence: expectedRevision },
       });

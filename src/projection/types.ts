@@ -306,6 +306,18 @@ export interface RunProjectionOptions {
    * off. Default 10 000.
    */
   cacheMaxKeys?: number;
+  /**
+   * Run in a region over leaf nodes (docs/topologies.md): `connection` is to
+   * the region's leaf node and the source and target buckets live on the hub,
+   * in JetStream domain `hubDomain`. The source stream, the durable consumer
+   * (the checkpoint) and the target reads go through the hub's domain API
+   * (`$JS.<hubDomain>.API`); target writes, compare-and-set included, are
+   * published to `$JS.<hubDomain>.API.$KV.<target>.<key>`. A regional mirror
+   * of the source is not read: the fence's source incarnation and the
+   * checkpoint must be the hub stream's, so that runners anywhere agree.
+   * Default: not regional (everything through the connection's own domain).
+   */
+  region?: { hubDomain: string };
   /** Aborting it stops the projection as `stop()` does. */
   signal?: AbortSignal;
 }
