@@ -34,7 +34,7 @@ import {
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import { filtered, replay } from "./cache/replay.ts";
 import { newWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
-import { servable, setState } from "./cache/sync_state.ts";
+import { servable, transition } from "./cache/sync_state.ts";
 import { saveSnapshot } from "./cache/warm_start.ts";
 import { create, remove, set, update } from "./cache/writer.ts";
 
@@ -325,16 +325,13 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.#c.reconcileTimer !== undefined) clearInterval(this.#c.reconcileTimer);
       this.#c.d.region?.link.close();
       if (this.#c.o.snapshot && this.#fresh) await this.saveSnapshot();
-      this.#c.closed = true;
+      transition(this.#c, { on: "closing" });
       this.#c.stopStatus?.();
       this.#c.aborter.abort(new ClosedError("continue"));
       this.#c.ready.reject(new ClosedError("wait for ready"));
       await this.#c.binding;
       await this.#c.watcher.close().catch(() => {});
-      setState(this.#c, "closed", "closed");
-      this.#c.state = "closed";
-      this.#c.fresh = false;
-      this.#fresh = false;
+      transition(this.#c, { on: "closed" });
       this.#c.changes.close();
       this.#c.events.close();
       this.#store.clear();

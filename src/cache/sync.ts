@@ -14,7 +14,7 @@ import { describe, type StartFrom, unref, Watcher } from "../watcher.ts";
 import { onChange } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
 import { revalidateOffline } from "./read_path.ts";
-import { setState } from "./sync_state.ts";
+import { transition } from "./sync_state.ts";
 import { loadSnapshot, startSnapshotTimer } from "./warm_start.ts";
 
 /** The watcher over the current connection, feeding this cache. */
@@ -40,7 +40,7 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
         return true;
       },
       onRestart: (reason) => {
-        if (c.state === "synced") setState(c, "stale", reason);
+        transition(c, { on: "restarting", reason });
       },
       onStarted: ({ from, reason }) => {
         if (reason !== "bootstrap" && reason !== "start") {
@@ -105,11 +105,13 @@ export async function startUnbound<T>(
   cause: UnavailableError,
 ): Promise<void> {
   c.bound = false;
-  c.connected = false;
-  c.disconnectedAt = Date.now();
+  transition(c, { on: "open_unreachable" });
   if (!(await loadSnapshot(c, c.o.snapshot!.path, undefined))) throw cause;
   c.lastError = `NATS unreachable at open: ${cause.message}`;
-  setState(c, "stale", "NATS unreachable at open: serving the snapshot");
+  transition(c, {
+    on: "snapshot_served",
+    reason: "NATS unreachable at open: serving the snapshot",
+  });
   c.emit({ type: "disconnected", at: c.disconnectedAt });
   startSnapshotTimer(c);
   c.binding = bindLoop(c, bind);
@@ -147,13 +149,13 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   watcher.lastRevision = lastRevision;
   watcher.streamLastSeq = link.info.state.last_seq;
   c.watcher = watcher;
-  c.connected = true;
+  transition(c, { on: "attaching" });
   c.watching = watcher.start("resume", "warm start (NATS reachable again)");
   try {
     await c.watching;
   } catch (err) {
     c.watching = undefined;
-    c.connected = false;
+    transition(c, { on: "attach_failed" });
     c.d = unbound;
     throw err;
   }
@@ -166,11 +168,7 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
 }
 
 export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
-  if (c.resyncing) {
-    c.resyncing = false;
-    c.resyncEpoch = false;
-    if (c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
-  }
+  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
   if (c.mode === "replica") {
     c.complete = true;
     // Tombstones the watcher has passed say nothing a missing slot does not.
@@ -185,22 +183,14 @@ export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
     c.gapFloor = 0;
   }
   sweepGone(c);
-  if (c.d.region?.link.inSync === false) {
-    if (c.connected) setState(c, "stale", "the regional mirror cannot reach the hub");
-  } else if (c.connected) setState(c, "synced", `caught up at revision ${rev}`);
-  if (!c.isReady) {
-    c.isReady = true;
-    c.ready.resolve();
-  }
+  transition(c, { on: "caught_up", revision: rev, hubInSync: c.d.region?.link.inSync !== false });
 }
 
 export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boolean): StartFrom {
   c.resyncs++;
   c.lastResyncReason = reason;
   c.gapFloor = 0; // a resync rebuilds from the stream as it is now
-  c.resyncing = true;
-  c.resyncEpoch = epochChanged;
-  setState(c, "resyncing", reason);
+  transition(c, { on: "resync", reason, epochChanged });
   c.emit({ type: "resync", at: Date.now(), reason });
   const last = c.lastInfo?.state.last_seq ?? 0;
   c.sweepBefore = last + 1;
@@ -215,16 +205,11 @@ export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boole
 
 /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
 export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
-  if (!inSync) {
-    if (c.state === "synced") {
-      setState(c, "stale", "the regional mirror cannot reach the hub");
-    }
-  } else if (
-    c.state === "stale" && c.connected && c.watcher.caughtUp &&
-    !c.watcher.restarting
-  ) {
-    setState(c, "synced", "the regional mirror reaches the hub again");
-  }
+  transition(c, {
+    on: "hub",
+    inSync,
+    watcherLive: c.watcher.caughtUp && !c.watcher.restarting,
+  });
 }
 
 export function readStreamInfo<T>(c: CacheCore<T>, info: StreamInfo): void {
@@ -295,18 +280,15 @@ export function followConnection<T>(c: CacheCore<T>): void {
     for await (const s of status) {
       if (c.closed) return;
       if (s.type === "disconnect") {
-        if (!c.connected) continue;
-        c.connected = false;
-        c.disconnectedAt = Date.now();
+        if (!transition(c, { on: "disconnected" })) continue;
         c.watcher.disconnected();
-        setState(c, "stale", "NATS disconnected");
         c.emit({ type: "disconnected", at: c.disconnectedAt });
       } else if (s.type === "error") {
         // e.g. a permissions violation on the watcher's subjects: say so.
         c.lastError = describe(s.error);
         c.emit({ type: "error", at: Date.now(), message: c.lastError });
       } else if (s.type === "reconnect") {
-        c.connected = true;
+        transition(c, { on: "reconnected" });
         revalidateOffline(c);
         c.emit({ type: "connected", at: Date.now() });
         c.watcher.reconnected();
@@ -315,9 +297,7 @@ export function followConnection<T>(c: CacheCore<T>): void {
   })().catch(() => {});
   nc.closed().then(() => {
     if (c.closed) return;
-    c.connected = false;
-    c.disconnectedAt ||= Date.now();
-    setState(c, "stale", "NATS connection closed");
+    transition(c, { on: "connection_closed" });
   });
 }
 
