@@ -4,20 +4,25 @@
  * `Deno.serve` (Deno 2.9) has no connection cap and no idle or header
  * timeout, and an accept error such as `EMFILE` ends its accept loop for
  * good (the worker then exits, taking an embedded nats-server with it). So
- * the worker accepts TCP connections itself and hands each one on, byte for
- * byte, to a `Deno.serve` listening on a private Unix socket. The gate:
+ * the worker accepts TCP connections itself and hands each one to
+ * `Deno.serve`'s native per-connection server (`serveHttpOnConnection`, the
+ * function `Deno.serve` runs for every connection it accepts, reached through
+ * `Deno[Deno.internal]`): HTTP is parsed and written in Rust as with
+ * `Deno.serve`, and the gate sees each request start and complete. The gate:
  *
  * - caps open connections; at the cap it sheds the connection idle the
- *   longest (header-less ones first), or refuses the newcomer with a 503 when
- *   every connection is busy;
+ *   longest (request-less ones first), or refuses the newcomer with a 503
+ *   when every connection is busy;
  * - closes a connection that has not sent a complete request head within
- *   `headerTimeoutMs`, and any connection with no bytes either way for
+ *   `headerTimeoutMs`, and one with no request in progress for
  *   `idleTimeoutMs`;
  * - survives accept errors (too many open files, …): it logs them, backs off
  *   and accepts again.
  *
- * Each client connection costs three descriptors (client socket and both
- * ends of the Unix socket); {@link raiseOpenFileLimit} and
+ * Where the runtime lacks `serveHttpOnConnection` (or with `pipe: true`) the
+ * gate passes bytes instead, to a `Deno.serve` on a private Unix socket: the
+ * same promises at about half the throughput and three descriptors per
+ * connection instead of one. {@link raiseOpenFileLimit} and
  * {@link connectionBudget} size the cap from the process's open-file limit.
  *
  * @module
@@ -41,6 +46,11 @@ export interface GatedServeOptions {
   onError?: (error: unknown) => Response | Promise<Response>;
   /** Reports gate events (shed, refused, accept errors) for the log. */
   onEvent?: (event: GateEvent) => void;
+  /**
+   * Pass bytes through a private Unix socket even where connections can be
+   * handed to `Deno.serve` (the fallback; about half the throughput).
+   */
+  pipe?: boolean;
 }
 
 /** Something the gate did that an operator may want to see. */
@@ -161,7 +171,15 @@ async function pump(
  * await server.shutdown();
  * ```
  */
-export async function serveGated(options: GatedServeOptions): Promise<GatedServer> {
+export function serveGated(options: GatedServeOptions): Promise<GatedServer> {
+  const serveOn = nativeServeOnConnection();
+  return serveOn === undefined || options.pipe === true
+    ? servePiped(options)
+    : Promise.resolve().then(() => serveHandedOff(options, serveOn));
+}
+
+/** The gate with the pipe: for a Deno without `serveHttpOnConnection`. */
+async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
   const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
   let generation = 0;
   let path = "";
@@ -342,6 +360,232 @@ export async function serveGated(options: GatedServeOptions): Promise<GatedServe
   };
 }
 
+/** The per-connection server `serveHttpOnConnection` returns. */
+interface ConnectionServer {
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Deno's internal `serveHttpOnConnection` (what `Deno.serve` runs per connection). */
+type ServeOnConnection = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>,
+  onError: (error: unknown) => Response | Promise<Response>,
+  onListen: () => void,
+) => ConnectionServer;
+
+/**
+ * `serveHttpOnConnection` from `Deno[Deno.internal]` (Deno 2.9), if this
+ * runtime has it: it serves one accepted connection with `Deno.serve`'s native
+ * HTTP machinery. `KVEDGE_CONNECTION_GATE=pipe` (read by the worker) or a Deno
+ * without it falls back to the byte pipe.
+ */
+export function nativeServeOnConnection(): ServeOnConnection | undefined {
+  try {
+    // deno-lint-ignore no-explicit-any
+    const d = Deno as any;
+    const fn = d.internal === undefined ? undefined : d[d.internal]?.serveHttpOnConnection;
+    return typeof fn === "function" && fn.length === 5 ? fn as ServeOnConnection : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+class HandedOff {
+  /** Sweep tick of the last request start or end (a coarse clock: no `Date.now()` per request). */
+  lastTick: number;
+  /** Requests started: 0 means no complete request head yet. */
+  requests = 0;
+  /** Requests whose response is not fully sent yet. */
+  active = 0;
+  /** Requests with a body whose handler has not answered yet (a body may be trickling in). */
+  answering = 0;
+  closed = false;
+  readonly abort = new AbortController();
+  server: ConnectionServer | undefined;
+
+  constructor(readonly openedTick: number) {
+    this.lastTick = openedTick;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+  }
+}
+
+/**
+ * The gate without a pipe: the worker accepts each TCP connection itself
+ * (cap, shedding, timeouts, accept errors) and hands it to `Deno.serve`'s
+ * native per-connection server, which reads and writes the socket in Rust.
+ * Activity is seen per request (start and `info.completed`), not per byte.
+ */
+function serveHandedOff(
+  options: GatedServeOptions,
+  serveOn: ServeOnConnection,
+): GatedServer {
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  const links = new Set<HandedOff>();
+  const onError = options.onError ?? ((error: unknown) => {
+    void error;
+    return new Response("Internal Server Error", { status: 500 });
+  });
+  let stopping = false;
+  let refusing = 0;
+  const sweepMs = Math.max(
+    50,
+    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
+  );
+  // Time in sweep ticks; a link's age is known to within one tick.
+  let tick = 0;
+  const ticks = (ms: number) => Math.ceil(ms / sweepMs);
+
+  const shed = (link: HandedOff, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+    stats.shed++;
+    options.onEvent?.({ type: "shed", reason });
+    link.close();
+  };
+
+  const sweeper = setInterval(() => {
+    tick++;
+    for (const link of links) {
+      if (link.active > 0) {
+        // A response being streamed (a watch) is not idle; a request whose
+        // body or answer has not come for idleTimeoutMs is.
+        if (link.answering > 0 && tick - link.lastTick > ticks(options.idleTimeoutMs)) {
+          shed(link, "idle_timeout");
+        }
+        continue;
+      }
+      if (link.requests === 0 && tick - link.openedTick > ticks(options.headerTimeoutMs)) {
+        shed(link, "header_timeout");
+      } else if (tick - link.lastTick > ticks(options.idleTimeoutMs)) shed(link, "idle_timeout");
+    }
+  }, sweepMs);
+
+  /** The connection idle the longest (request-less first), if idle ≥ 1 s. */
+  function victim(): HandedOff | undefined {
+    const recent = tick - ticks(1000);
+    let best: HandedOff | undefined;
+    for (const l of links) {
+      if (l.active > 0 || l.lastTick > recent) continue;
+      if (
+        best === undefined || (l.requests === 0 && best.requests > 0) ||
+        ((l.requests === 0) === (best.requests === 0) && l.lastTick < best.lastTick)
+      ) best = l;
+    }
+    return best;
+  }
+
+  async function refuse(conn: Deno.Conn): Promise<void> {
+    stats.refused++;
+    options.onEvent?.({ type: "refused", open: links.size });
+    refusing++;
+    try {
+      if (refusing <= 16) await conn.write(REFUSAL);
+    } catch {
+      // The client is gone already.
+    } finally {
+      refusing--;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+
+  function handOff(conn: Deno.TcpConn): void {
+    const link = new HandedOff(tick);
+    const done = () => {
+      link.active--;
+      link.lastTick = tick;
+    };
+    const answered = () => {
+      link.answering--;
+      link.lastTick = tick;
+    };
+    const handler = (request: Request, info: Deno.ServeHandlerInfo) => {
+      link.requests++;
+      link.active++;
+      link.lastTick = tick;
+      info.completed.then(done, done);
+      if (request.method === "GET" || request.method === "HEAD") return options.handler(request);
+      // A request with a body: the handler answers once it has read it, so a
+      // body that stops arriving shows as a handler that does not answer.
+      link.answering++;
+      const response = Promise.resolve(options.handler(request));
+      response.then(answered, answered);
+      return response;
+    };
+    links.add(link);
+    try {
+      link.server = serveOn(conn, link.abort.signal, handler, onError, () => {});
+    } catch {
+      links.delete(link);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
+    link.server.finished.then(() => links.delete(link), () => links.delete(link));
+  }
+
+  const accepting = (async () => {
+    let backoffMs = 0;
+    while (!stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+        backoffMs = 0;
+      } catch (err) {
+        if (stopping || err instanceof Deno.errors.BadResource) break;
+        // EMFILE and friends: shed the idlest connection to free a descriptor,
+        // wait a little, and accept again. Never give up the listener.
+        stats.acceptErrors++;
+        const v = victim();
+        if (v !== undefined) shed(v, "capacity");
+        backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
+        await new Promise((r) => setTimeout(r, backoffMs));
+        continue;
+      }
+      stats.accepted++;
+      if (links.size >= options.maxConnections) {
+        const v = victim();
+        if (v === undefined) {
+          void refuse(conn);
+          continue;
+        }
+        shed(v, "capacity");
+      }
+      handOff(conn);
+    }
+  })();
+
+  return {
+    addr: listener.addr,
+    stats: () => ({ ...stats, open: links.size }),
+    async shutdown() {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
+      clearInterval(sweeper);
+      // In-flight requests finish; idle keep-alive connections close.
+      const drained = Promise.all(
+        [...links].map((l) => l.server?.shutdown().catch(() => {})),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      for (const l of links) l.close();
+    },
+  };
+}
+
 /** Options of {@link serveDirect}: those of {@link serveGated} that apply without a gate. */
 export type DirectServeOptions = Omit<
   GatedServeOptions,
@@ -454,15 +698,30 @@ export async function raiseOpenFileLimit(): Promise<
 }
 
 /**
- * How many client connections fit in `softLimit` open files: three
- * descriptors each, after `reserve` for NATS, files and the runtime.
+ * Open files one client connection costs: its socket when connections are
+ * handed to `Deno.serve`; three (client socket and both ends of the Unix
+ * socket) for the byte pipe.
+ */
+export function descriptorsPerConnection(pipe = false): number {
+  return pipe || nativeServeOnConnection() === undefined ? 3 : 1;
+}
+
+/**
+ * How many client connections fit in `softLimit` open files, at
+ * `perConnection` descriptors each, after `reserve` for NATS, files and the
+ * runtime.
  *
  * @example
  * ```ts
  * import { connectionBudget } from "./edge_listener.ts";
- * console.log(connectionBudget(1024)); // 298
+ * console.log(connectionBudget(1024, 128, 1)); // 896
+ * console.log(connectionBudget(1024, 128, 3)); // 298
  * ```
  */
-export function connectionBudget(softLimit: number, reserve = 128): number {
-  return Math.max(1, Math.floor((softLimit - reserve) / 3));
+export function connectionBudget(
+  softLimit: number,
+  reserve = 128,
+  perConnection: number = descriptorsPerConnection(),
+): number {
+  return Math.max(1, Math.floor((softLimit - reserve) / perConnection));
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../src/edge_config.ts";
+import { serveGated } from "../src/edge_listener.ts";
 import { waitFor } from "./_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../workers/edge.ts", import.meta.url));
@@ -297,6 +298,8 @@ Deno.test("deno task serve: an idle-connection flood neither kills nor silences 
       KVEDGE_DATA_DIR: `${dir}/data`,
       KVEDGE_LOG_REQUESTS: "0",
       KVEDGE_HEADER_TIMEOUT_MS: "2000",
+      // Far beyond the test: only the header timeout can close a silent connection.
+      KVEDGE_IDLE_TIMEOUT_MS: "600000",
     }, ["prlimit", "--nofile=256:256"]);
     const listening = await waitFor(
       () => worker.lines.find((l) => l.msg === "listening"),
@@ -340,9 +343,15 @@ Deno.test("deno task serve: an idle-connection flood neither kills nor silences 
       const conn = await Deno.connect({ hostname, port: Number(port) });
       idle.push(conn);
       const buf = new Uint8Array(1024);
-      // The server closes it (EOF or reset) after KVEDGE_HEADER_TIMEOUT_MS.
-      const ended = await conn.read(buf).then((n) => n === null || n > 0, () => true);
-      assert.ok(ended);
+      // The server closes it (EOF or reset) after KVEDGE_HEADER_TIMEOUT_MS
+      // (2 s; the deadline is generous for a loaded machine).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        conn.read(buf).then((n) => n === null || n > 0, () => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), 45_000))),
+      ]);
+      clearTimeout(timer);
+      assert.ok(ended, "a silent connection is closed by the header timeout");
     });
 
     await t.step("SIGTERM still shuts down cleanly", async () => {
@@ -402,6 +411,83 @@ Deno.test("deno task serve with KVEDGE_CONNECTION_GATE=0 survives running out of
       } catch { /* closed */ }
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Resolves true once the server closes `conn` (EOF or reset), false after `ms`. */
+async function closedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
+  const buf = new Uint8Array(4096);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const eof = (async () => {
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return true;
+    }
+  })();
+  try {
+    return await Promise.race([eof, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("connection gate: idle keep-alive and stalled bodies are closed, a quiet stream is not", async (t) => {
+  const enc = new TextEncoder();
+  const server = await serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnections: 100,
+    headerTimeoutMs: 60_000,
+    idleTimeoutMs: 500,
+    async handler(request) {
+      if (request.method === "PUT") return new Response(await request.text());
+      if (new URL(request.url).pathname === "/stream") {
+        // Silent for well over the idle timeout, then one event.
+        const body = new ReadableStream<Uint8Array>({
+          async start(c) {
+            await new Promise((r) => setTimeout(r, 2_000));
+            c.enqueue(enc.encode("data: late\n\n"));
+            c.close();
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
+      return new Response("ok");
+    },
+  });
+  const { port } = server.addr;
+  const conns: Deno.Conn[] = [];
+  const open = async () => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(c);
+    return c;
+  };
+  try {
+    await t.step("a keep-alive connection with no request for the idle timeout", async () => {
+      const c = await open();
+      await c.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+      assert.ok(await closedWithin(c, 45_000));
+    });
+    await t.step("a request whose body stops arriving", async () => {
+      const c = await open();
+      await c.write(
+        enc.encode("PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789"),
+      );
+      assert.ok(await closedWithin(c, 45_000));
+    });
+    await t.step("a streamed response quiet for longer than the idle timeout", async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/stream`);
+      assert.equal(await r.text(), "data: late\n\n");
+    });
+    assert.ok(server.stats().shed >= 2);
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await server.shutdown();
   }
 });
 

@@ -340,7 +340,6 @@ Deno.test("regions over leaf nodes", async (t) => {
         });
         assert.ok(put.ok, await put.text());
         assert.equal((await b.hubKv.get("b"))?.revision, 2, "the PUT landed in the hub's bucket");
-        let opened: Awaited<ReturnType<typeof regionalEdge<string>>> | undefined;
         eu.cut();
         try {
           await waitFor(async () => {

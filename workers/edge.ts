@@ -31,6 +31,7 @@ import { redactSecrets } from "../src/nats_env.ts";
 import {
   connectionBudget,
   type GatedServer,
+  nativeServeOnConnection,
   raiseOpenFileLimit,
   serveDirect,
   serveGated,
@@ -316,8 +317,9 @@ async function main(): Promise<number> {
   let server: GatedServer;
   try {
     // By default not Deno.serve on the port: it has no connection cap or idle
-    // timeout, and one EMFILE on accept ends its accept loop
-    // (src/edge_listener.ts). KVEDGE_CONNECTION_GATE=0 trades that for speed.
+    // timeout, and one EMFILE on accept ends its accept loop. The gate accepts
+    // and hands each connection to Deno.serve's native per-connection server
+    // (src/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
     server = await (config.connectionGate ? serveGated : serveDirect)({
       hostname: config.hostname,
       port: config.port,
@@ -368,7 +370,9 @@ async function main(): Promise<number> {
       ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
       embedded: embedded !== undefined,
       buckets: config.buckets.map((b) => b.name),
-      ...(config.connectionGate ? { maxConnections } : { connectionGate: false }),
+      ...(config.connectionGate
+        ? { maxConnections, gate: nativeServeOnConnection() === undefined ? "pipe" : "handoff" }
+        : { connectionGate: false }),
       ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
       ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
       ...(config.writeTokens.length === 0 && !config.anonymousWrites

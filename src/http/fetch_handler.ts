@@ -8,7 +8,7 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { connectNats, type ConnectNatsOptions, transportOf } from "../connect.ts";
+import { connectNats, transportOf } from "../connect.ts";
 import { openCache } from "../open.ts";
 import { resolveOptions } from "../options.ts";
 import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
