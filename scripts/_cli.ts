@@ -81,7 +81,7 @@ export class CliError extends Error {
 // Argument parsing
 
 /** The kinds of values a flag takes; parsed values are strings, booleans or numbers (ms, bytes). */
-export type FlagType = "string" | "boolean" | "int" | "duration" | "bytes";
+export type FlagType = "string" | "boolean" | "int" | "number" | "duration" | "bytes";
 
 /** One flag of a command (or a global flag). */
 export interface FlagSpec {
@@ -97,9 +97,9 @@ export interface FlagSpec {
   default?: string | number | boolean;
   /** Allowed values of a `string` flag. */
   choices?: string[];
-  /** Smallest accepted `int`. */
+  /** Smallest accepted `int` or `number`. */
   min?: number;
-  /** Largest accepted `int`. */
+  /** Largest accepted `int` or `number`. */
   max?: number;
   /** Placeholder shown in help, e.g. `DURATION`. */
   placeholder?: string;
@@ -259,6 +259,19 @@ function parseFlagValue(shown: string, flag: FlagSpec, value: string): string | 
       const n = parseIntStrict(value);
       if (n === undefined) {
         throw new UsageError(`flag ${shown} takes an integer, got ${JSON.stringify(value)}`);
+      }
+      if (flag.min !== undefined && n < flag.min) {
+        throw new UsageError(`flag ${shown} must be at least ${flag.min}, got ${n}`);
+      }
+      if (flag.max !== undefined && n > flag.max) {
+        throw new UsageError(`flag ${shown} must be at most ${flag.max}, got ${n}`);
+      }
+      return n;
+    }
+    case "number": {
+      const n = value.trim() === "" ? NaN : Number(value);
+      if (!Number.isFinite(n)) {
+        throw new UsageError(`flag ${shown} takes a number, got ${JSON.stringify(value)}`);
       }
       if (flag.min !== undefined && n < flag.min) {
         throw new UsageError(`flag ${shown} must be at least ${flag.min}, got ${n}`);

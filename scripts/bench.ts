@@ -21,6 +21,7 @@ import {
   table,
   writeResult,
 } from "./bench/_harness.ts";
+import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";
@@ -68,32 +69,34 @@ interface Args {
   updateReadme: boolean;
 }
 
+const FLAGS: Record<string, FlagSpec> = {
+  quick: { type: "boolean", help: "fewer repetitions, results in a temp dir" },
+  big: { type: "boolean", help: "the larger sizes of the scale scenario" },
+  "update-readme": { type: "boolean", help: "replace the table in bench/README.md" },
+  out: { type: "string", help: "where to write <scenario>.json" },
+  reps: { type: "int", help: "repetitions per figure", min: 1 },
+};
+
 function parse(argv: string[]): Args {
-  const a: Args = {
-    names: [],
-    quick: false,
-    big: false,
-    out: undefined,
-    reps: undefined,
-    updateReadme: false,
+  let p;
+  try {
+    p = parseArgs(argv, [FLAGS]);
+  } catch (err) {
+    if (err instanceof UsageError) throw new TypeError(`Cannot run bench: ${err.message}`);
+    throw err;
+  }
+  if (p.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  return {
+    names: p.positionals,
+    quick: p.flags.quick === true,
+    big: p.flags.big === true,
+    out: p.flags.out as string | undefined,
+    reps: p.flags.reps as number | undefined,
+    updateReadme: p.flags["update-readme"] === true,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--quick") a.quick = true;
-    else if (arg === "--big") a.big = true;
-    else if (arg === "--update-readme") a.updateReadme = true;
-    else if (arg === "--out") a.out = argv[++i];
-    else if (arg === "--reps") a.reps = Number(argv[++i]);
-    else if (arg === "-h" || arg === "--help") {
-      console.log(USAGE);
-      Deno.exit(0);
-    } else if (arg.startsWith("-")) throw new TypeError(`Cannot run bench: unknown flag ${arg}`);
-    else a.names.push(arg);
-  }
-  if (a.reps !== undefined && (!Number.isInteger(a.reps) || a.reps < 1)) {
-    throw new RangeError(`Cannot run bench: --reps must be a positive integer`);
-  }
-  return a;
 }
 
 const README_START = "<!-- bench:table:start -->";

@@ -566,7 +566,7 @@ async function cmdMirror(ctx: Ctx): Promise<number> {
       replicas: ctx.flags.replicas as number,
     });
   } catch (err) {
-    throw new CliError((err as Error).message.replace(/^Cannot open cache: /, ""));
+    throw new CliError((err as Error).message);
   }
   out(
     ctx,

@@ -20,6 +20,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { openCache, UnavailableError } from "../mod.ts";
 import { startNatsServer } from "../src/nats_server.ts";
+import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
 
 /** Command-line settings, with their defaults. */
 interface SoakOptions {
@@ -44,42 +45,41 @@ interface SoakOptions {
 const USAGE = `usage: deno task soak [--minutes N] [--report-every-s S] [--keys N] [--max-items N]
                        [--writes-per-s N] [--reads-per-s N] [--skew X] [--max-rss-mib N]`;
 
-function parseArgs(args: string[]): SoakOptions {
-  const o: SoakOptions = {
-    minutes: 10,
-    reportEveryS: 10,
-    keys: 1_000_000,
-    maxItems: 100_000,
-    writesPerS: 2_000,
-    readsPerS: 5_000,
-    skew: 8,
-    maxRssMiB: 0,
-  };
-  const names: Record<string, keyof SoakOptions> = {
-    "--minutes": "minutes",
-    "--report-every-s": "reportEveryS",
-    "--keys": "keys",
-    "--max-items": "maxItems",
-    "--writes-per-s": "writesPerS",
-    "--reads-per-s": "readsPerS",
-    "--skew": "skew",
-    "--max-rss-mib": "maxRssMiB",
-  };
-  for (let i = 0; i < args.length; i++) {
-    let [flag, value] = args[i]!.split("=", 2) as [string, string | undefined];
-    if (flag === "--help" || flag === "-h") {
-      console.log(USAGE);
-      Deno.exit(0);
-    }
-    const name = names[flag];
-    if (name === undefined) usage(`unknown option "${flag}"`);
-    value ??= args[++i];
-    const n = Number(value);
-    if (value === undefined || !Number.isFinite(n) || n < 0) {
-      usage(`${flag} needs a non-negative number, got ${JSON.stringify(value)}`);
-    }
-    o[name] = n;
+const FLAGS: Record<string, FlagSpec> = {
+  minutes: { type: "number", help: "duration of the run", default: 10, min: 0 },
+  "report-every-s": { type: "number", help: "interval of the reports", default: 10, min: 0 },
+  keys: { type: "number", help: "distinct keys", default: 1_000_000, min: 0 },
+  "max-items": { type: "number", help: "local.maxItems", default: 100_000, min: 0 },
+  "writes-per-s": { type: "number", help: "target writes per second", default: 2_000, min: 0 },
+  "reads-per-s": { type: "number", help: "target reads per second", default: 5_000, min: 0 },
+  skew: { type: "number", help: "skew of reads", default: 8, min: 0 },
+  "max-rss-mib": { type: "number", help: "RSS limit, MiB; 0: none", default: 0, min: 0 },
+};
+
+function parseSoakArgs(args: string[]): SoakOptions {
+  let parsed;
+  try {
+    parsed = parseArgs(args, [FLAGS]);
+  } catch (err) {
+    if (err instanceof UsageError) usage(err.message);
+    throw err;
   }
+  if (parsed.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (parsed.positionals.length > 0) usage(`unknown option "${parsed.positionals[0]}"`);
+  const f = parsed.flags as Record<keyof typeof FLAGS, number>;
+  const o: SoakOptions = {
+    minutes: f["minutes"]!,
+    reportEveryS: f["report-every-s"]!,
+    keys: f["keys"]!,
+    maxItems: f["max-items"]!,
+    writesPerS: f["writes-per-s"]!,
+    readsPerS: f["reads-per-s"]!,
+    skew: f["skew"]!,
+    maxRssMiB: f["max-rss-mib"]!,
+  };
   if (o.minutes <= 0 || o.reportEveryS <= 0 || o.keys < 1 || o.maxItems < 1 || o.skew < 1) {
     usage("--minutes, --report-every-s, --keys, --max-items must be positive and --skew >= 1");
   }
@@ -113,7 +113,7 @@ function slope(xs: number[], ys: number[]): number {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function main(): Promise<number> {
-  const o = parseArgs(Deno.args);
+  const o = parseSoakArgs(Deno.args);
   const durationMs = o.minutes * 60_000;
   const dir = await Deno.makeTempDir({ prefix: "kvedge_soak_" });
   const server = await startNatsServer({ storeDir: dir });

@@ -1,18 +1,11 @@
 /**
- * A fan-out of values to listeners and to async iterators with bounded
+ * A fan-out of values to async iterators with bounded
  * buffers (a slow reader fails instead of growing memory without bound).
  *
  * @module
  */
 
-/** Thrown into an iterator whose reader fell more than its buffer behind. */
-export class OverflowError extends Error {
-  /** Builds the error. */
-  constructor(size: number) {
-    super(`Cannot keep up: the reader fell more than ${size} items behind`);
-    this.name = "OverflowError";
-  }
-}
+import { OverflowError } from "./errors.ts";
 
 interface Reader<T> {
   push(value: T): void;
@@ -20,7 +13,7 @@ interface Reader<T> {
 }
 
 /**
- * Fans values out to callbacks and iterators.
+ * Fans values out to iterators.
  *
  * @example
  * ```ts
@@ -34,29 +27,15 @@ interface Reader<T> {
  */
 export class Broadcast<T> {
   readonly #readers = new Set<Reader<T>>();
-  readonly #listeners = new Set<(value: T) => void>();
   #closed = false;
 
   /** Whether anybody listens (so producers can skip building values). */
   get active(): boolean {
-    return this.#readers.size > 0 || this.#listeners.size > 0;
+    return this.#readers.size > 0;
   }
 
-  /** Calls `fn` for every value until the returned function is called. */
-  listen(fn: (value: T) => void): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
-  }
-
-  /** Delivers `value` to every listener and iterator. A throwing listener is ignored. */
+  /** Delivers `value` to every iterator. */
   emit(value: T): void {
-    for (const fn of this.#listeners) {
-      try {
-        fn(value);
-      } catch {
-        // A listener's failure must not break the cache or other listeners.
-      }
-    }
     for (const r of this.#readers) r.push(value);
   }
 
@@ -65,12 +44,17 @@ export class Broadcast<T> {
     this.#closed = true;
     for (const r of this.#readers) r.end();
     this.#readers.clear();
-    this.#listeners.clear();
   }
 
-  /** An iterator over future values; fails with {@link OverflowError} past `bufferSize` unread values. */
-  iterate(options: { signal?: AbortSignal; bufferSize?: number } = {}): AsyncIterableIterator<T> {
+  /**
+   * An iterator over future values; fails with {@link OverflowError} past
+   * `bufferSize` unread values, naming `action` (default "follow changes").
+   */
+  iterate(
+    options: { signal?: AbortSignal; bufferSize?: number; action?: string } = {},
+  ): AsyncIterableIterator<T> {
     const bufferSize = options.bufferSize ?? 10_000;
+    const action = options.action ?? "follow changes";
     const queue: T[] = [];
     let head = 0;
     let waiting: ((r: IteratorResult<T>) => void) | undefined;
@@ -97,7 +81,7 @@ export class Broadcast<T> {
           return;
         }
         if (queue.length - head >= bufferSize) {
-          error = new OverflowError(bufferSize);
+          error = new OverflowError(action, bufferSize);
           finish();
           return;
         }

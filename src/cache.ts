@@ -228,7 +228,7 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<CacheEvent> {
-    return this.#c.events.iterate({ ...options, bufferSize: 10_000 });
+    return this.#c.events.iterate({ ...options, bufferSize: 10_000, action: "follow events" });
   }
 
   stats(): CacheStats {

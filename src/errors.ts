@@ -16,7 +16,8 @@ export type ErrorCode =
   | "CLOSED"
   | "LOADER"
   | "UNSUPPORTED"
-  | "DECODE";
+  | "DECODE"
+  | "OVERFLOW";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -152,12 +153,17 @@ export class KeyError extends KvedgeError {
 export class BucketNotFoundError extends KvedgeError {
   /** The missing bucket. */
   readonly bucket: string;
-  /** Builds the error for `bucket`. */
-  constructor(bucket: string, options?: { cause?: unknown }) {
+  /**
+   * Builds the error for `bucket` while attempting `action` (default
+   * "open cache", which also says how to have the bucket created).
+   */
+  constructor(bucket: string, options: { cause?: unknown; action?: string } = {}) {
+    const action = options.action ?? "open cache";
+    const hint = action.startsWith("open cache") ? ` (pass "create" to make it)` : "";
     super(
       "BUCKET_NOT_FOUND",
-      `Cannot open cache: bucket "${bucket}" does not exist (pass "create" to make it)`,
-      options,
+      `Cannot ${action}: bucket "${bucket}" does not exist${hint}`,
+      { cause: options.cause },
     );
     this.bucket = bucket;
   }
@@ -285,5 +291,53 @@ export class DecodeError extends KvedgeError {
     );
     this.key = key;
     this.revision = revision;
+  }
+}
+
+/**
+ * The user's projection `map` (or what it returned) failed: a property of
+ * the event and the code, not of the world, so retrying it blindly would not
+ * help. A runner reports it in `status().lastError` and, with
+ * `onMapError: "stop"`, `caughtUp()` rejects with it as the `cause`.
+ *
+ * @example
+ * ```ts
+ * import { ProjectionMapError } from "./errors.ts";
+ * const err = new ProjectionMapError("Cannot project event 7: map threw", 7);
+ * console.log(err.code, err.seq); // "VALIDATION" 7
+ * ```
+ */
+export class ProjectionMapError extends KvedgeError {
+  /** Source sequence of the event. */
+  readonly seq: number;
+  /** Builds the error for the event at `seq`. */
+  constructor(message: string, seq: number, cause?: unknown) {
+    super("VALIDATION", message, { cause });
+    this.seq = seq;
+  }
+}
+
+/**
+ * A reader of `changes()` or `events()` fell more than its buffer behind
+ * (the cache never grows memory for a slow reader); the iterator fails with
+ * this. Start a new iterator, or replay with `changes({ fromRevision })`.
+ *
+ * @example
+ * ```ts
+ * import { OverflowError } from "./errors.ts";
+ * const err = new OverflowError("follow changes", 10_000);
+ * console.log(err.code); // "OVERFLOW"
+ * ```
+ */
+export class OverflowError extends KvedgeError {
+  /** How many unread items the reader may hold. */
+  readonly bufferSize: number;
+  /** Builds the error for `action` ("follow changes") and the buffer's size. */
+  constructor(action: string, bufferSize: number) {
+    super(
+      "OVERFLOW",
+      `Cannot ${action}: the reader fell more than ${bufferSize} items behind`,
+    );
+    this.bufferSize = bufferSize;
   }
 }

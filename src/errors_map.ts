@@ -58,7 +58,7 @@ export function mapNatsError(
     (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) ||
     (err instanceof Error && /stream not found/i.test(err.message))
   ) {
-    return new BucketNotFoundError(bucket, { cause: err });
+    return new BucketNotFoundError(bucket, { cause: err, action });
   }
   if (
     err instanceof TimeoutError || err instanceof NoRespondersError ||

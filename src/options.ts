@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { bucketProblem, filterProblem } from "./keys.ts";
+import { bucketName, fn, keyFilter, parseOptions } from "./validate.ts";
 import { jsonCodec } from "./codec.ts";
 import type {
   CacheMode,
@@ -50,9 +50,6 @@ export interface ResolvedOptions<T> {
 
 const posInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const ms = z.number().int().min(0).max(2 ** 31 - 1);
-const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === "function", {
-  message: "must be a function",
-});
 
 const OptionsSchema = z.object({
   servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
@@ -62,10 +59,7 @@ const OptionsSchema = z.object({
       typeof v === "object" && v !== null && typeof (v as NatsConnection).subscribe === "function",
     { message: "must be a NatsConnection" },
   ).optional(),
-  bucket: z.string().superRefine((b, ctx) => {
-    const p = bucketProblem(b);
-    if (p) ctx.addIssue({ code: "custom", message: p });
-  }),
+  bucket: bucketName,
   create: z.union([
     z.boolean(),
     z.object({
@@ -79,10 +73,7 @@ const OptionsSchema = z.object({
     }).strict(),
   ]).optional(),
   mode: z.enum(["lazy", "replica"]).optional(),
-  keys: z.string().superRefine((f, ctx) => {
-    const p = filterProblem(f);
-    if (p) ctx.addIssue({ code: "custom", message: p });
-  }).optional(),
+  keys: keyFilter.optional(),
   local: z.object({
     maxItems: posInt.optional(),
     maxBytes: posInt.optional(),
@@ -116,43 +107,12 @@ const OptionsSchema = z.object({
   }).strict().optional(),
 }).strict();
 
-/** Formats the first zod issue as `Cannot open cache: "<path>" <message>, got <value>`. */
-function problem(input: unknown, issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String).join(".");
-  let got: unknown = input;
-  for (const p of issue.path) {
-    got = typeof got === "object" && got !== null
-      ? (got as Record<PropertyKey, unknown>)[p]
-      : undefined;
-  }
-  const shown = typeof got === "function"
-    ? "a function"
-    : typeof got === "object" && got !== null
-    ? "an object"
-    : JSON.stringify(got) ?? String(got);
-  const where = path ? `"${path}" ` : "";
-  return `Cannot open cache: ${where}${
-    issue.message.replace(/^Invalid input: /, "")
-  }, got ${shown}`;
-}
-
 /**
  * Validates options and applies defaults. Throws `TypeError` for a wrong type
  * and `RangeError` for a value out of range or an unbounded configuration.
  */
 export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
-  if (typeof input !== "object" || input === null) {
-    throw new TypeError("Cannot open cache: options must be an object");
-  }
-  const parsed = OptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const ranged = issue.code === "too_small" || issue.code === "too_big" ||
-      issue.code === "invalid_value";
-    const msg = problem(input, issue);
-    throw ranged ? new RangeError(msg) : new TypeError(msg);
-  }
-  const o = parsed.data;
+  const o = parseOptions(OptionsSchema, input, "open cache");
   if ((o.servers === undefined) === (o.connection === undefined)) {
     throw new TypeError('Cannot open cache: exactly one of "servers" and "connection" is required');
   }

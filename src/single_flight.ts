@@ -21,16 +21,6 @@
 export class SingleFlight<K, V> {
   readonly #inflight = new Map<K, Promise<V>>();
 
-  /** Number of keys with a call in flight. */
-  get size(): number {
-    return this.#inflight.size;
-  }
-
-  /** Whether a call for `key` is in flight. */
-  has(key: K): boolean {
-    return this.#inflight.has(key);
-  }
-
   /** Returns the in-flight promise for `key`, or starts `fn` and shares it. */
   run(key: K, fn: () => Promise<V>): Promise<V> {
     const running = this.#inflight.get(key);

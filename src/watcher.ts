@@ -74,7 +74,7 @@ export interface WatcherHandler {
 
 /** Options of {@link Watcher}. */
 export interface WatcherOptions {
-  /** The connection. */
+  /** Shared with the cache; the watcher never closes it. */
   nc: NatsConnection;
   /** A manager whose requests time out reasonably. */
   jsm: JetStreamManager;
@@ -138,7 +138,7 @@ export class Watcher {
   #caughtUp = false;
   #snapshotTarget = 0;
   #streamLastSeq = 0;
-  #lastActivity = Date.now();
+  #lastActivityMs = Date.now();
   #epoch: string | undefined;
   #restarting: Promise<void> | undefined;
   #restartAgain = "";
@@ -146,7 +146,6 @@ export class Watcher {
   #closed = false;
   #connected = true;
   #backoffMs = MIN_BACKOFF_MS;
-  #restarts = 0;
   /** Consecutive failed restart attempts (sets the deadlines of the next one). */
   #failures = 0;
   #createFailures = 0;
@@ -182,16 +181,6 @@ export class Watcher {
   /** Whether the watcher has delivered everything it knew of. */
   get caughtUp(): boolean {
     return this.#caughtUp;
-  }
-
-  /** Consumer (re)starts after the first. */
-  get restarts(): number {
-    return this.#restarts;
-  }
-
-  /** Epoch-ms of the last message or heartbeat. */
-  get lastActivity(): number {
-    return this.#lastActivity;
   }
 
   /** Whether a restart is in progress. */
@@ -284,7 +273,6 @@ export class Watcher {
           stage = "consumer create";
           await this.#open(from, reason, create);
         });
-        this.#restarts++;
         this.#backoffMs = MIN_BACKOFF_MS;
         this.#failures = 0;
         this.#createFailures = 0;
@@ -394,7 +382,7 @@ export class Watcher {
       // consumer, and the next restart deletes it.
       throw err;
     }
-    this.#lastActivity = Date.now();
+    this.#lastActivityMs = Date.now();
     // Deliveries may have overtaken the create response: theirs is newer.
     if (this.#dseq === 0) this.#pending = pending;
     this.#o.handler.onStarted({ from, pending, reason });
@@ -427,7 +415,7 @@ export class Watcher {
 
   #checkLiveness(): void {
     if (this.#closed || !this.#connected || this.#restarting) return;
-    const silentMs = Date.now() - this.#lastActivity;
+    const silentMs = Date.now() - this.#lastActivityMs;
     if (silentMs > this.#o.heartbeatMs * 2.5) {
       this.restart(`no message or heartbeat for ${silentMs} ms`);
     }
@@ -440,7 +428,7 @@ export class Watcher {
       this.restart("subscription error");
       return;
     }
-    this.#lastActivity = Date.now();
+    this.#lastActivityMs = Date.now();
     const h = msg.headers;
     if (h !== undefined && h.code === 100) {
       this.#onStatus(msg);

@@ -11,19 +11,15 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
-import {
-  defineProjection,
-  type Projection,
-  type ProjectionEvent,
-  type ProjectionStatus,
-  runProjection,
-} from "../src/projection.ts";
+import { defineProjection } from "../src/projection/define.ts";
+import { runProjection } from "../src/projection/runner.ts";
+import type { Projection, ProjectionEvent, ProjectionStatus } from "../src/projection/types.ts";
 import {
   applyEvent,
   ProjectionTarget,
   SOURCE_EPOCH_HEADER,
   SOURCE_SEQ_HEADER,
-} from "../src/projection_target.ts";
+} from "../src/projection/target.ts";
 import orderSummary, { type OrderSummary } from "../examples/orders/projection.ts";
 import { orderEvents, publishOrders } from "../examples/orders/publish_orders.ts";
 
@@ -280,7 +276,7 @@ Deno.test("deno task project: SIGKILL mid-stream, restart, same state as a repla
     await Deno.writeTextFile(
       module,
       `import orders from ${JSON.stringify(`${ROOT}examples/orders/projection.ts`)};\n` +
-        `import { defineProjection } from ${JSON.stringify(`${ROOT}src/projection.ts`)};\n` +
+        `import { defineProjection } from ${JSON.stringify(`${ROOT}src/projection/define.ts`)};\n` +
         `export default [defineProjection({ ...orders, name: ${JSON.stringify(name)}, ` +
         `target: ${JSON.stringify(bucket)} })];\n`,
     );

@@ -27,7 +27,7 @@ import {
   natsConnectOptions,
   parseEdgeConfig,
 } from "../src/edge_config.ts";
-import { redactSecrets } from "../src/nats_env.ts";
+import { describe, jsonLogger, type Level } from "./_log.ts";
 import {
   connectionBudget,
   type GatedServer,
@@ -36,8 +36,6 @@ import {
   serveDirect,
   serveGated,
 } from "../src/edge_listener.ts";
-
-type Level = "debug" | "info" | "warn" | "error";
 
 const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
 
@@ -65,47 +63,11 @@ yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
 signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
 the listener cannot be set up, 2 for bad configuration or arguments.`;
 
-const encoder = new TextEncoder();
-let pending: string[] = [];
-let pendingChars = 0;
-let flushTimer: ReturnType<typeof setTimeout> | undefined;
+const { log, flush: flushLog } = jsonLogger({ batch: true });
 /** Successful key reads seen, for sampling their log lines. */
 let readsSeen = 0;
 /** The route of key reads, as `RequestInfo.route` names it. */
 const KEY_ROUTE = "/v1/buckets/:bucket/keys/:key";
-
-/**
- * Writes the buffered info lines. Request lines come at tens of thousands a
- * second on the hit path: one write per batch instead of one per line keeps
- * logging from costing as much as serving.
- */
-function flushLog(): void {
-  if (flushTimer !== undefined) clearTimeout(flushTimer);
-  flushTimer = undefined;
-  if (pending.length === 0) return;
-  const bytes = encoder.encode(pending.join(""));
-  pending = [];
-  pendingChars = 0;
-  for (let n = 0; n < bytes.length;) n += Deno.stdout.writeSync(bytes.subarray(n));
-}
-
-function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-  const line = JSON.stringify({ level, msg, ts: new Date().toISOString(), ...fields }) + "\n";
-  if (level === "error" || level === "warn") {
-    flushLog(); // keep the order of events across the two streams
-    const bytes = encoder.encode(line);
-    for (let n = 0; n < bytes.length;) n += Deno.stderr.writeSync(bytes.subarray(n));
-    return;
-  }
-  pending.push(line);
-  pendingChars += line.length;
-  if (pendingChars > 64 * 1024) flushLog();
-  else flushTimer ??= setTimeout(flushLog, 20);
-}
-
-function describe(err: unknown): string {
-  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-}
 
 /** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
 async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {

@@ -42,21 +42,18 @@ import {
   runProjection,
 } from "../mod.ts";
 import { findEmbedded } from "../src/embedded.ts";
-import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
+import { natsConnectionOptions, parseNatsEnv } from "../src/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
-import { isProjection } from "../src/projection.ts";
+import { isProjection } from "../src/projection/define.ts";
+import { describe, jsonLogger, type Level } from "./_log.ts";
+import {
+  escapeLabel,
+  familyHeader,
+  formatValue,
+  PROMETHEUS_CONTENT_TYPE,
+} from "../src/prometheus.ts";
 
-type Level = "debug" | "info" | "warn" | "error";
-
-function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-  const line = JSON.stringify({ level, msg, ts: new Date().toISOString(), ...fields });
-  if (level === "error" || level === "warn") console.error(line);
-  else console.log(line);
-}
-
-function describe(err: unknown): string {
-  return redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-}
+const { log } = jsonLogger();
 
 class UsageError extends Error {}
 
@@ -219,15 +216,17 @@ const METRICS: [keyof ProjectionStatus, string, "gauge" | "counter", string][] =
 
 function metricsText(statuses: ProjectionStatus[]): string {
   const lines: string[] = [];
-  const label = (s: ProjectionStatus) =>
-    `projection="${s.name.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  const label = (s: ProjectionStatus) => `projection="${escapeLabel(s.name)}"`;
   for (const [field, name, type, help] of METRICS) {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const s of statuses) lines.push(`${name}{${label(s)}} ${s[field]}`);
+    lines.push(...familyHeader(name, type, help));
+    for (const s of statuses) lines.push(`${name}{${label(s)}} ${formatValue(Number(s[field]))}`);
   }
   lines.push(
-    "# HELP kvedge_projection_up 1 while the projection runs (or retries), 0 otherwise.",
-    "# TYPE kvedge_projection_up gauge",
+    ...familyHeader(
+      "kvedge_projection_up",
+      "gauge",
+      "1 while the projection runs (or retries), 0 otherwise.",
+    ),
   );
   for (const s of statuses) {
     const up = s.state === "running" || s.state === "retrying" ? 1 : 0;
@@ -319,7 +318,7 @@ async function main(): Promise<number> {
       const statuses = runners.map((r) => r.status());
       if (path === "/metrics") {
         return new Response(metricsText(statuses), {
-          headers: { "content-type": "text/plain; version=0.0.4" },
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
         });
       }
       if (path === "/healthz") {

@@ -5,7 +5,7 @@
  * `kv.watch()` on the same mirror, at 1 000 writes/s. Also: a regional
  * edge's own `set()` in region "eu" (through the hub) → visible in "us".
  *
- * The WAN links are loopback proxies (tests/_proxy.ts) with no added delay:
+ * The WAN links are loopback proxies (scripts/_proxy.ts) with no added delay:
  * the figures are the cost of the mirror hop, not of a real WAN. Writer and
  * receivers share this process's clock; variants alternate per repetition.
  *
@@ -21,7 +21,7 @@ import {
   LEAF_PASSWORDS,
   type RegionHandle,
   startRegions,
-} from "../../tests/_setup.ts";
+} from "../_servers.ts";
 import {
   benchBucket,
   infoRow,

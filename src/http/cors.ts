@@ -38,6 +38,30 @@ const EXPOSE_HEADERS = "ETag, Last-Modified, X-Cache, Cache-Control, Retry-After
  * ```
  */
 export function cors(options: CorsOptions): MiddlewareHandler {
+  return corsMiddleware(corsPolicy(options));
+}
+
+/** The middleware of a {@link CorsPolicy}, so that a route and a hot path share one policy. */
+export function corsMiddleware(policy: CorsPolicy): MiddlewareHandler {
+  return async function cors(c, next) {
+    const preflight = policy.preflight(c.req.raw);
+    if (preflight !== undefined) return preflight;
+    await next();
+    policy.decorate(c.req.raw, c.res.headers);
+    return undefined;
+  };
+}
+
+/** The CORS rules as plain functions, for {@link cors} and for hot paths outside the middleware chain. */
+export interface CorsPolicy {
+  /** The 204 answer of a preflight request; `undefined` for any other request. */
+  preflight(request: Request): Response | undefined;
+  /** Adds the CORS headers of `request`'s origin to a response's headers. */
+  decorate(request: Request, headers: Headers): void;
+}
+
+/** Checks `options` and builds the {@link CorsPolicy} behind {@link cors}. */
+export function corsPolicy(options: CorsOptions): CorsPolicy {
   if (!Array.isArray(options.origins) || options.origins.length === 0) {
     throw new RangeError('Cannot enable CORS: "origins" must list at least one origin');
   }
@@ -58,10 +82,12 @@ export function cors(options: CorsOptions): MiddlewareHandler {
     return allowed.has(origin.toLowerCase()) ? origin : undefined;
   }
 
-  return async function cors(c, next) {
-    const origin = c.req.raw.headers.get("origin");
-    const allow = allowOrigin(origin);
-    if (c.req.method === "OPTIONS" && c.req.raw.headers.has("access-control-request-method")) {
+  return {
+    preflight(request) {
+      if (request.method !== "OPTIONS" || !request.headers.has("access-control-request-method")) {
+        return undefined;
+      }
+      const allow = allowOrigin(request.headers.get("origin"));
       const headers: Record<string, string> = { vary: "Origin" };
       if (allow !== undefined) {
         headers["access-control-allow-origin"] = allow;
@@ -70,14 +96,14 @@ export function cors(options: CorsOptions): MiddlewareHandler {
         headers["access-control-max-age"] = maxAge;
       }
       return new Response(null, { status: 204, headers });
-    }
-    await next();
-    const h = c.res.headers;
-    h.append("vary", "Origin");
-    if (allow !== undefined) {
-      h.set("access-control-allow-origin", allow);
-      h.set("access-control-expose-headers", EXPOSE_HEADERS);
-    }
-    return undefined;
+    },
+    decorate(request, headers) {
+      const allow = allowOrigin(request.headers.get("origin"));
+      headers.append("vary", "Origin");
+      if (allow !== undefined) {
+        headers.set("access-control-allow-origin", allow);
+        headers.set("access-control-expose-headers", EXPOSE_HEADERS);
+      }
+    },
   };
 }

@@ -11,6 +11,7 @@
  */
 import { queuedBytes } from "./sse.ts";
 import type { CacheState, CacheStats, CacheStatus } from "../types.ts";
+import { escapeLabel, familyHeader, formatValue } from "../prometheus.ts";
 
 /** Upper bounds of the latency histogram, in seconds. */
 export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
@@ -97,17 +98,6 @@ export interface SseMetrics {
 }
 
 const STATES: readonly CacheState[] = ["starting", "synced", "stale", "resyncing", "closed"];
-
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function num(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Infinity) return "+Inf";
-  if (v === -Infinity) return "-Inf";
-  return String(v);
-}
 
 /** Cache metrics: name, type, help and how to read the value. */
 const CACHE_SERIES: readonly {
@@ -246,9 +236,9 @@ export class HttpMetrics {
   render(buckets: readonly MetricsBucket[]): string {
     const out: string[] = [];
     for (const s of CACHE_SERIES) {
-      out.push(`# HELP ${s.name} ${s.help}`, `# TYPE ${s.name} ${s.type}`);
+      out.push(...familyHeader(s.name, s.type, s.help));
       for (const b of buckets) {
-        out.push(`${s.name}{bucket="${escapeLabel(b.name)}"} ${num(s.value(b))}`);
+        out.push(`${s.name}{bucket="${escapeLabel(b.name)}"} ${formatValue(s.value(b))}`);
       }
     }
     out.push(
@@ -293,7 +283,7 @@ export class HttpMetrics {
       }
       out.push(
         `kvedge_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${r.count}`,
-        `kvedge_http_request_duration_seconds_sum{${labels}} ${num(r.sumSeconds)}`,
+        `kvedge_http_request_duration_seconds_sum{${labels}} ${formatValue(r.sumSeconds)}`,
         `kvedge_http_request_duration_seconds_count{${labels}} ${r.count}`,
       );
     }

@@ -13,18 +13,19 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { LRUCache } from "lru-cache";
-import { assertKey } from "./keys.ts";
-import { isWrongLastSequence } from "./errors_map.ts";
-import { ConflictError, KvedgeError } from "./errors.ts";
-import type { Operation } from "./types.ts";
-import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "./kv_layout.ts";
+import { assertKey } from "../keys.ts";
+import { isWrongLastSequence } from "../errors_map.ts";
+import { ConflictError, ProjectionMapError } from "../errors.ts";
+import { describe } from "../describe.ts";
+import type { Operation } from "../types.ts";
+import { KV_OPERATION_HEADER, kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
 import type {
   Projection,
   ProjectionContext,
   ProjectionEntry,
   ProjectionEvent,
   ProjectionWrite,
-} from "./projection.ts";
+} from "./types.ts";
 
 /** Header holding the source sequence that produced a target entry. */
 export const SOURCE_SEQ_HEADER = "Kvedge-Source-Seq";
@@ -40,7 +41,6 @@ const MAX_CONFLICTS_PER_EVENT = 64;
 
 /** What the target holds for one key, as last read or written. */
 export interface TargetState {
-  /** The key. */
   key: string;
   /** Revision of the key's latest message; 0 when the key has none. */
   revision: number;
@@ -110,7 +110,7 @@ export class ProjectionTarget {
     this.#cache = max > 0 ? new LRUCache<string, TargetState>({ max }) : undefined;
   }
 
-  /** The bucket written. */
+  /** Name of the target KV bucket. */
   get bucket(): string {
     return this.#bucket;
   }
@@ -230,21 +230,6 @@ export class ProjectionTarget {
  */
 export function isFenced(state: TargetState, position: SourcePosition): boolean {
   return state.sourceEpoch === position.epoch && state.sourceSeq >= position.seq;
-}
-
-/**
- * The user's `map` (or what it returned) failed: a property of the event and
- * the code, not of the world, so retrying it blindly would not help.
- */
-export class ProjectionMapError extends KvedgeError {
-  /** Source sequence of the event. */
-  readonly seq: number;
-  /** Builds the error for the event at `seq`. */
-  constructor(message: string, seq: number, cause?: unknown) {
-    super("VALIDATION", message, { cause });
-    this.name = "ProjectionMapError";
-    this.seq = seq;
-  }
 }
 
 /** What applying one event did. */
@@ -445,8 +430,4 @@ function normalize<V>(result: unknown, projection: Projection<V>, seq: number): 
     writes.push({ key, delete: false, data });
   }
   return writes;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

@@ -1,19 +1,9 @@
 /**
- * Projections: keep a KV bucket derived from a stream of events (or from
- * another bucket's changes), the way "cache producers" fed a compacted topic.
- *
- * `defineProjection()` describes one (no I/O); `runProjection()` runs it on a
- * NATS connection: a durable pull consumer with explicit acks reads the
- * source in order, `map()` turns each event into a write, the write is fenced
- * by the event's source sequence and compare-and-set on the target revision,
- * and only then is the event acked. The consumer's ack floor is the
- * checkpoint.
- *
- * Guarantees: at-least-once delivery, idempotent application (a redelivered,
- * replayed or older event never changes a key that already holds its result
- * or a later one), and a replay from the start (`fromStart`) reproduces the
- * same target state as long as the source still holds the events and `map`
- * is deterministic (use `event.timestampMs`, never the wall clock).
+ * `runProjection()`: runs a projection on a NATS connection. A durable pull
+ * consumer with explicit acks reads the source in order, `map()` turns each
+ * event into a write, the write is fenced by the event's source sequence and
+ * compare-and-set on the target revision (`target.ts`), and only then is the
+ * event acked. The consumer's ack floor is the checkpoint.
  *
  * @module
  */
@@ -34,489 +24,23 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { jsonCodec } from "./codec.ts";
-import { KvedgeError } from "./errors.ts";
-import { bucketProblem, filterProblem } from "./keys.ts";
-import { mapNatsError } from "./errors_map.ts";
-import type { Codec, CreateBucketOptions, Operation, SharedConnection } from "./types.ts";
-import { applyEvent, ProjectionMapError, ProjectionTarget } from "./projection_target.ts";
-import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
-
-/** A JetStream stream of domain events as the source. */
-export interface ProjectionStreamSource {
-  /** Stream name, e.g. `"ORDERS"` (`[-\w]+`). */
-  stream: string;
-  /** Subject filter within the stream, e.g. `"orders.>"`. Default: every subject of the stream. */
-  subject?: string;
-}
-
-/** A KV bucket's changes (puts, deletes, purges) as the source. */
-export interface ProjectionBucketSource {
-  /** Bucket name (`[-\w]+`); its stream is `KV_<bucket>`. */
-  bucket: string;
-  /** Key filter (NATS wildcards), e.g. `"user.>"`. Default `">"`: every key. */
-  keys?: string;
-}
-
-/** Where a projection reads from: a stream (or subject) of events, or a KV bucket's changes. */
-export type ProjectionSource = ProjectionStreamSource | ProjectionBucketSource;
-
-/** Where a projection writes to. */
-export interface ProjectionTargetOptions {
-  /** Target KV bucket (`[-\w]+`). Must not be the source bucket. */
-  bucket: string;
-  /**
-   * Create the bucket when it does not exist: `true` for the defaults of
-   * {@link CreateBucketOptions}, settings, or `false` to require that it
-   * exists. An existing bucket is never changed. Default `true`.
-   */
-  create?: boolean | CreateBucketOptions;
-}
-
-/**
- * One source event as `map()` sees it.
- *
- * @example
- * ```ts
- * import type { ProjectionEvent } from "./projection.ts";
- * function orderId(event: ProjectionEvent): string | undefined {
- *   return event.json<{ orderId?: string }>().orderId;
- * }
- * ```
- */
-export interface ProjectionEvent {
-  /** Sequence of the event in the source stream: the fence of every write it causes. */
-  readonly seq: number;
-  /** The subject it was published on (for a bucket source, `$KV.<bucket>.<key>`). */
-  readonly subject: string;
-  /** Bucket source: the key that changed. Stream source: `undefined`. */
-  readonly key: string | undefined;
-  /** Bucket source: `PUT`, `DEL` or `PURGE`. Stream source: always `PUT`. */
-  readonly operation: Operation;
-  /** The payload (empty for a delete or purge). */
-  readonly data: Uint8Array;
-  /** When the source stored the event, epoch ms: the deterministic "now" of a fold. */
-  readonly timestampMs: number;
-  /** Whether this is not the first delivery (the write may already be in the target). */
-  readonly redelivered: boolean;
-  /** A header of the event, or `undefined`. */
-  header(name: string): string | undefined;
-  /** The payload parsed as JSON (throws on invalid JSON). */
-  json<T = unknown>(): T;
-  /** The payload as UTF-8 text. */
-  string(): string;
-}
-
-/**
- * The current target entry of a key, as `ctx.get()` returns it.
- *
- * @example
- * ```ts
- * import type { ProjectionEntry } from "./projection.ts";
- * const e: ProjectionEntry<number> = { key: "n", value: 1, revision: 7, sourceSeq: 3, createdMs: 0 };
- * ```
- */
-export interface ProjectionEntry<V> {
-  /** The key. */
-  key: string;
-  /** The decoded value. */
-  value: V;
-  /** Its revision in the target bucket. */
-  revision: number;
-  /** Sequence of the source event that produced it. */
-  sourceSeq: number;
-  /** When it was written, epoch ms. */
-  createdMs: number;
-}
-
-/**
- * What `map()` gets besides the event.
- *
- * @example
- * ```ts
- * import type { ProjectionContext } from "./projection.ts";
- * async function count(ctx: ProjectionContext<number>, key: string): Promise<number> {
- *   return ((await ctx.get(key))?.value ?? 0) + 1;
- * }
- * ```
- */
-export interface ProjectionContext<V> {
-  /**
-   * The target's current entry for `key` (absent, deleted, or written from
-   * another incarnation of the source: `undefined`). A fold builds on it; the
-   * write then only lands if the entry is still that one (compare-and-set),
-   * otherwise `map` runs again on the new entry.
-   */
-  get(key: string): Promise<ProjectionEntry<V> | undefined>;
-  /** Aborted when the projection stops; a slow `map` may give up. */
-  signal: AbortSignal;
-}
-
-/**
- * One write a projection makes: a value for a key, or a delete.
- *
- * @example
- * ```ts
- * import type { ProjectionWrite } from "./projection.ts";
- * const put: ProjectionWrite<number> = { key: "a", value: 1 };
- * const del: ProjectionWrite<number> = { key: "a", delete: true };
- * ```
- */
-export type ProjectionWrite<V> = { key: string; value: V } | { key: string; delete: true };
-
-/**
- * What `map()` returns: a write, several writes, or `null`/`undefined` when
- * the event does not concern the target. Each key is fenced on its own, so
- * after a crash between two writes of one event only the missing one is made;
- * a key's new value should therefore depend on the event and on that key's
- * own entry, not on another key the same event also writes.
- *
- * @example
- * ```ts
- * import type { ProjectionResult } from "./projection.ts";
- * const none: ProjectionResult<number> = null;
- * ```
- */
-export type ProjectionResult<V> =
-  | ProjectionWrite<V>
-  | readonly ProjectionWrite<V>[]
-  | null
-  | undefined;
-
-/**
- * The function from events to writes. It must be deterministic in `event`
- * and what `ctx.get()` returns, so a replay reproduces the same state.
- *
- * @example
- * ```ts
- * import type { ProjectionMap } from "./projection.ts";
- * const latest: ProjectionMap<unknown> = (event) => ({ key: event.subject, value: event.json() });
- * ```
- */
-export type ProjectionMap<V> = (
-  event: ProjectionEvent,
-  ctx: ProjectionContext<V>,
-) => ProjectionResult<V> | Promise<ProjectionResult<V>>;
-
-/** Options of {@linkcode defineProjection}. */
-export interface ProjectionOptions<V> {
-  /**
-   * Name of the projection (`[-\w]+`); it names the durable consumer
-   * `projection_<name>` that holds the checkpoint, so two projections with
-   * the same name share one checkpoint.
-   */
-  name: string;
-  /** Where events come from. */
-  source: ProjectionSource;
-  /** The bucket written: its name, or settings. */
-  target: string | ProjectionTargetOptions;
-  /** Events to writes (sync or async). */
-  map: ProjectionMap<V>;
-  /** How target values are encoded. Default JSON. */
-  codec?: Codec<V>;
-}
-
-/**
- * A validated projection definition (from {@linkcode defineProjection}). It
- * holds no resources; {@linkcode runProjection} runs it.
- *
- * @example
- * ```ts
- * import { defineProjection, type Projection } from "./projection.ts";
- * const p: Projection<number> = defineProjection<number>({
- *   name: "counts",
- *   source: { stream: "EVENTS" },
- *   target: "counts",
- *   map: () => null,
- * });
- * console.log(p.target.bucket);
- * ```
- */
-export interface Projection<V> {
-  /** Marks values made by {@linkcode defineProjection}. */
-  readonly kind: "projection";
-  /** The name. */
-  readonly name: string;
-  /** The source, normalized. */
-  readonly source: Readonly<ProjectionStreamSource> | Readonly<Required<ProjectionBucketSource>>;
-  /** The target, normalized. */
-  readonly target: Readonly<Required<ProjectionTargetOptions>>;
-  /** The map. */
-  readonly map: ProjectionMap<V>;
-  /** The target codec. */
-  readonly codec: Codec<V>;
-}
-
-const NAME = /^[-\w]+$/;
-
-/**
- * Describes a projection: checks the options and returns a frozen
- * definition. No I/O; run it with {@linkcode runProjection} or
- * `deno task project <module>`.
- *
- * @example
- * ```ts
- * import { defineProjection } from "./projection.ts";
- *
- * interface Summary { status: string; items: number; total: number; updatedAt: string }
- *
- * export default defineProjection<Summary>({
- *   name: "order-summary",
- *   source: { stream: "ORDERS", subject: "orders.>" },
- *   target: "order-summary",
- *   async map(event, ctx) {
- *     const e = event.json<{ type: string; orderId: string; qty?: number; price?: number }>();
- *     const key = `order.${e.orderId}`;
- *     if (e.type === "cancelled") return { key, delete: true };
- *     const prev = (await ctx.get(key))?.value ?? { status: "created", items: 0, total: 0, updatedAt: "" };
- *     const updatedAt = new Date(event.timestampMs).toISOString();
- *     if (e.type === "item_added") {
- *       const qty = e.qty ?? 0;
- *       return { key, value: { ...prev, items: prev.items + qty, total: prev.total + qty * (e.price ?? 0), updatedAt } };
- *     }
- *     return { key, value: { ...prev, status: e.type, updatedAt } };
- *   },
- * });
- * ```
- */
-export function defineProjection<V = unknown>(options: ProjectionOptions<V>): Projection<V> {
-  const fail = (reason: string): never => {
-    throw new TypeError(`Cannot define projection: ${reason}`);
-  };
-  if (options === null || typeof options !== "object") fail("options must be an object");
-  const { name, map } = options;
-  if (typeof name !== "string" || !NAME.test(name) || name.length > 200) {
-    fail(`"name" must be 1 to 200 letters, digits, '-' or '_', got ${JSON.stringify(name)}`);
-  }
-  if (typeof map !== "function") fail(`"map" must be a function`);
-  const source = normalizeSource(options.source, fail);
-  const target = normalizeTarget(options.target, fail);
-  if ("bucket" in source && source.bucket === target.bucket) {
-    fail(`the target bucket "${target.bucket}" is also the source (it would feed itself)`);
-  }
-  const codec = options.codec ?? jsonCodec<V>();
-  if (typeof codec.encode !== "function" || typeof codec.decode !== "function") {
-    fail(`"codec" must have encode() and decode()`);
-  }
-  return Object.freeze({ kind: "projection" as const, name, source, target, map, codec });
-}
-
-/**
- * Whether `value` is a projection made by {@linkcode defineProjection} (in
- * this or another copy of kvedge).
- *
- * @example
- * ```ts
- * import { isProjection } from "./projection.ts";
- * console.log(isProjection({})); // false
- * ```
- */
-export function isProjection(value: unknown): value is Projection<unknown> {
-  if (typeof value !== "object" || value === null) return false;
-  const p = value as Partial<Projection<unknown>>;
-  return p.kind === "projection" && typeof p.map === "function" && typeof p.name === "string";
-}
-
-function normalizeSource(
-  source: unknown,
-  fail: (reason: string) => never,
-): Readonly<ProjectionStreamSource> | Readonly<Required<ProjectionBucketSource>> {
-  if (source === null || typeof source !== "object") {
-    return fail(`"source" must be { stream, subject? } or { bucket, keys? }`);
-  }
-  const s = source as Partial<ProjectionStreamSource & ProjectionBucketSource>;
-  if ((s.stream === undefined) === (s.bucket === undefined)) {
-    return fail(`"source" must have exactly one of "stream" and "bucket"`);
-  }
-  if (s.bucket !== undefined) {
-    const problem = bucketProblem(s.bucket);
-    if (problem) fail(`"source.bucket": ${problem}`);
-    const keys = s.keys ?? ">";
-    const keyProblem = filterProblem(keys);
-    if (keyProblem) fail(`"source.keys": ${keyProblem}`);
-    return Object.freeze({ bucket: s.bucket, keys });
-  }
-  if (typeof s.stream !== "string" || !NAME.test(s.stream)) {
-    fail(`"source.stream" must be letters, digits, '-' or '_', got ${JSON.stringify(s.stream)}`);
-  }
-  if (s.subject !== undefined) {
-    const problem = subjectProblem(s.subject);
-    if (problem) fail(`"source.subject": ${problem}`);
-  }
-  return Object.freeze({ stream: s.stream as string, subject: s.subject });
-}
-
-function subjectProblem(subject: unknown): string | undefined {
-  if (typeof subject !== "string" || subject.length === 0) return "must be a non-empty string";
-  if (/\s/.test(subject)) return "must not contain whitespace";
-  const tokens = subject.split(".");
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.length === 0) return "must not contain an empty token";
-    if ((t.includes("*") || t.includes(">")) && t.length !== 1) {
-      return "wildcards must be whole tokens";
-    }
-    if (t === ">" && i !== tokens.length - 1) return "'>' must be the last token";
-  }
-  return undefined;
-}
-
-function normalizeTarget(
-  target: unknown,
-  fail: (reason: string) => never,
-): Readonly<Required<ProjectionTargetOptions>> {
-  const t = typeof target === "string" ? { bucket: target } : target;
-  if (t === null || typeof t !== "object") {
-    return fail(`"target" must be a bucket name or { bucket, create? }`);
-  }
-  const { bucket, create } = t as ProjectionTargetOptions;
-  const problem = bucketProblem(bucket);
-  if (problem) fail(`"target.bucket": ${problem}`);
-  if (
-    create !== undefined && typeof create !== "boolean" &&
-    (create === null || typeof create !== "object")
-  ) {
-    fail(`"target.create" must be a boolean or bucket settings`);
-  }
-  return Object.freeze({ bucket, create: create ?? true });
-}
-
-/** The lifecycle of a running projection. */
-export type ProjectionState =
-  | "starting"
-  | "running"
-  | "retrying"
-  | "stopping"
-  | "stopped"
-  | "failed";
-
-/**
- * What `status()` returns: position, lag and counters.
- *
- * @example
- * ```ts
- * import type { ProjectionStatus } from "./projection.ts";
- * function behind(s: ProjectionStatus): boolean {
- *   return s.lag > 0;
- * }
- * ```
- */
-export interface ProjectionStatus {
-  /** The projection. */
-  name: string;
-  /** The source, e.g. `"stream ORDERS orders.>"` or `"bucket users >"`. */
-  source: string;
-  /** The target bucket. */
-  target: string;
-  /** The durable consumer holding the checkpoint. */
-  consumer: string;
-  /** Lifecycle state. */
-  state: ProjectionState;
-  /** When `state` last changed, epoch ms. */
-  since: number;
-  /** Source sequence of the checkpoint: every matching event up to it is applied (ack floor). */
-  checkpoint: number;
-  /** Last sequence of the source stream, as last seen. */
-  sourceSeq: number;
-  /** Matching source events not applied yet (pending plus in flight), as last seen. */
-  lag: number;
-  /** Source incarnation, `<stream>@<created>`. */
-  epoch: string;
-  /** Events processed (acked) by this runner. */
-  events: number;
-  /** Target writes made. */
-  applied: number;
-  /** Target writes skipped because the target already held that result or a later one. */
-  skipped: number;
-  /** Events `map` returned nothing for. */
-  ignored: number;
-  /** Compare-and-sets lost to another writer (each re-ran `map`). */
-  conflicts: number;
-  /** Attempts repeated after a NATS failure. */
-  retries: number;
-  /** Events whose `map` failed. */
-  mapErrors: number;
-  /** The last error, as a message. */
-  lastError?: string;
-}
-
-/** Options of {@linkcode runProjection}. */
-export interface RunProjectionOptions {
-  /**
-   * Replay: delete the durable consumer and read the source from its first
-   * event. Keys already holding an event's result (or a later one) are
-   * skipped, so replaying into a populated target changes nothing; replay
-   * into an empty bucket to rebuild. Default `false`.
-   */
-  fromStart?: boolean;
-  /**
-   * How long the server waits for an ack before redelivering, in ms (the
-   * consumer's `ack_wait`). The runner keeps an event alive while it works on
-   * it, so this only bounds how soon a crashed runner's event is retried.
-   * At least 1 000. Default 10 000.
-   */
-  ackWaitMs?: number;
-  /** First pause before retrying after a NATS failure, in ms; doubles per failure. Default 250. */
-  retryDelayMs?: number;
-  /** Longest pause between retries, in ms. Default 5 000. */
-  maxRetryDelayMs?: number;
-  /**
-   * What to do when `map` throws or returns something invalid: `"stop"` the
-   * projection (state `failed`, the event stays unacked and is retried by the
-   * next run), or `"skip"` the event (terminated, never redelivered) and go
-   * on. Default `"stop"`: skipping silently would corrupt folds.
-   */
-  onMapError?: "stop" | "skip";
-  /** How often lag and checkpoint are refreshed from the server, in ms; 0: only per event. Default 5 000. */
-  statusIntervalMs?: number;
-  /**
-   * Target states remembered between events (LRU), saving a read per write
-   * on hot keys; a stale one only costs a lost compare-and-set. 0 turns it
-   * off. Default 10 000.
-   */
-  cacheMaxKeys?: number;
-  /** Aborting it stops the projection as `stop()` does. */
-  signal?: AbortSignal;
-}
-
-/**
- * A running projection.
- *
- * @example
- * ```ts ignore
- * import { connect } from "@nats-io/transport-node";
- * import { runProjection } from "./projection.ts";
- * import orders from "../examples/orders/projection.ts";
- * const nc = await connect({ servers: "nats://127.0.0.1:4222" });
- * await using run = await runProjection(nc, orders);
- * await run.caughtUp({ signal: AbortSignal.timeout(30_000) });
- * console.log(run.status().lag); // 0
- * ```
- */
-export interface ProjectionRunner extends AsyncDisposable {
-  /** The projection run. */
-  readonly projection: Projection<unknown>;
-  /** Position, lag and counters (no I/O). */
-  status(): ProjectionStatus;
-  /**
-   * Resolves once every source event that matched when it was called (and
-   * any since) is applied, as confirmed by the server; rejects if the
-   * projection fails or stops first, or with `signal`'s reason.
-   */
-  caughtUp(options?: { signal?: AbortSignal }): Promise<ProjectionStatus>;
-  /** Resolves with the final status when the projection ends (stopped or failed). Never rejects. */
-  closed(): Promise<ProjectionStatus>;
-  /**
-   * Graceful stop: no further events are applied; the one in flight is
-   * finished and acked (or, if it is waiting for a retry, given back for
-   * redelivery); the pull request in progress is let run out (at most 2 s
-   * when idle), events it still brings are given back at once, so none is
-   * left held by this runner. The connection stays open. Idempotent.
-   */
-  stop(): Promise<ProjectionStatus>;
-  /** Same as {@linkcode ProjectionRunner.stop}. */
-  close(): Promise<ProjectionStatus>;
-}
+import { z } from "zod";
+import { describe } from "../describe.ts";
+import { KvedgeError, ProjectionMapError } from "../errors.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "../kv_layout.ts";
+import type { CreateBucketOptions, Operation, SharedConnection } from "../types.ts";
+import { parseOptions } from "../validate.ts";
+import { isProjection } from "./define.ts";
+import { applyEvent, ProjectionTarget } from "./target.ts";
+import type {
+  Projection,
+  ProjectionEvent,
+  ProjectionRunner,
+  ProjectionState,
+  ProjectionStatus,
+  RunProjectionOptions,
+} from "./types.ts";
 
 /**
  * Runs a projection on a connection (which the caller keeps and closes):
@@ -534,7 +58,7 @@ export interface ProjectionRunner extends AsyncDisposable {
  * @example
  * ```ts ignore
  * import { connect } from "@nats-io/transport-node";
- * import { defineProjection, runProjection } from "./projection.ts";
+ * import { defineProjection, runProjection } from "../../mod.ts";
  * const nc = await connect({ servers: "nats://127.0.0.1:4222" });
  * const latest = defineProjection({
  *   name: "latest-by-subject",
@@ -582,35 +106,33 @@ interface ResolvedRunOptions {
   signal: AbortSignal | undefined;
 }
 
-function resolveRunOptions(o: RunProjectionOptions): ResolvedRunOptions {
-  if (o === null || typeof o !== "object") {
-    throw new TypeError("Cannot run projection: options must be an object");
-  }
-  const int = (name: keyof RunProjectionOptions, value: unknown, dflt: number, min: number) => {
-    if (value === undefined) return dflt;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-      throw new RangeError(
-        `Cannot run projection: "${name}" must be an integer >= ${min}, got ${String(value)}`,
-      );
-    }
-    return value;
-  };
-  const onMapError = o.onMapError ?? "stop";
-  if (onMapError !== "stop" && onMapError !== "skip") {
-    throw new TypeError(
-      `Cannot run projection: "onMapError" must be "stop" or "skip", got ${String(onMapError)}`,
-    );
-  }
-  const retryDelayMs = int("retryDelayMs", o.retryDelayMs, 250, 1);
+const int = (min: number) => z.number().int().min(min).max(Number.MAX_SAFE_INTEGER);
+
+const RunOptionsSchema = z.object({
+  fromStart: z.unknown().optional(),
+  ackWaitMs: int(1_000).optional(),
+  retryDelayMs: int(1).optional(),
+  maxRetryDelayMs: int(1).optional(),
+  onMapError: z.enum(["stop", "skip"]).optional(),
+  statusIntervalMs: int(0).optional(),
+  cacheMaxKeys: int(0).optional(),
+  signal: z.custom<AbortSignal>((v) => typeof v === "object" && v !== null && "aborted" in v, {
+    message: "must be an AbortSignal",
+  }).optional(),
+});
+
+function resolveRunOptions(input: RunProjectionOptions): ResolvedRunOptions {
+  const o = parseOptions(RunOptionsSchema, input, "run projection");
+  const retryDelayMs = o.retryDelayMs ?? 250;
   return {
     fromStart: o.fromStart === true,
-    ackWaitMs: int("ackWaitMs", o.ackWaitMs, 10_000, 1_000),
+    ackWaitMs: o.ackWaitMs ?? 10_000,
     retryDelayMs,
-    maxRetryDelayMs: Math.max(retryDelayMs, int("maxRetryDelayMs", o.maxRetryDelayMs, 5_000, 1)),
-    onMapError,
-    statusIntervalMs: int("statusIntervalMs", o.statusIntervalMs, 5_000, 0),
-    cacheMaxKeys: int("cacheMaxKeys", o.cacheMaxKeys, 10_000, 0),
-    signal: o.signal,
+    maxRetryDelayMs: Math.max(retryDelayMs, o.maxRetryDelayMs ?? 5_000),
+    onMapError: o.onMapError ?? "stop",
+    statusIntervalMs: o.statusIntervalMs ?? 5_000,
+    cacheMaxKeys: o.cacheMaxKeys ?? 10_000,
+    signal: input.signal,
   };
 }
 
@@ -624,10 +146,6 @@ const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
 function apiCode(err: unknown): number | undefined {
   const code = (err as JetStreamApiError | undefined)?.code;
   return typeof code === "number" ? code : undefined;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

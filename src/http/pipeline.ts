@@ -1,0 +1,186 @@
+/**
+ * The one request pipeline of the HTTP facade: the auth checks, the route
+ * metrics and the `onRequest` log line, the error rendering, and the lookups
+ * every route shares (bucket, writer, key). Hono's routes and the GET fast
+ * path (`fast_get.ts`) both go through these functions, so each exists once.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { bucketProblem, keyProblem } from "../keys.ts";
+import type { Cache } from "../types.ts";
+import type { CreateAppOptions, RequestInfo, ResolvedAppOptions } from "./app_options.ts";
+import { tokenCheck, tokenGuard } from "./auth.ts";
+import { corsPolicy } from "./cors.ts";
+import type { CorsPolicy } from "./cors.ts";
+import { HttpMetrics } from "./metrics.ts";
+import type { RouteMetrics } from "./metrics.ts";
+import { HttpProblem, problemInstance, toProblem } from "./problem.ts";
+import { ServedBucket } from "./served_bucket.ts";
+
+/** A Host header value: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const VALID_HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/** What every route of one app shares: its buckets, limits, checks and instruments. */
+export class Pipeline {
+  readonly served = new Map<string, ServedBucket>();
+  readonly limits: ResolvedAppOptions;
+  readonly metrics = new HttpMetrics();
+  /** The CORS rules, or none (no CORS headers at all). */
+  readonly cors: CorsPolicy | undefined;
+  /** The read-token check of the `Authorization` header; none when reads are open. */
+  readonly readCheck: ((authorization: string | null) => void) | undefined;
+  /** Middleware before every read route. */
+  readonly readGuards: MiddlewareHandler[];
+  /** Middleware before every write route. */
+  readonly writeGuards: MiddlewareHandler[];
+  readonly onRequest: ((info: RequestInfo) => void) | undefined;
+  readonly onStreamEnd: ((info: { bucket: string; reason: string }) => void) | undefined;
+  readonly shutdownSignal: AbortSignal | undefined;
+  readonly #unmatched: RouteMetrics;
+
+  constructor(options: CreateAppOptions, limits: ResolvedAppOptions) {
+    this.limits = limits;
+    for (const [name, b] of limits.buckets) this.served.set(name, new ServedBucket(name, b));
+    this.onRequest = options.onRequest;
+    this.onStreamEnd = options.onStreamEnd;
+    this.shutdownSignal = options.signal;
+    this.cors = options.cors === undefined ? undefined : corsPolicy(options.cors);
+
+    const readTokens = options.auth?.readTokens ?? [];
+    const writeTokens = options.auth?.writeTokens ?? [];
+    const readCheck = readTokens.length > 0
+      ? tokenCheck({ tokens: [...readTokens, ...writeTokens], action: "reads" })
+      : undefined;
+    this.readCheck = readCheck;
+    this.readGuards = readCheck === undefined ? [] : [tokenGuard(readCheck)];
+    this.writeGuards = writeTokens.length > 0
+      ? [
+        tokenGuard(
+          tokenCheck({ tokens: writeTokens, insufficientTokens: readTokens, action: "writes" }),
+        ),
+      ]
+      : options.auth?.anonymousWrites
+      ? []
+      : [function writesDisabled() {
+        throw new HttpProblem("forbidden", "writes are disabled: no write token is configured");
+      }];
+    this.#unmatched = this.metrics.route("*", "*");
+  }
+
+  /** Records one finished request: the route's metrics and the `onRequest` log line. */
+  record(
+    rm: RouteMetrics,
+    method: string,
+    path: string,
+    status: number,
+    durationMs: number,
+    error?: unknown,
+    route: string = rm.route,
+  ): void {
+    rm.observe(status, durationMs / 1000);
+    if (this.onRequest !== undefined) {
+      this.onRequest({
+        method,
+        route,
+        path,
+        status,
+        durationMs,
+        ...(error === undefined ? {} : { error }),
+      });
+    }
+  }
+
+  /** Middleware timing a route and recording it (first in every route's chain). */
+  measure(rm: RouteMetrics): MiddlewareHandler {
+    // deno-lint-ignore no-this-alias
+    const p = this;
+    return async function measure(c, next) {
+      const t0 = performance.now();
+      await next();
+      const status = c.res.status;
+      p.record(
+        rm,
+        c.req.method,
+        c.req.path,
+        status,
+        performance.now() - t0,
+        status >= 500 ? c.error : undefined,
+      );
+    };
+  }
+
+  /** Renders any error as `application/problem+json` (the one error path). */
+  renderError(err: unknown, path: string): Response {
+    return toProblem(err).getResponse(problemInstance(path));
+  }
+
+  /** The 404 of a path no route matches. */
+  notFound(method: string, path: string): Response {
+    const res = new HttpProblem("not_found", "no such route").getResponse(problemInstance(path));
+    this.record(this.#unmatched, method, path, 404, 0);
+    return res;
+  }
+
+  /**
+   * `Deno.serve` builds `request.url` from the Host header, so a Host of
+   * `x/v1/buckets/other/keys/k?` would move the request target into the
+   * query: a Host that is not a plain host[:port] is refused before routing,
+   * which leaves the URL's path exactly the request target.
+   */
+  refuseHost(request: Request): Response | undefined {
+    const host = request.headers.get("host");
+    if (host === null || VALID_HOST.test(host)) return undefined;
+    this.record(this.metrics.route("*", "bad_host"), request.method, "", 400, 0, undefined, "*");
+    return new HttpProblem("bad_request", "the Host header is not a valid host[:port]")
+      .getResponse(undefined);
+  }
+
+  bucketOf(c: Context): ServedBucket {
+    return this.bucketNamed(c.req.param("bucket") ?? "");
+  }
+
+  /** A served bucket by name, or 404 (only configured buckets are served). */
+  bucketNamed(name: string): ServedBucket {
+    const b = this.served.get(name);
+    if (b === undefined) {
+      const shown = bucketProblem(name) === undefined ? `"${name}"` : "this bucket";
+      throw new HttpProblem("not_found", `bucket ${shown} is not served here`);
+    }
+    return b;
+  }
+
+  /** The bucket's writer, or 405 when it is read-only at this edge. */
+  writerOf(b: ServedBucket): Cache<unknown> {
+    if (b.writer === undefined) {
+      throw new HttpProblem("method_not_allowed", `bucket "${b.name}" is read-only at this edge`, {
+        headers: { allow: "GET, HEAD" },
+      });
+    }
+    return b.writer;
+  }
+
+  keyOf(c: Context): string {
+    return validKey(c.req.param("key") ?? "");
+  }
+}
+
+/** A key, checked: 400 `bad_key` unless it is a valid NATS KV key. */
+export function validKey(key: string): string {
+  const problem = keyProblem(key);
+  if (problem !== undefined) throw new HttpProblem("bad_key", problem);
+  return key;
+}
+
+/** The answer of a route to a method it does not allow (OPTIONS: 204 with `Allow`). */
+export function methodNotAllowed(allow: string): (c: Context) => Response {
+  return function methodNotAllowed(c) {
+    if (c.req.method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: { allow } });
+    }
+    throw new HttpProblem("method_not_allowed", `${c.req.method} is not allowed here`, {
+      headers: { allow },
+    });
+  };
+}
