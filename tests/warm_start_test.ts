@@ -278,8 +278,15 @@ Deno.test("an edge restarted while NATS is down", async (t) => {
 
   await t.step("without a usable snapshot, open fails fast with UnavailableError", async () => {
     const bucket = uniqueBucket();
-    const kv = await kvm.create(bucket);
-    await kv.put("a", "1");
+    // The previous step restarted the server: JetStream may still be starting.
+    await waitFor(async () => {
+      try {
+        await (await kvm.create(bucket)).put("a", "1");
+        return true;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000, message: "JetStream answers after the restart" });
     await srv.kill();
     try {
       // No snapshot file yet, a lazy cache, a replica without `snapshot`.

@@ -205,6 +205,7 @@ export const scenario: Scenario = {
           const p50: number[] = [];
           const p99: number[] = [];
           const cpu: number[] = [];
+          const lost: number[] = [];
           for (let r = 0; r < reps; r++) {
             ctx.log(`scale: ${edges} ${variant} edges rep ${r + 1}/${reps}`);
             const f = await edgeRound(
@@ -221,13 +222,19 @@ export const scenario: Scenario = {
             p50.push(f.p50);
             p99.push(f.p99);
             cpu.push(f.cpuUsPerWrite);
+            lost.push(f.lost);
           }
-          raw[`edges_${edges}_${variant}`] = { p50, p99, cpu };
+          raw[`edges_${edges}_${variant}`] = { p50, p99, cpu, lost };
           curve[variant].p50.push(stat(p50).median);
           curve[variant].p99.push(stat(p99).median);
           curve[variant].cpu.push(stat(cpu).median);
         }
-        const k = raw[`edges_${edges}_kvedge`] as { p50: number[]; p99: number[]; cpu: number[] };
+        const k = raw[`edges_${edges}_kvedge`] as {
+          p50: number[];
+          p99: number[];
+          cpu: number[];
+          lost: number[];
+        };
         const w = raw[`edges_${edges}_raw`] as typeof k;
         const base = { baselineName: `${edges} raw kv.watch()` };
         rows.push(
@@ -242,6 +249,9 @@ export const scenario: Scenario = {
           infoRow(`${edges} edges: nats-server CPU per write`, "µs", stat(k.cpu), {
             ...base,
             baseline: stat(w.cpu),
+          }),
+          infoRow(`${edges} edges: deliveries never seen, per rep`, "count", stat(k.lost), {
+            note: `raw kv.watch(): ${w.lost.join(", ")}`,
           }),
         );
       }
@@ -271,6 +281,7 @@ export const scenario: Scenario = {
       await server.stop();
     }
     if (ctx.out !== undefined) {
+      await Deno.mkdir(ctx.out, { recursive: true });
       for (const [name, svg] of Object.entries(plots)) {
         await Deno.writeTextFile(`${ctx.out}/${name}`, svg);
       }
@@ -306,7 +317,7 @@ async function edgeRound(
   edges: number,
   writes: number,
   writesPerSec: number,
-): Promise<{ p50: number; p99: number; cpuUsPerWrite: number }> {
+): Promise<{ p50: number; p99: number; cpuUsPerWrite: number; lost: number }> {
   const processes = Math.min(edges, MAX_PROCESSES);
   const round = crypto.randomUUID().slice(0, 8);
   let ready = 0;
@@ -349,27 +360,29 @@ async function edgeRound(
   }
   const results = await Promise.all(children);
   const cpu1 = cpuMs(serverPid);
-  const missing = results.reduce((n, r) => n + r.missing, 0);
-  if (missing > 0) {
-    const why = results.flatMap((r) => r.errors).slice(0, 3).join("; ");
-    throw new Error(`${variant}, ${edges} edges: ${missing} deliveries never seen (${why})`);
-  }
+  // A delivery an edge never saw is reported (the `lost` figure), not hidden:
+  // latency percentiles are over the writes every edge saw.
+  const lost = results.reduce((n, r) => n + r.missing, 0);
   const slowest: number[] = [];
   for (let seq = 0; seq < writes; seq++) {
     let max = 0;
+    let seenByAll = true;
     for (const r of results) {
       const v = r.slowest[seq];
-      if (v === null || v === undefined) {
-        throw new Error(`${variant}: write ${seq} of ${writes} never seen by an edge`);
-      }
-      if (v > max) max = v;
+      if (v === null || v === undefined) seenByAll = false;
+      else if (v > max) max = v;
     }
-    slowest.push(max);
+    if (seenByAll) slowest.push(max);
+  }
+  if (slowest.length === 0) {
+    const why = results.flatMap((r) => r.errors).slice(0, 3).join("; ");
+    throw new Error(`${variant}, ${edges} edges: no write was seen by every edge (${why})`);
   }
   return {
     p50: percentile(slowest, 0.5),
     p99: percentile(slowest, 0.99),
     cpuUsPerWrite: ((cpu1 - cpu0) * 1000) / writes,
+    lost,
   };
 }
 
