@@ -1,0 +1,108 @@
+/**
+ * Applying a revision to the local store, from any source: the watcher
+ * (`onChange`), a miss fetch (`keep`) and an own delete (`applyDelete`).
+ * Rule 1 (revision wins) is `LocalStore.put`; rule 2 (tombstones) and the
+ * watcher's half of rule 3 (recording into a reservation) are here.
+ *
+ * @module
+ */
+import { Applied, type Slot } from "../local_store.ts";
+import type { Operation } from "../types.ts";
+import { type CacheCore, impliedAbsent, toChange } from "./core.ts";
+
+/** A `bootstrap` progress event is emitted every this many applied changes. */
+const BOOTSTRAP_EVENT_EVERY = 10_000;
+
+export function onChange<T>(
+  c: CacheCore<T>,
+  key: string,
+  op: Operation,
+  rev: number,
+  created: number,
+  data: Uint8Array,
+  _pending: number,
+): void {
+  c.applied++;
+  c.lastCreated = created;
+  if (!c.watcher.caughtUp && ++c.bootstrapApplied % BOOTSTRAP_EVENT_EVERY === 0) {
+    c.emit({
+      type: "bootstrap",
+      at: Date.now(),
+      applied: c.bootstrapApplied,
+      pending: c.watcher.pending,
+    });
+  }
+  if (c.mode === "replica" || c.store.has(key)) {
+    // The store keeps its own compact copy of `data`.
+    if (op === "PUT") c.store.put(key, rev, created, data, c.gen);
+    else applyDelete(c, key, rev, created);
+  }
+  // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
+  if (c.reservations.size > 0) {
+    const r = c.reservations.get(key);
+    if (r !== undefined && rev > r.rev) {
+      r.rev = rev;
+      r.created = created;
+      r.raw = op === "PUT" ? data.slice() : undefined;
+    }
+  }
+  if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
+}
+
+export function applyDelete<T>(
+  c: CacheCore<T>,
+  key: string,
+  rev: number,
+  created: number,
+  own = false,
+): void {
+  if (
+    c.mode === "replica" && !c.lossy &&
+    (impliedAbsent(c, rev) || (!own && !c.o.allowDirect))
+  ) {
+    // No slot says "absent" as well as a tombstone here: the watcher will
+    // bring nothing older for the key, and a miss in flight holds a
+    // reservation (rule 3) while a later one reads the leader, which has
+    // this delete. A complete replica answers such misses itself.
+    const held = c.store.peek(key);
+    if (held === undefined || held.rev <= rev) c.store.delete(key);
+    return;
+  }
+  // Rule 2: an own delete the watcher has not reached yet (it may still
+  // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
+  // while direct gets may answer from a lagging replica, leaves a
+  // tombstone; a replica drops it when the watcher has passed it.
+  if (c.store.put(key, rev, created, undefined, c.gen) === Applied.Stored) {
+    if (c.mode === "replica") c.tombstones++;
+  }
+}
+
+/** Stores a fetched result by the revision rule and returns what is resident (or would be). */
+export function keep<T>(
+  c: CacheCore<T>,
+  key: string,
+  rev: number,
+  created: number,
+  raw: Uint8Array | undefined,
+  ttlMs = 0,
+): Slot {
+  if (c.mode === "replica" && impliedAbsent(c, rev) && !c.store.has(key)) {
+    // The watcher applied this revision or a later one and holds nothing for
+    // the key: it was deleted since (a stale answer, e.g. a lagging replica).
+    return { rev, created, deleted: true, raw: undefined, value: undefined, size: 0, gen: 0 };
+  }
+  const res = c.store.put(key, rev, created, raw, c.gen, ttlMs);
+  if (res === Applied.Stored && raw === undefined && c.mode === "replica") c.tombstones++;
+  if (res === Applied.Older || res === Applied.Stored) return c.store.peek(key)!;
+  // Not held: expired (absent), or too large to hold (served once, as a miss).
+  const deleted = res === Applied.Expired || raw === undefined;
+  return {
+    rev,
+    created,
+    deleted,
+    raw: deleted ? undefined : raw,
+    value: undefined,
+    size: 0,
+    gen: 0,
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * The state the parts of a cache share: options, connection handles, the
+ * local store, the watcher, counters and lifecycle flags. Plain fields, no
+ * behaviour beyond emitting events and a few queries; each part
+ * (`read_path.ts`, `writer.ts`, `apply.ts`, `sync.ts`, `sync_state.ts`,
+ * `warm_start.ts`, `replay.ts`) is a set of functions over it.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { Broadcast } from "../broadcast.ts";
+import { KeyError, UnavailableError } from "../errors.ts";
+import { matchesFilter } from "../keys.ts";
+import { LocalStore, type Slot } from "../local_store.ts";
+import type { ResolvedOptions } from "../options.ts";
+import type { RegionLink } from "../region.ts";
+import { SingleFlight } from "../single_flight.ts";
+import type { CacheEvent, CacheMode, CacheState, Change, Operation } from "../types.ts";
+import { kvSubjectPrefix } from "../kv_layout.ts";
+import type { Watcher } from "../watcher.ts";
+
+/** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
+export interface CacheLink {
+  nc: NatsConnection;
+  /** Manager for the watcher's control calls (stream info, consumer create); a generous timeout. */
+  jsm: JetStreamManager;
+  /** Client for writes (timeout = writeTimeoutMs). */
+  js: JetStreamClient;
+  /** KV handle for reads, listings and history. */
+  kv: KV;
+  /** Stream info read at open. */
+  info: StreamInfo;
+  /** A regional edge: the local mirror's link to the hub, and where writes go. */
+  region?: { link: RegionLink; writePrefix: string };
+}
+
+/** What `openCache()` hands to the cache (everything already connected, or see `startUnbound()`). */
+export interface CacheDeps<T> extends CacheLink {
+  options: ResolvedOptions<T>;
+  ownsConnection: boolean;
+  /** The connection's inbox prefix. */
+  inboxPrefix?: string;
+}
+
+/** A miss fetch in flight records watcher events for its key here (rule 3). */
+export interface Reservation {
+  rev: number;
+  created: number;
+  raw: Uint8Array | undefined;
+}
+
+/** The shared state of one cache. */
+export class CacheCore<T> {
+  readonly bucket: string;
+  readonly mode: CacheMode;
+  readonly o: ResolvedOptions<T>;
+  d: CacheDeps<T>;
+  readonly store: LocalStore;
+  readonly flight = new SingleFlight<string, Slot | undefined>();
+  readonly reservations = new Map<string, Reservation>();
+  /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
+  readonly offline = new Set<string>();
+  /** Set by the facade right after construction (see `sync.ts` `newWatcher`). */
+  watcher!: Watcher;
+  readonly changes = new Broadcast<Change<T>>();
+  readonly events = new Broadcast<CacheEvent>();
+  prefix: string;
+  // ---- sync state (transitions in sync_state.ts) ----
+  state: CacheState = "starting";
+  fresh = false;
+  /** The facade mirrors `fresh` in a field of its own, so a hit reads one field. */
+  onFresh: (fresh: boolean) => void = () => {};
+  since = Date.now();
+  connected = true;
+  disconnectedAt = 0;
+  resyncing = false;
+  resyncEpoch = false;
+  isReady = false;
+  closed = false;
+  ready: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  // ----
+  lastError: string | undefined;
+  lastResyncReason: string | undefined;
+  resyncs = 0;
+  /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
+  complete = false;
+  /** Replica mode: tombstones stored since the last drop (0: nothing to drop). */
+  tombstones = 0;
+  gen = 0;
+  sweepBefore = 0;
+  lossy: boolean;
+  overflowed = false;
+  bucketTtlMs = 0;
+  lastCreated = 0;
+  bootstrapApplied = 0;
+  watching: Promise<void> | undefined;
+  readonly aborter = new AbortController();
+  staleHits = 0;
+  misses = 0;
+  fetches = 0;
+  loads = 0;
+  rejected = 0;
+  applied = 0;
+  dropBelow = 0;
+  savedRevision = -1;
+  lastInfo: StreamInfo | undefined;
+  reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  stopStatus: (() => void) | undefined;
+  snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** After resuming across a history gap: entries below this revision are gone once caught up. */
+  gapFloor = 0;
+  /** Whether `d` holds a real connection (false while opened from the snapshot only). */
+  bound = true;
+  /** Opened from the snapshot: the loop binding the connection once NATS is reachable. */
+  binding: Promise<void> | undefined;
+
+  /** No I/O; `onRemove` hears the store's evictions. */
+  constructor(deps: CacheDeps<T>, onRemove: (key: string, reason: "evict" | "too_large") => void) {
+    const o = deps.options;
+    this.o = o;
+    this.d = deps;
+    this.bucket = o.bucket;
+    this.mode = o.mode;
+    this.prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
+    this.lossy = o.maxTtlMs > 0;
+    this.store = new LocalStore({
+      maxItems: o.maxItems || undefined,
+      maxBytes: o.maxBytes || undefined,
+      maxTtlMs: o.maxTtlMs || undefined,
+      onRemove: (key, _slot, reason) => {
+        if (reason !== "expire") onRemove(key, reason);
+      },
+    });
+    this.ready.promise.catch(() => {});
+  }
+
+  emit(event: CacheEvent): void {
+    if (this.o.onEvent) {
+      try {
+        this.o.onEvent(event);
+      } catch {
+        // A logging hook must not break the cache.
+      }
+    }
+    this.events.emit(event);
+  }
+}
+
+/**
+ * Whether a complete replica answers "absent at revision `rev`" for a key it
+ * has no slot for: every change up to the watcher's revision is applied, so
+ * a missing slot means deleted (or never written) as of then.
+ */
+export function impliedAbsent<T>(c: CacheCore<T>, rev: number): boolean {
+  return c.complete && !c.lossy && rev <= c.watcher.lastRevision;
+}
+
+export function assertInFilter<T>(c: CacheCore<T>, key: string, action: string): void {
+  if (c.o.keys !== ">" && !matchesFilter(c.o.keys, key)) {
+    throw new KeyError(
+      `Cannot ${action}: key "${key}" is outside this cache's filter "${c.o.keys}"`,
+      key,
+    );
+  }
+}
+
+export function assertUp<T>(c: CacheCore<T>, action: string): void {
+  if (!c.connected) throw new UnavailableError(`Cannot ${action}: NATS is disconnected`);
+}
+
+/** Decodes (codec, then schema) without keeping anything; undefined if refused. */
+export function decodeOrUndefined<T>(c: CacheCore<T>, raw: Uint8Array): T | undefined {
+  try {
+    const v = c.o.codec.decode(raw);
+    if (!c.o.schema) return v;
+    const r = c.o.schema.safeParse(v);
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A watcher message as a `Change` for `changes()` readers. */
+export function toChange<T>(
+  c: CacheCore<T>,
+  key: string,
+  op: Operation,
+  rev: number,
+  created: number,
+  data: Uint8Array,
+): Change<T> {
+  const ch: Change<T> = { key, operation: op, revision: rev, createdMs: created };
+  if (op === "PUT") {
+    const v = decodeOrUndefined(c, data);
+    if (v !== undefined) ch.value = v;
+  }
+  return ch;
+}
+
+/** Rejects when `signal` aborts; the shared fetch goes on for others. */
+export function abortable<V>(p: Promise<V>, signal: AbortSignal): Promise<V> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -1,0 +1,224 @@
+/**
+ * The read path beyond a hit (which the facade checks inline): a stale
+ * serve, a miss through single flight with a reservation (rule 3), the
+ * loader (cache-aside, write-back, rule 5's offline answers), and decoding
+ * a slot once (a refused value is a `DecodeError`, never an absent key).
+ *
+ * @module
+ */
+import type { KvEntry } from "@nats-io/kv";
+import {
+  ClosedError,
+  ConflictError,
+  DecodeError,
+  LoaderError,
+  UnavailableError,
+} from "../errors.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { assertKey } from "../keys.ts";
+import type { Slot } from "../local_store.ts";
+import type { EntrySource, GetOptions } from "../types.ts";
+import { describe } from "../watcher.ts";
+import { keep } from "./apply.ts";
+import { abortable, assertInFilter, type CacheCore, type Reservation } from "./core.ts";
+import { servable } from "./sync_state.ts";
+import { encode, publish } from "./writer.ts";
+
+/** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
+export function hitValue<T>(c: CacheCore<T>, key: string, i: number): T | undefined {
+  const slot = c.store.slotAt(i);
+  if (!present(c, key, slot)) return undefined;
+  return slot.value as T;
+}
+
+export async function getSlow<T>(
+  c: CacheCore<T>,
+  key: string,
+  slot: Slot | undefined,
+  options: GetOptions | undefined,
+): Promise<{ value: T; slot: Slot; source: EntrySource } | undefined> {
+  if (c.closed) throw new ClosedError("get");
+  assertKey(key, "get");
+  assertInFilter(c, key, "get");
+  if (slot !== undefined && servable(c)) {
+    // Resident but not fresh: disconnected, restarting or resyncing.
+    c.staleHits++;
+    if (!present(c, key, slot)) return undefined;
+    return { value: slot.value as T, slot, source: "stale" };
+  }
+  c.misses++;
+  if (c.mode === "replica" && c.fresh && !c.lossy) return undefined;
+  let fetched = c.flight.run(key, () => fetch(c, key));
+  if (options?.signal) fetched = abortable(fetched, options.signal);
+  const got = await fetched;
+  if (got === undefined || !present(c, key, got)) return undefined;
+  // A regional mirror cut off from the hub answers, but cannot vouch for it.
+  const source = c.d.region?.link.inSync === false ? "stale" : "miss";
+  return { value: got.value as T, slot: got, source };
+}
+
+/** One miss: reserve the key, read KV (or the loader), keep the higher revision. */
+export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | undefined> {
+  if (!c.connected) {
+    if (c.o.loader) return load(c, key, false);
+    throw new UnavailableError(`Cannot get "${key}": NATS is disconnected`);
+  }
+  // Rule 3 needs the watcher running before a fetched value may be cached.
+  if (c.watching) await c.watching.catch(() => {});
+  const reservation: Reservation = { rev: 0, created: 0, raw: undefined };
+  c.reservations.set(key, reservation);
+  try {
+    c.fetches++;
+    let entry: KvEntry | null;
+    try {
+      entry = await c.d.kv.get(key);
+    } catch (err) {
+      if (c.o.loader && !c.connected) return load(c, key, false);
+      throw mapNatsError(err, `get "${key}"`, c.bucket, key);
+    }
+    if (entry === null && reservation.rev === 0 && c.o.loader) {
+      return await load(c, key, true);
+    }
+    let rev = 0;
+    let created = Date.now();
+    let raw: Uint8Array | undefined;
+    if (entry !== null) {
+      rev = entry.revision;
+      created = entry.created.getTime();
+      raw = entry.operation === "PUT" ? entry.value : undefined;
+    }
+    if (reservation.rev > rev) {
+      ({ rev, created, raw } = reservation);
+    }
+    return keep(c, key, rev, created, raw);
+  } finally {
+    c.reservations.delete(key);
+  }
+}
+
+/** Asks the origin for a key absent from KV; optionally writes it back with create(). */
+export async function load<T>(
+  c: CacheCore<T>,
+  key: string,
+  connected: boolean,
+): Promise<Slot | undefined> {
+  const loader = c.o.loader!;
+  c.loads++;
+  // A loader that never settles must not hold the key's single-flight slot:
+  // at the deadline (or on close) its signal aborts and the miss rejects.
+  const ac = new AbortController();
+  const ms = c.o.loaderTimeoutMs;
+  const timer = setTimeout(() => {
+    ac.abort(new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError"));
+  }, ms);
+  const onClose = () => ac.abort(c.aborter.signal.reason);
+  c.aborter.signal.addEventListener("abort", onClose, { once: true });
+  let value: T | undefined;
+  try {
+    value = await abortable(
+      Promise.resolve().then(() => loader(key, { signal: ac.signal })),
+      ac.signal,
+    );
+  } catch (err) {
+    throw new LoaderError(key, err);
+  } finally {
+    clearTimeout(timer);
+    c.aborter.signal.removeEventListener("abort", onClose);
+  }
+  // Rule 5: what the loader said during an outage is not checked against KV,
+  // so it is dropped when the connection returns (see #revalidateOffline);
+  // an answer that arrives after the return is served once and not kept.
+  const unchecked = !connected && c.connected;
+  if (!connected && !unchecked) {
+    c.offline.add(key);
+    // Bounded by the store: keys no longer held at revision 0 need no check.
+    if (c.offline.size > 2 * c.store.size + 1_000) {
+      for (const k of c.offline) if (c.store.peek(k)?.rev !== 0) c.offline.delete(k);
+    }
+  }
+  if (value === undefined) {
+    if (unchecked) return undefined;
+    return keep(c, key, 0, Date.now(), undefined, c.o.negativeTtlMs);
+  }
+  const { value: checked, bytes } = encode(c, key, value, "load");
+  if (unchecked) return looseSlot(checked);
+  if (c.o.writeBack && connected) {
+    try {
+      const rev = await publish(c, key, bytes, "PUT", 0, `write back "${key}"`);
+      c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // Somebody wrote the key meanwhile: theirs wins; read it.
+      const entry = await c.d.kv.get(key).catch((e) => {
+        throw mapNatsError(e, `get "${key}"`, c.bucket, key);
+      });
+      if (entry !== null) {
+        return keep(
+          c,
+          key,
+          entry.revision,
+          entry.created.getTime(),
+          entry.operation === "PUT" ? entry.value : undefined,
+        );
+      }
+    }
+    return c.store.peek(key);
+  }
+  c.store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
+  return c.store.peek(key) ?? looseSlot(checked);
+}
+
+/** The connection is back: drop what the loader answered while it was down (rule 5). */
+export function revalidateOffline<T>(c: CacheCore<T>): void {
+  for (const key of c.offline) {
+    if (c.store.peek(key)?.rev === 0) c.store.delete(key);
+  }
+  c.offline.clear();
+}
+
+/**
+ * Whether a slot holds a value to serve (decoding it first if needed):
+ * false for a tombstone; a value the codec or schema refused is a
+ * {@link DecodeError}, so that it does not pass for an absent key.
+ */
+export function present<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
+  if (slot.raw !== undefined) decode(c, key, slot);
+  if (slot.rejected !== undefined) throw new DecodeError("get", key, slot.rev, slot.rejected);
+  return !slot.deleted;
+}
+
+/** Decodes a slot's bytes once; a value failing the codec or schema becomes a tombstone. */
+export function decode<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
+  const raw = slot.raw!;
+  slot.raw = undefined;
+  try {
+    let value: unknown = c.o.codec.decode(raw);
+    if (c.o.schema) {
+      const r = c.o.schema.safeParse(value);
+      if (!r.success) throw new Error(`schema: ${r.error.issues[0]?.message ?? "invalid"}`);
+      value = r.data;
+    }
+    slot.value = value;
+    c.store.decoded(key, slot.rev, value);
+    return true;
+  } catch (err) {
+    slot.deleted = true;
+    slot.value = undefined;
+    slot.rejected = err;
+    c.store.decoded(key, slot.rev, undefined, err);
+    c.rejected++;
+    c.emit({
+      type: "rejected",
+      at: Date.now(),
+      key,
+      revision: slot.rev,
+      reason: describe(err),
+    });
+    return false;
+  }
+}
+
+/** A slot that is served once and not held. */
+function looseSlot(value: unknown): Slot {
+  return { rev: 0, created: Date.now(), deleted: false, raw: undefined, value, size: 0, gen: 0 };
+}

@@ -1,0 +1,104 @@
+/**
+ * Replay: `changes({ fromRevision })` runs a dedicated watcher from that
+ * revision, then follows live changes; it ends with a recreated bucket.
+ *
+ * @module
+ */
+import { Broadcast } from "../broadcast.ts";
+import type { Change, ChangesOptions } from "../types.ts";
+import { describe, Watcher } from "../watcher.ts";
+import { type CacheCore, toChange } from "./core.ts";
+
+/** A dedicated watcher replaying from a revision, then following live changes. */
+export function replay<T>(
+  c: CacheCore<T>,
+  options: ChangesOptions,
+): AsyncIterableIterator<Change<T>> {
+  const from = options.fromRevision!;
+  if (!Number.isInteger(from) || from < 1) {
+    throw new RangeError(
+      `Cannot follow changes: "fromRevision" must be a positive integer, got ${from}`,
+    );
+  }
+  const out = new Broadcast<Change<T>>();
+  const it = out.iterate(options);
+  let last = from - 1;
+  let ended = false;
+  let stopped = false;
+  const watcher = new Watcher({
+    nc: c.d.nc,
+    jsm: c.d.jsm,
+    bucket: c.bucket,
+    filter: options.filter ?? c.o.keys,
+    heartbeatMs: c.o.heartbeatMs,
+    inboxPrefix: c.d.inboxPrefix,
+    handler: {
+      onChange: (key, op, rev, created, data) => {
+        last = rev;
+        out.emit(toChange(c, key, op, rev, created, data));
+      },
+      onCaughtUp: () => {},
+      onResync: (req) => {
+        if (req.epochChanged) {
+          // Revisions start over in a recreated bucket: the replay cannot go
+          // on, so it ends (the watcher stops once its consumer exists).
+          ended = true;
+          c.lastError = `replay ended: ${req.reason}`;
+          out.close();
+        } else {
+          c.lastError = `replay resumed after revision ${last}: ${req.reason}`;
+        }
+        // Resume after what was delivered: the server starts at the oldest
+        // revision it still has, never at revision 1 again.
+        return { kind: "seq", seq: last + 1 };
+      },
+      onRestart: () => {},
+      onStarted: () => {
+        if (ended) stop();
+      },
+      onError: () => {
+        if (ended) stop();
+      },
+      onStreamInfo: () => {},
+    },
+  });
+  watcher.lastRevision = from - 1;
+  watcher.epoch = undefined;
+  // Every way the replay ends removes its listeners from the long-lived
+  // signals, so a finished replay keeps nothing alive.
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    c.aborter.signal.removeEventListener("abort", stop);
+    options.signal?.removeEventListener("abort", stop);
+    void watcher.close();
+    out.close();
+  };
+  c.aborter.signal.addEventListener("abort", stop, { once: true });
+  options.signal?.addEventListener("abort", stop, { once: true });
+  watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
+    c.lastError = `replay failed: ${describe(err)}`;
+    stop();
+  });
+  const ret = it.return!.bind(it);
+  it.return = (v?: unknown) => {
+    stop();
+    return ret(v);
+  };
+  return it;
+}
+
+async function* filteredGen<V>(it: AsyncIterableIterator<V>, keep: (v: V) => boolean) {
+  try {
+    for await (const v of it) if (keep(v)) yield v;
+  } finally {
+    await it.return?.();
+  }
+}
+
+export function filtered<V>(
+  it: AsyncIterableIterator<V>,
+  keep: (v: V) => boolean,
+): AsyncIterableIterator<V> {
+  return filteredGen(it, keep);
+}

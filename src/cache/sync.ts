@@ -1,0 +1,316 @@
+/**
+ * The sync loop: the cache's watcher and its callbacks (caught up, resync,
+ * history gap, restart), the connection's status, the regional hub link,
+ * periodic reconciliation against the stream, and binding a cache opened
+ * from its snapshot once NATS answers (rules 5 and 7).
+ *
+ * @module
+ */
+import type { StreamInfo } from "@nats-io/jetstream";
+import { BucketNotFoundError, type UnavailableError } from "../errors.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { kvStreamName } from "../kv_layout.ts";
+import { describe, type StartFrom, unref, Watcher } from "../watcher.ts";
+import { onChange } from "./apply.ts";
+import type { CacheCore, CacheLink } from "./core.ts";
+import { revalidateOffline } from "./read_path.ts";
+import { transition } from "./sync_state.ts";
+import { loadSnapshot, startSnapshotTimer } from "./warm_start.ts";
+
+/** The watcher over the current connection, feeding this cache. */
+export function newWatcher<T>(c: CacheCore<T>): Watcher {
+  return new Watcher({
+    nc: c.d.nc,
+    jsm: c.d.jsm,
+    bucket: c.bucket,
+    filter: c.o.keys,
+    heartbeatMs: c.o.heartbeatMs,
+    inboxPrefix: c.d.inboxPrefix,
+    handler: {
+      onChange: (key, op, rev, created, data, pending) =>
+        onChange(c, key, op, rev, created, data, pending),
+      onCaughtUp: (rev) => onCaughtUp(c, rev),
+      onResync: (req) => onResync(c, req.reason, req.epochChanged),
+      onHistoryGap: (first) => {
+        // Resume from the stream's first sequence instead of re-reading the
+        // bucket: whatever left the stream below it was either replaced by a
+        // later change (delivered now) or is gone from the bucket, and
+        // #onCaughtUp drops those entries.
+        c.gapFloor = Math.max(c.gapFloor, first);
+        return true;
+      },
+      onRestart: (reason) => {
+        transition(c, { on: "restarting", reason });
+      },
+      onStarted: ({ from, reason }) => {
+        if (reason !== "bootstrap" && reason !== "start") {
+          c.emit({
+            type: "watcher_restart",
+            at: Date.now(),
+            reason,
+            fromRevision: from.kind === "seq" ? from.seq : 0,
+          });
+        }
+      },
+      onError: (message) => {
+        c.lastError = message;
+        c.emit({ type: "error", at: Date.now(), message });
+      },
+      onStreamInfo: (info) => readStreamInfo(c, info),
+    },
+  });
+}
+
+/**
+ * Starts the watcher and follows the connection's status. Called once by
+ * `openCache()`; resolves when the first consumer exists.
+ * @internal
+ */
+export async function start<T>(c: CacheCore<T>): Promise<void> {
+  followConnection(c);
+  c.d.region?.link.start((inSync) => onHubLink(c, inSync));
+  if (c.o.reconcileMs > 0) startReconcile(c);
+  let from: StartFrom | "resume" = c.mode === "replica"
+    ? { kind: "snapshot" }
+    : { kind: "seq", seq: c.d.info.state.last_seq + 1 };
+  if (from.kind === "seq") c.watcher.lastRevision = from.seq - 1;
+  if (c.mode === "replica" && c.o.snapshot) {
+    if (await loadSnapshot(c, c.o.snapshot.path, c.d.info.created)) from = "resume";
+    startSnapshotTimer(c);
+  }
+  c.watching = c.watcher.start(
+    from,
+    from === "resume" ? "warm start" : c.mode === "replica" ? "bootstrap" : "start",
+  );
+  try {
+    await c.watching;
+  } catch (err) {
+    const e = mapNatsError(err, `watch bucket "${c.bucket}"`, c.bucket);
+    c.ready.reject(e);
+    throw e;
+  }
+}
+
+/**
+ * Starts a replica whose connection or bucket is unreachable at open from its
+ * warm-start snapshot: serves the snapshot marked stale (not synced) and
+ * binds in the background once NATS answers, then resumes after checking the
+ * snapshot's epoch against the stream. Rejects with `cause` if there is no
+ * usable snapshot. Called once by `openCache()` instead of {@link start}.
+ * @internal
+ */
+export async function startUnbound<T>(
+  c: CacheCore<T>,
+  bind: () => Promise<CacheLink>,
+  cause: UnavailableError,
+): Promise<void> {
+  c.bound = false;
+  transition(c, { on: "open_unreachable" });
+  if (!(await loadSnapshot(c, c.o.snapshot!.path, undefined))) throw cause;
+  c.lastError = `NATS unreachable at open: ${cause.message}`;
+  transition(c, {
+    on: "snapshot_served",
+    reason: "NATS unreachable at open: serving the snapshot",
+  });
+  c.emit({ type: "disconnected", at: c.disconnectedAt });
+  startSnapshotTimer(c);
+  c.binding = bindLoop(c, bind);
+}
+
+/** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
+export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink>): Promise<void> {
+  let backoffMs = 250;
+  while (!c.closed) {
+    let link: CacheLink | undefined;
+    try {
+      link = await bind();
+      if (!c.closed) {
+        await attach(c, link);
+        return;
+      }
+    } catch (err) {
+      c.lastError = `NATS unreachable since open: ${describe(err)}`;
+    }
+    if (link && c.d.ownsConnection) await link.nc.close().catch(() => {});
+    await pause(backoffMs / 2 + Math.random() * backoffMs / 2, c.aborter.signal);
+    backoffMs = Math.min(backoffMs * 2, 5_000);
+  }
+}
+
+/** Takes the connection of a cache opened from its snapshot and resumes from it. */
+export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void> {
+  const { epoch, lastRevision } = c.watcher;
+  const unbound = c.d;
+  c.d = { ...c.d, ...link };
+  const watcher = newWatcher(c);
+  // The snapshot's epoch: a recreated bucket makes the watcher resync (the
+  // snapshot is thrown away) instead of merging revisions that do not compare.
+  watcher.epoch = epoch;
+  watcher.lastRevision = lastRevision;
+  watcher.streamLastSeq = link.info.state.last_seq;
+  c.watcher = watcher;
+  transition(c, { on: "attaching" });
+  c.watching = watcher.start("resume", "warm start (NATS reachable again)");
+  try {
+    await c.watching;
+  } catch (err) {
+    c.watching = undefined;
+    transition(c, { on: "attach_failed" });
+    c.d = unbound;
+    throw err;
+  }
+  c.bound = true;
+  c.prefix = link.region?.writePrefix ?? c.prefix;
+  link.region?.link.start((inSync) => onHubLink(c, inSync));
+  c.emit({ type: "connected", at: Date.now() });
+  followConnection(c);
+  if (c.o.reconcileMs > 0) startReconcile(c);
+}
+
+export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
+  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
+  if (c.mode === "replica") {
+    c.complete = true;
+    // Tombstones the watcher has passed say nothing a missing slot does not.
+    if (c.tombstones > 0 && !c.lossy) {
+      c.store.dropTombstones(c.watcher.lastRevision);
+      c.tombstones = 0;
+    }
+  }
+  c.bootstrapApplied = 0;
+  if (c.gapFloor > 0) {
+    c.store.dropBelow(c.gapFloor);
+    c.gapFloor = 0;
+  }
+  sweepGone(c);
+  transition(c, { on: "caught_up", revision: rev, hubInSync: c.d.region?.link.inSync !== false });
+}
+
+export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boolean): StartFrom {
+  c.resyncs++;
+  c.lastResyncReason = reason;
+  c.gapFloor = 0; // a resync rebuilds from the stream as it is now
+  transition(c, { on: "resync", reason, epochChanged });
+  c.emit({ type: "resync", at: Date.now(), reason });
+  const last = c.lastInfo?.state.last_seq ?? 0;
+  c.sweepBefore = last + 1;
+  if (epochChanged || c.mode === "lazy") {
+    c.store.clear();
+    c.complete = false;
+  }
+  c.gen++;
+  if (c.mode === "replica") return { kind: "snapshot" };
+  return { kind: "seq", seq: last + 1 };
+}
+
+/** A regional mirror lost or regained the hub: fresh only while it is in sync. */
+export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
+  transition(c, {
+    on: "hub",
+    inSync,
+    watcherLive: c.watcher.caughtUp && !c.watcher.restarting,
+  });
+}
+
+export function readStreamInfo<T>(c: CacheCore<T>, info: StreamInfo): void {
+  c.lastInfo = info;
+  const ttl = Math.floor((info.config.max_age ?? 0) / 1e6);
+  c.bucketTtlMs = ttl;
+  c.store.bucketTtlMs = ttl;
+  // Entries older than the stream's first message are gone from the bucket (a
+  // purge or a limit removed them without a marker) unless the watcher brings
+  // a newer revision: sweep once it has caught up.
+  c.dropBelow = info.state.first_seq;
+  if (c.watcher?.caughtUp && !c.watcher.restarting) sweepGone(c);
+}
+
+export function sweepGone<T>(c: CacheCore<T>): void {
+  if (c.dropBelow > 1 && c.isReady) c.store.dropBelow(c.dropBelow);
+  c.dropBelow = 0;
+}
+
+/**
+ * Periodic reconciliation: a stream purge, a recreated bucket or a lost tail
+ * produce no watcher event, so the stream's state is compared now and then.
+ */
+export function startReconcile<T>(c: CacheCore<T>): void {
+  c.reconcileTimer = setInterval(async () => {
+    if (!c.fresh || c.watcher.restarting) return;
+    try {
+      const info = await c.d.jsm.streams.info(kvStreamName(c.bucket));
+      if (c.closed) return;
+      if (
+        info.created !== c.watcher.epoch || info.state.last_seq < c.watcher.lastRevision
+      ) {
+        c.watcher.restart("reconciliation found the stream changed");
+      } else {
+        readStreamInfo(c, info);
+      }
+    } catch (err) {
+      const e = mapNatsError(err, "reconcile", c.bucket);
+      if (e instanceof BucketNotFoundError) c.watcher.restart("bucket not found");
+    }
+  }, c.o.reconcileMs);
+  unref(c.reconcileTimer);
+}
+
+export function onEvicted<T>(c: CacheCore<T>, key: string, reason: "evict" | "too_large"): void {
+  if (c.mode === "replica" && !c.overflowed) {
+    c.overflowed = true;
+    c.lossy = true;
+    c.emit({ type: "overflow", at: Date.now(), entries: c.store.size });
+  }
+  if (c.events.active || c.o.onEvent) {
+    c.emit({
+      type: "evicted",
+      at: Date.now(),
+      key,
+      reason: reason === "evict" ? "bounds" : "too large",
+    });
+  }
+}
+
+export function followConnection<T>(c: CacheCore<T>): void {
+  const nc = c.d.nc;
+  const status = nc.status();
+  // nats.js's status iterator has stop(); close() ends the loop with it, so a
+  // shared connection keeps no listener of a closed (or never opened) cache.
+  c.stopStatus = () => (status as { stop?: () => void }).stop?.();
+  (async () => {
+    for await (const s of status) {
+      if (c.closed) return;
+      if (s.type === "disconnect") {
+        if (!transition(c, { on: "disconnected" })) continue;
+        c.watcher.disconnected();
+        c.emit({ type: "disconnected", at: c.disconnectedAt });
+      } else if (s.type === "error") {
+        // e.g. a permissions violation on the watcher's subjects: say so.
+        c.lastError = describe(s.error);
+        c.emit({ type: "error", at: Date.now(), message: c.lastError });
+      } else if (s.type === "reconnect") {
+        transition(c, { on: "reconnected" });
+        revalidateOffline(c);
+        c.emit({ type: "connected", at: Date.now() });
+        c.watcher.reconnected();
+      }
+    }
+  })().catch(() => {});
+  nc.closed().then(() => {
+    if (c.closed) return;
+    transition(c, { on: "connection_closed" });
+  });
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * Warm start of a replica: load the snapshot into the store (served as stale
+ * until caught up), save it on a timer and at close. `src/snapshot.ts` is the
+ * file format.
+ *
+ * @module
+ */
+import { SlotFlag } from "../local_store.ts";
+import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
+import { describe, unref } from "../watcher.ts";
+import type { CacheCore } from "./core.ts";
+
+/** Loads a snapshot into the store (served as stale until caught up); false if refused. */
+export async function loadSnapshot<T>(
+  c: CacheCore<T>,
+  path: string,
+  epoch: string | undefined,
+): Promise<boolean> {
+  const store = c.store;
+  const gen = c.gen;
+  const snap = await readSnapshot(path, c.bucket, c.o.keys, {
+    accept: (header) =>
+      epoch === undefined || header.epoch === epoch
+        ? undefined
+        : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
+    // Straight into the store, which keeps its own compact copy of each value.
+    onRecord: (key, rev, created, value) => store.put(key, rev, created, value, gen),
+  });
+  if (!snap.ok) {
+    c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
+    return false;
+  }
+  const { header } = snap;
+  if (header.partial) c.lossy = true;
+  c.watcher.lastRevision = header.lastRevision;
+  c.watcher.epoch = header.epoch;
+  c.savedRevision = header.lastRevision;
+  c.emit({
+    type: "snapshot",
+    at: Date.now(),
+    action: "loaded",
+    detail: `${header.count} entries at revision ${header.lastRevision}`,
+  });
+  return true;
+}
+
+export function startSnapshotTimer<T>(c: CacheCore<T>): void {
+  const every = c.o.snapshot!.intervalMs;
+  if (every <= 0) return;
+  c.snapshotTimer = setInterval(() => {
+    if (c.fresh) saveSnapshot(c).catch(() => {});
+  }, every);
+  unref(c.snapshotTimer);
+}
+
+/**
+ * Writes the replica to the snapshot file now (only when synced and changed
+ * since the last save). Resolves to whether a file was written.
+ */
+export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
+  const snap = c.o.snapshot;
+  if (!snap || !c.isReady || c.resyncing) return false;
+  const rev = c.watcher.lastRevision;
+  if (rev === c.savedRevision) return false;
+  const codec = c.o.codec;
+  const store = c.store;
+  // Values never read are written as held (encoded), without a copy each.
+  const records: SnapshotSource = (add) =>
+    store.forEach((key, rev, created, flags, value) => {
+      if ((flags & SlotFlag.Deleted) !== 0 || rev === 0) return;
+      add(
+        key,
+        rev,
+        created,
+        (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : codec.encode(value as T),
+      );
+    });
+  try {
+    const header = await writeSnapshot(snap.path, {
+      bucket: c.bucket,
+      filter: c.o.keys,
+      epoch: c.lastInfo?.created ?? c.d.info.created,
+      lastRevision: rev,
+      partial: c.overflowed,
+    }, records);
+    c.savedRevision = rev;
+    c.emit({
+      type: "snapshot",
+      at: Date.now(),
+      action: "saved",
+      detail: `${header.count} entries at revision ${rev}`,
+    });
+    return true;
+  } catch (err) {
+    c.lastError = `snapshot not saved: ${describe(err)}`;
+    c.emit({ type: "error", at: Date.now(), message: c.lastError });
+    return false;
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * The writer: set/create/update/delete/purge. Checks the key and the schema
+ * before any I/O, encodes, builds the KV headers (operation, rollup, TTL),
+ * publishes with compare-and-set, and puts the acknowledged revision into
+ * the store so a cache reads its own writes.
+ *
+ * @module
+ */
+import { headers as natsHeaders } from "@nats-io/nats-core";
+import { ClosedError, ConflictError, UnsupportedError, ValidationError } from "../errors.ts";
+import { isWrongLastSequence, mapNatsError } from "../errors_map.ts";
+import { assertKey } from "../keys.ts";
+import {
+  KV_OPERATION_HEADER,
+  kvStreamName,
+  ROLLUP_HEADER,
+  ROLLUP_SUBJECT,
+  TTL_HEADER,
+  ttlHeaderValue,
+} from "../kv_layout.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "../server_version.ts";
+import type { DeleteOptions, Operation, SetOptions } from "../types.ts";
+import { applyDelete } from "./apply.ts";
+import { assertInFilter, assertUp, type CacheCore } from "./core.ts";
+
+export async function set<T>(
+  c: CacheCore<T>,
+  key: string,
+  value: T,
+  options: SetOptions = {},
+): Promise<number> {
+  assertWritable(c, key, "set");
+  const { value: checked, bytes } = encode(c, key, value, "set");
+  const ttl = await ttlFor(c, options.ttlMs, `set "${key}"`);
+  const rev = await publish(c, key, bytes, "PUT", undefined, `set "${key}"`, ttl);
+  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  return rev;
+}
+
+export async function create<T>(
+  c: CacheCore<T>,
+  key: string,
+  value: T,
+  options: SetOptions = {},
+): Promise<number> {
+  assertWritable(c, key, "create");
+  const { value: checked, bytes } = encode(c, key, value, "create");
+  const ttl = await ttlFor(c, options.ttlMs, `create "${key}"`);
+  let rev: number;
+  try {
+    rev = await publish(c, key, bytes, "PUT", 0, `create "${key}"`, ttl);
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    // Present in the stream, but maybe only as a delete marker: then create over it.
+    const last = await c.d.kv.get(key).catch((e) => {
+      throw mapNatsError(e, `create "${key}"`, c.bucket, key);
+    });
+    if (last === null || last.operation === "PUT") {
+      throw new ConflictError(`Cannot create "${key}": the key exists`, { key, expected: 0 });
+    }
+    rev = await publish(c, key, bytes, "PUT", last.revision, `create "${key}"`, ttl);
+  }
+  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  return rev;
+}
+
+export async function update<T>(
+  c: CacheCore<T>,
+  key: string,
+  value: T,
+  expectedRevision: number,
+): Promise<number> {
+  assertWritable(c, key, "update");
+  assertRevision(expectedRevision, "update");
+  const { value: checked, bytes } = encode(c, key, value, "update");
+  const rev = await publish(c, key, bytes, "PUT", expectedRevision, `update "${key}"`);
+  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  return rev;
+}
+
+export async function remove<T>(
+  c: CacheCore<T>,
+  key: string,
+  op: "DEL" | "PURGE",
+  options: DeleteOptions,
+): Promise<number> {
+  const action = op === "DEL" ? "delete" : "purge";
+  assertWritable(c, key, action);
+  if (options.expectedRevision !== undefined) assertRevision(options.expectedRevision, action);
+  const rev = await publish(c, key, undefined, op, options.expectedRevision, `${action} "${key}"`);
+  applyDelete(c, key, rev, Date.now(), true);
+  return rev;
+}
+
+export function assertWritable<T>(c: CacheCore<T>, key: string, action: string): void {
+  if (c.closed) throw new ClosedError(action);
+  assertKey(key, action);
+  assertInFilter(c, key, action);
+  assertUp(c, `${action} "${key}"`);
+  c.d.region?.link.assertReachable(`${action} "${key}"`);
+}
+
+/** Validates against the schema (before any I/O) and encodes. */
+export function encode<T>(
+  c: CacheCore<T>,
+  key: string,
+  value: T,
+  action: string,
+): { value: T; bytes: Uint8Array } {
+  let checked = value;
+  if (c.o.schema) {
+    const r = c.o.schema.safeParse(value);
+    if (!r.success) {
+      throw new ValidationError(
+        `Cannot ${action} "${key}": value does not match the schema`,
+        r.error.issues.map((i) => ({
+          path: i.path.map((p) => typeof p === "symbol" ? String(p) : p),
+          message: i.message,
+        })),
+      );
+    }
+    checked = r.data;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = c.o.codec.encode(checked);
+  } catch (err) {
+    throw new ValidationError(
+      `Cannot ${action} "${key}": the codec cannot encode the value`,
+      [],
+      {
+        cause: err,
+      },
+    );
+  }
+  return { value: checked, bytes };
+}
+
+/**
+ * The `Nats-TTL` value of a write with `ttlMs`, once the server and the
+ * bucket are known to honour it: a 2.9 server would store the header and
+ * never expire the key.
+ */
+export async function ttlFor<T>(
+  c: CacheCore<T>,
+  ttlMs: number | undefined,
+  action: string,
+): Promise<string | undefined> {
+  if (ttlMs === undefined) return undefined;
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
+    throw new RangeError(`Cannot ${action}: "ttlMs" must be at least 1000, got ${ttlMs}`);
+  }
+  assertServerVersion(c.d.nc, "per-key TTL", PER_KEY_TTL_VERSION, action);
+  let config = c.lastInfo?.config ?? c.d.info.config;
+  if (!config.subject_delete_marker_ttl) {
+    // The bucket may have been given markers since it was last read.
+    try {
+      config = (await c.d.jsm.streams.info(kvStreamName(c.bucket))).config;
+    } catch (err) {
+      throw mapNatsError(err, action, c.bucket);
+    }
+  }
+  if (!config.allow_msg_ttl || !config.subject_delete_marker_ttl) {
+    const version = serverVersion(c.d.nc);
+    throw new UnsupportedError(
+      `Cannot ${action}: bucket "${c.bucket}" has no limit markers, so its edges would ` +
+        `not see the key expire (create it with "create.markerTtlMs", or ` +
+        `"nats kv add --marker-ttl")`,
+      {
+        feature: "per-key TTL",
+        requiredVersion: PER_KEY_TTL_VERSION,
+        ...(version ? { serverVersion: version } : {}),
+      },
+    );
+  }
+  return ttlHeaderValue(ttlMs);
+}
+
+export async function publish<T>(
+  c: CacheCore<T>,
+  key: string,
+  data: Uint8Array | undefined,
+  op: Operation,
+  expected: number | undefined,
+  action: string,
+  ttl?: string,
+): Promise<number> {
+  let h;
+  if (op !== "PUT") {
+    h = natsHeaders();
+    h.set(KV_OPERATION_HEADER, op);
+    if (op === "PURGE") h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
+  }
+  if (ttl !== undefined) {
+    h ??= natsHeaders();
+    h.set(TTL_HEADER, ttl);
+    // No older revision may come back when this one expires.
+    h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
+  }
+  try {
+    const ack = await c.d.js.publish(c.prefix + key, data ?? new Uint8Array(0), {
+      ...(h ? { headers: h } : {}),
+      ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
+      timeout: c.o.writeTimeoutMs,
+    });
+    return ack.seq;
+  } catch (err) {
+    if (isWrongLastSequence(err)) {
+      throw new ConflictError(
+        expected === 0
+          ? `Cannot ${action}: the key exists`
+          : `Cannot ${action}: the key is not at revision ${expected}`,
+        { key, expected, cause: err },
+      );
+    }
+    throw mapNatsError(err, action, c.bucket, key);
+  }
+}
+
+function assertRevision(rev: unknown, action: string): void {
+  if (!Number.isSafeInteger(rev) || (rev as number) < 0) {
+    throw new RangeError(
+      `Cannot ${action}: a revision must be a non-negative integer, got ${String(rev)}`,
+    );
+  }
+}
