@@ -228,7 +228,6 @@ async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
     throw err;
   }
   const links = new Map<Link, Promise<void>>();
-  let refusing = 0;
 
   const shed = (link: Link, reason: "capacity" | "header_timeout" | "idle_timeout") => {
     stats.shed++;
@@ -282,60 +281,19 @@ async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
     link.close();
   }
 
-  async function refuse(conn: Deno.Conn): Promise<void> {
-    stats.refused++;
-    options.onEvent?.({ type: "refused", open: links.size });
-    refusing++;
-    try {
-      // A flood must not pile up sockets waiting to be told no: past a few
-      // pending answers the refusal is a bare close.
-      if (refusing <= 16) await conn.write(REFUSAL);
-    } catch {
-      // The client is gone already.
-    } finally {
-      refusing--;
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
-  }
-
-  const accepting = (async () => {
-    let backoffMs = 0;
-    while (!stopping) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-        backoffMs = 0;
-      } catch (err) {
-        if (stopping || err instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: shed the idlest connection to free descriptors,
-        // wait a little, and accept again. Never give up the listener.
-        stats.acceptErrors++;
-        const v = victim();
-        if (v !== undefined) shed(v, "capacity");
-        backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
-        options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
-        await new Promise((r) => setTimeout(r, backoffMs));
-        continue;
-      }
-      stats.accepted++;
-      // As Deno.serve does: small responses go out at once, not after Nagle's delay.
-      try {
-        conn.setNoDelay(true);
-      } catch { /* the client is gone */ }
-      if (links.size >= options.maxConnections) {
-        const v = victim();
-        if (v === undefined) {
-          void refuse(conn);
-          continue;
-        }
-        shed(v, "capacity");
-      }
+  const accepting = acceptLoop(listener, {
+    stopping: () => stopping,
+    stats,
+    options,
+    open: () => links.size,
+    victim,
+    shed: (link) => shed(link, "capacity"),
+    noDelay: true,
+    take(conn) {
       const link = new Link(conn);
       links.set(link, handle(link).finally(() => links.delete(link)));
-    }
-  })();
+    },
+  });
 
   return {
     addr: listener.addr,
@@ -358,6 +316,83 @@ async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** What {@linkcode acceptLoop} needs from a gate. */
+interface AcceptGate<L> {
+  stopping(): boolean;
+  stats: GateStats;
+  options: GatedServeOptions;
+  /** Connections open now. */
+  open(): number;
+  /** The connection to shed for a newcomer, if any may go. */
+  victim(): L | undefined;
+  shed(link: L): void;
+  /** Set TCP_NODELAY on accepted connections (the pipe; Deno.serve does it itself). */
+  noDelay: boolean;
+  /** Serves an accepted connection. */
+  take(conn: Deno.TcpConn): void;
+}
+
+/**
+ * The gate's accept loop: on an accept error (EMFILE and friends) it sheds
+ * the idlest connection to free descriptors, backs off and accepts again —
+ * it never gives up the listener; at the cap it sheds the idlest connection
+ * or, if none may go, refuses the newcomer with a 503.
+ */
+async function acceptLoop<L>(listener: Deno.TcpListener, gate: AcceptGate<L>): Promise<void> {
+  const { stats, options } = gate;
+  let refusing = 0;
+  const refuse = async (conn: Deno.Conn): Promise<void> => {
+    stats.refused++;
+    options.onEvent?.({ type: "refused", open: gate.open() });
+    refusing++;
+    try {
+      // A flood must not pile up sockets waiting to be told no: past a few
+      // pending answers the refusal is a bare close.
+      if (refusing <= 16) await conn.write(REFUSAL);
+    } catch {
+      // The client is gone already.
+    } finally {
+      refusing--;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  };
+  let backoffMs = 0;
+  while (!gate.stopping()) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept();
+      backoffMs = 0;
+    } catch (err) {
+      if (gate.stopping() || err instanceof Deno.errors.BadResource) break;
+      stats.acceptErrors++;
+      const v = gate.victim();
+      if (v !== undefined) gate.shed(v);
+      backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
+      options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
+      await new Promise((r) => setTimeout(r, backoffMs));
+      continue;
+    }
+    stats.accepted++;
+    if (gate.noDelay) {
+      // Small responses go out at once, not after Nagle's delay.
+      try {
+        conn.setNoDelay(true);
+      } catch { /* the client is gone */ }
+    }
+    if (gate.open() >= options.maxConnections) {
+      const v = gate.victim();
+      if (v === undefined) {
+        void refuse(conn);
+        continue;
+      }
+      gate.shed(v);
+    }
+    gate.take(conn);
+  }
 }
 
 /** The per-connection server `serveHttpOnConnection` returns. */
@@ -434,7 +469,6 @@ function serveHandedOff(
     return new Response("Internal Server Error", { status: 500 });
   });
   let stopping = false;
-  let refusing = 0;
   const sweepMs = Math.max(
     50,
     Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
@@ -480,22 +514,6 @@ function serveHandedOff(
     return best;
   }
 
-  async function refuse(conn: Deno.Conn): Promise<void> {
-    stats.refused++;
-    options.onEvent?.({ type: "refused", open: links.size });
-    refusing++;
-    try {
-      if (refusing <= 16) await conn.write(REFUSAL);
-    } catch {
-      // The client is gone already.
-    } finally {
-      refusing--;
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
-  }
-
   function handOff(conn: Deno.TcpConn): void {
     const link = new HandedOff(tick);
     const done = () => {
@@ -532,37 +550,16 @@ function serveHandedOff(
     link.server.finished.then(() => links.delete(link), () => links.delete(link));
   }
 
-  const accepting = (async () => {
-    let backoffMs = 0;
-    while (!stopping) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-        backoffMs = 0;
-      } catch (err) {
-        if (stopping || err instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: shed the idlest connection to free a descriptor,
-        // wait a little, and accept again. Never give up the listener.
-        stats.acceptErrors++;
-        const v = victim();
-        if (v !== undefined) shed(v, "capacity");
-        backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
-        options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
-        await new Promise((r) => setTimeout(r, backoffMs));
-        continue;
-      }
-      stats.accepted++;
-      if (links.size >= options.maxConnections) {
-        const v = victim();
-        if (v === undefined) {
-          void refuse(conn);
-          continue;
-        }
-        shed(v, "capacity");
-      }
-      handOff(conn);
-    }
-  })();
+  const accepting = acceptLoop(listener, {
+    stopping: () => stopping,
+    stats,
+    options,
+    open: () => links.size,
+    victim,
+    shed: (link) => shed(link, "capacity"),
+    noDelay: false,
+    take: handOff,
+  });
 
   return {
     addr: listener.addr,
