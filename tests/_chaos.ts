@@ -122,22 +122,43 @@ export function mib(bytes: number): number {
  * Creates a replicated bucket on a freshly started cluster. A cluster whose
  * meta leader already sees every peer may still answer "no suitable peers for
  * placement" for a moment (seen on 2.15 right after start), so that answer is
- * retried until `timeoutMs`.
+ * retried until `timeoutMs`; returns once the stream answers publishes.
  */
 export async function createReplicatedBucket(
   nc: NatsConnection,
   bucket: string,
-  options: { replicas: number; history: number },
+  options: { replicas: number; history?: number; ttl?: number },
   timeoutMs = 60_000,
 ): Promise<KV> {
-  const kvm = new Kvm(jetstream(nc, { timeout: 30_000 }));
+  const js = jetstream(nc, { timeout: 30_000 });
+  const kvm = new Kvm(js);
   const deadline = Date.now() + timeoutMs;
+  let kv: KV;
   for (;;) {
     try {
-      return await kvm.create(bucket, options);
+      kv = await kvm.create(bucket, options);
+      break;
     } catch (err) {
       if (!/no suitable peers/i.test(String(err)) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  // nats-server 2.15 answers the create of a replicated stream before the
+  // stream's subjects have interest on every node, so a put right after can
+  // fail with "no responders". Probe with a publish the stream must refuse
+  // (a last sequence it can never have): an answer means the stream listens,
+  // and nothing is stored.
+  for (;;) {
+    try {
+      await js.publish(`$KV.${bucket}._probe`, "", {
+        expect: { lastSequence: Number.MAX_SAFE_INTEGER },
+        timeout: 5_000,
+      });
+      throw new Error("the stream stored a probe it had to refuse");
+    } catch (err) {
+      if (/wrong last sequence/i.test(String(err))) return kv;
+      if (!/no responders|timeout/i.test(String(err)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }

@@ -6,10 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Cache, type CacheOptions, openCache } from "../mod.ts";
 import { createRegionalMirror } from "../src/region_mirror.ts";
+import { createReplicatedBucket } from "./_chaos.ts";
 import {
   connectTo,
   HUB_DOMAIN,
@@ -34,7 +35,7 @@ export async function regionalBucket(
   name = uniqueBucket("r"),
   opts: { ttlMs?: number; history?: number } = {},
 ): Promise<RegionalBucket> {
-  const hubKv = await new Kvm(hubNc).create(name, {
+  const hubKv = await createReplicatedBucket(hubNc, name, {
     replicas: 3,
     history: opts.history ?? 5,
     ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}),

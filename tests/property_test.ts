@@ -504,7 +504,12 @@ Deno.test("property: the cache over a real nats-server keeps reads monotonic and
         async (mode, maxItems, ops) => {
           runs++;
           const bucket = uniqueBucket("p");
-          const kv = await kvm.create(bucket, { history: 5 });
+          const kv = await kvm.create(bucket, { history: 5 }).catch(async (err) => {
+            // The server logs why it could not make the stream (a full disk, say).
+            const log = await Deno.readTextFile(srv.logFile).catch(() => "");
+            const why = log.split("\n").filter((l) => /\[(WRN|ERR)\]/.test(l)).slice(-5);
+            throw new Error(`create bucket ${bucket}: ${err}\n${why.join("\n")}`, { cause: err });
+          });
           await using proxy = startProxy(srv.port);
           const model = new BucketModel();
           const seen = new Map<string, number>(); // highest revision each key was read at

@@ -3,6 +3,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectTo, startCluster, startServer, uniqueBucket, waitFor } from "./_setup.ts";
+import { createReplicatedBucket } from "./_chaos.ts";
 
 /** The process state letter from /proc (R, S, T for stopped, ...), or undefined if gone. */
 async function procState(pid: number): Promise<string | undefined> {
@@ -164,7 +165,7 @@ Deno.test("a 3-node cluster serves R3 buckets and reports stream leaders", async
   const bucket = uniqueBucket();
   const nc = await connectTo(cluster.url);
   try {
-    const kv = await kvm(nc).create(bucket, { replicas: 3 });
+    const kv = await createReplicatedBucket(nc, bucket, { replicas: 3 });
     await kv.put("a", "1");
 
     await t.step("leaderOf() finds the leader of the bucket's stream", async () => {
