@@ -15,8 +15,8 @@ import {
   TimeoutError,
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { findEmbedded } from "../src/embedded.ts";
-import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../src/nats_env.ts";
+import { findEmbedded } from "../host/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../host/nats_env.ts";
 
 /**
  * Where the embedded server of `deno task serve` keeps its data (and its address file).

@@ -20,7 +20,7 @@
 
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { connectNats, type NatsTransport } from "../src/connect.ts";
-import { freePort, type NatsServerProcess, startNatsServer } from "../src/nats_server.ts";
+import { freePort, type NatsServerProcess, startNatsServer } from "../host/nats_server.ts";
 import { guardSocketResets } from "../src/socket_guard.ts";
 import { type Proxy, startProxy } from "./_proxy.ts";
 import { suiteTransport } from "./_transport.ts";

@@ -19,7 +19,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { openCache, UnavailableError } from "../mod.ts";
-import { startNatsServer } from "../src/nats_server.ts";
+import { startNatsServer } from "../host/nats_server.ts";
 import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
 
 /** Command-line settings, with their defaults. */

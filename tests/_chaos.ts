@@ -12,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { BOOLEAN_WORDS, parseBoolean } from "../src/edge_config.ts";
+import { BOOLEAN_WORDS, parseBoolean } from "../host/edge_config.ts";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
 export const LONG = (() => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../src/edge_config.ts";
-import { serveGated } from "../src/edge_listener.ts";
+import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../host/edge_config.ts";
+import { serveGated } from "../host/edge_listener.ts";
 import { waitFor } from "./_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../workers/edge.ts", import.meta.url));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { findEmbedded, startEmbedded } from "../src/embedded.ts";
+import { findEmbedded, startEmbedded } from "../host/embedded.ts";
 import { UnavailableError } from "../src/errors.ts";
 import { connectTo, uniqueBucket, waitFor } from "./_setup.ts";
 
@@ -70,7 +70,7 @@ Deno.test("startEmbedded() replaces the server of a crashed run and keeps its da
   const dataDir = await Deno.makeTempDir({ prefix: "kvedge_embedded_" });
   const infoFile = `${dataDir}/nats/embedded.json`;
   const script = `${dataDir}/crashing_worker.ts`;
-  const embeddedUrl = new URL("../src/embedded.ts", import.meta.url).href;
+  const embeddedUrl = new URL("../host/embedded.ts", import.meta.url).href;
   await Deno.writeTextFile(
     script,
     `import { startEmbedded } from ${JSON.stringify(embeddedUrl)};\n` +
@@ -129,7 +129,7 @@ Deno.test("startEmbedded() replaces the server of a crashed run and keeps its da
 Deno.test("startEmbedded() refuses a store that a live run is using", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "kvedge_embedded_" });
   const script = `${dataDir}/live_worker.ts`;
-  const embeddedUrl = new URL("../src/embedded.ts", import.meta.url).href;
+  const embeddedUrl = new URL("../host/embedded.ts", import.meta.url).href;
   await Deno.writeTextFile(
     script,
     `import { startEmbedded } from ${JSON.stringify(embeddedUrl)};\n` +

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
-import { startEmbedded } from "../src/embedded.ts";
+import { startEmbedded } from "../host/embedded.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/kv.ts`;

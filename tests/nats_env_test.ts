@@ -1,5 +1,5 @@
 /**
- * One environment → NATS connection options parser (src/nats_env.ts) for the
+ * One environment → NATS connection options parser (host/nats_env.ts) for the
  * edge worker, the projector and the CLI (issue #11 item 13, issue #12):
  * credentials in `NATS_URL` are used as credentials and never printed.
  */
@@ -10,8 +10,8 @@ import {
   natsConnectionOptions,
   parseNatsEnv,
   redactSecrets,
-} from "../src/nats_env.ts";
-import { parseEdgeConfig } from "../src/edge_config.ts";
+} from "../host/nats_env.ts";
+import { parseEdgeConfig } from "../host/edge_config.ts";
 import { startServer, waitFor } from "./_setup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

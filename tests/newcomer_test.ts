@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createApp, DecodeError, openCache } from "../mod.ts";
-import { BOOLEAN_WORDS, parseEdgeConfig } from "../src/edge_config.ts";
+import { BOOLEAN_WORDS, parseEdgeConfig } from "../host/edge_config.ts";
 import { connectTo, spawnEdge, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -203,7 +203,7 @@ Deno.test("every relative link in the README and docs/ resolves, anchors include
 
 Deno.test("the docs name every worker variable and every openCache() option", async () => {
   const http = await Deno.readTextFile(`${ROOT}docs/http.md`);
-  const config = await Deno.readTextFile(`${ROOT}src/edge_config.ts`);
+  const config = await Deno.readTextFile(`${ROOT}host/edge_config.ts`);
   const vars = new Set(config.match(/\bKVEDGE_[A-Z_]+\b/g));
   assert.ok(vars.size > 10, "the worker's variables are found");
   const undocumented = [...vars].filter((v) => !http.includes(`\`${v}\``));

@@ -6,7 +6,7 @@
  * @module
  */
 import { describe as describeError } from "../src/describe.ts";
-import { redactSecrets } from "../src/nats_env.ts";
+import { redactSecrets } from "../host/nats_env.ts";
 
 /** Severity of a log line. */
 export type Level = "debug" | "info" | "warn" | "error";

@@ -20,13 +20,13 @@ import {
   openCache,
 } from "../mod.ts";
 import { connectNats, transportOf } from "../src/connect.ts";
-import { type EmbeddedServer, startEmbedded } from "../src/embedded.ts";
+import { type EmbeddedServer, startEmbedded } from "../host/embedded.ts";
 import {
   describeEdgeConfig,
   type EdgeConfig,
   natsConnectOptions,
   parseEdgeConfig,
-} from "../src/edge_config.ts";
+} from "../host/edge_config.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";
 import {
   connectionBudget,
@@ -35,7 +35,7 @@ import {
   raiseOpenFileLimit,
   serveDirect,
   serveGated,
-} from "../src/edge_listener.ts";
+} from "../host/edge_listener.ts";
 
 const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
 
@@ -281,7 +281,7 @@ async function main(): Promise<number> {
     // By default not Deno.serve on the port: it has no connection cap or idle
     // timeout, and one EMFILE on accept ends its accept loop. The gate accepts
     // and hands each connection to Deno.serve's native per-connection server
-    // (src/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
+    // (host/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
     server = await (config.connectionGate ? serveGated : serveDirect)({
       hostname: config.hostname,
       port: config.port,

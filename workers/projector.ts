@@ -20,7 +20,7 @@
  * Connection: `NATS_URL` (comma-separated), else the embedded server of a
  * running `deno task serve` (found under `.data/`), else
  * `nats://127.0.0.1:4222`; auth and TLS from the variables every kvedge
- * program reads (`src/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
+ * program reads (`host/nats_env.ts`: credentials in `NATS_URL`, `NATS_USER` +
  * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`, `NATS_TLS_*`).
  * `KVEDGE_HUB_DOMAIN`: run in a region over leaf nodes — the connection is
  * the region's leaf node; source, checkpoint and target are on the hub, in
@@ -44,8 +44,8 @@ import {
   type ProjectionStatus,
   runProjection,
 } from "../mod.ts";
-import { findEmbedded } from "../src/embedded.ts";
-import { natsConnectionOptions, parseNatsEnv } from "../src/nats_env.ts";
+import { findEmbedded } from "../host/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv } from "../host/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection/define.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";

@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { findEmbedded } from "../../src/embedded.ts";
+import { findEmbedded } from "../../host/embedded.ts";
 import type { OrderEvent } from "./projection.ts";
 
 /** Options of {@linkcode publishOrders}. */

@@ -12,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { natsServerBinary } from "../../src/nats_server.ts";
+import { natsServerBinary } from "../../host/nats_server.ts";
 import { startCluster, startServer } from "../_servers.ts";
 import type { ClusterHandle, ServerHandle } from "../_servers.ts";
 

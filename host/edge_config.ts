@@ -9,8 +9,8 @@
 import { z } from "zod";
 import type { ConnectionOptions } from "@nats-io/nats-core";
 import { type NatsAuth, natsConnectionOptions, parseNatsEnv } from "./nats_env.ts";
-import { bucketProblem } from "./keys.ts";
-import type { CacheMode } from "./types.ts";
+import { bucketProblem } from "../src/keys.ts";
+import type { CacheMode } from "../src/types.ts";
 
 /** One bucket the edge serves, from `KVEDGE_BUCKETS`. */
 export interface EdgeBucketConfig {

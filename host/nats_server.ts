@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UnavailableError } from "./errors.ts";
+import { UnavailableError } from "../src/errors.ts";
 
 /** Options of {@linkcode startNatsServer}. */
 export interface NatsServerOptions {

@@ -9,7 +9,7 @@
  */
 
 import { resolve } from "node:path";
-import { UnavailableError } from "./errors.ts";
+import { UnavailableError } from "../src/errors.ts";
 import { type NatsServerProcess, startNatsServer } from "./nats_server.ts";
 
 /** Options of {@linkcode startEmbedded}. */
