@@ -348,6 +348,15 @@ export class Watcher {
     const inbox = `${this.#o.inboxPrefix ?? "_INBOX"}.${name}`;
     this.#dseq = 0;
     this.#caughtUp = false;
+    // With no key filter every message of the stream is ours, so the stream's
+    // last sequence when we (re)started is an exact target. Set before the
+    // consumer exists: its first deliveries may overtake the create response,
+    // and must not be judged by the previous consumer's target (a recreated
+    // bucket's old, lower last sequence would mark a resync caught up early).
+    // nats-server 2.9 sometimes reports num_pending one too high for a
+    // filtered consumer, and under load pending may never reach 0; idle
+    // heartbeats cover filters.
+    this.#snapshotTarget = filter === ">" ? this.#streamLastSeq : 0;
     const sub = nc.subscribe(inbox, { callback: (err, msg) => this.#onMsg(sub, err, msg) });
     const config: Partial<ConsumerConfig> = {
       name,
@@ -370,11 +379,6 @@ export class Watcher {
     try {
       const ci = await jsm.consumers.add(this.#stream, config);
       pending = ci.num_pending;
-      // With no key filter every message of the stream is ours, so the stream's
-      // last sequence when we (re)started is an exact target. nats-server 2.9
-      // sometimes reports num_pending one too high for a filtered consumer, and
-      // under load pending may never reach 0; idle heartbeats cover filters.
-      this.#snapshotTarget = filter === ">" ? this.#streamLastSeq : 0;
     } catch (err) {
       sub.unsubscribe();
       this.#sub = undefined;

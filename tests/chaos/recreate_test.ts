@@ -27,6 +27,9 @@ Deno.test("chaos: a bucket deleted and recreated with other content leaves nothi
               await kvm.create(bucket, { history: 2 });
               await fill(nc, bucket, OLD_KEYS, (i) => ({ gen: "old", i }), { prefix: "o." });
               await using proxy = startProxy(srv.port);
+              // The revision each "synced" after the resync was declared at.
+              const syncedAt: number[] = [];
+              let resynced = false;
               await using edge = await openCache<{ gen: string; i: number }>({
                 servers: proxy.url,
                 bucket,
@@ -37,6 +40,10 @@ Deno.test("chaos: a bucket deleted and recreated with other content leaves nothi
                 // on a machine whose cores are all busy.
                 missTimeoutMs: 5_000,
                 connectOptions: { reconnectTimeWait: 50, reconnectJitter: 20 },
+                onEvent: (e) => {
+                  if (e.type === "resync") resynced = true;
+                  else if (e.type === "synced" && resynced) syncedAt.push(e.revision);
+                },
               });
               await edge.ready({ timeoutMs: 15_000 });
               // Lazy: make the old keys resident by reading them.
@@ -59,6 +66,15 @@ Deno.test("chaos: a bucket deleted and recreated with other content leaves nothi
               await waitFor(
                 () => edge.status().resyncs >= 1 && edge.status().state === "synced",
                 { timeoutMs: 20_000, message: "the edge resynced after the recreation" },
+              );
+              // Synced means every revision the new bucket had at the resync is
+              // applied: the new consumer's first deliveries (which may overtake
+              // its create response) were once judged by the old bucket's lower
+              // last revision, and "synced" came early.
+              const newLast = (await (await kvm.open(bucket)).status()).streamInfo.state.last_seq;
+              assert.ok(
+                syncedAt[0]! >= newLast,
+                `synced at revision ${syncedAt[0]} after the resync, the new bucket had ${newLast}`,
               );
               let oldServed = 0;
               for (let i = 0; i < OLD_KEYS; i++) {
