@@ -3,11 +3,14 @@
  * runs the benchmark scenarios of `scripts/bench/`, prints one table of
  * kvedge figures against the competitor measured in the same run (median of
  * repetitions, min–max, ratio, target ✓/✗), and writes
- * `bench/results/<scenario>.json` (machine, versions, parameters, raw figures).
+ * `bench/results/nats-v<version>/<scenario>.json` (machine, versions,
+ * parameters, raw figures), one folder per nats-server version
+ * (`KVEDGE_NATS_SERVER` picks the server).
  *
  * `--quick` is a smoke run (tiny sizes, seconds); its results go to a
  * temporary directory unless `--out` says otherwise, so they never replace
- * real figures. `--update-readme` replaces the table in `bench/README.md`.
+ * real figures. `--update-readme` replaces this server's table in
+ * `bench/README.md`.
  *
  * @module
  */
@@ -99,18 +102,29 @@ function parse(argv: string[]): Args {
   };
 }
 
-const README_START = "<!-- bench:table:start -->";
-const README_END = "<!-- bench:table:end -->";
+/**
+ * Which nats-server the scenarios run against, as a folder and marker name:
+ * `"nats-v2.15.2"` from `nats-server: v2.15.2` (the binary's `--version`).
+ */
+function serverTag(version: unknown): string {
+  const m = /v?(\d+\.\d+\.\d+)/.exec(String(version ?? ""));
+  return m ? `nats-v${m[1]}` : "nats-unknown";
+}
 
-async function updateReadme(text: string): Promise<void> {
+/** Replaces the table between this server's markers in `bench/README.md` (one table per server). */
+async function updateReadme(text: string, tag: string): Promise<void> {
   const path = `${ROOT}/bench/README.md`;
   const readme = await Deno.readTextFile(path);
-  const start = readme.indexOf(README_START);
-  const end = readme.indexOf(README_END);
+  const startMark = `<!-- bench:table:${tag}:start -->`;
+  const endMark = `<!-- bench:table:${tag}:end -->`;
+  const start = readme.indexOf(startMark);
+  const end = readme.indexOf(endMark);
   if (start < 0 || end < start) {
-    throw new Error(`Cannot update ${path}: markers ${README_START} / ${README_END} not found`);
+    throw new Error(
+      `Cannot update ${path}: markers ${startMark} / ${endMark} not found (add them where this server's table goes)`,
+    );
   }
-  const next = readme.slice(0, start + README_START.length) + "\n" + text + "\n" +
+  const next = readme.slice(0, start + startMark.length) + "\n" + text + "\n" +
     readme.slice(end);
   await Deno.writeTextFile(path, next);
   // Keep the committed README as `deno fmt` wants it (the gate checks it).
@@ -133,10 +147,13 @@ async function main(): Promise<number> {
   const chosen = args.names.length
     ? SCENARIOS.filter((s) => args.names.includes(s.name))
     : SCENARIOS;
+  const machine = await machineInfo();
+  const tag = serverTag(machine.natsServer);
+  // One folder of results per nats-server version, so both tables stand.
   const out = args.out ??
     (args.quick
       ? await Deno.makeTempDir({ prefix: "kvedge_bench_quick_" })
-      : `${ROOT}/bench/results`);
+      : `${ROOT}/bench/results/${tag}`);
   const ctx: BenchContext = {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
@@ -146,7 +163,6 @@ async function main(): Promise<number> {
     shared: new Map(),
   };
   const command = `deno task bench ${Deno.args.join(" ")}`.trim();
-  const machine = await machineInfo();
   const results: ScenarioResult[] = [];
   let failed = 0;
   const started = performance.now();
@@ -196,7 +212,7 @@ async function main(): Promise<number> {
   ].join("\n");
   console.log(`\n## All results\n\n${text}\n`);
   await Deno.writeTextFile(`${out}/summary.md`, text + "\n");
-  if (args.updateReadme) await updateReadme(text);
+  if (args.updateReadme) await updateReadme(text, tag);
   const misses = results.flatMap((r) => r.rows).filter((r) => r.pass === false).length;
   ctx.log(`${misses} row(s) miss their target; results in ${out}`);
   return failed > 0 ? 1 : 0;
