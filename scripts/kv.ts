@@ -49,6 +49,8 @@ import {
 } from "./_cli.ts";
 import { CliError } from "./_cli.ts";
 import { createRegionalMirror } from "../src/region_mirror.ts";
+import { openCache, UnsupportedError } from "../mod.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION } from "../src/server_version.ts";
 
 const PROGRAM = "deno task kv";
 
@@ -107,6 +109,12 @@ const COMMANDS: CommandSpec[] = [
         help: "storage backend",
       },
       description: { type: "string", placeholder: "TEXT", help: "a description for the bucket" },
+      "marker-ttl": {
+        type: "duration",
+        placeholder: "DURATION",
+        help:
+          "keep delete markers this long, at least 1s, so edges see keys expire; allows put --ttl (nats-server 2.11+)",
+      },
     },
   },
   {
@@ -133,7 +141,14 @@ const COMMANDS: CommandSpec[] = [
       name: "value",
       help: "the value to store; read from stdin when - or omitted",
     }],
-    flags: {},
+    flags: {
+      ttl: {
+        type: "duration",
+        placeholder: "DURATION",
+        help:
+          "expire the key after this long, at least 1s (nats-server 2.11+, a bucket added with --marker-ttl)",
+      },
+    },
   },
   {
     name: "get",
@@ -517,8 +532,19 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
     maxValueSize: (f["max-value-size"] as number | undefined) ?? -1,
     storage,
     ...(typeof f.description === "string" ? { description: f.description } : {}),
+    ...(f["marker-ttl"] === undefined ? {} : { markerTTL: f["marker-ttl"] as number }),
   };
   const nc = await ctx.connect();
+  if (want.markerTTL !== undefined) {
+    if (want.markerTTL < 1000) {
+      throw new UsageError(
+        `--marker-ttl must be at least 1s, got ${formatDuration(want.markerTTL)}`,
+      );
+    }
+    cliErrorOf(() =>
+      assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `add bucket ${quote(bucket)}`)
+    );
+  }
   const jsm = await manager(ctx);
   let existing: StreamInfo | undefined;
   try {
@@ -538,6 +564,10 @@ async function cmdAdd(ctx: Ctx): Promise<number> {
     if ((c.max_bytes ?? -1) !== want.max_bytes) differs.push(`max bytes ${c.max_bytes}`);
     if ((c.max_msg_size ?? -1) !== want.maxValueSize) {
       differs.push(`max value size ${c.max_msg_size}`);
+    }
+    const markerTtl = Math.round((c.subject_delete_marker_ttl ?? 0) / 1e6);
+    if (markerTtl !== (want.markerTTL ?? 0)) {
+      differs.push(`marker ttl ${markerTtl > 0 ? formatDuration(markerTtl) : "none"}`);
     }
     if (differs.length) {
       throw new CliError(
@@ -644,10 +674,13 @@ async function writeCmd(ctx: Ctx, op: "put" | "create" | "update"): Promise<numb
     }
   }
   const value = await valueOf(ctx.args[2]);
+  const ttlMs = ctx.flags.ttl as number | undefined;
   const { kv } = await openBucket(ctx, bucket);
   let revision: number;
   try {
-    revision = op === "put"
+    revision = op === "put" && ttlMs !== undefined
+      ? await putWithTtl(ctx, bucket, key, value, ttlMs)
+      : op === "put"
       ? await kv.put(key, value)
       : op === "create"
       ? await kv.create(key, value)
@@ -667,6 +700,45 @@ async function writeCmd(ctx: Ctx, op: "put" | "create" | "update"): Promise<numb
   }
   out(ctx, { bucket, key, revision }, () => `${bucket} > ${key} revision: ${revision}`);
   return 0;
+}
+
+/**
+ * `put --ttl` goes through the library's write path, so the checks (2.11+,
+ * a bucket with markers, at least 1s) and the headers are the cache's own.
+ */
+async function putWithTtl(
+  ctx: Ctx,
+  bucket: string,
+  key: string,
+  value: Uint8Array,
+  ttlMs: number,
+): Promise<number> {
+  const nc = await ctx.connect();
+  const bytes = { encode: (v: Uint8Array) => v, decode: (b: Uint8Array) => b };
+  await using cache = await openCache<Uint8Array>({
+    connection: nc,
+    bucket,
+    local: { maxItems: 1 },
+    codec: bytes,
+  });
+  try {
+    return await cache.set(key, value, { ttlMs });
+  } catch (err) {
+    if (err instanceof UnsupportedError || err instanceof RangeError) {
+      throw new CliError(err.message);
+    }
+    throw err;
+  }
+}
+
+/** Runs `check`, turning the library's `UnsupportedError` into a one-line CLI error. */
+function cliErrorOf(check: () => void): void {
+  try {
+    check();
+  } catch (err) {
+    if (err instanceof UnsupportedError) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 async function cmdGet(ctx: Ctx): Promise<number> {

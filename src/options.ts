@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { bucketName, fn, keyFilter, parseOptions } from "./validate.ts";
+import { bucketName, fn, keyFilter, nonNegativeOrInfinity, parseOptions } from "./validate.ts";
 import { jsonCodec } from "./codec.ts";
 import type {
   CacheMode,
@@ -92,7 +92,7 @@ const OptionsSchema = z.object({
   loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
-  staleIfErrorMs: z.number().min(0).optional(),
+  staleIfErrorMs: nonNegativeOrInfinity.optional(),
   heartbeatMs: z.number().int().min(100).max(300_000).optional(),
   reconcileMs: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   allowDirect: z.boolean().optional(),

@@ -26,9 +26,19 @@ export const keyFilter: z.ZodType<string> = z.string().superRefine((f, ctx) => {
   if (p) ctx.addIssue({ code: "custom", message: p });
 });
 
+const NON_NEGATIVE = "must be a number >= 0";
+/**
+ * A duration or bound that may be unbounded: a number >= 0 or `Infinity`
+ * (zod 4's `z.number()` refuses non-finite numbers).
+ */
+export const nonNegativeOrInfinity: z.ZodType<number> = z.union([
+  z.number({ error: NON_NEGATIVE }).min(0, { error: NON_NEGATIVE }),
+  z.literal(Infinity),
+], { error: `${NON_NEGATIVE} (Infinity allowed)` });
+
 function shown(got: unknown): string {
-  return typeof got === "function"
-    ? "a function"
+  return typeof got === "function" ? "a function" : typeof got === "number"
+    ? String(got) // JSON would show NaN and Infinity as null
     : typeof got === "object" && got !== null
     ? "an object"
     : JSON.stringify(got) ?? String(got);

@@ -8,6 +8,7 @@ import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 import { startEmbedded } from "../host/embedded.ts";
+import { PER_KEY_TTL_VERSION, versionAtLeast } from "../src/server_version.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/kv.ts`;
@@ -456,3 +457,72 @@ function collectLines(stream: ReadableStream<Uint8Array>): string[] {
   })();
   return lines;
 }
+
+Deno.test("kv CLI per-key TTL: add --marker-ttl and put --ttl", async (t) => {
+  await using server = await startServer();
+  const nc = await connectTo(server);
+  const jsm = await jetstreamManager(nc);
+  const s = ["--server", server.url];
+  try {
+    if (!versionAtLeast(nc.info?.version, PER_KEY_TTL_VERSION)) {
+      await t.step(
+        "on 2.9 both flags fail with one line naming 2.11, nothing written",
+        async () => {
+          const b = uniqueBucket();
+          const add = await kv([...s, "add", b, "--marker-ttl", "1s"]);
+          assertOneLineError(add, 1, /per-key TTL needs nats-server 2\.11 or newer/);
+          await assert.rejects(jsm.streams.info(`KV_${b}`));
+          assert.equal((await kv([...s, "add", b])).code, 0);
+          const put = await kv([...s, "put", b, "k", "v", "--ttl", "2s"]);
+          assertOneLineError(put, 1, /per-key TTL needs nats-server 2\.11 or newer/);
+          assert.equal((await jsm.streams.info(`KV_${b}`)).state.messages, 0);
+        },
+      );
+      return;
+    }
+    await t.step("add --marker-ttl makes a bucket whose put --ttl keys expire", async () => {
+      const b = uniqueBucket();
+      const add = await kv([...s, "add", b, "--marker-ttl", "1s"]);
+      assert.equal(add.code, 0, add.stderr);
+      const si = await jsm.streams.info(`KV_${b}`);
+      assert.equal(si.config.allow_msg_ttl, true);
+      assert.equal(si.config.subject_delete_marker_ttl, 1_000_000_000);
+      assert.equal((await kv([...s, "add", b, "--marker-ttl", "1s"])).code, 0, "idempotent");
+      assertOneLineError(await kv([...s, "add", b]), 1, /different settings \(marker ttl 1s\)/);
+
+      const put = await kv([...s, "--json", "put", b, "session", "v", "--ttl", "1s"]);
+      assert.equal(put.code, 0, put.stderr);
+      const rev = JSON.parse(put.stdout).revision as number;
+      const kvb = await new Kvm(nc).open(b);
+      assert.equal((await kvb.get("session"))?.string(), "v");
+      await waitFor(async () => {
+        const e = await kvb.get("session");
+        return e !== null && e.revision > rev && e.operation !== "PUT";
+      }, { timeoutMs: 20_000, message: "the key expires" });
+    });
+
+    await t.step(
+      "put --ttl on a bucket without markers, or under 1s, fails with one line",
+      async () => {
+        const b = uniqueBucket();
+        assert.equal((await kv([...s, "add", b])).code, 0);
+        assertOneLineError(
+          await kv([...s, "put", b, "k", "v", "--ttl", "2s"]),
+          1,
+          /no limit markers/,
+        );
+        const m = uniqueBucket();
+        assert.equal((await kv([...s, "add", m, "--marker-ttl", "1s"])).code, 0);
+        assertOneLineError(
+          await kv([...s, "put", m, "k", "v", "--ttl", "500ms"]),
+          1,
+          /at least 1000/,
+        );
+        assert.equal((await jsm.streams.info(`KV_${b}`)).state.messages, 0);
+        assert.equal((await jsm.streams.info(`KV_${m}`)).state.messages, 0);
+      },
+    );
+  } finally {
+    await nc.close();
+  }
+});

@@ -145,6 +145,17 @@ Deno.test("per-key TTL", async (t) => {
       assert.equal(last?.header?.get(MARKER_REASON_HEADER), "MaxAge");
       const entry = await kv.get("session");
       assert.ok(entry === null || entry.operation !== "PUT", "no older revision came back");
+
+      // An edge that never saw the key reads the marker on its miss path and in
+      // history() as the watcher does (kv_layout operationOf: MaxAge is a PURGE).
+      await using late = await open<string>({ bucket, mode: "lazy", local });
+      assert.equal(await late.get("session"), undefined, "a miss answers the marker as absent");
+      assert.equal(late.peek("session"), undefined);
+      const history = await late.history("session");
+      const newest = history.at(-1)!;
+      assert.ok(newest.revision > rev, "history ends with the marker");
+      assert.equal(newest.operation, "PURGE");
+      assert.equal(newest.value, undefined);
     });
 
     await t.step("create(..., { ttlMs }) writes a key that expires", async () => {

@@ -67,19 +67,22 @@ export class CacheCore<T> {
   readonly changes = new Broadcast<Change<T>>();
   readonly events = new Broadcast<CacheEvent>();
   prefix: string;
-  // ---- sync state (transitions in sync_state.ts) ----
-  state: CacheState = "starting";
-  fresh = false;
+  // ---- sync state: readonly here, written only by transition() in sync_state.ts ----
+  readonly state: CacheState = "starting";
   /** The facade mirrors `fresh` in a field of its own, so a hit reads one field. */
   onFresh: (fresh: boolean) => void = () => {};
-  since = Date.now();
-  connected = true;
-  disconnectedAt = 0;
-  resyncing = false;
-  resyncEpoch = false;
-  isReady = false;
-  closed = false;
-  ready: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  readonly since: number = Date.now();
+  readonly connected: boolean = true;
+  readonly disconnectedAt: number = 0;
+  readonly resyncing: boolean = false;
+  readonly resyncEpoch: boolean = false;
+  readonly isReady: boolean = false;
+  readonly closed: boolean = false;
+  readonly ready: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  /** A hit may be served without a check: derived from `state`, never stored. */
+  get fresh(): boolean {
+    return this.state === "synced";
+  }
   // ----
   lastError: string | undefined;
   lastResyncReason: string | undefined;

@@ -1,8 +1,9 @@
 /**
  * The lifecycle state machine, in one place. `transition()` is the only code
- * that writes the lifecycle fields of the core (`state`, `fresh`,
- * `connected`, `disconnectedAt`, `resyncing`, `resyncEpoch`, `isReady`,
- * `closed`); the parts report what happened as a {@link SyncEvent}.
+ * that writes the lifecycle fields of the core (`state`, `connected`,
+ * `disconnectedAt`, `resyncing`, `resyncEpoch`, `isReady`, `closed`; they are
+ * `readonly` on `CacheCore`, so another writer is a type error); the parts
+ * report what happened as a {@link SyncEvent}.
  *
  * | from                       | event                                          | to        |
  * | -------------------------- | ---------------------------------------------- | --------- |
@@ -16,7 +17,7 @@
  * | any                        | closed                                         | closed    |
  *
  * `closed` is final: no event leaves it. `fresh` (a hit may be served without
- * a check) is exactly `state === "synced"`.
+ * a check) is not stored: it is `state === "synced"`.
  *
  * Besides the state, two facts are tracked because they outlive it:
  * `connected` (rule 7: disconnected is not down, see {@link servable}) and
@@ -28,6 +29,21 @@
  */
 import type { CacheState } from "../types.ts";
 import type { CacheCore } from "./core.ts";
+
+/** The lifecycle fields, `readonly` on {@linkcode CacheCore}. */
+type LifecycleField =
+  | "state"
+  | "since"
+  | "connected"
+  | "disconnectedAt"
+  | "resyncing"
+  | "resyncEpoch"
+  | "isReady"
+  | "closed";
+/** The core with its lifecycle fields writable: only this module sees it so. */
+type Lifecycle<T> =
+  & Omit<CacheCore<T>, LifecycleField>
+  & { -readonly [K in LifecycleField]: CacheCore<T>[K] };
 
 /** Something that moves the lifecycle. */
 export type SyncEvent =
@@ -63,7 +79,8 @@ export type SyncEvent =
  * changed nothing because it did not apply (a disconnect while already
  * disconnected), so that the caller skips its side effects.
  */
-export function transition<T>(c: CacheCore<T>, event: SyncEvent): boolean {
+export function transition<T>(core: CacheCore<T>, event: SyncEvent): boolean {
+  const c = core as Lifecycle<T>;
   switch (event.on) {
     case "open_unreachable":
       c.connected = false;
@@ -123,19 +140,16 @@ export function transition<T>(c: CacheCore<T>, event: SyncEvent): boolean {
       return true;
     case "closed":
       setState(c, "closed", "closed");
-      c.state = "closed";
-      c.fresh = false;
       c.onFresh(false);
       return true;
   }
 }
 
-/** The one writer of `state` (and `fresh`, derived from it); closed is final. */
-function setState<T>(c: CacheCore<T>, state: CacheState, reason: string): void {
+/** The one writer of `state` (`fresh` is derived from it); closed is final. */
+function setState<T>(c: Lifecycle<T>, state: CacheState, reason: string): void {
   if (c.state === state || c.state === "closed") return;
   c.state = state;
   c.since = Date.now();
-  c.fresh = state === "synced";
   c.onFresh(c.fresh);
   if (state === "synced") {
     c.emit({ type: "synced", at: c.since, revision: c.watcher.lastRevision });

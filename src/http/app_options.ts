@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { z } from "zod";
 import { bucketProblem } from "../keys.ts";
+import { fn, nonNegativeOrInfinity, parseOptions } from "../validate.ts";
 import type { Cache, Codec, ReadonlyCache } from "../types.ts";
 import type { CorsOptions } from "./cors.ts";
 
@@ -33,7 +35,7 @@ export interface AppBucketOptions {
    * How long HTTP clients may reuse a value without revalidating, in ms
    * (`Cache-Control: max-age`), further capped by the bucket TTL left for the
    * entry and by the cache's `local.maxTtlMs`. Default 0: `no-cache` (every
-   * use revalidates with `If-None-Match`, which costs a 304).
+   * use revalidates with `If-None-Match`, which costs a 304). An integer >= 0.
    */
   maxAgeMs?: number;
 }
@@ -175,55 +177,83 @@ export interface ResolvedAppOptions {
   maxStaleMs: number;
 }
 
-function positiveInt(value: number | undefined, fallback: number, name: string): number {
-  const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v <= 0) {
-    throw new RangeError(`Cannot create app: "${name}" must be a positive integer, got ${v}`);
-  }
-  return v;
-}
+const POSITIVE_INT = "must be a positive integer";
+const posInt = z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT })
+  .min(1, { error: POSITIVE_INT }).max(Number.MAX_SAFE_INTEGER, { error: POSITIVE_INT });
+const BucketSchema = z.object({
+  cache: z.custom<AppBucketOptions["cache"]>(
+    (v) =>
+      typeof v === "object" && v !== null &&
+      typeof (v as ReadonlyCache<unknown>).getEntry === "function",
+    { message: "must be an opened cache" },
+  ),
+  readOnly: z.boolean().optional(),
+  codec: z.object({ encode: fn, decode: fn, contentType: z.string().optional() }).optional(),
+  maxAgeMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+}).strict();
 
-/** Checks `options` and applies the defaults; throws `TypeError`/`RangeError` as `createApp` does. */
-export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions {
-  const buckets: [string, AppBucketOptions][] = [];
-  for (const [name, b] of Object.entries(options.buckets ?? {})) {
-    const problem = bucketProblem(name);
-    if (problem !== undefined) throw new TypeError(`Cannot create app: ${problem}`);
-    if (b === undefined || b.cache === undefined || typeof b.cache.getEntry !== "function") {
-      throw new TypeError(`Cannot create app: bucket "${name}" needs an opened "cache"`);
+const AppOptionsSchema = z.object({
+  buckets: z.record(z.string(), BucketSchema).superRefine((buckets, ctx) => {
+    const names = Object.keys(buckets);
+    if (names.length === 0) {
+      ctx.addIssue({
+        code: "too_small",
+        origin: "object",
+        minimum: 1,
+        inclusive: true,
+        input: buckets,
+        message: "must name at least one bucket",
+      });
     }
-    buckets.push([name, b]);
-  }
-  if (buckets.length === 0) {
-    throw new RangeError('Cannot create app: "buckets" must name at least one bucket');
-  }
-  const limits = options.limits ?? {};
-  const maxBodyBytes = positiveInt(limits.maxBodyBytes, DEFAULTS.maxBodyBytes, "maxBodyBytes");
-  const maxSseStreams = positiveInt(limits.maxSseStreams, DEFAULTS.maxSseStreams, "maxSseStreams");
-  const heartbeatMs = positiveInt(limits.sseHeartbeatMs, DEFAULTS.sseHeartbeatMs, "sseHeartbeatMs");
-  const sseBufferSize = positiveInt(limits.sseBufferSize, DEFAULTS.sseBufferSize, "sseBufferSize");
-  const sseRetryMs = positiveInt(limits.sseRetryMs, DEFAULTS.sseRetryMs, "sseRetryMs");
-  const sseBufferBytes = positiveInt(
-    limits.sseBufferBytes,
-    DEFAULTS.sseBufferBytes,
-    "sseBufferBytes",
-  );
-  const maxJsonDepth = positiveInt(limits.maxJsonDepth, DEFAULTS.maxJsonDepth, "maxJsonDepth");
-  const maxListLimit = positiveInt(limits.maxListLimit, DEFAULTS.maxListLimit, "maxListLimit");
-  const maxStaleMs = options.readiness?.maxStaleMs ?? Infinity;
-  if (!(maxStaleMs >= 0)) {
-    throw new RangeError(`Cannot create app: "maxStaleMs" must be >= 0, got ${maxStaleMs}`);
-  }
+    for (const name of names) {
+      const p = bucketProblem(name);
+      if (p) ctx.addIssue({ code: "custom", path: [name], input: buckets, message: p });
+    }
+  }),
+  auth: z.object({
+    readTokens: z.array(z.string()).optional(),
+    writeTokens: z.array(z.string()).optional(),
+    anonymousWrites: z.boolean().optional(),
+  }).strict().optional(),
+  // The origins' syntax is checked by corsPolicy(), which the middleware shares.
+  cors: z.object({
+    origins: z.array(z.string()),
+    maxAgeSeconds: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  }).strict().optional(),
+  limits: z.object({
+    maxBodyBytes: posInt.optional(),
+    maxSseStreams: posInt.optional(),
+    sseHeartbeatMs: posInt.optional(),
+    sseBufferSize: posInt.optional(),
+    sseBufferBytes: posInt.optional(),
+    maxJsonDepth: posInt.optional(),
+    sseRetryMs: posInt.optional(),
+    maxListLimit: posInt.optional(),
+  }).strict().optional(),
+  readiness: z.object({ maxStaleMs: nonNegativeOrInfinity.optional() }).strict().optional(),
+  onRequest: fn.optional(),
+  onStreamEnd: fn.optional(),
+  signal: z.instanceof(AbortSignal, { message: "must be an AbortSignal" }).optional(),
+}).strict();
+
+/**
+ * Checks `options` and applies the defaults; throws `TypeError` (wrong type)
+ * or `RangeError` (out of range) as `createApp` does, in openCache's style.
+ */
+export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions {
+  const o = parseOptions(AppOptionsSchema, options, "create app");
+  const limits = o.limits ?? {};
   return {
-    buckets,
-    maxBodyBytes,
-    maxSseStreams,
-    heartbeatMs,
-    sseBufferSize,
-    sseRetryMs,
-    sseBufferBytes,
-    maxJsonDepth,
-    maxListLimit,
-    maxStaleMs,
+    // The caller's objects, not zod's copies: a bucket's cache and codec are used as given.
+    buckets: Object.entries(options.buckets),
+    maxBodyBytes: limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    maxSseStreams: limits.maxSseStreams ?? DEFAULTS.maxSseStreams,
+    heartbeatMs: limits.sseHeartbeatMs ?? DEFAULTS.sseHeartbeatMs,
+    sseBufferSize: limits.sseBufferSize ?? DEFAULTS.sseBufferSize,
+    sseRetryMs: limits.sseRetryMs ?? DEFAULTS.sseRetryMs,
+    sseBufferBytes: limits.sseBufferBytes ?? DEFAULTS.sseBufferBytes,
+    maxJsonDepth: limits.maxJsonDepth ?? DEFAULTS.maxJsonDepth,
+    maxListLimit: limits.maxListLimit ?? DEFAULTS.maxListLimit,
+    maxStaleMs: o.readiness?.maxStaleMs ?? Infinity,
   };
 }
