@@ -21,7 +21,8 @@ import {
   table,
   writeResult,
 } from "./bench/_harness.ts";
-import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
+import { type FlagSpec, parseArgs } from "./_cli_args.ts";
+import { UsageError } from "./_cli_errors.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";

@@ -26,28 +26,24 @@ import { bucketOfStream, KV_STREAM_PREFIX, kvStreamName } from "../src/kv_layout
 import {
   commandHelp,
   type CommandSpec,
-  confirm,
-  connectFlags,
-  connectFromFlags,
-  eprintln,
   type FlagSpec,
   type FlagValues,
-  formatBytes,
-  formatColumns,
-  formatDuration,
-  formatTable,
-  GLOBAL_FLAGS,
-  isPrintable,
   parseArgs,
-  parseIntStrict,
+} from "./_cli_args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
+import { CliError, UsageError } from "./_cli_errors.ts";
+import { confirm, runMain } from "./_cli_main.ts";
+import {
+  eprintln,
+  formatColumns,
+  formatTable,
+  isPrintable,
   println,
   quote,
-  runMain,
   toBase64,
-  UsageError,
   writeAllSync,
-} from "./_cli.ts";
-import { CliError } from "./_cli.ts";
+} from "./_cli_output.ts";
+import { formatBytes, formatDuration, parseIntStrict } from "./_cli_units.ts";
 import { createRegionalMirror } from "../src/region_mirror.ts";
 
 const PROGRAM = "deno task kv";

@@ -18,23 +18,12 @@ import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@na
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
-import {
-  CliError,
-  commandHelp,
-  type CommandSpec,
-  connectFlags,
-  connectFromFlags,
-  eprintln,
-  formatDuration,
-  GLOBAL_FLAGS,
-  oneLine,
-  parseArgs,
-  println,
-  quote,
-  runMain,
-  UsageError,
-  writeAllSync,
-} from "./_cli.ts";
+import { commandHelp, type CommandSpec, parseArgs } from "./_cli_args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
+import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
+import { runMain } from "./_cli_main.ts";
+import { eprintln, println, quote, writeAllSync } from "./_cli_output.ts";
+import { formatDuration } from "./_cli_units.ts";
 import {
   generateRecords,
   readRecords,
