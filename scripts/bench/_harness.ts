@@ -13,8 +13,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { natsServerBinary } from "../../host/nats_server.ts";
-import { startCluster, startServer } from "../_servers.ts";
-import type { ClusterHandle, ServerHandle } from "../_servers.ts";
+import { type ClusterHandle, startCluster } from "../_cluster.ts";
+import { type ServerHandle, startServer } from "../_server.ts";
 
 /** Median, min and max of repeated measurements, plus the raw values. */
 export interface Stat {

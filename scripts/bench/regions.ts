@@ -15,13 +15,8 @@ import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Cache, openCache } from "../../mod.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
-import {
-  connectTo,
-  HUB_DOMAIN,
-  LEAF_PASSWORDS,
-  type RegionHandle,
-  startRegions,
-} from "../_servers.ts";
+import { HUB_DOMAIN, LEAF_PASSWORDS, type RegionHandle, startRegions } from "../_regions.ts";
+import { connectTo } from "../_server.ts";
 import {
   benchBucket,
   infoRow,

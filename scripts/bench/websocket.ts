@@ -16,7 +16,7 @@
 import { Kvm } from "@nats-io/kv";
 import { createFetchHandler, openCache } from "../../mod.ts";
 import { connectNats, type NatsTransport } from "../../src/connect.ts";
-import { startServer, urlFor } from "../_servers.ts";
+import { startServer, urlFor } from "../_server.ts";
 import {
   benchBucket,
   childArgs,
