@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { freePort, startNatsServer } from "../host/nats_server.ts";
+import { freePort } from "../host/free_port.ts";
+import { startNatsServer } from "../host/nats_server.ts";
 import { suiteTransport } from "./_transport.ts";
 import { type ServerHandle, TestServer } from "./_server.ts";
 import { live, removeDir, tempDirs } from "./_server_cleanup.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
-import { freePort } from "../host/nats_server.ts";
+import { freePort } from "../host/free_port.ts";
 import { type Proxy, startProxy } from "./_proxy.ts";
 import { connectTo, type ServerHandle, startServer } from "./_server.ts";
 import { type ClusterHandle, startCluster } from "./_cluster.ts";

@@ -12,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { natsServerBinary } from "../../host/nats_server.ts";
+import { natsServerBinary } from "../../host/nats_binary.ts";
 import { type ClusterHandle, startCluster } from "../_cluster.ts";
 import { type ServerHandle, startServer } from "../_server.ts";
 

@@ -11,7 +11,7 @@
 import { Hono } from "hono";
 import { Redis } from "ioredis";
 import { Kvm } from "@nats-io/kv";
-import { freePort } from "../../host/nats_server.ts";
+import { freePort } from "../../host/free_port.ts";
 import {
   absRow,
   benchBucket,
