@@ -11,16 +11,10 @@
  *
  * @module
  */
-import {
-  type BenchContext,
-  cleanupAll,
-  machineInfo,
-  ROOT,
-  type Scenario,
-  type ScenarioResult,
-  table,
-  writeResult,
-} from "./bench/_harness.ts";
+import type { BenchContext, Scenario, ScenarioResult } from "./bench/_harness.ts";
+import { cleanupAll, ROOT } from "./bench/_processes.ts";
+import { machineInfo, writeResult } from "./bench/_results.ts";
+import { table } from "./bench/_table.ts";
 import { type FlagSpec, parseArgs } from "./_cli_args.ts";
 import { UsageError } from "./_cli_errors.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";

@@ -17,17 +17,8 @@ import { type Cache, openCache } from "../../mod.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, type RegionHandle, startRegions } from "../_regions.ts";
 import { connectTo } from "../_server.ts";
-import {
-  benchBucket,
-  infoRow,
-  percentile,
-  ratioRow,
-  type Row,
-  type Scenario,
-  sleep,
-  stat,
-  until,
-} from "./_harness.ts";
+import { infoRow, percentile, ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, sleep, until } from "./_helpers.ts";
 
 const RATE_PER_S = 1_000;
 const KEYS = 100;
