@@ -24,13 +24,9 @@ import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
 import { runMain } from "./_cli_main.ts";
 import { eprintln, println, quote, writeAllSync } from "./_cli_output.ts";
 import { formatDuration } from "./_cli_units.ts";
-import {
-  generateRecords,
-  readRecords,
-  type SeedFormat,
-  SeedInputError,
-  type SeedRecord,
-} from "./_seed_input.ts";
+import { generateRecords } from "./_seed_generate.ts";
+import { readRecords } from "./_seed_input.ts";
+import { type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
 import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./_seed_lib.ts";
 
 const PROGRAM = "deno task seed";

@@ -9,7 +9,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateRecords } from "../_seed_input.ts";
+import { generateRecords } from "../_seed_generate.ts";
 import { DEFAULT_WINDOW } from "../_seed_lib.ts";
 import { infoRow, ratioRow, type Scenario, stat } from "./_harness.ts";
 import { benchBucket, connectRaw } from "./_helpers.ts";
