@@ -1,48 +1,14 @@
 /**
- * Record readers of `deno task seed`: NDJSON, a JSON object, CSV and the
- * synthetic generator. Each yields batches of {@link SeedRecord}s (one batch
- * per input chunk) so the seeding loop pays no await per record.
+ * Record readers of `deno task seed`: NDJSON, a JSON object and CSV (the
+ * CSV reader itself is in `_seed_csv.ts`, the synthetic generator in
+ * `_seed_generate.ts`, the record in `_seed_record.ts`). Each yields batches
+ * of {@link SeedRecord}s (one batch per input chunk) so the seeding loop pays
+ * no await per record.
  *
  * @module
  */
-
-/** Input formats `seed` reads. */
-export type SeedFormat = "ndjson" | "json" | "csv";
-
-/**
- * One input record: a key and its value, or the reason the record is bad.
- * `line` is the 1-based line the record starts on (for a JSON object input,
- * the 1-based position of the entry; for generated records, their index).
- */
-export interface SeedRecord {
-  /** Where the record starts, for error reports and `--from-line`. */
-  line: number;
-  /** The key (unchecked: the loop validates it). */
-  key: string;
-  /** The value, to be stored JSON-encoded (unless `bytes` is given). */
-  value: unknown;
-  /** Pre-encoded value bytes; when set, `value` is not encoded again. */
-  bytes: Uint8Array | undefined;
-  /** Why the record cannot be used; `undefined` for a good record. */
-  problem: string | undefined;
-}
-
-/**
- * A failure that makes the whole input unusable (not one bad line).
- *
- * @example
- * ```ts
- * import { SeedInputError } from "./_seed_input.ts";
- * throw new SeedInputError("the input is not valid JSON");
- * ```
- */
-export class SeedInputError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SeedInputError";
-  }
-}
+import { bad, good, type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
+import { CsvReader } from "./_seed_csv.ts";
 
 /** Options of {@link readRecords}. */
 export interface ReadRecordsOptions {
@@ -71,14 +37,6 @@ export interface ReadRecordsOptions {
 export const DEFAULT_MAX_LINE_CHARS = 64 << 20;
 /** Longest JSON object input (read whole before parsing), in UTF-16 code units. */
 export const MAX_JSON_OBJECT_CHARS = 256 << 20;
-
-function bad(line: number, problem: string, key = ""): SeedRecord {
-  return { line, key, value: undefined, bytes: undefined, problem };
-}
-
-function good(line: number, key: string, value: unknown): SeedRecord {
-  return { line, key, value, bytes: undefined, problem: undefined };
-}
 
 /**
  * Guesses the format from the first non-blank line: a JSON object with a
@@ -346,218 +304,6 @@ function* jsonObjectRecords(text: string, fromLine: number): Generator<SeedRecor
     n++;
     if (n < fromLine) continue;
     batch.push(good(n, key, value));
-    if (batch.length === 1024) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length) yield batch;
-}
-
-/**
- * An RFC 4180 CSV reader fed text in chunks: quoted fields may hold commas,
- * `""` and newlines, and may span chunks. The first record is the header.
- */
-class CsvReader {
-  #keyColumn: string;
-  #fromLine: number;
-  #header: string[] | undefined;
-  #keyIndex = -1;
-  #fields: string[] = [];
-  #field = "";
-  #inQuotes = false;
-  #quoteSeen = false; // a quote inside a quoted field: either "" or the closing quote
-  #fieldStarted = false;
-  #line = 1; // physical line of the current character
-  #recordLine = 1; // line the current record started on
-  #afterCr = false;
-  #maxRecord: number;
-  #recordChars = 0; // characters of the current record's finished fields
-
-  constructor(keyColumn: string, fromLine: number, maxRecord: number) {
-    this.#keyColumn = keyColumn;
-    this.#fromLine = fromLine;
-    this.#maxRecord = maxRecord;
-  }
-
-  push(text: string, out: SeedRecord[]): void {
-    let i = 0;
-    const n = text.length;
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (this.#inQuotes) {
-        if (this.#quoteSeen) {
-          this.#quoteSeen = false;
-          if (c === 34) {
-            this.#field += '"';
-            i++;
-            continue;
-          }
-          this.#inQuotes = false; // the quote closed the field; handle c below
-        } else if (c === 34) {
-          this.#quoteSeen = true;
-          i++;
-          continue;
-        } else {
-          // Copy a run of ordinary quoted characters at once.
-          let j = text.indexOf('"', i);
-          if (j === -1) j = n;
-          const run = text.slice(i, j);
-          for (let k = 0; k < run.length; k++) if (run.charCodeAt(k) === 10) this.#line++;
-          this.#field += run;
-          i = j;
-          continue;
-        }
-      }
-      if (c === 44) { // ,
-        this.#endField();
-        this.#afterCr = false;
-        i++;
-      } else if (c === 10) { // \n
-        if (!this.#afterCr) this.#endRecord(out);
-        this.#afterCr = false;
-        this.#line++;
-        this.#recordLine = this.#line;
-        i++;
-      } else if (c === 13) { // \r
-        this.#endRecord(out);
-        this.#afterCr = true;
-        i++;
-      } else if (c === 34 && !this.#fieldStarted) {
-        this.#inQuotes = true;
-        this.#fieldStarted = true;
-        this.#afterCr = false;
-        i++;
-      } else {
-        // Copy a run of unquoted characters at once.
-        let j = i;
-        while (j < n) {
-          const d = text.charCodeAt(j);
-          if (d === 44 || d === 10 || d === 13) break;
-          j++;
-        }
-        this.#field += text.slice(i, j);
-        this.#fieldStarted = true;
-        this.#afterCr = false;
-        i = j;
-      }
-    }
-    if (this.#recordChars + this.#field.length > this.#maxRecord) {
-      throw new SeedInputError(
-        `the CSV record starting on line ${this.#recordLine} is longer than ${this.#maxRecord} ` +
-          "characters (a quote never closed?)",
-      );
-    }
-  }
-
-  end(out: SeedRecord[]): void {
-    if (this.#inQuotes && !this.#quoteSeen) {
-      out.push(bad(this.#recordLine, "unterminated quoted field at end of input"));
-      return;
-    }
-    this.#inQuotes = false;
-    this.#quoteSeen = false;
-    if (this.#fieldStarted || this.#fields.length > 0) this.#endRecord(out);
-  }
-
-  #endField(): void {
-    this.#recordChars += this.#field.length + 1;
-    this.#fields.push(this.#field);
-    this.#field = "";
-    this.#fieldStarted = false;
-  }
-
-  #endRecord(out: SeedRecord[]): void {
-    const blank = this.#fields.length === 0 && !this.#fieldStarted;
-    this.#endField();
-    const fields = this.#fields;
-    this.#fields = [];
-    this.#recordChars = 0;
-    const line = this.#recordLine;
-    if (blank) return;
-    if (this.#header === undefined) {
-      this.#header = fields;
-      this.#keyIndex = fields.indexOf(this.#keyColumn);
-      if (this.#keyIndex === -1) {
-        throw new SeedInputError(
-          `--key-column ${JSON.stringify(this.#keyColumn)} is not in the CSV header (${
-            fields.map((f) => JSON.stringify(f)).join(", ")
-          })`,
-        );
-      }
-      return;
-    }
-    if (line < this.#fromLine) return;
-    const header = this.#header;
-    if (fields.length !== header.length) {
-      out.push(bad(line, `expected ${header.length} fields, got ${fields.length}`));
-      return;
-    }
-    const value: Record<string, string> = {};
-    for (let i = 0; i < header.length; i++) {
-      if (i !== this.#keyIndex) value[header[i]!] = fields[i]!;
-    }
-    out.push(good(line, fields[this.#keyIndex]!, value));
-  }
-}
-
-/** Options of {@link generateRecords}. */
-export interface GenerateOptions {
-  /** How many records in total (indexes 1…count). */
-  count: number;
-  /** Key prefix: keys are `<prefix>.<index>`. Default `"gen"`. */
-  prefix?: string;
-  /** Size of each encoded JSON value in bytes (at least the fixed skeleton). Default 64. */
-  valueSize?: number;
-  /** First index to produce (for resuming). Default 1. */
-  fromLine?: number;
-}
-
-const POOL_SIZE = 1 << 16;
-const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-/** Deterministic filler text (xorshift32 from a fixed seed), so runs are reproducible. */
-function fillerPool(length: number): string {
-  let x = 0x9e3779b9 | 0;
-  const chars = new Array<string>(length);
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    chars[i] = ALPHABET[(x >>> 0) % ALPHABET.length]!;
-  }
-  return chars.join("");
-}
-
-/**
- * Produces `count` deterministic synthetic records for demos and benchmarks:
- * key `<prefix>.<i>`, value the JSON object `{"n":i,"pad":"…"}` padded to
- * `valueSize` bytes. The same options always give the same records.
- *
- * @example
- * ```ts
- * import { generateRecords } from "./_seed_input.ts";
- * for (const batch of generateRecords({ count: 3, valueSize: 32 })) console.log(batch[0]!.key);
- * ```
- */
-export function* generateRecords(options: GenerateOptions): Generator<SeedRecord[]> {
-  const prefix = options.prefix ?? "gen";
-  const size = options.valueSize ?? 64;
-  const encoder = new TextEncoder();
-  const pool = fillerPool(POOL_SIZE + Math.max(0, size));
-  let batch: SeedRecord[] = [];
-  for (let i = Math.max(1, options.fromLine ?? 1); i <= options.count; i++) {
-    const head = `{"n":${i},"pad":"`;
-    const padLen = Math.max(0, size - head.length - 2);
-    const offset = Math.imul(i, 2654435761 | 0) >>> 16;
-    const json = head + pool.slice(offset, offset + padLen) + '"}';
-    batch.push({
-      line: i,
-      key: `${prefix}.${i}`,
-      value: undefined,
-      bytes: encoder.encode(json),
-      problem: undefined,
-    });
     if (batch.length === 1024) {
       yield batch;
       batch = [];

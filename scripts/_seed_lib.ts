@@ -12,7 +12,7 @@
 import type { KV } from "@nats-io/kv";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { keyProblem } from "../src/keys.ts";
-import type { SeedRecord } from "./_seed_input.ts";
+import type { SeedRecord } from "./_seed_record.ts";
 
 /**
  * Default number of puts in flight.
@@ -118,7 +118,7 @@ function isRecordRejection(err: unknown): boolean {
  * ```ts ignore
  * import { Kvm } from "@nats-io/kv";
  * import { seed } from "./_seed_lib.ts";
- * import { generateRecords } from "./_seed_input.ts";
+ * import { generateRecords } from "./_seed_generate.ts";
  * const kv = await new Kvm(nc).open("demo");
  * const r = await seed({ kv, records: generateRecords({ count: 10_000 }) });
  * console.log(`${r.written} keys at ${Math.round(r.keysPerSecond)} keys/s`);

@@ -14,17 +14,12 @@
  *
  * @module
  */
-import {
-  type BenchContext,
-  cleanupAll,
-  machineInfo,
-  ROOT,
-  type Scenario,
-  type ScenarioResult,
-  table,
-  writeResult,
-} from "./bench/_harness.ts";
-import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
+import type { BenchContext, Scenario, ScenarioResult } from "./bench/_harness.ts";
+import { cleanupAll, ROOT } from "./bench/_processes.ts";
+import { machineInfo, writeResult } from "./bench/_results.ts";
+import { table } from "./bench/_table.ts";
+import { type FlagSpec, parseArgs } from "./_cli_args.ts";
+import { UsageError } from "./_cli_errors.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";

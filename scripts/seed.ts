@@ -18,30 +18,15 @@ import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@na
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
-import {
-  CliError,
-  commandHelp,
-  type CommandSpec,
-  connectFlags,
-  connectFromFlags,
-  eprintln,
-  formatDuration,
-  GLOBAL_FLAGS,
-  oneLine,
-  parseArgs,
-  println,
-  quote,
-  runMain,
-  UsageError,
-  writeAllSync,
-} from "./_cli.ts";
-import {
-  generateRecords,
-  readRecords,
-  type SeedFormat,
-  SeedInputError,
-  type SeedRecord,
-} from "./_seed_input.ts";
+import { commandHelp, type CommandSpec, parseArgs } from "./_cli_args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
+import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
+import { runMain } from "./_cli_main.ts";
+import { eprintln, println, quote, writeAllSync } from "./_cli_output.ts";
+import { formatDuration } from "./_cli_units.ts";
+import { generateRecords } from "./_seed_generate.ts";
+import { readRecords } from "./_seed_input.ts";
+import { type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
 import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./_seed_lib.ts";
 
 const PROGRAM = "deno task seed";

@@ -20,7 +20,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { openCache, UnavailableError } from "../mod.ts";
 import { startNatsServer } from "../host/nats_server.ts";
-import { type FlagSpec, parseArgs, UsageError } from "./_cli.ts";
+import { type FlagSpec, parseArgs } from "./_cli_args.ts";
+import { UsageError } from "./_cli_errors.ts";
 
 /** Command-line settings, with their defaults. */
 interface SoakOptions {

@@ -9,39 +9,16 @@
  * held encoded until first read: as a one-byte string when the bytes are
  * ASCII (JSON almost always is), otherwise as a copy of the bytes.
  *
+ * This file holds the store and its revision rule; a slot's form is in
+ * `slot.ts`, the recency list in `lru_list.ts`, and the TTLs in
+ * `slot_ttl.ts`.
+ *
  * @module
  */
 import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
-
-/**
- * One resident key, as handed out by {@link LocalStore.get}/{@link LocalStore.peek}
- * (a copy: changing it does not change the store). `raw` holds the encoded
- * bytes while the value was never decoded.
- */
-export interface Slot {
-  /** KV revision this slot came from; 0 for "absent as of a fetch" with no revision. */
-  rev: number;
-  /** When the value was written to KV, epoch ms. */
-  created: number;
-  /** Tombstone: the key is absent (deleted, purged, never written, or rejected). */
-  deleted: boolean;
-  /** Encoded bytes not decoded yet, or `undefined` once decoded (or for tombstones). */
-  raw: Uint8Array | undefined;
-  /** Decoded value (valid when `raw` is undefined and not deleted). */
-  value: unknown;
-  /** Why the stored value was refused (codec or schema); such a slot is also a tombstone. */
-  rejected?: unknown;
-  /** Bytes counted against `maxBytes`. */
-  size: number;
-  /** Resync generation that last confirmed this slot (replica mode). */
-  gen: number;
-}
-
-/**
- * Why a slot left the store (or never entered it): `evict` (bounds), `expire`
- * (TTL), `too_large` (the slot alone exceeds `maxBytes`).
- */
-export type RemovalReason = "evict" | "expire" | "too_large";
+import { LruList, NONE } from "./lru_list.ts";
+import { SlotTtl } from "./slot_ttl.ts";
+import { Applied, compact, rawBytes, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
 
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
@@ -59,54 +36,7 @@ export interface LocalStoreOptions {
   now?: () => number;
 }
 
-/**
- * Result of an insertion attempt: `Stored`; `Older` (an equal or newer
- * revision is resident, nothing changed); `Expired` (already past its TTL);
- * `TooLarge` (bigger than `maxBytes` on its own: not held, and an older
- * revision of the key is dropped so it cannot be served instead).
- */
-export const Applied = { Stored: 1, Older: 2, Expired: 3, TooLarge: 4 } as const;
-/** One of the {@link Applied} results. */
-export type Applied = typeof Applied[keyof typeof Applied];
-
-/** Flag bits of a slot (see {@link LocalStore.flagsAt}). */
-export const SlotFlag = {
-  /** A tombstone. */
-  Deleted: 1,
-  /** `valueAt()` is the encoded value as an ASCII string, not decoded yet. */
-  RawText: 2,
-  /** `valueAt()` is the encoded value as bytes, not decoded yet. */
-  RawBytes: 4,
-  /** Either raw form. */
-  Raw: 6,
-  /** A stored value the codec or schema refused (with Deleted); `valueAt()` is why. */
-  Rejected: 8,
-} as const;
-
-const NONE = -1;
 const INITIAL_CAPACITY = 1024;
-// Not `fatal`: Deno's fatal decoder is several times slower, and the check
-// below tells ASCII apart without it.
-const asciiDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-const encoder = new TextEncoder();
-
-/**
- * The compact form of encoded bytes: an ASCII string (one byte per byte in
- * V8) when every byte is ASCII, otherwise a copy of the bytes.
- */
-function compact(raw: Uint8Array): string | Uint8Array {
-  if (raw.byteLength === 0) return "";
-  const text = asciiDecoder.decode(raw);
-  // Valid multi-byte sequences make the text shorter and every invalid byte
-  // becomes one U+FFFD, so: same length and no U+FFFD ⇔ every byte was ASCII.
-  if (text.length === raw.byteLength && text.indexOf("\uFFFD") === -1) return text;
-  return raw.slice();
-}
-
-/** The bytes of a compact value. */
-export function rawBytes(v: string | Uint8Array): Uint8Array {
-  return typeof v === "string" ? encoder.encode(v) : v;
-}
 
 /**
  * A bounded map from key to {@link Slot} that only lets a higher revision
@@ -123,10 +53,7 @@ export function rawBytes(v: string | Uint8Array): Uint8Array {
  */
 export class LocalStore {
   readonly #maxItems: number;
-  readonly #maxTtlMs: number;
   readonly #maxBytes: number;
-  #bucketTtlMs: number;
-  readonly #now: () => number;
   readonly #onRemove: LocalStoreOptions["onRemove"];
   #evictions = 0;
   #bytes = 0;
@@ -139,18 +66,12 @@ export class LocalStore {
   #gen = new Uint32Array(0);
   #size = new Uint32Array(0);
   #flags = new Uint8Array(0);
-  #next = new Int32Array(0);
-  #prev = new Int32Array(0);
-  /** Expiry per slot (`performance.now()` ms, 0 for none); allocated on the first TTL. */
-  #expires: Float64Array | undefined;
+  readonly #ttl: SlotTtl;
   #capacity = 0;
   /** Next never-used index. */
   #top = 0;
   #free: number[] = [];
-  /** Least recently used. */
-  #head = NONE;
-  /** Most recently used. */
-  #tail = NONE;
+  readonly #lru = new LruList();
 
   /** Builds an empty store; at least one of `maxItems`/`maxBytes` must be set. */
   constructor(options: LocalStoreOptions) {
@@ -159,10 +80,12 @@ export class LocalStore {
       throw new RangeError("Cannot build local store: one of maxItems and maxBytes is required");
     }
     this.#maxItems = maxItems ?? 0;
-    this.#maxTtlMs = options.maxTtlMs ?? 0;
     this.#maxBytes = maxBytes ?? 0;
-    this.#bucketTtlMs = options.bucketTtlMs ?? 0;
-    this.#now = options.now ?? Date.now;
+    this.#ttl = new SlotTtl(
+      options.maxTtlMs ?? 0,
+      options.bucketTtlMs ?? 0,
+      options.now ?? Date.now,
+    );
     this.#onRemove = options.onRemove;
     this.#grow(Math.min(this.#maxItems || INITIAL_CAPACITY, INITIAL_CAPACITY));
   }
@@ -184,7 +107,7 @@ export class LocalStore {
 
   /** Sets the bucket TTL (read from the stream), ms; 0 for none. */
   set bucketTtlMs(ms: number) {
-    this.#bucketTtlMs = ms;
+    this.#ttl.bucketTtlMs = ms;
   }
 
   // ---- the hit path: indexes ------------------------------------------------
@@ -197,18 +120,18 @@ export class LocalStore {
   find(key: string): number {
     const i = this.#index.get(key);
     if (i === undefined) return NONE;
-    if (this.#expires !== undefined && this.#expired(i)) {
+    if (this.#ttl.expired(i)) {
       this.#remove(i, "expire");
       return NONE;
     }
-    if (i !== this.#tail) this.#moveToTail(i);
+    if (i !== this.#lru.tail) this.#lru.moveToTail(i);
     return i;
   }
 
   /** The index of `key`'s slot without touching its recency, or -1. */
   findQuiet(key: string): number {
     const i = this.#index.get(key);
-    if (i === undefined || (this.#expires !== undefined && this.#expired(i))) return NONE;
+    if (i === undefined || (this.#ttl.expired(i))) return NONE;
     return i;
   }
 
@@ -314,7 +237,7 @@ export class LocalStore {
     ttlMs = 0,
   ): Applied {
     const at = this.#index.size === 0 ? undefined : this.#index.get(key);
-    const held = at === undefined || this.#stale(at) ? NONE : at;
+    const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE) {
       const heldRev = this.#rev[held]!;
       if (heldRev >= rev && !(rev === 0 && heldRev === 0)) {
@@ -322,7 +245,7 @@ export class LocalStore {
         return Applied.Older;
       }
     }
-    const ttl = this.#ttlFor(created, ttlMs);
+    const ttl = this.#ttl.ttlFor(created, ttlMs);
     if (ttl < 0) {
       if (held !== NONE) this.#remove(held, "delete");
       return Applied.Expired;
@@ -352,12 +275,12 @@ export class LocalStore {
     gen = 0,
   ): Applied {
     const at = this.#index.size === 0 ? undefined : this.#index.get(key);
-    const held = at === undefined || this.#stale(at) ? NONE : at;
+    const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#rev[held]! >= rev) {
       if (this.#rev[held] === rev) this.#gen[held] = gen;
       return Applied.Older;
     }
-    const ttl = this.#ttlFor(created, 0);
+    const ttl = this.#ttl.ttlFor(created, 0);
     if (ttl < 0) {
       if (held !== NONE) this.#remove(held, "delete");
       return Applied.Expired;
@@ -380,11 +303,11 @@ export class LocalStore {
     encodedBytes: number,
   ): Applied {
     const at = this.#index.get(key);
-    const held = at === undefined || this.#stale(at) ? NONE : at;
+    const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#rev[held]! >= rev && !(rev === 0 && this.#rev[held] === 0)) {
       return Applied.Older;
     }
-    const ttl = this.#ttlFor(created, 0);
+    const ttl = this.#ttl.ttlFor(created, 0);
     if (ttl < 0) return Applied.Expired;
     const gen = held === NONE ? 0 : this.#gen[held]!;
     const size = key.length + encodedBytes + ENTRY_OVERHEAD_BYTES;
@@ -414,7 +337,7 @@ export class LocalStore {
     this.#vals.fill(undefined);
     this.#free = [];
     this.#top = 0;
-    this.#head = this.#tail = NONE;
+    this.#lru.clear();
     this.#bytes = 0;
   }
 
@@ -442,8 +365,8 @@ export class LocalStore {
 
   /** Iterates resident slots (copies), most recently used first. */
   *entries(): IterableIterator<[string, Slot]> {
-    for (let i = this.#tail; i !== NONE; i = this.#prev[i]!) {
-      if (this.#expires !== undefined && this.#expired(i)) continue;
+    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
+      if (this.#ttl.expired(i)) continue;
       yield [this.#keys[i]!, this.slotAt(i)];
     }
   }
@@ -456,8 +379,8 @@ export class LocalStore {
   forEach(
     fn: (key: string, rev: number, created: number, flags: number, value: unknown) => void,
   ): void {
-    for (let i = this.#tail; i !== NONE; i = this.#prev[i]!) {
-      if (this.#expires !== undefined && this.#expired(i)) continue;
+    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
+      if (this.#ttl.expired(i)) continue;
       fn(this.#keys[i]!, this.#rev[i]!, this.#created[i]!, this.#flags[i]!, this.#vals[i]);
     }
   }
@@ -504,9 +427,9 @@ export class LocalStore {
       i = this.#alloc();
       this.#keys[i] = key;
       this.#index.set(key, i);
-      this.#link(i);
+      this.#lru.link(i);
     } else {
-      if (i !== this.#tail) this.#moveToTail(i);
+      if (i !== this.#lru.tail) this.#lru.moveToTail(i);
       this.#bytes -= this.#size[i]!;
     }
     this.#vals[i] = value;
@@ -520,21 +443,7 @@ export class LocalStore {
       while (this.#bytes > room) this.#evictHead();
     }
     this.#bytes += size;
-    if (ttl > 0) {
-      if (this.#expires === undefined) this.#expires = new Float64Array(this.#capacity);
-      this.#expires[i] = performance.now() + ttl;
-    } else if (this.#expires !== undefined) {
-      this.#expires[i] = 0;
-    }
-  }
-
-  #stale(i: number): boolean {
-    return this.#expires !== undefined && this.#expired(i);
-  }
-
-  #expired(i: number): boolean {
-    const e = this.#expires![i]!;
-    return e !== 0 && performance.now() > e;
+    this.#ttl.set(i, ttl, this.#capacity);
   }
 
   #alloc(): number {
@@ -560,39 +469,15 @@ export class LocalStore {
     this.#gen = grown(this.#gen, (n) => new Uint32Array(n));
     this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
-    this.#next = grown(this.#next, (n) => new Int32Array(n));
-    this.#prev = grown(this.#prev, (n) => new Int32Array(n));
-    if (this.#expires) this.#expires = grown(this.#expires, (n) => new Float64Array(n));
+    this.#lru.grow(capacity);
+    this.#ttl.grow(capacity);
     // #keys and #vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
     this.#capacity = capacity;
   }
 
-  /** Appends `i` as most recently used. */
-  #link(i: number): void {
-    this.#prev[i] = this.#tail;
-    this.#next[i] = NONE;
-    if (this.#tail !== NONE) this.#next[this.#tail] = i;
-    else this.#head = i;
-    this.#tail = i;
-  }
-
-  #unlink(i: number): void {
-    const p = this.#prev[i]!;
-    const n = this.#next[i]!;
-    if (p !== NONE) this.#next[p] = n;
-    else this.#head = n;
-    if (n !== NONE) this.#prev[n] = p;
-    else this.#tail = p;
-  }
-
-  #moveToTail(i: number): void {
-    this.#unlink(i);
-    this.#link(i);
-  }
-
   #evictHead(): void {
-    const i = this.#head;
+    const i = this.#lru.head;
     if (i === NONE) return;
     this.#evictions++;
     this.#remove(i, "evict");
@@ -603,7 +488,7 @@ export class LocalStore {
     const key = this.#keys[i]!;
     const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
     this.#index.delete(key);
-    this.#unlink(i);
+    this.#lru.unlink(i);
     this.#bytes -= this.#size[i]!;
     this.#keys[i] = undefined;
     this.#vals[i] = undefined;
@@ -613,26 +498,14 @@ export class LocalStore {
 
   #removeWhere(drop: (i: number) => boolean): number {
     let removed = 0;
-    for (let i = this.#tail; i !== NONE;) {
-      const prev = this.#prev[i]!;
-      if (!(this.#expires !== undefined && this.#expired(i)) && drop(i)) {
+    for (let i = this.#lru.tail; i !== NONE;) {
+      const prev = this.#lru.prev[i]!;
+      if (!(this.#ttl.expired(i)) && drop(i)) {
         this.#remove(i, "delete");
         removed++;
       }
       i = prev;
     }
     return removed;
-  }
-
-  /** Remaining life of a slot written at `created`: 0 for unbounded, negative if already expired. */
-  #ttlFor(created: number, extraMs: number): number {
-    let ttl = this.#maxTtlMs;
-    if (extraMs > 0 && (ttl === 0 || extraMs < ttl)) ttl = extraMs;
-    if (this.#bucketTtlMs > 0) {
-      const left = created + this.#bucketTtlMs - this.#now();
-      if (left <= 0) return -1;
-      if (ttl === 0 || left < ttl) ttl = Math.ceil(left);
-    }
-    return ttl;
   }
 }

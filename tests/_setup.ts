@@ -1,37 +1,35 @@
 /**
  * Test helpers: real `nats-server` processes on free loopback ports in
- * temporary directories and waiting without sleeps (both from
- * `scripts/_servers.ts`, shared with the bench harness, re-exported here),
- * connections and hub-and-regions topologies, plus unique bucket names and
- * edge workers.
+ * temporary directories and waiting without sleeps (both from `scripts/`:
+ * `_server.ts`, `_cluster.ts`, `_regions.ts`, `_wait_for.ts`, shared with the
+ * bench harness, re-exported here), connections and hub-and-regions
+ * topologies, plus unique bucket names and edge workers.
  *
  * @module
  */
 
-import { waitFor } from "../scripts/_servers.ts";
+import { waitFor } from "../scripts/_wait_for.ts";
 
+export { type ClusterHandle, startCluster, type StartClusterOptions } from "../scripts/_cluster.ts";
 export {
-  type ClusterHandle,
   connectTo,
+  type ServerHandle,
+  startServer,
+  type StartServerOptions,
+  urlFor,
+} from "../scripts/_server.ts";
+export {
   HUB_DOMAIN,
   LEAF_PASSWORDS,
   leafConnected,
   type RegionHandle,
   type RegionsHandle,
-  type ServerHandle,
-  startCluster,
-  type StartClusterOptions,
   startRegions,
   type StartRegionsOptions,
-  startServer,
-  type StartServerOptions,
-  suiteTransport,
   topologyConfig,
-  type Truthy,
-  urlFor,
-  waitFor,
-  type WaitForOptions,
-} from "../scripts/_servers.ts";
+} from "../scripts/_regions.ts";
+export { suiteTransport } from "../scripts/_transport.ts";
+export { type Truthy, waitFor, type WaitForOptions } from "../scripts/_wait_for.ts";
 
 /**
  * A bucket name no other test uses: `<prefix>_<8 hex digits>`.

@@ -7,7 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Applied, LocalStore, SlotFlag } from "../src/local_store.ts";
+import { LocalStore } from "../src/local_store.ts";
+import { Applied, SlotFlag } from "../src/slot.ts";
 import { ENTRY_OVERHEAD_BYTES } from "../src/types.ts";
 
 const enc = new TextEncoder();

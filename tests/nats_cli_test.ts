@@ -9,7 +9,7 @@ import {
   DecodeError,
   openCache,
 } from "../mod.ts";
-import { natsCliBinary } from "../host/nats_server.ts";
+import { natsCliBinary } from "../host/nats_binary.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../src/server_version.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { UnavailableError } from "../src/errors.ts";
-import { freePort, startNatsServer } from "../host/nats_server.ts";
+import { freePort } from "../host/free_port.ts";
+import { startNatsServer } from "../host/nats_server.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kvedge_ns_test_" });

@@ -20,7 +20,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Kvm } from "@nats-io/kv";
-import { Applied, LocalStore, type Slot } from "../src/local_store.ts";
+import { LocalStore } from "../src/local_store.ts";
+import { Applied, type Slot } from "../src/slot.ts";
 import { ENTRY_OVERHEAD_BYTES } from "../src/types.ts";
 import { type Cache, openCache } from "../mod.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";

@@ -7,7 +7,9 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 import { seed, type SeedProgress } from "../scripts/_seed_lib.ts";
-import { generateRecords, readRecords, type SeedRecord } from "../scripts/_seed_input.ts";
+import { generateRecords } from "../scripts/_seed_generate.ts";
+import { readRecords } from "../scripts/_seed_input.ts";
+import type { SeedRecord } from "../scripts/_seed_record.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/seed.ts`;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
 import { createFetchHandler } from "../mod.ts";
-import { freePort } from "../host/nats_server.ts";
+import { freePort } from "../host/free_port.ts";
 import { fill } from "./_seed.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
 import { openCache, openReadonlyCache } from "../mod.ts";
 import { connectNats, transportOf } from "../src/connect.ts";
-import { freePort } from "../host/nats_server.ts";
+import { freePort } from "../host/free_port.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "./_setup.ts";
 
 const WS_CONF = new URL("../docs/topologies/websocket.conf", import.meta.url);

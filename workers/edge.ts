@@ -28,14 +28,9 @@ import {
   parseEdgeConfig,
 } from "../host/edge_config.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";
-import {
-  connectionBudget,
-  type GatedServer,
-  nativeServeOnConnection,
-  raiseOpenFileLimit,
-  serveDirect,
-  serveGated,
-} from "../host/edge_listener.ts";
+import { nativeServeOnConnection } from "../host/edge_handoff.ts";
+import { type GatedServer, serveDirect, serveGated } from "../host/edge_listener.ts";
+import { connectionBudget, raiseOpenFileLimit } from "../host/open_files.ts";
 
 const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
 

@@ -10,20 +10,9 @@
 import { Kvm } from "@nats-io/kv";
 import { jetstream } from "@nats-io/jetstream";
 import { openCache } from "../../mod.ts";
-import {
-  benchBucket,
-  benchServer,
-  childArgs,
-  connectRaw,
-  emit,
-  fillBucket,
-  peakRss,
-  ratioRow,
-  type Row,
-  runChild,
-  type Scenario,
-  stat,
-} from "./_harness.ts";
+import { ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket, peakRss } from "./_helpers.ts";
+import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
 
 const enc = new TextEncoder();
 

@@ -11,24 +11,10 @@
 import { Hono } from "hono";
 import { Redis } from "ioredis";
 import { Kvm } from "@nats-io/kv";
-import { freePort } from "../../host/nats_server.ts";
-import {
-  absRow,
-  benchBucket,
-  benchServer,
-  childArgs,
-  connectRaw,
-  DENO,
-  infoRow,
-  ratioRow,
-  ROOT,
-  type Row,
-  type Scenario,
-  sleep,
-  spawn,
-  type Spawned,
-  stat,
-} from "./_harness.ts";
+import { freePort } from "../../host/free_port.ts";
+import { absRow, infoRow, ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, sleep } from "./_helpers.ts";
+import { benchServer, childArgs, DENO, ROOT, spawn, type Spawned } from "./_processes.ts";
 
 const KEY = "item.1";
 const REDIS_URL = "redis://127.0.0.1:6379";

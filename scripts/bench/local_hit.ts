@@ -8,20 +8,9 @@
  */
 import { LRUCache } from "lru-cache";
 import { openCache } from "../../mod.ts";
-import {
-  benchBucket,
-  benchServer,
-  childArgs,
-  connectRaw,
-  emit,
-  fillBucket,
-  infoRow,
-  ratioRow,
-  runChild,
-  type Scenario,
-  shuffle,
-  stat,
-} from "./_harness.ts";
+import { infoRow, ratioRow, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket, shuffle } from "./_helpers.ts";
+import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
 
 const enc = new TextEncoder();
 

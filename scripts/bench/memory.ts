@@ -12,18 +12,9 @@
  */
 import { LRUCache } from "lru-cache";
 import { openCache } from "../../mod.ts";
-import {
-  benchBucket,
-  benchServer,
-  childArgs,
-  connectRaw,
-  emit,
-  fillBucket,
-  ratioRow,
-  runChild,
-  type Scenario,
-  stat,
-} from "./_harness.ts";
+import { ratioRow, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket } from "./_helpers.ts";
+import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
 
 const VALUE_BYTES = 200;
 const enc = new TextEncoder();

@@ -8,17 +8,9 @@
 import { Kvm } from "@nats-io/kv";
 import { openCache } from "../../mod.ts";
 import type { Cache } from "../../mod.ts";
-import {
-  benchBucket,
-  benchServer,
-  connectRaw,
-  fillBucket,
-  infoRow,
-  percentile,
-  ratioRow,
-  type Scenario,
-  stat,
-} from "./_harness.ts";
+import { infoRow, percentile, ratioRow, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket } from "./_helpers.ts";
+import { benchServer } from "./_processes.ts";
 
 const enc = new TextEncoder();
 

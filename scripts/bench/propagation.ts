@@ -15,19 +15,15 @@ import type { KV } from "@nats-io/kv";
 import { openCache } from "../../mod.ts";
 import {
   absRow,
-  benchBucket,
-  benchCluster,
-  benchServer,
-  connectRaw,
   infoRow,
   percentile,
   ratioRow,
   type Row,
   type Scenario,
-  sleep,
   stat,
-  until,
 } from "./_harness.ts";
+import { benchBucket, connectRaw, sleep, until } from "./_helpers.ts";
+import { benchCluster, benchServer } from "./_processes.ts";
 
 const RATE_PER_S = 1_000;
 const KEYS = 100;

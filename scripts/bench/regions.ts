@@ -15,24 +15,10 @@ import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Cache, openCache } from "../../mod.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
-import {
-  connectTo,
-  HUB_DOMAIN,
-  LEAF_PASSWORDS,
-  type RegionHandle,
-  startRegions,
-} from "../_servers.ts";
-import {
-  benchBucket,
-  infoRow,
-  percentile,
-  ratioRow,
-  type Row,
-  type Scenario,
-  sleep,
-  stat,
-  until,
-} from "./_harness.ts";
+import { HUB_DOMAIN, LEAF_PASSWORDS, type RegionHandle, startRegions } from "../_regions.ts";
+import { connectTo } from "../_server.ts";
+import { infoRow, percentile, ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, sleep, until } from "./_helpers.ts";
 
 const RATE_PER_S = 1_000;
 const KEYS = 100;

@@ -16,22 +16,9 @@
 import { Kvm } from "@nats-io/kv";
 import { openCache } from "../../mod.ts";
 import { keyOf, measureBootstrap, valueOf } from "./bootstrap.ts";
-import {
-  benchBucket,
-  benchServer,
-  childArgs,
-  connectRaw,
-  emit,
-  fillBucket,
-  infoRow,
-  percentile,
-  type Row,
-  runChild,
-  type Scenario,
-  sleep,
-  stat,
-  until,
-} from "./_harness.ts";
+import { infoRow, percentile, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket, sleep, until } from "./_helpers.ts";
+import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
 
 const READY_SUBJECT = "bench.scale.ready";
 const MAX_PROCESSES = 4;

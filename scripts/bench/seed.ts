@@ -9,19 +9,11 @@
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateRecords } from "../_seed_input.ts";
+import { generateRecords } from "../_seed_generate.ts";
 import { DEFAULT_WINDOW } from "../_seed_lib.ts";
-import {
-  benchBucket,
-  benchServer,
-  connectRaw,
-  DENO,
-  infoRow,
-  ratioRow,
-  ROOT,
-  type Scenario,
-  stat,
-} from "./_harness.ts";
+import { infoRow, ratioRow, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw } from "./_helpers.ts";
+import { benchServer, DENO, ROOT } from "./_processes.ts";
 
 /** A raw pipelined put loop: at most `window` puts in flight. */
 async function rawSeed(kv: KV, count: number, window: number): Promise<number> {

@@ -6,15 +6,9 @@
  * @module
  */
 import { openCache } from "../../mod.ts";
-import {
-  absRow,
-  benchBucket,
-  benchServer,
-  infoRow,
-  type Scenario,
-  sleep,
-  stat,
-} from "./_harness.ts";
+import { absRow, infoRow, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, sleep } from "./_helpers.ts";
+import { benchServer } from "./_processes.ts";
 
 const CONCURRENCY = 1_000;
 const LOADER_MS = 20;

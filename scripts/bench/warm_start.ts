@@ -9,18 +9,9 @@
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { COLD_TIMES, keyOf, measureBootstrap, valueOf } from "./bootstrap.ts";
-import {
-  absRow,
-  benchBucket,
-  benchServer,
-  connectRaw,
-  fillBucket,
-  infoRow,
-  ratioRow,
-  type Scenario,
-  type ScenarioResult,
-  stat,
-} from "./_harness.ts";
+import { absRow, infoRow, ratioRow, type Scenario, type ScenarioResult, stat } from "./_harness.ts";
+import { benchBucket, connectRaw, fillBucket } from "./_helpers.ts";
+import { benchServer } from "./_processes.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {

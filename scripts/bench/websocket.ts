@@ -16,20 +16,10 @@
 import { Kvm } from "@nats-io/kv";
 import { createFetchHandler, openCache } from "../../mod.ts";
 import { connectNats, type NatsTransport } from "../../src/connect.ts";
-import { startServer, urlFor } from "../_servers.ts";
-import {
-  benchBucket,
-  childArgs,
-  emit,
-  percentile,
-  ratioRow,
-  runChild,
-  type Scenario,
-  sleep,
-  type Stat,
-  stat,
-  until,
-} from "./_harness.ts";
+import { startServer, urlFor } from "../_server.ts";
+import { percentile, ratioRow, type Scenario, type Stat, stat } from "./_harness.ts";
+import { benchBucket, sleep, until } from "./_helpers.ts";
+import { childArgs, emit, runChild } from "./_processes.ts";
 
 const TRANSPORTS: NatsTransport[] = ["tcp", "websocket"];
 const KEYS = 100;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Applied, type Slot } from "../local_store.ts";
+import { Applied, type Slot } from "../slot.ts";
 import type { Operation } from "../types.ts";
 import { type CacheCore, impliedAbsent, toChange } from "./core.ts";
 

@@ -16,7 +16,7 @@ import {
 } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { assertKey } from "../keys.ts";
-import type { Slot } from "../local_store.ts";
+import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
 import { describe } from "../watcher.ts";
 import { keep } from "./apply.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { SlotFlag } from "../local_store.ts";
+import { SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
 import { describe, unref } from "../watcher.ts";
 import type { CacheCore } from "./core.ts";

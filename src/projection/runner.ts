@@ -5,43 +5,48 @@
  * compare-and-set on the target revision (`target.ts`), and only then is the
  * event acked. The consumer's ack floor is the checkpoint.
  *
+ * This file holds the runner's lifecycle and its fetch-apply-ack loop; the
+ * target bucket and the durable consumer are set up in `setup.ts`, the
+ * options resolved in `run_options.ts`, a message becomes an event in
+ * `event.ts`, and the waiting is in `waiting.ts`.
+ *
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import {
-  AckPolicy,
-  type ConsumerConfig,
   type ConsumerInfo,
   type ConsumerMessages,
-  DeliverPolicy,
   jetstream,
-  JetStreamApiCodes,
-  type JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
   type JsMsg,
-  type StreamInfo,
 } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
-import { z } from "zod";
 import { describe } from "../describe.ts";
 import { KvedgeError, ProjectionMapError } from "../errors.ts";
-import { mapNatsError } from "../errors_map.ts";
-import { kvStreamName, kvSubject, kvSubjectPrefix, operationOf } from "../kv_layout.ts";
-import type { CreateBucketOptions, Operation, SharedConnection } from "../types.ts";
-import { parseOptions } from "../validate.ts";
+import { kvStreamName, kvSubject, kvSubjectPrefix } from "../kv_layout.ts";
+import type { SharedConnection } from "../types.ts";
 import { domainApi } from "../region.ts";
 import { isProjection } from "./define.ts";
 import { applyEvent, ProjectionTarget } from "./target.ts";
+import { pause, ProgressWaiters } from "./waiting.ts";
 import type {
   Projection,
-  ProjectionEvent,
   ProjectionRunner,
   ProjectionState,
   ProjectionStatus,
   RunProjectionOptions,
 } from "./types.ts";
+import { type ResolvedRunOptions, resolveRunOptions } from "./run_options.ts";
+import { toEvent } from "./event.ts";
+import {
+  apiCode,
+  bindConsumer,
+  CONSUMER_NOT_FOUND,
+  ensureTarget,
+  readSource,
+  STREAM_NOT_FOUND,
+} from "./setup.ts";
 
 /**
  * Runs a projection on a connection (which the caller keeps and closes):
@@ -96,102 +101,10 @@ export async function runProjection<V>(
   return run;
 }
 
-interface ResolvedRunOptions {
-  fromStart: boolean;
-  ackWaitMs: number;
-  retryDelayMs: number;
-  maxRetryDelayMs: number;
-  onMapError: "stop" | "skip";
-  statusIntervalMs: number;
-  cacheMaxKeys: number;
-  hubDomain: string | undefined;
-  signal: AbortSignal | undefined;
-}
-
-const int = (min: number) => z.number().int().min(min).max(Number.MAX_SAFE_INTEGER);
-
-const RunOptionsSchema = z.object({
-  fromStart: z.unknown().optional(),
-  ackWaitMs: int(1_000).optional(),
-  retryDelayMs: int(1).optional(),
-  maxRetryDelayMs: int(1).optional(),
-  onMapError: z.enum(["stop", "skip"]).optional(),
-  statusIntervalMs: int(0).optional(),
-  cacheMaxKeys: int(0).optional(),
-  region: z.object({
-    hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
-      message: "must be a JetStream domain name (letters, digits, _ and -)",
-    }),
-  }).strict().optional(),
-  signal: z.custom<AbortSignal>((v) => typeof v === "object" && v !== null && "aborted" in v, {
-    message: "must be an AbortSignal",
-  }).optional(),
-});
-
-function resolveRunOptions(input: RunProjectionOptions): ResolvedRunOptions {
-  const o = parseOptions(RunOptionsSchema, input, "run projection");
-  const retryDelayMs = o.retryDelayMs ?? 250;
-  return {
-    fromStart: o.fromStart === true,
-    ackWaitMs: o.ackWaitMs ?? 10_000,
-    retryDelayMs,
-    maxRetryDelayMs: Math.max(retryDelayMs, o.maxRetryDelayMs ?? 5_000),
-    onMapError: o.onMapError ?? "stop",
-    statusIntervalMs: o.statusIntervalMs ?? 5_000,
-    cacheMaxKeys: o.cacheMaxKeys ?? 10_000,
-    hubDomain: o.region?.hubDomain,
-    signal: input.signal,
-  };
-}
-
 /** Events asked for per pull request. */
 const FETCH_BATCH = 64;
 /** Lifetime of a pull request, in ms: bounds how long a graceful stop waits when idle. */
 const FETCH_EXPIRES_MS = 2_000;
-const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
-const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
-
-function apiCode(err: unknown): number | undefined {
-  const code = (err as JetStreamApiError | undefined)?.code;
-  return typeof code === "number" ? code : undefined;
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-const decoder = new TextDecoder();
-
-function toEvent(m: JsMsg, kvPrefix: string | undefined): ProjectionEvent {
-  const key = kvPrefix !== undefined ? m.subject.slice(kvPrefix.length) : undefined;
-  let operation: Operation = "PUT";
-  if (kvPrefix !== undefined) {
-    operation = operationOf(m.headers);
-  }
-  const data = m.data;
-  return Object.freeze({
-    seq: m.seq,
-    subject: m.subject,
-    key,
-    operation,
-    data,
-    timestampMs: Math.floor(m.info.timestampNanos / 1_000_000),
-    redelivered: m.redelivered,
-    header: (name: string) => m.headers?.get(name) || undefined,
-    json: <T = unknown>(): T => JSON.parse(decoder.decode(data)) as T,
-    string: () => decoder.decode(data),
-  });
-}
 
 class Runner implements ProjectionRunner {
   readonly projection: Projection<unknown>;
@@ -218,7 +131,7 @@ class Runner implements ProjectionRunner {
   #inFlight = false;
   #lastAcked = 0;
   #failure: unknown;
-  #progress = new Set<() => void>();
+  readonly #progress = new ProgressWaiters();
   #s: ProjectionStatus;
 
   constructor(nc: NatsConnection, projection: Projection<unknown>, o: ResolvedRunOptions) {
@@ -273,7 +186,7 @@ class Runner implements ProjectionRunner {
         : { writePrefix: `${domainApi(this.#o.hubDomain)}.${kvSubjectPrefix(bucket)}` }),
     });
     await this.#setup(this.#o.fromStart);
-    await this.#ensureTarget();
+    await ensureTarget(this.#jsm, this.#js, this.projection);
     this.#loop = this.#run();
     if (this.#o.statusIntervalMs > 0) {
       this.#timer = setInterval(() => void this.#refresh(), this.#o.statusIntervalMs);
@@ -304,7 +217,7 @@ class Runner implements ProjectionRunner {
       if (info && info.num_pending === 0 && info.num_ack_pending === 0 && !this.#inFlight) {
         return this.status();
       }
-      await this.#nextProgress(250, signal);
+      await this.#progress.next(250, signal);
     }
   }
 
@@ -357,132 +270,31 @@ class Runner implements ProjectionRunner {
     if (this.#s.state === state) return;
     this.#s.state = state;
     this.#s.since = Date.now();
-    this.#notify();
-  }
-
-  #notify(): void {
-    const waiters = [...this.#progress];
-    this.#progress.clear();
-    for (const w of waiters) w();
-  }
-
-  #nextProgress(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        this.#progress.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener("abort", done, { once: true });
-      this.#progress.add(done);
-    });
-  }
-
-  async #ensureTarget(): Promise<void> {
-    const { bucket, create } = this.projection.target;
-    try {
-      await this.#jsm.streams.info(kvStreamName(bucket));
-      return;
-    } catch (err) {
-      if (apiCode(err) !== STREAM_NOT_FOUND) {
-        throw mapNatsError(err, `run projection "${this.projection.name}"`, bucket);
-      }
-    }
-    if (create === false) {
-      throw new KvedgeError(
-        "BUCKET_NOT_FOUND",
-        `Cannot run projection "${this.projection.name}": target bucket "${bucket}" does not exist`,
-      );
-    }
-    const c: CreateBucketOptions = create === true ? {} : create;
-    try {
-      await new Kvm(this.#js).create(
-        bucket,
-        {
-          replicas: c.replicas ?? 1,
-          history: c.history ?? 10,
-          ...(c.ttlMs ? { ttl: c.ttlMs } : {}),
-          ...(c.maxBytes && c.maxBytes > 0 ? { max_bytes: c.maxBytes } : {}),
-          ...(c.maxValueSize && c.maxValueSize > 0 ? { maxValueSize: c.maxValueSize } : {}),
-          storage: c.storage === "memory" ? "memory" : "file",
-        } as Parameters<Kvm["create"]>[1],
-      );
-    } catch (err) {
-      throw mapNatsError(err, `create target bucket "${bucket}"`, bucket);
-    }
+    this.#progress.notify();
   }
 
   /** Reads the source's incarnation and creates or binds the durable consumer. */
   async #setup(fromStart: boolean): Promise<void> {
-    let si: StreamInfo;
-    try {
-      si = await this.#jsm.streams.info(this.#stream);
-    } catch (err) {
-      if (apiCode(err) === STREAM_NOT_FOUND) {
-        throw new KvedgeError(
-          "BUCKET_NOT_FOUND",
-          `Cannot run projection "${this.projection.name}": source stream "${this.#stream}" does not exist`,
-          { cause: err },
-        );
-      }
-      throw mapNatsError(err, `run projection "${this.projection.name}"`, this.#stream);
-    }
+    const si = await readSource(this.#jsm, this.#stream, this.projection.name);
     const epoch = `${this.#stream}@${si.created}`;
     const sameEpoch = this.#s.epoch === epoch;
     this.#s.epoch = epoch;
     this.#s.sourceSeq = si.state.last_seq;
-    if (fromStart) {
-      try {
-        await this.#jsm.consumers.delete(this.#stream, this.#durable);
-      } catch (err) {
-        if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
-      }
-    }
-    let info: ConsumerInfo | undefined;
-    try {
-      info = await this.#jsm.consumers.info(this.#stream, this.#durable);
-    } catch (err) {
-      if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
-    }
-    const ackWaitNanos = this.#o.ackWaitMs * 1_000_000;
-    if (info) {
-      const filter = info.config.filter_subject || undefined;
-      if (filter !== this.#filter || info.config.description !== this.#description) {
-        // Binding would resume another projection's checkpoint against this target.
-        throw new KvedgeError(
-          "CONFLICT",
-          `Cannot run projection "${this.projection.name}": consumer "${this.#durable}" on ` +
-            `"${this.#stream}" was made for ${JSON.stringify(info.config.description ?? "")} ` +
-            `with filter ${JSON.stringify(filter ?? "")}; run it from the start to recreate it`,
-        );
-      }
-      if (info.config.ack_wait !== ackWaitNanos || info.config.max_ack_pending !== 1) {
-        info = await this.#jsm.consumers.update(this.#stream, this.#durable, {
-          ack_wait: ackWaitNanos,
-          max_ack_pending: 1,
-        });
-      }
-    } else {
+    const info = await bindConsumer(this.#jsm, {
+      projection: this.projection.name,
+      stream: this.#stream,
+      durable: this.#durable,
+      filter: this.#filter,
+      description: this.#description,
+    }, {
+      fromStart,
+      ackWaitMs: this.#o.ackWaitMs,
       // A consumer lost while running resumes after the last event this
       // runner acked; anything else (first start, replay, new incarnation of
       // the source) reads from the first event, which fencing makes safe.
-      const resume = !fromStart && sameEpoch && this.#lastAcked > 0;
-      const config: Partial<ConsumerConfig> = {
-        durable_name: this.#durable,
-        description: this.#description,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: ackWaitNanos,
-        max_ack_pending: 1,
-        max_deliver: -1,
-        ...(this.#filter ? { filter_subject: this.#filter } : {}),
-        ...(resume
-          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastAcked + 1 }
-          : { deliver_policy: DeliverPolicy.All }),
-      };
-      info = await this.#jsm.consumers.add(this.#stream, config);
-    }
+      resumeAfter: () =>
+        !fromStart && sameEpoch && this.#lastAcked > 0 ? this.#lastAcked : undefined,
+    });
     this.#applyConsumerInfo(info);
   }
 
@@ -576,7 +388,7 @@ class Runner implements ProjectionRunner {
       this.#timer = undefined;
       if (this.#onAbort) this.#o.signal?.removeEventListener("abort", this.#onAbort);
       if (this.#s.state !== "failed") this.#setState("stopped");
-      this.#notify();
+      this.#progress.notify();
     }
   }
 
@@ -677,7 +489,7 @@ class Runner implements ProjectionRunner {
     } finally {
       clearInterval(keepAlive);
       this.#inFlight = false;
-      this.#notify();
+      this.#progress.notify();
     }
   }
 

@@ -1,0 +1,198 @@
+/**
+ * The connection gate without a pipe: each accepted connection is handed to
+ * `Deno.serve`'s native per-connection server (`serveHttpOnConnection`,
+ * reached through `Deno[Deno.internal]`), and the gate sees each request
+ * start and complete.
+ *
+ * @module
+ */
+import type { GatedServeOptions, GatedServer, GateStats } from "./edge_listener.ts";
+import { acceptLoop } from "./edge_accept.ts";
+
+/** The per-connection server `serveHttpOnConnection` returns. */
+interface ConnectionServer {
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Deno's internal `serveHttpOnConnection` (what `Deno.serve` runs per connection). */
+export type ServeOnConnection = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>,
+  onError: (error: unknown) => Response | Promise<Response>,
+  onListen: () => void,
+) => ConnectionServer;
+
+/**
+ * `serveHttpOnConnection` from `Deno[Deno.internal]` (Deno 2.9), if this
+ * runtime has it: it serves one accepted connection with `Deno.serve`'s native
+ * HTTP machinery. `KVEDGE_CONNECTION_GATE=pipe` (read by the worker) or a Deno
+ * without it falls back to the byte pipe.
+ */
+export function nativeServeOnConnection(): ServeOnConnection | undefined {
+  try {
+    // deno-lint-ignore no-explicit-any
+    const d = Deno as any;
+    const fn = d.internal === undefined ? undefined : d[d.internal]?.serveHttpOnConnection;
+    return typeof fn === "function" && fn.length === 5 ? fn as ServeOnConnection : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+class HandedOff {
+  /** Sweep tick of the last request start or end (a coarse clock: no `Date.now()` per request). */
+  lastTick: number;
+  /** Requests started: 0 means no complete request head yet. */
+  requests = 0;
+  /** Requests whose response is not fully sent yet. */
+  active = 0;
+  /** Requests with a body whose handler has not answered yet (a body may be trickling in). */
+  answering = 0;
+  closed = false;
+  readonly abort = new AbortController();
+  server: ConnectionServer | undefined;
+
+  constructor(readonly openedTick: number) {
+    this.lastTick = openedTick;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+  }
+}
+
+/**
+ * The gate without a pipe: the worker accepts each TCP connection itself
+ * (cap, shedding, timeouts, accept errors) and hands it to `Deno.serve`'s
+ * native per-connection server, which reads and writes the socket in Rust.
+ * Activity is seen per request (start and `info.completed`), not per byte.
+ */
+export function serveHandedOff(
+  options: GatedServeOptions,
+  serveOn: ServeOnConnection,
+): GatedServer {
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  const links = new Set<HandedOff>();
+  const onError = options.onError ?? ((error: unknown) => {
+    void error;
+    return new Response("Internal Server Error", { status: 500 });
+  });
+  let stopping = false;
+  const sweepMs = Math.max(
+    50,
+    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
+  );
+  // Time in sweep ticks; a link's age is known to within one tick.
+  let tick = 0;
+  const ticks = (ms: number) => Math.ceil(ms / sweepMs);
+
+  const shed = (link: HandedOff, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+    stats.shed++;
+    options.onEvent?.({ type: "shed", reason });
+    link.close();
+  };
+
+  const sweeper = setInterval(() => {
+    tick++;
+    for (const link of links) {
+      if (link.active > 0) {
+        // A response being streamed (a watch) is not idle; a request whose
+        // body or answer has not come for idleTimeoutMs is.
+        if (link.answering > 0 && tick - link.lastTick > ticks(options.idleTimeoutMs)) {
+          shed(link, "idle_timeout");
+        }
+        continue;
+      }
+      if (link.requests === 0 && tick - link.openedTick > ticks(options.headerTimeoutMs)) {
+        shed(link, "header_timeout");
+      } else if (tick - link.lastTick > ticks(options.idleTimeoutMs)) shed(link, "idle_timeout");
+    }
+  }, sweepMs);
+
+  /** The connection idle the longest (request-less first), if idle ≥ 1 s. */
+  function victim(): HandedOff | undefined {
+    const recent = tick - ticks(1000);
+    let best: HandedOff | undefined;
+    for (const l of links) {
+      if (l.active > 0 || l.lastTick > recent) continue;
+      if (
+        best === undefined || (l.requests === 0 && best.requests > 0) ||
+        ((l.requests === 0) === (best.requests === 0) && l.lastTick < best.lastTick)
+      ) best = l;
+    }
+    return best;
+  }
+
+  function handOff(conn: Deno.TcpConn): void {
+    const link = new HandedOff(tick);
+    const done = () => {
+      link.active--;
+      link.lastTick = tick;
+    };
+    const answered = () => {
+      link.answering--;
+      link.lastTick = tick;
+    };
+    const handler = (request: Request, info: Deno.ServeHandlerInfo) => {
+      link.requests++;
+      link.active++;
+      link.lastTick = tick;
+      info.completed.then(done, done);
+      if (request.method === "GET" || request.method === "HEAD") return options.handler(request);
+      // A request with a body: the handler answers once it has read it, so a
+      // body that stops arriving shows as a handler that does not answer.
+      link.answering++;
+      const response = Promise.resolve(options.handler(request));
+      response.then(answered, answered);
+      return response;
+    };
+    links.add(link);
+    try {
+      link.server = serveOn(conn, link.abort.signal, handler, onError, () => {});
+    } catch {
+      links.delete(link);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
+    link.server.finished.then(() => links.delete(link), () => links.delete(link));
+  }
+
+  const accepting = acceptLoop(listener, {
+    stopping: () => stopping,
+    stats,
+    options,
+    open: () => links.size,
+    victim,
+    shed: (link) => shed(link, "capacity"),
+    noDelay: false,
+    take: handOff,
+  });
+
+  return {
+    addr: listener.addr,
+    stats: () => ({ ...stats, open: links.size }),
+    async shutdown() {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
+      clearInterval(sweeper);
+      // In-flight requests finish; idle keep-alive connections close.
+      const drained = Promise.all(
+        [...links].map((l) => l.server?.shutdown().catch(() => {})),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      for (const l of links) l.close();
+    },
+  };
+}

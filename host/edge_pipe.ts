@@ -1,0 +1,213 @@
+/**
+ * The connection gate with a byte pipe, for a Deno without
+ * `serveHttpOnConnection` (or `pipe: true`): each accepted connection is
+ * linked to a `Deno.serve` on a private Unix socket and its bytes passed both
+ * ways; the gate sees request heads and activity in the bytes.
+ *
+ * @module
+ */
+import type { GatedServeOptions, GatedServer, GateStats } from "./edge_listener.ts";
+import { acceptLoop } from "./edge_accept.ts";
+
+const HEAD_END = [13, 10, 13, 10];
+
+class Link {
+  lastActivity = Date.now();
+  readonly openedAt = Date.now();
+  headSeen = false;
+  #matched = 0;
+  closed = false;
+  upstream: Deno.Conn | undefined;
+
+  constructor(readonly client: Deno.Conn) {}
+
+  /** Notes bytes from the client; true once a request head has ended. */
+  sawClientBytes(bytes: Uint8Array): void {
+    this.lastActivity = Date.now();
+    if (this.headSeen) return;
+    for (const b of bytes) {
+      this.#matched = b === HEAD_END[this.#matched] ? this.#matched + 1 : b === 13 ? 1 : 0;
+      if (this.#matched === 4) {
+        this.headSeen = true;
+        return;
+      }
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of [this.client, this.upstream]) {
+      try {
+        c?.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+}
+
+async function pump(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  link: Link,
+  fromClient: boolean,
+): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      const chunk = buf.subarray(0, n);
+      if (fromClient) link.sawClientBytes(chunk);
+      else link.lastActivity = Date.now();
+      for (let at = 0; at < n;) at += await to.write(chunk.subarray(at));
+    }
+    // Half-close: a client that sent its request and shut its side still
+    // gets the answer.
+    if (fromClient) await to.closeWrite().catch(() => {});
+    else link.close();
+  } catch {
+    link.close();
+  }
+}
+
+/** The gate with the pipe: for a Deno without `serveHttpOnConnection`. */
+export async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  let generation = 0;
+  let path = "";
+  let stopping = false;
+  const innerServers = new Set<Deno.HttpServer>();
+  const startInner = async (): Promise<void> => {
+    const next = `${dir}/http${generation++}.sock`;
+    const ready = Promise.withResolvers<void>();
+    const server = Deno.serve({
+      path: next,
+      onListen: () => ready.resolve(),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    }, options.handler);
+    await ready.promise;
+    innerServers.add(server);
+    path = next;
+    // The inner accept loop can meet EMFILE too, which ends it for good:
+    // its connections keep being served, new links go to a new socket.
+    server.finished.then(() => innerServers.delete(server), async (err) => {
+      innerServers.delete(server);
+      if (stopping) return;
+      stats.acceptErrors++;
+      for (let retryInMs = 50;; retryInMs = Math.min(2000, retryInMs * 2)) {
+        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+        await new Promise((r) => setTimeout(r, retryInMs));
+        if (stopping) return;
+        try {
+          await startInner();
+          return;
+        } catch (e) {
+          err = e;
+        }
+      }
+    });
+  };
+  const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
+  await startInner();
+
+  let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  try {
+    listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  } catch (err) {
+    stopping = true;
+    for (const inner of innerServers) await inner.shutdown();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+  const links = new Map<Link, Promise<void>>();
+
+  const shed = (link: Link, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+    stats.shed++;
+    options.onEvent?.({ type: "shed", reason });
+    link.close();
+  };
+
+  // One sweep a fraction of the shortest timeout, not a timer per connection.
+  const sweepMs = Math.max(
+    50,
+    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
+  );
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const link of links.keys()) {
+      if (!link.headSeen && now - link.openedAt > options.headerTimeoutMs) {
+        shed(link, "header_timeout");
+      } else if (now - link.lastActivity > options.idleTimeoutMs) shed(link, "idle_timeout");
+    }
+  }, sweepMs);
+
+  /** The connection idle the longest (header-less first), if idle ≥ 1 s. */
+  function victim(): Link | undefined {
+    const now = Date.now();
+    let best: Link | undefined;
+    for (const l of links.keys()) {
+      if (now - l.lastActivity < 1000) continue;
+      if (
+        best === undefined || (!l.headSeen && best.headSeen) ||
+        (l.headSeen === best.headSeen && l.lastActivity < best.lastActivity)
+      ) best = l;
+    }
+    return best;
+  }
+
+  async function handle(link: Link): Promise<void> {
+    try {
+      link.upstream = await Deno.connect({ transport: "unix", path });
+    } catch {
+      link.close();
+      return;
+    }
+    if (link.closed) {
+      link.upstream.close();
+      return;
+    }
+    await Promise.all([
+      pump(link.client, link.upstream, link, true),
+      pump(link.upstream, link.client, link, false),
+    ]);
+    link.close();
+  }
+
+  const accepting = acceptLoop(listener, {
+    stopping: () => stopping,
+    stats,
+    options,
+    open: () => links.size,
+    victim,
+    shed: (link) => shed(link, "capacity"),
+    noDelay: true,
+    take(conn) {
+      const link = new Link(conn);
+      links.set(link, handle(link).finally(() => links.delete(link)));
+    },
+  });
+
+  return {
+    addr: listener.addr,
+    stats: () => ({ ...stats, open: links.size }),
+    async shutdown() {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
+      clearInterval(sweeper);
+      // In-flight requests finish; idle keep-alive connections close, which
+      // ends their links once their last bytes are passed on.
+      await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
+      const drained = Promise.all(links.values());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      for (const l of links.keys()) l.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The recency order of the local store's slots: a doubly linked list over
+ * slot indexes, kept in typed arrays (no object per entry), least recently
+ * used at the head.
+ *
+ * @module
+ */
+
+/** The index that stands for "no slot". */
+export const NONE = -1;
+
+/** A doubly linked list of slot indexes, least recently used first. */
+export class LruList {
+  /** The next more recently used slot of each slot, or {@link NONE}. */
+  next = new Int32Array(0);
+  /** The next less recently used slot of each slot, or {@link NONE}. */
+  prev = new Int32Array(0);
+  /** Least recently used. */
+  head = NONE;
+  /** Most recently used. */
+  tail = NONE;
+
+  /** Appends `i` as most recently used. */
+  link(i: number): void {
+    this.prev[i] = this.tail;
+    this.next[i] = NONE;
+    if (this.tail !== NONE) this.next[this.tail] = i;
+    else this.head = i;
+    this.tail = i;
+  }
+
+  /** Takes `i` out of the list. */
+  unlink(i: number): void {
+    const p = this.prev[i]!;
+    const n = this.next[i]!;
+    if (p !== NONE) this.next[p] = n;
+    else this.head = n;
+    if (n !== NONE) this.prev[n] = p;
+    else this.tail = p;
+  }
+
+  /** Makes `i` the most recently used. */
+  moveToTail(i: number): void {
+    this.unlink(i);
+    this.link(i);
+  }
+
+  /** Empties the list. */
+  clear(): void {
+    this.head = this.tail = NONE;
+  }
+
+  /** Makes room for `capacity` slots, keeping the links. */
+  grow(capacity: number): void {
+    const next = new Int32Array(capacity);
+    next.set(this.next);
+    this.next = next;
+    const prev = new Int32Array(capacity);
+    prev.set(this.prev);
+    this.prev = prev;
+  }
+}

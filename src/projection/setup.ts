@@ -1,0 +1,175 @@
+/**
+ * What a projection runner sets up before it reads, and again after it loses
+ * its consumer: the target bucket, the source's incarnation, and the durable
+ * pull consumer whose ack floor is the checkpoint.
+ *
+ * @module
+ */
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  type JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { KvedgeError } from "../errors.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { kvStreamName } from "../kv_layout.ts";
+import type { CreateBucketOptions } from "../types.ts";
+import type { Projection } from "./types.ts";
+
+/** JetStream's code for a missing stream. */
+export const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+/** JetStream's code for a missing consumer. */
+export const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
+
+/** The JetStream API error code of `err`, if it has one. */
+export function apiCode(err: unknown): number | undefined {
+  const code = (err as JetStreamApiError | undefined)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/**
+ * Ensures the projection's target bucket: nothing if it exists, created as
+ * `target.create` says if not, `BUCKET_NOT_FOUND` if `create` is false.
+ */
+export async function ensureTarget(
+  jsm: JetStreamManager,
+  js: JetStreamClient,
+  projection: Projection<unknown>,
+): Promise<void> {
+  const { bucket, create } = projection.target;
+  try {
+    await jsm.streams.info(kvStreamName(bucket));
+    return;
+  } catch (err) {
+    if (apiCode(err) !== STREAM_NOT_FOUND) {
+      throw mapNatsError(err, `run projection "${projection.name}"`, bucket);
+    }
+  }
+  if (create === false) {
+    throw new KvedgeError(
+      "BUCKET_NOT_FOUND",
+      `Cannot run projection "${projection.name}": target bucket "${bucket}" does not exist`,
+    );
+  }
+  const c: CreateBucketOptions = create === true ? {} : create;
+  try {
+    await new Kvm(js).create(
+      bucket,
+      {
+        replicas: c.replicas ?? 1,
+        history: c.history ?? 10,
+        ...(c.ttlMs ? { ttl: c.ttlMs } : {}),
+        ...(c.maxBytes && c.maxBytes > 0 ? { max_bytes: c.maxBytes } : {}),
+        ...(c.maxValueSize && c.maxValueSize > 0 ? { maxValueSize: c.maxValueSize } : {}),
+        storage: c.storage === "memory" ? "memory" : "file",
+      } as Parameters<Kvm["create"]>[1],
+    );
+  } catch (err) {
+    throw mapNatsError(err, `create target bucket "${bucket}"`, bucket);
+  }
+}
+
+/**
+ * The source's stream info (its incarnation and last sequence);
+ * `BUCKET_NOT_FOUND` if the source does not exist.
+ */
+export async function readSource(
+  jsm: JetStreamManager,
+  stream: string,
+  projectionName: string,
+): Promise<StreamInfo> {
+  try {
+    return await jsm.streams.info(stream);
+  } catch (err) {
+    if (apiCode(err) === STREAM_NOT_FOUND) {
+      throw new KvedgeError(
+        "BUCKET_NOT_FOUND",
+        `Cannot run projection "${projectionName}": source stream "${stream}" does not exist`,
+        { cause: err },
+      );
+    }
+    throw mapNatsError(err, `run projection "${projectionName}"`, stream);
+  }
+}
+
+/** The durable consumer a runner reads through. */
+export interface ConsumerSpec {
+  /** The projection's name, for error messages. */
+  projection: string;
+  /** The source stream. */
+  stream: string;
+  /** The consumer's durable name. */
+  durable: string;
+  /** The filter subject, if the source is filtered. */
+  filter: string | undefined;
+  /** The consumer's description, naming the projection and its target. */
+  description: string;
+}
+
+/**
+ * Creates or binds the durable consumer (deleting it first with
+ * `fromStart`); its ack floor is the checkpoint. `CONFLICT` if an existing
+ * consumer was made for another filter or target. A new consumer starts after
+ * `resumeAfter()`, if that gives a sequence, else at the first event.
+ */
+export async function bindConsumer(
+  jsm: JetStreamManager,
+  c: ConsumerSpec,
+  opts: { fromStart: boolean; ackWaitMs: number; resumeAfter: () => number | undefined },
+): Promise<ConsumerInfo> {
+  if (opts.fromStart) {
+    try {
+      await jsm.consumers.delete(c.stream, c.durable);
+    } catch (err) {
+      if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
+    }
+  }
+  let info: ConsumerInfo | undefined;
+  try {
+    info = await jsm.consumers.info(c.stream, c.durable);
+  } catch (err) {
+    if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
+  }
+  const ackWaitNanos = opts.ackWaitMs * 1_000_000;
+  if (info) {
+    const filter = info.config.filter_subject || undefined;
+    if (filter !== c.filter || info.config.description !== c.description) {
+      // Binding would resume another projection's checkpoint against this target.
+      throw new KvedgeError(
+        "CONFLICT",
+        `Cannot run projection "${c.projection}": consumer "${c.durable}" on ` +
+          `"${c.stream}" was made for ${JSON.stringify(info.config.description ?? "")} ` +
+          `with filter ${JSON.stringify(filter ?? "")}; run it from the start to recreate it`,
+      );
+    }
+    if (info.config.ack_wait !== ackWaitNanos || info.config.max_ack_pending !== 1) {
+      info = await jsm.consumers.update(c.stream, c.durable, {
+        ack_wait: ackWaitNanos,
+        max_ack_pending: 1,
+      });
+    }
+  } else {
+    const after = opts.resumeAfter();
+    const config: Partial<ConsumerConfig> = {
+      durable_name: c.durable,
+      description: c.description,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: ackWaitNanos,
+      max_ack_pending: 1,
+      max_deliver: -1,
+      ...(c.filter ? { filter_subject: c.filter } : {}),
+      ...(after !== undefined
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    };
+    info = await jsm.consumers.add(c.stream, config);
+  }
+  return info;
+}
