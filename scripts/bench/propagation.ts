@@ -10,65 +10,26 @@
  *
  * @module
  */
-import { Kvm, KvWatchInclude } from "@nats-io/kv";
-import type { KV } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
 import { openCache } from "../../mod.ts";
-import {
-  absRow,
-  infoRow,
-  percentile,
-  ratioRow,
-  type Row,
-  type Scenario,
-  stat,
-} from "./_harness.ts";
-import { benchBucket, connectRaw, sleep, until } from "./_helpers.ts";
+import { absRow, infoRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, connectRaw } from "./_helpers.ts";
 import { benchCluster, benchServer } from "./_processes.ts";
+import {
+  changesReceiver,
+  figures,
+  KEYS,
+  measureRep,
+  putId,
+  type Receiver,
+  record,
+  seedIds,
+  turn,
+  visibleRows,
+  watchReceiver,
+} from "./_propagation.ts";
 
 const RATE_PER_S = 1_000;
-const KEYS = 100;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-type Variant = "raw" | "kvedge";
-
-interface Receiver {
-  /** Receipt time per write id (NaN until received). */
-  recv: Float64Array;
-  received: () => number;
-  /** Watcher restarts and resyncs seen (kvedge only; kv.watch() hides its own). */
-  restarts: () => number;
-  close(): Promise<void>;
-}
-
-async function rawReceiver(url: string, bucket: string, total: number): Promise<Receiver> {
-  const nc = await connectRaw(url);
-  const kv = await new Kvm(nc).open(bucket);
-  const w = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
-  const recv = new Float64Array(total).fill(NaN);
-  let n = 0;
-  const loop = (async () => {
-    for await (const e of w) {
-      const t = performance.now();
-      if (e.operation !== "PUT") continue;
-      const id = JSON.parse(dec.decode(e.value)) as number;
-      if (id < total && Number.isNaN(recv[id]!)) {
-        recv[id] = t;
-        n++;
-      }
-    }
-  })();
-  return {
-    recv,
-    received: () => n,
-    restarts: () => 0,
-    async close() {
-      w.stop();
-      await loop.catch(() => {});
-      await nc.close();
-    },
-  };
-}
 
 async function kvedgeReceiver(url: string, bucket: string, total: number): Promise<Receiver> {
   let restarts = 0;
@@ -82,83 +43,7 @@ async function kvedgeReceiver(url: string, bucket: string, total: number): Promi
     },
   });
   await cache.ready({ timeoutMs: 30_000 });
-  const it = cache.changes();
-  const recv = new Float64Array(total).fill(NaN);
-  let n = 0;
-  const loop = (async () => {
-    for await (const c of it) {
-      const t = performance.now();
-      const id = c.value;
-      if (typeof id === "number" && id < total && Number.isNaN(recv[id]!)) {
-        recv[id] = t;
-        n++;
-      }
-    }
-  })();
-  return {
-    recv,
-    received: () => n,
-    restarts: () => restarts,
-    async close() {
-      await it.return?.();
-      await loop.catch(() => {});
-      await cache.close();
-    },
-  };
-}
-
-/** Writes ids 0..total-1 at `RATE_PER_S`, returns the put-call times. */
-async function write(kv: KV, total: number): Promise<Float64Array> {
-  const sent = new Float64Array(total);
-  const acks: Promise<unknown>[] = [];
-  const start = performance.now();
-  let i = 0;
-  while (i < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) * RATE_PER_S) / 1000) + 1);
-    while (i < due) {
-      sent[i] = performance.now();
-      acks.push(kv.put(`p.${i % KEYS}`, enc.encode(String(i))));
-      i++;
-    }
-    await sleep(1);
-  }
-  await Promise.all(acks);
-  return sent;
-}
-
-async function oneRep(
-  variant: Variant,
-  url: string,
-  bucket: string,
-  writer: KV,
-  warm: number,
-  n: number,
-): Promise<{ p50: number; p99: number; max: number; lost: number; restarts: number }> {
-  const total = warm + n;
-  const rx = variant === "raw"
-    ? await rawReceiver(url, bucket, total)
-    : await kvedgeReceiver(url, bucket, total);
-  try {
-    const sent = await write(writer, total);
-    // A write never seen counts as lost (reported), not as a failure of the run.
-    await until(() => rx.received() >= total, 15_000, "all writes").catch(() => {});
-    const lat: number[] = [];
-    let lost = 0;
-    for (let i = warm; i < total; i++) {
-      const t = rx.recv[i]!;
-      if (Number.isNaN(t)) lost++;
-      else lat.push(t - sent[i]!);
-    }
-    return {
-      p50: percentile(lat, 0.5),
-      p99: percentile(lat, 0.99),
-      max: Math.max(...lat),
-      lost,
-      restarts: rx.restarts(),
-    };
-  } finally {
-    await rx.close();
-  }
+  return changesReceiver(cache, total, { restarts: () => restarts });
 }
 
 async function measure(
@@ -174,25 +59,18 @@ async function measure(
     // intermediate value (with history 1, values overwritten meanwhile would
     // be gone, and the rep could never see all its writes).
     const kv = await new Kvm(nc).create(bucket, { replicas, history: 64 });
-    for (let k = 0; k < KEYS; k++) await kv.put(`p.${k}`, enc.encode("-1"));
+    await seedIds(kv);
     const warm = Math.min(200, n);
-    const figure = () => ({
-      p50: [] as number[],
-      p99: [] as number[],
-      max: [] as number[],
-      lost: [] as number[],
-      restarts: [] as number[],
-    });
+    const rep = { warm, n, ratePerS: RATE_PER_S, timeoutMs: 15_000 };
+    const figure = () => figures("p50", "p99", "max", "lost", "restarts");
     const fig = { raw: figure(), kvedge: figure() };
     for (let r = 0; r < reps; r++) {
-      const order: Variant[] = r % 2 === 0 ? ["raw", "kvedge"] : ["kvedge", "raw"];
-      for (const v of order) {
-        const res = await oneRep(v, url, bucket, kv, warm, n);
-        fig[v].p50.push(res.p50);
-        fig[v].p99.push(res.p99);
-        fig[v].max.push(res.max);
-        fig[v].lost.push(res.lost);
-        fig[v].restarts.push(res.restarts);
+      for (const v of turn(r)) {
+        const total = warm + n;
+        const rx = v === "raw"
+          ? await watchReceiver(await connectRaw(url), bucket, total)
+          : await kvedgeReceiver(url, bucket, total);
+        record(fig[v], await measureRep(rx, putId(kv), rep));
       }
     }
     const R = `R${replicas}`;
@@ -208,24 +86,7 @@ async function measure(
     ];
     return {
       rows: [
-        ratioRow(
-          `${R} put→visible p50`,
-          "ms",
-          stat(fig.kvedge.p50),
-          "raw kv.watch()",
-          stat(fig.raw.p50),
-          "le",
-          1.2,
-        ),
-        ratioRow(
-          `${R} put→visible p99`,
-          "ms",
-          stat(fig.kvedge.p99),
-          "raw kv.watch()",
-          stat(fig.raw.p99),
-          "le",
-          1.2,
-        ),
+        ...visibleRows(`${R} put→visible`, fig.kvedge, "raw kv.watch()", fig.raw),
         absRow(`${R} put→visible p99`, "ms", stat(fig.kvedge.p99), "le", limit),
         ...notes,
       ],

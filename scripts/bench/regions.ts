@@ -11,27 +11,30 @@
  *
  * @module
  */
-import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Cache, openCache } from "../../mod.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, type RegionHandle, startRegions } from "../_regions.ts";
 import { connectTo } from "../_server.ts";
-import { infoRow, percentile, ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
-import { benchBucket, sleep, until } from "./_helpers.ts";
+import { infoRow, type Row, type Scenario, stat } from "./_harness.ts";
+import { benchBucket, until } from "./_helpers.ts";
+import {
+  changesReceiver,
+  figures,
+  idKey,
+  KEYS,
+  measureRep,
+  putId,
+  type Receiver,
+  record,
+  seedIds,
+  turn,
+  visibleRows,
+  watchReceiver,
+} from "./_propagation.ts";
 
 const RATE_PER_S = 1_000;
-const KEYS = 100;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-type Variant = "raw" | "kvedge";
-
-interface Receiver {
-  recv: Float64Array;
-  received: () => number;
-  close(): Promise<void>;
-}
 
 function regionalEdge<T>(region: RegionHandle, bucket: string): Promise<Cache<T>> {
   return openCache<T>({
@@ -44,108 +47,25 @@ function regionalEdge<T>(region: RegionHandle, bucket: string): Promise<Cache<T>
   });
 }
 
-async function rawReceiver(region: RegionHandle, bucket: string, total: number) {
-  const nc = await region.connect();
-  // The mirror keeps the bucket's name: binding by name reads its subjects.
-  const kv = await new Kvm(nc).open(bucket);
-  const w = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
-  const recv = new Float64Array(total).fill(NaN);
-  let n = 0;
-  const loop = (async () => {
-    for await (const e of w) {
-      const t = performance.now();
-      if (e.operation !== "PUT") continue;
-      const id = JSON.parse(dec.decode(e.value)) as number;
-      if (id < total && Number.isNaN(recv[id]!)) {
-        recv[id] = t;
-        n++;
-      }
-    }
-  })();
-  return {
-    recv,
-    received: () => n,
-    async close() {
-      w.stop();
-      await loop.catch(() => {});
-      await nc.close();
-    },
-  } satisfies Receiver;
+/** A raw `kv.watch()` on the region's mirror (it keeps the bucket's name). */
+async function rawReceiver(region: RegionHandle, bucket: string, total: number): Promise<Receiver> {
+  return watchReceiver(await region.connect(), bucket, total);
 }
 
-async function kvedgeReceiver(region: RegionHandle, bucket: string, total: number) {
+async function kvedgeReceiver(
+  region: RegionHandle,
+  bucket: string,
+  total: number,
+): Promise<Receiver> {
   const cache = await regionalEdge<number>(region, bucket);
   await cache.ready({ timeoutMs: 60_000 });
-  const it = cache.changes();
-  const recv = new Float64Array(total).fill(NaN);
-  let n = 0;
-  const loop = (async () => {
-    for await (const c of it) {
-      const t = performance.now();
-      const id = c.value;
-      if (typeof id === "number" && id < total && Number.isNaN(recv[id]!)) {
-        recv[id] = t;
-        n++;
-      }
-    }
-  })();
-  return {
-    recv,
-    received: () => n,
-    async close() {
-      await it.return?.();
-      await loop.catch(() => {});
-      await cache.close();
-    },
-  } satisfies Receiver;
-}
-
-/** Calls `put(i)` for ids 0..total-1 at `RATE_PER_S`; returns the call times. */
-async function write(put: (i: number) => Promise<unknown>, total: number): Promise<Float64Array> {
-  const sent = new Float64Array(total);
-  const acks: Promise<unknown>[] = [];
-  const start = performance.now();
-  let i = 0;
-  while (i < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) * RATE_PER_S) / 1000) + 1);
-    while (i < due) {
-      sent[i] = performance.now();
-      acks.push(put(i));
-      i++;
-    }
-    await sleep(1);
-  }
-  await Promise.all(acks);
-  return sent;
-}
-
-async function oneRep(
-  rx: Receiver,
-  put: (i: number) => Promise<unknown>,
-  warm: number,
-  n: number,
-): Promise<{ p50: number; p99: number; lost: number }> {
-  const total = warm + n;
-  try {
-    const sent = await write(put, total);
-    await until(() => rx.received() >= total, 20_000, "all writes").catch(() => {});
-    const lat: number[] = [];
-    let lost = 0;
-    for (let i = warm; i < total; i++) {
-      const t = rx.recv[i]!;
-      if (Number.isNaN(t)) lost++;
-      else lat.push(t - sent[i]!);
-    }
-    return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), lost };
-  } finally {
-    await rx.close();
-  }
+  return changesReceiver(cache, total);
 }
 
 async function newBucket(hubNc: NatsConnection, regions: RegionHandle[]): Promise<string> {
   const bucket = benchBucket("bench_region");
   const kv = await new Kvm(hubNc).create(bucket, { replicas: 3, history: 64 });
-  for (let k = 0; k < KEYS; k++) await kv.put(`p.${k}`, enc.encode("-1"));
+  await seedIds(kv);
   for (const r of regions) {
     const nc = await r.connect();
     try {
@@ -207,33 +127,28 @@ export const scenario: Scenario = {
     try {
       const bucket = await newBucket(hubNc, topo.regions);
       const hubKv = await new Kvm(hubNc).open(bucket);
-      const hubPut = (i: number) => hubKv.put(`p.${i % KEYS}`, enc.encode(String(i)));
+      const hubPut = putId(hubKv);
+      const rep = { warm, n, ratePerS: RATE_PER_S, timeoutMs: 20_000 };
+      const figure = () => figures("p50", "p99", "lost");
       const fig = {
-        raw: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
-        kvedge: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
-        edgeWrite: { p50: [] as number[], p99: [] as number[], lost: [] as number[] },
+        raw: figure(),
+        kvedge: figure(),
+        edgeWrite: figure(),
         cut: { detectMs: [] as number[], convergeMs: [] as number[] },
       };
       for (let r = 0; r < ctx.reps; r++) {
-        const order: Variant[] = r % 2 === 0 ? ["raw", "kvedge"] : ["kvedge", "raw"];
-        for (const v of order) {
+        for (const v of turn(r)) {
           const total = warm + n;
           const rx = v === "raw"
             ? await rawReceiver(us, bucket, total)
             : await kvedgeReceiver(us, bucket, total);
-          const res = await oneRep(rx, hubPut, warm, n);
-          fig[v].p50.push(res.p50);
-          fig[v].p99.push(res.p99);
-          fig[v].lost.push(res.lost);
+          record(fig[v], await measureRep(rx, hubPut, rep));
         }
         // A regional edge's own write in "eu" (published to the hub's domain) → "us".
         await using writer = await regionalEdge<number>(eu, bucket);
         await writer.ready({ timeoutMs: 60_000 });
         const rx = await kvedgeReceiver(us, bucket, warm + n);
-        const res = await oneRep(rx, (i) => writer.set(`p.${i % KEYS}`, i), warm, n);
-        fig.edgeWrite.p50.push(res.p50);
-        fig.edgeWrite.p99.push(res.p99);
-        fig.edgeWrite.lost.push(res.lost);
+        record(fig.edgeWrite, await measureRep(rx, (i) => writer.set(idKey(i), i), rep));
         const fault = await wanCut(eu, bucket, hubPut);
         fig.cut.detectMs.push(fault.detectMs);
         fig.cut.convergeMs.push(fault.convergeMs);
@@ -241,23 +156,11 @@ export const scenario: Scenario = {
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       const lost = sum(fig.raw.lost) + sum(fig.kvedge.lost) + sum(fig.edgeWrite.lost);
       const rows: Row[] = [
-        ratioRow(
-          "hub put→visible in another region p50",
-          "ms",
-          stat(fig.kvedge.p50),
+        ...visibleRows(
+          "hub put→visible in another region",
+          fig.kvedge,
           "raw kv.watch() on the mirror",
-          stat(fig.raw.p50),
-          "le",
-          1.2,
-        ),
-        ratioRow(
-          "hub put→visible in another region p99",
-          "ms",
-          stat(fig.kvedge.p99),
-          "raw kv.watch() on the mirror",
-          stat(fig.raw.p99),
-          "le",
-          1.2,
+          fig.raw,
         ),
         infoRow("eu edge set()→visible in us p50", "ms", stat(fig.edgeWrite.p50)),
         infoRow("eu edge set()→visible in us p99", "ms", stat(fig.edgeWrite.p99)),

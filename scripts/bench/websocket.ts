@@ -18,11 +18,11 @@ import { createFetchHandler, openCache } from "../../mod.ts";
 import { connectNats, type NatsTransport } from "../../src/connect.ts";
 import { startServer, urlFor } from "../_server.ts";
 import { percentile, ratioRow, type Scenario, type Stat, stat } from "./_harness.ts";
-import { benchBucket, sleep, until } from "./_helpers.ts";
+import { benchBucket } from "./_helpers.ts";
 import { childArgs, emit, runChild } from "./_processes.ts";
+import { changesReceiver, idKey, KEYS, measureRep, putId, seedIds } from "./_propagation.ts";
 
 const TRANSPORTS: NatsTransport[] = ["tcp", "websocket"];
-const KEYS = 100;
 const RATE_PER_S = 200;
 const enc = new TextEncoder();
 
@@ -94,43 +94,22 @@ async function inProcess(
     const hitNs = ((performance.now() - h0) * 1e6) / (rounds * misses);
 
     // Propagation to resident keys (a lazy edge applies changes of what it holds).
-    for (let i = 0; i < KEYS; i++) await cache.get(`p.${i}`);
-    const recv = new Float64Array(writes).fill(NaN);
-    const it = cache.changes();
-    const loop = (async () => {
-      for await (const c of it) {
-        const t = performance.now();
-        const id = c.value;
-        if (typeof id === "number" && id >= 0 && id < writes && Number.isNaN(recv[id]!)) {
-          recv[id] = t;
-        }
-      }
-    })();
+    for (let i = 0; i < KEYS; i++) await cache.get(idKey(i));
+    // The receiver takes the cache over: closing it closes the cache too.
+    const rx = changesReceiver(cache, writes);
     const kv = await new Kvm(writerNc).open(bucket);
-    const sent = new Float64Array(writes);
-    const acks: Promise<unknown>[] = [];
-    const start = performance.now();
-    for (let i = 0; i < writes;) {
-      const due = Math.min(
-        writes,
-        Math.floor(((performance.now() - start) * RATE_PER_S) / 1000) + 1,
-      );
-      for (; i < due; i++) {
-        sent[i] = performance.now();
-        acks.push(kv.put(`p.${i % KEYS}`, enc.encode(String(i))));
-      }
-      await sleep(1);
-    }
-    await Promise.all(acks);
-    await until(() => recv.every((t) => !Number.isNaN(t)), 30_000, "every write visible");
-    await it.return?.();
-    await loop.catch(() => {});
-    const prop = Array.from(recv, (t, i) => t - sent[i]!);
+    const prop = await measureRep(rx, putId(kv), {
+      warm: 0,
+      n: writes,
+      ratePerS: RATE_PER_S,
+      timeoutMs: 30_000,
+    });
+    if (prop.lost > 0) throw new Error(`${prop.lost} of ${writes} writes never visible`);
     return {
       missP50Us: percentile(lat, 0.5),
       hitNs,
-      propP50Ms: percentile(prop, 0.5),
-      propP99Ms: percentile(prop, 0.99),
+      propP50Ms: prop.p50,
+      propP99Ms: prop.p99,
     };
   } finally {
     await cache.close();
@@ -154,8 +133,8 @@ export const scenario: Scenario = {
         const kv = await new Kvm(nc).create(bucket, { history: 1 });
         const puts: Promise<unknown>[] = [];
         for (let i = 0; i < total; i++) puts.push(kv.put(`k.${i}`, enc.encode(String(i))));
-        for (let i = 0; i < KEYS; i++) puts.push(kv.put(`p.${i}`, enc.encode("-1")));
         await Promise.all(puts);
+        await seedIds(kv);
       } finally {
         await nc.close();
       }
