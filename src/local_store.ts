@@ -64,6 +64,7 @@ export class LocalStore {
   #rev = new Float64Array(0);
   #created = new Float64Array(0);
   #gen = new Uint32Array(0);
+  /** Bytes of each slot, kept only when `maxBytes` bounds the store (4 B a slot otherwise saved). */
   #size = new Uint32Array(0);
   #flags = new Uint8Array(0);
   readonly #ttl: SlotTtl;
@@ -187,7 +188,7 @@ export class LocalStore {
       deleted: (f & SlotFlag.Deleted) !== 0,
       raw: raw ? rawBytes(this.#vals[i] as string | Uint8Array) : undefined,
       value: raw || (f & SlotFlag.Deleted) !== 0 ? undefined : this.#vals[i],
-      size: this.#size[i]!,
+      size: this.#maxBytes > 0 ? this.#size[i]! : 0,
       gen: this.#gen[i]!,
     };
     if ((f & SlotFlag.Rejected) !== 0) slot.rejected = this.#vals[i];
@@ -430,19 +431,19 @@ export class LocalStore {
       this.#lru.link(i);
     } else {
       if (i !== this.#lru.tail) this.#lru.moveToTail(i);
-      this.#bytes -= this.#size[i]!;
+      if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
     }
     this.#vals[i] = value;
     this.#flags[i] = flags;
     this.#rev[i] = rev;
     this.#created[i] = created;
     this.#gen[i] = gen;
-    this.#size[i] = size;
     if (this.#maxBytes > 0) {
+      this.#size[i] = size;
       const room = this.#maxBytes - size;
       while (this.#bytes > room) this.#evictHead();
+      this.#bytes += size;
     }
-    this.#bytes += size;
     this.#ttl.set(i, ttl, this.#capacity);
   }
 
@@ -467,7 +468,7 @@ export class LocalStore {
     this.#rev = grown(this.#rev, (n) => new Float64Array(n));
     this.#created = grown(this.#created, (n) => new Float64Array(n));
     this.#gen = grown(this.#gen, (n) => new Uint32Array(n));
-    this.#size = grown(this.#size, (n) => new Uint32Array(n));
+    if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
     this.#lru.grow(capacity);
     this.#ttl.grow(capacity);
@@ -489,7 +490,7 @@ export class LocalStore {
     const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
     this.#index.delete(key);
     this.#lru.unlink(i);
-    this.#bytes -= this.#size[i]!;
+    if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
     this.#keys[i] = undefined;
     this.#vals[i] = undefined;
     this.#free.push(i);

@@ -25,7 +25,7 @@ export interface Slot {
   value: unknown;
   /** Why the stored value was refused (codec or schema); such a slot is also a tombstone. */
   rejected?: unknown;
-  /** Bytes counted against `maxBytes`. */
+  /** Bytes counted against `maxBytes` (0 when only `maxItems` bounds the store). */
   size: number;
   /** Resync generation that last confirmed this slot (replica mode). */
   gen: number;
