@@ -13,21 +13,21 @@
  * @module
  */
 import { pathToFileURL } from "node:url";
-import { Kvm } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
-import { commandHelp, type CommandSpec, parseArgs } from "./_cli_args.ts";
+import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./_cli_args.ts";
 import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
 import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
 import { runMain } from "./_cli_main.ts";
-import { eprintln, println, quote, writeAllSync } from "./_cli_output.ts";
-import { formatDuration } from "./_cli_units.ts";
+import { eprintln, println, quote } from "./_cli_output.ts";
 import { generateRecords } from "./_seed_generate.ts";
 import { readRecords } from "./_seed_input.ts";
 import { type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
 import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./_seed_lib.ts";
+import { progressLine } from "./_seed_progress.ts";
 
 const PROGRAM = "deno task seed";
 
@@ -167,25 +167,6 @@ function formatFromPath(path: string | undefined): SeedFormat | "auto" {
   return "auto";
 }
 
-function progressBar(p: SeedProgress, total: number | undefined, done: number | undefined) {
-  const rate = p.elapsedMs > 0 ? (p.written * 1000) / p.elapsedMs : 0;
-  const parts: string[] = [];
-  if (total && done !== undefined) {
-    const frac = Math.min(1, done / total);
-    const width = 24;
-    const fill = Math.round(frac * width);
-    parts.push(`[${"#".repeat(fill)}${"-".repeat(width - fill)}] ${Math.floor(frac * 100)}%`);
-    if (frac > 0 && frac < 1) {
-      parts.push(
-        `ETA ${formatDuration(Math.ceil((p.elapsedMs / frac) * (1 - frac) / 1000) * 1000)}`,
-      );
-    }
-  }
-  parts.push(`${p.written} keys`, `${Math.round(rate)} keys/s`);
-  if (p.skipped) parts.push(`${p.skipped} skipped`);
-  return parts.join("  ");
-}
-
 function summary(r: SeedResult): string {
   const secs = (r.elapsedMs / 1000).toFixed(2);
   const verb = r.dryRun ? "validated" : "seeded";
@@ -195,11 +176,26 @@ function summary(r: SeedResult): string {
   } keys/s), ${r.skipped} skipped; last acknowledged line ${r.lastAckedLine}${tail}`;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** The command line, checked: what to read, how to write, where. */
+interface SeedRun {
+  flags: FlagValues;
+  json: boolean;
+  dryRun: boolean;
+  /** Required unless `dryRun`. */
+  bucket: string | undefined;
+  generate: number | undefined;
+  file: string | undefined;
+  keyColumn: string | undefined;
+  format: SeedFormat | "auto";
+  fromLine: number;
+}
+
+/** Parses and checks `argv`; undefined after printing `--help`. Throws `UsageError`/`CliError`. */
+function parseSeedArgs(argv: string[]): SeedRun | undefined {
   const { positionals, flags, help } = parseArgs(argv, [GLOBAL_FLAGS, SPEC.flags]);
   if (help) {
     println(commandHelp(PROGRAM, SPEC, GLOBAL_FLAGS));
-    return 0;
+    return undefined;
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument ${quote(positionals[1]!)}`);
   const json = flags.json === true;
@@ -230,130 +226,165 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("--schema checks input values; it does not apply to --generate");
   }
   const fromLine = flags["from-line"] as number;
-  const validate = typeof flags.schema === "string" ? await loadSchema(flags.schema) : undefined;
+  return { flags, json, dryRun, bucket, generate, file, keyColumn, format, fromLine };
+}
 
-  // Input and its size, for the progress bar's ETA.
-  let records: AsyncIterable<SeedRecord[]> | Iterable<SeedRecord[]>;
-  let total: number | undefined;
-  let bytesRead = 0;
-  let unit: "records" | "bytes" = "records";
+/** The records to write, and how far through them the run is, for the progress bar's ETA. */
+interface SeedInput {
+  records: AsyncIterable<SeedRecord[]> | Iterable<SeedRecord[]>;
+  /** Records to generate, or bytes in the input file; undefined for stdin. */
+  total: number | undefined;
+  unit: "records" | "bytes";
+  /** Input bytes read so far. */
+  bytesRead: number;
+}
+
+/** Generated records, or the records of the input file or stdin. */
+async function openInput(run: SeedRun): Promise<SeedInput> {
+  const { flags, generate, file, fromLine } = run;
   if (generate !== undefined) {
-    records = generateRecords({
-      count: generate,
-      prefix: flags.prefix as string,
-      valueSize: flags["value-size"] as number,
-      fromLine,
-    });
-    total = generate;
-  } else {
-    let stream: ReadableStream<Uint8Array>;
-    if (file === undefined || file === "-") {
-      if (Deno.stdin.isTerminal()) {
-        throw new UsageError("no input: give a file, pipe data on stdin, or use --generate N");
-      }
-      stream = Deno.stdin.readable;
-    } else {
-      try {
-        const f = await Deno.open(file);
-        total = (await f.stat()).size;
-        unit = "bytes";
-        stream = f.readable;
-      } catch (err) {
-        throw new CliError(`cannot read ${file}: ${oneLine(err)}`);
-      }
+    return {
+      records: generateRecords({
+        count: generate,
+        prefix: flags.prefix as string,
+        valueSize: flags["value-size"] as number,
+        fromLine,
+      }),
+      total: generate,
+      unit: "records",
+      bytesRead: 0,
+    };
+  }
+  const input: SeedInput = { records: [], total: undefined, unit: "records", bytesRead: 0 };
+  let stream: ReadableStream<Uint8Array>;
+  if (file === undefined || file === "-") {
+    if (Deno.stdin.isTerminal()) {
+      throw new UsageError("no input: give a file, pipe data on stdin, or use --generate N");
     }
-    records = readRecords(stream, {
-      format,
-      keyColumn,
-      fromLine,
-      onBytes: (n) => (bytesRead += n),
+    stream = Deno.stdin.readable;
+  } else {
+    try {
+      const f = await Deno.open(file);
+      input.total = (await f.stat()).size;
+      input.unit = "bytes";
+      stream = f.readable;
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${oneLine(err)}`);
+    }
+  }
+  input.records = readRecords(stream, {
+    format: run.format,
+    keyColumn: run.keyColumn,
+    fromLine,
+    onBytes: (n) => (input.bytesRead += n),
+  });
+  return input;
+}
+
+/**
+ * Opens the bucket (creating it with `--create` if it does not exist) and
+ * the largest value it takes: the server's max payload or the stream's max message size.
+ */
+async function openBucket(
+  nc: NatsConnection,
+  run: SeedRun,
+): Promise<{ kv: KV; maxValueBytes: number }> {
+  const { flags } = run;
+  const bucket = run.bucket!;
+  const timeout = flags.timeout as number;
+  const jsm = await jetstreamManager(nc, { timeout });
+  const kvm = new Kvm(jetstream(nc, { timeout }));
+  let kv: KV;
+  let maxMsgSize = -1;
+  try {
+    maxMsgSize = (await jsm.streams.info(kvStreamName(bucket))).config.max_msg_size ?? -1;
+    kv = await kvm.open(bucket);
+  } catch (err) {
+    if ((err as { code?: number }).code !== JetStreamApiCodes.StreamNotFound) {
+      throw err;
+    }
+    if (!flags.create) {
+      throw new CliError(
+        `bucket ${quote(bucket)} does not exist (pass --create to make it)`,
+      );
+    }
+    kv = await kvm.create(bucket, {
+      replicas: flags.replicas as number,
+      history: flags.history as number,
+      storage: flags.storage === "memory" ? StorageType.Memory : StorageType.File,
+      ...(typeof flags.ttl === "number" ? { ttl: flags.ttl } : {}),
     });
   }
+  const maxPayload = nc.info?.max_payload ?? Infinity;
+  return { kv, maxValueBytes: Math.min(maxPayload, maxMsgSize > 0 ? maxMsgSize : Infinity) };
+}
+
+/** Prints the summary (or its JSON) and, if the run stopped, where to resume; the exit code. */
+function report(run: SeedRun, result: SeedResult): number {
+  if (run.json) {
+    println(JSON.stringify({ ...result, bucket: run.bucket ?? null }));
+  } else {
+    println(summary(result));
+  }
+  if (result.stopped) {
+    eprintln(
+      `seed: error: stopped at line ${result.stopped.line}: ${result.stopped.reason}; resume with --from-line ${
+        result.lastAckedLine + 1
+      }`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const run = parseSeedArgs(argv);
+  if (run === undefined) return 0;
+  const { flags, dryRun, fromLine } = run;
+  const validate = typeof flags.schema === "string" ? await loadSchema(flags.schema) : undefined;
+  const input = await openInput(run);
 
   let nc: NatsConnection | undefined;
   const controller = new AbortController();
   // The first Ctrl-C stops reading and lets the writes in flight settle; a second one quits.
   const onSignal = () => controller.signal.aborted ? Deno.exit(130) : controller.abort();
   Deno.addSignalListener("SIGINT", onSignal);
-  const showProgress = !json && (flags.progress as boolean | undefined ?? Deno.stderr.isTerminal());
-  const encoder = new TextEncoder();
-  let barShown = false;
-  const clearBar = () => {
-    if (barShown) writeAllSync(Deno.stderr, encoder.encode("\r\x1b[K"));
-    barShown = false;
-  };
+  const showProgress = !run.json &&
+    (flags.progress as boolean | undefined ?? Deno.stderr.isTerminal());
+  const bar = progressLine();
   try {
-    let kv;
-    let maxValueBytes: number | undefined;
+    let bucket: { kv: KV; maxValueBytes: number } | undefined;
     if (!dryRun) {
       nc = await connectFromFlags({ ...connectFlags(flags), program: "seed" });
-      const timeout = flags.timeout as number;
-      const jsm = await jetstreamManager(nc, { timeout });
-      const kvm = new Kvm(jetstream(nc, { timeout }));
-      let maxMsgSize = -1;
-      try {
-        maxMsgSize = (await jsm.streams.info(kvStreamName(bucket!))).config.max_msg_size ?? -1;
-        kv = await kvm.open(bucket!);
-      } catch (err) {
-        if ((err as { code?: number }).code !== JetStreamApiCodes.StreamNotFound) {
-          throw err;
-        }
-        if (!flags.create) {
-          throw new CliError(
-            `bucket ${quote(bucket!)} does not exist (pass --create to make it)`,
-          );
-        }
-        kv = await kvm.create(bucket!, {
-          replicas: flags.replicas as number,
-          history: flags.history as number,
-          storage: flags.storage === "memory" ? StorageType.Memory : StorageType.File,
-          ...(typeof flags.ttl === "number" ? { ttl: flags.ttl } : {}),
-        });
-      }
-      const maxPayload = nc.info?.max_payload ?? Infinity;
-      maxValueBytes = Math.min(maxPayload, maxMsgSize > 0 ? maxMsgSize : Infinity);
+      bucket = await openBucket(nc, run);
     }
     const result = await seed({
-      ...(kv ? { kv } : {}),
-      records,
+      ...(bucket ? { kv: bucket.kv } : {}),
+      records: input.records,
       window: flags.window as number,
       onError: flags["on-error"] as "skip" | "fail",
       dryRun,
       fromLine,
       ...(validate ? { validate } : {}),
-      ...(maxValueBytes !== undefined ? { maxValueBytes } : {}),
+      ...(bucket !== undefined ? { maxValueBytes: bucket.maxValueBytes } : {}),
       signal: controller.signal,
       onBadRecord: (line, problem) => {
-        clearBar();
+        bar.clear();
         eprintln(`seed: line ${line}: ${problem}`);
       },
       ...(showProgress
         ? {
           onProgress: (p: SeedProgress) => {
-            const done = unit === "bytes" ? bytesRead : p.written + p.skipped;
-            writeAllSync(Deno.stderr, encoder.encode(`\r\x1b[K${progressBar(p, total, done)}`));
-            barShown = true;
+            const done = input.unit === "bytes" ? input.bytesRead : p.written + p.skipped;
+            bar.show(p, input.total, done);
           },
         }
         : {}),
     });
-    clearBar();
-    if (json) {
-      println(JSON.stringify({ ...result, bucket: bucket ?? null }));
-    } else {
-      println(summary(result));
-    }
-    if (result.stopped) {
-      eprintln(
-        `seed: error: stopped at line ${result.stopped.line}: ${result.stopped.reason}; resume with --from-line ${
-          result.lastAckedLine + 1
-        }`,
-      );
-      return 1;
-    }
-    return 0;
+    bar.clear();
+    return report(run, result);
   } catch (err) {
-    clearBar();
+    bar.clear();
     if (err instanceof SeedInputError) throw new CliError(err.message);
     throw err;
   } finally {

@@ -10,17 +10,10 @@
  *
  * @module
  */
-import type { NatsConnection } from "@nats-io/nats-core";
-import {
-  type AppBucketOptions,
-  BucketNotFoundError,
-  type Cache,
-  type CacheEvent,
-  createApp,
-  openCache,
-} from "../mod.ts";
+import type { ConnectionOptions } from "@nats-io/nats-core";
+import { BucketNotFoundError, type CacheEvent, openCache } from "../mod.ts";
 import { connectNats, transportOf } from "../src/connect.ts";
-import { type EmbeddedServer, startEmbedded } from "../host/embedded.ts";
+import { startEmbedded } from "../host/embedded.ts";
 import {
   describeEdgeConfig,
   type EdgeConfig,
@@ -29,8 +22,21 @@ import {
 } from "../host/edge_config.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";
 import { nativeServeOnConnection } from "../host/edge_handoff.ts";
-import { type GatedServer, serveDirect, serveGated } from "../host/edge_listener.ts";
+import {
+  type GatedServeOptions,
+  type GatedServer,
+  serveDirect,
+  serveGated,
+} from "../host/edge_listener.ts";
 import { connectionBudget, raiseOpenFileLimit } from "../host/open_files.ts";
+import { edgeApp } from "./_edge_app.ts";
+import {
+  closeResources,
+  type EdgeResources,
+  exitOnNextSignal,
+  waitForStopSignal,
+  within,
+} from "./_edge_shutdown.ts";
 
 const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
 
@@ -58,24 +64,11 @@ yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
 signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
 the listener cannot be set up, 2 for bad configuration or arguments.`;
 
-const { log, flush: flushLog } = jsonLogger({ batch: true });
-/** Successful key reads seen, for sampling their log lines. */
-let readsSeen = 0;
-/** The route of key reads, as `RequestInfo.route` names it. */
-const KEY_ROUTE = "/v1/buckets/:bucket/keys/:key";
+const logger = jsonLogger({ batch: true });
+const { log, flush: flushLog } = logger;
 
-/** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** The open-file limit after raising it, as `raiseOpenFileLimit()` reports it. */
+type FileLimit = Awaited<ReturnType<typeof raiseOpenFileLimit>>;
 
 function logCacheEvent(bucket: string, event: CacheEvent): void {
   // Evictions are routine in a bounded LRU (one per insert when full): they
@@ -91,7 +84,8 @@ function logCacheEvent(bucket: string, event: CacheEvent): void {
   log(level, `cache ${type}`, { bucket, at: new Date(at).toISOString(), ...fields });
 }
 
-async function main(): Promise<number> {
+/** Handles `--help` and stray arguments: the exit code, or undefined to go on. */
+function checkArgs(): number | undefined {
   if (Deno.args.some((a) => a === "--help" || a === "-h" || a === "help")) {
     console.log(USAGE);
     return 0;
@@ -102,12 +96,18 @@ async function main(): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  let config: EdgeConfig;
-  let connectOptions: Awaited<ReturnType<typeof natsConnectOptions>>;
+  return undefined;
+}
+
+/** Reads the configuration from the environment; exit code 2 if it is bad. */
+async function readConfig(): Promise<
+  { config: EdgeConfig; connectOptions: Partial<ConnectionOptions> } | number
+> {
   try {
-    config = parseEdgeConfig(Deno.env.toObject());
-    connectOptions = await natsConnectOptions(config);
+    const config = parseEdgeConfig(Deno.env.toObject());
+    const connectOptions = await natsConnectOptions(config);
     if (config.natsServers !== undefined) transportOf(config.natsServers);
+    return { config, connectOptions };
   } catch (err) {
     if (err instanceof TypeError) {
       log("error", "bad configuration", { error: err.message });
@@ -115,6 +115,10 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+}
+
+/** Logs the `starting` line and one line per deprecated variable set. */
+function logStarting(config: EdgeConfig): void {
   log("info", "starting", { config: describeEdgeConfig(config) });
   for (const name of config.natsDeprecated) {
     log("warn", "deprecated variable", {
@@ -122,28 +126,12 @@ async function main(): Promise<number> {
       use: name === "NATS_PASS" ? "NATS_PASSWORD" : "NATS_NKEY",
     });
   }
+}
 
-  // Everything opened so far, closed in reverse on any exit path.
-  let embedded: EmbeddedServer | undefined;
-  let nc: NatsConnection | undefined;
-  const caches: Cache<unknown>[] = [];
-  const cleanup = async () => {
-    for (const c of caches) {
-      await c.close().catch((err) =>
-        log("warn", "cache close failed", { bucket: c.bucket, error: describe(err) })
-      );
-    }
-    if (nc !== undefined && !nc.isClosed()) {
-      if (!await within(nc.drain(), 5_000)) await nc.close().catch(() => {});
-    }
-    if (embedded !== undefined) {
-      await embedded.close().catch((err) =>
-        log("warn", "embedded nats-server stop failed", { error: describe(err) })
-      );
-    }
-  };
-
-  // Before the embedded nats-server starts: it inherits the raised limit.
+/** Raises the open-file limit and caps the connections to what it allows. */
+async function connectionLimit(
+  config: EdgeConfig,
+): Promise<{ fileLimit: FileLimit; maxConnections: number }> {
   const fileLimit = await raiseOpenFileLimit();
   let maxConnections = config.maxConnections ?? 10_000;
   if (fileLimit !== undefined) {
@@ -166,202 +154,190 @@ async function main(): Promise<number> {
       });
     }
   }
+  return { fileLimit, maxConnections };
+}
 
-  try {
-    if (config.natsServers === undefined) {
-      embedded = await startEmbedded({ dataDir: config.dataDir });
-      log("info", "embedded nats-server started", {
-        nats: embedded.url,
-        natsWs: embedded.wsUrl,
-        pid: embedded.pid,
-        storeDir: embedded.storeDir,
-      });
-    }
-    const servers = config.natsServers ?? [embedded!.url];
-    nc = await connectNats({
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      reconnectJitter: 250,
-      pingInterval: 10_000,
-      ...connectOptions,
-      servers,
+/**
+ * Starts the embedded nats-server (without `NATS_URL`), connects, opens one
+ * cache per bucket, recording each in `opened`. Throws on failure.
+ */
+async function openServed(
+  config: EdgeConfig,
+  connectOptions: Partial<ConnectionOptions>,
+  opened: EdgeResources,
+): Promise<void> {
+  if (config.natsServers === undefined) {
+    const embedded = opened.embedded = await startEmbedded({ dataDir: config.dataDir });
+    log("info", "embedded nats-server started", {
+      nats: embedded.url,
+      natsWs: embedded.wsUrl,
+      pid: embedded.pid,
+      storeDir: embedded.storeDir,
     });
-    for (const b of config.buckets) {
-      const cache = await openCache<unknown>({
-        connection: nc,
-        bucket: b.name,
-        mode: b.mode,
-        local: config.local,
-        ...(config.createBuckets ? { create: true } : {}),
-        ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
-        ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
-        ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
-        onEvent: (event) => logCacheEvent(b.name, event),
-      });
-      caches.push(cache);
-    }
-  } catch (err) {
-    const badConfig = err instanceof BucketNotFoundError;
-    log("error", badConfig ? "bad configuration" : "cannot start", {
-      error: describe(err),
-      ...(badConfig ? { hint: "create the bucket, or set KVEDGE_CREATE_BUCKETS=1" } : {}),
-    });
-    await cleanup();
-    return badConfig ? 2 : 1;
   }
-
-  const shutdown = new AbortController();
-  const buckets: Record<string, AppBucketOptions> = {};
-  config.buckets.forEach((b, i) => {
-    buckets[b.name] = { cache: caches[i]!, readOnly: b.readOnly };
+  const servers = config.natsServers ?? [opened.embedded!.url];
+  const nc = opened.nc = await connectNats({
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    reconnectJitter: 250,
+    pingInterval: 10_000,
+    ...connectOptions,
+    servers,
   });
-  const app = createApp({
-    buckets,
-    auth: {
-      readTokens: config.readTokens,
-      writeTokens: config.writeTokens,
-      anonymousWrites: config.anonymousWrites,
-    },
-    ...(config.corsOrigins.length > 0 ? { cors: { origins: config.corsOrigins } } : {}),
-    limits: {
-      maxBodyBytes: config.maxBodyBytes,
-      maxSseStreams: config.maxSseStreams,
-      sseBufferBytes: config.sseBufferBytes,
-      maxJsonDepth: config.maxJsonDepth,
-    },
-    ...(config.readyMaxStaleMs === undefined
-      ? {}
-      : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
-    onRequest: (info) => {
-      if (info.error !== undefined) {
-        log("error", "request failed", {
-          method: info.method,
-          path: info.path,
-          status: info.status,
-          error: describe(info.error),
-        });
-        return;
-      }
-      if (!config.logRequests) return;
-      // Successful key reads come at tens of thousands a second: one line in
-      // `logHitsEvery` is written (marked `sampled`), so the log costs the hit
-      // path little. Errors, writes, slow requests and other routes are
-      // always written.
-      const sampled = info.route === KEY_ROUTE &&
-        (info.method === "GET" || info.method === "HEAD") &&
-        info.status < 400 && info.durationMs < config.logSlowMs;
-      if (sampled && ++readsSeen % config.logHitsEvery !== 0) return;
-      log("info", "request", {
-        method: info.method,
-        route: info.route,
-        path: info.path,
-        status: info.status,
-        ms: Math.round(info.durationMs * 1000) / 1000,
-        ...(sampled && config.logHitsEvery > 1 ? { sampled: config.logHitsEvery } : {}),
-      });
-    },
-    onStreamEnd: (info) => {
-      if (info.reason === "slow_client") {
-        log("warn", "watch client dropped: it stopped reading", {
-          bucket: info.bucket,
-          bufferBytes: config.sseBufferBytes,
-        });
-      }
-    },
-    signal: shutdown.signal,
+  for (const b of config.buckets) {
+    const cache = await openCache<unknown>({
+      connection: nc,
+      bucket: b.name,
+      mode: b.mode,
+      local: config.local,
+      ...(config.createBuckets ? { create: true } : {}),
+      ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
+      ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
+      ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
+      onEvent: (event) => logCacheEvent(b.name, event),
+    });
+    opened.caches.push(cache);
+  }
+}
+
+/** Logs why {@linkcode openServed} failed; exit code 2 for a missing bucket, else 1. */
+function startFailed(err: unknown): number {
+  const badConfig = err instanceof BucketNotFoundError;
+  log("error", badConfig ? "bad configuration" : "cannot start", {
+    error: describe(err),
+    ...(badConfig ? { hint: "create the bucket, or set KVEDGE_CREATE_BUCKETS=1" } : {}),
   });
+  return badConfig ? 2 : 1;
+}
 
-  let server: GatedServer;
-  try {
-    // By default not Deno.serve on the port: it has no connection cap or idle
-    // timeout, and one EMFILE on accept ends its accept loop. The gate accepts
-    // and hands each connection to Deno.serve's native per-connection server
-    // (host/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
-    server = await (config.connectionGate ? serveGated : serveDirect)({
-      hostname: config.hostname,
-      port: config.port,
-      maxConnections,
-      headerTimeoutMs: config.headerTimeoutMs,
-      idleTimeoutMs: config.idleTimeoutMs,
-      handler: app.fetch,
-      onEvent(event) {
-        if (event.type === "accept_error") {
-          log("warn", "accept failed", {
-            error: describe(event.error),
-            retryInMs: event.retryInMs,
-          });
-        } else if (event.type === "refused") {
-          log("warn", "connection refused: too many connections", { open: event.open });
-        }
-        // Sheds are counted (GateStats), not logged: an idle flood would drown the log.
-      },
-      onError(err) {
-        log("error", "request failed", { error: describe(err) });
-        return new Response(
-          JSON.stringify({
-            type: "urn:kvedge:problem:internal",
-            title: "Internal error",
-            status: 500,
-            detail: "internal error",
-            code: "internal",
-          }),
-          { status: 500, headers: { "content-type": "application/problem+json" } },
-        );
-      },
-    });
-  } catch (err) {
-    log("error", "cannot listen", {
-      error: describe(err),
-      listen: `${config.hostname}:${config.port}`,
-    });
-    await cleanup();
-    return 1;
-  }
-  {
-    const { hostname, port } = server.addr;
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    log("info", "listening", {
-      url: `http://${host}:${port}`,
-      nats: config.natsServers ?? embedded!.url,
-      // Where WebSocket clients (browsers, isolates) reach the embedded server.
-      ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
-      embedded: embedded !== undefined,
-      buckets: config.buckets.map((b) => b.name),
-      ...(config.connectionGate
-        ? { maxConnections, gate: nativeServeOnConnection() === undefined ? "pipe" : "handoff" }
-        : { connectionGate: false }),
-      ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
-      ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
-      ...(config.writeTokens.length === 0 && !config.anonymousWrites
-        ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
-        : {}),
-    });
-  }
+/** The problem+json 500 for an error a handler threw past the app. */
+function internalError(err: unknown): Response {
+  log("error", "request failed", { error: describe(err) });
+  return new Response(
+    JSON.stringify({
+      type: "urn:kvedge:problem:internal",
+      title: "Internal error",
+      status: 500,
+      detail: "internal error",
+      code: "internal",
+    }),
+    { status: 500, headers: { "content-type": "application/problem+json" } },
+  );
+}
 
-  const stopped = Promise.withResolvers<string>();
-  const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
-  // SIGHUP too: a closed terminal must not leave the embedded nats-server behind.
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  const signal = await stopped.promise;
+/** Listens on `config.hostname:config.port`, through the connection gate unless it is off. */
+function listen(
+  config: EdgeConfig,
+  options: { maxConnections: number; handler: GatedServeOptions["handler"] },
+): Promise<GatedServer> {
+  // By default not Deno.serve on the port: it has no connection cap or idle
+  // timeout, and one EMFILE on accept ends its accept loop. The gate accepts
+  // and hands each connection to Deno.serve's native per-connection server
+  // (host/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
+  return (config.connectionGate ? serveGated : serveDirect)({
+    hostname: config.hostname,
+    port: config.port,
+    maxConnections: options.maxConnections,
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    handler: options.handler,
+    onEvent(event) {
+      if (event.type === "accept_error") {
+        log("warn", "accept failed", {
+          error: describe(event.error),
+          retryInMs: event.retryInMs,
+        });
+      } else if (event.type === "refused") {
+        log("warn", "connection refused: too many connections", { open: event.open });
+      }
+      // Sheds are counted (GateStats), not logged: an idle flood would drown the log.
+    },
+    onError: internalError,
+  });
+}
 
-  // A second signal while draining means "now".
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  const force = () => {
-    log("warn", "forced exit");
-    flushLog();
-    Deno.exit(1);
-  };
-  for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.addSignalListener(s, force);
+/** Logs the `listening` line: where, which NATS, which buckets, and the warnings. */
+function logListening(
+  config: EdgeConfig,
+  server: GatedServer,
+  state: { opened: EdgeResources; fileLimit: FileLimit; maxConnections: number },
+): void {
+  const { embedded } = state.opened;
+  const { fileLimit, maxConnections } = state;
+  const { hostname, port } = server.addr;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  log("info", "listening", {
+    url: `http://${host}:${port}`,
+    nats: config.natsServers ?? embedded!.url,
+    // Where WebSocket clients (browsers, isolates) reach the embedded server.
+    ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
+    embedded: embedded !== undefined,
+    buckets: config.buckets.map((b) => b.name),
+    ...(config.connectionGate
+      ? { maxConnections, gate: nativeServeOnConnection() === undefined ? "pipe" : "handoff" }
+      : { connectionGate: false }),
+    ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
+    ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
+    ...(config.writeTokens.length === 0 && !config.anonymousWrites
+      ? { warning: "writes are disabled: set KVEDGE_WRITE_TOKEN" }
+      : {}),
+  });
+}
 
-  log("info", "shutting down", { signal });
-  shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
+/** Stops serving (waiting up to `shutdownTimeoutMs` for in-flight requests), then closes everything. */
+async function stop(
+  config: EdgeConfig,
+  server: GatedServer,
+  state: { opened: EdgeResources; shutdown: AbortController },
+): Promise<void> {
+  state.shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
   if (!await within(server.shutdown(), config.shutdownTimeoutMs)) {
     log("warn", "in-flight requests did not finish in time", {
       timeoutMs: config.shutdownTimeoutMs,
     });
   }
-  await cleanup();
+  await closeResources(state.opened, log);
+}
+
+async function main(): Promise<number> {
+  const usage = checkArgs();
+  if (usage !== undefined) return usage;
+  const read = await readConfig();
+  if (typeof read === "number") return read;
+  const { config, connectOptions } = read;
+  logStarting(config);
+
+  // Everything opened so far, closed in reverse on any exit path.
+  const opened: EdgeResources = { caches: [] };
+  // Before the embedded nats-server starts: it inherits the raised limit.
+  const { fileLimit, maxConnections } = await connectionLimit(config);
+  try {
+    await openServed(config, connectOptions, opened);
+  } catch (err) {
+    const code = startFailed(err);
+    await closeResources(opened, log);
+    return code;
+  }
+
+  const shutdown = new AbortController();
+  const app = edgeApp(config, { caches: opened.caches, signal: shutdown.signal, log });
+  let server: GatedServer;
+  try {
+    server = await listen(config, { maxConnections, handler: app.fetch });
+  } catch (err) {
+    log("error", "cannot listen", {
+      error: describe(err),
+      listen: `${config.hostname}:${config.port}`,
+    });
+    await closeResources(opened, log);
+    return 1;
+  }
+  logListening(config, server, { opened, fileLimit, maxConnections });
+
+  const signal = await waitForStopSignal();
+  exitOnNextSignal(logger);
+  log("info", "shutting down", { signal });
+  await stop(config, server, { opened, shutdown });
   log("info", "stopped");
   return 0;
 }

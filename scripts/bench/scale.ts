@@ -14,11 +14,21 @@
  * @module
  */
 import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { openCache } from "../../mod.ts";
-import { keyOf, measureBootstrap, valueOf } from "./bootstrap.ts";
-import { infoRow, percentile, type Row, type Scenario, stat } from "./_harness.ts";
+import { keyOf, valueOf } from "./bootstrap.ts";
+import {
+  type BenchContext,
+  infoRow,
+  percentile,
+  type Row,
+  type Scenario,
+  stat,
+} from "./_harness.ts";
 import { benchBucket, connectRaw, fillBucket, sleep, until } from "./_helpers.ts";
 import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
+import { lineChart } from "./_chart.ts";
+import { type Collected, keysAxis } from "./_scale_keys.ts";
 
 const READY_SUBJECT = "bench.scale.ready";
 const MAX_PROCESSES = 4;
@@ -36,68 +46,6 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-function label(n: number): string {
-  return n >= 1e6 ? `${n / 1e6}M` : n >= 1000 ? `${n / 1000}k` : String(n);
-}
-
-// ---- the plot ------------------------------------------------------------------------------
-
-interface Series {
-  name: string;
-  points: [number, number][];
-}
-
-/** A small line chart (log x axis) as SVG text. */
-export function lineChart(title: string, xLabel: string, yLabel: string, series: Series[]): string {
-  const W = 480, H = 300, L = 60, R = 120, T = 30, B = 45;
-  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
-  const x0 = Math.log10(Math.min(...xs)), x1 = Math.log10(Math.max(...xs));
-  const y1 = Math.max(...ys, 0) * 1.1 || 1;
-  const px = (x: number) => L + (x1 === x0 ? 0.5 : (Math.log10(x) - x0) / (x1 - x0)) * (W - L - R);
-  const py = (y: number) => H - B - (y / y1) * (H - T - B);
-  const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13">${esc(title)}</text>`,
-    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
-    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
-    `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">${esc(xLabel)}</text>`,
-    `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${
-      (T + H - B) / 2
-    })">${esc(yLabel)}</text>`,
-  ];
-  for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
-    out.push(
-      `<text x="${px(x)}" y="${H - B + 14}" text-anchor="middle">${label(x)}</text>`,
-    );
-  }
-  for (let i = 0; i <= 4; i++) {
-    const y = (y1 * i) / 4;
-    out.push(
-      `<text x="${L - 4}" y="${py(y) + 4}" text-anchor="end">${
-        y >= 100 ? y.toFixed(0) : y.toPrecision(2)
-      }</text>`,
-      `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#ddd"/>`,
-    );
-  }
-  series.forEach((s, i) => {
-    const c = colours[i % colours.length];
-    const pts = s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(" ");
-    out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/>`);
-    for (const [x, y] of s.points) {
-      out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
-    }
-    out.push(
-      `<text x="${W - R + 8}" y="${T + 14 + i * 16}" fill="${c}">${esc(s.name)}</text>`,
-    );
-  });
-  out.push("</svg>");
-  return out.join("\n") + "\n";
-}
-
 // ---- the scenario --------------------------------------------------------------------------
 
 interface EdgeFigures {
@@ -106,6 +54,118 @@ interface EdgeFigures {
   /** Deliveries (edge × write) not seen before the child's deadline, and why edges ended early. */
   missing: number;
   errors: string[];
+}
+
+/** Per rep, for one edge count and variant: latency p50/p99 (ms), server CPU per write (µs), lost deliveries. */
+interface EdgeSeries {
+  p50: number[];
+  p99: number[];
+  cpu: number[];
+  lost: number[];
+}
+
+/** The edges axis parameters and where the figures go. */
+interface EdgesAxisOptions {
+  server: { url: string; pid: number };
+  nc: NatsConnection;
+  edgeCounts: number[];
+  writes: number;
+  writesPerSec: number;
+  into: Collected;
+}
+
+/** The four rows of one edge count: p50, p99, server CPU and lost deliveries, kvedge against raw. */
+function edgeRows(edges: number, k: EdgeSeries, w: EdgeSeries): Row[] {
+  const base = { baselineName: `${edges} raw kv.watch()` };
+  return [
+    infoRow(`${edges} edges: put→visible p50, slowest edge`, "ms", stat(k.p50), {
+      ...base,
+      baseline: stat(w.p50),
+    }),
+    infoRow(`${edges} edges: put→visible p99, slowest edge`, "ms", stat(k.p99), {
+      ...base,
+      baseline: stat(w.p99),
+    }),
+    infoRow(`${edges} edges: nats-server CPU per write`, "µs", stat(k.cpu), {
+      ...base,
+      baseline: stat(w.cpu),
+    }),
+    infoRow(`${edges} edges: deliveries never seen, per rep`, "count", stat(k.lost), {
+      note: `raw kv.watch(): ${w.lost.join(", ")}`,
+    }),
+  ];
+}
+
+/** The edges axis: rows, raw figures and the latency and CPU plots over `edgeCounts`. */
+async function edgesAxis(ctx: BenchContext, options: EdgesAxisOptions): Promise<void> {
+  const { server, nc, edgeCounts, writes, writesPerSec, into } = options;
+  const bucket = benchBucket("bench_scale_edges");
+  await fillBucket(nc, bucket, 100, keyOf, valueOf);
+  const kv = await new Kvm(nc).open(bucket);
+  await kv.put("probe", new TextEncoder().encode(JSON.stringify({ seq: -1 })));
+  const curve: Record<"kvedge" | "raw", { p50: number[]; p99: number[]; cpu: number[] }> = {
+    kvedge: { p50: [], p99: [], cpu: [] },
+    raw: { p50: [], p99: [], cpu: [] },
+  };
+  for (const edges of edgeCounts) {
+    for (const variant of ["kvedge", "raw"] as const) {
+      const series: EdgeSeries = { p50: [], p99: [], cpu: [], lost: [] };
+      for (let r = 0; r < ctx.reps; r++) {
+        ctx.log(`scale: ${edges} ${variant} edges rep ${r + 1}/${ctx.reps}`);
+        const f = await edgeRound(
+          server.url,
+          server.pid,
+          nc,
+          kv,
+          bucket,
+          variant,
+          edges,
+          writes,
+          writesPerSec,
+        );
+        series.p50.push(f.p50);
+        series.p99.push(f.p99);
+        series.cpu.push(f.cpuUsPerWrite);
+        series.lost.push(f.lost);
+      }
+      into.raw[`edges_${edges}_${variant}`] = series;
+      curve[variant].p50.push(stat(series.p50).median);
+      curve[variant].p99.push(stat(series.p99).median);
+      curve[variant].cpu.push(stat(series.cpu).median);
+    }
+    const k = into.raw[`edges_${edges}_kvedge`] as EdgeSeries;
+    const w = into.raw[`edges_${edges}_raw`] as EdgeSeries;
+    into.rows.push(...edgeRows(edges, k, w));
+  }
+  const ep = (ys: number[]) => edgeCounts.map((n, i) => [n, ys[i]!] as [number, number]);
+  into.plots["scale_edges_latency.svg"] = lineChart(
+    "put→visible at the slowest edge",
+    "edges on one bucket",
+    "ms",
+    [
+      { name: "kvedge p50", points: ep(curve.kvedge.p50) },
+      { name: "kvedge p99", points: ep(curve.kvedge.p99) },
+      { name: "raw p50", points: ep(curve.raw.p50) },
+      { name: "raw p99", points: ep(curve.raw.p99) },
+    ],
+  );
+  into.plots["scale_edges_cpu.svg"] = lineChart(
+    "nats-server CPU per write",
+    "edges on one bucket",
+    "µs",
+    [
+      { name: "kvedge", points: ep(curve.kvedge.cpu) },
+      { name: "raw kv.watch()", points: ep(curve.raw.cpu) },
+    ],
+  );
+}
+
+/** Writes each plot as `<out>/<name>`. */
+async function writePlots(out: string, plots: Record<string, string>): Promise<void> {
+  await Deno.mkdir(out, { recursive: true });
+  for (const [name, svg] of Object.entries(plots)) {
+    await Deno.writeTextFile(`${out}/${name}`, svg);
+  }
 }
 
 /** The scale scenario. */
@@ -121,158 +181,17 @@ export const scenario: Scenario = {
     const edgeCounts = ctx.quick ? [1, 10] : [1, 10, 100, 1_000];
     const writes = ctx.quick ? 20 : 400;
     const writesPerSec = ctx.quick ? 100 : 100;
-    const reps = ctx.reps;
     const server = await benchServer();
-    const rows: Row[] = [];
-    const raw: Record<string, unknown> = {};
-    const plots: Record<string, string> = {};
+    const into: Collected = { rows: [], raw: {}, plots: {} };
     try {
       const nc = await connectRaw(server.url);
-
-      // -- keys axis
-      const keyCurve = {
-        kvedgeS: [] as number[],
-        rawS: [] as number[],
-        kvedgeMB: [] as number[],
-        rawMB: [] as number[],
-      };
-      for (const n of keySizes) {
-        const bucket = benchBucket("bench_scale_keys");
-        ctx.log(`scale: loading ${n} keys`);
-        await fillBucket(nc, bucket, n, keyOf, valueOf);
-        const k = { s: [] as number[], mb: [] as number[] };
-        const w = { s: [] as number[], mb: [] as number[] };
-        for (let r = 0; r < reps; r++) {
-          ctx.log(`scale: keys ${label(n)} rep ${r + 1}/${reps}`);
-          for (const v of r % 2 === 0 ? ["raw", "kvedge"] as const : ["kvedge", "raw"] as const) {
-            const f = await measureBootstrap(v, server.url, bucket, n);
-            if (f.entries !== n) throw new Error(`${v} held ${f.entries} of ${n} keys`);
-            (v === "kvedge" ? k : w).s.push(f.ms / 1000);
-            (v === "kvedge" ? k : w).mb.push(f.peakRss / 2 ** 20);
-          }
-        }
-        await (await new Kvm(nc).open(bucket)).destroy(); // frees the server for the next size
-        rows.push(
-          infoRow(`keys ${label(n)}: ready()`, "s", stat(k.s), {
-            baselineName: "raw kv.watch() + Map",
-            baseline: stat(w.s),
-          }),
-          infoRow(`keys ${label(n)}: peak RSS`, "MB", stat(k.mb), {
-            baselineName: "raw kv.watch() + Map",
-            baseline: stat(w.mb),
-          }),
-        );
-        keyCurve.kvedgeS.push(stat(k.s).median);
-        keyCurve.rawS.push(stat(w.s).median);
-        keyCurve.kvedgeMB.push(stat(k.mb).median);
-        keyCurve.rawMB.push(stat(w.mb).median);
-        raw[`keys_${n}`] = { kvedge: k, raw: w };
-      }
-      const kp = (ys: number[]) => keySizes.map((n, i) => [n, ys[i]!] as [number, number]);
-      plots["scale_keys_ready.svg"] = lineChart("replica ready() vs keys", "keys", "seconds", [
-        { name: "kvedge", points: kp(keyCurve.kvedgeS) },
-        { name: "raw kv.watch()", points: kp(keyCurve.rawS) },
-      ]);
-      plots["scale_keys_rss.svg"] = lineChart("peak RSS vs keys", "keys", "MB", [
-        { name: "kvedge", points: kp(keyCurve.kvedgeMB) },
-        { name: "raw kv.watch()", points: kp(keyCurve.rawMB) },
-      ]);
-
-      // -- edges axis
-      const bucket = benchBucket("bench_scale_edges");
-      await fillBucket(nc, bucket, 100, keyOf, valueOf);
-      const kv = await new Kvm(nc).open(bucket);
-      await kv.put("probe", new TextEncoder().encode(JSON.stringify({ seq: -1 })));
-      const curve: Record<"kvedge" | "raw", { p50: number[]; p99: number[]; cpu: number[] }> = {
-        kvedge: { p50: [], p99: [], cpu: [] },
-        raw: { p50: [], p99: [], cpu: [] },
-      };
-      for (const edges of edgeCounts) {
-        for (const variant of ["kvedge", "raw"] as const) {
-          const p50: number[] = [];
-          const p99: number[] = [];
-          const cpu: number[] = [];
-          const lost: number[] = [];
-          for (let r = 0; r < reps; r++) {
-            ctx.log(`scale: ${edges} ${variant} edges rep ${r + 1}/${reps}`);
-            const f = await edgeRound(
-              server.url,
-              server.pid,
-              nc,
-              kv,
-              bucket,
-              variant,
-              edges,
-              writes,
-              writesPerSec,
-            );
-            p50.push(f.p50);
-            p99.push(f.p99);
-            cpu.push(f.cpuUsPerWrite);
-            lost.push(f.lost);
-          }
-          raw[`edges_${edges}_${variant}`] = { p50, p99, cpu, lost };
-          curve[variant].p50.push(stat(p50).median);
-          curve[variant].p99.push(stat(p99).median);
-          curve[variant].cpu.push(stat(cpu).median);
-        }
-        const k = raw[`edges_${edges}_kvedge`] as {
-          p50: number[];
-          p99: number[];
-          cpu: number[];
-          lost: number[];
-        };
-        const w = raw[`edges_${edges}_raw`] as typeof k;
-        const base = { baselineName: `${edges} raw kv.watch()` };
-        rows.push(
-          infoRow(`${edges} edges: put→visible p50, slowest edge`, "ms", stat(k.p50), {
-            ...base,
-            baseline: stat(w.p50),
-          }),
-          infoRow(`${edges} edges: put→visible p99, slowest edge`, "ms", stat(k.p99), {
-            ...base,
-            baseline: stat(w.p99),
-          }),
-          infoRow(`${edges} edges: nats-server CPU per write`, "µs", stat(k.cpu), {
-            ...base,
-            baseline: stat(w.cpu),
-          }),
-          infoRow(`${edges} edges: deliveries never seen, per rep`, "count", stat(k.lost), {
-            note: `raw kv.watch(): ${w.lost.join(", ")}`,
-          }),
-        );
-      }
-      const ep = (ys: number[]) => edgeCounts.map((n, i) => [n, ys[i]!] as [number, number]);
-      plots["scale_edges_latency.svg"] = lineChart(
-        "put→visible at the slowest edge",
-        "edges on one bucket",
-        "ms",
-        [
-          { name: "kvedge p50", points: ep(curve.kvedge.p50) },
-          { name: "kvedge p99", points: ep(curve.kvedge.p99) },
-          { name: "raw p50", points: ep(curve.raw.p50) },
-          { name: "raw p99", points: ep(curve.raw.p99) },
-        ],
-      );
-      plots["scale_edges_cpu.svg"] = lineChart(
-        "nats-server CPU per write",
-        "edges on one bucket",
-        "µs",
-        [
-          { name: "kvedge", points: ep(curve.kvedge.cpu) },
-          { name: "raw kv.watch()", points: ep(curve.raw.cpu) },
-        ],
-      );
+      await keysAxis(ctx, { nc, url: server.url, keySizes, into });
+      await edgesAxis(ctx, { server, nc, edgeCounts, writes, writesPerSec, into });
       await nc.close();
     } finally {
       await server.stop();
     }
-    if (ctx.out !== undefined) {
-      await Deno.mkdir(ctx.out, { recursive: true });
-      for (const [name, svg] of Object.entries(plots)) {
-        await Deno.writeTextFile(`${ctx.out}/${name}`, svg);
-      }
-    }
+    if (ctx.out !== undefined) await writePlots(ctx.out, into.plots);
     return {
       name: "scale",
       title: this.title,
@@ -282,13 +201,13 @@ export const scenario: Scenario = {
         processes: `min(edges, ${MAX_PROCESSES}), one NATS connection each`,
         writes,
         writesPerSec,
-        reps,
-        plots: Object.keys(plots),
+        reps: ctx.reps,
+        plots: Object.keys(into.plots),
         cpu: "nats-server utime + stime over the write phase / writes (10 ms ticks)",
         latency: "writer's send time (in the value) → change seen, max over all edges, per write",
       },
-      rows,
-      raw,
+      rows: into.rows,
+      raw: into.raw,
     };
   },
 };

@@ -1,0 +1,76 @@
+/**
+ * The edge worker's stop path: waits for SIGINT, SIGTERM or SIGHUP, makes a
+ * second signal exit at once, and closes what the worker opened (caches, the
+ * NATS connection, the embedded nats-server) in that order.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Cache } from "../mod.ts";
+import type { EmbeddedServer } from "../host/embedded.ts";
+import { describe, type JsonLogger } from "./_log.ts";
+
+/** What the edge worker has opened so far; filled in as it starts. */
+export interface EdgeResources {
+  /** The embedded nats-server, when `NATS_URL` is unset. */
+  embedded?: EmbeddedServer;
+  /** The shared NATS connection. */
+  nc?: NatsConnection;
+  /** The served caches, in bucket order. */
+  caches: Cache<unknown>[];
+}
+
+/** The signals that stop the worker. SIGHUP: a closed terminal must not leave the embedded nats-server behind. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes the caches, drains the NATS connection (5 s, then closes it), stops the embedded server. */
+export async function closeResources(opened: EdgeResources, log: JsonLogger["log"]): Promise<void> {
+  for (const c of opened.caches) {
+    await c.close().catch((err) =>
+      log("warn", "cache close failed", { bucket: c.bucket, error: describe(err) })
+    );
+  }
+  const nc = opened.nc;
+  if (nc !== undefined && !nc.isClosed()) {
+    if (!await within(nc.drain(), 5_000)) await nc.close().catch(() => {});
+  }
+  if (opened.embedded !== undefined) {
+    await opened.embedded.close().catch((err) =>
+      log("warn", "embedded nats-server stop failed", { error: describe(err) })
+    );
+  }
+}
+
+/** Resolves with the name of the first stop signal received. */
+export async function waitForStopSignal(): Promise<string> {
+  const stopped = Promise.withResolvers<string>();
+  const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
+  const handlers = STOP_SIGNALS.map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const signal = await stopped.promise;
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  return signal;
+}
+
+/** From now on a stop signal logs "forced exit" and exits with 1: a second signal while draining means "now". */
+export function exitOnNextSignal(logger: JsonLogger): void {
+  const force = () => {
+    logger.log("warn", "forced exit");
+    logger.flush();
+    Deno.exit(1);
+  };
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, force);
+}
