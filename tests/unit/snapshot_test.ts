@@ -116,3 +116,48 @@ Deno.test("snapshot: records whose structure disagrees with the count are refuse
     assert.equal(records, 0);
   });
 });
+
+Deno.test("snapshot: missing, foreign and cut-short files are refused with the reason", async (t) => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    await writeSnapshot(path, HEADER, (add) => add("k", 1, 0, "v"));
+    const good = await Deno.readFile(path);
+    const reason = async (bytes: Uint8Array | undefined, bucket = "b", filter = ">") => {
+      if (bytes === undefined) await Deno.remove(path).catch(() => {});
+      else await Deno.writeFile(path, bytes);
+      const r = await readSnapshot(path, bucket, filter);
+      return r.ok ? "(accepted)" : r.reason;
+    };
+    await t.step("no file", async () => assert.equal(await reason(undefined), "no snapshot file"));
+    await t.step("empty file", async () => {
+      assert.equal(await reason(new Uint8Array()), "not a kvedge snapshot (bad magic)");
+    });
+    await t.step("another format", async () => {
+      assert.equal(
+        await reason(enc.encode('{"not":"a snapshot"}')),
+        "not a kvedge snapshot (bad magic)",
+      );
+    });
+    await t.step("cut inside the header", async () => {
+      assert.equal(
+        await reason(good.subarray(0, good.indexOf(0x7b) + 5)),
+        "snapshot truncated (header)",
+      );
+    });
+    await t.step("cut after the header", async () => {
+      const headerEnd = good.length - 20;
+      assert.match(await reason(good.subarray(0, headerEnd)), /checksum mismatch|corrupt/);
+    });
+    await t.step("header bytes that are not JSON", async () => {
+      const bad = good.slice();
+      bad[good.indexOf(0x7b)] = 0x21; // the header's opening "{" becomes "!"
+      assert.equal(await reason(bad), "snapshot header is corrupt");
+    });
+    await t.step("another filter of the same bucket", async () => {
+      assert.match(await reason(good, "b", "user.>"), /filter ">", not "b" "user\.>"/);
+    });
+    await t.step("the intact file still reads", async () => {
+      assert.equal(await reason(good), "(accepted)");
+    });
+  });
+});
