@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { type KV, Kvm } from "@nats-io/kv";
 import { ConflictError, openCache, UnavailableError } from "../../mod.ts";
-import { type Acked, connectHub, regionalBucket, regionalEdge, waitConverged } from "../_regions.ts";
+import {
+  type Acked,
+  connectHub,
+  regionalBucket,
+  regionalEdge,
+  waitConverged,
+} from "../_regions.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket, waitFor } from "../_setup.ts";
 
 const enc = (v: unknown) => JSON.stringify(v);
