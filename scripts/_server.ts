@@ -6,7 +6,7 @@
  *
  * Transport: with `KVEDGE_TEST_TRANSPORT=websocket` every server also opens a
  * WebSocket port and its `url` (and `port`) are the WebSocket ones, so an
- * unchanged test runs over WebSocket; `tests/websocket_suite_test.ts` runs
+ * unchanged test runs over WebSocket; `tests/cache/websocket_suite_test.ts` runs
  * chosen test files that way. `wsUrl` and `tcpUrl` name one transport
  * explicitly.
  *

@@ -5,7 +5,7 @@
  * route (read check, bucket, key, `readKey`, error rendering, metrics and log
  * line, CORS headers) without building a context or a middleware chain.
  * Anything else, or any path it is unsure about, goes to Hono.
- * `tests/http_parity_test.ts` proves both paths answer alike.
+ * `tests/http/parity_test.ts` proves both paths answer alike.
  *
  * @module
  */

@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { type CacheEvent, openCache } from "../../mod.ts";
+import { blockEventLoop, connectTo, lines, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { fill } from "../_seed.ts";
+import { startProxy } from "../_proxy.ts";
+
+Deno.test("replica mode", async (t) => {
+  await using srv = await startServer();
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+
+  await t.step("ready() resolves on an empty bucket", async () => {
+    await using c = await openCache({
+      servers: srv.url,
+      bucket: uniqueBucket(),
+      create: true,
+      mode: "replica",
+      local: { maxItems: 10 },
+    });
+    await c.ready({ timeoutMs: 5000 });
+    assert.equal(c.status().state, "synced");
+    assert.equal(await c.get("nothing"), undefined);
+    assert.equal(c.stats().fetches, 0, "a miss in a synced replica is authoritative");
+  });
+
+  await t.step(
+    "a replica of 50k keys answers every read locally with the bucket's values",
+    async () => {
+      const bucket = uniqueBucket();
+      await kvm.create(bucket, { history: 2 });
+      await fill(nc, bucket, 50_000, (i) => ({ i }));
+      const kv = await kvm.open(bucket);
+      await kv.delete("k.7"); // the snapshot carries deletes too
+      const events: CacheEvent[] = [];
+      await using c = await openCache<{ i: number }>({
+        servers: srv.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 100_000 },
+        onEvent: (e) => events.push(e),
+      });
+      await c.ready({ timeoutMs: 30_000 });
+      assert.equal(c.stats().entries, 49_999);
+      for (let i = 0; i < 50_000; i++) {
+        const v = await c.get(`k.${i}`);
+        if (i === 7) assert.equal(v, undefined);
+        else assert.equal(v?.i, i);
+      }
+      assert.equal(c.stats().fetches, 0, "no read left the process");
+      assert.ok(
+        events.filter((e) => e.type === "bootstrap").length >= 4,
+        "bootstrap progress was reported",
+      );
+      // and it follows later changes
+      await kv.put("k.new", JSON.stringify({ i: -1 }));
+      await kv.delete("k.1");
+      await waitFor(() => c.peek("k.new")?.i === -1 && c.peek("k.1") === undefined);
+    },
+  );
+
+  await t.step(
+    "a bucket larger than the bounds overflows, says so, and falls back to lazy reads",
+    async () => {
+      const bucket = uniqueBucket();
+      await kvm.create(bucket);
+      await fill(nc, bucket, 500, (i) => i);
+      const events: CacheEvent[] = [];
+      await using c = await openCache<number>({
+        servers: srv.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 100 },
+        onEvent: (e) => events.push(e),
+      });
+      await c.ready({ timeoutMs: 10_000 });
+      assert.equal(c.stats().entries, 100);
+      assert.equal(c.status().overflowed, true);
+      assert.ok(events.some((e) => e.type === "overflow"));
+      assert.equal(await c.get("k.0"), 0, "an evicted key is fetched, not reported absent");
+      assert.equal(c.stats().fetches, 1);
+    },
+  );
+
+  await t.step("a keys filter limits the replica", async () => {
+    const bucket = uniqueBucket();
+    await kvm.create(bucket);
+    const kv = await kvm.open(bucket);
+    await kv.put("user.1", "1");
+    await kv.put("order.1", "2");
+    await using c = await openCache<number>({
+      servers: srv.url,
+      bucket,
+      mode: "replica",
+      keys: "user.>",
+      local: { maxItems: 100 },
+    });
+    await c.ready({ timeoutMs: 5000 });
+    assert.equal(c.stats().entries, 1);
+    assert.equal(await c.get("user.1"), 1);
+  });
+
+  await t.step(
+    "rule 2: an acknowledged delete is not undone by the key's earlier PUT arriving later",
+    async () => {
+      // The PUTs are written while this cache is cut off; it deletes the keys
+      // the moment it is back, before its watcher has caught up, so the
+      // watcher delivers each PUT after the delete was acknowledged.
+      await using proxy = startProxy(srv.port);
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket, { history: 5 });
+      const keys = Array.from({ length: 50 }, (_, i) => `del.${i}`);
+      let armed = false;
+      const deletes = Promise.withResolvers<number[]>();
+      await using c = await openCache<number>({
+        servers: proxy.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 10_000 },
+        connectOptions: { reconnectTimeWait: 100, ignoreClusterUpdates: true },
+        onEvent: (e) => {
+          if (e.type === "connected" && armed) {
+            armed = false;
+            Promise.all(keys.map((k) => c.delete(k))).then(deletes.resolve, deletes.reject);
+          }
+        },
+      });
+      await c.ready({ timeoutMs: 5000 });
+      proxy.cut();
+      await waitFor(() => !c.status().connected);
+      for (const k of keys) await kv.put(k, "1");
+      // Other writes between the PUTs and the deletes spread the watcher's
+      // catch-up over many reads, so a resurrected value stays visible.
+      for (let i = 0; i < 5_000; i += 200) {
+        await Promise.all(Array.from({ length: 200 }, (_, j) => kv.put(`fill.${j}`, "0")));
+      }
+      // Its consumer would push the PUTs the moment the link is back (before
+      // the cache hears of the reconnect): remove it, so the PUTs come from
+      // the consumer the watcher creates after the deletes were sent.
+      const jsm = await jetstreamManager(nc);
+      for await (const ci of await jsm.consumers.list(`KV_${bucket}`)) {
+        await jsm.consumers.delete(`KV_${bucket}`, ci.name);
+      }
+      armed = true;
+      proxy.restore();
+      const last = Math.max(...await deletes.promise);
+      const resurrected = new Set<string>();
+      // peek() never fetches, so the check cannot repair what it checks.
+      while (c.stats().lastRevision < last) {
+        for (const k of keys) if (c.peek(k) !== undefined) resurrected.add(k);
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      for (const k of keys) if (await c.get(k) !== undefined) resurrected.add(k);
+      assert.deepEqual([...resurrected], [], "deleted keys read back with their old value");
+      await waitFor(() => c.status().state === "synced");
+      assert.equal(c.stats().entries, 200, "tombstones dropped once the watcher passed them");
+    },
+  );
+
+  await t.step(
+    "rule 3: a miss during bootstrap that read a PUT the watcher has since deleted is not cached",
+    async () => {
+      // A race: each attempt makes 200 misses whose answers (v1) and the
+      // watcher's later DEL events are read in one go; three attempts where
+      // the misses happened during bootstrap must all leave no key at v1.
+      let attempts = 0;
+      for (let tries = 0; attempts < 3 && tries < 12; tries++) {
+        const stale = await bootstrapDeleteRace();
+        if (stale === undefined) continue;
+        attempts++;
+        assert.deepEqual(stale, [], `deleted keys cached at their old value: ${stale.length}`);
+      }
+      // On a machine too busy to read during bootstrap the race cannot be set
+      // up; that proves nothing either way, so it is said and not failed.
+      if (attempts === 0) console.log("  bootstrap always ended before the reads: race not run");
+    },
+  );
+
+  /** One attempt; the keys left at their deleted value, or undefined if bootstrap ended too soon. */
+  async function bootstrapDeleteRace(): Promise<string[] | undefined> {
+    const bucket = uniqueBucket();
+    await kvm.create(bucket, { history: 5 });
+    // The race keys come last in the snapshot, so the cache does not hold
+    // them yet when the reads below miss.
+    await fill(nc, bucket, 300, (i) => i);
+    const keys = Array.from({ length: 200 }, (_, i) => `race.${i}`);
+    await fill(nc, bucket, keys.length, () => "v1", { prefix: "race." });
+    const writer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../_race_writer.ts", import.meta.url).pathname,
+        srv.url,
+        bucket,
+        String(keys.length),
+        "delete",
+        "100",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const out = lines(writer.stdout);
+    assert.equal((await out.next()).value, "ready");
+    await using c = await openCache<string>({
+      servers: srv.url,
+      bucket,
+      mode: "replica",
+      local: { maxItems: 10_000 },
+      missTimeoutMs: 30_000, // a busy machine must not turn the race into timeouts
+    });
+    // The writer deletes the keys 100 ms after "go". Meanwhile this process
+    // sends its misses and blocks its event loop (as in a GC pause).
+    const w = writer.stdin.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    const during = c.status().state !== "synced";
+    const misses = during ? keys.map((k) => c.get(k)) : [];
+    for (let i = 0; i < 50; i++) await Promise.resolve(); // the requests go out
+    blockEventLoop(400);
+    assert.equal((await out.next()).value, "done");
+    await w.close();
+    await writer.status;
+    assert.ok((await Promise.all(misses)).every((v) => v === "v1" || v === undefined));
+    if (!during) return undefined;
+    await c.ready({ timeoutMs: 10_000 });
+    await waitFor(() => c.status().state === "synced" && c.stats().lastRevision >= 700, {
+      timeoutMs: 10_000,
+    });
+    return keys.filter((k) => c.peek(k) !== undefined);
+  }
+
+  await nc.close();
+});

@@ -1,0 +1,364 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
+import { connectTo, startCluster, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { startProxy } from "../_proxy.ts";
+import { fill } from "../_seed.ts";
+import { createReplicatedBucket } from "../_chaos.ts";
+
+/** Times a promise that must settle: rejects with a clear message if it hangs. */
+async function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} hung for ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const fast = {
+  missTimeoutMs: 500,
+  writeTimeoutMs: 1000,
+  heartbeatMs: 500,
+  connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50, ignoreClusterUpdates: true },
+} satisfies Partial<CacheOptions<unknown>>;
+
+Deno.test("through faults (rule 7)", async (t) => {
+  await using srv = await startServer();
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+
+  await t.step(
+    "cut network: stale reads, fast-failing misses and writes, resume without flush",
+    async () => {
+      await using proxy = startProxy(srv.port);
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket);
+      await kv.put("a", JSON.stringify(1));
+      const events: CacheEvent[] = [];
+      await using c = await openCache<number>({
+        ...fast,
+        servers: proxy.url,
+        bucket,
+        local: { maxItems: 100 },
+        onEvent: (e) => events.push(e),
+      });
+      assert.equal(await c.get("a"), 1);
+      proxy.cut();
+      await waitFor(() => c.status().state === "stale", {
+        message: "never noticed the disconnect",
+      });
+      assert.equal(c.status().connected, false);
+      const e = await c.getEntry("a");
+      assert.equal(e?.value, 1);
+      assert.equal(e?.source, "stale");
+      assert.equal(e?.stale, true);
+      await settlesWithin(assert.rejects(c.get("missing"), UnavailableError), 2000, "a miss");
+      await settlesWithin(assert.rejects(c.set("a", 2), UnavailableError), 2000, "a write");
+      // Writes made while the edge is cut off reach it after the network heals.
+      await kv.put("a", JSON.stringify(3));
+      proxy.restore();
+      await waitFor(() => c.status().state === "synced", { timeoutMs: 10_000 });
+      await waitFor(() => c.peek("a") === 3, { message: "missed a write made while disconnected" });
+      assert.equal(c.stats().resyncs, 0, "a blip must not flush the cache");
+      assert.ok(events.some((e) => e.type === "disconnected"));
+      assert.ok(events.some((e) => e.type === "connected"));
+    },
+  );
+
+  await t.step("staleIfErrorMs bounds how long stale entries are served", async () => {
+    await using proxy = startProxy(srv.port);
+    const bucket = uniqueBucket();
+    const kv = await kvm.create(bucket);
+    await kv.put("a", "1");
+    await using c = await openCache<number>({
+      ...fast,
+      servers: proxy.url,
+      bucket,
+      staleIfErrorMs: 300,
+      local: { maxItems: 100 },
+    });
+    assert.equal(await c.get("a"), 1);
+    proxy.cut();
+    await waitFor(() => !c.status().connected);
+    await waitFor(async () => {
+      try {
+        await c.get("a");
+        return false;
+      } catch (err) {
+        return err instanceof UnavailableError;
+      }
+    }, { timeoutMs: 5000, message: "stale entry served past staleIfErrorMs" });
+    proxy.restore();
+    await waitFor(() => c.status().state === "synced", { timeoutMs: 10_000 });
+    assert.equal(await c.get("a"), 1);
+  });
+
+  await t.step(
+    "kill -9 and restart of nats-server: stale meanwhile, then fresh without a resync",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket);
+      await kv.put("a", "1");
+      await using c = await openCache<number>({
+        ...fast,
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+      });
+      assert.equal(await c.get("a"), 1);
+      await srv.kill();
+      await waitFor(() => c.status().state === "stale");
+      assert.equal((await c.getEntry("a"))?.source, "stale");
+      await settlesWithin(assert.rejects(c.get("b"), UnavailableError), 2000, "a miss");
+      await srv.restart();
+      await waitFor(() => c.status().state === "synced", { timeoutMs: 15_000 });
+      const kv2 = await new Kvm(await connectTo(srv)).open(bucket);
+      await kv2.put("a", "2");
+      await waitFor(() => c.peek("a") === 2, {
+        message: "a write after the restart never arrived",
+      });
+      assert.equal(c.stats().resyncs, 0);
+    },
+  );
+
+  // The kill above dropped nc; reconnect for the remaining steps.
+  const nc2 = await connectTo(srv);
+  const kvm2 = new Kvm(nc2);
+
+  await t.step(
+    "bucket deleted and recreated while the edge is disconnected: nothing old survives",
+    async () => {
+      await using proxy = startProxy(srv.port);
+      const bucket = uniqueBucket();
+      const kv = await kvm2.create(bucket);
+      await kv.put("old", "1");
+      await kv.put("both", "1");
+      await using c = await openCache<number>({
+        ...fast,
+        servers: proxy.url,
+        bucket,
+        local: { maxItems: 100 },
+      });
+      assert.equal(await c.get("old"), 1);
+      assert.equal(await c.get("both"), 1);
+      proxy.cut();
+      await waitFor(() => !c.status().connected);
+      await (await kvm2.open(bucket)).destroy();
+      const kvNew = await kvm2.create(bucket);
+      await kvNew.put("both", "2"); // revision 1 in the new bucket: lower than what the edge holds
+      proxy.restore();
+      await waitFor(() => c.status().resyncs >= 1 && c.status().state === "synced", {
+        timeoutMs: 15_000,
+      });
+      assert.match(c.status().lastResyncReason ?? "", /recreated|backwards/);
+      assert.equal(await c.get("old"), undefined);
+      assert.equal(await c.get("both"), 2);
+    },
+  );
+
+  await t.step(
+    "bucket deleted and recreated while the edge is connected: nothing old survives",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm2.create(bucket);
+      await kv.put("old", "1");
+      await using c = await openCache<number>({
+        ...fast,
+        servers: srv.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 100 },
+      });
+      await c.ready();
+      assert.equal(await c.get("old"), 1);
+      await (await kvm2.open(bucket)).destroy();
+      const kvNew = await kvm2.create(bucket);
+      await kvNew.put("new", "7");
+      await waitFor(() => c.status().resyncs >= 1 && c.status().state === "synced", {
+        timeoutMs: 15_000,
+      });
+      await waitFor(() => c.peek("new") === 7);
+      assert.equal(await c.get("old"), undefined);
+    },
+  );
+
+  await t.step(
+    "a consumer deleted server-side is noticed by the watchdog and replaced",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm2.create(bucket);
+      await kv.put("a", "1");
+      const events: CacheEvent[] = [];
+      await using c = await openCache<number>({
+        ...fast,
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+        onEvent: (e) => events.push(e),
+      });
+      assert.equal(await c.get("a"), 1);
+      const jsm = await jetstreamManager(nc2);
+      const consumers = await jsm.consumers.list(`KV_${bucket}`).next();
+      assert.equal(consumers.length, 1);
+      await jsm.consumers.delete(`KV_${bucket}`, consumers[0]!.name);
+      await waitFor(() => events.some((e) => e.type === "watcher_restart"), {
+        timeoutMs: 10_000,
+        message: "the lost consumer was never replaced",
+      });
+      await kv.put("a", "2");
+      await waitFor(() => c.peek("a") === 2);
+      assert.equal(c.stats().resyncs, 0);
+    },
+  );
+
+  await t.step(
+    "history that no longer reaches the last revision: resumes, drops what left the bucket, no resync",
+    async () => {
+      await using proxy = startProxy(srv.port);
+      const bucket = uniqueBucket();
+      const kv = await kvm2.create(bucket, { history: 1 });
+      await kv.put("a", "1");
+      await kv.put("b", "1");
+      await using c = await openCache<number>({
+        ...fast,
+        servers: proxy.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 100 },
+      });
+      await c.ready();
+      proxy.cut();
+      await waitFor(() => !c.status().connected);
+      // A stream purge leaves no marker for "b"; two later writes to "a" (history 1)
+      // push the first sequence past the edge's next revision.
+      const jsm = await jetstreamManager(nc2);
+      await jsm.streams.purge(`KV_${bucket}`);
+      await kv.put("a", "2");
+      await kv.put("a", "3");
+      proxy.restore();
+      await waitFor(() => c.status().state === "synced" && c.status().lastRevision >= 4, {
+        timeoutMs: 15_000,
+      });
+      // Revisions 3.. are gone, but nothing a later change did not replace was
+      // lost with them except "b", whose history left the bucket with the purge:
+      // resuming from the first sequence and dropping older entries is exact.
+      assert.equal(c.status().resyncs, 0, c.status().lastResyncReason);
+      assert.equal(await c.get("a"), 3);
+      assert.equal(await c.get("b"), undefined);
+      assert.equal(c.stats().entries, 1);
+    },
+  );
+
+  await t.step(
+    "a stream purge is caught by reconciliation even with no gap and no disconnect",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm2.create(bucket);
+      await kv.put("a", "1");
+      await kv.put("b", "1");
+      await using c = await openCache<number>({
+        ...fast,
+        reconcileMs: 200,
+        servers: srv.url,
+        bucket,
+        mode: "replica",
+        local: { maxItems: 100 },
+      });
+      await c.ready();
+      const jsm = await jetstreamManager(nc2);
+      await jsm.streams.purge(`KV_${bucket}`);
+      await waitFor(() => c.peek("a") === undefined && c.peek("b") === undefined, {
+        message: "purged keys are still served",
+      });
+      await kv.put("a", "2");
+      await waitFor(() => c.peek("a") === 2);
+      assert.equal(c.stats().resyncs, 0);
+    },
+  );
+
+  await nc2.close();
+});
+
+Deno.test("R3 cluster: every acknowledged write reaches the replica across a leader kill", async () => {
+  await using cluster = await startCluster();
+  const nc = await connectTo(cluster.url);
+  const bucket = uniqueBucket();
+  await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
+  await using c = await openCache<number>({
+    ...fast,
+    connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+    servers: cluster.urls,
+    bucket,
+    mode: "replica",
+    local: { maxItems: 10_000 },
+  });
+  await c.ready();
+  const js = jetstream(nc, { timeout: 2000 });
+  const acked = new Map<string, number>();
+  let failed = 0;
+  let killedAt = -1;
+  // Awaited puts with unique values; after 200 the stream leader is killed and
+  // restarted, and writing goes on until 200 more are acknowledged.
+  const deadline = Date.now() + 30_000;
+  for (let i = 0; acked.size < 400; i++) {
+    if (i === 200) {
+      const leader = await cluster.leaderOf(`KV_${bucket}`);
+      assert.ok(leader, "no stream leader found");
+      await leader.kill();
+      killedAt = i;
+      leader.restart().catch(() => {}); // comes back while writes go on
+    }
+    try {
+      await js.publish(`$KV.${bucket}.w.${i}`, JSON.stringify(i));
+      acked.set(`w.${i}`, i);
+    } catch {
+      failed++; // not acknowledged: may or may not be stored
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50)); // back off while the cluster elects
+    }
+  }
+  assert.equal(killedAt, 200);
+  assert.equal(acked.size, 400, "the cluster never recovered for writes");
+  console.log(`R3 leader kill: ${acked.size} writes acknowledged, ${failed} not acknowledged`);
+  await waitFor(() => [...acked].every(([k, v]) => c.peek(k) === v), {
+    timeoutMs: 30_000,
+    message: `acknowledged writes missing from the cache: ${
+      [...acked].filter(([k, v]) => c.peek(k) !== v).length
+    }`,
+  });
+  await nc.close();
+});
+
+Deno.test("R1 fill helper sanity: the seeding used by tests stores what it says", async () => {
+  await using srv = await startServer();
+  const nc = await connectTo(srv);
+  const bucket = uniqueBucket();
+  await new Kvm(nc).create(bucket);
+  const last = await fill(nc, bucket, 1000, (i) => i);
+  assert.equal(last, 1000);
+  await nc.close();
+});
+
+Deno.test("close() returns promptly while NATS is unreachable", async () => {
+  await using srv = await startServer();
+  await using proxy = startProxy(srv.port);
+  const nc = await connectTo(srv);
+  const bucket = uniqueBucket();
+  await new Kvm(nc).create(bucket);
+  const c = await openCache<number>({
+    ...fast,
+    servers: proxy.url,
+    bucket,
+    local: { maxItems: 10 },
+  });
+  proxy.cut();
+  await waitFor(() => !c.status().connected);
+  await settlesWithin(c.close(), 3000, "close() during an outage");
+  assert.equal(c.status().state, "closed");
+  await nc.close();
+});

@@ -1,0 +1,311 @@
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
+import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { settlesWithin } from "../_chaos.ts";
+import { fill } from "../_seed.ts";
+
+Deno.test("warm start from a snapshot", async (t) => {
+  await using srv = await startServer();
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
+  const N = 100_000;
+
+  /** Replica options with a snapshot file, for a small bucket. */
+  const replicaWithSnapshot = (bucket: string, path: string) => ({
+    servers: srv.url,
+    bucket,
+    mode: "replica" as const,
+    local: { maxItems: 100 },
+    snapshot: { path },
+  });
+  /** Opens a cache once and closes it, which writes its snapshot file. */
+  const writeSnapshotOnce = async (opts: ReturnType<typeof replicaWithSnapshot>) => {
+    const first = await openCache<number>(opts);
+    await first.ready();
+    await first.close();
+  };
+
+  await t.step(
+    "100k keys: reopen after 1k changes reads only the delta and equals the bucket",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      await kvm.create(bucket, { history: 1 });
+      await fill(nc, bucket, N, (i) => ({ i, v: 0 }));
+      const opts = {
+        servers: srv.url,
+        bucket,
+        mode: "replica" as const,
+        local: { maxItems: 200_000 },
+        snapshot: { path, intervalMs: 0 },
+      };
+      let t0 = performance.now();
+      const cold = await openCache<{ i: number; v: number }>(opts);
+      await cold.ready();
+      const coldMs = performance.now() - t0;
+      assert.equal(cold.stats().applied, N);
+      await cold.close(); // writes the snapshot
+
+      // 1k changes while no edge runs: 990 updates and 10 deletes.
+      const kv = await kvm.open(bucket);
+      await fill(nc, bucket, 990, (i) => ({ i, v: 1 }));
+      for (let i = 990; i < 1000; i++) await kv.delete(`k.${i}`);
+
+      const events: CacheEvent[] = [];
+      t0 = performance.now();
+      await using warm = await openCache<{ i: number; v: number }>({
+        ...opts,
+        onEvent: (e) => events.push(e),
+      });
+      // Until the watcher has caught up, snapshot entries are served marked stale
+      // (status() and the hit path run in one synchronous step, so they agree).
+      const stateAtRead = warm.status().state;
+      const sourceAtRead = (await warm.getEntry("k.5000"))?.source;
+      assert.equal(sourceAtRead, stateAtRead === "synced" ? "hit" : "stale");
+      await warm.ready();
+      const warmMs = performance.now() - t0;
+      const loaded = events.find((e) => e.type === "snapshot");
+      assert.equal(loaded?.type === "snapshot" && loaded.action, "loaded");
+      assert.equal(warm.stats().applied, 1000, "only the delta was read from the bucket");
+      assert.equal(warm.stats().resyncs, 0);
+      for (let i = 0; i < N; i++) {
+        const v = warm.peek(`k.${i}`);
+        if (i < 990) assert.equal(v?.v, 1);
+        else if (i < 1000) assert.equal(v, undefined);
+        else assert.equal(v?.v, 0);
+      }
+      console.log(
+        `warm start ${N} keys: cold ${coldMs.toFixed(0)} ms (${N} changes read), ` +
+          `warm ${warmMs.toFixed(0)} ms (${warm.stats().applied} changes read)`,
+      );
+    },
+  );
+
+  await t.step("a corrupt snapshot is ignored with a reason and never served", async () => {
+    const bucket = uniqueBucket();
+    const path = `${dir}/${bucket}.snap`;
+    const kv = await kvm.create(bucket);
+    await kv.put("a", "1");
+    const opts = replicaWithSnapshot(bucket, path);
+    await writeSnapshotOnce(opts);
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 1] = bytes.at(-1)! ^ 0xff; // flip the bits of the last value byte
+    await Deno.writeFile(path, bytes);
+    await kv.put("a", "2");
+    const events: CacheEvent[] = [];
+    await using c = await openCache<number>({ ...opts, onEvent: (e) => events.push(e) });
+    assert.ok(
+      events.some((e) =>
+        e.type === "snapshot" && e.action === "ignored" && /checksum/.test(e.detail)
+      ),
+    );
+    await c.ready();
+    assert.equal(await c.get("a"), 2);
+  });
+
+  await t.step("a snapshot of another bucket, or of a recreated one, is ignored", async () => {
+    const bucket = uniqueBucket();
+    const path = `${dir}/${bucket}.snap`;
+    let kv = await kvm.create(bucket);
+    await kv.put("old", "1");
+    const opts = replicaWithSnapshot(bucket, path);
+    await writeSnapshotOnce(opts);
+    await kv.destroy();
+    kv = await kvm.create(bucket);
+    await kv.put("new", "1");
+    const events: CacheEvent[] = [];
+    await using c = await openCache<number>({ ...opts, onEvent: (e) => events.push(e) });
+    await c.ready();
+    assert.ok(
+      events.some((e) =>
+        e.type === "snapshot" && e.action === "ignored" && /recreated/.test(e.detail)
+      ),
+    );
+    assert.equal(await c.get("old"), undefined);
+    assert.equal(await c.get("new"), 1);
+    const other = uniqueBucket();
+    await kvm.create(other);
+    const events2: CacheEvent[] = [];
+    await using d = await openCache<number>({
+      ...opts,
+      bucket: other,
+      onEvent: (e) => events2.push(e),
+    });
+    await d.ready();
+    assert.ok(
+      events2.some((e) => e.type === "snapshot" && e.action === "ignored" && /not/.test(e.detail)),
+    );
+    assert.equal(await d.get("new"), undefined);
+  });
+
+  await t.step(
+    "a snapshot older than the bucket's history resumes from its first sequence and drops what left it",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket, { history: 1 });
+      await kv.put("a", "1");
+      await kv.put("b", "1");
+      const opts = {
+        servers: srv.url,
+        bucket,
+        mode: "replica" as const,
+        local: { maxItems: 100 },
+        snapshot: { path },
+      };
+      const first = await openCache<number>(opts);
+      await first.ready();
+      await first.close();
+      await kv.purge("b"); // the purge marker replaces b's history...
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.purge(`KV_${bucket}`); // ...and then the whole stream is purged
+      await kv.put("a", "2");
+      await kv.put("a", "3");
+      await using c = await openCache<number>(opts);
+      await c.ready();
+      await waitFor(() => c.status().state === "synced");
+      // No full re-read: everything below the first sequence was replaced by a
+      // later change (delivered) or left the bucket ("b", dropped).
+      assert.equal(c.stats().resyncs, 0);
+      assert.equal(await c.get("a"), 3);
+      assert.equal(await c.get("b"), undefined);
+      assert.equal(c.stats().entries, 1);
+    },
+  );
+
+  await Deno.remove(dir, { recursive: true });
+  await nc.close();
+});
+
+Deno.test("an edge restarted while NATS is down", async (t) => {
+  await using srv = await startServer();
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
+  const nc = await connectTo(srv);
+  const kvm = new Kvm(nc);
+  const options = (bucket: string): CacheOptions<number> => ({
+    servers: srv.url,
+    bucket,
+    mode: "replica",
+    local: { maxItems: 100 },
+    snapshot: { path: `${dir}/${bucket}.snap`, intervalMs: 0 },
+    connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+  });
+  /** Opens once while NATS is up and closes, which writes the snapshot. */
+  const writeSnapshot = async (bucket: string) => {
+    const c = await openCache<number>(options(bucket));
+    await c.ready();
+    await c.close();
+  };
+
+  await t.step(
+    "serves its snapshot marked stale, then catches up without a resync when NATS is back",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket, { history: 5 });
+      for (const k of ["a", "b", "c"]) await kv.put(k, "1");
+      await writeSnapshot(bucket);
+      // Changes the edge has not seen, then the server dies (store kept).
+      await kv.put("a", "2");
+      await kv.delete("c");
+      await kv.put("d", "1");
+      await srv.kill();
+
+      const events: CacheEvent[] = [];
+      const c = await settlesWithin(
+        openCache<number>({ ...options(bucket), onEvent: (e) => events.push(e) }),
+        15_000,
+        "openCache() while NATS is down",
+      );
+      try {
+        assert.ok(events.some((e) => e.type === "snapshot" && e.action === "loaded"));
+        const s = c.status();
+        assert.equal(s.connected, false);
+        assert.equal(s.state, "stale");
+        const a = await c.getEntry("a");
+        assert.equal(a?.value, 1);
+        assert.equal(a?.source, "stale");
+        assert.equal(a?.stale, true);
+        assert.equal(c.peek("c"), 1, "the snapshot as it was, deletes not yet seen");
+        // What the snapshot does not hold, and writes, fail fast.
+        await assert.rejects(settlesWithin(c.get("d"), 5_000, "a miss"), UnavailableError);
+        await assert.rejects(settlesWithin(c.set("a", 3), 5_000, "a write"), UnavailableError);
+
+        await srv.restart();
+        await c.ready({ timeoutMs: 30_000 });
+        assert.equal(c.status().state, "synced");
+        assert.equal(c.status().connected, true);
+        assert.equal(await c.get("a"), 2);
+        assert.equal(await c.get("c"), undefined);
+        assert.equal(await c.get("d"), 1);
+        assert.equal((await c.getEntry("b"))?.source, "hit");
+        assert.equal(c.stats().resyncs, 0, "resumed from the snapshot's revision");
+        assert.equal(c.stats().applied, 3, "only the delta was read");
+        // And it follows the bucket from now on.
+        await kv.put("b", "2");
+        await waitFor(() => c.peek("b") === 2, { message: "a change after catching up" });
+      } finally {
+        await c.close();
+      }
+    },
+  );
+
+  await t.step("a bucket recreated meanwhile throws the snapshot away once reachable", async () => {
+    const bucket = uniqueBucket();
+    let kv = await kvm.create(bucket);
+    await kv.put("old", "1");
+    await writeSnapshot(bucket);
+    await kv.destroy();
+    kv = await kvm.create(bucket);
+    await kv.put("new", "1");
+    await srv.kill();
+    await using c = await settlesWithin(
+      openCache<number>(options(bucket)),
+      15_000,
+      "openCache() while NATS is down",
+    );
+    assert.equal((await c.getEntry("old"))?.source, "stale");
+    await srv.restart();
+    await c.ready({ timeoutMs: 30_000 });
+    assert.equal(c.peek("old"), undefined);
+    assert.equal(await c.get("old"), undefined);
+    assert.equal(await c.get("new"), 1);
+    assert.match(c.status().lastResyncReason ?? "", /recreated/);
+    assert.equal(c.stats().entries, 1);
+  });
+
+  await t.step("without a usable snapshot, open fails fast with UnavailableError", async () => {
+    const bucket = uniqueBucket();
+    // The previous step restarted the server: JetStream may still be starting.
+    await waitFor(async () => {
+      try {
+        await (await kvm.create(bucket)).put("a", "1");
+        return true;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000, message: "JetStream answers after the restart" });
+    await srv.kill();
+    try {
+      // No snapshot file yet, a lazy cache, a replica without `snapshot`.
+      const attempts: CacheOptions<number>[] = [
+        options(bucket),
+        { ...options(bucket), mode: "lazy", snapshot: undefined },
+        { ...options(bucket), snapshot: undefined },
+      ];
+      for (const o of attempts) {
+        await assert.rejects(
+          settlesWithin(openCache<number>(o), 10_000, "openCache() while NATS is down"),
+          UnavailableError,
+        );
+      }
+    } finally {
+      await srv.restart();
+    }
+  });
+
+  await nc.close();
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,0 +1,148 @@
+/**
+ * The local store's compact representation: values kept encoded (ASCII text
+ * or bytes) until first read, exact byte accounting, growth, TTL expiry and
+ * the index-based hit path. The model-based test of its LRU and revision
+ * rules is in property_test.ts.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { LocalStore } from "../../src/local_store.ts";
+import { Applied, SlotFlag } from "../../src/slot.ts";
+import { ENTRY_OVERHEAD_BYTES } from "../../src/types.ts";
+
+const enc = new TextEncoder();
+
+Deno.test("local store: encoded values come back byte for byte, whatever they hold", async (t) => {
+  const cases: [string, Uint8Array][] = [
+    ["ascii json", enc.encode('{"a":1,"b":"text"}')],
+    ["utf-8", enc.encode('{"name":"Zoë 🚀"}')],
+    ["invalid utf-8", new Uint8Array([0x80, 0xff, 0x41, 0xc3])],
+    ["binary with a BOM", new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d])],
+    ["empty", new Uint8Array(0)],
+    ["nul bytes", new Uint8Array([0, 0, 0])],
+  ];
+  for (const [name, bytes] of cases) {
+    await t.step(name, () => {
+      const store = new LocalStore({ maxBytes: 10_000 });
+      const buffer = new Uint8Array(bytes.length + 4);
+      buffer.set(bytes, 2);
+      const view = buffer.subarray(2, 2 + bytes.length);
+      assert.equal(store.put("k", 3, 1000, view), Applied.Stored);
+      buffer.fill(0x55); // the caller reuses its buffer: the store kept a copy
+      const slot = store.peek("k")!;
+      assert.deepEqual([...slot.raw!], [...bytes]);
+      assert.equal(slot.deleted, false);
+      assert.equal(slot.size, 1 + bytes.length + ENTRY_OVERHEAD_BYTES);
+      assert.equal(store.bytes, slot.size);
+      const i = store.find("k");
+      assert.notEqual(store.flagsAt(i) & SlotFlag.Raw, 0);
+      assert.deepEqual([...store.rawAt(i)!], [...bytes]);
+    });
+  }
+});
+
+Deno.test("local store: ASCII values are held as text, others as bytes", () => {
+  const store = new LocalStore({ maxItems: 10 });
+  store.put("text", 1, 0, enc.encode('{"x":1}'));
+  store.put("utf8", 2, 0, enc.encode('"é"'));
+  assert.equal(store.flagsAt(store.find("text")), SlotFlag.RawText);
+  assert.equal(store.valueAt(store.find("text")), '{"x":1}');
+  assert.equal(store.flagsAt(store.find("utf8")), SlotFlag.RawBytes);
+});
+
+Deno.test("local store: a decoded value replaces the encoded one at the same revision only", () => {
+  const store = new LocalStore({ maxItems: 10 });
+  store.put("k", 5, 0, enc.encode("1"));
+  store.decoded("k", 4, "wrong revision");
+  assert.equal(store.flagsAt(store.find("k")), SlotFlag.RawText);
+  store.decoded("k", 5, 1);
+  const i = store.find("k");
+  assert.equal(store.flagsAt(i), 0);
+  assert.equal(store.valueAt(i), 1);
+  assert.equal(store.peek("k")!.raw, undefined);
+  assert.equal(store.peek("k")!.value, 1);
+  // A second decode report does not undo the first.
+  store.decoded("k", 5, 2);
+  assert.equal(store.valueAt(store.find("k")), 1);
+  // Rejected: a tombstone from then on, size and revision unchanged.
+  store.put("bad", 7, 0, enc.encode("{"));
+  const size = store.peek("bad")!.size;
+  store.decoded("bad", 7, undefined, new Error("not JSON"));
+  const bad = store.peek("bad")!;
+  assert.equal(bad.deleted, true);
+  assert.equal((bad.rejected as Error).message, "not JSON");
+  assert.equal(bad.rev, 7);
+  assert.equal(bad.size, size);
+});
+
+Deno.test("local store: bytes are counted exactly across replace, evict, delete and clear", () => {
+  const store = new LocalStore({ maxBytes: 100 * (ENTRY_OVERHEAD_BYTES + 20) });
+  const sum = () => {
+    let n = 0;
+    for (const [, s] of store.entries()) n += s.size;
+    return n;
+  };
+  for (let i = 0; i < 5_000; i++) {
+    const key = `k${i % 300}`;
+    const len = i % 17;
+    if (i % 11 === 0) store.put(key, i + 1, 0, undefined);
+    else if (i % 13 === 0) store.putValue(key, i + 1, 0, { i }, len);
+    else if (i % 29 === 0) store.delete(key);
+    else store.put(key, i + 1, 0, i % 2 ? enc.encode("x".repeat(len)) : new Uint8Array(len));
+    assert.equal(store.bytes, sum(), `step ${i}`);
+    assert.ok(store.bytes <= 100 * (ENTRY_OVERHEAD_BYTES + 20));
+  }
+  assert.ok(store.evictions > 0);
+  store.clear();
+  assert.equal(store.bytes, 0);
+  assert.equal(store.size, 0);
+  store.put("again", 1, 0, enc.encode("v"));
+  assert.equal(store.bytes, 5 + 1 + ENTRY_OVERHEAD_BYTES);
+});
+
+Deno.test("local store: grows past its initial capacity and keeps LRU order", () => {
+  const n = 5_000;
+  const store = new LocalStore({ maxItems: n });
+  for (let i = 0; i < n; i++) store.put(`k${i}`, i + 1, 0, enc.encode(`${i}`));
+  assert.equal(store.size, n);
+  store.find("k0"); // most recently used now
+  store.put("extra", n + 1, 0, enc.encode("x")); // evicts k1, the least recently used
+  assert.equal(store.has("k1"), false);
+  assert.equal(store.has("k0"), true);
+  assert.equal(store.evictions, 1);
+  const order = [...store.entries()].map(([k]) => k);
+  assert.deepEqual(order.slice(0, 3), ["extra", "k0", `k${n - 1}`]);
+  assert.equal(order.length, n);
+  let seen = 0;
+  store.forEach((key, rev, _created, flags, value) => {
+    if (key === "k0") {
+      assert.equal(rev, 1);
+      assert.equal(flags, SlotFlag.RawText);
+      assert.equal(value, "0");
+    }
+    seen++;
+  });
+  assert.equal(seen, n);
+});
+
+Deno.test("local store: a slot past its TTL is gone from every read and reported once", async () => {
+  const removed: string[] = [];
+  const store = new LocalStore({
+    maxItems: 10,
+    maxTtlMs: 20,
+    onRemove: (key, _s, reason) => removed.push(`${key}:${reason}`),
+  });
+  store.put("k", 1, Date.now(), enc.encode("v"));
+  assert.equal(store.has("k"), true);
+  const until = Date.now() + 10_000;
+  while (store.has("k") && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(store.has("k"), false);
+  assert.equal(store.peek("k"), undefined);
+  assert.deepEqual([...store.entries()].map(([k]) => k).includes("k"), false);
+  assert.equal(store.find("k"), -1); // removes it
+  assert.deepEqual(removed, ["k:expire"]);
+  assert.equal(store.evictions, 0);
+  // A newer revision over an expired slot is stored.
+  assert.equal(store.put("k", 1, Date.now(), enc.encode("w")), Applied.Stored);
+});

@@ -1,0 +1,163 @@
+/**
+ * The snapshot file: written from one growing buffer (values as bytes or as
+ * text), read back verified, and streamed record by record only once the
+ * whole file checked out.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { loadSnapshot, readSnapshot, writeSnapshot } from "../../src/snapshot.ts";
+
+const enc = new TextEncoder();
+const HEADER = { bucket: "b", filter: ">", epoch: "e1", lastRevision: 42, partial: false };
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snapshot-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("snapshot: records written as bytes or text come back byte for byte", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    const big = "x".repeat(200_000); // forces the buffer to grow
+    const written = await writeSnapshot(path, HEADER, (add) => {
+      add("a", 1, 1000.5, enc.encode('{"n":1}'));
+      add("ключ.ü", 2, 2000, '{"name":"Zoë 🚀"}');
+      add("bin", 3, 3000, new Uint8Array([0, 0xff, 0x80]));
+      add("empty", 4, 4000, "");
+      add("big", 5, 5000, big);
+    });
+    assert.equal(written.count, 5);
+    const r = await readSnapshot(path, "b", ">");
+    assert.ok(r.ok);
+    assert.equal(r.header.lastRevision, 42);
+    assert.deepEqual(
+      r.records.map((x) => [x.key, x.rev, x.created, new TextDecoder().decode(x.value)]),
+      [
+        ["a", 1, 1000.5, '{"n":1}'],
+        ["ключ.ü", 2, 2000, '{"name":"Zoë 🚀"}'],
+        ["bin", 3, 3000, new TextDecoder().decode(new Uint8Array([0, 0xff, 0x80]))],
+        ["empty", 4, 4000, ""],
+        ["big", 5, 5000, big],
+      ],
+    );
+    assert.deepEqual([...r.records[2]!.value], [0, 0xff, 0x80]);
+    // The iterable form writes the same file content.
+    const path2 = `${dir}/s2.snap`;
+    await writeSnapshot(path2, HEADER, r.records);
+    const r2 = await readSnapshot(path2, "b", ">");
+    assert.ok(r2.ok);
+    assert.equal(r2.header.sha256, r.header.sha256);
+  });
+});
+
+Deno.test("snapshot: a refused file hands out no record", async (t) => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    await writeSnapshot(path, HEADER, (add) => {
+      for (let i = 0; i < 100; i++) add(`k.${i}`, i + 1, 0, `{"i":${i}}`);
+    });
+    const good = await Deno.readFile(path);
+    const load = async (bytes: Uint8Array, accept?: () => string | undefined) => {
+      await Deno.writeFile(path, bytes);
+      let records = 0;
+      const r = await loadSnapshot(path, "b", ">", { accept, onRecord: () => records++ });
+      return { r, records };
+    };
+    await t.step("intact", async () => {
+      const { r, records } = await load(good);
+      assert.ok(r.ok);
+      assert.equal(records, 100);
+    });
+    await t.step("one flipped byte in the records", async () => {
+      const bad = good.slice();
+      bad[bad.length - 3]! ^= 1;
+      const { r, records } = await load(bad);
+      assert.deepEqual(r, { ok: false, reason: "snapshot checksum mismatch" });
+      assert.equal(records, 0);
+    });
+    await t.step("truncated", async () => {
+      const { r, records } = await load(good.subarray(0, good.length - 10));
+      assert.equal(r.ok, false);
+      assert.equal(records, 0);
+    });
+    await t.step("refused by accept()", async () => {
+      const { r, records } = await load(good, () => "another epoch");
+      assert.deepEqual(r, { ok: false, reason: "another epoch" });
+      assert.equal(records, 0);
+    });
+    await t.step("another bucket", async () => {
+      await Deno.writeFile(path, good);
+      const r = await loadSnapshot(path, "other", ">", { onRecord: () => {} });
+      assert.equal(r.ok, false);
+    });
+  });
+});
+
+Deno.test("snapshot: records whose structure disagrees with the count are refused", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    // A file whose checksum is right but whose header claims one record too many.
+    const h = await writeSnapshot(path, HEADER, (add) => add("k", 1, 0, "v"));
+    const out = await Deno.readFile(path);
+    // Same length ("1" → "2"), so the header's length prefix still holds.
+    const needle = enc.encode(`"count":${h.count}`);
+    const at = out.findIndex((_, i) => needle.every((b, j) => out[i + j] === b));
+    assert.ok(at > 0);
+    out[at + needle.length - 1] = enc.encode(String(h.count + 1))[0]!;
+    await Deno.writeFile(path, out);
+    let records = 0;
+    const r = await loadSnapshot(path, "b", ">", { onRecord: () => records++ });
+    assert.deepEqual(r, { ok: false, reason: "snapshot record count mismatch" });
+    assert.equal(records, 0);
+  });
+});
+
+Deno.test("snapshot: missing, foreign and cut-short files are refused with the reason", async (t) => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    await writeSnapshot(path, HEADER, (add) => add("k", 1, 0, "v"));
+    const good = await Deno.readFile(path);
+    const reason = async (bytes: Uint8Array | undefined, bucket = "b", filter = ">") => {
+      if (bytes === undefined) await Deno.remove(path).catch(() => {});
+      else await Deno.writeFile(path, bytes);
+      const r = await readSnapshot(path, bucket, filter);
+      return r.ok ? "(accepted)" : r.reason;
+    };
+    await t.step("no file", async () => assert.equal(await reason(undefined), "no snapshot file"));
+    await t.step("empty file", async () => {
+      assert.equal(await reason(new Uint8Array()), "not a kvedge snapshot (bad magic)");
+    });
+    await t.step("another format", async () => {
+      assert.equal(
+        await reason(enc.encode('{"not":"a snapshot"}')),
+        "not a kvedge snapshot (bad magic)",
+      );
+    });
+    await t.step("cut inside the header", async () => {
+      assert.equal(
+        await reason(good.subarray(0, good.indexOf(0x7b) + 5)),
+        "snapshot truncated (header)",
+      );
+    });
+    await t.step("cut after the header", async () => {
+      const headerEnd = good.length - 20;
+      assert.match(await reason(good.subarray(0, headerEnd)), /checksum mismatch|corrupt/);
+    });
+    await t.step("header bytes that are not JSON", async () => {
+      const bad = good.slice();
+      bad[good.indexOf(0x7b)] = 0x21; // the header's opening "{" becomes "!"
+      assert.equal(await reason(bad), "snapshot header is corrupt");
+    });
+    await t.step("another filter of the same bucket", async () => {
+      assert.match(await reason(good, "b", "user.>"), /filter ">", not "b" "user\.>"/);
+    });
+    await t.step("the intact file still reads", async () => {
+      assert.equal(await reason(good), "(accepted)");
+    });
+  });
+});
