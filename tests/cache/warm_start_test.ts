@@ -243,8 +243,13 @@ Deno.test("an edge restarted while NATS is down", async (t) => {
         assert.equal((await c.getEntry("b"))?.source, "hit");
         assert.equal(c.stats().resyncs, 0, "resumed from the snapshot's revision");
         assert.equal(c.stats().applied, 3, "only the delta was read");
-        // And it follows the bucket from now on.
-        await kv.put("b", "2");
+        // And it follows the bucket from now on. The test's own client may
+        // still be reconnecting to the restarted server (one publish timed out
+        // on a busy CI machine): retry until acknowledged; the value is the same.
+        await waitFor(() => kv.put("b", "2"), {
+          timeoutMs: 30_000,
+          message: "a put after the restart acknowledged",
+        });
         await waitFor(() => c.peek("b") === 2, { message: "a change after catching up" });
       } finally {
         await c.close();
