@@ -58,12 +58,32 @@ function spawnWorker(cwd: string, env: Record<string, string>, wrapper: string[]
     stderr: () => errText,
     exited,
     async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
+      // SIGTERM first, so that the worker stops its embedded nats-server;
+      // SIGKILL only if it hangs, and then the server it leaves is killed by
+      // the PID it recorded (no test may leave a nats-server behind).
+      for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+        try {
+          child.kill(signal);
+        } catch {
+          break; // already exited
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const done = await Promise.race([
+          exited.then(() => true),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 10_000))),
+        ]);
+        clearTimeout(timer);
+        if (done) break;
       }
       await exited;
+      const storeDir = `${env.KVEDGE_DATA_DIR ?? `${cwd}/.data`}/nats`;
+      try {
+        const { pid } = JSON.parse(await Deno.readTextFile(`${storeDir}/embedded.json`));
+        const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+        if (cmdline.includes(storeDir) && pidAlive(pid)) Deno.kill(pid, "SIGKILL");
+      } catch {
+        // No record (stopped cleanly, or never started) or no such process.
+      }
     },
   };
 }
