@@ -126,6 +126,37 @@ async function updateReadme(text: string, tag: string): Promise<void> {
   await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path] }).output();
 }
 
+/**
+ * The README's table for one server: this run's results, and for every
+ * scenario it did not run, the latest result in `out` (so that re-running
+ * one scenario does not drop the others), each from its own JSON.
+ */
+async function latestTable(out: string, ran: ScenarioResult[], header: string): Promise<string> {
+  const older: { result: ScenarioResult; command: string; date: string }[] = [];
+  for (const s of SCENARIOS) {
+    if (ran.some((r) => r.name === s.name)) continue;
+    try {
+      const saved = JSON.parse(await Deno.readTextFile(`${out}/${s.name}.json`));
+      older.push({ result: saved, command: saved.command, date: saved.machine?.date ?? "?" });
+    } catch {
+      // Never run against this server.
+    }
+  }
+  if (older.length === 0) return header;
+  const order = (r: ScenarioResult) => SCENARIOS.findIndex((s) => s.name === r.name);
+  const all = [...ran, ...older.map((o) => o.result)].sort((a, b) => order(a) - order(b));
+  const from = older.map((o) => `\`${o.result.name}\` (${o.date}, \`${o.command}\`)`);
+  return [
+    header.slice(0, header.indexOf("\n\n")),
+    "",
+    `Earlier runs on the same machine and server, kept for the scenarios this one skipped: ${
+      from.join("; ")
+    }.`,
+    "",
+    table(all),
+  ].join("\n");
+}
+
 async function main(): Promise<number> {
   let args: Args;
   try {
@@ -207,7 +238,7 @@ async function main(): Promise<number> {
   ].join("\n");
   console.log(`\n## All results\n\n${text}\n`);
   await Deno.writeTextFile(`${out}/summary.md`, text + "\n");
-  if (args.updateReadme) await updateReadme(text, tag);
+  if (args.updateReadme) await updateReadme(await latestTable(out, results, text), tag);
   const misses = results.flatMap((r) => r.rows).filter((r) => r.pass === false).length;
   ctx.log(`${misses} row(s) miss their target; results in ${out}`);
   return failed > 0 ? 1 : 0;

@@ -21,6 +21,9 @@ import {
   UnavailableError,
 } from "./errors.ts";
 
+/** JetStream's "maximum consumers limit reached" (not in `JetStreamApiCodes`). */
+const MAXIMUM_CONSUMERS_LIMIT = 10026;
+
 /** Whether `err` is JetStream's "wrong last sequence" (a lost compare-and-set). */
 export function isWrongLastSequence(err: unknown): boolean {
   return (err instanceof JetStreamApiError &&
@@ -67,6 +70,20 @@ export function mapNatsError(
   ) {
     const why = err instanceof TimeoutError ? "timed out" : "NATS is unavailable";
     return new UnavailableError(`Cannot ${action}: ${why}`, { cause: err });
+  }
+  if (
+    (err instanceof JetStreamApiError && err.code === MAXIMUM_CONSUMERS_LIMIT) ||
+    (err instanceof Error && /maximum consumers limit/i.test(err.message))
+  ) {
+    // Every edge holds one consumer on the bucket's stream; nats-server 2.15
+    // limits a stream to 1 000 unless the stream or the server says otherwise.
+    return new UnavailableError(
+      `Cannot ${action}: the stream KV_${bucket} has reached its consumer limit (one per edge; ` +
+        `nats-server 2.15 allows 1000 per stream by default): raise it with ` +
+        `"nats stream edit KV_${bucket} --max-consumers <n>" or the server's ` +
+        `jetstream { limits { default_max_consumers } }, or put edges behind regional mirrors`,
+      { cause: err },
+    );
   }
   return new UnavailableError(
     `Cannot ${action}: ${err instanceof Error ? err.message : String(err)}`,

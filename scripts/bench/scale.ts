@@ -13,9 +13,11 @@
  *
  * @module
  */
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { openCache } from "../../mod.ts";
+import { serverVersion, versionAtLeast } from "../../src/server_version.ts";
 import { keyOf, valueOf } from "./bootstrap.ts";
 import {
   type BenchContext,
@@ -96,11 +98,27 @@ function edgeRows(edges: number, k: EdgeSeries, w: EdgeSeries): Row[] {
   ];
 }
 
+/**
+ * Every edge (and every raw watcher) is one consumer of the bucket's stream,
+ * and nats-server 2.15 allows 1 000 per stream unless the stream says
+ * otherwise: the bucket says so, as an operator running this many edges must
+ * (docs/operations.md). Older servers have no default limit.
+ */
+async function roomForEdges(nc: NatsConnection, bucket: string, consumers: number) {
+  if (!versionAtLeast(serverVersion(nc), "2.15.0")) return;
+  const jsm = await jetstreamManager(nc);
+  const { config } = await jsm.streams.info(`KV_${bucket}`);
+  // nats.js types leave max_consumers out of an update (older servers refuse it).
+  const next: typeof config = { ...config, max_consumers: consumers };
+  await jsm.streams.update(`KV_${bucket}`, next);
+}
+
 /** The edges axis: rows, raw figures and the latency and CPU plots over `edgeCounts`. */
 async function edgesAxis(ctx: BenchContext, options: EdgesAxisOptions): Promise<void> {
   const { server, nc, edgeCounts, writes, writesPerSec, into } = options;
   const bucket = benchBucket("bench_scale_edges");
   await fillBucket(nc, bucket, 100, keyOf, valueOf);
+  await roomForEdges(nc, bucket, 10_000);
   const kv = await new Kvm(nc).open(bucket);
   await kv.put("probe", new TextEncoder().encode(JSON.stringify({ seq: -1 })));
   const curve: Record<"kvedge" | "raw", { p50: number[]; p99: number[]; cpu: number[] }> = {
