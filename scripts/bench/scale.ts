@@ -56,6 +56,8 @@ interface EdgeFigures {
   /** Deliveries (edge × write) not seen before the child's deadline, and why edges ended early. */
   missing: number;
   errors: string[];
+  /** Watcher restarts of this process's kvedge edges (0 for raw watchers, which hide theirs). */
+  restarts: number;
 }
 
 /** Per rep, for one edge count and variant: latency p50/p99 (ms), server CPU per write (µs), lost deliveries. */
@@ -64,6 +66,12 @@ interface EdgeSeries {
   p99: number[];
   cpu: number[];
   lost: number[];
+  /** Writes every edge saw (the latency percentiles are over these). */
+  complete: number[];
+  /** Watcher restarts (kvedge only). */
+  restarts: number[];
+  /** The first errors the edge processes reported. */
+  errors: string[];
 }
 
 /** The edges axis parameters and where the figures go. */
@@ -77,15 +85,26 @@ interface EdgesAxisOptions {
 }
 
 /** The four rows of one edge count: p50, p99, server CPU and lost deliveries, kvedge against raw. */
-function edgeRows(edges: number, k: EdgeSeries, w: EdgeSeries): Row[] {
+function edgeRows(edges: number, writes: number, k: EdgeSeries, w: EdgeSeries): Row[] {
   const base = { baselineName: `${edges} raw kv.watch()` };
+  // Percentiles are over the writes every edge saw: say how many, per rep,
+  // when an edge missed some (fewer writes can flatter a latency).
+  const over = k.complete.some((n) => n < writes) || w.complete.some((n) => n < writes)
+    ? {
+      note: `over writes seen by every edge, of ${writes}: kvedge ${k.complete.join(", ")}; raw ${
+        w.complete.join(", ")
+      }`,
+    }
+    : {};
   return [
     infoRow(`${edges} edges: put→visible p50, slowest edge`, "ms", stat(k.p50), {
       ...base,
+      ...over,
       baseline: stat(w.p50),
     }),
     infoRow(`${edges} edges: put→visible p99, slowest edge`, "ms", stat(k.p99), {
       ...base,
+      ...over,
       baseline: stat(w.p99),
     }),
     infoRow(`${edges} edges: nats-server CPU per write`, "µs", stat(k.cpu), {
@@ -93,7 +112,9 @@ function edgeRows(edges: number, k: EdgeSeries, w: EdgeSeries): Row[] {
       baseline: stat(w.cpu),
     }),
     infoRow(`${edges} edges: deliveries never seen, per rep`, "count", stat(k.lost), {
-      note: `raw kv.watch(): ${w.lost.join(", ")}`,
+      note: `raw kv.watch(): ${w.lost.join(", ")}; kvedge watcher restarts: ${
+        k.restarts.join(", ")
+      }`,
     }),
   ];
 }
@@ -127,7 +148,15 @@ async function edgesAxis(ctx: BenchContext, options: EdgesAxisOptions): Promise<
   };
   for (const edges of edgeCounts) {
     for (const variant of ["kvedge", "raw"] as const) {
-      const series: EdgeSeries = { p50: [], p99: [], cpu: [], lost: [] };
+      const series: EdgeSeries = {
+        p50: [],
+        p99: [],
+        cpu: [],
+        lost: [],
+        complete: [],
+        restarts: [],
+        errors: [],
+      };
       for (let r = 0; r < ctx.reps; r++) {
         ctx.log(`scale: ${edges} ${variant} edges rep ${r + 1}/${ctx.reps}`);
         const f = await edgeRound(
@@ -145,6 +174,9 @@ async function edgesAxis(ctx: BenchContext, options: EdgesAxisOptions): Promise<
         series.p99.push(f.p99);
         series.cpu.push(f.cpuUsPerWrite);
         series.lost.push(f.lost);
+        series.complete.push(f.complete);
+        series.restarts.push(f.restarts);
+        for (const e of f.errors) if (series.errors.length < 5) series.errors.push(e);
       }
       into.raw[`edges_${edges}_${variant}`] = series;
       curve[variant].p50.push(stat(series.p50).median);
@@ -153,7 +185,7 @@ async function edgesAxis(ctx: BenchContext, options: EdgesAxisOptions): Promise<
     }
     const k = into.raw[`edges_${edges}_kvedge`] as EdgeSeries;
     const w = into.raw[`edges_${edges}_raw`] as EdgeSeries;
-    into.rows.push(...edgeRows(edges, k, w));
+    into.rows.push(...edgeRows(edges, writes, k, w));
   }
   const ep = (ys: number[]) => edgeCounts.map((n, i) => [n, ys[i]!] as [number, number]);
   into.plots["scale_edges_latency.svg"] = lineChart(
@@ -241,7 +273,17 @@ async function edgeRound(
   edges: number,
   writes: number,
   writesPerSec: number,
-): Promise<{ p50: number; p99: number; cpuUsPerWrite: number; lost: number }> {
+): Promise<
+  {
+    p50: number;
+    p99: number;
+    cpuUsPerWrite: number;
+    lost: number;
+    complete: number;
+    restarts: number;
+    errors: string[];
+  }
+> {
   const processes = Math.min(edges, MAX_PROCESSES);
   const round = crypto.randomUUID().slice(0, 8);
   let ready = 0;
@@ -307,6 +349,9 @@ async function edgeRound(
     p99: percentile(slowest, 0.99),
     cpuUsPerWrite: ((cpu1 - cpu0) * 1000) / writes,
     lost,
+    complete: slowest.length,
+    restarts: results.reduce((n, r) => n + (r.restarts ?? 0), 0),
+    errors: [...new Set(results.flatMap((r) => r.errors))].slice(0, 3),
   };
 }
 
@@ -330,6 +375,7 @@ async function childEdges(a: Record<string, string>): Promise<void> {
   const nc = await connectRaw(a.url!);
   const errors: string[] = [];
   const failed = (err: unknown) => errors.push(String(err));
+  let restarts = 0;
   if (a.child === "kvedge") {
     for (let e = 0; e < edges; e++) {
       const cache = await openCache<{ seq: number; round: string; t: number }>({
@@ -337,6 +383,10 @@ async function childEdges(a: Record<string, string>): Promise<void> {
         bucket: a.bucket!,
         mode: "replica",
         local: { maxItems: 10_000 },
+        onEvent: (e) => {
+          if (e.type === "watcher_restart") restarts++;
+          else if (e.type === "error" && errors.length < 3) errors.push(e.message);
+        },
       });
       await cache.ready({ timeoutMs: 300_000 });
       const it = cache.changes();
@@ -369,7 +419,7 @@ async function childEdges(a: Record<string, string>): Promise<void> {
   const missing = seen.reduce((n: number, k: number) => n + (edges - Math.min(k, edges)), 0);
   // Exiting closes the consumers' connection; a graceful close of hundreds
   // of caches would only add time to the round.
-  emit({ slowest, missing, errors } satisfies EdgeFigures);
+  emit({ slowest, missing, errors, restarts } satisfies EdgeFigures);
 }
 
 if (import.meta.main) {
