@@ -8,6 +8,10 @@
  */
 import type { GatedServeOptions, GatedServer, GateStats } from "./edge_listener.ts";
 import { acceptLoop } from "./edge_accept.ts";
+import { withDeadline } from "../src/watcher.ts";
+
+/** How long shutdown waits for in-flight requests before closing connections. */
+const SHUTDOWN_GRACE_MS = 2_000;
 
 /** The per-connection server `serveHttpOnConnection` returns. */
 interface ConnectionServer {
@@ -189,9 +193,7 @@ export function serveHandedOff(
       const drained = Promise.all(
         [...links].map((l) => l.server?.shutdown().catch(() => {})),
       );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
+      await withDeadline(drained, SHUTDOWN_GRACE_MS);
       for (const l of links) l.close();
     },
   };

@@ -8,6 +8,10 @@
  */
 import type { GatedServeOptions, GatedServer, GateStats } from "./edge_listener.ts";
 import { acceptLoop } from "./edge_accept.ts";
+import { withDeadline } from "../src/watcher.ts";
+
+/** How long shutdown waits for in-flight requests before closing connections. */
+const SHUTDOWN_GRACE_MS = 2_000;
 
 const HEAD_END = [13, 10, 13, 10];
 
@@ -203,9 +207,7 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
       // ends their links once their last bytes are passed on.
       await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
       const drained = Promise.all(links.values());
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
+      await withDeadline(drained, SHUTDOWN_GRACE_MS);
       for (const l of links.keys()) l.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },

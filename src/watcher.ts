@@ -499,8 +499,11 @@ function isLeaderless(err: unknown): boolean {
       /timeout|timed out|no responders|temporarily unavailable/i.test(err.message));
 }
 
-/** Waits for `p` at most `ms`; never rejects. */
-function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+/**
+ * Waits for `p` at most `ms`; never rejects.
+ * @internal
+ */
+export function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, ms);
