@@ -1,5 +1,5 @@
 /**
- * The rules of freshness (DESIGN.md, rules 1–7) for a regional edge: the
+ * The rules of freshness (docs/guarantees.md#freshness, rules 1–7) for a regional edge: the
  * core checks of cache_core_test.ts, run against an edge on a leaf node that
  * reads the bucket's regional mirror and writes to the hub.
  */
