@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../../host/edge_config.ts";
 import { serveGated } from "../../host/edge_listener.ts";
+import { connectionBudget } from "../../host/open_files.ts";
 import { waitFor } from "../_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../../workers/edge.ts", import.meta.url));
@@ -391,6 +392,31 @@ Deno.test("deno task serve: an idle-connection flood neither kills nor silences 
         c.close();
       } catch { /* closed */ }
     }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve runs with a low soft open-file limit raised to the hard one and sizes the gate by it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  try {
+    // A shell's common `ulimit -n` of 256 under a hard limit of 2048. Deno 2
+    // itself raises the soft limit at start-up; the worker's own prlimit call
+    // (host/open_files.ts) covers a runtime that does not. What is checked is
+    // what the user gets: the raised limit, and the gate's cap sized by it.
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+    }, ["prlimit", "--nofile=256:2048"]);
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const limits = await Deno.readTextFile(`/proc/${worker.child.pid}/limits`);
+    assert.match(limits, /^Max open files\s+2048\s+2048/m, "the process's soft limit was raised");
+    assert.equal(listening.openFiles, 2048);
+    assert.equal(listening.maxConnections, connectionBudget(2048));
+    assert.ok(!worker.lines.some((l) => l.msg === "cannot raise the open-file limit"));
+  } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
