@@ -15,6 +15,7 @@ import { nanos, NoRespondersError, nuid, TimeoutError } from "@nats-io/nats-core
 import {
   AckPolicy,
   type ConsumerConfig,
+  type ConsumerInfo,
   DeliverPolicy,
   type JetStreamManager,
   jetstreamManager,
@@ -109,10 +110,15 @@ const PROBE_PATIENCE = 8;
  * Deadline of a restart's consumer create, ms; doubles on each failure (a huge
  * bucket is slow to create a consumer on). The create goes through the meta
  * leader, which may still be electing when the stream's leader already answers.
- * 1.5 s was tried: the pause-all chaos test then twice saw the cluster take
- * over 30 s to accept writes after the pause; not understood, so it stays 3 s.
  */
 const CREATE_TIMEOUT_MS = 3_000;
+/**
+ * Deadline of one create request within {@link CREATE_TIMEOUT_MS}, ms: a
+ * request the meta layer dropped while electing is sent again after this.
+ * (Waiting out 3 s, then 6 s, put ~9.4 s between a cluster accepting writes
+ * again after a pause and the edges following it.)
+ */
+const CREATE_ATTEMPT_MS = 1_000;
 /** Pause between attempts while the stream is leaderless, ms (jittered from half to all of it). */
 const LEADERLESS_PAUSE_MS = 250;
 const DEFAULT_CONTROL_TIMEOUT_MS = 15_000;
@@ -265,13 +271,11 @@ export class Watcher {
         const probe = await this.#manager(
           Math.min(PROBE_TIMEOUT_MS * 2 ** Math.max(0, this.#failures - PROBE_PATIENCE), max),
         );
-        const create = await this.#manager(
-          Math.min(CREATE_TIMEOUT_MS * 2 ** this.#createFailures, max),
-        );
+        const createDeadlineMs = Math.min(CREATE_TIMEOUT_MS * 2 ** this.#createFailures, max);
         await this.#unlessDisconnected(async () => {
           const from = await this.#decideStart(reason, probe);
           stage = "consumer create";
-          await this.#open(from, reason, create);
+          await this.#open(from, reason, createDeadlineMs);
         });
         this.#backoffMs = MIN_BACKOFF_MS;
         this.#failures = 0;
@@ -342,7 +346,11 @@ export class Watcher {
     return from;
   }
 
-  async #open(from: StartFrom, reason: string, jsm = this.#o.jsm): Promise<void> {
+  async #open(
+    from: StartFrom,
+    reason: string,
+    createDeadlineMs = this.#o.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS,
+  ): Promise<void> {
     const { nc, filter, heartbeatMs } = this.#o;
     const name = `kvedge_${nuid.next()}`;
     const inbox = `${this.#o.inboxPrefix ?? "_INBOX"}.${name}`;
@@ -377,8 +385,7 @@ export class Watcher {
     this.#consumer = name;
     let pending: number;
     try {
-      const ci = await jsm.consumers.add(this.#stream, config);
-      pending = ci.num_pending;
+      pending = (await this.#addConsumer(config, createDeadlineMs)).num_pending;
     } catch (err) {
       sub.unsubscribe();
       this.#sub = undefined;
@@ -392,6 +399,25 @@ export class Watcher {
     this.#o.handler.onStarted({ from, pending, reason });
     if (pending === 0 || (this.#snapshotTarget > 0 && this.#lastRev >= this.#snapshotTarget)) {
       this.#markCaughtUp();
+    }
+  }
+
+  /**
+   * Creates the consumer within `deadlineMs`. A create with the same name and
+   * config is idempotent, so a request lost to an election (nothing answers
+   * it) is sent again every {@link CREATE_ATTEMPT_MS} instead of waiting out
+   * the whole deadline; a create that is merely slow (a huge bucket) answers
+   * the repeated request as soon as the consumer exists.
+   */
+  async #addConsumer(config: Partial<ConsumerConfig>, deadlineMs: number): Promise<ConsumerInfo> {
+    const until = Date.now() + deadlineMs;
+    for (;;) {
+      const jsm = await this.#manager(Math.max(1, Math.min(CREATE_ATTEMPT_MS, until - Date.now())));
+      try {
+        return await jsm.consumers.add(this.#stream, config);
+      } catch (err) {
+        if (this.#closed || !isLeaderless(err) || Date.now() >= until) throw err;
+      }
     }
   }
 
