@@ -385,14 +385,19 @@ export class Watcher {
     this.#consumer = name;
     let pending: number;
     try {
-      pending = (await this.#addConsumer(config, createDeadlineMs)).num_pending;
+      pending = (await this.#addConsumer(config, createDeadlineMs, sub)).num_pending;
     } catch (err) {
       sub.unsubscribe();
-      this.#sub = undefined;
       // The name stays: a create that timed out may still have made the
-      // consumer, and the next restart deletes it.
+      // consumer, and the next restart deletes it. A newer restart's
+      // subscription is left alone.
+      if (this.#sub === sub) this.#sub = undefined;
       throw err;
     }
+    // A restart that gave up on this attempt (the connection dropped) has
+    // moved on: this consumer is not ours any more (the server removes it
+    // after its inactive threshold), and must not mark anything caught up.
+    if (this.#sub !== sub) throw new Error("consumer create superseded by a newer restart");
     this.#lastActivityMs = Date.now();
     // Deliveries may have overtaken the create response: theirs is newer.
     if (this.#dseq === 0) this.#pending = pending;
@@ -407,16 +412,22 @@ export class Watcher {
    * config is idempotent, so a request lost to an election (nothing answers
    * it) is sent again every {@link CREATE_ATTEMPT_MS} instead of waiting out
    * the whole deadline; a create that is merely slow (a huge bucket) answers
-   * the repeated request as soon as the consumer exists.
+   * the repeated request as soon as the consumer exists. Stops resending
+   * once `sub` is no longer the watcher's (a restart gave up on it).
    */
-  async #addConsumer(config: Partial<ConsumerConfig>, deadlineMs: number): Promise<ConsumerInfo> {
+  async #addConsumer(
+    config: Partial<ConsumerConfig>,
+    deadlineMs: number,
+    sub: Subscription,
+  ): Promise<ConsumerInfo> {
     const until = Date.now() + deadlineMs;
     for (;;) {
       const jsm = await this.#manager(Math.max(1, Math.min(CREATE_ATTEMPT_MS, until - Date.now())));
       try {
         return await jsm.consumers.add(this.#stream, config);
       } catch (err) {
-        if (this.#closed || !isLeaderless(err) || Date.now() >= until) throw err;
+        const abandoned = this.#closed || !this.#connected || this.#sub !== sub;
+        if (abandoned || !isLeaderless(err) || Date.now() >= until) throw err;
       }
     }
   }
