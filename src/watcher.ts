@@ -529,11 +529,16 @@ export class Watcher {
   }
 }
 
-/** Whether `err` means nobody answered in time: a stream or meta layer without a leader. */
-function isLeaderless(err: unknown): boolean {
-  return err instanceof TimeoutError || err instanceof NoRespondersError ||
-    (err instanceof Error &&
-      /timeout|timed out|no responders|temporarily unavailable/i.test(err.message));
+/**
+ * Whether `err` means nobody answered in time: a stream or meta layer without
+ * a leader. nats.js wraps some of those (e.g. "no responders" on a JetStream
+ * request reads "jetstream is not enabled"), so the causes count too.
+ */
+function isLeaderless(err: unknown, depth = 0): boolean {
+  if (err instanceof TimeoutError || err instanceof NoRespondersError) return true;
+  if (!(err instanceof Error)) return false;
+  if (/timeout|timed out|no responders|temporarily unavailable/i.test(err.message)) return true;
+  return depth < 4 && isLeaderless(err.cause, depth + 1);
 }
 
 /**

@@ -142,7 +142,7 @@ export async function createReplicatedBucket(
       // A create lost to a busy meta layer is never answered (seen once on
       // 2.15.2 under a parallel run: 30 s without an answer); creating the
       // same bucket again is a no-op if the first one got through.
-      const retry = /no suitable peers|timeout|no responders/i.test(String(err));
+      const retry = /no suitable peers|timeout|no responders/i.test(causes(err));
       if (!retry || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -160,11 +160,23 @@ export async function createReplicatedBucket(
       });
       throw new Error("the stream stored a probe it had to refuse");
     } catch (err) {
-      if (/wrong last sequence/i.test(String(err))) return kv;
-      if (!/no responders|timeout/i.test(String(err)) || Date.now() > deadline) throw err;
+      if (/wrong last sequence/i.test(causes(err))) return kv;
+      // nats.js reports "no responders" on a publish as "jetstream is not
+      // enabled", with the no-responders error as its cause.
+      if (!/no responders|timeout/i.test(causes(err)) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/** `err`'s message and those of its causes, for matching what a NATS error really was. */
+function causes(err: unknown): string {
+  const out: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    out.push(String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return out.join(" <- ");
 }
 
 /**
