@@ -24,6 +24,7 @@ import {
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
+import { errorChain } from "./describe.ts";
 
 /** How the next consumer starts. */
 export type StartFrom =
@@ -518,11 +519,11 @@ export class Watcher {
  * a leader. nats.js wraps some of those (e.g. "no responders" on a JetStream
  * request reads "jetstream is not enabled"), so the causes count too.
  */
-function isLeaderless(err: unknown, depth = 0): boolean {
-  if (err instanceof TimeoutError || err instanceof NoRespondersError) return true;
-  if (!(err instanceof Error)) return false;
-  if (/timeout|timed out|no responders|temporarily unavailable/i.test(err.message)) return true;
-  return depth < 4 && isLeaderless(err.cause, depth + 1);
+function isLeaderless(err: unknown): boolean {
+  return errorChain(err).some((e) =>
+    e instanceof TimeoutError || e instanceof NoRespondersError ||
+    /timeout|timed out|no responders|temporarily unavailable/i.test(e.message)
+  );
 }
 
 /**

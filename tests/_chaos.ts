@@ -13,6 +13,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { BOOLEAN_WORDS, parseBoolean } from "../host/edge_config.ts";
+import { errorChain } from "../src/describe.ts";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
 export const LONG = (() => {
@@ -171,12 +172,8 @@ export async function createReplicatedBucket(
 
 /** `err`'s message and those of its causes, for matching what a NATS error really was. */
 function causes(err: unknown): string {
-  const out: string[] = [];
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
-    out.push(String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return out.join(" <- ");
+  const chain = errorChain(err);
+  return chain.length === 0 ? String(err) : chain.map(String).join(" <- ");
 }
 
 /**

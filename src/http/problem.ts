@@ -8,6 +8,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { errorChain } from "../describe.ts";
 import {
   BucketNotFoundError,
   ClosedError,
@@ -241,7 +242,7 @@ export function toProblem(err: unknown): HttpProblem {
  * or code for it, only this message; JetStream answers code 10054.
  */
 function overNatsPayload(err: unknown): boolean {
-  for (let e = err, i = 0; e instanceof Error && i < 8; e = e.cause, i++) {
+  for (const e of errorChain(err)) {
     if (e.name === "InvalidArgumentError" && /max_payload/.test(e.message)) return true;
     if ((e as { code?: unknown }).code === JS_MESSAGE_TOO_LARGE && e.name === "JetStreamApiError") {
       return true;
