@@ -150,6 +150,10 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   watcher.streamLastSeq = link.info.state.last_seq;
   c.watcher = watcher;
   transition(c, { on: "attaching" });
+  // What the loader said while NATS was unreachable is not checked against
+  // KV: drop it now, as on a reconnect, so that the next read asks KV and a
+  // synced cache never serves it as a fresh hit (rule 5).
+  revalidateOffline(c);
   c.watching = watcher.start("resume", "warm start (NATS reachable again)");
   try {
     await c.watching;

@@ -257,6 +257,54 @@ Deno.test("an edge restarted while NATS is down", async (t) => {
     },
   );
 
+  await t.step(
+    "what the loader answered while NATS was down is dropped once NATS is back: a key KV never held is not a fresh hit",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket, { history: 5 });
+      await kv.put("a", "1");
+      await writeSnapshot(bucket);
+      await srv.kill();
+      let calls = 0;
+      const c = await settlesWithin(
+        openCache<number>({
+          ...options(bucket),
+          loader: () => {
+            calls++;
+            return Promise.resolve(42);
+          },
+        }),
+        15_000,
+        "openCache() while NATS is down",
+      );
+      try {
+        const ghost = await c.getEntry("ghost"); // KV never held it
+        assert.equal(ghost?.value, 42, "the loader answers while NATS is down");
+        assert.equal(calls, 1);
+        await srv.restart();
+        await c.ready({ timeoutMs: 30_000 });
+        await waitFor(() => c.status().state === "synced", { timeoutMs: 30_000 });
+        const after = await c.getEntry("ghost");
+        assert.ok(
+          after === undefined || after.source !== "hit",
+          `the loader's offline answer served as a fresh hit: ${JSON.stringify(after)}`,
+        );
+        // A synced replica holds every key of the bucket: "ghost" is absent.
+        assert.equal(after, undefined);
+        assert.equal(c.peek("ghost"), undefined);
+        assert.equal(await c.get("a"), 1);
+        // The test's own client may still be reconnecting to the restarted
+        // server; the next step needs it.
+        await waitFor(() => kv.put("a", "1"), {
+          timeoutMs: 30_000,
+          message: "a put after the restart acknowledged",
+        });
+      } finally {
+        await c.close();
+      }
+    },
+  );
+
   await t.step("a bucket recreated meanwhile throws the snapshot away once reachable", async () => {
     const bucket = uniqueBucket();
     let kv = await kvm.create(bucket);
