@@ -172,7 +172,14 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
 }
 
 export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
-  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
+  if (c.resyncing && c.mode === "replica") {
+    c.store.sweep(c.gen, c.sweepBefore);
+    if (c.partial && !c.overflowed) {
+      // A full resync read every key: what a partial snapshot lacked is here now.
+      c.partial = false;
+      c.lossy = c.o.maxTtlMs > 0;
+    }
+  }
   if (c.mode === "replica") {
     c.complete = true;
     // Tombstones the watcher has passed say nothing a missing slot does not.
