@@ -27,8 +27,11 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
     heartbeatMs: c.o.heartbeatMs,
     inboxPrefix: c.d.inboxPrefix,
     handler: {
-      onChange: (key, op, rev, created, data, pending) =>
-        onChange(c, key, op, rev, created, data, pending),
+      onChange: (key, op, rev, created, data, pending) => {
+        onChange(c, key, op, rev, created, data, pending);
+        // The mirror delivers while cut off: it hears the hub again.
+        c.d.region?.link.nudge();
+      },
       onCaughtUp: (rev) => onCaughtUp(c, rev),
       onResync: (req) => onResync(c, req.reason, req.epochChanged),
       onHistoryGap: (first) => {
