@@ -117,9 +117,10 @@ export class RegionLink {
 
   /**
    * Reads the mirror's stream info now (or joins the read in flight). A read
-   * that fails, or is unanswered after `maxSilenceMs`, changes nothing but
-   * the belief's age: once no read succeeded for `maxSilenceMs`, the hub
-   * counts as unreachable.
+   * that fails, or is unanswered after `maxSilenceMs` (then another may
+   * start; a late answer still counts), changes nothing but the belief's
+   * age: once no read succeeded for `maxSilenceMs`, the hub counts as
+   * unreachable.
    */
   check(): Promise<void> {
     if (this.#checking) return this.#checking;
@@ -129,12 +130,15 @@ export class RegionLink {
       timer = setTimeout(() => resolve("late"), this.#r.maxSilenceMs);
       unref(timer);
     });
-    const read = this.#jsm.streams.info(this.#stream);
+    const started = this.#attemptedAt;
+    // An answer after the deadline still counts, unless a newer one came first.
+    const read = this.#jsm.streams.info(this.#stream).then((info) => {
+      if (this.#checkedAt <= started) this.#read(info);
+    });
     read.catch(() => {}); // abandoned at the deadline: its own timeout ends it
     this.#checking = Promise.race([read, deadline])
-      .then((info) => {
-        if (info === "late") this.#expire();
-        else this.#read(info);
+      .then((r) => {
+        if (r === "late") this.#expire();
       }, () => this.#expire())
       .finally(() => {
         clearTimeout(timer);
