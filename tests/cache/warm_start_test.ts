@@ -219,6 +219,46 @@ Deno.test("warm start from a snapshot", async (t) => {
   );
 
   await t.step(
+    "a replica loaded from a partial snapshot answers absent without I/O again after a full resync",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket);
+      for (const k of ["a", "b"]) await kv.put(k, "1");
+      const lazy = await openCache<number>({
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+        snapshot: { path, intervalMs: 0 },
+      });
+      await lazy.ready();
+      await lazy.get("a");
+      await lazy.close(); // a partial snapshot
+      await using replica = await openCache<number>({
+        ...replicaWithSnapshot(bucket, path),
+        reconcileMs: 200,
+      });
+      await replica.ready();
+      await waitFor(() => replica.status().state === "synced");
+      let fetches = replica.stats().fetches;
+      assert.equal(await replica.get("never"), undefined);
+      assert.equal(replica.stats().fetches, fetches + 1, "partial: a missing key is asked for");
+      // The bucket recreated: a full resync reads every key again.
+      await kv.destroy();
+      const kvNew = await kvm.create(bucket);
+      await kvNew.put("b", "2");
+      await waitFor(() => replica.status().resyncs >= 1 && replica.status().state === "synced", {
+        timeoutMs: 15_000,
+      });
+      await waitFor(() => replica.peek("b") === 2);
+      fetches = replica.stats().fetches;
+      assert.equal(await replica.get("never"), undefined);
+      assert.equal(await replica.get("a"), undefined);
+      assert.equal(replica.stats().fetches, fetches, "complete again: absent without I/O");
+    },
+  );
+
+  await t.step(
     "an overflowed replica's snapshot stays partial across restarts, so no key is taken for absent",
     async () => {
       const bucket = uniqueBucket();
