@@ -18,7 +18,15 @@
 import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 import { LruList, NONE } from "./lru_list.ts";
 import { SlotTtl } from "./slot_ttl.ts";
-import { Applied, compact, rawBytes, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
+import {
+  Applied,
+  compact,
+  rawBytes,
+  type Refusal,
+  type RemovalReason,
+  type Slot,
+  SlotFlag,
+} from "./slot.ts";
 
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
@@ -159,14 +167,19 @@ export class LocalStore {
   /**
    * Replaces the encoded value at `i` by its decoded `value`, or, when
    * `rejected` is given (why the codec or schema refused the value), turns the
-   * slot into a rejected tombstone. Size and revision stay.
+   * slot into a rejected tombstone that keeps the encoded value (a
+   * {@link Refusal}). Size and revision stay.
    */
   setDecodedAt(i: number, value: unknown, rejected?: unknown): void {
     if (rejected === undefined) {
       this.#vals[i] = value;
       this.#flags[i] = 0;
     } else {
-      this.#vals[i] = rejected;
+      const held = this.#vals[i];
+      const encoded = (this.#flags[i]! & SlotFlag.Raw) !== 0
+        ? held as string | Uint8Array
+        : (held as Refusal | undefined)?.encoded ?? "";
+      this.#vals[i] = { reason: rejected, encoded } satisfies Refusal;
       this.#flags[i] = SlotFlag.Deleted | SlotFlag.Rejected;
     }
   }
@@ -191,7 +204,7 @@ export class LocalStore {
       size: this.#maxBytes > 0 ? this.#size[i]! : 0,
       gen: this.#gen[i]!,
     };
-    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = this.#vals[i];
+    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = (this.#vals[i] as Refusal).reason;
     return slot;
   }
 
@@ -357,10 +370,15 @@ export class LocalStore {
     return this.#removeWhere((i) => this.#rev[i]! > 0 && this.#rev[i]! < rev);
   }
 
-  /** Removes tombstones with a revision up to `rev`; returns how many. */
+  /**
+   * Removes tombstones with a revision up to `rev`; returns how many. A
+   * refused value ({@link SlotFlag.Rejected}) is not a tombstone to drop: its
+   * key holds a value, which must keep answering "refused", not "absent".
+   */
   dropTombstones(rev: number): number {
     return this.#removeWhere((i) =>
-      (this.#flags[i]! & SlotFlag.Deleted) !== 0 && this.#rev[i]! <= rev
+      (this.#flags[i]! & (SlotFlag.Deleted | SlotFlag.Rejected)) === SlotFlag.Deleted &&
+      this.#rev[i]! <= rev
     );
   }
 

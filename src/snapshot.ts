@@ -27,7 +27,12 @@ export interface SnapshotHeader {
   lastRevision: number;
   /** Records in the file. */
   count: number;
-  /** Whether the replica had overflowed its bounds (so the snapshot is partial). */
+  /**
+   * Whether the records may lack keys the bucket held at `lastRevision`
+   * (taken by a lazy cache, or by a replica that overflowed its bounds, has a
+   * `maxTtlMs`, or was itself loaded from a partial snapshot): a cache loaded
+   * from it must not take a missing key for an absent one.
+   */
   partial: boolean;
   /** When it was written, epoch ms. */
   savedAt: number;

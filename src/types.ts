@@ -251,8 +251,11 @@ export interface RegionOptions {
   /**
    * The hub counts as unreachable once the mirror has not heard from it
    * (`mirror.active`; the hub sends a heartbeat every second) for longer than
-   * this, in ms: entries are then served as stale and writes fail fast with
-   * `UnavailableError`. Default 3 000.
+   * this, in ms, and also once no read of the mirror's stream info has
+   * succeeded for this long (the region's JetStream does not answer): entries
+   * are then served as stale, and writes are still tried but with a deadline
+   * of at most 1 s (they fail at once with `UnavailableError` while the leaf
+   * has no link to the hub). Default 3 000.
    */
   maxSilenceMs?: number;
 }
@@ -261,7 +264,10 @@ export interface RegionOptions {
 export interface RegionStatus {
   /** The hub's JetStream domain. */
   hubDomain: string;
-  /** Whether the local mirror heard from the hub within `maxSilenceMs` at the last check. */
+  /**
+   * Whether the local mirror heard from the hub within `maxSilenceMs` at the
+   * last check, and a check succeeded within `maxSilenceMs`.
+   */
   hubReachable: boolean;
   /**
    * Messages the mirror knows it has not copied yet, as the hub last told it.
@@ -273,7 +279,7 @@ export interface RegionStatus {
   mirrorActiveMs: number;
   /** The mirror's last revision at the last check. */
   mirrorLastRevision: number;
-  /** When the mirror was last checked, epoch ms. */
+  /** When a check of the mirror last succeeded, epoch ms (the other fields are as of then). */
   checkedAt: number;
 }
 

@@ -94,8 +94,11 @@ export class CacheCore<T> {
   tombstones = 0;
   gen = 0;
   sweepBefore = 0;
+  /** A missing slot does not mean "absent": bounds evicted, TTLs expired, or a partial snapshot. */
   lossy: boolean;
   overflowed = false;
+  /** Loaded from a partial snapshot: the store may lack keys until a full resync. */
+  partial = false;
   bucketTtlMs = 0;
   lastCreated = 0;
   bootstrapApplied = 0;

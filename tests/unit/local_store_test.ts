@@ -146,3 +146,26 @@ Deno.test("local store: a slot past its TTL is gone from every read and reported
   // A newer revision over an expired slot is stored.
   assert.equal(store.put("k", 1, Date.now(), enc.encode("w")), Applied.Stored);
 });
+
+Deno.test("local store: a refused value keeps its bytes and is no tombstone to drop", () => {
+  const store = new LocalStore({ maxItems: 10 });
+  const bytes = new TextEncoder().encode('"not a number"');
+  store.put("bad", 3, 1000, bytes);
+  store.put("gone", 4, 1000, undefined); // a tombstone
+  const why = new Error("schema: expected number");
+  store.decoded("bad", 3, undefined, why);
+  assert.equal(store.peek("bad")?.rejected, why);
+  assert.equal(store.peek("bad")?.deleted, true);
+  assert.equal(store.dropTombstones(10), 1, "only the real tombstone is dropped");
+  assert.equal(store.peek("gone"), undefined);
+  assert.equal(store.peek("bad")?.rejected, why, "the refused value still answers refused");
+  // Its encoded value stays, for a snapshot to save.
+  const seen: unknown[] = [];
+  store.forEach((key, rev, _created, flags, value) => seen.push([key, rev, flags, value]));
+  assert.deepEqual(seen, [[
+    "bad",
+    3,
+    SlotFlag.Deleted | SlotFlag.Rejected,
+    { reason: why, encoded: '"not a number"' },
+  ]]);
+});
