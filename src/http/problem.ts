@@ -16,7 +16,9 @@ import {
   DecodeError,
   KeyError,
   LoaderError,
+  OverloadedError,
   PermissionError,
+  TooLargeError,
   UnavailableError,
   UnsupportedError,
   ValidationError,
@@ -35,6 +37,9 @@ export type ProblemCode =
   | "too_deep"
   | "schema"
   | "too_many_streams"
+  | "overloaded"
+  | "result_too_large"
+  | "headers_too_large"
   | "upstream_forbidden"
   | "loader_failed"
   | "undecodable_value"
@@ -58,6 +63,9 @@ const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }
   undecodable_value: { status: 502, title: "Stored value cannot be decoded" },
   unavailable: { status: 503, title: "Service unavailable" },
   too_many_streams: { status: 503, title: "Too many streams" },
+  overloaded: { status: 503, title: "Too busy" },
+  result_too_large: { status: 422, title: "Result too large" },
+  headers_too_large: { status: 431, title: "Request header fields too large" },
   internal: { status: 500, title: "Internal error" },
 };
 
@@ -205,6 +213,20 @@ export function toProblem(err: unknown): HttpProblem {
   }
   if (err instanceof LoaderError) {
     return new HttpProblem("loader_failed", "the origin loader failed", { cause: err });
+  }
+  if (err instanceof TooLargeError) {
+    return new HttpProblem(
+      "result_too_large",
+      `the answer would be larger than ${err.limitBytes} bytes (the limit)`,
+      { extensions: { maxBytes: err.limitBytes }, cause: err },
+    );
+  }
+  if (err instanceof OverloadedError) {
+    return new HttpProblem("overloaded", "too many reads are waiting for NATS; retry later", {
+      headers: { "retry-after": "1" },
+      extensions: { limit: err.limit },
+      cause: err,
+    });
   }
   if (
     err instanceof UnavailableError || err instanceof ClosedError ||

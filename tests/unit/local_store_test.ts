@@ -146,3 +146,54 @@ Deno.test("local store: a slot past its TTL is gone from every read and reported
   // A newer revision over an expired slot is stored.
   assert.equal(store.put("k", 1, Date.now(), enc.encode("w")), Applied.Stored);
 });
+
+Deno.test("local store: negative slots take at most maxNegativeShare, values stay", async (t) => {
+  await t.step("by items: the oldest negative goes, never a value", () => {
+    const removed: string[] = [];
+    const store = new LocalStore({
+      maxItems: 100,
+      maxNegativeShare: 0.1,
+      onRemove: (k) => removed.push(k),
+    });
+    for (let i = 0; i < 50; i++) store.put(`v${i}`, i + 1, 1, enc.encode("1"));
+    for (let i = 0; i < 500; i++) store.put(`n${i}`, 0, 1, undefined);
+    assert.equal(store.negatives, 10);
+    assert.equal(store.size, 60);
+    assert.equal(store.negativeEvictions, 490);
+    assert.equal(store.evictions, 0, "negative drops are not evictions");
+    assert.deepEqual(removed, [], "and not reported as evictions (a replica would overflow)");
+    for (let i = 0; i < 50; i++) assert.ok(store.has(`v${i}`));
+    for (let i = 490; i < 500; i++) assert.ok(store.has(`n${i}`), "the newest negatives stay");
+    // A negative replaced by a value, and a tombstone with a revision, are no negatives.
+    store.put("n499", 7, 1, enc.encode("2"));
+    store.put("gone", 9, 1, undefined);
+    assert.equal(store.negatives, 9);
+    store.delete("n498");
+    assert.equal(store.negatives, 8);
+    store.clear();
+    assert.equal(store.negatives, 0);
+  });
+
+  await t.step("by bytes: long never-written keys cannot crowd out values", () => {
+    const store = new LocalStore({ maxBytes: 100_000, maxNegativeShare: 0.2 });
+    for (let i = 0; i < 50; i++) store.put(`v${i}`, i + 1, 1, new Uint8Array(1_000));
+    for (let i = 0; i < 500; i++) store.put(`n${i}.${"x".repeat(400)}`, 0, 1, undefined);
+    assert.ok(store.negatives * (400 + ENTRY_OVERHEAD_BYTES) <= 20_000, `${store.negatives}`);
+    for (let i = 0; i < 50; i++) assert.ok(store.has(`v${i}`));
+    assert.equal(store.evictions, 0);
+  });
+
+  await t.step("the default share (1) bounds them by maxItems alone", () => {
+    const store = new LocalStore({ maxItems: 10 });
+    for (let i = 0; i < 5; i++) store.put(`v${i}`, i + 1, 1, enc.encode("1"));
+    for (let i = 0; i < 20; i++) store.put(`n${i}`, 0, 1, undefined);
+    assert.equal(store.evictions, 15);
+    assert.equal(store.negativeEvictions, 0);
+  });
+
+  await t.step("a share outside (0, 1] is a RangeError", () => {
+    for (const share of [0, -1, 1.5, NaN]) {
+      assert.throws(() => new LocalStore({ maxItems: 1, maxNegativeShare: share }), RangeError);
+    }
+  });
+});

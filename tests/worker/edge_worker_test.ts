@@ -537,6 +537,42 @@ Deno.test("connection gate: idle keep-alive and stalled bodies are closed, a qui
   }
 });
 
+Deno.test("connection gate: every request head, not only the first, must arrive within the header timeout", async () => {
+  const enc = new TextEncoder();
+  const sheds: string[] = [];
+  const server = await serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnections: 100,
+    headerTimeoutMs: 300,
+    idleTimeoutMs: 600_000,
+    handler: () => new Response("ok"),
+    onEvent: (e) => {
+      if (e.type === "shed") sheds.push(e.reason);
+    },
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.endsWith("ok")) {
+      const n = await conn.read(buf);
+      assert.notEqual(n, null, "the first request is answered");
+      text += new TextDecoder().decode(buf.subarray(0, n!));
+    }
+    // The second head starts and never ends (slowloris on a kept-alive connection).
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\nx-slow: 1"));
+    assert.ok(await closedWithin(conn, 30_000), "the connection is closed");
+    assert.deepEqual(sheds, ["header_timeout"]);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    await server.shutdown();
+  }
+});
+
 /** Resident set size of `pid` in bytes (Linux). */
 function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
