@@ -38,7 +38,7 @@ import {
   within,
 } from "./_edge_shutdown.ts";
 
-const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
+const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
 Runs a kvedge edge worker: one cache per bucket, served over HTTP. It takes no
 arguments; the environment configures it. Without NATS_URL it starts an

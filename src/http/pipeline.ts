@@ -7,6 +7,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { OverloadedError } from "../errors.ts";
 import { bucketProblem, keyProblem } from "../keys.ts";
 import type { Cache } from "../types.ts";
 import type { CreateAppOptions, RequestInfo, ResolvedAppOptions } from "./app_options.ts";
@@ -16,7 +17,7 @@ import type { CorsPolicy } from "./cors.ts";
 import { Admission } from "./admission.ts";
 import { HttpMetrics } from "./metrics.ts";
 import type { RouteMetrics } from "./metrics.ts";
-import { HttpProblem, problemInstance, toProblem } from "./problem.ts";
+import { HttpProblem, problemInstance, serverFault, toProblem } from "./problem.ts";
 import { ServedBucket } from "./served_bucket.ts";
 
 /** A Host header value: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
@@ -173,13 +174,14 @@ export class Pipeline {
         c.req.path,
         status,
         performance.now() - t0,
-        status >= 500 ? c.error : undefined,
+        status >= 500 ? serverFault(c.error) : undefined,
       );
     };
   }
 
   /** Renders any error as `application/problem+json` (the one error path). */
   renderError(err: unknown, path: string): Response {
+    if (err instanceof OverloadedError) this.refused("misses");
     return toProblem(err).getResponse(problemInstance(path));
   }
 

@@ -276,6 +276,22 @@ function overNatsPayload(err: unknown): boolean {
 /** JetStream's "message size exceeds maximum allowed" (`JSStreamMessageExceedsMaximumErr`). */
 const JS_MESSAGE_TOO_LARGE = 10054;
 
+/**
+ * The error behind a 5xx answer worth a log line of its own: not a refusal
+ * by one of the facade's bounds (`overloaded`, `too_many_streams`), which is
+ * counted and logged once a second per bound instead, so a flood cannot
+ * flood the log.
+ */
+export function serverFault(err: unknown): unknown {
+  if (err instanceof OverloadedError) return undefined;
+  if (
+    err instanceof HttpProblem && (err.code === "overloaded" || err.code === "too_many_streams")
+  ) {
+    return undefined;
+  }
+  return err;
+}
+
 /** The request path as echoed in `instance`, truncated. */
 export function problemInstance(path: string): string {
   return path.length > MAX_INSTANCE_LENGTH ? path.slice(0, MAX_INSTANCE_LENGTH) + "…" : path;

@@ -201,7 +201,12 @@ Deno.test("HTTP facade: work a hostile client can cause is bounded", async (t) =
 
     await t.step("misses in flight are capped: past the cap 503 overloaded at once", async () => {
       const cache = await open({ maxConcurrentMisses: 4 });
-      const a = app(cache);
+      const logged: RequestInfo[] = [];
+      const refusals: string[] = [];
+      const a = app(cache, {
+        onRequest: (info) => logged.push(info),
+        onRefused: ({ bound }) => refusals.push(bound),
+      });
       const got = await statuses(
         await Promise.all(
           Array.from({ length: 20 }, (_, i) => a.request(`/v1/buckets/b/keys/absent.${i}`)),
@@ -210,6 +215,13 @@ Deno.test("HTTP facade: work a hostile client can cause is bounded", async (t) =
       assert.deepEqual(got, { 404: 4, 503: 16 });
       assert.equal(cache.stats().shedMisses, 16);
       assert.equal(cache.stats().fetches, 4, "a refused miss costs no KV read");
+      assert.equal(refusals.filter((b) => b === "misses").length, 16);
+      const shedLines = logged.filter((i) => i.status === 503);
+      assert.equal(shedLines.length, 16);
+      assert.ok(
+        shedLines.every((i) => i.error === undefined),
+        "a refusal is counted, not logged as a server error",
+      );
       // Misses of one key share one fetch and are never refused.
       const same = await statuses(
         await Promise.all(
