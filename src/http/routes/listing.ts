@@ -73,12 +73,19 @@ export function listingRoutes(p: Pipeline): Hono {
         // so memory stays O(limit) however large the bucket is.
         let page: string[] = [];
         const keep = limit + 1;
+        // Once trimmed, a key not below the page's last cannot enter it: most
+        // keys of a large bucket then cost one comparison, not a sort.
+        let bound: string | undefined;
         const keys = b.cache.keys(filterForPrefix(prefix), signal === undefined ? {} : { signal });
         for await (const k of keys) {
           if (prefix !== "" && !k.startsWith(prefix)) continue;
           if (after !== undefined && k <= after) continue;
+          if (bound !== undefined && k >= bound) continue;
           page.push(k);
-          if (page.length >= keep * 4) page = page.sort().slice(0, keep);
+          if (page.length >= keep * 4) {
+            page = page.sort().slice(0, keep);
+            bound = page[keep - 1];
+          }
         }
         if (signal?.aborted) {
           p.refused("listing_client_gone");
