@@ -197,3 +197,60 @@ Deno.test("local store: negative slots take at most maxNegativeShare, values sta
     }
   });
 });
+
+Deno.test("property: the negative bound keeps its count exact and never drops a value", async () => {
+  const { default: fc } = await import("fast-check");
+  const seed = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
+  console.log(`  seed ${seed} (replay: KVEDGE_FC_SEED=${seed})`);
+  const key = fc.constantFrom(...Array.from({ length: 12 }, (_, i) => `k${i}`));
+  const op = fc.oneof(
+    fc.record({ op: fc.constant("value" as const), key, rev: fc.integer({ min: 1, max: 50 }) }),
+    fc.record({ op: fc.constant("negative" as const), key }),
+    fc.record({ op: fc.constant("tombstone" as const), key, rev: fc.integer({ min: 1, max: 50 }) }),
+    fc.record({ op: fc.constant("loaded" as const), key }),
+    fc.record({ op: fc.constant("delete" as const), key }),
+    fc.record({ op: fc.constant("get" as const), key }),
+    fc.record({ op: fc.constant("dropBelow" as const), rev: fc.integer({ min: 0, max: 50 }) }),
+    fc.record({ op: fc.constant("dropTombstones" as const), rev: fc.integer({ min: 0, max: 50 }) }),
+    fc.record({ op: fc.constant("clear" as const) }),
+  );
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 10 }),
+      fc.double({ min: 0.05, max: 1, noNaN: true }),
+      fc.boolean(),
+      fc.array(op, { maxLength: 80 }),
+      (maxItems, share, bytes, ops) => {
+        const store = new LocalStore({
+          maxItems,
+          ...(bytes ? { maxBytes: maxItems * (ENTRY_OVERHEAD_BYTES + 8) } : {}),
+          maxNegativeShare: share,
+        });
+        const bound = share < 1 ? Math.max(1, Math.floor(share * maxItems)) : Infinity;
+        const values = () => [...store.entries()].filter(([, s]) => !s.deleted).map(([k]) => k);
+        for (const o of ops) {
+          const before = values();
+          const evictionsBefore = store.evictions;
+          if (o.op === "value") store.put(o.key, o.rev, 1, enc.encode("v"));
+          else if (o.op === "negative") store.put(o.key, 0, 1, undefined);
+          else if (o.op === "tombstone") store.put(o.key, o.rev, 1, undefined);
+          else if (o.op === "loaded") store.putValue(o.key, 0, 1, "v", 1);
+          else if (o.op === "delete") store.delete(o.key);
+          else if (o.op === "get") store.get(o.key);
+          else if (o.op === "dropBelow") store.dropBelow(o.rev);
+          else if (o.op === "dropTombstones") store.dropTombstones(o.rev);
+          else store.clear();
+          const negatives = [...store.entries()].filter(([, s]) => s.deleted && s.rev === 0);
+          assert.equal(store.negatives, share < 1 ? negatives.length : 0, "exact count");
+          assert.ok(negatives.length <= bound, `${negatives.length} negatives, bound ${bound}`);
+          if (o.op === "negative" && store.evictions === evictionsBefore) {
+            // (Its own key's loaded value, at revision 0 too, it replaces by the revision rule.)
+            const others = (ks: string[]) => ks.filter((k) => k !== o.key).sort();
+            assert.deepEqual(others(values()), others(before), "a negative put drops no value");
+          }
+        }
+      },
+    ),
+    { seed, numRuns: 300 },
+  );
+});
