@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../../host/edge_config.ts";
 import { serveGated } from "../../host/edge_listener.ts";
 import { connectionBudget } from "../../host/open_files.ts";
+import { connect } from "@nats-io/transport-node";
+import { fill } from "../_seed.ts";
 import { waitFor } from "../_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../../workers/edge.ts", import.meta.url));
@@ -23,7 +25,8 @@ interface Worker extends AsyncDisposable {
 function spawnWorker(cwd: string, env: Record<string, string>, wrapper: string[] = []): Worker {
   const [program, ...pre] = [...wrapper, Deno.execPath()];
   const child = new Deno.Command(program!, {
-    args: [...pre, "run", "-A", WORKER],
+    // As `deno task serve` runs it.
+    args: [...pre, "run", "-A", "--unstable-no-legacy-abort", WORKER],
     cwd,
     env: { NATS_URL: "", PORT: "0", KVEDGE_LOG_REQUESTS: "1", ...env },
     stdin: "null",
@@ -638,6 +641,72 @@ Deno.test("deno task serve: watch clients that never read hold bounded memory", 
     );
   } finally {
     for (const r of readers) await r.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve: replays are capped per client address, a listing ends with its client", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const open: Response[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_MAX_REPLAYS: "10",
+      KVEDGE_MAX_REPLAYS_PER_CLIENT: "2",
+    });
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    const refusals = (bound: string) =>
+      worker.lines.filter((l) =>
+        l.msg === "request refused: a bound was reached" && l.bound === bound
+      )
+        .length;
+
+    await t.step("a third replay from one address is refused, with a log line", async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${base}/v1/buckets/demo/watch`, {
+          headers: { "last-event-id": "0" },
+        });
+        statuses.push(r.status);
+        if (r.status === 200) open.push(r);
+        else await r.body?.cancel();
+      }
+      assert.deepEqual(statuses, [200, 200, 503]);
+      await waitFor(() => refusals("replays_per_client") === 1, {
+        message: "one refusal line naming the bound",
+      });
+    });
+
+    await t.step("a listing read from KV stops when its client goes away", async () => {
+      const nc = await connect({ servers: String(listening.nats) });
+      try {
+        await fill(nc, "demo", 100_000, (i) => i);
+      } finally {
+        await nc.close();
+      }
+      const scanning = async () => {
+        const m = await (await fetch(`${base}/metrics`)).text();
+        return Number(/^kvedge_http_inflight\{kind="scan"\} (\d+)$/m.exec(m)?.[1]);
+      };
+      const ac = new AbortController();
+      const listing = fetch(`${base}/v1/buckets/demo/keys?limit=10`, { signal: ac.signal })
+        .catch((err) => err);
+      await waitFor(async () => (await scanning()) === 1, { message: "the listing runs" });
+      ac.abort();
+      assert.equal((await listing as Error).name, "AbortError");
+      await waitFor(() => refusals("listing_client_gone") === 1, {
+        timeoutMs: 60_000,
+        message: "the worker stopped the listing of a client that left",
+      });
+      assert.equal(await scanning(), 0);
+    });
+  } finally {
+    for (const r of open) await r.body?.cancel().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
