@@ -682,6 +682,23 @@ Deno.test("deno task serve: replays are capped per client address, a listing end
       });
     });
 
+    await t.step("replays whose clients leave give their places back", async () => {
+      const replaying = async () => {
+        const m = await (await fetch(`${base}/metrics`)).text();
+        return Number(/^kvedge_http_inflight\{kind="replay"\} (\d+)$/m.exec(m)?.[1]);
+      };
+      assert.equal(await replaying(), 2);
+      for (const r of open.splice(0)) await r.body?.cancel();
+      await waitFor(async () => (await replaying()) === 0, {
+        message: "the worker ended both replays",
+      });
+      const again = await fetch(`${base}/v1/buckets/demo/watch`, {
+        headers: { "last-event-id": "0" },
+      });
+      assert.equal(again.status, 200);
+      open.push(again);
+    });
+
     await t.step("a listing read from KV stops when its client goes away", async () => {
       const nc = await connect({ servers: String(listening.nats) });
       try {
