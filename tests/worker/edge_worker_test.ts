@@ -254,6 +254,34 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
     assert.ok(!shown.includes("w1") && !shown.includes("r2"), "tokens are not in the description");
   });
 
+  await t.step("the bounds on hostile clients: defaults and values", () => {
+    const d = parseEdgeConfig({});
+    assert.deepEqual(
+      [d.maxConcurrentScans, d.maxHistoryBytes, d.maxReplays, d.maxReplaysPerClient],
+      [4, 8 << 20, 64, 4],
+    );
+    assert.deepEqual([d.maxHeaderCount, d.maxHeaderBytes], [64, 16 << 10]);
+    assert.equal(d.maxConcurrentMisses, undefined, "the cache's default (256)");
+    assert.equal(d.maxNegativeShare, undefined, "the cache's default (0.25)");
+    const c = parseEdgeConfig({
+      KVEDGE_MAX_CONCURRENT_SCANS: "2",
+      KVEDGE_MAX_HISTORY_BYTES: "4096",
+      KVEDGE_MAX_REPLAYS: "9",
+      KVEDGE_MAX_REPLAYS_PER_CLIENT: "1",
+      KVEDGE_MAX_HEADER_COUNT: "32",
+      KVEDGE_MAX_HEADER_BYTES: "2048",
+      KVEDGE_MAX_CONCURRENT_MISSES: "16",
+      KVEDGE_MAX_NEGATIVE_PERCENT: "10",
+    });
+    assert.deepEqual(
+      [c.maxConcurrentScans, c.maxHistoryBytes, c.maxReplays, c.maxReplaysPerClient],
+      [2, 4096, 9, 1],
+    );
+    assert.deepEqual([c.maxHeaderCount, c.maxHeaderBytes], [32, 2048]);
+    assert.equal(c.maxConcurrentMisses, 16);
+    assert.equal(c.maxNegativeShare, 0.1);
+  });
+
   await t.step("bad values name the variable, never the value", () => {
     const bad: [Record<string, string>, RegExp][] = [
       [{ KVEDGE_BUCKETS: "a:fast" }, /KVEDGE_BUCKETS: unknown flag/],
@@ -273,6 +301,9 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
       [{ NATS_TOKEN: "t0ken-s3cret" }, /NATS_URL is not/],
       [{ KVEDGE_READ_TOKEN: "s3cret value" }, /KVEDGE_READ_TOKEN/],
       [{ KVEDGE_CORS_ORIGINS: "app.example" }, /KVEDGE_CORS_ORIGINS/],
+      [{ KVEDGE_MAX_NEGATIVE_PERCENT: "0" }, /KVEDGE_MAX_NEGATIVE_PERCENT/],
+      [{ KVEDGE_MAX_HEADER_COUNT: "129" }, /KVEDGE_MAX_HEADER_COUNT/],
+      [{ KVEDGE_MAX_REPLAYS_PER_CLIENT: "-1" }, /KVEDGE_MAX_REPLAYS_PER_CLIENT/],
     ];
     for (const [env, pattern] of bad) {
       assert.throws(() => parseEdgeConfig(env), TypeError);
