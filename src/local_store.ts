@@ -36,6 +36,13 @@ export interface LocalStoreOptions {
   maxBytes?: number;
   /** Longest life of a slot, ms, from when it was stored. */
   maxTtlMs?: number;
+  /**
+   * Largest share of `maxItems` (and of `maxBytes`) that negative slots
+   * (tombstones at revision 0: "absent as of a fetch") may take, in (0, 1].
+   * Past it the oldest negative slot goes, not a value. Default 1 (no
+   * separate bound).
+   */
+  maxNegativeShare?: number;
   /** Bucket TTL, ms: a slot never outlives `created + bucketTtlMs`. */
   bucketTtlMs?: number;
   /** Called when a slot leaves because of the bounds (evict) or its TTL (expire), or cannot be held at all (too_large). */
@@ -65,6 +72,14 @@ export class LocalStore {
   readonly #onRemove: LocalStoreOptions["onRemove"];
   #evictions = 0;
   #bytes = 0;
+  /** Most negative slots and their bytes (0: no bound of that kind). */
+  readonly #maxNegItems: number;
+  readonly #maxNegBytes: number;
+  #negItems = 0;
+  #negBytes = 0;
+  #negEvictions = 0;
+  /** The negative slots, oldest stored first (a second list over the same indexes). */
+  readonly #negs = new LruList();
 
   readonly #index = new Map<string, number>();
   #keys: (string | undefined)[] = [];
@@ -90,6 +105,18 @@ export class LocalStore {
     }
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
+    const share = options.maxNegativeShare ?? 1;
+    if (!(share > 0 && share <= 1)) {
+      throw new RangeError(
+        `Cannot build local store: maxNegativeShare must be in (0, 1], got ${share}`,
+      );
+    }
+    this.#maxNegItems = share < 1 && this.#maxItems > 0
+      ? Math.max(1, Math.floor(share * this.#maxItems))
+      : 0;
+    this.#maxNegBytes = share < 1 && this.#maxBytes > 0
+      ? Math.max(1, Math.floor(share * this.#maxBytes))
+      : 0;
     this.#ttl = new SlotTtl(
       options.maxTtlMs ?? 0,
       options.bucketTtlMs ?? 0,
@@ -112,6 +139,16 @@ export class LocalStore {
   /** Slots dropped by the bounds since creation. */
   get evictions(): number {
     return this.#evictions;
+  }
+
+  /** Negative slots (revision-0 tombstones) resident now. */
+  get negatives(): number {
+    return this.#negItems;
+  }
+
+  /** Negative slots dropped by `maxNegativeShare` since creation (not in {@link evictions}). */
+  get negativeEvictions(): number {
+    return this.#negEvictions;
   }
 
   /** Sets the bucket TTL (read from the stream), ms; 0 for none. */
@@ -353,6 +390,9 @@ export class LocalStore {
     this.#top = 0;
     this.#lru.clear();
     this.#bytes = 0;
+    this.#negs.clear();
+    this.#negItems = 0;
+    this.#negBytes = 0;
   }
 
   /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
@@ -450,6 +490,7 @@ export class LocalStore {
     } else {
       if (i !== this.#lru.tail) this.#lru.moveToTail(i);
       if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
+      if (this.#isNegative(i)) this.#unlinkNegative(i);
     }
     this.#vals[i] = value;
     this.#flags[i] = flags;
@@ -463,6 +504,46 @@ export class LocalStore {
       this.#bytes += size;
     }
     this.#ttl.set(i, ttl, this.#capacity);
+    if (rev === 0 && flags === SlotFlag.Deleted && (this.#maxNegItems + this.#maxNegBytes) > 0) {
+      this.#negs.link(i);
+      this.#negItems++;
+      this.#negBytes += size;
+      this.#boundNegatives(i);
+    }
+  }
+
+  /** Whether slot `i` counts as negative (linked in `#negs`). */
+  #isNegative(i: number): boolean {
+    return this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted &&
+      (this.#maxNegItems + this.#maxNegBytes) > 0;
+  }
+
+  #unlinkNegative(i: number): void {
+    this.#negs.unlink(i);
+    this.#negItems--;
+    this.#negBytes -= this.#sizeOfNegative(i);
+  }
+
+  /** A negative slot's bytes: kept in `#size` only with `maxBytes`, else recomputed from its key. */
+  #sizeOfNegative(i: number): number {
+    return this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
+  }
+
+  /**
+   * Drops the oldest negative slots past `maxNegativeShare`, never `keep` (the
+   * one just stored): a flood of never-written keys then displaces its own
+   * kind, not the values being read.
+   */
+  #boundNegatives(keep: number): void {
+    while (
+      (this.#maxNegItems > 0 && this.#negItems > this.#maxNegItems) ||
+      (this.#maxNegBytes > 0 && this.#negBytes > this.#maxNegBytes)
+    ) {
+      const h = this.#negs.head;
+      if (h === NONE || h === keep) return;
+      this.#negEvictions++;
+      this.#remove(h, "delete");
+    }
   }
 
   #alloc(): number {
@@ -489,6 +570,7 @@ export class LocalStore {
     if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
     this.#lru.grow(capacity);
+    this.#negs.grow(capacity);
     this.#ttl.grow(capacity);
     // #keys and #vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
@@ -506,6 +588,7 @@ export class LocalStore {
   #remove(i: number, reason: RemovalReason | "delete"): void {
     const key = this.#keys[i]!;
     const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
+    if (this.#isNegative(i)) this.#unlinkNegative(i);
     this.#index.delete(key);
     this.#lru.unlink(i);
     if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;

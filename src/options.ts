@@ -31,6 +31,8 @@ export interface ResolvedOptions<T> {
   maxItems: number;
   maxBytes: number;
   maxTtlMs: number;
+  maxNegativeShare: number;
+  maxConcurrentMisses: number;
   schema: SchemaLike<T> | undefined;
   codec: Codec<T>;
   loader: LoaderFn<T> | undefined;
@@ -78,6 +80,7 @@ const OptionsSchema = z.object({
     maxItems: posInt.optional(),
     maxBytes: posInt.optional(),
     maxTtlMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+    maxNegativeShare: z.number().gt(0).max(1).optional(),
   }).strict(),
   schema: z.custom<SchemaLike<unknown>>(
     (v) =>
@@ -89,6 +92,7 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
+  maxConcurrentMisses: z.number().int().min(1).max(1_000_000).optional(),
   loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
@@ -154,6 +158,8 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     maxItems: o.local.maxItems ?? 0,
     maxBytes: o.local.maxBytes ?? 0,
     maxTtlMs: o.local.maxTtlMs ?? 0,
+    maxNegativeShare: o.local.maxNegativeShare ?? 0.25,
+    maxConcurrentMisses: o.maxConcurrentMisses ?? 256,
     schema: input.schema,
     codec: input.codec ?? jsonCodec<T>(),
     loader: input.loader,

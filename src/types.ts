@@ -111,6 +111,17 @@ export interface LocalBounds {
    * was stored locally; a bucket TTL shortens it further (rule 6). Default: none.
    */
   maxTtlMs?: number;
+  /**
+   * Largest share of `maxItems` (and of `maxBytes`) that negative entries may
+   * take: "absent" answers cached from misses of keys KV does not hold (or
+   * the loader's `undefined`). Past it the oldest negative entry is dropped
+   * instead of a value, so a flood of reads of never-written keys cannot
+   * evict the values being read (counted in `stats().negativeEvictions`). A
+   * number in (0, 1]; 1 bounds them by `maxItems`/`maxBytes` alone. Deletes
+   * the cache has seen (tombstones with a revision) are not negative entries.
+   * Default 0.25.
+   */
+  maxNegativeShare?: number;
 }
 
 /** Fixed per-entry overhead counted against `local.maxBytes`, in bytes. */
@@ -195,6 +206,15 @@ export interface CacheOptions<T> {
   loaderTimeoutMs?: number;
   /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
   missTimeoutMs?: number;
+  /**
+   * Most miss fetches (a KV read, then the loader) in flight at once, for
+   * distinct keys; a miss of a key already being fetched joins that fetch and
+   * is not counted twice. Past it a miss fails at once with
+   * `OverloadedError` (a kind of `UnavailableError`: retry later; counted in
+   * `stats().shedMisses`), so a flood of distinct misses cannot queue
+   * unbounded work on NATS and the origin. Default 256.
+   */
+  maxConcurrentMisses?: number;
   /** Deadline of one write, in ms. Default 5 000. */
   writeTimeoutMs?: number;
   /**
@@ -374,6 +394,8 @@ export interface CacheStats {
   staleHits: number;
   /** Reads that were not resident (including negative results fetched). */
   misses: number;
+  /** Misses refused at once because `maxConcurrentMisses` fetches were in flight (`OverloadedError`). */
+  shedMisses: number;
   /** hits / (hits + staleHits + misses), 0 when there were no reads. */
   hitRatio: number;
   /** KV reads made for misses (single-flight shares one among concurrent misses). */
@@ -382,6 +404,8 @@ export interface CacheStats {
   loads: number;
   /** Entries dropped by the local bounds (items, bytes). */
   evictions: number;
+  /** Negative entries dropped by `local.maxNegativeShare` (not counted in `evictions`). */
+  negativeEvictions: number;
   /** Stored values that failed the codec or schema and were never served. */
   rejected: number;
   /** Resident entries (values and tombstones). */
@@ -429,6 +453,12 @@ export interface CacheStatus {
   lastResyncReason?: string;
   /** Replica mode: the bucket has more than the local bounds hold. */
   overflowed: boolean;
+  /**
+   * Where `keys()` reads now: `local` when this is a replica that holds the
+   * whole bucket (synced, caught up, nothing evicted or aged out locally), so
+   * a listing costs no I/O; else `kv` (a consumer over the bucket on the server).
+   */
+  listing: "local" | "kv";
   /** Bootstrap progress (replica mode), while starting or resyncing. */
   bootstrap?: { applied: number; pending: number };
   /** Bucket TTL in ms (0: none), as read from the stream. */
@@ -503,10 +533,21 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   peek(key: string): T | undefined;
   /** The entry of `key` with its revision and provenance, or undefined if absent. Its `value` is shared: do not mutate it. */
   getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined>;
-  /** Keys present in the bucket (matching `filter`), read from KV. */
+  /**
+   * Keys present in the bucket (matching `filter`), in no particular order:
+   * from the local store when `status().listing` is `local` (no I/O), else
+   * from KV through a consumer, which stops when `signal` aborts.
+   */
   keys(filter?: string, options?: { signal?: AbortSignal }): AsyncIterable<string>;
-  /** Past revisions of `key` still in the bucket's history, oldest first. */
-  history(key: string, options?: { signal?: AbortSignal }): Promise<HistoryEntry<T>[]>;
+  /**
+   * Past revisions of `key` still in the bucket's history, oldest first.
+   * With `maxBytes`, rejects with `TooLargeError` as soon as the values read
+   * add up to more than that many bytes (memory stays bounded by it).
+   */
+  history(
+    key: string,
+    options?: { signal?: AbortSignal; maxBytes?: number },
+  ): Promise<HistoryEntry<T>[]>;
   /** Applied changes in revision order (or a replay from a revision). */
   changes(options?: ChangesOptions): AsyncIterableIterator<Change<T>>;
   /** Cache events (connected, resync, evicted…) as they happen. */

@@ -106,6 +106,8 @@ export class CacheCore<T> {
   readonly aborter = new AbortController();
   staleHits = 0;
   misses = 0;
+  /** Misses refused at once because `maxConcurrentMisses` fetches were in flight. */
+  shedMisses = 0;
   fetches = 0;
   loads = 0;
   rejected = 0;
@@ -136,6 +138,7 @@ export class CacheCore<T> {
       maxItems: o.maxItems || undefined,
       maxBytes: o.maxBytes || undefined,
       maxTtlMs: o.maxTtlMs || undefined,
+      maxNegativeShare: o.maxNegativeShare,
       onRemove: (key, _slot, reason) => {
         if (reason !== "expire") onRemove(key, reason);
       },
@@ -162,6 +165,15 @@ export class CacheCore<T> {
  */
 export function impliedAbsent<T>(c: CacheCore<T>, rev: number): boolean {
   return c.complete && !c.lossy && rev <= c.watcher.lastRevision;
+}
+
+/**
+ * Whether this replica holds the whole bucket now, so that listing it needs
+ * no I/O: synced, caught up since its last clear, and nothing dropped
+ * locally (no eviction, no local TTL, no partial snapshot).
+ */
+export function listsLocally<T>(c: CacheCore<T>): boolean {
+  return c.mode === "replica" && c.fresh && c.complete && !c.lossy;
 }
 
 export function assertInFilter<T>(c: CacheCore<T>, key: string, action: string): void {
