@@ -36,6 +36,7 @@ export {
   ProjectionMapError,
   UnavailableError,
   UnsupportedError,
+  UnsupportedRuntimeError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -70,6 +71,7 @@ export {
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
+export type { SnapshotStorage } from "./src/snapshot_file.ts";
 export {
   type AppAuthOptions,
   type AppBucketOptions,

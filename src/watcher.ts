@@ -543,11 +543,15 @@ function delay(ms: number): Promise<void> {
 }
 
 /**
- * Lets the process exit while `timer` is pending (Deno timers are numbers at run
- * time). A no-op where there is no `Deno` global (Cloudflare Workers, browsers).
+ * Lets the process exit while `timer` is pending, where timers are objects
+ * with `unref()` (Node, Bun). Deno's and the web's timers are numbers, which
+ * only a runtime-specific call could unref: there this is a no-op, and the
+ * cache clears its timers itself at `close()`.
  */
 export function unref(timer: unknown): void {
-  (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as number);
+  if (typeof timer === "object" && timer !== null && "unref" in timer) {
+    (timer as { unref(): void }).unref();
+  }
 }
 
 /** A short description of an error, without stack or secrets. */
