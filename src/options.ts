@@ -183,8 +183,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     reconcileMs: o.reconcileMs ?? 30_000,
     allowDirect: o.allowDirect ?? false,
     snapshot: o.snapshot && {
-      // The caller's own object, not zod's copy: its methods may use `this`.
-      storage: input.snapshot?.storage ?? fileStorage(o.snapshot.path!),
+      storage: o.snapshot.storage ?? fileStorage(o.snapshot.path!),
       intervalMs: o.snapshot.intervalMs ?? 60_000,
     },
     onEvent: input.onEvent,

@@ -69,7 +69,7 @@ Deno.test("options: servers split on commas; create and snapshot get their defau
   assert.equal(
     resolve({ snapshot: { storage, intervalMs: 5 } }).snapshot?.storage,
     storage,
-    "a storage is kept as given (its methods may use `this`)",
+    "a storage is kept as given",
   );
   for (const snapshot of [{}, { path: "/tmp/s", storage }]) {
     assert.throws(() => resolve({ snapshot }), (e: unknown) =>
