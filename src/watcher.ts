@@ -252,8 +252,26 @@ export class Watcher {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#endPause?.();
     this.#dropConsumer();
     await Promise.all(this.#drops);
+  }
+
+  /** Ends the restart loop's pending pause at once (close): no timer outlives the watcher. */
+  #endPause: (() => void) | undefined;
+
+  /** Waits `ms`, or less if the watcher closes meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#endPause = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      unref(timer);
+      this.#endPause = done;
+    });
   }
 
   async #restartLoop(reason: string): Promise<void> {
@@ -294,7 +312,7 @@ export class Watcher {
           wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
           this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
         }
-        await delay(wait);
+        await this.#pause(wait);
       }
     }
   }
@@ -536,10 +554,6 @@ export function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
     timer = setTimeout(resolve, ms);
   });
   return Promise.race([p.then(() => {}, () => {}), deadline]).finally(() => clearTimeout(timer));
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => unref(setTimeout(resolve, ms)));
 }
 
 /**
