@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -97,71 +97,76 @@ export async function buildNpm(out: string): Promise<Record<string, unknown>> {
   }
   const deno = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as DenoJson;
   const entries = entryPoints(deno.exports);
-  const stage = join(ROOT, "dist/.stage");
-  await Deno.remove(stage, { recursive: true }).catch(() => {});
+  // Inside the repository, so that tsc finds the dependencies in its node_modules/;
+  // its own name, so that two builds at once do not share it.
+  const stage = join(ROOT, `dist/.stage-${crypto.randomUUID().slice(0, 8)}`);
   await Deno.remove(out, { recursive: true }).catch(() => {});
 
-  // Copy the module graph of the entry points, specifiers rewritten.
-  const packages = new Set<string>();
-  const todo = Object.values(entries).map((e) => join(ROOT, e));
-  const seen = new Set<string>();
-  while (todo.length > 0) {
-    const file = todo.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const { text, bare, local } = rewriteImports(await Deno.readTextFile(file));
-    for (const spec of bare) packages.add(packageOf(spec));
-    for (const spec of local) todo.push(join(dirname(file), spec));
-    const target = join(stage, relative(ROOT, file));
-    await Deno.mkdir(dirname(target), { recursive: true });
-    await Deno.writeTextFile(target, text);
-  }
-  await Deno.writeTextFile(join(stage, "package.json"), JSON.stringify({ type: "module" }));
-  await Deno.writeTextFile(
-    join(stage, "tsconfig.json"),
-    JSON.stringify({
-      compilerOptions: {
-        target: "ES2022",
-        module: "NodeNext",
-        moduleResolution: "NodeNext",
-        lib: ["ES2024", "DOM", "DOM.Iterable"],
-        types: ["node"],
-        typeRoots: [TYPES],
-        declaration: true,
-        strict: true,
-        noImplicitOverride: true,
-        skipLibCheck: true,
-        outDir: out,
-        rootDir: stage,
-      },
-      files: Object.values(entries).map((e) => join(stage, e)),
-    }),
-  );
-  // `node` runs tsc: the one on PATH is enough (tsc runs on Node 14+).
-  await run("node", [TSC, "-p", join(stage, "tsconfig.json")], stage);
+  try {
+    // Copy the module graph of the entry points, specifiers rewritten.
+    const packages = new Set<string>();
+    const todo = Object.values(entries).map((e) => join(ROOT, e));
+    const seen = new Set<string>();
+    while (todo.length > 0) {
+      const file = todo.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const { text, bare, local } = rewriteImports(await Deno.readTextFile(file));
+      for (const spec of bare) packages.add(packageOf(spec));
+      for (const spec of local) todo.push(join(dirname(file), spec));
+      const target = join(stage, relative(ROOT, file));
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.writeTextFile(target, text);
+    }
+    await Deno.writeTextFile(join(stage, "package.json"), JSON.stringify({ type: "module" }));
+    await Deno.writeTextFile(
+      join(stage, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          lib: ["ES2024", "DOM", "DOM.Iterable"],
+          types: ["node"],
+          typeRoots: [TYPES],
+          declaration: true,
+          strict: true,
+          noImplicitOverride: true,
+          skipLibCheck: true,
+          outDir: out,
+          rootDir: stage,
+        },
+        files: Object.values(entries).map((e) => join(stage, e)),
+      }),
+    );
+    // `node` runs tsc: the one on PATH is enough (tsc runs on Node 14+).
+    await run("node", [TSC, "-p", join(stage, "tsconfig.json")], stage);
 
-  const exportsMap: Record<string, { types: string; default: string }> = {};
-  for (const [name, file] of Object.entries(entries)) {
-    const js = file.replace(/\.ts$/, ".js");
-    exportsMap[name] = { types: js.replace(/\.js$/, ".d.ts"), default: js };
+    const exportsMap: Record<string, { types: string; default: string }> = {};
+    for (const [name, file] of Object.entries(entries)) {
+      const js = file.replace(/\.ts$/, ".js");
+      exportsMap[name] = { types: js.replace(/\.js$/, ".d.ts"), default: js };
+    }
+    const pkg = {
+      name: deno.name,
+      version: deno.version,
+      description:
+        "An edge cache for NATS JetStream KV: a bounded in-process LRU kept fresh by a " +
+        "revision-checked watcher, with an HTTP facade and projections.",
+      license: deno.license,
+      type: "module",
+      exports: exportsMap,
+      engines: { node: ">=22" },
+      dependencies: Object.fromEntries(
+        [...packages].sort().map((p) => [p, rangeOf(deno.imports, p)]),
+      ),
+    };
+    await Deno.writeTextFile(join(out, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
+    for (const f of ["README.md", "LICENSE"]) await Deno.copyFile(join(ROOT, f), join(out, f));
+    return pkg;
+  } finally {
+    await Deno.remove(stage, { recursive: true }).catch(() => {});
   }
-  const pkg = {
-    name: deno.name,
-    version: deno.version,
-    description: "An edge cache for NATS JetStream KV: a bounded in-process LRU kept fresh by a " +
-      "revision-checked watcher, with an HTTP facade and projections.",
-    license: deno.license,
-    type: "module",
-    exports: exportsMap,
-    engines: { node: ">=22" },
-    dependencies: Object.fromEntries(
-      [...packages].sort().map((p) => [p, rangeOf(deno.imports, p)]),
-    ),
-  };
-  await Deno.writeTextFile(join(out, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
-  for (const f of ["README.md", "LICENSE"]) await Deno.copyFile(join(ROOT, f), join(out, f));
-  await Deno.remove(stage, { recursive: true });
-  return pkg;
 }
 
 if (import.meta.main) {
@@ -171,7 +176,7 @@ if (import.meta.main) {
     console.error("usage: deno run -A scripts/build_npm.ts [--out DIR]");
     Deno.exit(2);
   }
-  const out = i >= 0 ? Deno.args[i + 1]! : join(ROOT, "dist/npm");
+  const out = i >= 0 ? resolve(Deno.args[i + 1]!) : join(ROOT, "dist/npm");
   try {
     const pkg = await buildNpm(out);
     console.log(`built ${pkg.name}@${pkg.version} into ${relative(Deno.cwd(), out) || "."}`);
