@@ -289,6 +289,10 @@ async function runtimeErrors(): Promise<void> {
     await openCache({ servers: wsUrl, bucket, create: true, local });
     return { opened: true };
   });
+  await step("no-WebSocket-fetch-handler", () => {
+    createFetchHandler({ servers: wsUrl, buckets: { [bucket]: {} }, local });
+    return Promise.resolve({ created: true });
+  });
   g.WebSocket = ws;
   await step("then-tcp-opens", async () => {
     const cache = await openCache<Doc>({ servers: natsUrl, bucket, create: true, local });

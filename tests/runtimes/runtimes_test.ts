@@ -135,6 +135,9 @@ for (const [name, binary] of Object.entries(RUNTIMES)) {
           const noWs = lines.get("no-WebSocket");
           assert.equal(noWs?.code, "UNSUPPORTED_RUNTIME", JSON.stringify(noWs));
           assert.match(noWs.error!, /global WebSocket/);
+          const handler = lines.get("no-WebSocket-fetch-handler");
+          assert.equal(handler?.code, "UNSUPPORTED_RUNTIME", JSON.stringify(handler));
+          assert.match(handler.error!, /^UnsupportedRuntimeError: Cannot create fetch handler: /);
           assert.equal(ok(lines, "then-tcp-opens").revision, 1, "the refusals left nothing behind");
         },
       );
