@@ -38,6 +38,7 @@ export {
   TooLargeError,
   UnavailableError,
   UnsupportedError,
+  UnsupportedRuntimeError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -72,6 +73,7 @@ export {
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
+export type { SnapshotStorage } from "./src/snapshot_file.ts";
 export {
   type AppAuthOptions,
   type AppBucketOptions,

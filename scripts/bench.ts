@@ -27,6 +27,7 @@ import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
 import { scenario as propagation } from "./bench/propagation.ts";
 import { scenario as regions } from "./bench/regions.ts";
+import { scenario as runtimes } from "./bench/runtimes.ts";
 import { scenario as scale } from "./bench/scale.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
@@ -46,6 +47,7 @@ const SCENARIOS: Scenario[] = [
   stampede,
   miss,
   websocket,
+  runtimes,
   scale,
 ];
 

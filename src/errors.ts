@@ -18,7 +18,8 @@ export type ErrorCode =
   | "UNSUPPORTED"
   | "DECODE"
   | "OVERFLOW"
-  | "TOO_LARGE";
+  | "TOO_LARGE"
+  | "UNSUPPORTED_RUNTIME";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -383,5 +384,28 @@ export class TooLargeError extends KvedgeError {
   constructor(action: string, limitBytes: number) {
     super("TOO_LARGE", `Cannot ${action}: the result is larger than ${limitBytes} bytes`);
     this.limitBytes = limitBytes;
+  }
+}
+
+/**
+ * The JavaScript runtime lacks something kvedge needs, found at open before
+ * any connection is made (instead of a hang or a `TypeError` deep inside):
+ * `Promise.withResolvers` (Node < 22), or a global `WebSocket` for `ws://` and
+ * `wss://` URLs when no `wsFactory` is given.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedRuntimeError } from "./errors.ts";
+ * const err = new UnsupportedRuntimeError("Cannot open cache: this runtime has no Promise.withResolvers", "Promise.withResolvers");
+ * console.log(err.code, err.missing); // "UNSUPPORTED_RUNTIME" "Promise.withResolvers"
+ * ```
+ */
+export class UnsupportedRuntimeError extends KvedgeError {
+  /** What the runtime lacks, e.g. `"Promise.withResolvers"` or `"WebSocket"`. */
+  readonly missing: string;
+  /** Builds the error; the message says what is missing and what to do. */
+  constructor(message: string, missing: string) {
+    super("UNSUPPORTED_RUNTIME", message);
+    this.missing = missing;
   }
 }

@@ -16,8 +16,8 @@ import type {
   LoaderFn,
   RegionOptions,
   SchemaLike,
-  SnapshotOptions,
 } from "./types.ts";
+import { fileStorage, type SnapshotStorage } from "./snapshot_file.ts";
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions<T> {
@@ -45,7 +45,8 @@ export interface ResolvedOptions<T> {
   heartbeatMs: number;
   reconcileMs: number;
   allowDirect: boolean;
-  snapshot: Required<SnapshotOptions> | undefined;
+  /** A snapshot `path` is resolved to its file's storage here. */
+  snapshot: { storage: SnapshotStorage; intervalMs: number } | undefined;
   onEvent: CacheOptions<T>["onEvent"];
   region: Required<RegionOptions> | undefined;
 }
@@ -100,7 +101,17 @@ const OptionsSchema = z.object({
   heartbeatMs: z.number().int().min(100).max(300_000).optional(),
   reconcileMs: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   allowDirect: z.boolean().optional(),
-  snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
+  snapshot: z.object({
+    path: z.string().min(1).optional(),
+    storage: z.custom<SnapshotStorage>(
+      (v) =>
+        typeof v === "object" && v !== null &&
+        typeof (v as SnapshotStorage).read === "function" &&
+        typeof (v as SnapshotStorage).write === "function",
+      { message: "must have read() and write()" },
+    ).optional(),
+    intervalMs: ms.optional(),
+  }).strict().optional(),
   onEvent: fn.optional(),
   region: z.object({
     hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
@@ -128,6 +139,11 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
   if (o.region && o.create !== undefined && o.create !== false) {
     throw new TypeError(
       'Cannot open cache: "create" cannot be used with "region" (the bucket lives on the hub; create the regional mirror with `deno task kv mirror`)',
+    );
+  }
+  if (o.snapshot && (o.snapshot.path === undefined) === (o.snapshot.storage === undefined)) {
+    throw new TypeError(
+      'Cannot open cache: "snapshot" needs exactly one of "path" and "storage"',
     );
   }
   if (o.writeBack && !o.loader) {
@@ -172,7 +188,10 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     heartbeatMs: o.heartbeatMs ?? 5_000,
     reconcileMs: o.reconcileMs ?? 30_000,
     allowDirect: o.allowDirect ?? false,
-    snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
+    snapshot: o.snapshot && {
+      storage: o.snapshot.storage ?? fileStorage(o.snapshot.path!),
+      intervalMs: o.snapshot.intervalMs ?? 60_000,
+    },
     onEvent: input.onEvent,
     region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
   };

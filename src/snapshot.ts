@@ -11,6 +11,8 @@
  * @module
  */
 
+import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
+
 const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 1\n");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -78,7 +80,8 @@ class Growing {
 }
 
 /**
- * Writes `records` to `path` atomically (temporary file, then rename). The
+ * Writes `records` to `path` atomically (a file: temporary file, then rename;
+ * or a {@link SnapshotStorage}). The
  * records are encoded into one growing buffer (no buffer per record); a value
  * may be given as text, meaning its UTF-8 encoding.
  *
@@ -88,7 +91,7 @@ class Growing {
  * ```
  */
 export async function writeSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   header: Omit<SnapshotHeader, "count" | "sha256" | "savedAt">,
   records:
     | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
@@ -133,18 +136,7 @@ export async function writeSnapshot(
   const head = encoder.encode(JSON.stringify(full));
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, head.length);
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    for (const part of [MAGIC, len, head, body]) {
-      let written = 0;
-      while (written < part.length) written += await file.write(part.subarray(written));
-    }
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
+  await snapshotStorage(path).write([MAGIC, len, head, body]);
   return full;
 }
 
@@ -184,16 +176,17 @@ export interface LoadSnapshotOptions {
  * ```
  */
 export async function loadSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   bucket: string,
   filter: string,
   options: LoadSnapshotOptions,
 ): Promise<SnapshotLoad> {
   let data: Uint8Array;
   try {
-    data = await Deno.readFile(path);
+    const read = await snapshotStorage(path).read();
+    if (read === undefined) return { ok: false, reason: "no snapshot file" };
+    data = read;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return { ok: false, reason: "no snapshot file" };
     return { ok: false, reason: `cannot read snapshot: ${(err as Error).message}` };
   }
   if (data.length < MAGIC.length + 4 || !MAGIC.every((b, i) => data[i] === b)) {
@@ -265,7 +258,7 @@ export async function loadSnapshot(
  * ```
  */
 export async function readSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   bucket: string,
   filter: string,
 ): Promise<SnapshotRead> {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { SnapshotStorage } from "./snapshot_file.ts";
 
 /**
  * What kvedge needs of a schema: zod's `safeParse`. Every zod schema fits.
@@ -303,10 +304,26 @@ export interface RegionStatus {
   checkedAt: number;
 }
 
-/** Warm-start settings (replica mode). */
+/**
+ * Warm-start settings (replica mode): exactly one of `path` and `storage`.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotOptions } from "./types.ts";
+ * const snapshot: SnapshotOptions = { path: "/var/lib/kvedge/users.snap", intervalMs: 30_000 };
+ * ```
+ */
 export interface SnapshotOptions {
-  /** File the snapshot is written to (atomically, via a temporary file). */
-  path: string;
+  /**
+   * File the snapshot is written to (atomically, via a temporary file beside
+   * it), through `node:fs/promises` (Deno, Bun, Node).
+   */
+  path?: string;
+  /**
+   * Where to keep the snapshot instead of a file, for runtimes without a
+   * filesystem (e.g. a Durable Object's storage): see {@link SnapshotStorage}.
+   */
+  storage?: SnapshotStorage;
   /** How often to write it while running, in ms; 0 disables periodic writes. Default 60 000. */
   intervalMs?: number;
 }

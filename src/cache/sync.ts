@@ -78,7 +78,7 @@ export async function start<T>(c: CacheCore<T>): Promise<void> {
     : { kind: "seq", seq: c.d.info.state.last_seq + 1 };
   if (from.kind === "seq") c.watcher.lastRevision = from.seq - 1;
   if (c.mode === "replica" && c.o.snapshot) {
-    if (await loadSnapshot(c, c.o.snapshot.path, c.d.info.created)) from = "resume";
+    if (await loadSnapshot(c, c.o.snapshot.storage, c.d.info.created)) from = "resume";
     startSnapshotTimer(c);
   }
   c.watching = c.watcher.start(
@@ -109,7 +109,7 @@ export async function startUnbound<T>(
 ): Promise<void> {
   c.bound = false;
   transition(c, { on: "open_unreachable" });
-  if (!(await loadSnapshot(c, c.o.snapshot!.path, undefined))) throw cause;
+  if (!(await loadSnapshot(c, c.o.snapshot!.storage, undefined))) throw cause;
   c.lastError = `NATS unreachable at open: ${cause.message}`;
   transition(c, {
     on: "snapshot_served",

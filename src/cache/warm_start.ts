@@ -7,18 +7,19 @@
  */
 import { type Refusal, SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
+import type { SnapshotStorage } from "../snapshot_file.ts";
 import { describe, unref } from "../watcher.ts";
 import type { CacheCore } from "./core.ts";
 
 /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
 export async function loadSnapshot<T>(
   c: CacheCore<T>,
-  path: string,
+  storage: SnapshotStorage,
   epoch: string | undefined,
 ): Promise<boolean> {
   const store = c.store;
   const gen = c.gen;
-  const snap = await readSnapshot(path, c.bucket, c.o.keys, {
+  const snap = await readSnapshot(storage, c.bucket, c.o.keys, {
     accept: (header) =>
       epoch === undefined || header.epoch === epoch
         ? undefined
@@ -88,7 +89,7 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
       );
     });
   try {
-    const header = await writeSnapshot(snap.path, {
+    const header = await writeSnapshot(snap.storage, {
       bucket: c.bucket,
       filter: c.o.keys,
       epoch: c.lastInfo?.created ?? c.d.info.created,

@@ -11,6 +11,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connectNats, transportOf } from "../connect.ts";
 import { openCache } from "../open.ts";
 import { resolveOptions } from "../options.ts";
+import { assertRuntime } from "../runtime_check.ts";
 import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
 import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp } from "./app.ts";
 import { problemInstance, toProblem } from "./problem.ts";
@@ -198,7 +199,11 @@ function validate(options: FetchHandlerOptions): void {
   if (!Array.isArray(list) || list.length === 0 || list.some((s) => !s?.trim())) {
     throw new TypeError('Cannot create fetch handler: "servers" must name at least one URL');
   }
-  transportOf(list);
+  const websocket = transportOf(list) === "websocket";
+  assertRuntime("create fetch handler", {
+    websocket,
+    wsFactory: typeof options.connectOptions?.wsFactory === "function",
+  });
   if (typeof buckets !== "object" || buckets === null || Object.keys(buckets).length === 0) {
     throw new TypeError('Cannot create fetch handler: "buckets" must name at least one bucket');
   }
