@@ -2,7 +2,7 @@
  * Warm-start snapshots of a replica: values, revisions and the last applied
  * revision in one checksummed file, written atomically.
  *
- * Layout: the magic line `KVEDGE-SNAPSHOT 1\n`, a u32 header length, a JSON
+ * Layout: the magic line `KVEDGE-SNAPSHOT 2\n`, a u32 header length, a JSON
  * header ({@link SnapshotHeader}), then records of
  * `u16 keyLength, key, f64 revision, f64 created, u32 valueLength, value`.
  * The header carries the SHA-256 of the records, so a corrupt or truncated
@@ -13,7 +13,14 @@
 
 import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
 
-const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 1\n");
+/**
+ * Format 2: the same layout as 1, but `partial` also covers a lazy cache's
+ * store and a replica that may lack keys (TTL-bounded, or loaded from a partial
+ * snapshot), and refused values are saved. A format-1 file may claim to be
+ * complete when it is not, so it is refused (a cold start), never trusted.
+ */
+const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 2\n");
+const OLDER_MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 1\n");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -190,6 +197,9 @@ export async function loadSnapshot(
     return { ok: false, reason: `cannot read snapshot: ${(err as Error).message}` };
   }
   if (data.length < MAGIC.length + 4 || !MAGIC.every((b, i) => data[i] === b)) {
+    if (data.length >= OLDER_MAGIC.length && OLDER_MAGIC.every((b, i) => data[i] === b)) {
+      return { ok: false, reason: "snapshot format 1 is not trusted (its partial flag may lie)" };
+    }
     return { ok: false, reason: "not a kvedge snapshot (bad magic)" };
   }
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
