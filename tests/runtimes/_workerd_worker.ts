@@ -1,0 +1,45 @@
+/**
+ * The Worker that tests/runtimes/workerd_test.ts bundles and runs inside the
+ * workerd binary: `/do/…` goes through the router to the Durable Object
+ * (`KvedgeEdge`, routed by bucket), every other path to a plain isolate
+ * handler opened by the first request. Options come from the text bindings of
+ * the test's capnp config.
+ *
+ * @module
+ */
+import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../mod.ts";
+import { createEdgeRouter, defineEdgeObject } from "../../workerd.ts";
+
+interface Env {
+  NATS_URL: string;
+  BUCKET: string;
+  WRITE_TOKEN: string;
+  KVEDGE: unknown;
+}
+
+function optionsOf(env: Env, name: string): FetchHandlerOptions {
+  return {
+    servers: env.NATS_URL,
+    connectOptions: { name },
+    buckets: { [env.BUCKET]: { mode: "lazy" } },
+    local: { maxItems: 1_000 },
+    auth: { writeTokens: [env.WRITE_TOKEN] },
+  };
+}
+
+export const KvedgeEdge = defineEdgeObject((env: Env) => optionsOf(env, "workerd-object"));
+
+const router = createEdgeRouter({ binding: "KVEDGE", by: "bucket" });
+let isolate: FetchHandler | undefined;
+
+export default {
+  fetch(request: Request, env: Env): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/do/")) {
+      url.pathname = url.pathname.slice("/do".length);
+      return router.fetch(new Request(url, request), env as unknown as Record<string, unknown>);
+    }
+    isolate ??= createFetchHandler(optionsOf(env, "workerd-isolate"));
+    return isolate.fetch(request);
+  },
+};
