@@ -14,6 +14,8 @@ import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from
 const WORKER = fileURLToPath(new URL("./_workerd_worker.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TOKEN = "workerd-write-token";
+/** A compatibility date from before node:crypto loaded without `nodejs_compat`. */
+const OLD_DATE = "2024-09-23";
 
 /** The workerd binary of the npm package, and the newest compatibility date it knows. */
 async function workerdBinary(): Promise<{ path: string; compatibilityDate: string }> {
@@ -254,6 +256,27 @@ Deno.test("kvedge inside the workerd binary", async (t) => {
       assert.equal((await put(`${object}/w.late`, { late: true })).status, 201);
       assert.equal((await connectionsNamed(srv, "workerd-object")).length, 1);
     });
+
+    await t.step(
+      "an old compatibility date without nodejs_compat serves reads and token-checked writes",
+      async () => {
+        // node:crypto loads without the flag only from 2026-08-04: the facade must not need it.
+        const oldConfig = `${dir}/old.capnp`;
+        await Deno.writeTextFile(
+          oldConfig,
+          capnp({ port: freePort(), natsUrl: srv.wsUrl!, bucket, compatibilityDate: OLD_DATE }),
+        );
+        await using old = await startWorkerd(dir, binary, oldConfig);
+        const keys = `${old.url}/do/v1/buckets/${bucket}/keys`;
+        assert.deepEqual(await get(`${keys}/k.3`), { status: 200, cache: "miss", body: { n: 3 } });
+        assert.equal((await put(`${keys}/w.old`, { old: true })).status, 201);
+        assert.deepEqual(await get(`${old.url}/v1/buckets/${bucket}/keys/w.old`), {
+          status: 200,
+          cache: "miss",
+          body: { old: true },
+        });
+      },
+    );
 
     await t.step("workerd logged no uncaught error", () => {
       assert.doesNotMatch(workerd.log(), /Uncaught|uncaught exception/i, workerd.log());
