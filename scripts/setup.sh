@@ -99,6 +99,8 @@ if [ "$bench" -eq 1 ] && ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cd "$root"
+# deno install also brings the npm packages the tests run other runtimes from: Cloudflare's
+# workerd (`workerd`, pinned in deno.json; its binary comes from @cloudflare/workerd-linux-64).
 had_deps=0
 [ -d node_modules/.deno ] && had_deps=1
 quiet deno install --quiet

@@ -13,6 +13,7 @@ import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from
 
 const WORKER = fileURLToPath(new URL("./_workerd_worker.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../examples/workerd/", import.meta.url));
 const TOKEN = "workerd-write-token";
 /** A compatibility date from before node:crypto loaded without `nodejs_compat`. */
 const OLD_DATE = "2024-09-23";
@@ -275,6 +276,28 @@ Deno.test("kvedge inside the workerd binary", async (t) => {
           cache: "miss",
           body: { old: true },
         });
+      },
+    );
+
+    await t.step(
+      "examples/workerd runs as documented: its config, its Durable Object",
+      async () => {
+        const example = `${dir}/example`;
+        await bundle(`${EXAMPLE}worker.ts`, `${example}/dist/worker.js`);
+        const port = freePort();
+        const config = (await Deno.readTextFile(`${EXAMPLE}config.capnp`))
+          .replace('"127.0.0.1:8787"', `"127.0.0.1:${port}"`)
+          .replace('"ws://127.0.0.1:8080"', `"${srv.wsUrl}"`)
+          .replace('text = "config"', `text = "${bucket}"`);
+        assert.match(config, new RegExp(`127\\.0\\.0\\.1:${port}.*${bucket}`, "s"));
+        await Deno.writeTextFile(`${example}/config.capnp`, config);
+        await using ex = await startWorkerd(example, binary, `${example}/config.capnp`);
+        const keys = `${ex.url}/v1/buckets/${bucket}/keys`;
+        assert.deepEqual(await get(`${keys}/k.4`), { status: 200, cache: "miss", body: { n: 4 } });
+        assert.deepEqual(await get(`${keys}/k.4`), { status: 200, cache: "hit", body: { n: 4 } });
+        // No write token in the example's bindings: its buckets are read-only.
+        assert.equal((await put(`${keys}/w.example`, {})).status, 403);
+      assert.equal(await kv.get("w.example"), null);
       },
     );
 
