@@ -297,7 +297,7 @@ Deno.test("kvedge inside the workerd binary", async (t) => {
         assert.deepEqual(await get(`${keys}/k.4`), { status: 200, cache: "hit", body: { n: 4 } });
         // No write token in the example's bindings: its buckets are read-only.
         assert.equal((await put(`${keys}/w.example`, {})).status, 403);
-      assert.equal(await kv.get("w.example"), null);
+        assert.equal(await kv.get("w.example"), null);
       },
     );
 
