@@ -24,6 +24,8 @@ function optionsOf(env: Env, name: string): FetchHandlerOptions {
     buckets: { [env.BUCKET]: { mode: "lazy" } },
     local: { maxItems: 1_000 },
     auth: { writeTokens: [env.WRITE_TOKEN] },
+    // A watch stream's end is noticed at its next write: keep that short for the test.
+    limits: { sseHeartbeatMs: 500 },
   };
 }
 

@@ -197,6 +197,39 @@ Deno.test("kvedge inside the workerd binary", async (t) => {
       },
     );
 
+    await t.step(
+      "a watch stream streams pushed changes from the isolate and the object",
+      async () => {
+        // In the isolate a stream holds a connection of its own until the client leaves; the
+        // object's streams share its one connection, which stays.
+        const handlers: [string, string, number][] = [
+          [isolate, "workerd-isolate", 0],
+          [object, "workerd-object", 1],
+        ];
+        for (const [base, name, remaining] of handlers) {
+          const watch = base.replace(/\/keys$/, "/watch");
+          const res = await fetch(`${watch}?prefix=sse.`, { signal: AbortSignal.timeout(30_000) });
+          assert.equal(res.status, 200);
+          assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+          const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+          let seen = "";
+          // Written until the stream shows it: the watch may start after the first put.
+          await waitFor(async () => {
+            await kv.put(`sse.${name}`, JSON.stringify({ name }));
+            const { value, done } = await reader.read();
+            assert.equal(done, false, `the stream ended: ${seen}`);
+            seen += value;
+            return seen.includes(`"name":"${name}"`);
+          }, { timeoutMs: 15_000, message: `the watch of ${name} streams a put` });
+          await reader.cancel();
+          await waitFor(async () => (await connectionsNamed(srv, name)).length === remaining, {
+            timeoutMs: 15_000,
+            message: `${remaining} connection(s) of ${name} once the client left`,
+          });
+        }
+      },
+    );
+
     await t.step("the Durable Object serves misses, hits, writes and pushed updates", async () => {
       assert.deepEqual(await get(`${object}/k.1`), { status: 200, cache: "miss", body: { n: 1 } });
       assert.deepEqual(await get(`${object}/k.1`), { status: 200, cache: "hit", body: { n: 1 } });
