@@ -31,7 +31,11 @@ export interface EdgeObjectClass<Env> {
 
 /** An instance of the class {@link defineEdgeObject} returns. */
 export interface EdgeObject {
-  /** Answers one request with the object's handler (opened on the first request). Never rejects. */
+  /**
+   * Answers one request with the object's handler (opened on the first request).
+   * Rejects only when the options are invalid (`TypeError`/`RangeError`, as
+   * {@linkcode createFetchHandler} throws them); failures of NATS are answers.
+   */
   fetch(request: Request): Promise<Response>;
 }
 
@@ -72,11 +76,11 @@ export function defineEdgeObject<Env>(
       this.#env = env;
     }
 
-    fetch(request: Request): Promise<Response> {
+    async fetch(request: Request): Promise<Response> {
       this.#handler ??= createFetchHandler(
         scoped(options(this.#env), request.headers.get(BUCKET_HEADER)),
       );
-      return this.#handler.fetch(request);
+      return await this.#handler.fetch(request);
     }
   };
 }
