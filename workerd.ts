@@ -6,13 +6,14 @@
  *
  * @example
  * ```ts ignore
+ * import { DurableObject } from "cloudflare:workers";
  * import { createEdgeRouter, defineEdgeObject } from "./workerd.ts";
  * interface Env { NATS_URL: string; KVEDGE: unknown }
  * export const KvedgeEdge = defineEdgeObject((env: Env) => ({
  *   servers: env.NATS_URL, // wss://…: workerd has no raw TCP for nats.js
  *   buckets: { config: { mode: "lazy" } },
  *   local: { maxItems: 5_000 },
- * }));
+ * }), DurableObject);
  * export default createEdgeRouter({ binding: "KVEDGE" });
  * ```
  *

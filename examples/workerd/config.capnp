@@ -1,6 +1,7 @@
 # kvedge under the workerd binary (npm package `workerd`): the same Worker and Durable Object as
 # wrangler.toml. Bundle first:
-#   deno bundle --platform browser -o examples/workerd/dist/worker.js examples/workerd/worker.ts
+#   deno bundle --platform browser --external cloudflare:workers \
+#     -o examples/workerd/dist/worker.js examples/workerd/worker.ts
 #   node_modules/.bin/workerd serve examples/workerd/config.capnp
 # tests/runtimes/workerd_test.ts runs this file (its address, URL and bucket replaced).
 using Workerd = import "/workerd/workerd.capnp";

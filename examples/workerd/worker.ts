@@ -7,7 +7,8 @@
  * Bundle, then run it locally with workerd, or deploy it with wrangler:
  *
  * ```sh
- * deno bundle --platform browser -o examples/workerd/dist/worker.js examples/workerd/worker.ts
+ * deno bundle --platform browser --external cloudflare:workers \
+ *   -o examples/workerd/dist/worker.js examples/workerd/worker.ts
  * node_modules/.bin/workerd serve examples/workerd/config.capnp   # http://127.0.0.1:8787
  * cd examples/workerd && npx wrangler deploy                        # wrangler.toml
  * ```
@@ -19,6 +20,7 @@
  *
  * @module
  */
+import { DurableObject } from "cloudflare:workers";
 // From the published package: import { … } from "@kvedge/kvedge/workerd";
 import { createEdgeRouter, defineEdgeObject } from "../../workerd.ts";
 
@@ -44,7 +46,7 @@ export const KvedgeEdge = defineEdgeObject((env: Env) => {
     local: { maxItems: 10_000, maxBytes: 16 << 20 },
     ...(writable ? { auth: { writeTokens: [env.KVEDGE_WRITE_TOKEN!] } } : {}),
   };
-});
+}, DurableObject);
 
 /** The Worker: one object for the whole edge (`by: "bucket"` gives one per bucket). */
 export default createEdgeRouter({ binding: "KVEDGE" });

@@ -5,8 +5,11 @@
  * connection between requests (its fetch handler falls back to one connection
  * per request); a Durable Object's requests all run in the object's own
  * context, so its connection, its watcher and its cache live as long as the
- * object does. Nothing here imports `cloudflare:workers`: the class has the
- * `constructor(state, env)` / `fetch(request)` shape workerd instantiates.
+ * object does. Nothing here imports `cloudflare:workers` (the library stays
+ * runtime-neutral): pass its `DurableObject` class as `base` and the object
+ * extends it, as Cloudflare's documentation asks; without it the class is a
+ * plain `constructor(state, env)` / `fetch(request)` class, which workerd runs
+ * as well.
  *
  * @module
  */
@@ -22,6 +25,9 @@ export interface DurableObjectStateLike {
   /** The object's id. */
   readonly id?: unknown;
 }
+
+/** A base class for the object: `DurableObject` from `cloudflare:workers`. */
+export type DurableObjectBase = abstract new (state: never, env: never) => object;
 
 /** A Durable Object class as workerd instantiates it. */
 export interface EdgeObjectClass<Env> {
@@ -48,31 +54,40 @@ export interface EdgeObject {
  * only the bucket it was created for.
  *
  * Export the class under the name the configuration gives it (`class_name` in
- * `wrangler.toml`, `className` in a workerd capnp config).
+ * `wrangler.toml`, `className` in a workerd capnp config). `base`, when given,
+ * is the class the object extends: `DurableObject` from `cloudflare:workers`,
+ * as Cloudflare's documentation asks of Durable Object classes.
  *
  * @example
  * ```ts ignore
+ * import { DurableObject } from "cloudflare:workers";
  * import { createEdgeRouter, defineEdgeObject } from "./workerd.ts";
  * interface Env { NATS_URL: string; KVEDGE: unknown }
  * export const KvedgeEdge = defineEdgeObject((env: Env) => ({
  *   servers: env.NATS_URL,
  *   buckets: { config: { mode: "lazy" } },
  *   local: { maxItems: 5_000 },
- * }));
+ * }), DurableObject);
  * export default createEdgeRouter({ binding: "KVEDGE" });
  * ```
  */
 export function defineEdgeObject<Env>(
   options: (env: Env) => FetchHandlerOptions,
+  base?: DurableObjectBase,
 ): EdgeObjectClass<Env> {
   if (typeof options !== "function") {
     throw new TypeError("Cannot define edge object: options must be a function of the env");
   }
-  return class KvedgeEdgeObject implements EdgeObject {
+  if (base !== undefined && typeof base !== "function") {
+    throw new TypeError("Cannot define edge object: base must be a class (DurableObject)");
+  }
+  const Base = (base ?? class {}) as new (state: unknown, env: unknown) => object;
+  return class KvedgeEdgeObject extends Base implements EdgeObject {
     readonly #env: Env;
     #handler: FetchHandler | undefined;
 
-    constructor(_state: DurableObjectStateLike, env: Env) {
+    constructor(state: DurableObjectStateLike, env: Env) {
+      super(state, env);
       this.#env = env;
     }
 

@@ -7,6 +7,8 @@
  *
  * @module
  */
+// Provided by workerd; `deno bundle --external cloudflare:workers` leaves the import to it.
+import { DurableObject } from "cloudflare:workers";
 import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../mod.ts";
 import { createEdgeRouter, defineEdgeObject } from "../../workerd.ts";
 
@@ -29,7 +31,13 @@ function optionsOf(env: Env, name: string): FetchHandlerOptions {
   };
 }
 
-export const KvedgeEdge = defineEdgeObject((env: Env) => optionsOf(env, "workerd-object"));
+export const KvedgeEdge = defineEdgeObject(
+  (env: Env) => optionsOf(env, "workerd-object"),
+  DurableObject,
+);
+
+/** The same object as a plain class (no `DurableObject` base). */
+export const KvedgePlain = defineEdgeObject((env: Env) => optionsOf(env, "workerd-object"));
 
 const router = createEdgeRouter({ binding: "KVEDGE", by: "bucket" });
 let isolate: FetchHandler | undefined;

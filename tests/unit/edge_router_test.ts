@@ -88,3 +88,19 @@ Deno.test("an edge object opens nothing before its first request and checks its 
   );
   assert.equal(calls, 1);
 });
+
+Deno.test("an edge object extends the base class it is given, with the state and env", () => {
+  class Base {
+    constructor(readonly ctx: unknown, readonly env: unknown) {}
+  }
+  const Edge = defineEdgeObject(
+    () => ({ servers: "ws://127.0.0.1:1", buckets: { a: {} }, local: { maxItems: 1 } }),
+    Base,
+  );
+  const state = { id: "x" };
+  const object = new Edge(state, { url: "u" });
+  assert.ok(object instanceof Base);
+  assert.equal((object as unknown as Base).ctx, state);
+  assert.deepEqual((object as unknown as Base).env, { url: "u" });
+  assert.throws(() => defineEdgeObject(() => ({}) as never, "DurableObject" as never), TypeError);
+});
