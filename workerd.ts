@@ -21,6 +21,7 @@
  */
 export {
   defineEdgeObject,
+  type DurableObjectBase,
   type DurableObjectStateLike,
   type EdgeObject,
   type EdgeObjectClass,
