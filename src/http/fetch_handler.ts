@@ -236,7 +236,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const fetch = async (request: Request): Promise<Response> => {
     try {
       if (!perRequest) {
-        // The warm path: one property read and one empty frame, then the app's own pipeline.
+        // The warm path: two property reads, then the app's own pipeline.
         const res = await serveShared(opened ?? await ensure(), request);
         if (res !== undefined) return res;
       }

@@ -7,8 +7,8 @@
  * to show up on read), so without this a refused send shows only as a timeout,
  * for every later request of the isolate. This wraps the connection's socket
  * factory, records refused sends, and answers {@linkcode RequestBoundSocket.usable}
- * by sending an empty WebSocket frame (which a NATS server ignores): the refusal,
- * if any, is thrown synchronously, before the request has sent anything.
+ * by reading the socket's state, which workerd refuses synchronously too:
+ * before the request has sent anything, and without any I/O.
  *
  * @module
  */
@@ -16,8 +16,6 @@ import type { ConnectionOptions, WsSocketFactory } from "@nats-io/nats-core";
 
 /** workerd's message for I/O on an object that another request created. */
 const CROSS_REQUEST = /on behalf of a different request/i;
-
-const EMPTY = new Uint8Array(0);
 
 /** Whether `err` is a runtime's refusal of I/O across requests. */
 export function isCrossRequestRefusal(err: unknown): boolean {
@@ -56,17 +54,19 @@ export class RequestBoundSocket {
   }
 
   /**
-   * Whether the request running now may send on the connection's socket.
-   * Sends one empty frame to find out; `true` when there is no open socket
-   * (nats.js is connecting: nothing to refuse yet).
+   * Whether the request running now may use the connection's socket. workerd
+   * refuses even reading a property of another request's socket, so this reads
+   * `readyState`: no frame is sent (a probe frame ahead of every request costs
+   * a delayed ACK, ~40 ms, where Nagle's algorithm holds the request back).
+   * `true` when there is no socket yet. A send refused earlier makes it `false`
+   * for good.
    */
   usable(): boolean {
     if (this.#refusal !== undefined) return false;
     const socket = this.#socket;
     if (socket === undefined) return true;
     try {
-      // workerd refuses even reading the state of another request's socket.
-      if (socket.readyState === 1) socket.send(EMPTY);
+      void socket.readyState;
     } catch (err) {
       if (isCrossRequestRefusal(err)) this.#refusal = err;
     }
