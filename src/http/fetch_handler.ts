@@ -67,7 +67,11 @@ export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | 
 export interface FetchHandler extends AsyncDisposable {
   /** Answers one request (bound: pass it around freely). Never rejects. */
   readonly fetch: (request: Request) => Promise<Response>;
-  /** The open caches by bucket, opening them first if no request did yet. */
+  /**
+   * The open caches by bucket, opening them first if no request did yet. Where
+   * the runtime binds sockets to requests (workerd), caches opened here belong
+   * to the calling request.
+   */
   caches(): Promise<Record<string, Cache<unknown>>>;
   /** Ends open SSE streams, closes the caches and the connection. A later request opens them again. */
   close(): Promise<void>;
