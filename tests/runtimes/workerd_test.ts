@@ -307,6 +307,43 @@ Deno.test("kvedge inside the workerd binary", async (t) => {
     });
 
     await t.step(
+      "the Durable Object serves stale through a kill -9 of NATS and fresh after its restart",
+      async () => {
+        assert.equal((await get(`${object}/k.5`)).cache, "hit");
+        await srv.kill();
+        await waitFor(async () => (await get(`${object}/k.5`)).cache === "stale", {
+          timeoutMs: 15_000,
+          message: "the object marks its resident key stale",
+        });
+        assert.deepEqual(await get(`${object}/k.5`), {
+          status: 200,
+          cache: "stale",
+          body: { n: 5 },
+        });
+        assert.equal((await get(`${object}/never.read`)).status, 503);
+        await srv.restart();
+        await waitFor(async () => (await get(`${object}/k.5`)).cache === "hit", {
+          timeoutMs: 30_000,
+          message: "the object reconnects and serves fresh again",
+        });
+        await waitFor(() => kv.put("k.5", JSON.stringify({ n: 105 })), {
+          timeoutMs: 30_000,
+          message: "the writer reconnects and writes",
+        });
+        await waitFor(async () => {
+          const res = await get(`${object}/k.5`);
+          return (res.body as { n: number } | undefined)?.n === 105;
+        }, { timeoutMs: 15_000, message: "a put after the restart reaches the object" });
+        assert.deepEqual(await get(`${object}/k.6`), {
+          status: 200,
+          cache: "hit",
+          body: { n: 6 },
+        });
+        assert.equal((await connectionsNamed(srv, "workerd-object")).length, 1);
+      },
+    );
+
+    await t.step(
       "an old compatibility date without nodejs_compat, a plain object class: reads and writes",
       async () => {
         // node:crypto loads without the flag only from 2026-08-04: the facade must not need it.
