@@ -33,6 +33,7 @@ import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
 import { scenario as websocket } from "./bench/websocket.ts";
+import { scenario as workerd } from "./bench/workerd.ts";
 
 /** Every scenario, in the order a full run executes them. */
 const SCENARIOS: Scenario[] = [
@@ -48,6 +49,7 @@ const SCENARIOS: Scenario[] = [
   miss,
   websocket,
   runtimes,
+  workerd,
   scale,
 ];
 

