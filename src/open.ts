@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type CacheLink, KvedgeCache } from "./cache.ts";
-import { connectNats, type ConnectNatsOptions } from "./connect.ts";
+import { connectNats, type ConnectNatsOptions, inboxPrefixOf } from "./connect.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -50,7 +50,12 @@ const CONTROL_TIMEOUT_MS = 15_000;
 export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> {
   const o = resolveOptions(options);
   const owns = o.connection === undefined;
-  const inboxPrefix = (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
+  // The watcher subscribes under the connection's inbox prefix: a given
+  // connection's own (a least-privilege identity may subscribe there only),
+  // else the one this cache connects with.
+  let inboxPrefix = o.connection
+    ? inboxPrefixOf(o.connection)
+    : (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
   let link: CacheLink;
   try {
     link = await bind(o);
@@ -70,6 +75,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     await cache.startUnbound(() => bind(o), e);
     return cache;
   }
+  inboxPrefix = inboxPrefixOf(link.nc) ?? inboxPrefix;
   let cache: KvedgeCache<T> | undefined;
   try {
     cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
