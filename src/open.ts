@@ -14,6 +14,7 @@ import { type ResolvedOptions, resolveOptions } from "./options.ts";
 import { hubWritePrefix, RegionLink } from "./region.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
 import { kvStreamName } from "./kv_layout.ts";
+import { ensureKvBucket } from "./kv_create.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -174,19 +175,16 @@ async function ensureBucket(
       // An older server would drop the unknown settings and make a bucket without TTL.
       assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `create bucket "${bucket}"`);
     }
-    const kvm = new Kvm(jetstream(nc, { timeout: timeoutMs }));
-    await kvm.create(
-      bucket,
-      {
-        replicas: create.replicas,
-        history: create.history,
-        ...(create.ttlMs > 0 ? { ttl: create.ttlMs } : {}),
-        ...(create.maxBytes > 0 ? { max_bytes: create.maxBytes } : {}),
-        ...(create.maxValueSize > 0 ? { maxValueSize: create.maxValueSize } : {}),
-        storage: create.storage === "memory" ? "memory" : "file",
-        ...(create.markerTtlMs > 0 ? { markerTTL: create.markerTtlMs } : {}),
-      } as Parameters<Kvm["create"]>[1],
-    );
+    // The stream natscli's `nats kv add` makes, so either tool accepts the other's bucket.
+    await ensureKvBucket(jsm, bucket, {
+      replicas: create.replicas,
+      history: create.history,
+      ttlMs: create.ttlMs,
+      maxBytes: create.maxBytes,
+      maxValueSize: create.maxValueSize,
+      storage: create.storage === "memory" ? "memory" : "file",
+      markerTtlMs: create.markerTtlMs,
+    });
   }
   try {
     return await jsm.streams.info(stream);
