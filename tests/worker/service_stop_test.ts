@@ -182,3 +182,34 @@ Deno.test("deno task serve drains when the whole process group gets SIGTERM", as
     },
   );
 });
+
+Deno.test("a second Ctrl-C while draining still exits at once", async () => {
+  await using srv = await startServer();
+  const bucket = uniqueBucket("svc");
+  const { argv } = unitCommand();
+  await using proc = startGroup(argv, {
+    NATS_URL: srv.tcpUrl,
+    KVEDGE_BUCKETS: bucket,
+    KVEDGE_CREATE_BUCKETS: "1",
+    KVEDGE_WRITE_TOKEN: "w-" + crypto.randomUUID(),
+  });
+  await waitFor(() => proc.lines().find((l) => l.msg === "listening"), {
+    timeoutMs: 60_000,
+    message: `the worker listens; output: ${proc.output()}`,
+  });
+  // NATS paused holds the drain (the connection's 5 s drain) while the second Ctrl-C arrives.
+  srv.pause();
+  try {
+    Deno.kill(proc.pgid, "SIGINT");
+    await waitFor(() => proc.lines().some((l) => l.msg === "shutting down"), {
+      timeoutMs: 30_000,
+      message: `the worker starts draining; output: ${proc.output()}`,
+    });
+    Deno.kill(proc.pgid, "SIGINT");
+    const status = await proc.exited;
+    assert.equal(status.code, 1, proc.output());
+    assert.ok(proc.lines().some((l) => l.msg === "forced exit"), proc.output());
+  } finally {
+    srv.resume();
+  }
+});
