@@ -325,8 +325,9 @@ async function main(): Promise<number> {
     });
   } finally {
     clearInterval(ticker);
-    stop.remove();
+    // Still listening while releasing: a repeated SIGTERM is logged, a second Ctrl-C exits.
     await release(running);
+    stop.remove();
   }
 }
 

@@ -213,3 +213,44 @@ Deno.test("a second Ctrl-C while draining still exits at once", async () => {
     srv.resume();
   }
 });
+
+Deno.test("deno task project stops cleanly when the whole process group gets SIGTERM", async () => {
+  await using srv = await startServer();
+  const publish = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "examples/orders/publish_orders.ts", "--orders", "5"],
+    cwd: ROOT,
+    env: { NATS_URL: srv.tcpUrl },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(publish.code, 0, new TextDecoder().decode(publish.stderr));
+  await using proc = startGroup([
+    Deno.execPath(),
+    "task",
+    "project",
+    "examples/orders/projection.ts",
+  ], {
+    NATS_URL: srv.tcpUrl,
+  });
+  await waitFor(() => proc.lines().some((l) => l.msg === "projection started"), {
+    timeoutMs: 60_000,
+    message: `the projector starts; output: ${proc.output()}`,
+  });
+  const [worker] = childrenOf(proc.pgid);
+  assert.ok(worker, "deno task started the projector");
+  // As for the edge worker: the group's SIGTERM, then deno task's forwarded copy while stopping.
+  srv.pause();
+  try {
+    group(proc.pgid);
+    await waitFor(() => proc.lines().some((l) => l.msg === "stopping"), {
+      timeoutMs: 30_000,
+      message: `the projector starts stopping; output: ${proc.output()}`,
+    });
+    Deno.kill(worker, "SIGTERM");
+  } finally {
+    srv.resume();
+  }
+  const status = await proc.exited;
+  assert.equal(status.code, 0, proc.output());
+  assert.ok(!proc.output().includes("exiting at once"), proc.output());
+});
