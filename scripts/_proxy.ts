@@ -46,6 +46,12 @@ export interface Frame {
   subject: string;
   /** Reply subject of a PUB, HPUB, MSG or HMSG, if any. */
   reply?: string;
+  /**
+   * For a MSG or HMSG: the subject of the subscription it is delivered to (a
+   * JetStream push consumer delivers the stream's subjects to its deliver
+   * subject), as the connection's SUB said; "" if unknown.
+   */
+  subscription?: string;
 }
 
 /** Options of {@link startProxy}. */
@@ -72,12 +78,17 @@ export function startProxy(
   let delayMs = 0;
   const holds = new Set<(frame: Frame) => boolean>();
   const framers = new Set<Framer>();
-  const pipe = async (from: Deno.Conn, to: Deno.Conn, side: Frame["from"]) => {
+  const pipe = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    side: Frame["from"],
+    subs: Map<string, string>,
+  ) => {
     let framer: Framer | undefined;
     try {
       let readable: ReadableStream<Uint8Array> = from.readable;
       if (options.frames) {
-        framer = new Framer(side, (f) => [...holds].some((h) => h(f)));
+        framer = new Framer(side, (f) => [...holds].some((h) => h(f)), subs);
         framers.add(framer);
         readable = readable.pipeThrough(framer.stream);
       }
@@ -104,8 +115,9 @@ export function startProxy(
         const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
         open.add(client);
         open.add(server);
-        pipe(client, server, "client");
-        pipe(server, client, "server");
+        const subs = new Map<string, string>(); // sid → subject, for this connection
+        pipe(client, server, "client", subs);
+        pipe(server, client, "server", subs);
       } catch {
         client.close();
       }
@@ -173,7 +185,11 @@ class Framer {
   #held: Held[] = [];
   #controller: TransformStreamDefaultController<Uint8Array> | undefined;
 
-  constructor(readonly side: Frame["from"], readonly isHeld: (frame: Frame) => boolean) {
+  constructor(
+    readonly side: Frame["from"],
+    readonly isHeld: (frame: Frame) => boolean,
+    readonly subs: Map<string, string>,
+  ) {
     this.stream = new TransformStream({
       start: (controller) => {
         this.#controller = controller;
@@ -216,6 +232,9 @@ class Framer {
       }
       const frame: Frame = { from: this.side, op, subject: "" };
       if (PAYLOAD_OPS.has(op) || op === "SUB") frame.subject = tokens[1] ?? "";
+      // SUB subj [queue] sid; MSG/HMSG subj sid …
+      if (op === "SUB") this.subs.set(tokens[tokens.length - 1] ?? "", frame.subject);
+      if (op === "MSG" || op === "HMSG") frame.subscription = this.subs.get(tokens[2] ?? "") ?? "";
       // PUB subj [reply] size; HPUB subj [reply] hdr size; MSG subj sid [reply] size;
       // HMSG subj sid [reply] hdr size.
       const replyAt = { PUB: 4, HPUB: 5, MSG: 5, HMSG: 6 }[op as "PUB"];
@@ -234,9 +253,19 @@ class Framer {
   }
 }
 
-/** Whether two frames must keep their relative order (one subject's messages). */
+/**
+ * Whether two frames must keep their relative order: deliveries to one plain
+ * subscription (a consumer's deliver subject), or messages on one subject
+ * (the replies a wildcard request inbox receives are each their own).
+ */
 function sameStream(a: Frame, b: Frame): boolean {
-  return a.subject !== "" && a.subject === b.subject;
+  const key = (f: Frame) => {
+    const sub = f.subscription ?? "";
+    if (sub !== "" && !/[*>]/.test(sub)) return `to ${sub}`;
+    return f.subject === "" ? "" : `on ${f.subject}`;
+  };
+  const k = key(a);
+  return k !== "" && k === key(b);
 }
 
 function indexOf(buf: Uint8Array, needle: Uint8Array, from: number): number {
