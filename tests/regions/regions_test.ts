@@ -414,8 +414,28 @@ Deno.test("regions over leaf nodes", async (t) => {
       });
       await leader.restart();
       await traffic.stop();
-      await waitConverged(replica as never, b.hubKv, traffic.acked, "eu edge after leader kill");
-      await waitConverged(far as never, b.hubKv, traffic.acked, "us edge after leader kill");
+      await waitConverged(
+        replica as never,
+        b.hubKv,
+        traffic.acked,
+        "eu edge after leader kill",
+        60_000,
+        {
+          region: eu,
+          hubNc,
+        },
+      );
+      await waitConverged(
+        far as never,
+        b.hubKv,
+        traffic.acked,
+        "us edge after leader kill",
+        60_000,
+        {
+          region: us,
+          hubNc,
+        },
+      );
     });
   } finally {
     await hubNc.close();
