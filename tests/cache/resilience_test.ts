@@ -401,7 +401,7 @@ Deno.test({
         servers: proxy.url,
         bucket,
         local: { maxItems: 100 },
-        heartbeatMs: 300,
+        heartbeatMs: 1_000, // the watchdog fires after 2.5 s of silence
         onEvent: (e) => events.push(e),
       });
       await c.ready({ timeoutMs: 5_000 });
