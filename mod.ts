@@ -32,10 +32,13 @@ export {
   KvedgeError,
   LoaderError,
   OverflowError,
+  OverloadedError,
   PermissionError,
   ProjectionMapError,
+  TooLargeError,
   UnavailableError,
   UnsupportedError,
+  UnsupportedRuntimeError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -70,6 +73,7 @@ export {
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
+export type { SnapshotStorage } from "./src/snapshot_file.ts";
 export {
   type AppAuthOptions,
   type AppBucketOptions,

@@ -21,6 +21,7 @@ import {
   type WsConnectionOptions,
 } from "@nats-io/nats-core";
 import { guardSocketResets } from "./socket_guard.ts";
+import { assertRuntime } from "./runtime_check.ts";
 
 /** Options of {@linkcode connectNats}: nats.js's, plus `wsFactory` for WebSocket. */
 export type ConnectNatsOptions = ConnectionOptions & WsConnectionOptions;
@@ -62,7 +63,9 @@ export function transportOf(servers: string | readonly string[]): NatsTransport 
  * {@linkcode transportOf}). Over WebSocket, `wsFactory` in `options` supplies
  * the socket where the runtime has no global `WebSocket` or needs its own
  * (Cloudflare Workers). Throws `TypeError` for a mixed list, and when a
- * connection of the other transport opened here is still open.
+ * connection of the other transport opened here is still open;
+ * `UnsupportedRuntimeError` when the runtime lacks what the transport needs
+ * (see `assertRuntime`).
  *
  * @example
  * ```ts ignore
@@ -83,6 +86,10 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
         "and nats.js has one transport per process (their reconnects would use the wrong one)",
     );
   }
+  assertRuntime("connect to NATS", {
+    websocket: transport === "websocket",
+    wsFactory: typeof options.wsFactory === "function",
+  });
   // Counted from the start, so two concurrent opens of different transports cannot both pass.
   open[transport]++;
   let nc: NatsConnection;

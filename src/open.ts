@@ -7,7 +7,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type CacheLink, KvedgeCache } from "./cache.ts";
-import { connectNats, type ConnectNatsOptions } from "./connect.ts";
+import { connectNats, type ConnectNatsOptions, transportOf } from "./connect.ts";
+import { assertRuntime } from "./runtime_check.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -49,6 +50,10 @@ const CONTROL_TIMEOUT_MS = 15_000;
  */
 export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> {
   const o = resolveOptions(options);
+  assertRuntime("open cache", {
+    websocket: o.servers !== undefined && transportOf(o.servers) === "websocket",
+    wsFactory: typeof o.connectOptions?.wsFactory === "function",
+  });
   const owns = o.connection === undefined;
   const inboxPrefix = (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
   let link: CacheLink;

@@ -23,8 +23,8 @@ import type {
   LoaderFn,
   RegionOptions,
   SchemaLike,
-  SnapshotOptions,
 } from "./types.ts";
+import { fileStorage, type SnapshotStorage } from "./snapshot_file.ts";
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions<T> {
@@ -38,6 +38,8 @@ export interface ResolvedOptions<T> {
   maxItems: number;
   maxBytes: number;
   maxTtlMs: number;
+  maxNegativeShare: number;
+  maxConcurrentMisses: number;
   schema: SchemaLike<T> | undefined;
   codec: Codec<T>;
   loader: LoaderFn<T> | undefined;
@@ -50,7 +52,8 @@ export interface ResolvedOptions<T> {
   heartbeatMs: number;
   reconcileMs: number;
   allowDirect: boolean;
-  snapshot: Required<SnapshotOptions> | undefined;
+  /** A snapshot `path` is resolved to its file's storage here. */
+  snapshot: { storage: SnapshotStorage; intervalMs: number } | undefined;
   onEvent: CacheOptions<T>["onEvent"];
   region: Required<RegionOptions> | undefined;
 }
@@ -70,6 +73,7 @@ export const OPTION_BOUNDS = {
   maxTtlMs: [1, MAX_TIMER_MS],
   missTimeoutMs: [1, 600_000],
   writeTimeoutMs: [1, 600_000],
+  maxConcurrentMisses: [1, 1_000_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 const ms = integer(0, MAX_TIMER_MS);
@@ -101,6 +105,7 @@ const OptionsSchema = z.object({
     maxItems: integer(...OPTION_BOUNDS.maxItems).optional(),
     maxBytes: integer(...OPTION_BOUNDS.maxBytes).optional(),
     maxTtlMs: integer(...OPTION_BOUNDS.maxTtlMs).optional(),
+    maxNegativeShare: z.number().gt(0).max(1).optional(),
   }).strict(),
   schema: z.custom<SchemaLike<unknown>>(
     (v) =>
@@ -112,6 +117,7 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
+  maxConcurrentMisses: integer(...OPTION_BOUNDS.maxConcurrentMisses).optional(),
   loaderTimeoutMs: integer(1, MAX_TIMER_MS).optional(),
   missTimeoutMs: integer(...OPTION_BOUNDS.missTimeoutMs).optional(),
   writeTimeoutMs: integer(...OPTION_BOUNDS.writeTimeoutMs).optional(),
@@ -119,7 +125,17 @@ const OptionsSchema = z.object({
   heartbeatMs: integer(100, 300_000).optional(),
   reconcileMs: ms.optional(),
   allowDirect: z.boolean().optional(),
-  snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
+  snapshot: z.object({
+    path: z.string().min(1).optional(),
+    storage: z.custom<SnapshotStorage>(
+      (v) =>
+        typeof v === "object" && v !== null &&
+        typeof (v as SnapshotStorage).read === "function" &&
+        typeof (v as SnapshotStorage).write === "function",
+      { message: "must have read() and write()" },
+    ).optional(),
+    intervalMs: ms.optional(),
+  }).strict().optional(),
   onEvent: fn.optional(),
   region: z.object({
     hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
@@ -147,6 +163,11 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
   if (o.region && o.create !== undefined && o.create !== false) {
     throw new TypeError(
       'Cannot open cache: "create" cannot be used with "region" (the bucket lives on the hub; create the regional mirror with `deno task kv mirror`)',
+    );
+  }
+  if (o.snapshot && (o.snapshot.path === undefined) === (o.snapshot.storage === undefined)) {
+    throw new TypeError(
+      'Cannot open cache: "snapshot" needs exactly one of "path" and "storage"',
     );
   }
   if (o.writeBack && !o.loader) {
@@ -177,6 +198,8 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     maxItems: o.local.maxItems ?? 0,
     maxBytes: o.local.maxBytes ?? 0,
     maxTtlMs: o.local.maxTtlMs ?? 0,
+    maxNegativeShare: o.local.maxNegativeShare ?? 0.25,
+    maxConcurrentMisses: o.maxConcurrentMisses ?? 256,
     schema: input.schema,
     codec: input.codec ?? jsonCodec<T>(),
     loader: input.loader,
@@ -189,7 +212,10 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     heartbeatMs: o.heartbeatMs ?? 5_000,
     reconcileMs: o.reconcileMs ?? 30_000,
     allowDirect: o.allowDirect ?? false,
-    snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
+    snapshot: o.snapshot && {
+      storage: o.snapshot.storage ?? fileStorage(o.snapshot.path!),
+      intervalMs: o.snapshot.intervalMs ?? 60_000,
+    },
     onEvent: input.onEvent,
     region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
   };

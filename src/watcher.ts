@@ -252,8 +252,26 @@ export class Watcher {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#endPause?.();
     this.#dropConsumer();
     await Promise.all(this.#drops);
+  }
+
+  /** Ends the restart loop's pending pause at once (close): no timer outlives the watcher. */
+  #endPause: (() => void) | undefined;
+
+  /** Waits `ms`, or less if the watcher closes meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#endPause = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      unref(timer);
+      this.#endPause = done;
+    });
   }
 
   async #restartLoop(reason: string): Promise<void> {
@@ -294,7 +312,7 @@ export class Watcher {
           wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
           this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
         }
-        await delay(wait);
+        await this.#pause(wait);
       }
     }
   }
@@ -538,16 +556,16 @@ export function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([p.then(() => {}, () => {}), deadline]).finally(() => clearTimeout(timer));
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => unref(setTimeout(resolve, ms)));
-}
-
 /**
- * Lets the process exit while `timer` is pending (Deno timers are numbers at run
- * time). A no-op where there is no `Deno` global (Cloudflare Workers, browsers).
+ * Lets the process exit while `timer` is pending, where timers are objects
+ * with `unref()` (Node, Bun). Deno's and the web's timers are numbers, which
+ * only a runtime-specific call could unref: there this is a no-op, and the
+ * cache clears its timers itself at `close()`.
  */
 export function unref(timer: unknown): void {
-  (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as number);
+  if (typeof timer === "object" && timer !== null && "unref" in timer) {
+    (timer as { unref(): void }).unref();
+  }
 }
 
 /** A short description of an error, without stack or secrets. */

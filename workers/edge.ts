@@ -38,7 +38,7 @@ import {
   within,
 } from "./_edge_shutdown.ts";
 
-const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
+const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
 Runs a kvedge edge worker: one cache per bucket, served over HTTP. It takes no
 arguments; the environment configures it. Without NATS_URL it starts an
@@ -189,7 +189,15 @@ async function openServed(
       connection: nc,
       bucket: b.name,
       mode: b.mode,
-      local: config.local,
+      local: {
+        ...config.local,
+        ...(config.maxNegativeShare === undefined
+          ? {}
+          : { maxNegativeShare: config.maxNegativeShare }),
+      },
+      ...(config.maxConcurrentMisses === undefined
+        ? {}
+        : { maxConcurrentMisses: config.maxConcurrentMisses }),
       ...(config.createBuckets ? { create: true } : {}),
       ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
       ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
@@ -320,10 +328,22 @@ async function main(): Promise<number> {
   }
 
   const shutdown = new AbortController();
-  const app = edgeApp(config, { caches: opened.caches, signal: shutdown.signal, log });
+  // The client's address, for the per-client bounds (replays).
+  const clients = new WeakMap<Request, string>();
+  const app = edgeApp(config, {
+    caches: opened.caches,
+    signal: shutdown.signal,
+    log,
+    clientOf: (request) => clients.get(request),
+  });
+  const handler: GatedServeOptions["handler"] = (request, info) => {
+    const addr = info?.remoteAddr;
+    if (addr !== undefined && addr.transport === "tcp") clients.set(request, addr.hostname);
+    return app.fetch(request);
+  };
   let server: GatedServer;
   try {
-    server = await listen(config, { maxConnections, handler: app.fetch });
+    server = await listen(config, { maxConnections, handler });
   } catch (err) {
     log("error", "cannot listen", {
       error: describe(err),

@@ -20,6 +20,7 @@ const SCENARIOS = [
   "stampede",
   "miss",
   "websocket",
+  "workerd",
   "scale",
 ];
 
