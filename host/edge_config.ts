@@ -196,7 +196,7 @@ const EnvSchema = z.object({
   KVEDGE_MAX_REPLAYS_PER_CLIENT: intVar(1, 1_000_000).optional(),
   KVEDGE_MAX_HEADER_COUNT: intVar(8, 128).optional(),
   KVEDGE_MAX_HEADER_BYTES: intVar(1024, 1 << 20).optional(),
-  KVEDGE_MAX_CONCURRENT_MISSES: intVar(1, 1_000_000).optional(),
+  KVEDGE_MAX_CONCURRENT_MISSES: optionVar("maxConcurrentMisses").optional(),
   KVEDGE_MAX_NEGATIVE_PERCENT: intVar(1, 100).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
   KVEDGE_CONNECTION_GATE: flagVar.optional(),
