@@ -271,10 +271,11 @@ Deno.test("chaos: nats-server restarted over and over during a watch: monotonic,
       assert.deepEqual(bad.slice(0, 20), [], `the ${m.edge.mode} edge read out of order`);
     }
     assert.deepEqual(mismatches, [], "an edge does not end equal to the bucket");
-    assert.ok(
-      monitors.every((m) => m.absentReads > 0),
-      "no edge read a deleted key: absences went unchecked",
-    );
+    for (const m of monitors) {
+      // k.0–k.9 are deleted for a whole round in every three: an edge that
+      // never reads one absent serves deleted values (or the check saw none).
+      assert.ok(m.absentReads > 0, `the ${m.edge.mode} edge never read a deleted key as absent`);
+    }
     if (!lost) {
       for (const e of edges) {
         assert.equal(e.stats().resyncs, 0, `the ${e.mode} edge flushed without reason`);
