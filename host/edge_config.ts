@@ -11,6 +11,8 @@ import type { ConnectionOptions } from "@nats-io/nats-core";
 import { type NatsAuth, natsConnectionOptions, parseNatsEnv } from "./nats_env.ts";
 import { bucketProblem } from "../src/keys.ts";
 import type { CacheMode } from "../src/types.ts";
+import { OPTION_BOUNDS } from "../src/options.ts";
+import { integerRule } from "../src/validate.ts";
 
 /** One bucket the edge serves, from `KVEDGE_BUCKETS`. */
 export interface EdgeBucketConfig {
@@ -115,14 +117,18 @@ export interface EdgeConfig {
 const list = (v: string | undefined): string[] =>
   (v ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 
-const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.string().trim().regex(/^[0-9]+$/, { message: `must be an integer from ${min} to ${max}` })
+const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const message = integerRule(min, max);
+  return z.string().trim().regex(/^[0-9]+$/, { message })
     .transform(Number)
-    .pipe(
-      z.number().int().min(min, { message: `must be at least ${min}` }).max(max, {
-        message: `must be at most ${max}`,
-      }),
-    );
+    .pipe(z.number().int().min(min, { message }).max(max, { message }));
+};
+
+/** A variable that sets an `openCache()` option: the library's own bounds (src/options.ts). */
+const optionVar = (name: keyof typeof OPTION_BOUNDS) => {
+  const [min, max] = OPTION_BOUNDS[name];
+  return intVar(min, max);
+};
 
 /** What every boolean environment variable accepts, in the error message of a bad one. */
 export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
@@ -163,11 +169,11 @@ const EnvSchema = z.object({
   KVEDGE_READ_TOKEN: z.string().optional().transform((v, ctx) => tokens(v, ctx)),
   KVEDGE_WRITE_TOKEN: z.string().optional().transform((v, ctx) => tokens(v, ctx)),
   KVEDGE_ANONYMOUS_WRITES: flagVar.optional(),
-  KVEDGE_MAX_ITEMS: intVar(1).optional(),
-  KVEDGE_MAX_BYTES: intVar(1).optional(),
-  KVEDGE_MAX_TTL_MS: intVar(0, 2 ** 31 - 1).optional(),
+  KVEDGE_MAX_ITEMS: optionVar("maxItems").optional(),
+  KVEDGE_MAX_BYTES: optionVar("maxBytes").optional(),
+  KVEDGE_MAX_TTL_MS: intVar(0, OPTION_BOUNDS.maxTtlMs[1]).optional(), // 0: no bound
   KVEDGE_CREATE_BUCKETS: flagVar.optional(),
-  KVEDGE_MISS_TIMEOUT_MS: intVar(1, 2 ** 31 - 1).optional(),
+  KVEDGE_MISS_TIMEOUT_MS: optionVar("missTimeoutMs").optional(),
   KVEDGE_STALE_IF_ERROR_MS: intVar(0, 2 ** 31 - 1).optional(),
   KVEDGE_HUB_DOMAIN: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, {
     message: "must be a JetStream domain name (letters, digits, _ and -)",
@@ -190,7 +196,7 @@ const EnvSchema = z.object({
   KVEDGE_MAX_REPLAYS_PER_CLIENT: intVar(1, 1_000_000).optional(),
   KVEDGE_MAX_HEADER_COUNT: intVar(8, 128).optional(),
   KVEDGE_MAX_HEADER_BYTES: intVar(1024, 1 << 20).optional(),
-  KVEDGE_MAX_CONCURRENT_MISSES: intVar(1, 1_000_000).optional(),
+  KVEDGE_MAX_CONCURRENT_MISSES: optionVar("maxConcurrentMisses").optional(),
   KVEDGE_MAX_NEGATIVE_PERCENT: intVar(1, 100).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
   KVEDGE_CONNECTION_GATE: flagVar.optional(),

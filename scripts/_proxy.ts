@@ -2,7 +2,9 @@
  * A loopback TCP proxy that a test can cut and restore: a real network fault
  * (connections reset, new ones refused) between a client and a nats-server,
  * without stopping the server. It forwards bytes, so it carries WebSocket as
- * well as NATS over TCP.
+ * well as NATS over TCP. Started with `{ frames: true }` (NATS over TCP only)
+ * it also splits the NATS protocol into frames and can hold chosen ones back:
+ * a watcher's requests or deliveries paused while everything else flows.
  *
  * @module
  */
@@ -24,8 +26,38 @@ export interface Proxy extends AsyncDisposable {
    * order: a slow WAN link without cutting it.
    */
   delay(ms: number): void;
+  /**
+   * Holds back, in order, every frame `match` selects in either direction
+   * (the rest flows past them) until the returned `release()`; needs
+   * `{ frames: true }`. Frames held by several holds wait for all of them.
+   */
+  hold(match: (frame: Frame) => boolean): { release(): void };
   /** Stops listening and closes everything. */
   close(): Promise<void>;
+}
+
+/** One NATS protocol frame as the proxy saw it. */
+export interface Frame {
+  /** `"client"` (client to server) or `"server"` (server to client). */
+  from: "client" | "server";
+  /** The protocol operation, upper case: `PUB`, `HPUB`, `MSG`, `HMSG`, `SUB`, `PING`… */
+  op: string;
+  /** Subject of a PUB, HPUB, MSG, HMSG or SUB; "" otherwise. */
+  subject: string;
+  /** Reply subject of a PUB, HPUB, MSG or HMSG, if any. */
+  reply?: string;
+  /**
+   * For a MSG or HMSG: the subject of the subscription it is delivered to (a
+   * JetStream push consumer delivers the stream's subjects to its deliver
+   * subject), as the connection's SUB said; "" if unknown.
+   */
+  subscription?: string;
+}
+
+/** Options of {@link startProxy}. */
+export interface ProxyOptions {
+  /** Split NATS-over-TCP traffic into frames, so that {@link Proxy.hold} works. Default false. */
+  frames?: boolean;
 }
 
 /**
@@ -35,17 +67,36 @@ export interface Proxy extends AsyncDisposable {
 export function startProxy(
   targetPort: number,
   transport: NatsTransport = suiteTransport(),
+  options: ProxyOptions = {},
 ): Proxy {
+  if (options.frames && transport !== "tcp") {
+    throw new TypeError("Cannot start proxy: frames need NATS over TCP");
+  }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
   let isCut = false;
   let delayMs = 0;
-  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+  const holds = new Set<(frame: Frame) => boolean>();
+  const framers = new Set<Framer>();
+  const pipe = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    side: Frame["from"],
+    subs: Map<string, string>,
+  ) => {
+    let framer: Framer | undefined;
     try {
-      await from.readable.pipeThrough(delayed(() => delayMs)).pipeTo(to.writable);
+      let readable: ReadableStream<Uint8Array> = from.readable;
+      if (options.frames) {
+        framer = new Framer(side, (f) => [...holds].some((h) => h(f)), subs);
+        framers.add(framer);
+        readable = readable.pipeThrough(framer.stream);
+      }
+      await readable.pipeThrough(delayed(() => delayMs)).pipeTo(to.writable);
     } catch {
       // reset by cut() or by the peer
     } finally {
+      if (framer) framers.delete(framer);
       for (const c of [from, to]) {
         try {
           c.close();
@@ -64,8 +115,9 @@ export function startProxy(
         const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
         open.add(client);
         open.add(server);
-        pipe(client, server);
-        pipe(server, client);
+        const subs = new Map<string, string>(); // sid → subject, for this connection
+        pipe(client, server, "client", subs);
+        pipe(server, client, "server", subs);
       } catch {
         client.close();
       }
@@ -98,9 +150,129 @@ export function startProxy(
     delay: (ms: number) => {
       delayMs = ms;
     },
+    hold: (match: (frame: Frame) => boolean) => {
+      if (!options.frames) throw new TypeError("Cannot hold frames: start the proxy with frames");
+      holds.add(match);
+      return {
+        release: () => {
+          holds.delete(match);
+          for (const f of framers) f.flushHeld();
+        },
+      };
+    },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** A frame held back, with its bytes. */
+interface Held {
+  frame: Frame;
+  bytes: Uint8Array;
+}
+
+const CRLF = new Uint8Array([13, 10]);
+const PAYLOAD_OPS = new Set(["PUB", "HPUB", "MSG", "HMSG"]);
+
+/**
+ * Splits one direction of a NATS connection into protocol frames and passes
+ * them on, except those `isHeld` selects: kept in order until
+ * {@link flushHeld} finds them no longer held.
+ */
+class Framer {
+  readonly stream: TransformStream<Uint8Array, Uint8Array>;
+  #buf = new Uint8Array(0);
+  #held: Held[] = [];
+  #controller: TransformStreamDefaultController<Uint8Array> | undefined;
+
+  constructor(
+    readonly side: Frame["from"],
+    readonly isHeld: (frame: Frame) => boolean,
+    readonly subs: Map<string, string>,
+  ) {
+    this.stream = new TransformStream({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      transform: (chunk) => this.#push(chunk),
+    });
+  }
+
+  /** Passes on the held frames no hold selects any more, in their order. */
+  flushHeld(): void {
+    const still: Held[] = [];
+    for (const h of this.#held) {
+      if (this.isHeld(h.frame) || still.some((k) => sameStream(k.frame, h.frame))) still.push(h);
+      else this.#enqueue(h.bytes);
+    }
+    this.#held = still;
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    try {
+      this.#controller?.enqueue(bytes);
+    } catch { /* the connection is gone */ }
+  }
+
+  #push(chunk: Uint8Array): void {
+    const buf = new Uint8Array(this.#buf.length + chunk.length);
+    buf.set(this.#buf);
+    buf.set(chunk, this.#buf.length);
+    let at = 0;
+    while (true) {
+      const eol = indexOf(buf, CRLF, at);
+      if (eol < 0) break;
+      const line = new TextDecoder().decode(buf.subarray(at, eol));
+      const tokens = line.split(/[ \t]+/).filter((t) => t !== "");
+      const op = (tokens[0] ?? "").toUpperCase();
+      let end = eol + 2;
+      if (PAYLOAD_OPS.has(op)) {
+        end += Number(tokens[tokens.length - 1]) + 2;
+        if (buf.length < end) break;
+      }
+      const frame: Frame = { from: this.side, op, subject: "" };
+      if (PAYLOAD_OPS.has(op) || op === "SUB") frame.subject = tokens[1] ?? "";
+      // SUB subj [queue] sid; MSG/HMSG subj sid …
+      if (op === "SUB") this.subs.set(tokens[tokens.length - 1] ?? "", frame.subject);
+      if (op === "MSG" || op === "HMSG") frame.subscription = this.subs.get(tokens[2] ?? "") ?? "";
+      // PUB subj [reply] size; HPUB subj [reply] hdr size; MSG subj sid [reply] size;
+      // HMSG subj sid [reply] hdr size.
+      const replyAt = { PUB: 4, HPUB: 5, MSG: 5, HMSG: 6 }[op as "PUB"];
+      if (replyAt !== undefined && tokens.length === replyAt) {
+        frame.reply = tokens[op.startsWith("H") ? replyAt - 3 : replyAt - 2];
+      }
+      const bytes = buf.slice(at, end);
+      if (this.#held.length > 0 && this.#held.some((h) => sameStream(h.frame, frame))) {
+        // Keep per-subject order behind what is held for that subject.
+        this.#held.push({ frame, bytes });
+      } else if (this.isHeld(frame)) this.#held.push({ frame, bytes });
+      else this.#enqueue(bytes);
+      at = end;
+    }
+    this.#buf = buf.slice(at);
+  }
+}
+
+/**
+ * Whether two frames must keep their relative order: deliveries to one plain
+ * subscription (a consumer's deliver subject), or messages on one subject
+ * (the replies a wildcard request inbox receives are each their own).
+ */
+function sameStream(a: Frame, b: Frame): boolean {
+  const key = (f: Frame) => {
+    const sub = f.subscription ?? "";
+    if (sub !== "" && !/[*>]/.test(sub)) return `to ${sub}`;
+    return f.subject === "" ? "" : `on ${f.subject}`;
+  };
+  const k = key(a);
+  return k !== "" && k === key(b);
+}
+
+function indexOf(buf: Uint8Array, needle: Uint8Array, from: number): number {
+  for (let i = from; i + needle.length <= buf.length; i++) {
+    if (buf[i] === needle[0] && buf[i + 1] === needle[1]) return i;
+  }
+  return -1;
 }
 
 /**

@@ -6,7 +6,14 @@
  */
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { bucketName, fn, keyFilter, nonNegativeOrInfinity, parseOptions } from "./validate.ts";
+import {
+  bucketName,
+  fn,
+  integer,
+  keyFilter,
+  nonNegativeOrInfinity,
+  parseOptions,
+} from "./validate.ts";
 import { jsonCodec } from "./codec.ts";
 import type {
   CacheMode,
@@ -51,8 +58,25 @@ export interface ResolvedOptions<T> {
   region: Required<RegionOptions> | undefined;
 }
 
-const posInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const ms = z.number().int().min(0).max(2 ** 31 - 1);
+/** Longest timer a platform takes, ms (setTimeout's limit). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The integer bounds of the options an environment can set too: the edge
+ * worker checks its variables against these (host/edge_config.ts), so one
+ * bound is written once.
+ * @internal
+ */
+export const OPTION_BOUNDS = {
+  maxItems: [1, Number.MAX_SAFE_INTEGER],
+  maxBytes: [1, Number.MAX_SAFE_INTEGER],
+  maxTtlMs: [1, MAX_TIMER_MS],
+  missTimeoutMs: [1, 600_000],
+  writeTimeoutMs: [1, 600_000],
+  maxConcurrentMisses: [1, 1_000_000],
+} as const satisfies Record<string, readonly [number, number]>;
+
+const ms = integer(0, MAX_TIMER_MS);
 
 const OptionsSchema = z.object({
   servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
@@ -67,20 +91,20 @@ const OptionsSchema = z.object({
     z.boolean(),
     z.object({
       replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
-      history: z.number().int().min(1).max(64).optional(),
+      history: integer(1, 64).optional(),
       ttlMs: ms.optional(),
       maxBytes: z.number().int().min(-1).optional(),
       maxValueSize: z.number().int().min(-1).optional(),
       storage: z.enum(["file", "memory"]).optional(),
-      markerTtlMs: z.number().int().min(1000).optional(),
+      markerTtlMs: integer(1000).optional(),
     }).strict(),
   ]).optional(),
   mode: z.enum(["lazy", "replica"]).optional(),
   keys: keyFilter.optional(),
   local: z.object({
-    maxItems: posInt.optional(),
-    maxBytes: posInt.optional(),
-    maxTtlMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+    maxItems: integer(...OPTION_BOUNDS.maxItems).optional(),
+    maxBytes: integer(...OPTION_BOUNDS.maxBytes).optional(),
+    maxTtlMs: integer(...OPTION_BOUNDS.maxTtlMs).optional(),
     maxNegativeShare: z.number().gt(0).max(1).optional(),
   }).strict(),
   schema: z.custom<SchemaLike<unknown>>(
@@ -93,13 +117,13 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
-  maxConcurrentMisses: z.number().int().min(1).max(1_000_000).optional(),
-  loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
-  missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
-  writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+  maxConcurrentMisses: integer(...OPTION_BOUNDS.maxConcurrentMisses).optional(),
+  loaderTimeoutMs: integer(1, MAX_TIMER_MS).optional(),
+  missTimeoutMs: integer(...OPTION_BOUNDS.missTimeoutMs).optional(),
+  writeTimeoutMs: integer(...OPTION_BOUNDS.writeTimeoutMs).optional(),
   staleIfErrorMs: nonNegativeOrInfinity.optional(),
-  heartbeatMs: z.number().int().min(100).max(300_000).optional(),
-  reconcileMs: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  heartbeatMs: integer(100, 300_000).optional(),
+  reconcileMs: ms.optional(),
   allowDirect: z.boolean().optional(),
   snapshot: z.object({
     path: z.string().min(1).optional(),
@@ -117,8 +141,8 @@ const OptionsSchema = z.object({
     hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
       message: "must be a JetStream domain name (letters, digits, _ and -)",
     }),
-    checkMs: z.number().int().min(10).max(600_000).optional(),
-    maxSilenceMs: z.number().int().min(1_000).max(2 ** 31 - 1).optional(),
+    checkMs: integer(10, 600_000).optional(),
+    maxSilenceMs: integer(1_000, MAX_TIMER_MS).optional(),
   }).strict().optional(),
 }).strict();
 

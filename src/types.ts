@@ -205,7 +205,12 @@ export interface CacheOptions<T> {
    * asked. Default 5 000.
    */
   loaderTimeoutMs?: number;
-  /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
+  /**
+   * Deadline of one miss fetch from KV, in ms (1 to 600 000). A miss made
+   * while the watcher is still starting or attaching waits for it at most as
+   * long, then fails with `UnavailableError`; so a miss takes at most twice
+   * this. Default 1 000.
+   */
   missTimeoutMs?: number;
   /**
    * Most miss fetches (a KV read, then the loader) in flight at once, for

@@ -2,7 +2,8 @@
  * One validation style for every options object: a zod schema at the
  * boundary, and its first issue turned into a `TypeError` (wrong type) or a
  * `RangeError` (value out of range) with the message
- * `Cannot <action>: "<path>" <reason>, got <value>`.
+ * `Cannot <action>: "<path>" <reason>, got <value>`, the reason in words
+ * ("must be a positive integer"), never zod's own ("Too small: …").
  *
  * @module
  */
@@ -36,6 +37,74 @@ export const nonNegativeOrInfinity: z.ZodType<number> = z.union([
   z.literal(Infinity),
 ], { error: `${NON_NEGATIVE} (Infinity allowed)` });
 
+/**
+ * An integer from `min` to `max`, refused with one message for every way it
+ * can be wrong: "must be a positive integer" (1 up), "must be an integer >=
+ * <min>" (no upper bound) or "must be an integer from <min> to <max>".
+ */
+export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER): z.ZodNumber {
+  const error = integerRule(min, max);
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** The reason {@linkcode integer} gives for a value outside `min`..`max`. */
+export function integerRule(min: number, max: number = Number.MAX_SAFE_INTEGER): string {
+  if (max >= Number.MAX_SAFE_INTEGER) {
+    return min === 1 ? "must be a positive integer" : `must be an integer >= ${min}`;
+  }
+  return `must be an integer from ${min} to ${max}`;
+}
+
+const ARTICLE: Record<string, string> = {
+  array: "an array",
+  boolean: "a boolean",
+  function: "a function",
+  int: "an integer",
+  number: "a number",
+  map: "an object",
+  object: "an object",
+  record: "an object",
+  string: "a string",
+};
+
+/**
+ * The reason of a zod issue in the house form ("must be …"), for the issues
+ * zod words itself ("Invalid input: expected string, received number", "Too
+ * small: expected number to be >0"); a message a schema set is kept.
+ */
+function reason(issue: z.core.$ZodIssue): string {
+  const i = issue as z.core.$ZodIssue & {
+    expected?: string;
+    minimum?: number | bigint;
+    maximum?: number | bigint;
+    inclusive?: boolean;
+    origin?: string;
+    values?: unknown[];
+  };
+  if (!/^(Invalid input|Too small|Too big|Invalid option|Unrecognized key)/.test(issue.message)) {
+    return issue.message;
+  }
+  switch (issue.code) {
+    case "invalid_type":
+      return `must be ${ARTICLE[i.expected ?? ""] ?? i.expected}`;
+    case "too_small":
+      if (i.origin === "number") {
+        return Number(i.minimum) === 0 && !i.inclusive
+          ? "must be a positive number"
+          : `must be ${i.inclusive ? ">=" : ">"} ${i.minimum}`;
+      }
+      return Number(i.minimum) === 1 ? "must not be empty" : `must have at least ${i.minimum}`;
+    case "too_big":
+      return i.origin === "number"
+        ? `must be ${i.inclusive ? "<=" : "<"} ${i.maximum}`
+        : `must have at most ${i.maximum}`;
+    case "invalid_value":
+      return `must be ${(i.values ?? []).map((v) => JSON.stringify(v)).join(" or ")}`;
+    default:
+      return issue.message.replace(/^Invalid input: /, "");
+  }
+}
+
 function shown(got: unknown): string {
   return typeof got === "function" ? "a function" : typeof got === "number"
     ? String(got) // JSON would show NaN and Infinity as null
@@ -53,10 +122,14 @@ function problem(action: string, input: unknown, issue: z.core.$ZodIssue): strin
       ? (got as Record<PropertyKey, unknown>)[p]
       : undefined;
   }
+  if (issue.code === "unrecognized_keys") {
+    const names = issue.keys.map((k) => `"${[...issue.path.map(String), k].join(".")}"`);
+    return `Cannot ${action}: ${names.join(", ")} ${
+      names.length > 1 ? "are not options" : "is not an option"
+    }`;
+  }
   const where = path ? `"${path}" ` : "";
-  return `Cannot ${action}: ${where}${issue.message.replace(/^Invalid input: /, "")}, got ${
-    shown(got)
-  }`;
+  return `Cannot ${action}: ${where}${reason(issue)}, got ${shown(got)}`;
 }
 
 /** How {@linkcode parseOptions} reports a bad value. */

@@ -4,4 +4,4 @@
  *
  * @module
  */
-export { type Proxy, startProxy } from "../scripts/_proxy.ts";
+export { type Frame, type Proxy, type ProxyOptions, startProxy } from "../scripts/_proxy.ts";

@@ -72,7 +72,10 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
     throw new UnavailableError(`Cannot get "${key}": NATS is disconnected`);
   }
   // Rule 3 needs the watcher running before a fetched value may be cached.
-  if (c.watching) await c.watching.catch(() => {});
+  // Waiting for it counts against the miss's deadline: a watcher attaching
+  // (a snapshot-opened replica binding once NATS answers) may take its
+  // control deadlines (up to 15 s) to start.
+  if (c.watching) await watcherStarted(c, key);
   const reservation: Reservation = { rev: 0, created: 0, raw: undefined };
   c.reservations.set(key, reservation);
   try {
@@ -101,6 +104,25 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
     return keep(c, key, rev, created, raw);
   } finally {
     c.reservations.delete(key);
+  }
+}
+
+/**
+ * Waits for the watcher's start (or attach) at most `missTimeoutMs`; then the
+ * miss fails with `UnavailableError`, as a fetch that timed out does.
+ */
+async function watcherStarted<T>(c: CacheCore<T>, key: string): Promise<void> {
+  const ms = c.o.missTimeoutMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), ms);
+  });
+  const started = c.watching!.then(() => "started" as const, () => "started" as const);
+  const outcome = await Promise.race([started, late]).finally(() => clearTimeout(timer));
+  if (outcome === "late") {
+    throw new UnavailableError(
+      `Cannot get "${key}": the watcher of bucket "${c.bucket}" did not start within ${ms} ms`,
+    );
   }
 }
 

@@ -63,7 +63,10 @@ export function replay<T>(
     },
   });
   watcher.lastRevision = from - 1;
-  watcher.epoch = undefined;
+  // `fromRevision` counts in the bucket the cache knows: a bucket recreated
+  // since (even one with more revisions) must end the replay, which only the
+  // stream's creation time tells.
+  watcher.epoch = c.watcher.epoch ?? c.lastInfo?.created ?? c.d.info?.created;
   // Every way the replay ends removes its listeners from the long-lived
   // signals, so a finished replay keeps nothing alive.
   const stop = () => {

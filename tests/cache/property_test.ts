@@ -21,7 +21,6 @@ import { startProxy } from "../_proxy.ts";
 
 const SEED = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
 const RUNS_FACTOR = Math.max(1, Number(Deno.env.get("KVEDGE_FC_RUNS") ?? 1));
-/** Set to make known (reported, unfixed) bugs fail their tests instead of being counted. */
 
 /** fast-check parameters for one property; prints what replays it. */
 function params(name: string, numRuns: number): fc.Parameters<unknown> {

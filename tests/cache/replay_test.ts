@@ -126,5 +126,48 @@ Deno.test("changes({ fromRevision }) replays", async (t) => {
     },
   );
 
+  await t.step(
+    "a replay ends when the bucket is recreated, even with more revisions than it delivered",
+    async () => {
+      const bucket = uniqueBucket();
+      await using c = await openCache<number>({
+        servers: srv.url,
+        bucket,
+        create: { history: 5 },
+        local: { maxItems: 100 },
+        heartbeatMs: 200,
+      });
+      const kv = await kvm.open(bucket);
+      for (let i = 1; i <= 3; i++) await kv.put(`a.${i}`, String(i));
+      const it = c.changes({ fromRevision: 1 });
+      const seen: number[] = [];
+      for (let i = 0; i < 3; i++) seen.push((await it.next()).value!.revision);
+      assert.deepEqual(seen, [1, 2, 3]);
+      // Deleted and made again with more revisions than the replay delivered:
+      // only the stream's creation time tells the two buckets apart.
+      await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+      const again = await kvm.create(bucket, { history: 5 });
+      for (let i = 1; i <= 10; i++) await again.put(`new.${i}`, String(-i));
+      const after: Change<number>[] = [];
+      let ended = false;
+      const reading = (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next()) after.push(r.value);
+        ended = true;
+      })();
+      await waitFor(() => ended || after.length > 0, {
+        timeoutMs: 15_000,
+        message: `the replay ends (lastError: ${c.status().lastError})`,
+      }).catch((err) => assert.fail(`${err.message}; lastError now: ${c.status().lastError}`));
+      await it.return?.();
+      await reading;
+      assert.deepEqual(
+        after.map((ch) => `${ch.key}@${ch.revision}`),
+        [],
+        "the new bucket leaked in",
+      );
+      assert.match(c.status().lastError ?? "", /^replay ended: bucket was recreated/);
+    },
+  );
+
   await nc.close();
 });

@@ -13,6 +13,7 @@ import { readSnapshot } from "../../src/snapshot.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 import { settlesWithin } from "../_chaos.ts";
 import { fill } from "../_seed.ts";
+import { startProxy } from "../_proxy.ts";
 
 Deno.test("warm start from a snapshot", async (t) => {
   await using srv = await startServer();
@@ -503,4 +504,62 @@ Deno.test("an edge restarted while NATS is down", async (t) => {
 
   await nc.close();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a miss while a snapshot-opened replica attaches fails within missTimeoutMs", async () => {
+  // The replica opens from its snapshot while NATS is unreachable, then binds
+  // once it answers; the proxy holds its watcher's consumer create, so the
+  // attach cannot finish (it would wait out its 15 s control deadline). A
+  // miss meanwhile must not wait for it: it fails after missTimeoutMs.
+  await using srv = await startServer();
+  await using proxy = startProxy(Number(new URL(srv.tcpUrl).port), "tcp", { frames: true });
+  const dir = await Deno.makeTempDir({ prefix: "kvedge-snap-" });
+  const nc = await connectTo(srv);
+  try {
+    const bucket = uniqueBucket();
+    const kv = await new Kvm(nc).create(bucket);
+    await kv.put("a", "1");
+    const options: CacheOptions<number> = {
+      servers: proxy.url,
+      bucket,
+      mode: "replica",
+      local: { maxItems: 100 },
+      snapshot: { path: `${dir}/${bucket}.snap`, intervalMs: 0 },
+      missTimeoutMs: 500,
+      connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+    };
+    const first = await openCache<number>(options);
+    await first.ready();
+    await first.close(); // writes the snapshot
+    proxy.cut();
+    await using c = await settlesWithin(openCache<number>(options), 15_000, "a snapshot open");
+    assert.equal(c.status().connected, false);
+    let creates = 0;
+    const attach = proxy.hold((f) => {
+      const create = f.from === "client" &&
+        f.subject.startsWith(`$JS.API.CONSUMER.CREATE.KV_${bucket}.`);
+      if (create) creates++;
+      return create;
+    });
+    proxy.restore();
+    await waitFor(() => creates > 0, {
+      timeoutMs: 20_000,
+      message: "the replica binds and asks for its consumer",
+    });
+    let settled = false;
+    const miss = c.get("never-written").then((v) => v, (e) => e).finally(() => settled = true);
+    // A guard, not a bound: the attach would end in 15 s, and the miss with it.
+    await waitFor(() => settled, { timeoutMs: 10_000, message: "the miss settled" });
+    const err = await miss;
+    assert.ok(err instanceof UnavailableError, `the miss answered ${err}`);
+    assert.match(err.message, /did not start within 500 ms/);
+    assert.notEqual(c.status().state, "synced", "the attach was still held");
+    attach.release();
+    await c.ready({ timeoutMs: 30_000 });
+    assert.equal(await c.get("a"), 1);
+    assert.equal(await c.get("never-written"), undefined);
+  } finally {
+    await nc.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

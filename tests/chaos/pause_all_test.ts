@@ -137,13 +137,22 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
       }
       edgeConvergedMs.push(Date.now() - resumedAt);
     }
-    // The server's own durability, reported (docs/guarantees.md): the write
-    // acknowledged at `rev` must still be k.1's latest.
-    const k1 = await held("k.1");
-    const lostAck = k1.revision === rev && k1.value === 3
-      ? "-"
-      : `k.1 = 3 acknowledged at ${rev}, the stream holds ${k1.value}@${k1.revision}`;
-    if (lostAck !== "-") console.warn(`nats-server lost an acknowledged write: ${lostAck}`);
+    // The server's own durability (docs/guarantees.md): the write acknowledged
+    // at `rev` after the resume is still k.1's latest, as the stream leader
+    // answers. Nothing wrote k.1 since, and no process died (SIGSTOP loses no
+    // state), so anything else is a lost acknowledged write and fails. Asked
+    // again while a 2.9.10 server that still takes itself for the leader may
+    // answer with an older state (docs/nats-versions.md), never accepted.
+    let k1 = await held("k.1");
+    await waitFor(async () => {
+      k1 = await held("k.1").catch(() => k1);
+      return k1.revision === rev && k1.value === 3;
+    }, { timeoutMs: 30_000 }).catch(() =>
+      assert.fail(
+        `nats-server lost an acknowledged write: k.1 = 3 acknowledged at ${rev}, ` +
+          `the stream leader holds ${k1.value}@${k1.revision}`,
+      )
+    );
     const convergedMs = Date.now() - resumedAt;
     figures("pause-all", {
       pausedMs: resumedAt - pausedAt,
@@ -158,7 +167,6 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
       convergedAfterMs: convergedMs,
       resyncs: edges.map((e) => e.stats().resyncs).join("/"),
       staleStreamInfoFlushes: staleInfoFlushes.join(" | ") || "-",
-      serverLostAckedWrite: lostAck,
       lastErrors: edges.map((e) => e.status().lastError ?? "-").join(" | "),
     });
     assert.ok(missesFailed > 0, "no miss was attempted against the paused cluster");

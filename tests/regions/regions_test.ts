@@ -11,6 +11,7 @@ import {
   connectHub,
   regionalBucket,
   regionalEdge,
+  regionDiagnosis,
   waitConverged,
 } from "../_regions.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket, waitFor } from "../_setup.ts";
@@ -161,7 +162,15 @@ Deno.test("regions over leaf nodes", async (t) => {
       await waitFor(() => other.peek("a") === 4 && other.peek("b") === undefined, {
         timeoutMs: 20_000,
         message: "the other region sees the writes",
-      });
+      }).catch(async (err) =>
+        assert.fail(
+          `${err.message}: a=${other.peek("a")} b=${other.peek("b")}\n${await regionDiagnosis(
+            other as never,
+            { region: us, hubNc },
+            "a",
+          )}`,
+        )
+      );
       assert.equal((await b.hubKv.get("b"))?.operation, "DEL");
     });
 
@@ -414,8 +423,28 @@ Deno.test("regions over leaf nodes", async (t) => {
       });
       await leader.restart();
       await traffic.stop();
-      await waitConverged(replica as never, b.hubKv, traffic.acked, "eu edge after leader kill");
-      await waitConverged(far as never, b.hubKv, traffic.acked, "us edge after leader kill");
+      await waitConverged(
+        replica as never,
+        b.hubKv,
+        traffic.acked,
+        "eu edge after leader kill",
+        60_000,
+        {
+          region: eu,
+          hubNc,
+        },
+      );
+      await waitConverged(
+        far as never,
+        b.hubKv,
+        traffic.acked,
+        "us edge after leader kill",
+        60_000,
+        {
+          region: us,
+          hubNc,
+        },
+      );
     });
   } finally {
     await hubNc.close();

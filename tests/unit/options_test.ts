@@ -89,15 +89,15 @@ Deno.test("options: servers split on commas; create and snapshot get their defau
 
 Deno.test("options: wrong types are TypeErrors naming the option and the value", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ bucket: 7 }, /^Cannot open cache: "bucket" expected string, received number, got 7$/],
-    [{ writeBack: "yes" }, /"writeBack" expected boolean/],
+    [{ bucket: 7 }, /^Cannot open cache: "bucket" must be a string, got 7$/],
+    [{ writeBack: "yes" }, /^Cannot open cache: "writeBack" must be a boolean, got "yes"$/],
     [{ create: { replicas: 2 } }, /"create"/],
     [{ loader: "fetch" }, /^Cannot open cache: "loader" must be a function, got "fetch"$/],
     [{ schema: {} }, /"schema" must be a zod schema, got an object/],
     [{ connection: {}, servers: undefined }, /"connection" must be a NatsConnection/],
-    [{ local: { maxItems: 10, size: 3 } }, /"local"/],
+    [{ local: { maxItems: 10, size: 3 } }, /^Cannot open cache: "local\.size" is not an option$/],
     [{ unknownOption: true }, /unknownOption/],
-    [{ create: { replicas: 1, colour: "red" } }, /"create"/],
+    [{ create: { replicas: 1, colour: "red" } }, /"create\.colour" is not an option/],
   ];
   for (const [extra, why] of cases) {
     assert.throws(() => resolve(extra), (e: unknown) => {
@@ -170,7 +170,46 @@ Deno.test("validate: parseOptions reports the first issue, ranged or not", () =>
   );
   assert.throws(
     () => parseOptions(schema, { n: 1, s: () => 1 }, "do it"),
-    /^TypeError: Cannot do it: "s" expected string, received function, got a function$/,
+    /^TypeError: Cannot do it: "s" must be a string, got a function$/,
   );
   assert.throws(() => parseOptions(schema, "n=1", "do it"), /options must be an object/);
+});
+
+Deno.test("options: errors say the rule in words, in the documented form, never zod's wording", () => {
+  // The form of docs/options.md and STYLE.md, exactly.
+  assert.throws(
+    () => resolve({ local: { maxItems: 0 } }),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      e.message === 'Cannot open cache: "local.maxItems" must be a positive integer, got 0',
+  );
+  const cases: [Record<string, unknown>, string][] = [
+    [{ local: { maxItems: 1.5 } }, '"local.maxItems" must be a positive integer, got 1.5'],
+    [{ missTimeoutMs: 600_001 }, '"missTimeoutMs" must be an integer from 1 to 600000, got 600001'],
+    [{ heartbeatMs: 99 }, '"heartbeatMs" must be an integer from 100 to 300000, got 99'],
+    [{ negativeTtlMs: -1 }, '"negativeTtlMs" must be an integer from 0 to 2147483647, got -1'],
+    [{ create: { markerTtlMs: 10 } }, '"create.markerTtlMs" must be an integer >= 1000, got 10'],
+    [{ mode: "eager" }, '"mode" must be "lazy" or "replica", got "eager"'],
+  ];
+  for (const [extra, want] of cases) {
+    assert.throws(() => resolve(extra), (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.equal(e.message, `Cannot open cache: ${want}`);
+      assert.doesNotMatch(e.message, /Too small|Too big|Invalid input|expected number/);
+      return true;
+    });
+  }
+  // Issues zod words itself are put in the same form.
+  const schema = z.object({ n: z.number().min(5), s: z.string().min(1), p: z.number().positive() });
+  const msg = (input: unknown): string => {
+    try {
+      parseOptions(schema, input, "do it");
+      return "accepted";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assert.equal(msg({ n: 4, s: "x", p: 1 }), 'Cannot do it: "n" must be >= 5, got 4');
+  assert.equal(msg({ n: 5, s: "", p: 1 }), 'Cannot do it: "s" must not be empty, got ""');
+  assert.equal(msg({ n: 5, s: "x", p: 0 }), 'Cannot do it: "p" must be a positive number, got 0');
 });

@@ -191,6 +191,12 @@ Deno.test("deno task serve: bad configuration is one error line and exit code 2"
     const cases: [string, Record<string, string>, RegExp][] = [
       ["a bad bucket name", { KVEDGE_BUCKETS: "bad name!" }, /KVEDGE_BUCKETS/],
       ["a bad port", { PORT: "http" }, /PORT/],
+      // Accepted by the variable's own check once, refused later by openCache (exit 1).
+      [
+        "a miss timeout over openCache's bound",
+        { KVEDGE_MISS_TIMEOUT_MS: "600001" },
+        /KVEDGE_MISS_TIMEOUT_MS: must be an integer from 1 to 600000/,
+      ],
       ["user without password", { NATS_URL: "nats://127.0.0.1:1", NATS_USER: "u" }, /NATS_PASS/],
       [
         "a secret-bearing token with bad characters",
@@ -287,7 +293,11 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
       [{ KVEDGE_BUCKETS: "a:fast" }, /KVEDGE_BUCKETS: unknown flag/],
       [{ KVEDGE_BUCKETS: "a,a" }, /listed twice/],
       [{ PORT: "70000" }, /PORT/],
-      [{ KVEDGE_MAX_ITEMS: "0" }, /KVEDGE_MAX_ITEMS/],
+      [{ KVEDGE_MAX_ITEMS: "0" }, /KVEDGE_MAX_ITEMS: must be a positive integer/],
+      [
+        { KVEDGE_MISS_TIMEOUT_MS: "600001" },
+        /KVEDGE_MISS_TIMEOUT_MS: must be an integer from 1 to 600000/,
+      ],
       [{ KVEDGE_CREATE_BUCKETS: "maybe" }, /KVEDGE_CREATE_BUCKETS/],
       [{ NATS_URL: "nats://a b", KVEDGE_BUCKETS: "a" }, /NATS_URL/],
       [{
