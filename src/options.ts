@@ -46,6 +46,7 @@ export interface ResolvedOptions<T> {
   snapshot: Required<SnapshotOptions> | undefined;
   onEvent: CacheOptions<T>["onEvent"];
   region: Required<RegionOptions> | undefined;
+  bookmarkWaitMs: number;
 }
 
 const posInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -105,6 +106,7 @@ const OptionsSchema = z.object({
     checkMs: z.number().int().min(10).max(600_000).optional(),
     maxSilenceMs: z.number().int().min(1_000).max(2 ** 31 - 1).optional(),
   }).strict().optional(),
+  bookmarkWaitMs: z.number().int().min(0).max(600_000).optional(),
 }).strict();
 
 /**
@@ -169,5 +171,6 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
     onEvent: input.onEvent,
     region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
+    bookmarkWaitMs: o.bookmarkWaitMs ?? 250,
   };
 }
