@@ -137,9 +137,7 @@ export class Bookmark {
 
   /** The union of two bookmarks, each bucket at the higher revision. */
   merge(other: Bookmark): Bookmark {
-    let out: Bookmark = this;
-    for (const [b, r] of other.#revs) out = out.with(b, r);
-    return out;
+    return [...other.#revs].reduce((out: Bookmark, [b, r]) => out.with(b, r), this);
   }
 
   /** Whether this bookmark requires nothing `other` does not also reach. */
