@@ -137,6 +137,8 @@ export class Bookmark {
 
   /** The union of two bookmarks, each bucket at the higher revision. */
   merge(other: Bookmark): Bookmark {
+    if (other.isEmpty) return this;
+    if (this.isEmpty) return other;
     return [...other.#revs].reduce((out: Bookmark, [b, r]) => out.with(b, r), this);
   }
 

@@ -152,6 +152,13 @@ export interface CreateAppOptions {
   onStreamEnd?: (info: { bucket: string; reason: string }) => void;
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
+  /**
+   * Rule 8 for browsers: the name of a cookie that reads honour when a
+   * request has no `KV-Bookmark` header, and that answers set (`Path=/;
+   * SameSite=Lax; HttpOnly`) whenever they move the bookmark forward.
+   * Omitted: off, only the header is used. Letters, digits, `_` and `-`.
+   */
+  bookmarkCookie?: string;
 }
 const DEFAULTS = {
   maxBodyBytes: 1 << 20,
@@ -175,6 +182,7 @@ export interface ResolvedAppOptions {
   maxJsonDepth: number;
   maxListLimit: number;
   maxStaleMs: number;
+  bookmarkCookie: string | undefined;
 }
 
 const POSITIVE_INT = "must be a positive integer";
@@ -234,6 +242,9 @@ const AppOptionsSchema = z.object({
   onRequest: fn.optional(),
   onStreamEnd: fn.optional(),
   signal: z.instanceof(AbortSignal, { message: "must be an AbortSignal" }).optional(),
+  bookmarkCookie: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
+    message: "must be 1 to 64 letters, digits, _ or -",
+  }).optional(),
 }).strict();
 
 /**
@@ -255,5 +266,6 @@ export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions
     maxJsonDepth: limits.maxJsonDepth ?? DEFAULTS.maxJsonDepth,
     maxListLimit: limits.maxListLimit ?? DEFAULTS.maxListLimit,
     maxStaleMs: o.readiness?.maxStaleMs ?? Infinity,
+    bookmarkCookie: o.bookmarkCookie,
   };
 }

@@ -36,6 +36,7 @@ Deno.test("createApp() options are checked with openCache's validation style", a
       maxJsonDepth: 64,
       maxListLimit: 1000,
       maxStaleMs: Infinity,
+      bookmarkCookie: undefined,
     });
     assert.equal(r.buckets[0]![1], base.buckets.users, "the caller's bucket object is kept");
   });
