@@ -35,6 +35,7 @@ import {
   decodeOrUndefined,
 } from "./cache/core.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
+import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
 import { newWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
 import { servable, transition } from "./cache/sync_state.ts";
@@ -53,6 +54,7 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly #c: CacheCore<T>;
   // The hit path reads these three fields and nothing else.
   readonly #store: LocalStore;
+  readonly #reachedRev: Reached;
   #fresh = false;
   #hits = 0;
   #closing: Promise<void> | undefined;
@@ -65,9 +67,11 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#fresh = fresh;
       // Bookmarked reads wait for "applied up to"; synced is when it is known.
       if (fresh) c.reached.advance(c.watcher.lastRevision);
+      else c.reached.applied = 0;
     };
     this.#c = c;
     this.#store = c.store;
+    this.#reachedRev = c.reached;
     this.bucket = c.bucket;
     this.mode = c.mode;
     readStreamInfo(c, deps.info);
@@ -162,7 +166,7 @@ export class KvedgeCache<T> implements Cache<T> {
     const rev = typeof a === "number" ? a : a.revision(this.bucket);
     // A bad number goes to the slow path, which says what is wrong with it.
     if (!Number.isSafeInteger(rev) || rev < 0) return false;
-    return this.#c.watcher.lastRevision >= rev || this.#store.revAt(i) >= rev;
+    return this.#reachedRev.applied >= rev || this.#store.revAt(i) >= rev;
   }
 
   readonly #countHit = (): void => {

@@ -16,6 +16,12 @@ interface Waiter {
 
 /** The waiters on applied revisions and the known floor of the bucket's last revision. */
 export class Reached {
+  /**
+   * The last revision applied from the watcher, set by {@link advance} and
+   * reset by the facade when the cache becomes synced: while synced it equals
+   * the watcher's last revision, and the hit path reads this one field.
+   */
+  applied = 0;
   /** The lowest revision a waiter waits for (Infinity: none). */
   #next = Infinity;
   readonly #waiters = new Set<Waiter>();
@@ -25,6 +31,7 @@ export class Reached {
 
   /** The watcher applied `rev`: wakes every waiter at or below it. */
   advance(rev: number): void {
+    this.applied = rev;
     if (rev < this.#next) return;
     let next = Infinity;
     for (const w of this.#waiters) {
