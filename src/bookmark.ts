@@ -12,9 +12,26 @@
 import { BookmarkError } from "./errors.ts";
 import { bucketProblem } from "./keys.ts";
 
-/** Longest bookmark text accepted by {@link Bookmark.parse}, in characters. */
+/**
+ * Longest bookmark text accepted by {@link Bookmark.parse}, in characters.
+ *
+ * @example
+ * ```ts
+ * import { Bookmark, BOOKMARK_MAX_LENGTH } from "./bookmark.ts";
+ * const text = "users:1";
+ * if (text.length <= BOOKMARK_MAX_LENGTH) console.log(Bookmark.parse(text).revision("users")); // 1
+ * ```
+ */
 export const BOOKMARK_MAX_LENGTH = 1024;
-/** Most buckets one bookmark may name. */
+/**
+ * Most buckets one bookmark may name.
+ *
+ * @example
+ * ```ts
+ * import { Bookmark, BOOKMARK_MAX_BUCKETS } from "./bookmark.ts";
+ * console.log(Bookmark.parse("a:1,b:2").buckets().length <= BOOKMARK_MAX_BUCKETS); // true
+ * ```
+ */
 export const BOOKMARK_MAX_BUCKETS = 16;
 
 const REVISION = /^[1-9][0-9]{0,15}$/;

@@ -345,7 +345,16 @@ export class OverflowError extends KvedgeError {
   }
 }
 
-/** The codes of a {@link BookmarkError}. */
+/**
+ * The codes of a {@link BookmarkError}.
+ *
+ * @example
+ * ```ts
+ * import type { BookmarkErrorCode } from "./errors.ts";
+ * const retryable = (code: BookmarkErrorCode) => code === "BOOKMARK_NOT_REACHED";
+ * console.log(retryable("BOOKMARK_AHEAD")); // false
+ * ```
+ */
 export type BookmarkErrorCode = "BAD_BOOKMARK" | "BOOKMARK_AHEAD" | "BOOKMARK_NOT_REACHED";
 
 /**

@@ -486,7 +486,16 @@ export interface GetOptions {
   allowStale?: boolean;
 }
 
-/** Options of `ready()`. */
+/**
+ * Options of `ready()`.
+ *
+ * @example
+ * ```ts
+ * import type { ReadyOptions } from "./types.ts";
+ * // Synced, and every change up to revision 42 applied, within 2 s.
+ * const o: ReadyOptions = { atLeast: 42, timeoutMs: 2_000 };
+ * ```
+ */
 export interface ReadyOptions {
   /** Stops waiting. */
   signal?: AbortSignal;
