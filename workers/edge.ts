@@ -192,6 +192,7 @@ async function openServed(
       local: config.local,
       ...(config.createBuckets ? { create: true } : {}),
       ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
+      ...(config.bookmarkWaitMs === undefined ? {} : { bookmarkWaitMs: config.bookmarkWaitMs }),
       ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
       ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
       onEvent: (event) => logCacheEvent(b.name, event),
