@@ -296,8 +296,14 @@ export async function waitApplied<T>(
       );
     }
     // Waking is on applied changes; a state change (caught up) is seen on the next turn.
-    const woken = c.reached.until(rev, Math.min(remaining, 100), options.signal);
-    await (probe === undefined ? woken : Promise.race([woken, probe]));
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const woken = c.reached.until(rev, Math.min(remaining, 100), signal);
+    try {
+      await (probe === undefined ? woken : Promise.race([woken, probe]));
+    } finally {
+      stop.abort();
+    }
   }
 }
 
