@@ -7,7 +7,8 @@ import {
   type Entry,
   openCache,
 } from "../../mod.ts";
-import { startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { connectTo, startCluster, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { createReplicatedBucket } from "../_chaos.ts";
 import { startProxy } from "../_proxy.ts";
 
 const fast = {
@@ -196,4 +197,43 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
     await a.ready({ atLeast: rev, timeoutMs: 5_000 });
     await assert.rejects(a.get("x", { atLeast: -1 }), RangeError);
   });
+});
+
+Deno.test("read your writes across edges of an R3 cluster (rule 8)", async () => {
+  await using cluster = await startCluster();
+  const bucket = uniqueBucket();
+  const nc = await connectTo(cluster.servers[0]!);
+  try {
+    await createReplicatedBucket(nc, bucket, { replicas: 3 });
+    const leader = await cluster.leaderOf(`KV_${bucket}`);
+    const follower = cluster.servers.find((s) => s !== leader)!;
+    await using proxy = startProxy(follower.port);
+    await using a = await openCache<number>({
+      ...fast,
+      servers: (leader ?? cluster.servers[0]!).url,
+      bucket,
+      local: { maxItems: 1_000 },
+    });
+    // On a follower, behind 40 ms each way, with direct gets allowed and no
+    // wait: a bookmarked read it has not applied must still go to the leader.
+    await using b = await openCache<number>({
+      ...fast,
+      servers: proxy.url,
+      bucket,
+      mode: "replica",
+      allowDirect: true,
+      bookmarkWaitMs: 0,
+      local: { maxItems: 1_000 },
+    });
+    for (let k = 0; k < KEYS; k++) await a.set(`k.${k}`, -1);
+    await b.ready();
+    await waitFor(() => b.peek(`k.${KEYS - 1}`) === -1, { timeoutMs: 20_000 });
+    proxy.delay(40);
+    const plain = await pairs(a, (key) => b.getEntry(key));
+    assert.ok(plain.older > 0, `the follower edge answered old values without a bookmark`);
+    const bm = await pairs(a, (key, rev) => b.getEntry(key, { atLeast: rev }));
+    assert.equal(bm.older, 0, `answers older than the bookmark (${[...bm.sources]})`);
+  } finally {
+    await nc.close();
+  }
 });
