@@ -35,10 +35,13 @@ export {
   KvedgeError,
   LoaderError,
   OverflowError,
+  OverloadedError,
   PermissionError,
   ProjectionMapError,
+  TooLargeError,
   UnavailableError,
   UnsupportedError,
+  UnsupportedRuntimeError,
   ValidationError,
   type ValidationIssue,
 } from "./src/errors.ts";
@@ -74,6 +77,7 @@ export {
   type SharedConnection,
   type SnapshotOptions,
 } from "./src/types.ts";
+export type { SnapshotStorage } from "./src/snapshot_file.ts";
 export {
   type AppAuthOptions,
   type AppBucketOptions,

@@ -77,6 +77,20 @@ export interface EdgeConfig {
   sseBufferBytes: number;
   /** Deepest JSON nesting accepted in a request body. */
   maxJsonDepth: number;
+  /** Most listings and history reads that scan KV at once (`maxConcurrentScans`). */
+  maxConcurrentScans: number;
+  /** Most value bytes in one history response (`maxHistoryBytes`). */
+  maxHistoryBytes: number;
+  /** Most replaying watch streams, in total and per client address. */
+  maxReplays: number;
+  maxReplaysPerClient: number;
+  /** Most request header fields and bytes (`maxHeaderCount`, `maxHeaderBytes`). */
+  maxHeaderCount: number;
+  maxHeaderBytes: number;
+  /** Most miss fetches in flight per cache (`maxConcurrentMisses`); cache default when undefined. */
+  maxConcurrentMisses?: number;
+  /** Largest share of the local bounds negative entries may take (`local.maxNegativeShare`). */
+  maxNegativeShare?: number;
   /**
    * Accept connections through the gate (cap, timeouts) in front of
    * `Deno.serve`; false: `Deno.serve` on the port itself (faster, unbounded).
@@ -178,6 +192,14 @@ const EnvSchema = z.object({
   KVEDGE_MAX_SSE_STREAMS: intVar(1, 1_000_000).optional(),
   KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
   KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
+  KVEDGE_MAX_CONCURRENT_SCANS: intVar(1, 10_000).optional(),
+  KVEDGE_MAX_HISTORY_BYTES: intVar(1024, 1 << 30).optional(),
+  KVEDGE_MAX_REPLAYS: intVar(1, 1_000_000).optional(),
+  KVEDGE_MAX_REPLAYS_PER_CLIENT: intVar(1, 1_000_000).optional(),
+  KVEDGE_MAX_HEADER_COUNT: intVar(8, 128).optional(),
+  KVEDGE_MAX_HEADER_BYTES: intVar(1024, 1 << 20).optional(),
+  KVEDGE_MAX_CONCURRENT_MISSES: intVar(1, 1_000_000).optional(),
+  KVEDGE_MAX_NEGATIVE_PERCENT: intVar(1, 100).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
   KVEDGE_CONNECTION_GATE: flagVar.optional(),
   KVEDGE_HEADER_TIMEOUT_MS: intVar(100, 2 ** 31 - 1).optional(),
@@ -315,6 +337,18 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
     sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
     maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
+    maxConcurrentScans: e.KVEDGE_MAX_CONCURRENT_SCANS ?? 4,
+    maxHistoryBytes: e.KVEDGE_MAX_HISTORY_BYTES ?? 8 << 20,
+    maxReplays: e.KVEDGE_MAX_REPLAYS ?? 64,
+    maxReplaysPerClient: e.KVEDGE_MAX_REPLAYS_PER_CLIENT ?? 4,
+    maxHeaderCount: e.KVEDGE_MAX_HEADER_COUNT ?? 64,
+    maxHeaderBytes: e.KVEDGE_MAX_HEADER_BYTES ?? 16 << 10,
+    ...(e.KVEDGE_MAX_CONCURRENT_MISSES === undefined
+      ? {}
+      : { maxConcurrentMisses: e.KVEDGE_MAX_CONCURRENT_MISSES }),
+    ...(e.KVEDGE_MAX_NEGATIVE_PERCENT === undefined
+      ? {}
+      : { maxNegativeShare: e.KVEDGE_MAX_NEGATIVE_PERCENT / 100 }),
     connectionGate: e.KVEDGE_CONNECTION_GATE ?? true,
     ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
     headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
@@ -385,6 +419,14 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     maxSseStreams: config.maxSseStreams,
     sseBufferBytes: config.sseBufferBytes,
     maxJsonDepth: config.maxJsonDepth,
+    maxConcurrentScans: config.maxConcurrentScans,
+    maxHistoryBytes: config.maxHistoryBytes,
+    maxReplays: config.maxReplays,
+    maxReplaysPerClient: config.maxReplaysPerClient,
+    maxHeaderCount: config.maxHeaderCount,
+    maxHeaderBytes: config.maxHeaderBytes,
+    maxConcurrentMisses: config.maxConcurrentMisses,
+    maxNegativeShare: config.maxNegativeShare,
     connectionGate: config.connectionGate,
     maxConnections: config.maxConnections ?? "auto",
     headerTimeoutMs: config.headerTimeoutMs,

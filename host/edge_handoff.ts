@@ -112,7 +112,12 @@ export function serveHandedOff(
         }
         continue;
       }
-      if (link.requests === 0 && tick - link.openedTick > ticks(options.headerTimeoutMs)) {
+      // Every request head, not only the first, must arrive within
+      // headerTimeoutMs: counted from the open, then from the end of the
+      // previous response. Rust reads the head, so a head trickled in byte by
+      // byte and an idle keep-alive connection look alike here: both close.
+      const since = link.requests === 0 ? link.openedTick : link.lastTick;
+      if (tick - since > ticks(options.headerTimeoutMs)) {
         shed(link, "header_timeout");
       } else if (tick - link.lastTick > ticks(options.idleTimeoutMs)) shed(link, "idle_timeout");
     }
@@ -147,11 +152,13 @@ export function serveHandedOff(
       link.active++;
       link.lastTick = tick;
       info.completed.then(done, done);
-      if (request.method === "GET" || request.method === "HEAD") return options.handler(request);
+      if (request.method === "GET" || request.method === "HEAD") {
+        return options.handler(request, info);
+      }
       // A request with a body: the handler answers once it has read it, so a
       // body that stops arriving shows as a handler that does not answer.
       link.answering++;
-      const response = Promise.resolve(options.handler(request));
+      const response = Promise.resolve(options.handler(request, info));
       response.then(answered, answered);
       return response;
     };

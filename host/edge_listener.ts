@@ -43,12 +43,23 @@ export interface GatedServeOptions {
   port: number;
   /** Most open client connections. Positive. */
   maxConnections: number;
-  /** A new connection must send a complete request head within this, in ms. */
+  /**
+   * A connection must send each complete request head within this, in ms:
+   * from its opening, then (handed-off connections) from the end of the
+   * previous response, so a keep-alive connection idle this long closes too.
+   * The byte pipe bounds the first head only.
+   */
   headerTimeoutMs: number;
   /** A connection with no bytes either way for this long is closed, in ms. */
   idleTimeoutMs: number;
-  /** Answers requests (the app's `fetch`). */
-  handler: (request: Request) => Response | Promise<Response>;
+  /**
+   * Answers requests (the app's `fetch`); `info.remoteAddr` is the client's
+   * address where the gate knows it (not through the byte pipe).
+   */
+  handler: (
+    request: Request,
+    info?: { remoteAddr: Deno.Addr },
+  ) => Response | Promise<Response>;
   /** Renders an error a handler threw. */
   onError?: (error: unknown) => Response | Promise<Response>;
   /** Reports gate events (shed, refused, accept errors) for the log. */
@@ -139,7 +150,7 @@ export async function serveDirect(options: DirectServeOptions): Promise<GatedSer
       port,
       onListen: () => ready.resolve(),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
-    }, options.handler);
+    }, (request, info) => options.handler(request, info));
     await ready.promise;
     return server;
   };

@@ -90,7 +90,7 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
       path: next,
       onListen: () => ready.resolve(),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
-    }, options.handler);
+    }, (request) => options.handler(request));
     await ready.promise;
     innerServers.add(server);
     path = next;

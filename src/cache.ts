@@ -5,11 +5,13 @@
  *
  * @module
  */
+import type { KvEntry } from "@nats-io/kv";
 import { Bookmark } from "./bookmark.ts";
-import { ClosedError, UnavailableError } from "./errors.ts";
+import { ClosedError, TooLargeError, UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import type { LocalStore } from "./local_store.ts";
+import { SlotFlag } from "./slot.ts";
 import type {
   Cache,
   CacheEvent,
@@ -33,6 +35,7 @@ import {
   type CacheDeps,
   type CacheLink,
   decodeOrUndefined,
+  listsLocally,
 } from "./cache/core.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import type { Reached } from "./cache/reached.ts";
@@ -248,28 +251,60 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#c.closed) throw new ClosedError("list keys");
     const f = filter ?? this.#c.o.keys;
     assertFilter(f, "list keys");
+    const signal = options.signal;
+    if (listsLocally(this.#c)) {
+      // Collected first: the store may change while the caller awaits between keys.
+      const found: string[] = [];
+      this.#store.forEach((k, _rev, _created, flags) => {
+        // A value the codec refused is still a key KV holds (a PUT).
+        const present = (flags & SlotFlag.Deleted) === 0 || (flags & SlotFlag.Rejected) !== 0;
+        if (present && (f === ">" || matchesFilter(f, k))) found.push(k);
+      });
+      for (const k of found) {
+        if (signal?.aborted) return;
+        yield k;
+      }
+      return;
+    }
     assertUp(this.#c, "list keys");
-    let it: AsyncIterable<string>;
+    let it: AsyncIterable<string> & { stop?: () => void };
     try {
       it = await this.#c.d.kv.keys(f);
     } catch (err) {
       throw mapNatsError(err, "list keys", this.bucket);
     }
-    for await (const k of it) {
-      if (options.signal?.aborted) return;
-      if (this.#c.o.keys === ">" || matchesFilter(this.#c.o.keys, k)) yield k;
+    // An abort stops the consumer at once, also while no key is arriving.
+    const stop = () => it.stop?.();
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      if (signal?.aborted) return;
+      for await (const k of it) {
+        if (signal?.aborted) return;
+        if (this.#c.o.keys === ">" || matchesFilter(this.#c.o.keys, k)) yield k;
+      }
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      stop();
     }
   }
 
-  async history(key: string, options: { signal?: AbortSignal } = {}): Promise<HistoryEntry<T>[]> {
+  async history(
+    key: string,
+    options: { signal?: AbortSignal; maxBytes?: number } = {},
+  ): Promise<HistoryEntry<T>[]> {
     if (this.#c.closed) throw new ClosedError("read history");
     assertKey(key, "read history");
     assertUp(this.#c, `read history of "${key}"`);
+    const { signal, maxBytes = Infinity } = options;
     const out: HistoryEntry<T>[] = [];
+    let bytes = 0;
+    let it: (AsyncIterable<KvEntry> & { stop?: () => void }) | undefined;
     try {
-      const it = await this.#c.d.kv.history({ key });
+      it = await this.#c.d.kv.history({ key });
       for await (const e of it) {
-        if (options.signal?.aborted) break;
+        if (signal?.aborted) break;
+        bytes += e.value.byteLength;
+        if (bytes > maxBytes) throw new TooLargeError(`read history of "${key}"`, maxBytes);
         out.push({
           key: e.key,
           operation: e.operation,
@@ -279,7 +314,10 @@ export class KvedgeCache<T> implements Cache<T> {
         });
       }
     } catch (err) {
+      if (err instanceof TooLargeError) throw err;
       throw mapNatsError(err, `read history of "${key}"`, this.bucket, key);
+    } finally {
+      it?.stop?.();
     }
     return out;
   }
@@ -304,10 +342,12 @@ export class KvedgeCache<T> implements Cache<T> {
       hits: this.#hits,
       staleHits: this.#c.staleHits,
       misses: this.#c.misses,
+      shedMisses: this.#c.shedMisses,
       hitRatio: reads === 0 ? 0 : (this.#hits + this.#c.staleHits) / reads,
       fetches: this.#c.fetches,
       loads: this.#c.loads,
       evictions: this.#store.evictions,
+      negativeEvictions: this.#store.negativeEvictions,
       rejected: this.#c.rejected,
       entries: this.#store.size,
       bytes: this.#store.bytes,
@@ -336,6 +376,7 @@ export class KvedgeCache<T> implements Cache<T> {
       since: this.#c.since,
       resyncs: this.#c.resyncs,
       overflowed: this.#c.overflowed,
+      listing: listsLocally(this.#c) ? "local" : "kv",
       bucketTtlMs: this.#c.bucketTtlMs,
       maxTtlMs: this.#c.o.maxTtlMs,
     };

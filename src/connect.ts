@@ -21,6 +21,7 @@ import {
   type WsConnectionOptions,
 } from "@nats-io/nats-core";
 import { guardSocketResets } from "./socket_guard.ts";
+import { assertRuntime } from "./runtime_check.ts";
 
 /** Options of {@linkcode connectNats}: nats.js's, plus `wsFactory` for WebSocket. */
 export type ConnectNatsOptions = ConnectionOptions & WsConnectionOptions;
@@ -58,11 +59,34 @@ export function transportOf(servers: string | readonly string[]): NatsTransport 
 }
 
 /**
+ * The inbox prefix `nc` was opened with (`connectOptions.inboxPrefix`), or
+ * `undefined` for nats.js's default `_INBOX`. nats.js keeps a connection's
+ * options on it (`nc.options`, which its own JetStream client reads for the
+ * same purpose), so a connection opened elsewhere and handed to kvedge as
+ * `connection` still tells its prefix: a least-privilege identity may
+ * subscribe to `<prefix>.>` only, and every subscription kvedge makes must
+ * live there.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats, inboxPrefixOf } from "./connect.ts";
+ * const nc = await connectNats({ servers: "nats://127.0.0.1:4222", inboxPrefix: "_INBOX_edge" });
+ * console.log(inboxPrefixOf(nc)); // "_INBOX_edge"
+ * ```
+ */
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  const prefix = (nc as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
+  return typeof prefix === "string" && prefix !== "" ? prefix : undefined;
+}
+
+/**
  * Connects with the transport the `servers` URLs select (see
  * {@linkcode transportOf}). Over WebSocket, `wsFactory` in `options` supplies
  * the socket where the runtime has no global `WebSocket` or needs its own
  * (Cloudflare Workers). Throws `TypeError` for a mixed list, and when a
- * connection of the other transport opened here is still open.
+ * connection of the other transport opened here is still open;
+ * `UnsupportedRuntimeError` when the runtime lacks what the transport needs
+ * (see `assertRuntime`).
  *
  * @example
  * ```ts ignore
@@ -83,6 +107,10 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
         "and nats.js has one transport per process (their reconnects would use the wrong one)",
     );
   }
+  assertRuntime("connect to NATS", {
+    websocket: transport === "websocket",
+    wsFactory: typeof options.wsFactory === "function",
+  });
   // Counted from the start, so two concurrent opens of different transports cannot both pass.
   open[transport]++;
   let nc: NatsConnection;

@@ -20,7 +20,9 @@ export type ErrorCode =
   | "OVERFLOW"
   | "BAD_BOOKMARK"
   | "BOOKMARK_AHEAD"
-  | "BOOKMARK_NOT_REACHED";
+  | "BOOKMARK_NOT_REACHED"
+  | "TOO_LARGE"
+  | "UNSUPPORTED_RUNTIME";
 
 /**
  * Base class of every failure kvedge reports about the world (as opposed to
@@ -89,6 +91,28 @@ export class UnavailableError extends KvedgeError {
   /** Builds an unavailability error. */
   constructor(message: string, options?: { cause?: unknown }) {
     super("UNAVAILABLE", message, options);
+  }
+}
+
+/**
+ * The cache refused work at once because a bound of its own was reached
+ * (`maxConcurrentMisses`): retry later. A kind of {@link UnavailableError}
+ * (same `code`), so callers that retry on unavailability need no change.
+ *
+ * @example
+ * ```ts
+ * import { OverloadedError, UnavailableError } from "./errors.ts";
+ * const err = new OverloadedError("Cannot get \"a\": 256 misses in flight", 256);
+ * console.log(err instanceof UnavailableError, err.limit); // true 256
+ * ```
+ */
+export class OverloadedError extends UnavailableError {
+  /** The bound that was reached. */
+  readonly limit: number;
+  /** Builds the error with the bound that was reached. */
+  constructor(message: string, limit: number) {
+    super(message);
+    this.limit = limit;
   }
 }
 
@@ -397,5 +421,49 @@ export class BookmarkError extends KvedgeError {
     this.bucket = details.bucket;
     this.revision = details.revision;
     this.reached = details.reached ?? 0;
+  }
+}
+
+/**
+ * A read would return more than the bound its caller set (`history(key, {
+ * maxBytes })`); it stopped reading at the bound instead of holding it all.
+ *
+ * @example
+ * ```ts
+ * import { TooLargeError } from "./errors.ts";
+ * const err = new TooLargeError("read history of \"a\"", 1024);
+ * console.log(err.code, err.limitBytes); // "TOO_LARGE" 1024
+ * ```
+ */
+export class TooLargeError extends KvedgeError {
+  /** The bound, in bytes. */
+  readonly limitBytes: number;
+  /** Builds the error for `action` and the bound that was passed. */
+  constructor(action: string, limitBytes: number) {
+    super("TOO_LARGE", `Cannot ${action}: the result is larger than ${limitBytes} bytes`);
+    this.limitBytes = limitBytes;
+  }
+}
+
+/**
+ * The JavaScript runtime lacks something kvedge needs, found at open before
+ * any connection is made (instead of a hang or a `TypeError` deep inside):
+ * `Promise.withResolvers` (Node < 22), or a global `WebSocket` for `ws://` and
+ * `wss://` URLs when no `wsFactory` is given.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedRuntimeError } from "./errors.ts";
+ * const err = new UnsupportedRuntimeError("Cannot open cache: this runtime has no Promise.withResolvers", "Promise.withResolvers");
+ * console.log(err.code, err.missing); // "UNSUPPORTED_RUNTIME" "Promise.withResolvers"
+ * ```
+ */
+export class UnsupportedRuntimeError extends KvedgeError {
+  /** What the runtime lacks, e.g. `"Promise.withResolvers"` or `"WebSocket"`. */
+  readonly missing: string;
+  /** Builds the error; the message says what is missing and what to do. */
+  constructor(message: string, missing: string) {
+    super("UNSUPPORTED_RUNTIME", message);
+    this.missing = missing;
   }
 }

@@ -18,7 +18,15 @@
 import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 import { LruList, NONE } from "./lru_list.ts";
 import { SlotTtl } from "./slot_ttl.ts";
-import { Applied, compact, rawBytes, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
+import {
+  Applied,
+  compact,
+  rawBytes,
+  type Refusal,
+  type RemovalReason,
+  type Slot,
+  SlotFlag,
+} from "./slot.ts";
 
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
@@ -28,6 +36,13 @@ export interface LocalStoreOptions {
   maxBytes?: number;
   /** Longest life of a slot, ms, from when it was stored. */
   maxTtlMs?: number;
+  /**
+   * Largest share of `maxItems` (and of `maxBytes`) that negative slots
+   * (tombstones at revision 0: "absent as of a fetch") may take, in (0, 1].
+   * Past it the oldest negative slot goes, not a value. Default 1 (no
+   * separate bound).
+   */
+  maxNegativeShare?: number;
   /** Bucket TTL, ms: a slot never outlives `created + bucketTtlMs`. */
   bucketTtlMs?: number;
   /** Called when a slot leaves because of the bounds (evict) or its TTL (expire), or cannot be held at all (too_large). */
@@ -57,6 +72,14 @@ export class LocalStore {
   readonly #onRemove: LocalStoreOptions["onRemove"];
   #evictions = 0;
   #bytes = 0;
+  /** Most negative slots and their bytes (0: no bound of that kind). */
+  readonly #maxNegItems: number;
+  readonly #maxNegBytes: number;
+  #negItems = 0;
+  #negBytes = 0;
+  #negEvictions = 0;
+  /** The negative slots, oldest stored first (a second list over the same indexes). */
+  readonly #negs = new LruList();
 
   readonly #index = new Map<string, number>();
   #keys: (string | undefined)[] = [];
@@ -82,6 +105,18 @@ export class LocalStore {
     }
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
+    const share = options.maxNegativeShare ?? 1;
+    if (!(share > 0 && share <= 1)) {
+      throw new RangeError(
+        `Cannot build local store: maxNegativeShare must be in (0, 1], got ${share}`,
+      );
+    }
+    this.#maxNegItems = share < 1 && this.#maxItems > 0
+      ? Math.max(1, Math.floor(share * this.#maxItems))
+      : 0;
+    this.#maxNegBytes = share < 1 && this.#maxBytes > 0
+      ? Math.max(1, Math.floor(share * this.#maxBytes))
+      : 0;
     this.#ttl = new SlotTtl(
       options.maxTtlMs ?? 0,
       options.bucketTtlMs ?? 0,
@@ -104,6 +139,16 @@ export class LocalStore {
   /** Slots dropped by the bounds since creation. */
   get evictions(): number {
     return this.#evictions;
+  }
+
+  /** Negative slots (revision-0 tombstones) resident now. */
+  get negatives(): number {
+    return this.#negItems;
+  }
+
+  /** Negative slots dropped by `maxNegativeShare` since creation (not in {@link evictions}). */
+  get negativeEvictions(): number {
+    return this.#negEvictions;
   }
 
   /** Sets the bucket TTL (read from the stream), ms; 0 for none. */
@@ -159,14 +204,19 @@ export class LocalStore {
   /**
    * Replaces the encoded value at `i` by its decoded `value`, or, when
    * `rejected` is given (why the codec or schema refused the value), turns the
-   * slot into a rejected tombstone. Size and revision stay.
+   * slot into a rejected tombstone that keeps the encoded value (a
+   * {@link Refusal}). Size and revision stay.
    */
   setDecodedAt(i: number, value: unknown, rejected?: unknown): void {
     if (rejected === undefined) {
       this.#vals[i] = value;
       this.#flags[i] = 0;
     } else {
-      this.#vals[i] = rejected;
+      const held = this.#vals[i];
+      const encoded = (this.#flags[i]! & SlotFlag.Raw) !== 0
+        ? held as string | Uint8Array
+        : (held as Refusal | undefined)?.encoded ?? "";
+      this.#vals[i] = { reason: rejected, encoded } satisfies Refusal;
       this.#flags[i] = SlotFlag.Deleted | SlotFlag.Rejected;
     }
   }
@@ -191,7 +241,7 @@ export class LocalStore {
       size: this.#maxBytes > 0 ? this.#size[i]! : 0,
       gen: this.#gen[i]!,
     };
-    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = this.#vals[i];
+    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = (this.#vals[i] as Refusal).reason;
     return slot;
   }
 
@@ -340,6 +390,9 @@ export class LocalStore {
     this.#top = 0;
     this.#lru.clear();
     this.#bytes = 0;
+    this.#negs.clear();
+    this.#negItems = 0;
+    this.#negBytes = 0;
   }
 
   /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
@@ -357,10 +410,15 @@ export class LocalStore {
     return this.#removeWhere((i) => this.#rev[i]! > 0 && this.#rev[i]! < rev);
   }
 
-  /** Removes tombstones with a revision up to `rev`; returns how many. */
+  /**
+   * Removes tombstones with a revision up to `rev`; returns how many. A
+   * refused value ({@link SlotFlag.Rejected}) is not a tombstone to drop: its
+   * key holds a value, which must keep answering "refused", not "absent".
+   */
   dropTombstones(rev: number): number {
     return this.#removeWhere((i) =>
-      (this.#flags[i]! & SlotFlag.Deleted) !== 0 && this.#rev[i]! <= rev
+      (this.#flags[i]! & (SlotFlag.Deleted | SlotFlag.Rejected)) === SlotFlag.Deleted &&
+      this.#rev[i]! <= rev
     );
   }
 
@@ -432,6 +490,7 @@ export class LocalStore {
     } else {
       if (i !== this.#lru.tail) this.#lru.moveToTail(i);
       if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
+      if (this.#isNegative(i)) this.#unlinkNegative(i);
     }
     this.#vals[i] = value;
     this.#flags[i] = flags;
@@ -445,6 +504,46 @@ export class LocalStore {
       this.#bytes += size;
     }
     this.#ttl.set(i, ttl, this.#capacity);
+    if (rev === 0 && flags === SlotFlag.Deleted && (this.#maxNegItems + this.#maxNegBytes) > 0) {
+      this.#negs.link(i);
+      this.#negItems++;
+      this.#negBytes += size;
+      this.#boundNegatives(i);
+    }
+  }
+
+  /** Whether slot `i` counts as negative (linked in `#negs`). */
+  #isNegative(i: number): boolean {
+    return this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted &&
+      (this.#maxNegItems + this.#maxNegBytes) > 0;
+  }
+
+  #unlinkNegative(i: number): void {
+    this.#negs.unlink(i);
+    this.#negItems--;
+    this.#negBytes -= this.#sizeOfNegative(i);
+  }
+
+  /** A negative slot's bytes: kept in `#size` only with `maxBytes`, else recomputed from its key. */
+  #sizeOfNegative(i: number): number {
+    return this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
+  }
+
+  /**
+   * Drops the oldest negative slots past `maxNegativeShare`, never `keep` (the
+   * one just stored): a flood of never-written keys then displaces its own
+   * kind, not the values being read.
+   */
+  #boundNegatives(keep: number): void {
+    while (
+      (this.#maxNegItems > 0 && this.#negItems > this.#maxNegItems) ||
+      (this.#maxNegBytes > 0 && this.#negBytes > this.#maxNegBytes)
+    ) {
+      const h = this.#negs.head;
+      if (h === NONE || h === keep) return;
+      this.#negEvictions++;
+      this.#remove(h, "delete");
+    }
   }
 
   #alloc(): number {
@@ -471,6 +570,7 @@ export class LocalStore {
     if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
     this.#lru.grow(capacity);
+    this.#negs.grow(capacity);
     this.#ttl.grow(capacity);
     // #keys and #vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
@@ -488,6 +588,7 @@ export class LocalStore {
   #remove(i: number, reason: RemovalReason | "delete"): void {
     const key = this.#keys[i]!;
     const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
+    if (this.#isNegative(i)) this.#unlinkNegative(i);
     this.#index.delete(key);
     this.#lru.unlink(i);
     if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;

@@ -16,8 +16,8 @@ import type {
   LoaderFn,
   RegionOptions,
   SchemaLike,
-  SnapshotOptions,
 } from "./types.ts";
+import { fileStorage, type SnapshotStorage } from "./snapshot_file.ts";
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions<T> {
@@ -31,6 +31,8 @@ export interface ResolvedOptions<T> {
   maxItems: number;
   maxBytes: number;
   maxTtlMs: number;
+  maxNegativeShare: number;
+  maxConcurrentMisses: number;
   schema: SchemaLike<T> | undefined;
   codec: Codec<T>;
   loader: LoaderFn<T> | undefined;
@@ -43,7 +45,8 @@ export interface ResolvedOptions<T> {
   heartbeatMs: number;
   reconcileMs: number;
   allowDirect: boolean;
-  snapshot: Required<SnapshotOptions> | undefined;
+  /** A snapshot `path` is resolved to its file's storage here. */
+  snapshot: { storage: SnapshotStorage; intervalMs: number } | undefined;
   onEvent: CacheOptions<T>["onEvent"];
   region: Required<RegionOptions> | undefined;
   bookmarkWaitMs: number;
@@ -79,6 +82,7 @@ const OptionsSchema = z.object({
     maxItems: posInt.optional(),
     maxBytes: posInt.optional(),
     maxTtlMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+    maxNegativeShare: z.number().gt(0).max(1).optional(),
   }).strict(),
   schema: z.custom<SchemaLike<unknown>>(
     (v) =>
@@ -90,6 +94,7 @@ const OptionsSchema = z.object({
   loader: fn.optional(),
   writeBack: z.boolean().optional(),
   negativeTtlMs: ms.optional(),
+  maxConcurrentMisses: z.number().int().min(1).max(1_000_000).optional(),
   loaderTimeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   missTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   writeTimeoutMs: z.number().int().min(1).max(600_000).optional(),
@@ -97,7 +102,17 @@ const OptionsSchema = z.object({
   heartbeatMs: z.number().int().min(100).max(300_000).optional(),
   reconcileMs: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   allowDirect: z.boolean().optional(),
-  snapshot: z.object({ path: z.string().min(1), intervalMs: ms.optional() }).strict().optional(),
+  snapshot: z.object({
+    path: z.string().min(1).optional(),
+    storage: z.custom<SnapshotStorage>(
+      (v) =>
+        typeof v === "object" && v !== null &&
+        typeof (v as SnapshotStorage).read === "function" &&
+        typeof (v as SnapshotStorage).write === "function",
+      { message: "must have read() and write()" },
+    ).optional(),
+    intervalMs: ms.optional(),
+  }).strict().optional(),
   onEvent: fn.optional(),
   region: z.object({
     hubDomain: z.string().regex(/^[A-Za-z0-9_-]+$/, {
@@ -128,6 +143,11 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
       'Cannot open cache: "create" cannot be used with "region" (the bucket lives on the hub; create the regional mirror with `deno task kv mirror`)',
     );
   }
+  if (o.snapshot && (o.snapshot.path === undefined) === (o.snapshot.storage === undefined)) {
+    throw new TypeError(
+      'Cannot open cache: "snapshot" needs exactly one of "path" and "storage"',
+    );
+  }
   if (o.writeBack && !o.loader) {
     throw new TypeError('Cannot open cache: "writeBack" needs a "loader"');
   }
@@ -156,6 +176,8 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     maxItems: o.local.maxItems ?? 0,
     maxBytes: o.local.maxBytes ?? 0,
     maxTtlMs: o.local.maxTtlMs ?? 0,
+    maxNegativeShare: o.local.maxNegativeShare ?? 0.25,
+    maxConcurrentMisses: o.maxConcurrentMisses ?? 256,
     schema: input.schema,
     codec: input.codec ?? jsonCodec<T>(),
     loader: input.loader,
@@ -168,7 +190,10 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     heartbeatMs: o.heartbeatMs ?? 5_000,
     reconcileMs: o.reconcileMs ?? 30_000,
     allowDirect: o.allowDirect ?? false,
-    snapshot: o.snapshot ? { intervalMs: 60_000, ...o.snapshot } : undefined,
+    snapshot: o.snapshot && {
+      storage: o.snapshot.storage ?? fileStorage(o.snapshot.path!),
+      intervalMs: o.snapshot.intervalMs ?? 60_000,
+    },
     onEvent: input.onEvent,
     region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
     bookmarkWaitMs: o.bookmarkWaitMs ?? 250,

@@ -48,7 +48,20 @@ export function hubWritePrefix(info: StreamInfo, bucket: string, hubDomain: stri
   return `${api}.${kvSubjectPrefix(bucket)}`;
 }
 
-/** Reads the mirror's state on a timer and reports the hub link's changes. */
+/**
+ * Least time between two checks asked for by {@link RegionLink.nudge}, ms: a
+ * mirror copying a backlog delivers many changes, one check is enough.
+ */
+const NUDGE_SPACING_MS = 100;
+
+/**
+ * Reads the mirror's state on a timer and reports the hub link's changes.
+ *
+ * A belief ages: when no check has succeeded for `maxSilenceMs` (the
+ * region's JetStream API stopped answering, or this edge cannot reach it),
+ * the hub counts as unreachable, as when the mirror itself has not heard
+ * from the hub for that long. Nothing known is nothing vouched for.
+ */
 export class RegionLink {
   readonly #jsm: JetStreamManager;
   readonly #stream: string;
@@ -58,10 +71,14 @@ export class RegionLink {
   #lag = 0;
   #activeMs = -1;
   #lastSeq = 0;
+  /** When a check last succeeded (epoch ms). */
   #checkedAt = 0;
+  /** When a check last started (epoch ms). */
+  #attemptedAt = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #nudgeTimer: ReturnType<typeof setTimeout> | undefined;
   #onChange: ((reachable: boolean) => void) | undefined;
-  #checking = false;
+  #checking: Promise<void> | undefined;
 
   /** No I/O; `info` is the mirror's stream info read at open. */
   constructor(jsm: JetStreamManager, bucket: string, region: ResolvedRegion, info: StreamInfo) {
@@ -71,7 +88,10 @@ export class RegionLink {
     this.#read(info);
   }
 
-  /** Whether the mirror heard from the hub within `maxSilenceMs` at the last check. */
+  /**
+   * Whether the mirror heard from the hub within `maxSilenceMs` at the last
+   * check, and that check is at most `maxSilenceMs` old (as of the last tick).
+   */
   get reachable(): boolean {
     return this.#reachable;
   }
@@ -87,31 +107,71 @@ export class RegionLink {
   /** Starts the checks; `onChange` hears every change of {@link inSync}. */
   start(onChange: (reachable: boolean) => void): void {
     this.#onChange = onChange;
-    this.#timer = setInterval(() => void this.check(), this.#r.checkMs);
+    this.#timer = setInterval(() => {
+      // A check still unanswered says nothing new: only let the belief age.
+      if (this.#checking) this.#expire();
+      else void this.check();
+    }, this.#r.checkMs);
     unref(this.#timer);
   }
 
-  /** Reads the mirror's stream info now. A failed read changes nothing (the connection says why). */
-  async check(): Promise<void> {
-    if (this.#checking) return;
-    this.#checking = true;
-    try {
-      this.#read(await this.#jsm.streams.info(this.#stream));
-    } catch {
-      // Disconnected from the leaf, or the mirror is being recreated: the
-      // cache's own connection and reconciliation handle those.
-    } finally {
-      this.#checking = false;
-    }
+  /**
+   * Reads the mirror's stream info now (or joins the read in flight). A read
+   * that fails, or is unanswered after `maxSilenceMs` (then another may
+   * start; a late answer still counts), changes nothing but the belief's
+   * age: once no read succeeded for `maxSilenceMs`, the hub counts as
+   * unreachable.
+   */
+  check(): Promise<void> {
+    if (this.#checking) return this.#checking;
+    this.#attemptedAt = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.#r.maxSilenceMs);
+      unref(timer);
+    });
+    const started = this.#attemptedAt;
+    // An answer after the deadline still counts, unless a newer one came first.
+    const read = this.#jsm.streams.info(this.#stream).then((info) => {
+      if (this.#checkedAt <= started) this.#read(info);
+    });
+    read.catch(() => {}); // abandoned at the deadline: its own timeout ends it
+    this.#checking = Promise.race([read, deadline])
+      .then((r) => {
+        if (r === "late") this.#expire();
+      }, () => this.#expire())
+      .finally(() => {
+        clearTimeout(timer);
+        this.#checking = undefined;
+      });
+    return this.#checking;
   }
 
-  /** Throws `UnavailableError` when the hub was unreachable at the last check. */
-  assertReachable(action: string): void {
-    if (!this.#reachable) {
-      throw new UnavailableError(
-        `Cannot ${action}: the hub (domain "${this.#r.hubDomain}") is unreachable from this region`,
-      );
-    }
+  /**
+   * Something suggests the link changed (the mirror delivered changes while
+   * cut off, or the hub acknowledged a write): a check starts within
+   * {@link NUDGE_SPACING_MS} (after the one in flight, if any) instead of at
+   * the next tick, so `status()` follows the link without waiting `checkMs`.
+   */
+  nudge(): void {
+    if (this.#inSync || this.#nudgeTimer !== undefined || this.#onChange === undefined) return;
+    const wait = Math.max(0, this.#attemptedAt + NUDGE_SPACING_MS - Date.now());
+    this.#nudgeTimer = setTimeout(() => {
+      this.#nudgeTimer = undefined;
+      if (this.#inSync || this.#onChange === undefined) return;
+      // One in flight may have started before the evidence: check after it.
+      if (this.#checking) void this.#checking.then(() => this.nudge());
+      else void this.check();
+    }, wait);
+    unref(this.#nudgeTimer);
+  }
+
+  /** The error of a write the hub did not answer while the link is down (`cause`: the client's error). */
+  unreachable(action: string, cause: unknown): UnavailableError {
+    return new UnavailableError(
+      `Cannot ${action}: the hub (domain "${this.#r.hubDomain}") is unreachable from this region`,
+      { cause },
+    );
   }
 
   /** The link as `status().region` reports it. */
@@ -129,8 +189,23 @@ export class RegionLink {
   /** Stops the checks. Idempotent. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#nudgeTimer !== undefined) clearTimeout(this.#nudgeTimer);
     this.#timer = undefined;
+    this.#nudgeTimer = undefined;
     this.#onChange = undefined;
+  }
+
+  /** No check succeeded for `maxSilenceMs`: the hub counts as unreachable. */
+  #expire(): void {
+    if (!this.#reachable || Date.now() - this.#checkedAt <= this.#r.maxSilenceMs) return;
+    this.#reachable = false;
+    this.#setInSync(false);
+  }
+
+  #setInSync(inSync: boolean): void {
+    if (inSync === this.#inSync) return;
+    this.#inSync = inSync;
+    this.#onChange?.(inSync);
   }
 
   #read(info: StreamInfo): void {
@@ -145,9 +220,6 @@ export class RegionLink {
       m?.error === undefined;
     // Leaving the cut-off state waits for the backlog; under steady traffic
     // the lag is rarely exactly 0, so an in-sync link stays so while reachable.
-    const inSync = this.#reachable && (this.#inSync || this.#lag === 0);
-    if (inSync === this.#inSync) return;
-    this.#inSync = inSync;
-    this.#onChange?.(inSync);
+    this.#setInSync(this.#reachable && (this.#inSync || this.#lag === 0));
   }
 }

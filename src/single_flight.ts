@@ -21,6 +21,16 @@
 export class SingleFlight<K, V> {
   readonly #inflight = new Map<K, Promise<V>>();
 
+  /** Executions in flight now (one per key). */
+  get size(): number {
+    return this.#inflight.size;
+  }
+
+  /** Whether an execution for `key` is in flight (a call would join it). */
+  has(key: K): boolean {
+    return this.#inflight.has(key);
+  }
+
   /** Returns the in-flight promise for `key`, or starts `fn` and shares it. */
   run(key: K, fn: () => Promise<V>): Promise<V> {
     const running = this.#inflight.get(key);

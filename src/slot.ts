@@ -57,9 +57,21 @@ export const SlotFlag = {
   RawBytes: 4,
   /** Either raw form. */
   Raw: 6,
-  /** A stored value the codec or schema refused (with Deleted); `valueAt()` is why. */
+  /** A stored value the codec or schema refused (with Deleted); `valueAt()` is its {@link Refusal}. */
   Rejected: 8,
 } as const;
+
+/**
+ * What a refused slot holds: why the codec or schema refused the value, and
+ * the value in its compact encoded form, kept so that a snapshot saves it
+ * (and a warm start refuses it again) instead of losing the key to "absent".
+ */
+export interface Refusal {
+  /** Why it was refused. */
+  reason: unknown;
+  /** The encoded value as it was held (see {@link compact}). */
+  encoded: string | Uint8Array;
+}
 
 // Not `fatal`: Deno's fatal decoder is several times slower, and the check
 // below tells ASCII apart without it.

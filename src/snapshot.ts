@@ -2,7 +2,7 @@
  * Warm-start snapshots of a replica: values, revisions and the last applied
  * revision in one checksummed file, written atomically.
  *
- * Layout: the magic line `KVEDGE-SNAPSHOT 1\n`, a u32 header length, a JSON
+ * Layout: the magic line `KVEDGE-SNAPSHOT 2\n`, a u32 header length, a JSON
  * header ({@link SnapshotHeader}), then records of
  * `u16 keyLength, key, f64 revision, f64 created, u32 valueLength, value`.
  * The header carries the SHA-256 of the records, so a corrupt or truncated
@@ -11,7 +11,16 @@
  * @module
  */
 
-const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 1\n");
+import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
+
+/**
+ * Format 2: the same layout as 1, but `partial` also covers a lazy cache's
+ * store and a replica that may lack keys (TTL-bounded, or loaded from a partial
+ * snapshot), and refused values are saved. A format-1 file may claim to be
+ * complete when it is not, so it is refused (a cold start), never trusted.
+ */
+const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 2\n");
+const OLDER_MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 1\n");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -27,7 +36,12 @@ export interface SnapshotHeader {
   lastRevision: number;
   /** Records in the file. */
   count: number;
-  /** Whether the replica had overflowed its bounds (so the snapshot is partial). */
+  /**
+   * Whether the records may lack keys the bucket held at `lastRevision`
+   * (taken by a lazy cache, or by a replica that overflowed its bounds, has a
+   * `maxTtlMs`, or was itself loaded from a partial snapshot): a cache loaded
+   * from it must not take a missing key for an absent one.
+   */
   partial: boolean;
   /** When it was written, epoch ms. */
   savedAt: number;
@@ -73,7 +87,8 @@ class Growing {
 }
 
 /**
- * Writes `records` to `path` atomically (temporary file, then rename). The
+ * Writes `records` to `path` atomically (a file: temporary file, then rename;
+ * or a {@link SnapshotStorage}). The
  * records are encoded into one growing buffer (no buffer per record); a value
  * may be given as text, meaning its UTF-8 encoding.
  *
@@ -83,7 +98,7 @@ class Growing {
  * ```
  */
 export async function writeSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   header: Omit<SnapshotHeader, "count" | "sha256" | "savedAt">,
   records:
     | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
@@ -128,18 +143,7 @@ export async function writeSnapshot(
   const head = encoder.encode(JSON.stringify(full));
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, head.length);
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    for (const part of [MAGIC, len, head, body]) {
-      let written = 0;
-      while (written < part.length) written += await file.write(part.subarray(written));
-    }
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
+  await snapshotStorage(path).write([MAGIC, len, head, body]);
   return full;
 }
 
@@ -179,19 +183,23 @@ export interface LoadSnapshotOptions {
  * ```
  */
 export async function loadSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   bucket: string,
   filter: string,
   options: LoadSnapshotOptions,
 ): Promise<SnapshotLoad> {
   let data: Uint8Array;
   try {
-    data = await Deno.readFile(path);
+    const read = await snapshotStorage(path).read();
+    if (read === undefined) return { ok: false, reason: "no snapshot file" };
+    data = read;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return { ok: false, reason: "no snapshot file" };
     return { ok: false, reason: `cannot read snapshot: ${(err as Error).message}` };
   }
   if (data.length < MAGIC.length + 4 || !MAGIC.every((b, i) => data[i] === b)) {
+    if (data.length >= OLDER_MAGIC.length && OLDER_MAGIC.every((b, i) => data[i] === b)) {
+      return { ok: false, reason: "snapshot format 1 is not trusted (its partial flag may lie)" };
+    }
     return { ok: false, reason: "not a kvedge snapshot (bad magic)" };
   }
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -260,7 +268,7 @@ export async function loadSnapshot(
  * ```
  */
 export async function readSnapshot(
-  path: string,
+  path: string | SnapshotStorage,
   bucket: string,
   filter: string,
 ): Promise<SnapshotRead> {

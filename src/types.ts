@@ -5,6 +5,7 @@
  * @module
  */
 import type { Bookmark } from "./bookmark.ts";
+import type { SnapshotStorage } from "./snapshot_file.ts";
 
 /**
  * What kvedge needs of a schema: zod's `safeParse`. Every zod schema fits.
@@ -112,6 +113,17 @@ export interface LocalBounds {
    * was stored locally; a bucket TTL shortens it further (rule 6). Default: none.
    */
   maxTtlMs?: number;
+  /**
+   * Largest share of `maxItems` (and of `maxBytes`) that negative entries may
+   * take: "absent" answers cached from misses of keys KV does not hold (or
+   * the loader's `undefined`). Past it the oldest negative entry is dropped
+   * instead of a value, so a flood of reads of never-written keys cannot
+   * evict the values being read (counted in `stats().negativeEvictions`). A
+   * number in (0, 1]; 1 bounds them by `maxItems`/`maxBytes` alone. Deletes
+   * the cache has seen (tombstones with a revision) are not negative entries.
+   * Default 0.25.
+   */
+  maxNegativeShare?: number;
 }
 
 /** Fixed per-entry overhead counted against `local.maxBytes`, in bytes. */
@@ -196,6 +208,15 @@ export interface CacheOptions<T> {
   loaderTimeoutMs?: number;
   /** Deadline of one miss fetch from KV, in ms; a miss never waits longer. Default 1 000. */
   missTimeoutMs?: number;
+  /**
+   * Most miss fetches (a KV read, then the loader) in flight at once, for
+   * distinct keys; a miss of a key already being fetched joins that fetch and
+   * is not counted twice. Past it a miss fails at once with
+   * `OverloadedError` (a kind of `UnavailableError`: retry later; counted in
+   * `stats().shedMisses`), so a flood of distinct misses cannot queue
+   * unbounded work on NATS and the origin. Default 256.
+   */
+  maxConcurrentMisses?: number;
   /** Deadline of one write, in ms. Default 5 000. */
   writeTimeoutMs?: number;
   /**
@@ -260,8 +281,11 @@ export interface RegionOptions {
   /**
    * The hub counts as unreachable once the mirror has not heard from it
    * (`mirror.active`; the hub sends a heartbeat every second) for longer than
-   * this, in ms: entries are then served as stale and writes fail fast with
-   * `UnavailableError`. Default 3 000.
+   * this, in ms, and also once no read of the mirror's stream info has
+   * succeeded for this long (the region's JetStream does not answer): entries
+   * are then served as stale, and writes are still tried but with a deadline
+   * of at most 1 s (they fail at once with `UnavailableError` while the leaf
+   * has no link to the hub). Default 3 000.
    */
   maxSilenceMs?: number;
 }
@@ -270,7 +294,10 @@ export interface RegionOptions {
 export interface RegionStatus {
   /** The hub's JetStream domain. */
   hubDomain: string;
-  /** Whether the local mirror heard from the hub within `maxSilenceMs` at the last check. */
+  /**
+   * Whether the local mirror heard from the hub within `maxSilenceMs` at the
+   * last check, and a check succeeded within `maxSilenceMs`.
+   */
   hubReachable: boolean;
   /**
    * Messages the mirror knows it has not copied yet, as the hub last told it.
@@ -282,14 +309,30 @@ export interface RegionStatus {
   mirrorActiveMs: number;
   /** The mirror's last revision at the last check. */
   mirrorLastRevision: number;
-  /** When the mirror was last checked, epoch ms. */
+  /** When a check of the mirror last succeeded, epoch ms (the other fields are as of then). */
   checkedAt: number;
 }
 
-/** Warm-start settings (replica mode). */
+/**
+ * Warm-start settings (replica mode): exactly one of `path` and `storage`.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotOptions } from "./types.ts";
+ * const snapshot: SnapshotOptions = { path: "/var/lib/kvedge/users.snap", intervalMs: 30_000 };
+ * ```
+ */
 export interface SnapshotOptions {
-  /** File the snapshot is written to (atomically, via a temporary file). */
-  path: string;
+  /**
+   * File the snapshot is written to (atomically, via a temporary file beside
+   * it), through `node:fs/promises` (Deno, Bun, Node).
+   */
+  path?: string;
+  /**
+   * Where to keep the snapshot instead of a file, for runtimes without a
+   * filesystem (e.g. a Durable Object's storage): see {@link SnapshotStorage}.
+   */
+  storage?: SnapshotStorage;
   /** How often to write it while running, in ms; 0 disables periodic writes. Default 60 000. */
   intervalMs?: number;
 }
@@ -383,6 +426,8 @@ export interface CacheStats {
   staleHits: number;
   /** Reads that were not resident (including negative results fetched). */
   misses: number;
+  /** Misses refused at once because `maxConcurrentMisses` fetches were in flight (`OverloadedError`). */
+  shedMisses: number;
   /** hits / (hits + staleHits + misses), 0 when there were no reads. */
   hitRatio: number;
   /** KV reads made for misses (single-flight shares one among concurrent misses). */
@@ -391,6 +436,8 @@ export interface CacheStats {
   loads: number;
   /** Entries dropped by the local bounds (items, bytes). */
   evictions: number;
+  /** Negative entries dropped by `local.maxNegativeShare` (not counted in `evictions`). */
+  negativeEvictions: number;
   /** Stored values that failed the codec or schema and were never served. */
   rejected: number;
   /** Resident entries (values and tombstones). */
@@ -438,6 +485,12 @@ export interface CacheStatus {
   lastResyncReason?: string;
   /** Replica mode: the bucket has more than the local bounds hold. */
   overflowed: boolean;
+  /**
+   * Where `keys()` reads now: `local` when this is a replica that holds the
+   * whole bucket (synced, caught up, nothing evicted or aged out locally), so
+   * a listing costs no I/O; else `kv` (a consumer over the bucket on the server).
+   */
+  listing: "local" | "kv";
   /** Bootstrap progress (replica mode), while starting or resyncing. */
   bootstrap?: { applied: number; pending: number };
   /** Bucket TTL in ms (0: none), as read from the stream. */
@@ -559,10 +612,21 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   peek(key: string): T | undefined;
   /** The entry of `key` with its revision and provenance, or undefined if absent. Its `value` is shared: do not mutate it. */
   getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined>;
-  /** Keys present in the bucket (matching `filter`), read from KV. */
+  /**
+   * Keys present in the bucket (matching `filter`), in no particular order:
+   * from the local store when `status().listing` is `local` (no I/O), else
+   * from KV through a consumer, which stops when `signal` aborts.
+   */
   keys(filter?: string, options?: { signal?: AbortSignal }): AsyncIterable<string>;
-  /** Past revisions of `key` still in the bucket's history, oldest first. */
-  history(key: string, options?: { signal?: AbortSignal }): Promise<HistoryEntry<T>[]>;
+  /**
+   * Past revisions of `key` still in the bucket's history, oldest first.
+   * With `maxBytes`, rejects with `TooLargeError` as soon as the values read
+   * add up to more than that many bytes (memory stays bounded by it).
+   */
+  history(
+    key: string,
+    options?: { signal?: AbortSignal; maxBytes?: number },
+  ): Promise<HistoryEntry<T>[]>;
   /** Applied changes in revision order (or a replay from a revision). */
   changes(options?: ChangesOptions): AsyncIterableIterator<Change<T>>;
   /** Cache events (connected, resync, evicted…) as they happen. */

@@ -92,7 +92,8 @@ export interface EdgeProcess extends AsyncDisposable {
 export function spawnEdge(cwd: string, env: Record<string, string> = {}, args: string[] = []) {
   const worker = new URL("../workers/edge.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", worker, ...args],
+    // As `deno task serve` runs it (request.signal without Deno's legacy notice).
+    args: ["run", "-A", "--unstable-no-legacy-abort", worker, ...args],
     cwd,
     env: { NATS_URL: "", PORT: "0", ...env },
     stdin: "null",

@@ -26,11 +26,13 @@ export interface EdgeAppOptions {
   signal: AbortSignal;
   /** Where request lines go. */
   log: JsonLogger["log"];
+  /** The client of a request (its address), for the per-client bounds. */
+  clientOf?: (request: Request) => string | undefined;
 }
 
 /** The Hono app the edge worker serves. */
 export function edgeApp(config: EdgeConfig, options: EdgeAppOptions): HttpApp {
-  const { caches, signal, log } = options;
+  const { caches, signal, log, clientOf } = options;
   const buckets: Record<string, AppBucketOptions> = {};
   config.buckets.forEach((b, i) => {
     buckets[b.name] = { cache: caches[i]!, readOnly: b.readOnly };
@@ -48,12 +50,20 @@ export function edgeApp(config: EdgeConfig, options: EdgeAppOptions): HttpApp {
       maxSseStreams: config.maxSseStreams,
       sseBufferBytes: config.sseBufferBytes,
       maxJsonDepth: config.maxJsonDepth,
+      maxConcurrentScans: config.maxConcurrentScans,
+      maxHistoryBytes: config.maxHistoryBytes,
+      maxReplays: config.maxReplays,
+      maxReplaysPerClient: config.maxReplaysPerClient,
+      maxHeaderCount: config.maxHeaderCount,
+      maxHeaderBytes: config.maxHeaderBytes,
     },
+    ...(clientOf === undefined ? {} : { clientOf }),
     ...(config.readyMaxStaleMs === undefined
       ? {}
       : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
     ...(config.bookmarkCookie === undefined ? {} : { bookmarkCookie: config.bookmarkCookie }),
     onRequest: requestLogger(config, log),
+    onRefused: refusalLogger(log),
     onStreamEnd: (info) => {
       if (info.reason === "slow_client") {
         log("warn", "watch client dropped: it stopped reading", {
@@ -97,5 +107,26 @@ function requestLogger(config: EdgeConfig, log: JsonLogger["log"]): (info: Reque
       ms: Math.round(info.durationMs * 1000) / 1000,
       ...(sampled && config.logHitsEvery > 1 ? { sampled: config.logHitsEvery } : {}),
     });
+  };
+}
+
+/**
+ * One warning line per bound when it first refuses, then at most one a
+ * second with how many were refused since (a flood must not flood the log).
+ */
+function refusalLogger(log: JsonLogger["log"]): (info: { bound: string }) => void {
+  const last = new Map<string, { at: number; since: number }>();
+  return ({ bound }) => {
+    const now = Date.now();
+    const seen = last.get(bound);
+    if (seen !== undefined && now - seen.at < 1000) {
+      seen.since++;
+      return;
+    }
+    log("warn", "request refused: a bound was reached", {
+      bound,
+      ...(seen === undefined ? {} : { refusedSinceLastLine: seen.since + 1 }),
+    });
+    last.set(bound, { at: now, since: 0 });
   };
 }

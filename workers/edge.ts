@@ -38,7 +38,7 @@ import {
   within,
 } from "./_edge_shutdown.ts";
 
-const USAGE = `usage: deno task serve          (deno run -A workers/edge.ts)
+const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
 Runs a kvedge edge worker: one cache per bucket, served over HTTP. It takes no
 arguments; the environment configures it. Without NATS_URL it starts an
@@ -61,7 +61,8 @@ bucket and accepts writes without a token (development).
 
 Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
 yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
-signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
+SIGINT (or another signal) exits at once, a repeated SIGTERM or SIGHUP does not
+(a service manager's signal reaches the worker twice under deno task). Exit codes: 0 after a graceful shutdown, 1 when NATS or
 the listener cannot be set up, 2 for bad configuration or arguments.`;
 
 const logger = jsonLogger({ batch: true });
@@ -189,7 +190,15 @@ async function openServed(
       connection: nc,
       bucket: b.name,
       mode: b.mode,
-      local: config.local,
+      local: {
+        ...config.local,
+        ...(config.maxNegativeShare === undefined
+          ? {}
+          : { maxNegativeShare: config.maxNegativeShare }),
+      },
+      ...(config.maxConcurrentMisses === undefined
+        ? {}
+        : { maxConcurrentMisses: config.maxConcurrentMisses }),
       ...(config.createBuckets ? { create: true } : {}),
       ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
       ...(config.bookmarkWaitMs === undefined ? {} : { bookmarkWaitMs: config.bookmarkWaitMs }),
@@ -321,10 +330,22 @@ async function main(): Promise<number> {
   }
 
   const shutdown = new AbortController();
-  const app = edgeApp(config, { caches: opened.caches, signal: shutdown.signal, log });
+  // The client's address, for the per-client bounds (replays).
+  const clients = new WeakMap<Request, string>();
+  const app = edgeApp(config, {
+    caches: opened.caches,
+    signal: shutdown.signal,
+    log,
+    clientOf: (request) => clients.get(request),
+  });
+  const handler: GatedServeOptions["handler"] = (request, info) => {
+    const addr = info?.remoteAddr;
+    if (addr !== undefined && addr.transport === "tcp") clients.set(request, addr.hostname);
+    return app.fetch(request);
+  };
   let server: GatedServer;
   try {
-    server = await listen(config, { maxConnections, handler: app.fetch });
+    server = await listen(config, { maxConnections, handler });
   } catch (err) {
     log("error", "cannot listen", {
       error: describe(err),
@@ -336,7 +357,7 @@ async function main(): Promise<number> {
   logListening(config, server, { opened, fileLimit, maxConnections });
 
   const signal = await waitForStopSignal();
-  exitOnNextSignal(logger);
+  exitOnNextSignal(logger, signal);
   log("info", "shutting down", { signal });
   await stop(config, server, { opened, shutdown });
   log("info", "stopped");

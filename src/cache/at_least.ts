@@ -14,7 +14,7 @@
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Bookmark } from "../bookmark.ts";
-import { BookmarkError, ClosedError } from "../errors.ts";
+import { BookmarkError, ClosedError, OverloadedError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { assertKey } from "../keys.ts";
 import { kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
@@ -193,7 +193,16 @@ async function fallback<T>(
   // A mirror that held `rev` at its last check holds it now (it only grows).
   const fromMirror = region !== undefined && region.mirrorLastRevision >= rev;
   const where = region === undefined ? "the stream leader" : fromMirror ? "the mirror" : "the hub";
+  // These reads count against the bound of misses in flight, with them.
+  if (c.flight.size + c.reached.fetching >= c.o.maxConcurrentMisses) {
+    c.shedMisses++;
+    throw new OverloadedError(
+      `Cannot get "${key}" at revision ${rev}: ${c.o.maxConcurrentMisses} misses are in flight (maxConcurrentMisses); retry later`,
+      c.o.maxConcurrentMisses,
+    );
+  }
   let got: { rev: number; created: number; raw: Uint8Array | undefined };
+  c.reached.fetching++;
   try {
     const jsm = await manager(
       c.d.nc,
@@ -212,6 +221,8 @@ async function fallback<T>(
   } catch (err) {
     const e = mapNatsError(err, `get "${key}"`, c.bucket, key);
     return unreached(c, key, rev, options, `${where} did not answer (${e.message})`, e);
+  } finally {
+    c.reached.fetching--;
   }
   c.misses++;
   if (got.rev < rev && !fromMirror) {

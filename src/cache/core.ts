@@ -97,8 +97,11 @@ export class CacheCore<T> {
   tombstones = 0;
   gen = 0;
   sweepBefore = 0;
+  /** A missing slot does not mean "absent": bounds evicted, TTLs expired, or a partial snapshot. */
   lossy: boolean;
   overflowed = false;
+  /** Loaded from a partial snapshot: the store may lack keys until a full resync. */
+  partial = false;
   bucketTtlMs = 0;
   lastCreated = 0;
   bootstrapApplied = 0;
@@ -106,6 +109,8 @@ export class CacheCore<T> {
   readonly aborter = new AbortController();
   staleHits = 0;
   misses = 0;
+  /** Misses refused at once because `maxConcurrentMisses` fetches were in flight. */
+  shedMisses = 0;
   fetches = 0;
   loads = 0;
   rejected = 0;
@@ -136,6 +141,7 @@ export class CacheCore<T> {
       maxItems: o.maxItems || undefined,
       maxBytes: o.maxBytes || undefined,
       maxTtlMs: o.maxTtlMs || undefined,
+      maxNegativeShare: o.maxNegativeShare,
       onRemove: (key, _slot, reason) => {
         if (reason !== "expire") onRemove(key, reason);
       },
@@ -162,6 +168,15 @@ export class CacheCore<T> {
  */
 export function impliedAbsent<T>(c: CacheCore<T>, rev: number): boolean {
   return c.complete && !c.lossy && rev <= c.watcher.lastRevision;
+}
+
+/**
+ * Whether this replica holds the whole bucket now, so that listing it needs
+ * no I/O: synced, caught up since its last clear, and nothing dropped
+ * locally (no eviction, no local TTL, no partial snapshot).
+ */
+export function listsLocally<T>(c: CacheCore<T>): boolean {
+  return c.mode === "replica" && c.fresh && c.complete && !c.lossy;
 }
 
 export function assertInFilter<T>(c: CacheCore<T>, key: string, action: string): void {

@@ -22,6 +22,8 @@ export class Reached {
    * the watcher's last revision, and the hit path reads this one field.
    */
   applied = 0;
+  /** Bookmarked reads reading KV now (they count against `maxConcurrentMisses`). */
+  fetching = 0;
   /** The lowest revision a waiter waits for (Infinity: none). */
   #next = Infinity;
   readonly #waiters = new Set<Waiter>();

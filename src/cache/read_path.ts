@@ -12,6 +12,7 @@ import {
   ConflictError,
   DecodeError,
   LoaderError,
+  OverloadedError,
   UnavailableError,
 } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
@@ -48,6 +49,13 @@ export async function getSlow<T>(
   }
   c.misses++;
   if (c.mode === "replica" && c.fresh && !c.lossy) return undefined;
+  if (c.flight.size >= c.o.maxConcurrentMisses && !c.flight.has(key)) {
+    c.shedMisses++;
+    throw new OverloadedError(
+      `Cannot get "${key}": ${c.o.maxConcurrentMisses} misses are in flight (maxConcurrentMisses); retry later`,
+      c.o.maxConcurrentMisses,
+    );
+  }
   let fetched = c.flight.run(key, () => fetch(c, key));
   if (options?.signal) fetched = abortable(fetched, options.signal);
   const got = await fetched;

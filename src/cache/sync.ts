@@ -27,8 +27,11 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
     heartbeatMs: c.o.heartbeatMs,
     inboxPrefix: c.d.inboxPrefix,
     handler: {
-      onChange: (key, op, rev, created, data, pending) =>
-        onChange(c, key, op, rev, created, data, pending),
+      onChange: (key, op, rev, created, data, pending) => {
+        onChange(c, key, op, rev, created, data, pending);
+        // The mirror delivers while cut off: it hears the hub again.
+        c.d.region?.link.nudge();
+      },
       onCaughtUp: (rev) => onCaughtUp(c, rev),
       onResync: (req) => onResync(c, req.reason, req.epochChanged),
       onHistoryGap: (first) => {
@@ -75,7 +78,7 @@ export async function start<T>(c: CacheCore<T>): Promise<void> {
     : { kind: "seq", seq: c.d.info.state.last_seq + 1 };
   if (from.kind === "seq") c.watcher.lastRevision = from.seq - 1;
   if (c.mode === "replica" && c.o.snapshot) {
-    if (await loadSnapshot(c, c.o.snapshot.path, c.d.info.created)) from = "resume";
+    if (await loadSnapshot(c, c.o.snapshot.storage, c.d.info.created)) from = "resume";
     startSnapshotTimer(c);
   }
   c.watching = c.watcher.start(
@@ -106,7 +109,7 @@ export async function startUnbound<T>(
 ): Promise<void> {
   c.bound = false;
   transition(c, { on: "open_unreachable" });
-  if (!(await loadSnapshot(c, c.o.snapshot!.path, undefined))) throw cause;
+  if (!(await loadSnapshot(c, c.o.snapshot!.storage, undefined))) throw cause;
   c.lastError = `NATS unreachable at open: ${cause.message}`;
   transition(c, {
     on: "snapshot_served",
@@ -150,6 +153,10 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   watcher.streamLastSeq = link.info.state.last_seq;
   c.watcher = watcher;
   transition(c, { on: "attaching" });
+  // What the loader said while NATS was unreachable is not checked against
+  // KV: drop it now, as on a reconnect, so that the next read asks KV and a
+  // synced cache never serves it as a fresh hit (rule 5).
+  revalidateOffline(c);
   c.watching = watcher.start("resume", "warm start (NATS reachable again)");
   try {
     await c.watching;
@@ -168,7 +175,14 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
 }
 
 export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
-  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
+  if (c.resyncing && c.mode === "replica") {
+    c.store.sweep(c.gen, c.sweepBefore);
+    if (c.partial && !c.overflowed) {
+      // A full resync read every key: what a partial snapshot lacked is here now.
+      c.partial = false;
+      c.lossy = c.o.maxTtlMs > 0;
+    }
+  }
   if (c.mode === "replica") {
     c.complete = true;
     // Tombstones the watcher has passed say nothing a missing slot does not.

@@ -5,20 +5,21 @@
  *
  * @module
  */
-import { SlotFlag } from "../slot.ts";
+import { type Refusal, SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
+import type { SnapshotStorage } from "../snapshot_file.ts";
 import { describe, unref } from "../watcher.ts";
 import type { CacheCore } from "./core.ts";
 
 /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
 export async function loadSnapshot<T>(
   c: CacheCore<T>,
-  path: string,
+  storage: SnapshotStorage,
   epoch: string | undefined,
 ): Promise<boolean> {
   const store = c.store;
   const gen = c.gen;
-  const snap = await readSnapshot(path, c.bucket, c.o.keys, {
+  const snap = await readSnapshot(storage, c.bucket, c.o.keys, {
     accept: (header) =>
       epoch === undefined || header.epoch === epoch
         ? undefined
@@ -31,7 +32,12 @@ export async function loadSnapshot<T>(
     return false;
   }
   const { header } = snap;
-  if (header.partial) c.lossy = true;
+  if (header.partial) {
+    // A fraction of the bucket (a lazy cache's, an overflowed or TTL-bounded
+    // replica's): a missing key is not absent until a full resync.
+    c.lossy = true;
+    c.partial = true;
+  }
   c.watcher.lastRevision = header.lastRevision;
   c.watcher.epoch = header.epoch;
   c.savedRevision = header.lastRevision;
@@ -65,9 +71,16 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
   const codec = c.o.codec;
   const store = c.store;
   // Values never read are written as held (encoded), without a copy each.
+  // A value the codec or schema refused is written as it was stored, so that
+  // after a warm start it is refused again (a DecodeError), never "absent".
   const records: SnapshotSource = (add) =>
     store.forEach((key, rev, created, flags, value) => {
-      if ((flags & SlotFlag.Deleted) !== 0 || rev === 0) return;
+      if (rev === 0) return;
+      if ((flags & SlotFlag.Rejected) !== 0) {
+        add(key, rev, created, (value as Refusal).encoded);
+        return;
+      }
+      if ((flags & SlotFlag.Deleted) !== 0) return;
       add(
         key,
         rev,
@@ -76,12 +89,15 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
       );
     });
   try {
-    const header = await writeSnapshot(snap.path, {
+    const header = await writeSnapshot(snap.storage, {
       bucket: c.bucket,
       filter: c.o.keys,
       epoch: c.lastInfo?.created ?? c.d.info.created,
       lastRevision: rev,
-      partial: c.overflowed,
+      // Complete only when this cache holds every key of its filter: a lazy
+      // cache holds what was read, a lossy replica (overflowed, TTL-bounded,
+      // or itself loaded from a partial snapshot) may lack some.
+      partial: c.mode === "lazy" || c.lossy,
     }, records);
     c.savedRevision = rev;
     c.emit({

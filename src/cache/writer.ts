@@ -7,7 +7,13 @@
  * @module
  */
 import { headers as natsHeaders } from "@nats-io/nats-core";
-import { ClosedError, ConflictError, UnsupportedError, ValidationError } from "../errors.ts";
+import {
+  ClosedError,
+  ConflictError,
+  UnavailableError,
+  UnsupportedError,
+  ValidationError,
+} from "../errors.ts";
 import { isWrongLastSequence, mapNatsError } from "../errors_map.ts";
 import { assertKey } from "../keys.ts";
 import {
@@ -97,7 +103,6 @@ export function assertWritable<T>(c: CacheCore<T>, key: string, action: string):
   assertKey(key, action);
   assertInFilter(c, key, action);
   assertUp(c, `${action} "${key}"`);
-  c.d.region?.link.assertReachable(`${action} "${key}"`);
 }
 
 /** Validates against the schema (before any I/O) and encodes. */
@@ -176,6 +181,14 @@ export async function ttlFor<T>(
   return ttlHeaderValue(ttlMs);
 }
 
+/**
+ * Deadline of a regional write while the link believes the hub unreachable,
+ * ms (at most `writeTimeoutMs`). The write is still tried, not refused on a
+ * belief that may be up to a check old: cut off, the leaf has no route to
+ * the hub and it fails at once ("no responders"); healed, it succeeds.
+ */
+const DOUBTFUL_HUB_WRITE_MS = 1_000;
+
 export async function publish<T>(
   c: CacheCore<T>,
   key: string,
@@ -197,12 +210,16 @@ export async function publish<T>(
     // No older revision may come back when this one expires.
     h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
   }
+  const link = c.d.region?.link;
+  const doubtful = link !== undefined && !link.reachable;
   try {
     const ack = await c.d.js.publish(c.prefix + key, data ?? new Uint8Array(0), {
       ...(h ? { headers: h } : {}),
       ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
-      timeout: c.o.writeTimeoutMs,
+      timeout: doubtful ? Math.min(c.o.writeTimeoutMs, DOUBTFUL_HUB_WRITE_MS) : c.o.writeTimeoutMs,
     });
+    // The hub answered: the link's belief is out of date.
+    if (doubtful) link.nudge();
     return ack.seq;
   } catch (err) {
     if (isWrongLastSequence(err)) {
@@ -213,7 +230,9 @@ export async function publish<T>(
         { key, expected, cause: err },
       );
     }
-    throw mapNatsError(err, action, c.bucket, key);
+    const e = mapNatsError(err, action, c.bucket, key);
+    if (doubtful && e instanceof UnavailableError) throw link.unreachable(action, err);
+    throw e;
   }
 }
 

@@ -88,7 +88,7 @@ export function buildApp(options: CreateAppOptions, switches: BuildAppSwitches):
   const honoFetch = app.fetch;
   const getKey = p.metrics.route("GET", KEY);
   app.fetch = function fetch(request, env, executionCtx) {
-    const refused = p.refuseHost(request);
+    const refused = p.refuseHost(request) ?? p.refuseHeaders(request);
     if (refused !== undefined) return refused;
     if (switches.fastPath && request.method === "GET") {
       const res = fastGet(p, getKey, request);

@@ -86,6 +86,38 @@ export interface AppLimits {
   sseRetryMs?: number;
   /** Largest page of a key listing (`limit`). Default 1 000. */
   maxListLimit?: number;
+  /**
+   * Most reads that scan KV at once, all buckets together: key listings a
+   * cache cannot answer locally (`status().listing` is `kv`: a lazy cache, a
+   * replica not synced or not holding everything) and history reads; each
+   * runs a consumer on the server. Past it 503 `overloaded` with
+   * `Retry-After`. A replica's local listings are not counted. Default 4.
+   */
+  maxConcurrentScans?: number;
+  /**
+   * Most bytes of values a history response may carry; a key whose kept
+   * history is larger answers 422 `result_too_large` (reading stops at the
+   * bound, so memory stays bounded by it). Default 8 388 608 (8 MiB).
+   */
+  maxHistoryBytes?: number;
+  /**
+   * Most watch streams replaying from a revision (`Last-Event-ID`) at once,
+   * all clients together; each runs its own consumer from that revision for
+   * its whole life. Past it 503 `overloaded` with `Retry-After`. Default 64.
+   */
+  maxReplays?: number;
+  /**
+   * Most replaying watch streams of one client (as `clientOf` tells clients
+   * apart; without it only `maxReplays` applies). Default 4.
+   */
+  maxReplaysPerClient?: number;
+  /** Most request header fields; past it 431 `headers_too_large`. Default 64. */
+  maxHeaderCount?: number;
+  /**
+   * Most bytes of request header names and values together; past it 431
+   * `headers_too_large`. Default 16 384.
+   */
+  maxHeaderBytes?: number;
 }
 
 /** When `/readyz` answers 200. */
@@ -107,7 +139,9 @@ export interface RequestInfo {
   route: string;
   /**
    * The request path without the query, as routed: escapes decoded as by
-   * `decodeURI` (so `%2F` stays encoded), on the fast path and Hono's alike.
+   * `decodeURI` (so `%2F` stays encoded), on the fast path and Hono's alike;
+   * cut after 256 characters (then ending in `…`), so a log line stays short
+   * however long the path a client sent.
    */
   path: string;
   /** Response status. */
@@ -150,6 +184,12 @@ export interface CreateAppOptions {
    * dropped), `client`, `source_end`, `source_error` or `shutdown`.
    */
   onStreamEnd?: (info: { bucket: string; reason: string }) => void;
+  /**
+   * Called when a bound of the facade refuses a request (`maxConcurrentScans`,
+   * `maxReplays`, `maxReplaysPerClient`, `maxHistoryBytes`, the header
+   * limits), with the bound's name as in `kvedge_http_refused_total{bound}`.
+   */
+  onRefused?: (info: { bound: string }) => void;
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
   /**
@@ -159,6 +199,13 @@ export interface CreateAppOptions {
    * Omitted: off, only the header is used. Letters, digits, `_` and `-`.
    */
   bookmarkCookie?: string;
+
+  /**
+   * Tells clients apart for the per-client bounds (`maxReplaysPerClient`),
+   * e.g. by the connection's remote address; undefined for a request whose
+   * client is not known (only the total bounds apply to it). Default: none.
+   */
+  clientOf?: (request: Request) => string | undefined;
 }
 const DEFAULTS = {
   maxBodyBytes: 1 << 20,
@@ -169,6 +216,12 @@ const DEFAULTS = {
   maxJsonDepth: 64,
   sseRetryMs: 2000,
   maxListLimit: 1000,
+  maxConcurrentScans: 4,
+  maxHistoryBytes: 8 << 20,
+  maxReplays: 64,
+  maxReplaysPerClient: 4,
+  maxHeaderCount: 64,
+  maxHeaderBytes: 16 << 10,
 } as const;
 /** `CreateAppOptions` with every default applied and every bound checked. */
 export interface ResolvedAppOptions {
@@ -181,6 +234,12 @@ export interface ResolvedAppOptions {
   sseBufferBytes: number;
   maxJsonDepth: number;
   maxListLimit: number;
+  maxConcurrentScans: number;
+  maxHistoryBytes: number;
+  maxReplays: number;
+  maxReplaysPerClient: number;
+  maxHeaderCount: number;
+  maxHeaderBytes: number;
   maxStaleMs: number;
   bookmarkCookie: string | undefined;
 }
@@ -237,14 +296,22 @@ const AppOptionsSchema = z.object({
     maxJsonDepth: posInt.optional(),
     sseRetryMs: posInt.optional(),
     maxListLimit: posInt.optional(),
+    maxConcurrentScans: posInt.optional(),
+    maxHistoryBytes: posInt.optional(),
+    maxReplays: posInt.optional(),
+    maxReplaysPerClient: posInt.optional(),
+    maxHeaderCount: posInt.optional(),
+    maxHeaderBytes: posInt.optional(),
   }).strict().optional(),
   readiness: z.object({ maxStaleMs: nonNegativeOrInfinity.optional() }).strict().optional(),
   onRequest: fn.optional(),
   onStreamEnd: fn.optional(),
+  onRefused: fn.optional(),
   signal: z.instanceof(AbortSignal, { message: "must be an AbortSignal" }).optional(),
   bookmarkCookie: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
     message: "must be 1 to 64 letters, digits, _ or -",
   }).optional(),
+  clientOf: fn.optional(),
 }).strict();
 
 /**
@@ -265,6 +332,12 @@ export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions
     sseBufferBytes: limits.sseBufferBytes ?? DEFAULTS.sseBufferBytes,
     maxJsonDepth: limits.maxJsonDepth ?? DEFAULTS.maxJsonDepth,
     maxListLimit: limits.maxListLimit ?? DEFAULTS.maxListLimit,
+    maxConcurrentScans: limits.maxConcurrentScans ?? DEFAULTS.maxConcurrentScans,
+    maxHistoryBytes: limits.maxHistoryBytes ?? DEFAULTS.maxHistoryBytes,
+    maxReplays: limits.maxReplays ?? DEFAULTS.maxReplays,
+    maxReplaysPerClient: limits.maxReplaysPerClient ?? DEFAULTS.maxReplaysPerClient,
+    maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
+    maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxStaleMs: o.readiness?.maxStaleMs ?? Infinity,
     bookmarkCookie: o.bookmarkCookie,
   };

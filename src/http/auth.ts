@@ -2,13 +2,14 @@
  * Bearer-token auth for the HTTP facade. Tokens are compared as SHA-256
  * digests with `timingSafeEqual`, against every configured token without an
  * early exit, so neither the content nor the length of a token leaks through
- * timing.
+ * timing. Both come from `./sha256.ts`, not `node:crypto`, so the facade loads
+ * in every runtime (Cloudflare's workerd without `nodejs_compat` included).
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { HttpProblem } from "./problem.ts";
+import { sha256, timingSafeEqual } from "./sha256.ts";
 
 /** RFC 6750 `b64token`: what a bearer token may look like. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -33,7 +34,7 @@ export interface RequireTokenOptions {
 }
 
 function digest(token: string): Uint8Array {
-  return createHash("sha256").update(token).digest();
+  return sha256(token);
 }
 
 /** A set of tokens matched in constant time. */

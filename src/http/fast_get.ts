@@ -12,6 +12,7 @@
 import type { RouteMetrics } from "./metrics.ts";
 import { validKey } from "./pipeline.ts";
 import type { Pipeline } from "./pipeline.ts";
+import { serverFault } from "./problem.ts";
 import { readKey } from "./routes/keys.ts";
 
 const PREFIX = "/v1/buckets/";
@@ -62,7 +63,7 @@ async function fastRead(
     res = await readKey(p.bucketNamed(name), validKey(key), request, false, p.bookmarks);
   } catch (err) {
     res = p.renderError(err, path);
-    if (res.status >= 500) error = err;
+    if (res.status >= 500) error = serverFault(err);
   }
   p.record(rm, "GET", path, res.status, performance.now() - t0, error);
   p.cors?.decorate(request, res.headers);

@@ -5,15 +5,25 @@
  * `ws://`/`wss://` URL) and the caches, concurrent first requests share that
  * opening, and every later request of the isolate reuses it. No filesystem.
  *
+ * A runtime that binds a socket to the request that opened it (Cloudflare's
+ * workerd) is detected at the start of the first request that may not use the
+ * shared connection ({@linkcode RequestBoundSocket}): from then on every
+ * request opens its own connection and closes it when its answer is complete
+ * (no cache survives between requests: keep one in a Durable Object instead,
+ * `./workerd.ts`). Without that, nats.js would swallow the refused sends and
+ * every miss and write would wait out its deadline.
+ *
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connectNats, transportOf } from "../connect.ts";
 import { openCache } from "../open.ts";
 import { resolveOptions } from "../options.ts";
+import { assertRuntime } from "../runtime_check.ts";
 import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
 import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp } from "./app.ts";
 import { problemInstance, toProblem } from "./problem.ts";
+import { RequestBoundSocket } from "./request_bound_socket.ts";
 
 /** One bucket served by {@link createFetchHandler}: the cache's options, minus the connection. */
 export interface FetchHandlerBucketOptions extends
@@ -52,20 +62,39 @@ export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | 
    * Isolates live seconds, so a full sync per cold start is usually the wrong trade.
    */
   waitForSync?: boolean;
+  /**
+   * Called with the error each time opening the connection and caches fails
+   * (NATS unreachable, credentials refused, a bucket missing): the request
+   * that tried answers a problem (`503 unavailable`, or `403
+   * upstream_forbidden` for a permission the identity lacks) that names no
+   * cause, so log it here, e.g. `onOpenError: (err) => console.error(err)`.
+   * The error is also kept as {@link FetchHandler.lastOpenError}. An
+   * exception it throws is ignored.
+   */
+  onOpenError?: (error: unknown) => void;
 }
 
 /** A facade for `export default { fetch }` / `Deno.serve(handler.fetch)`. */
 export interface FetchHandler extends AsyncDisposable {
   /** Answers one request (bound: pass it around freely). Never rejects. */
   readonly fetch: (request: Request) => Promise<Response>;
-  /** The open caches by bucket, opening them first if no request did yet. */
+  /**
+   * The open caches by bucket, opening them first if no request did yet. Where
+   * the runtime binds sockets to requests (workerd), caches opened here belong
+   * to the calling request.
+   */
   caches(): Promise<Record<string, Cache<unknown>>>;
   /** Ends open SSE streams, closes the caches and the connection. A later request opens them again. */
   close(): Promise<void>;
+  /** Why the last opening failed; `undefined` before any failure and once an opening succeeds. */
+  lastOpenError(): unknown;
 }
 
 interface Opened {
   nc: NatsConnection;
+  socket: RequestBoundSocket;
+  /** Requests being answered on this opening. */
+  inFlight: number;
   caches: Record<string, Cache<unknown>>;
   app: HttpApp;
   shutdown: AbortController;
@@ -92,12 +121,18 @@ interface Opened {
  */
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   validate(options);
-  const { servers, connectOptions, buckets, local, waitForSync, ...appOptions } = options;
+  const { servers, connectOptions, buckets, local, waitForSync, onOpenError, ...appOptions } =
+    options;
   const serverList = typeof servers === "string" ? servers.split(",") : servers;
   let opened: Opened | undefined;
   let opening: Promise<Opened> | undefined;
+  let lastOpenError: unknown;
+
+  /** Set once the runtime refused the shared connection to a later request: then one per request. */
+  let perRequest = false;
 
   const open = async (): Promise<Opened> => {
+    const socket = new RequestBoundSocket();
     const nc = await connectNats(
       {
         maxReconnectAttempts: -1,
@@ -107,6 +142,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
         name: "kvedge-isolate",
         ...connectOptions,
         servers: serverList,
+        wsFactory: socket.factory(connectOptions?.wsFactory),
       } as Parameters<typeof connectNats>[0],
     );
     const caches: Record<string, Cache<unknown>> = {};
@@ -139,7 +175,13 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     }
     const shutdown = new AbortController();
     const app = createApp({ ...appOptions, buckets: served, signal: shutdown.signal });
-    return { nc, caches, app, shutdown };
+    return { nc, socket, inFlight: 0, caches, app, shutdown };
+  };
+
+  const shut = async (o: Opened): Promise<void> => {
+    o.shutdown.abort();
+    await Promise.all(Object.values(o.caches).map((c) => c.close().catch(() => {})));
+    await o.nc.close().catch(() => {});
   };
 
   const ensure = (): Promise<Opened> => {
@@ -148,23 +190,83 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       (o) => {
         opened = o;
         opening = undefined;
+        lastOpenError = undefined;
         return o;
       },
       (err) => {
         // The next request tries again: an isolate must not stay broken after a blip.
         opening = undefined;
+        lastOpenError = err;
+        try {
+          onOpenError?.(err);
+        } catch {
+          // A failing logger must not turn the 503 into a crash.
+        }
         throw err;
       },
     );
     return opening;
   };
 
-  const fetch = async (request: Request): Promise<Response> => {
-    // The warm path: one property read, then the app's own pipeline.
-    if (opened !== undefined) return await opened.app.fetch(request);
+  /** Answers on the shared opening, `undefined` when this request may not use it. */
+  const serveShared = async (o: Opened, request: Request): Promise<Response | undefined> => {
+    if (!o.socket.usable()) {
+      abandon(o);
+      return undefined;
+    }
+    o.inFlight++;
     try {
-      const o = await ensure();
       return await o.app.fetch(request);
+    } finally {
+      o.inFlight--;
+    }
+  };
+
+  /**
+   * The shared opening belongs to another request: no request but its owner may
+   * close it, so it is closed from the owner's context, on its socket's next
+   * message once none of the owner's requests is being answered.
+   */
+  const abandon = (o: Opened): void => {
+    perRequest = true;
+    if (opened === o) opened = undefined;
+    const closeWhenIdle = () => {
+      if (o.inFlight > 0) o.socket.onNextActivity(closeWhenIdle);
+      else void shut(o);
+    };
+    o.socket.onNextActivity(closeWhenIdle);
+  };
+
+  /** One connection for this request alone, closed once the answer is complete. */
+  const servePerRequest = async (request: Request): Promise<Response> => {
+    const o = await open();
+    let res: Response;
+    try {
+      res = await o.app.fetch(request);
+      if (res.body !== null && res.headers.get("content-type")?.startsWith("text/event-stream")) {
+        // A stream holds the connection until the client or the shutdown ends it.
+        const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+        res.body.pipeTo(writable).catch(() => {}).finally(() => shut(o));
+        return new Response(readable, res);
+      }
+      const body = res.body === null ? null : await res.arrayBuffer();
+      res = new Response(body, res);
+    } catch (err) {
+      await shut(o);
+      throw err;
+    }
+    await shut(o);
+    return res;
+  };
+
+  const fetch = async (request: Request): Promise<Response> => {
+    try {
+      if (!perRequest) {
+        // The warm path: two property reads, then the app's own pipeline.
+        const res = await serveShared(opened ?? await ensure(), request);
+        if (res !== undefined) return res;
+      }
+      return await servePerRequest(request);
     } catch (err) {
       return toProblem(err).getResponse(problemInstance(new URL(request.url).pathname));
     }
@@ -175,15 +277,14 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     opened = undefined;
     opening = undefined;
     if (o === undefined) return;
-    o.shutdown.abort();
-    await Promise.all(Object.values(o.caches).map((c) => c.close().catch(() => {})));
-    await o.nc.close().catch(() => {});
+    await shut(o);
   };
 
   return {
     fetch,
     caches: async () => ({ ...(await ensure()).caches }),
     close,
+    lastOpenError: () => lastOpenError,
     [Symbol.asyncDispose]: close,
   };
 }
@@ -198,7 +299,11 @@ function validate(options: FetchHandlerOptions): void {
   if (!Array.isArray(list) || list.length === 0 || list.some((s) => !s?.trim())) {
     throw new TypeError('Cannot create fetch handler: "servers" must name at least one URL');
   }
-  transportOf(list);
+  const websocket = transportOf(list) === "websocket";
+  assertRuntime("create fetch handler", {
+    websocket,
+    wsFactory: typeof options.connectOptions?.wsFactory === "function",
+  });
   if (typeof buckets !== "object" || buckets === null || Object.keys(buckets).length === 0) {
     throw new TypeError('Cannot create fetch handler: "buckets" must name at least one bucket');
   }

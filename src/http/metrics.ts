@@ -125,6 +125,12 @@ const CACHE_SERIES: readonly {
     value: (b) => b.stats.misses,
   },
   {
+    name: "kvedge_cache_misses_shed_total",
+    type: "counter",
+    help: "Misses refused at once: maxConcurrentMisses fetches were in flight.",
+    value: (b) => b.stats.shedMisses,
+  },
+  {
     name: "kvedge_cache_fetches_total",
     type: "counter",
     help: "KV reads made for misses.",
@@ -141,6 +147,12 @@ const CACHE_SERIES: readonly {
     type: "counter",
     help: "Entries dropped by the local bounds.",
     value: (b) => b.stats.evictions,
+  },
+  {
+    name: "kvedge_cache_negative_evictions_total",
+    type: "counter",
+    help: "Negative (absent) entries dropped by local.maxNegativeShare.",
+    value: (b) => b.stats.negativeEvictions,
   },
   {
     name: "kvedge_cache_rejected_total",
@@ -216,6 +228,25 @@ export class HttpMetrics {
   readonly sse: SseMetrics = { open: 0, refused: 0, slowClients: 0 };
   /** The open SSE bodies, whose queues `kvedge_sse_buffered_bytes` adds up. */
   readonly sseStreams: Set<ReadableStream<Uint8Array>> = new Set();
+  /** Requests refused by a bound of the facade, by which bound. */
+  readonly #refused = new Map<string, number>();
+  /** Work in progress of each capped kind, read at scrape time. */
+  readonly #inflight = new Map<string, () => number>();
+
+  /** Counts a request refused by the bound named `bound` (`kvedge_http_refused_total`). */
+  refuse(bound: string): void {
+    this.#refused.set(bound, (this.#refused.get(bound) ?? 0) + 1);
+  }
+
+  /** Requests refused by `bound` so far. */
+  refusedBy(bound: string): number {
+    return this.#refused.get(bound) ?? 0;
+  }
+
+  /** Exports `open()` as `kvedge_http_inflight{kind}`. */
+  inflight(kind: string, open: () => number): void {
+    this.#inflight.set(kind, open);
+  }
 
   /** Registers (or returns) the counters of `method route`. */
   route(method: string, route: string): RouteMetrics {
@@ -300,7 +331,19 @@ export class HttpMetrics {
       "# HELP kvedge_sse_buffered_bytes Bytes queued in open streams for clients that have not read them.",
       "# TYPE kvedge_sse_buffered_bytes gauge",
       `kvedge_sse_buffered_bytes ${this.#sseBufferedBytes()}`,
+      "# HELP kvedge_http_inflight Costly requests in progress, by kind (capped).",
+      "# TYPE kvedge_http_inflight gauge",
     );
+    for (const [kind, open] of this.#inflight) {
+      out.push(`kvedge_http_inflight{kind="${escapeLabel(kind)}"} ${open()}`);
+    }
+    out.push(
+      "# HELP kvedge_http_refused_total Requests refused by a bound of the facade, by bound.",
+      "# TYPE kvedge_http_refused_total counter",
+    );
+    for (const [bound, n] of this.#refused) {
+      out.push(`kvedge_http_refused_total{bound="${escapeLabel(bound)}"} ${n}`);
+    }
     return out.join("\n") + "\n";
   }
 }

@@ -17,7 +17,9 @@ import {
   DecodeError,
   KeyError,
   LoaderError,
+  OverloadedError,
   PermissionError,
+  TooLargeError,
   UnavailableError,
   UnsupportedError,
   ValidationError,
@@ -39,6 +41,9 @@ export type ProblemCode =
   | "too_deep"
   | "schema"
   | "too_many_streams"
+  | "overloaded"
+  | "result_too_large"
+  | "headers_too_large"
   | "upstream_forbidden"
   | "loader_failed"
   | "undecodable_value"
@@ -65,6 +70,9 @@ const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }
   undecodable_value: { status: 502, title: "Stored value cannot be decoded" },
   unavailable: { status: 503, title: "Service unavailable" },
   too_many_streams: { status: 503, title: "Too many streams" },
+  overloaded: { status: 503, title: "Too busy" },
+  result_too_large: { status: 422, title: "Result too large" },
+  headers_too_large: { status: 431, title: "Request header fields too large" },
   internal: { status: 500, title: "Internal error" },
 };
 
@@ -233,6 +241,20 @@ export function toProblem(err: unknown): HttpProblem {
   if (err instanceof LoaderError) {
     return new HttpProblem("loader_failed", "the origin loader failed", { cause: err });
   }
+  if (err instanceof TooLargeError) {
+    return new HttpProblem(
+      "result_too_large",
+      `the answer would be larger than ${err.limitBytes} bytes (the limit)`,
+      { extensions: { maxBytes: err.limitBytes }, cause: err },
+    );
+  }
+  if (err instanceof OverloadedError) {
+    return new HttpProblem("overloaded", "too many reads are waiting for NATS; retry later", {
+      headers: { "retry-after": "1" },
+      extensions: { limit: err.limit },
+      cause: err,
+    });
+  }
   if (
     err instanceof UnavailableError || err instanceof ClosedError ||
     err instanceof BucketNotFoundError
@@ -280,6 +302,22 @@ function overNatsPayload(err: unknown): boolean {
 
 /** JetStream's "message size exceeds maximum allowed" (`JSStreamMessageExceedsMaximumErr`). */
 const JS_MESSAGE_TOO_LARGE = 10054;
+
+/**
+ * The error behind a 5xx answer worth a log line of its own: not a refusal
+ * by one of the facade's bounds (`overloaded`, `too_many_streams`), which is
+ * counted and logged once a second per bound instead, so a flood cannot
+ * flood the log.
+ */
+export function serverFault(err: unknown): unknown {
+  if (err instanceof OverloadedError) return undefined;
+  if (
+    err instanceof HttpProblem && (err.code === "overloaded" || err.code === "too_many_streams")
+  ) {
+    return undefined;
+  }
+  return err;
+}
 
 /** The request path as echoed in `instance`, truncated. */
 export function problemInstance(path: string): string {

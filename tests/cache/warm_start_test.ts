@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
+import { z } from "zod";
+import {
+  type CacheEvent,
+  type CacheOptions,
+  DecodeError,
+  openCache,
+  UnavailableError,
+} from "../../mod.ts";
+import { readSnapshot } from "../../src/snapshot.ts";
 import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 import { settlesWithin } from "../_chaos.ts";
 import { fill } from "../_seed.ts";
@@ -176,6 +184,140 @@ Deno.test("warm start from a snapshot", async (t) => {
     },
   );
 
+  await t.step(
+    "a lazy cache's snapshot is partial: a replica opened on it fetches what the lazy cache did not hold",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket);
+      for (const k of ["a", "b", "c"]) await kv.put(k, "1");
+      const lazy = await openCache<number>({
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+        snapshot: { path, intervalMs: 0 },
+      });
+      await lazy.ready();
+      assert.equal(await lazy.get("a"), 1); // the only key the lazy cache holds
+      await lazy.close(); // writes its snapshot
+      const saved = await readSnapshot(path, bucket, ">");
+      assert.ok(saved.ok);
+      assert.equal(saved.records.length, 1);
+      await using replica = await openCache<number>(replicaWithSnapshot(bucket, path));
+      await replica.ready();
+      await waitFor(() => replica.status().state === "synced");
+      assert.equal(await replica.get("a"), 1);
+      assert.equal(await replica.get("b"), 1, "a key the lazy cache did not hold is not absent");
+      assert.equal(await replica.get("c"), 1);
+      assert.equal(await replica.get("never"), undefined);
+      assert.equal(
+        saved.header.partial,
+        true,
+        "a lazy cache's snapshot is a fraction of the bucket",
+      );
+    },
+  );
+
+  await t.step(
+    "a replica loaded from a partial snapshot answers absent without I/O again after a full resync",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket);
+      for (const k of ["a", "b"]) await kv.put(k, "1");
+      const lazy = await openCache<number>({
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+        snapshot: { path, intervalMs: 0 },
+      });
+      await lazy.ready();
+      await lazy.get("a");
+      await lazy.close(); // a partial snapshot
+      await using replica = await openCache<number>({
+        ...replicaWithSnapshot(bucket, path),
+        reconcileMs: 200,
+      });
+      await replica.ready();
+      await waitFor(() => replica.status().state === "synced");
+      let fetches = replica.stats().fetches;
+      assert.equal(await replica.get("never"), undefined);
+      assert.equal(replica.stats().fetches, fetches + 1, "partial: a missing key is asked for");
+      // The bucket recreated: a full resync reads every key again.
+      await kv.destroy();
+      const kvNew = await kvm.create(bucket);
+      await kvNew.put("b", "2");
+      await waitFor(() => replica.status().resyncs >= 1 && replica.status().state === "synced", {
+        timeoutMs: 15_000,
+      });
+      await waitFor(() => replica.peek("b") === 2);
+      fetches = replica.stats().fetches;
+      assert.equal(await replica.get("never"), undefined);
+      assert.equal(await replica.get("a"), undefined);
+      assert.equal(replica.stats().fetches, fetches, "complete again: absent without I/O");
+    },
+  );
+
+  await t.step(
+    "an overflowed replica's snapshot stays partial across restarts, so no key is taken for absent",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket);
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      for (const k of keys) await kv.put(k, "1");
+      const opts = { ...replicaWithSnapshot(bucket, path), local: { maxItems: 10 } };
+      await writeSnapshotOnce(opts); // overflows: 20 keys, room for 10
+      const first = await readSnapshot(path, bucket, ">");
+      assert.ok(first.ok);
+      assert.equal(first.header.partial, true);
+      // A change to a key the snapshot holds: the second run saves again
+      // without overflowing itself.
+      const held = new Set(first.records.map((r) => r.key));
+      await kv.put(first.records[0]!.key, "2");
+      const second = await openCache<number>(opts);
+      await second.ready();
+      assert.equal(second.status().overflowed, false, "the second run did not overflow itself");
+      await second.close();
+      const again = await readSnapshot(path, bucket, ">");
+      assert.ok(again.ok);
+      assert.ok(again.header.lastRevision > first.header.lastRevision, "saved again");
+      await using third = await openCache<number>(opts);
+      await third.ready();
+      await waitFor(() => third.status().state === "synced");
+      const missing = keys.find((k) => !held.has(k))!;
+      assert.equal(await third.get(missing), 1, `${missing}, not in the snapshot, is not absent`);
+      assert.equal(again.header.partial, true, "loaded partial, saved partial");
+    },
+  );
+
+  await t.step(
+    "a value the schema refused stays refused across a warm start (DecodeError, never absent)",
+    async () => {
+      const bucket = uniqueBucket();
+      const path = `${dir}/${bucket}.snap`;
+      const kv = await kvm.create(bucket);
+      await kv.put("good", "1");
+      await kv.put("bad", '"not a number"'); // written by another client
+      const opts = { ...replicaWithSnapshot(bucket, path), schema: z.number() };
+      const first = await openCache<number>(opts);
+      await first.ready();
+      await assert.rejects(first.get("bad"), DecodeError);
+      await first.close();
+      await using warm = await openCache<number>(opts);
+      await warm.ready();
+      await waitFor(() => warm.status().state === "synced");
+      assert.equal(await warm.get("good"), 1);
+      await assert.rejects(warm.get("bad"), (e: Error) => {
+        assert.ok(e instanceof DecodeError, `refused, not ${e}`);
+        return true;
+      });
+      // A valid value written over it is served.
+      await kv.put("bad", "2");
+      await waitFor(async () => (await warm.get("bad").catch(() => undefined)) === 2);
+    },
+  );
+
   await Deno.remove(dir, { recursive: true });
   await nc.close();
 });
@@ -251,6 +393,54 @@ Deno.test("an edge restarted while NATS is down", async (t) => {
           message: "a put after the restart acknowledged",
         });
         await waitFor(() => c.peek("b") === 2, { message: "a change after catching up" });
+      } finally {
+        await c.close();
+      }
+    },
+  );
+
+  await t.step(
+    "what the loader answered while NATS was down is dropped once NATS is back: a key KV never held is not a fresh hit",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket, { history: 5 });
+      await kv.put("a", "1");
+      await writeSnapshot(bucket);
+      await srv.kill();
+      let calls = 0;
+      const c = await settlesWithin(
+        openCache<number>({
+          ...options(bucket),
+          loader: () => {
+            calls++;
+            return Promise.resolve(42);
+          },
+        }),
+        15_000,
+        "openCache() while NATS is down",
+      );
+      try {
+        const ghost = await c.getEntry("ghost"); // KV never held it
+        assert.equal(ghost?.value, 42, "the loader answers while NATS is down");
+        assert.equal(calls, 1);
+        await srv.restart();
+        await c.ready({ timeoutMs: 30_000 });
+        await waitFor(() => c.status().state === "synced", { timeoutMs: 30_000 });
+        const after = await c.getEntry("ghost");
+        assert.ok(
+          after === undefined || after.source !== "hit",
+          `the loader's offline answer served as a fresh hit: ${JSON.stringify(after)}`,
+        );
+        // A synced replica holds every key of the bucket: "ghost" is absent.
+        assert.equal(after, undefined);
+        assert.equal(c.peek("ghost"), undefined);
+        assert.equal(await c.get("a"), 1);
+        // The test's own client may still be reconnecting to the restarted
+        // server; the next step needs it.
+        await waitFor(() => kv.put("a", "1"), {
+          timeoutMs: 30_000,
+          message: "a put after the restart acknowledged",
+        });
       } finally {
         await c.close();
       }

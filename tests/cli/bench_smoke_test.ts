@@ -21,6 +21,7 @@ const SCENARIOS = [
   "miss",
   "bookmark",
   "websocket",
+  "workerd",
   "scale",
 ];
 

@@ -35,6 +35,12 @@ Deno.test("createApp() options are checked with openCache's validation style", a
       sseBufferBytes: 4_194_304,
       maxJsonDepth: 64,
       maxListLimit: 1000,
+      maxConcurrentScans: 4,
+      maxHistoryBytes: 8_388_608,
+      maxReplays: 64,
+      maxReplaysPerClient: 4,
+      maxHeaderCount: 64,
+      maxHeaderBytes: 16_384,
       maxStaleMs: Infinity,
       bookmarkCookie: undefined,
     });

@@ -146,3 +146,134 @@ Deno.test("local store: a slot past its TTL is gone from every read and reported
   // A newer revision over an expired slot is stored.
   assert.equal(store.put("k", 1, Date.now(), enc.encode("w")), Applied.Stored);
 });
+
+Deno.test("local store: a refused value keeps its bytes and is no tombstone to drop", () => {
+  const store = new LocalStore({ maxItems: 10 });
+  const bytes = new TextEncoder().encode('"not a number"');
+  store.put("bad", 3, 1000, bytes);
+  store.put("gone", 4, 1000, undefined); // a tombstone
+  const why = new Error("schema: expected number");
+  store.decoded("bad", 3, undefined, why);
+  assert.equal(store.peek("bad")?.rejected, why);
+  assert.equal(store.peek("bad")?.deleted, true);
+  assert.equal(store.dropTombstones(10), 1, "only the real tombstone is dropped");
+  assert.equal(store.peek("gone"), undefined);
+  assert.equal(store.peek("bad")?.rejected, why, "the refused value still answers refused");
+  // Its encoded value stays, for a snapshot to save.
+  const seen: unknown[] = [];
+  store.forEach((key, rev, _created, flags, value) => seen.push([key, rev, flags, value]));
+  assert.deepEqual(seen, [[
+    "bad",
+    3,
+    SlotFlag.Deleted | SlotFlag.Rejected,
+    { reason: why, encoded: '"not a number"' },
+  ]]);
+});
+
+Deno.test("local store: negative slots take at most maxNegativeShare, values stay", async (t) => {
+  await t.step("by items: the oldest negative goes, never a value", () => {
+    const removed: string[] = [];
+    const store = new LocalStore({
+      maxItems: 100,
+      maxNegativeShare: 0.1,
+      onRemove: (k) => removed.push(k),
+    });
+    for (let i = 0; i < 50; i++) store.put(`v${i}`, i + 1, 1, enc.encode("1"));
+    for (let i = 0; i < 500; i++) store.put(`n${i}`, 0, 1, undefined);
+    assert.equal(store.negatives, 10);
+    assert.equal(store.size, 60);
+    assert.equal(store.negativeEvictions, 490);
+    assert.equal(store.evictions, 0, "negative drops are not evictions");
+    assert.deepEqual(removed, [], "and not reported as evictions (a replica would overflow)");
+    for (let i = 0; i < 50; i++) assert.ok(store.has(`v${i}`));
+    for (let i = 490; i < 500; i++) assert.ok(store.has(`n${i}`), "the newest negatives stay");
+    // A negative replaced by a value, and a tombstone with a revision, are no negatives.
+    store.put("n499", 7, 1, enc.encode("2"));
+    store.put("gone", 9, 1, undefined);
+    assert.equal(store.negatives, 9);
+    store.delete("n498");
+    assert.equal(store.negatives, 8);
+    store.clear();
+    assert.equal(store.negatives, 0);
+  });
+
+  await t.step("by bytes: long never-written keys cannot crowd out values", () => {
+    const store = new LocalStore({ maxBytes: 100_000, maxNegativeShare: 0.2 });
+    for (let i = 0; i < 50; i++) store.put(`v${i}`, i + 1, 1, new Uint8Array(1_000));
+    for (let i = 0; i < 500; i++) store.put(`n${i}.${"x".repeat(400)}`, 0, 1, undefined);
+    assert.ok(store.negatives * (400 + ENTRY_OVERHEAD_BYTES) <= 20_000, `${store.negatives}`);
+    for (let i = 0; i < 50; i++) assert.ok(store.has(`v${i}`));
+    assert.equal(store.evictions, 0);
+  });
+
+  await t.step("the default share (1) bounds them by maxItems alone", () => {
+    const store = new LocalStore({ maxItems: 10 });
+    for (let i = 0; i < 5; i++) store.put(`v${i}`, i + 1, 1, enc.encode("1"));
+    for (let i = 0; i < 20; i++) store.put(`n${i}`, 0, 1, undefined);
+    assert.equal(store.evictions, 15);
+    assert.equal(store.negativeEvictions, 0);
+  });
+
+  await t.step("a share outside (0, 1] is a RangeError", () => {
+    for (const share of [0, -1, 1.5, NaN]) {
+      assert.throws(() => new LocalStore({ maxItems: 1, maxNegativeShare: share }), RangeError);
+    }
+  });
+});
+
+Deno.test("property: the negative bound keeps its count exact and never drops a value", async () => {
+  const { default: fc } = await import("fast-check");
+  const seed = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
+  console.log(`  seed ${seed} (replay: KVEDGE_FC_SEED=${seed})`);
+  const key = fc.constantFrom(...Array.from({ length: 12 }, (_, i) => `k${i}`));
+  const op = fc.oneof(
+    fc.record({ op: fc.constant("value" as const), key, rev: fc.integer({ min: 1, max: 50 }) }),
+    fc.record({ op: fc.constant("negative" as const), key }),
+    fc.record({ op: fc.constant("tombstone" as const), key, rev: fc.integer({ min: 1, max: 50 }) }),
+    fc.record({ op: fc.constant("loaded" as const), key }),
+    fc.record({ op: fc.constant("delete" as const), key }),
+    fc.record({ op: fc.constant("get" as const), key }),
+    fc.record({ op: fc.constant("dropBelow" as const), rev: fc.integer({ min: 0, max: 50 }) }),
+    fc.record({ op: fc.constant("dropTombstones" as const), rev: fc.integer({ min: 0, max: 50 }) }),
+    fc.record({ op: fc.constant("clear" as const) }),
+  );
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 10 }),
+      fc.double({ min: 0.05, max: 1, noNaN: true }),
+      fc.boolean(),
+      fc.array(op, { maxLength: 80 }),
+      (maxItems, share, bytes, ops) => {
+        const store = new LocalStore({
+          maxItems,
+          ...(bytes ? { maxBytes: maxItems * (ENTRY_OVERHEAD_BYTES + 8) } : {}),
+          maxNegativeShare: share,
+        });
+        const bound = share < 1 ? Math.max(1, Math.floor(share * maxItems)) : Infinity;
+        const values = () => [...store.entries()].filter(([, s]) => !s.deleted).map(([k]) => k);
+        for (const o of ops) {
+          const before = values();
+          const evictionsBefore = store.evictions;
+          if (o.op === "value") store.put(o.key, o.rev, 1, enc.encode("v"));
+          else if (o.op === "negative") store.put(o.key, 0, 1, undefined);
+          else if (o.op === "tombstone") store.put(o.key, o.rev, 1, undefined);
+          else if (o.op === "loaded") store.putValue(o.key, 0, 1, "v", 1);
+          else if (o.op === "delete") store.delete(o.key);
+          else if (o.op === "get") store.get(o.key);
+          else if (o.op === "dropBelow") store.dropBelow(o.rev);
+          else if (o.op === "dropTombstones") store.dropTombstones(o.rev);
+          else store.clear();
+          const negatives = [...store.entries()].filter(([, s]) => s.deleted && s.rev === 0);
+          assert.equal(store.negatives, share < 1 ? negatives.length : 0, "exact count");
+          assert.ok(negatives.length <= bound, `${negatives.length} negatives, bound ${bound}`);
+          if (o.op === "negative" && store.evictions === evictionsBefore) {
+            // (Its own key's loaded value, at revision 0 too, it replaces by the revision rule.)
+            const others = (ks: string[]) => ks.filter((k) => k !== o.key).sort();
+            assert.deepEqual(others(values()), others(before), "a negative put drops no value");
+          }
+        }
+      },
+    ),
+    { seed, numRuns: 300 },
+  );
+});

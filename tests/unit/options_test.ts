@@ -62,10 +62,22 @@ Deno.test("options: servers split on commas; create and snapshot get their defau
   });
   assert.equal(resolve({ create: { replicas: 3, history: 5 } }).create?.replicas, 3);
   assert.equal(resolve({ create: false }).create, undefined);
-  assert.deepEqual(resolve({ snapshot: { path: "/tmp/s" } }).snapshot, {
-    path: "/tmp/s",
-    intervalMs: 60_000,
-  });
+  const snap = resolve({ snapshot: { path: "/tmp/s" } }).snapshot;
+  assert.equal(snap?.intervalMs, 60_000);
+  assert.equal(typeof snap?.storage.read, "function", "a path becomes the storage of its file");
+  const storage = { read: () => Promise.resolve(undefined), write: () => Promise.resolve() };
+  assert.equal(
+    resolve({ snapshot: { storage, intervalMs: 5 } }).snapshot?.storage,
+    storage,
+    "a storage is kept as given",
+  );
+  for (const snapshot of [{}, { path: "/tmp/s", storage }]) {
+    assert.throws(() => resolve({ snapshot }), (e: unknown) =>
+      e instanceof TypeError &&
+      e.message ===
+        'Cannot open cache: "snapshot" needs exactly one of "path" and "storage"');
+  }
+  assert.throws(() => resolve({ snapshot: { storage: { read: 1 } } }), TypeError);
   assert.deepEqual(resolve({ region: { hubDomain: "hub" } }).region, {
     hubDomain: "hub",
     checkMs: 1_000,

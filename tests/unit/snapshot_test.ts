@@ -138,6 +138,11 @@ Deno.test("snapshot: missing, foreign and cut-short files are refused with the r
         "not a kvedge snapshot (bad magic)",
       );
     });
+    await t.step("format 1 (its partial flag may lie): refused, never trusted", async () => {
+      const v1 = good.slice();
+      v1.set(enc.encode("KVEDGE-SNAPSHOT 1\n"));
+      assert.equal(await reason(v1), "snapshot format 1 is not trusted (its partial flag may lie)");
+    });
     await t.step("cut inside the header", async () => {
       assert.equal(
         await reason(good.subarray(0, good.indexOf(0x7b) + 5)),

@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { describeEdgeConfig, natsConnectOptions, parseEdgeConfig } from "../../host/edge_config.ts";
 import { serveGated } from "../../host/edge_listener.ts";
 import { connectionBudget } from "../../host/open_files.ts";
+import { connect } from "@nats-io/transport-node";
+import { fill } from "../_seed.ts";
 import { waitFor } from "../_setup.ts";
 
 const WORKER = fileURLToPath(new URL("../../workers/edge.ts", import.meta.url));
@@ -23,7 +25,8 @@ interface Worker extends AsyncDisposable {
 function spawnWorker(cwd: string, env: Record<string, string>, wrapper: string[] = []): Worker {
   const [program, ...pre] = [...wrapper, Deno.execPath()];
   const child = new Deno.Command(program!, {
-    args: [...pre, "run", "-A", WORKER],
+    // As `deno task serve` runs it.
+    args: [...pre, "run", "-A", "--unstable-no-legacy-abort", WORKER],
     cwd,
     env: { NATS_URL: "", PORT: "0", KVEDGE_LOG_REQUESTS: "1", ...env },
     stdin: "null",
@@ -255,6 +258,34 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
     assert.ok(!shown.includes("w1") && !shown.includes("r2"), "tokens are not in the description");
   });
 
+  await t.step("the bounds on hostile clients: defaults and values", () => {
+    const d = parseEdgeConfig({});
+    assert.deepEqual(
+      [d.maxConcurrentScans, d.maxHistoryBytes, d.maxReplays, d.maxReplaysPerClient],
+      [4, 8 << 20, 64, 4],
+    );
+    assert.deepEqual([d.maxHeaderCount, d.maxHeaderBytes], [64, 16 << 10]);
+    assert.equal(d.maxConcurrentMisses, undefined, "the cache's default (256)");
+    assert.equal(d.maxNegativeShare, undefined, "the cache's default (0.25)");
+    const c = parseEdgeConfig({
+      KVEDGE_MAX_CONCURRENT_SCANS: "2",
+      KVEDGE_MAX_HISTORY_BYTES: "4096",
+      KVEDGE_MAX_REPLAYS: "9",
+      KVEDGE_MAX_REPLAYS_PER_CLIENT: "1",
+      KVEDGE_MAX_HEADER_COUNT: "32",
+      KVEDGE_MAX_HEADER_BYTES: "2048",
+      KVEDGE_MAX_CONCURRENT_MISSES: "16",
+      KVEDGE_MAX_NEGATIVE_PERCENT: "10",
+    });
+    assert.deepEqual(
+      [c.maxConcurrentScans, c.maxHistoryBytes, c.maxReplays, c.maxReplaysPerClient],
+      [2, 4096, 9, 1],
+    );
+    assert.deepEqual([c.maxHeaderCount, c.maxHeaderBytes], [32, 2048]);
+    assert.equal(c.maxConcurrentMisses, 16);
+    assert.equal(c.maxNegativeShare, 0.1);
+  });
+
   await t.step("bad values name the variable, never the value", () => {
     const bad: [Record<string, string>, RegExp][] = [
       [{ KVEDGE_BUCKETS: "a:fast" }, /KVEDGE_BUCKETS: unknown flag/],
@@ -276,6 +307,9 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
       [{ KVEDGE_CORS_ORIGINS: "app.example" }, /KVEDGE_CORS_ORIGINS/],
       [{ KVEDGE_BOOKMARK_WAIT_MS: "-1" }, /KVEDGE_BOOKMARK_WAIT_MS/],
       [{ KVEDGE_BOOKMARK_COOKIE: "a b;c" }, /KVEDGE_BOOKMARK_COOKIE/],
+      [{ KVEDGE_MAX_NEGATIVE_PERCENT: "0" }, /KVEDGE_MAX_NEGATIVE_PERCENT/],
+      [{ KVEDGE_MAX_HEADER_COUNT: "129" }, /KVEDGE_MAX_HEADER_COUNT/],
+      [{ KVEDGE_MAX_REPLAYS_PER_CLIENT: "-1" }, /KVEDGE_MAX_REPLAYS_PER_CLIENT/],
     ];
     for (const [env, pattern] of bad) {
       assert.throws(() => parseEdgeConfig(env), TypeError);
@@ -543,6 +577,42 @@ Deno.test("connection gate: idle keep-alive and stalled bodies are closed, a qui
   }
 });
 
+Deno.test("connection gate: every request head, not only the first, must arrive within the header timeout", async () => {
+  const enc = new TextEncoder();
+  const sheds: string[] = [];
+  const server = await serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnections: 100,
+    headerTimeoutMs: 300,
+    idleTimeoutMs: 600_000,
+    handler: () => new Response("ok"),
+    onEvent: (e) => {
+      if (e.type === "shed") sheds.push(e.reason);
+    },
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.endsWith("ok")) {
+      const n = await conn.read(buf);
+      assert.notEqual(n, null, "the first request is answered");
+      text += new TextDecoder().decode(buf.subarray(0, n!));
+    }
+    // The second head starts and never ends (slowloris on a kept-alive connection).
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\nx-slow: 1"));
+    assert.ok(await closedWithin(conn, 30_000), "the connection is closed");
+    assert.deepEqual(sheds, ["header_timeout"]);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    await server.shutdown();
+  }
+});
+
 /** Resident set size of `pid` in bytes (Linux). */
 function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
@@ -608,6 +678,89 @@ Deno.test("deno task serve: watch clients that never read hold bounded memory", 
     );
   } finally {
     for (const r of readers) await r.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task serve: replays are capped per client address, a listing ends with its client", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  const open: Response[] = [];
+  try {
+    await using worker = spawnWorker(dir, {
+      KVEDGE_DATA_DIR: `${dir}/data`,
+      KVEDGE_LOG_REQUESTS: "0",
+      KVEDGE_MAX_REPLAYS: "10",
+      KVEDGE_MAX_REPLAYS_PER_CLIENT: "2",
+    });
+    const listening = await waitFor(
+      () => worker.lines.find((l) => l.msg === "listening"),
+      { timeoutMs: 60_000, message: `worker listens; stderr: ${worker.stderr()}` },
+    );
+    const base = String(listening.url);
+    const refusals = (bound: string) =>
+      worker.lines.filter((l) =>
+        l.msg === "request refused: a bound was reached" && l.bound === bound
+      )
+        .length;
+
+    await t.step("a third replay from one address is refused, with a log line", async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${base}/v1/buckets/demo/watch`, {
+          headers: { "last-event-id": "0" },
+        });
+        statuses.push(r.status);
+        if (r.status === 200) open.push(r);
+        else await r.body?.cancel();
+      }
+      assert.deepEqual(statuses, [200, 200, 503]);
+      await waitFor(() => refusals("replays_per_client") === 1, {
+        message: "one refusal line naming the bound",
+      });
+    });
+
+    await t.step("replays whose clients leave give their places back", async () => {
+      const replaying = async () => {
+        const m = await (await fetch(`${base}/metrics`)).text();
+        return Number(/^kvedge_http_inflight\{kind="replay"\} (\d+)$/m.exec(m)?.[1]);
+      };
+      assert.equal(await replaying(), 2);
+      for (const r of open.splice(0)) await r.body?.cancel();
+      await waitFor(async () => (await replaying()) === 0, {
+        message: "the worker ended both replays",
+      });
+      const again = await fetch(`${base}/v1/buckets/demo/watch`, {
+        headers: { "last-event-id": "0" },
+      });
+      assert.equal(again.status, 200);
+      open.push(again);
+    });
+
+    await t.step("a listing read from KV stops when its client goes away", async () => {
+      const nc = await connect({ servers: String(listening.nats) });
+      try {
+        await fill(nc, "demo", 100_000, (i) => i);
+      } finally {
+        await nc.close();
+      }
+      const scanning = async () => {
+        const m = await (await fetch(`${base}/metrics`)).text();
+        return Number(/^kvedge_http_inflight\{kind="scan"\} (\d+)$/m.exec(m)?.[1]);
+      };
+      const ac = new AbortController();
+      const listing = fetch(`${base}/v1/buckets/demo/keys?limit=10`, { signal: ac.signal })
+        .catch((err) => err);
+      await waitFor(async () => (await scanning()) === 1, { message: "the listing runs" });
+      ac.abort();
+      assert.equal((await listing as Error).name, "AbortError");
+      await waitFor(() => refusals("listing_client_gone") === 1, {
+        timeoutMs: 60_000,
+        message: "the worker stopped the listing of a client that left",
+      });
+      assert.equal(await scanning(), 0);
+    });
+  } finally {
+    for (const r of open) await r.body?.cancel().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { TooLargeError } from "../../errors.ts";
 import { stringifyJson } from "../../json_text.ts";
 import { keyProblem } from "../../keys.ts";
 import { methodNotAllowed } from "../pipeline.ts";
@@ -60,20 +61,43 @@ export function listingRoutes(p: Pipeline): Hono {
         ? undefined
         : decodeCursor(cursorText);
 
-      // Keep only the smallest limit+1 keys past the cursor, trimming as we go,
-      // so memory stays O(limit) however large the bucket is.
-      let page: string[] = [];
-      const keep = limit + 1;
-      for await (const k of b.cache.keys(filterForPrefix(prefix))) {
-        if (prefix !== "" && !k.startsWith(prefix)) continue;
-        if (after !== undefined && k <= after) continue;
-        page.push(k);
-        if (page.length >= keep * 4) page = page.sort().slice(0, keep);
+      // A replica holding the whole bucket lists from memory; anything else
+      // runs a consumer over the bucket on the server: capped, and stopped
+      // when the client goes away.
+      const release = b.cache.status().listing === "local"
+        ? undefined
+        : p.admit(p.scans, c.req.raw, "scans", "listings and history reads");
+      try {
+        const signal = release === undefined ? undefined : c.req.raw.signal;
+        // Keep only the smallest limit+1 keys past the cursor, trimming as we go,
+        // so memory stays O(limit) however large the bucket is.
+        let page: string[] = [];
+        const keep = limit + 1;
+        // Once trimmed, a key not below the page's last cannot enter it: most
+        // keys of a large bucket then cost one comparison, not a sort.
+        let bound: string | undefined;
+        const keys = b.cache.keys(filterForPrefix(prefix), signal === undefined ? {} : { signal });
+        for await (const k of keys) {
+          if (prefix !== "" && !k.startsWith(prefix)) continue;
+          if (after !== undefined && k <= after) continue;
+          if (bound !== undefined && k >= bound) continue;
+          page.push(k);
+          if (page.length >= keep * 4) {
+            page = page.sort().slice(0, keep);
+            bound = page[keep - 1];
+          }
+        }
+        if (signal?.aborted) {
+          p.refused("listing_client_gone");
+          throw new HttpProblem("bad_request", "the client went away");
+        }
+        page.sort();
+        const more = page.length > limit;
+        if (more) page = page.slice(0, limit);
+        return c.json({ keys: page, cursor: more ? encodeCursor(page[page.length - 1]!) : null });
+      } finally {
+        release?.();
       }
-      page.sort();
-      const more = page.length > limit;
-      if (more) page = page.slice(0, limit);
-      return c.json({ keys: page, cursor: more ? encodeCursor(page[page.length - 1]!) : null });
     },
   );
   app.all(KEYS, p.measure(p.metrics.route("OTHER", KEYS)), methodNotAllowed("GET, HEAD"));
@@ -86,7 +110,19 @@ export function listingRoutes(p: Pipeline): Hono {
     async function keyHistory(c) {
       const b = p.bucketOf(c);
       const key = p.keyOf(c);
-      const history = await b.cache.history(key);
+      const release = p.admit(p.scans, c.req.raw, "scans", "listings and history reads");
+      let history;
+      try {
+        history = await b.cache.history(key, {
+          signal: c.req.raw.signal,
+          maxBytes: p.limits.maxHistoryBytes,
+        });
+      } catch (err) {
+        if (err instanceof TooLargeError) p.refused("history_bytes");
+        throw err;
+      } finally {
+        release();
+      }
       if (history.length === 0) throw new HttpProblem("not_found", "the key has no history");
       // stringifyJson, not c.json(): a value another client wrote may nest
       // deeper than JSON.stringify's recursion survives.

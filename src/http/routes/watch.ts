@@ -56,6 +56,11 @@ export function watchRoutes(p: Pipeline): Hono {
       "x-accel-buffering": "no",
     };
     if (c.req.method === "HEAD") return new Response(null, { status: 200, headers });
+    // A replay runs its own consumer from that revision for the stream's
+    // whole life: capped in total and per client, released when it ends.
+    const release = fromRevision === undefined
+      ? undefined
+      : p.admit(p.replays, c.req.raw, "replays", "replaying watch streams");
 
     const filter = filterForPrefix(prefix);
     const cache = b.cache;
@@ -89,6 +94,7 @@ export function watchRoutes(p: Pipeline): Hono {
       bufferBytes: sseBufferBytes,
       ...(shutdownSignal === undefined ? {} : { shutdownSignal }),
       onClose(reason) {
+        release?.();
         p.onStreamEnd?.({ bucket: b.name, reason });
         p.metrics.sse.open--;
         p.metrics.sseStreams.delete(body);
