@@ -21,8 +21,11 @@
  */
 export { openCache, openReadonlyCache } from "./src/open.ts";
 export { jsonCodec } from "./src/codec.ts";
+export { Bookmark, BOOKMARK_MAX_BUCKETS, BOOKMARK_MAX_LENGTH } from "./src/bookmark.ts";
 export { MAX_KEY_LENGTH } from "./src/keys.ts";
 export {
+  BookmarkError,
+  type BookmarkErrorCode,
   BucketNotFoundError,
   ClosedError,
   ConflictError,
@@ -66,6 +69,7 @@ export {
   type NatsConnectOptions,
   type Operation,
   type ReadonlyCache,
+  type ReadyOptions,
   type RegionOptions,
   type RegionStatus,
   type SchemaLike,

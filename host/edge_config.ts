@@ -57,6 +57,10 @@ export interface EdgeConfig {
   createBuckets: boolean;
   /** Deadline of a miss fetch, in ms (cache default when undefined). */
   missTimeoutMs?: number;
+  /** Rule 8: how long a bookmarked read waits for the watcher, in ms (cache default when undefined). */
+  bookmarkWaitMs?: number;
+  /** Rule 8: the name of the bookmark cookie browsers may use (off when undefined). */
+  bookmarkCookie?: string;
   /**
    * A regional edge: the hub's JetStream domain, from `KVEDGE_HUB_DOMAIN`
    * (`NATS_URL` is then the region's leaf node, which holds a mirror of each
@@ -174,6 +178,10 @@ const EnvSchema = z.object({
   KVEDGE_MAX_TTL_MS: intVar(0, OPTION_BOUNDS.maxTtlMs[1]).optional(), // 0: no bound
   KVEDGE_CREATE_BUCKETS: flagVar.optional(),
   KVEDGE_MISS_TIMEOUT_MS: optionVar("missTimeoutMs").optional(),
+  KVEDGE_BOOKMARK_WAIT_MS: optionVar("bookmarkWaitMs").optional(),
+  KVEDGE_BOOKMARK_COOKIE: z.string().trim().regex(/^[A-Za-z0-9_-]{1,64}$/, {
+    message: "must be 1 to 64 letters, digits, _ or -",
+  }).optional(),
   KVEDGE_STALE_IF_ERROR_MS: intVar(0, 2 ** 31 - 1).optional(),
   KVEDGE_HUB_DOMAIN: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, {
     message: "must be a JetStream domain name (letters, digits, _ and -)",
@@ -322,6 +330,10 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     },
     createBuckets: e.KVEDGE_CREATE_BUCKETS ?? embedded,
     ...(e.KVEDGE_MISS_TIMEOUT_MS === undefined ? {} : { missTimeoutMs: e.KVEDGE_MISS_TIMEOUT_MS }),
+    ...(e.KVEDGE_BOOKMARK_WAIT_MS === undefined
+      ? {}
+      : { bookmarkWaitMs: e.KVEDGE_BOOKMARK_WAIT_MS }),
+    ...(e.KVEDGE_BOOKMARK_COOKIE === undefined ? {} : { bookmarkCookie: e.KVEDGE_BOOKMARK_COOKIE }),
     ...(e.KVEDGE_HUB_DOMAIN === undefined ? {} : { hubDomain: e.KVEDGE_HUB_DOMAIN }),
     ...(e.KVEDGE_STALE_IF_ERROR_MS === undefined
       ? {}
@@ -404,6 +416,8 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     local: config.local,
     createBuckets: config.createBuckets,
     missTimeoutMs: config.missTimeoutMs,
+    bookmarkWaitMs: config.bookmarkWaitMs,
+    bookmarkCookie: config.bookmarkCookie,
     staleIfErrorMs: config.staleIfErrorMs,
     hubDomain: config.hubDomain,
     corsOrigins: config.corsOrigins,

@@ -113,6 +113,11 @@ export function startProxy(
       }
       try {
         const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        // Latency, not Nagle: without it a small reply behind an unacknowledged
+        // chunk waits for the peer's delayed ACK (measured: +20 ms per leader
+        // get on an edge whose watcher was receiving, over a 20 ms link).
+        client.setNoDelay(true);
+        server.setNoDelay(true);
         open.add(client);
         open.add(server);
         const subs = new Map<string, string>(); // sid → subject, for this connection

@@ -20,6 +20,7 @@ import { machineInfo, writeResult } from "./bench/_results.ts";
 import { table } from "./bench/_table.ts";
 import { type FlagSpec, parseArgs } from "./_cli_args.ts";
 import { UsageError } from "./_cli_errors.ts";
+import { scenario as bookmark } from "./bench/bookmark.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";
@@ -47,6 +48,7 @@ const SCENARIOS: Scenario[] = [
   seed,
   stampede,
   miss,
+  bookmark,
   websocket,
   runtimes,
   workerd,

@@ -6,6 +6,7 @@
  * @module
  */
 import type { KvEntry } from "@nats-io/kv";
+import { Bookmark } from "./bookmark.ts";
 import { ClosedError, TooLargeError, UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
@@ -24,8 +25,10 @@ import type {
   GetOptions,
   HistoryEntry,
   ReadonlyCache,
+  ReadyOptions,
   SetOptions,
 } from "./types.ts";
+import { appliedThrough, getAtLeast, revisionAsked, waitApplied } from "./cache/at_least.ts";
 import {
   assertUp,
   CacheCore,
@@ -35,6 +38,7 @@ import {
   listsLocally,
 } from "./cache/core.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
+import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
 import { newWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
 import { servable, transition } from "./cache/sync_state.ts";
@@ -53,18 +57,24 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly #c: CacheCore<T>;
   // The hit path reads these three fields and nothing else.
   readonly #store: LocalStore;
+  readonly #reachedRev: Reached;
   #fresh = false;
   #hits = 0;
   #closing: Promise<void> | undefined;
+  #bookmark: Bookmark = Bookmark.EMPTY;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
     const c: CacheCore<T> = new CacheCore(deps, (key, reason) => onEvicted(c, key, reason));
     c.onFresh = (fresh) => {
       this.#fresh = fresh;
+      // Bookmarked reads wait for "applied up to"; synced is when it is known.
+      if (fresh) c.reached.advance(c.watcher.lastRevision);
+      else c.reached.applied = 0;
     };
     this.#c = c;
     this.#store = c.store;
+    this.#reachedRev = c.reached;
     this.bucket = c.bucket;
     this.mode = c.mode;
     readStreamInfo(c, deps.info);
@@ -94,7 +104,9 @@ export class KvedgeCache<T> implements Cache<T> {
     return startUnbound(this.#c, bind, cause);
   }
 
-  ready(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+  ready(options: ReadyOptions = {}): Promise<void> {
+    const rev = revisionAsked(this.bucket, options.atLeast);
+    if (rev > 0) return this.#readyAt(rev, options);
     if (this.#c.isReady) return Promise.resolve();
     if (this.#c.closed) return Promise.reject(new ClosedError("wait for ready"));
     const { signal, timeoutMs } = options;
@@ -112,19 +124,57 @@ export class KvedgeCache<T> implements Cache<T> {
     });
   }
 
+  async #readyAt(rev: number, options: ReadyOptions): Promise<void> {
+    const started = Date.now();
+    const { signal, timeoutMs } = options;
+    await this.ready({ signal, timeoutMs });
+    await waitApplied(this.#c, rev, {
+      signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs: timeoutMs - (Date.now() - started) }),
+    });
+  }
+
+  bookmark(): Bookmark {
+    const rev = appliedThrough(this.#c);
+    if (rev !== this.#bookmark.revision(this.bucket)) {
+      this.#bookmark = rev > 0 ? Bookmark.of(this.bucket, rev) : Bookmark.EMPTY;
+    }
+    return this.#bookmark;
+  }
+
   // ---- reads ---------------------------------------------------------------
 
   async get(key: string, options?: GetOptions): Promise<T | undefined> {
     // The hit path: one lookup, one flag test; keys are validated on misses only.
     const store = this.#store;
     const i = store.find(key);
-    if (i >= 0 && this.#fresh) {
+    if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
       this.#hits++;
       return store.flagsAt(i) === 0 ? store.valueAt(i) as T : hitValue(this.#c, key, i);
+    }
+    if (options?.atLeast !== undefined) {
+      const rev = revisionAsked(this.bucket, options.atLeast);
+      if (rev > 0) {
+        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        return a === undefined ? undefined : a.value;
+      }
     }
     const r = await getSlow(this.#c, key, i < 0 ? undefined : store.slotAt(i), options);
     return r === undefined ? undefined : r.value;
   }
+
+  /** Whether resident slot `i` of a fresh cache answers a read with `atLeast` (rule 8). */
+  #reached(i: number, options: GetOptions): boolean {
+    const a = options.atLeast!;
+    const rev = typeof a === "number" ? a : a.revision(this.bucket);
+    // A bad number goes to the slow path, which says what is wrong with it.
+    if (!Number.isSafeInteger(rev) || rev < 0) return false;
+    return this.#reachedRev.applied >= rev || this.#store.revAt(i) >= rev;
+  }
+
+  readonly #countHit = (): void => {
+    this.#hits++;
+  };
 
   peek(key: string): T | undefined {
     const store = this.#store;
@@ -145,7 +195,7 @@ export class KvedgeCache<T> implements Cache<T> {
   async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
     const store = this.#store;
     const i = store.find(key);
-    if (i >= 0 && this.#fresh) {
+    if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
       this.#hits++;
       if (store.flagsAt(i) === 0) {
         return {
@@ -167,6 +217,23 @@ export class KvedgeCache<T> implements Cache<T> {
         source: "hit",
         stale: false,
       };
+    }
+    if (options?.atLeast !== undefined) {
+      const rev = revisionAsked(this.bucket, options.atLeast);
+      if (rev > 0) {
+        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        if (a === undefined) return undefined;
+        const e: Entry<T> = {
+          key,
+          value: a.value,
+          revision: a.slot.rev,
+          createdMs: a.slot.created,
+          source: a.source,
+          stale: a.source === "stale",
+        };
+        if (a.belowBookmark) e.belowBookmark = true;
+        return e;
+      }
     }
     const r = await getSlow(this.#c, key, i < 0 ? undefined : store.slotAt(i), options);
     if (r === undefined) return undefined;
@@ -367,6 +434,7 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#c.d.region?.link.close();
       if (this.#c.o.snapshot && this.#fresh) await this.saveSnapshot();
       transition(this.#c, { on: "closing" });
+      this.#c.reached.wakeAll();
       this.#c.stopStatus?.();
       this.#c.aborter.abort(new ClosedError("continue"));
       this.#c.ready.reject(new ClosedError("wait for ready"));
@@ -400,6 +468,7 @@ function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
       return c.mode;
     },
     ready: (o) => c.ready(o),
+    bookmark: () => c.bookmark(),
     get: (k, o) => c.get(k, o),
     peek: (k) => c.peek(k),
     getEntry: (k, o) => c.getEntry(k, o),

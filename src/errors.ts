@@ -18,6 +18,9 @@ export type ErrorCode =
   | "UNSUPPORTED"
   | "DECODE"
   | "OVERFLOW"
+  | "BAD_BOOKMARK"
+  | "BOOKMARK_AHEAD"
+  | "BOOKMARK_NOT_REACHED"
   | "TOO_LARGE"
   | "UNSUPPORTED_RUNTIME";
 
@@ -363,6 +366,61 @@ export class OverflowError extends KvedgeError {
       `Cannot ${action}: the reader fell more than ${bufferSize} items behind`,
     );
     this.bufferSize = bufferSize;
+  }
+}
+
+/**
+ * The codes of a {@link BookmarkError}.
+ *
+ * @example
+ * ```ts
+ * import type { BookmarkErrorCode } from "./errors.ts";
+ * const retryable = (code: BookmarkErrorCode) => code === "BOOKMARK_NOT_REACHED";
+ * console.log(retryable("BOOKMARK_AHEAD")); // false
+ * ```
+ */
+export type BookmarkErrorCode = "BAD_BOOKMARK" | "BOOKMARK_AHEAD" | "BOOKMARK_NOT_REACHED";
+
+/**
+ * A read with a bookmark (rule 8) could not be answered no older than it:
+ *
+ * - `BOOKMARK_NOT_REACHED`: the cache had not applied the revision within
+ *   `bookmarkWaitMs` and the fallback read (the stream leader; in a region,
+ *   the mirror once caught up, else the hub) failed or could not vouch for
+ *   it (NATS or the hub unreachable). Retryable; nothing older was served.
+ * - `BOOKMARK_AHEAD`: the revision is far beyond the bucket's last sequence
+ *   (more than 1 000 past it, as the stream leader reports it): a bookmark
+ *   from another bucket's epoch or forged. Not retryable.
+ * - `BAD_BOOKMARK`: the bookmark text is malformed or over its bounds.
+ *
+ * @example
+ * ```ts
+ * import { BookmarkError } from "./errors.ts";
+ * const err = new BookmarkError("BOOKMARK_NOT_REACHED", "Cannot get \"a\": not reached", {
+ *   bucket: "users",
+ *   revision: 42,
+ *   reached: 40,
+ * });
+ * console.log(err.code, err.revision, err.reached); // "BOOKMARK_NOT_REACHED" 42 40
+ * ```
+ */
+export class BookmarkError extends KvedgeError {
+  /** The bucket whose revision was asked for ("" for a malformed bookmark). */
+  readonly bucket: string;
+  /** The revision asked for (0 for a malformed bookmark). */
+  readonly revision: number;
+  /** The revision the cache had applied when it gave up (0 if unknown). */
+  readonly reached: number;
+  /** Builds the error; `code` says which of the three failures it is. */
+  constructor(
+    code: BookmarkErrorCode,
+    message: string,
+    details: { bucket: string; revision: number; reached?: number; cause?: unknown },
+  ) {
+    super(code, message, { cause: details.cause });
+    this.bucket = details.bucket;
+    this.revision = details.revision;
+    this.reached = details.reached ?? 0;
   }
 }
 

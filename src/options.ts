@@ -56,6 +56,7 @@ export interface ResolvedOptions<T> {
   snapshot: { storage: SnapshotStorage; intervalMs: number } | undefined;
   onEvent: CacheOptions<T>["onEvent"];
   region: Required<RegionOptions> | undefined;
+  bookmarkWaitMs: number;
 }
 
 /** Longest timer a platform takes, ms (setTimeout's limit). */
@@ -74,6 +75,7 @@ export const OPTION_BOUNDS = {
   missTimeoutMs: [1, 600_000],
   writeTimeoutMs: [1, 600_000],
   maxConcurrentMisses: [1, 1_000_000],
+  bookmarkWaitMs: [0, 600_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 const ms = integer(0, MAX_TIMER_MS);
@@ -144,6 +146,7 @@ const OptionsSchema = z.object({
     checkMs: integer(10, 600_000).optional(),
     maxSilenceMs: integer(1_000, MAX_TIMER_MS).optional(),
   }).strict().optional(),
+  bookmarkWaitMs: integer(...OPTION_BOUNDS.bookmarkWaitMs).optional(),
 }).strict();
 
 /**
@@ -218,5 +221,6 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     },
     onEvent: input.onEvent,
     region: o.region && { checkMs: 1_000, maxSilenceMs: 3_000, ...o.region },
+    bookmarkWaitMs: o.bookmarkWaitMs ?? 250,
   };
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Bookmark } from "./bookmark.ts";
 import type { SnapshotStorage } from "./snapshot_file.ts";
 
 /**
@@ -251,6 +252,14 @@ export interface CacheOptions<T> {
    * Default: none (the bucket is on the servers the cache connects to).
    */
   region?: RegionOptions;
+  /**
+   * Reads with a bookmark (`atLeast`, rule 8): how long a read waits for the
+   * watcher to apply the bookmark's revision before it reads the key from
+   * where the answer cannot be older (the stream leader; in a region, the
+   * mirror once it has the revision, else the hub), in ms. 0: no wait, read
+   * at once. A caught-up cache answers at once whatever this is. Default 250.
+   */
+  bookmarkWaitMs?: number;
 }
 
 /**
@@ -358,6 +367,12 @@ export interface Entry<T> {
   source: EntrySource;
   /** True when the cache cannot vouch that this is the latest revision. */
   stale: boolean;
+  /**
+   * True only on an answer that `allowStale` let through although the cache
+   * could not reach the read's bookmark (`atLeast`): it may be older than the
+   * bookmark. Absent otherwise.
+   */
+  belowBookmark?: true;
 }
 
 /** A KV operation. */
@@ -510,6 +525,46 @@ export type CacheEvent =
 export interface GetOptions {
   /** Aborts the wait (not the shared fetch). */
   signal?: AbortSignal;
+  /**
+   * Read no older than this (rule 8): a revision of this cache's bucket (a
+   * write's return value) or a {@link Bookmark} (its revision for this
+   * bucket; other buckets are ignored). Answered locally when the cache has
+   * applied its bucket up to it (a hit costs the same); else after waiting
+   * up to `bookmarkWaitMs` for the watcher; else read from the stream leader
+   * (in a region: the mirror once it has the revision, else the hub). Fails
+   * with `BookmarkError` when it cannot (code `BOOKMARK_NOT_REACHED`, or
+   * `BOOKMARK_AHEAD` for a revision far beyond the bucket's). 0: none.
+   */
+  atLeast?: number | Bookmark;
+  /**
+   * With `atLeast`: instead of failing with `BOOKMARK_NOT_REACHED`, answer
+   * what the cache holds, marked `stale` and `belowBookmark` (see
+   * {@link Entry}). Default false.
+   */
+  allowStale?: boolean;
+}
+
+/**
+ * Options of `ready()`.
+ *
+ * @example
+ * ```ts
+ * import type { ReadyOptions } from "./types.ts";
+ * // Synced, and every change up to revision 42 applied, within 2 s.
+ * const o: ReadyOptions = { atLeast: 42, timeoutMs: 2_000 };
+ * ```
+ */
+export interface ReadyOptions {
+  /** Stops waiting. */
+  signal?: AbortSignal;
+  /** Rejects with `UnavailableError` (or, with `atLeast`, `BookmarkError`) after this long, ms. */
+  timeoutMs?: number;
+  /**
+   * Also wait until the cache has applied its bucket up to this revision or
+   * bookmark (rule 8). Rejects at once with `BookmarkError` `BOOKMARK_AHEAD`
+   * for a revision far beyond the bucket's.
+   */
+  atLeast?: number | Bookmark;
 }
 
 /** Options of `set()`/`create()`. */
@@ -548,7 +603,14 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   /** The mode. */
   readonly mode: CacheMode;
   /** Resolves when the cache is usable (replica: snapshot applied; lazy: watcher running). */
-  ready(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  ready(options?: ReadyOptions): Promise<void>;
+  /**
+   * The bookmark this cache has reached: its bucket at the revision up to
+   * which it has applied every change (empty while bootstrapping or
+   * resyncing). A read with it as `atLeast` on any edge is no older than
+   * what this cache serves now.
+   */
+  bookmark(): Bookmark;
   /** The value of `key`, or undefined if absent. A local hit does no I/O. The value is shared: do not mutate it. */
   get(key: string, options?: GetOptions): Promise<T | undefined>;
   /** The resident value of `key` without any I/O (undefined if not resident or absent). Shared: do not mutate it. */

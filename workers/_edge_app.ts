@@ -61,6 +61,7 @@ export function edgeApp(config: EdgeConfig, options: EdgeAppOptions): HttpApp {
     ...(config.readyMaxStaleMs === undefined
       ? {}
       : { readiness: { maxStaleMs: config.readyMaxStaleMs } }),
+    ...(config.bookmarkCookie === undefined ? {} : { bookmarkCookie: config.bookmarkCookie }),
     onRequest: requestLogger(config, log),
     onRefused: refusalLogger(log),
     onStreamEnd: (info) => {

@@ -201,6 +201,7 @@ async function openServed(
         : { maxConcurrentMisses: config.maxConcurrentMisses }),
       ...(config.createBuckets ? { create: true } : {}),
       ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
+      ...(config.bookmarkWaitMs === undefined ? {} : { bookmarkWaitMs: config.bookmarkWaitMs }),
       ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
       ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
       onEvent: (event) => logCacheEvent(b.name, event),

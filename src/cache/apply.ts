@@ -47,6 +47,8 @@ export function onChange<T>(
     }
   }
   if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
+  // Rule 8: bookmarked reads waiting for this revision may go on.
+  c.reached.advance(rev);
 }
 
 export function applyDelete<T>(

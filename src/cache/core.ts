@@ -21,6 +21,7 @@ import { SingleFlight } from "../single_flight.ts";
 import type { CacheEvent, CacheMode, CacheState, Change, Operation } from "../types.ts";
 import { kvSubjectPrefix } from "../kv_layout.ts";
 import type { Watcher } from "../watcher.ts";
+import { Reached } from "./reached.ts";
 
 /** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
 export interface CacheLink {
@@ -67,6 +68,8 @@ export class CacheCore<T> {
   watcher!: Watcher;
   readonly changes = new Broadcast<Change<T>>();
   readonly events = new Broadcast<CacheEvent>();
+  /** Readers waiting for the watcher to apply a revision (rule 8, `at_least.ts`). */
+  readonly reached = new Reached();
   prefix: string;
   // ---- sync state: readonly here, written only by transition() in sync_state.ts ----
   readonly state: CacheState = "starting";

@@ -193,6 +193,14 @@ export interface CreateAppOptions {
   /** Aborting it ends every open SSE stream cleanly (graceful shutdown). */
   signal?: AbortSignal;
   /**
+   * Rule 8 for browsers: the name of a cookie that reads honour when a
+   * request has no `KV-Bookmark` header, and that answers set (`Path=/;
+   * SameSite=Lax; HttpOnly`) whenever they move the bookmark forward.
+   * Omitted: off, only the header is used. Letters, digits, `_` and `-`.
+   */
+  bookmarkCookie?: string;
+
+  /**
    * Tells clients apart for the per-client bounds (`maxReplaysPerClient`),
    * e.g. by the connection's remote address; undefined for a request whose
    * client is not known (only the total bounds apply to it). Default: none.
@@ -233,6 +241,7 @@ export interface ResolvedAppOptions {
   maxHeaderCount: number;
   maxHeaderBytes: number;
   maxStaleMs: number;
+  bookmarkCookie: string | undefined;
 }
 
 const POSITIVE_INT = "must be a positive integer";
@@ -299,6 +308,9 @@ const AppOptionsSchema = z.object({
   onStreamEnd: fn.optional(),
   onRefused: fn.optional(),
   signal: z.instanceof(AbortSignal, { message: "must be an AbortSignal" }).optional(),
+  bookmarkCookie: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
+    message: "must be 1 to 64 letters, digits, _ or -",
+  }).optional(),
   clientOf: fn.optional(),
 }).strict();
 
@@ -327,5 +339,6 @@ export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions
     maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
     maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxStaleMs: o.readiness?.maxStaleMs ?? Infinity,
+    bookmarkCookie: o.bookmarkCookie,
   };
 }

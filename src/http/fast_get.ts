@@ -60,7 +60,7 @@ async function fastRead(
   let error: unknown;
   try {
     p.readCheck?.(request.headers.get("authorization"));
-    res = await readKey(p.bucketNamed(name), validKey(key), request, false);
+    res = await readKey(p.bucketNamed(name), validKey(key), request, false, p.bookmarks);
   } catch (err) {
     res = p.renderError(err, path);
     if (res.status >= 500) error = serverFault(err);

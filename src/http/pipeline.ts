@@ -12,6 +12,7 @@ import { bucketProblem, keyProblem } from "../keys.ts";
 import type { Cache } from "../types.ts";
 import type { CreateAppOptions, RequestInfo, ResolvedAppOptions } from "./app_options.ts";
 import { tokenCheck, tokenGuard } from "./auth.ts";
+import { HttpBookmarks } from "./bookmarks.ts";
 import { corsPolicy } from "./cors.ts";
 import type { CorsPolicy } from "./cors.ts";
 import { Admission } from "./admission.ts";
@@ -29,6 +30,8 @@ export class Pipeline {
   readonly served = new Map<string, ServedBucket>();
   readonly limits: ResolvedAppOptions;
   readonly metrics = new HttpMetrics();
+  /** The bookmarks of requests and answers (rule 8). */
+  readonly bookmarks: HttpBookmarks;
   /** The CORS rules, or none (no CORS headers at all). */
   readonly cors: CorsPolicy | undefined;
   /** The read-token check of the `Authorization` header; none when reads are open. */
@@ -49,6 +52,7 @@ export class Pipeline {
 
   constructor(options: CreateAppOptions, limits: ResolvedAppOptions) {
     this.limits = limits;
+    this.bookmarks = new HttpBookmarks(limits.bookmarkCookie);
     for (const [name, b] of limits.buckets) this.served.set(name, new ServedBucket(name, b));
     this.onRequest = options.onRequest;
     this.onStreamEnd = options.onStreamEnd;

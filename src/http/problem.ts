@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { errorChain } from "../describe.ts";
 import {
+  BookmarkError,
   BucketNotFoundError,
   ClosedError,
   ConflictError,
@@ -28,6 +29,9 @@ import {
 export type ProblemCode =
   | "bad_request"
   | "bad_key"
+  | "bad_bookmark"
+  | "bookmark_ahead"
+  | "bookmark_not_reached"
   | "unauthorized"
   | "forbidden"
   | "not_found"
@@ -50,6 +54,9 @@ export type ProblemCode =
 const CODES: Record<ProblemCode, { status: ContentfulStatusCode; title: string }> = {
   bad_request: { status: 400, title: "Bad request" },
   bad_key: { status: 400, title: "Invalid key" },
+  bad_bookmark: { status: 400, title: "Invalid bookmark" },
+  bookmark_ahead: { status: 400, title: "Bookmark beyond the bucket" },
+  bookmark_not_reached: { status: 503, title: "Bookmark not reached" },
   unauthorized: { status: 401, title: "Unauthorized" },
   forbidden: { status: 403, title: "Forbidden" },
   upstream_forbidden: { status: 403, title: "Not permitted upstream" },
@@ -209,6 +216,26 @@ export function toProblem(err: unknown): HttpProblem {
       "bad_request",
       `${err.feature} needs nats-server ${err.requiredVersion} or newer and a bucket set up for it`,
       { cause: err },
+    );
+  }
+  if (err instanceof BookmarkError) {
+    // Rule 8: nothing older than the bookmark was served.
+    if (err.code === "BAD_BOOKMARK") {
+      return new HttpProblem("bad_bookmark", err.message.replace(/^Cannot [^:]*: /, ""), {
+        cause: err,
+      });
+    }
+    if (err.code === "BOOKMARK_AHEAD") {
+      return new HttpProblem(
+        "bookmark_ahead",
+        `the bookmark asks for revision ${err.revision} of "${err.bucket}", far beyond its last one`,
+        { cause: err },
+      );
+    }
+    return new HttpProblem(
+      "bookmark_not_reached",
+      `revision ${err.revision} of "${err.bucket}" cannot be read here now; retry later`,
+      { headers: { "retry-after": "1" }, cause: err },
     );
   }
   if (err instanceof LoaderError) {

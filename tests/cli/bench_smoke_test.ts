@@ -19,6 +19,7 @@ const SCENARIOS = [
   "seed",
   "stampede",
   "miss",
+  "bookmark",
   "websocket",
   "workerd",
   "scale",

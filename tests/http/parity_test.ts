@@ -85,6 +85,13 @@ function requests(etag: string): [string, RequestInit][] {
     { headers: { origin: "https://evil.example" } },
     { headers: { host: "x/v1/buckets/other/keys/k?" } },
     { method: "HEAD" },
+    // Rule 8: a bookmark reached, one naming other buckets too, malformed,
+    // over its bounds, far beyond the bucket.
+    { headers: { "kv-bookmark": "b:1" } },
+    { headers: { "kv-bookmark": "zz:7,b:1,raw:1" } },
+    { headers: { "kv-bookmark": "b:x" } },
+    { headers: { "kv-bookmark": Array.from({ length: 17 }, (_, i) => `b${i}:1`).join(",") } },
+    { headers: { "kv-bookmark": "b:9000000000" } },
     {
       method: "OPTIONS",
       headers: { "access-control-request-method": "GET", origin: "https://app.example" },

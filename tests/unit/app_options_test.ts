@@ -42,6 +42,7 @@ Deno.test("createApp() options are checked with openCache's validation style", a
       maxHeaderCount: 64,
       maxHeaderBytes: 16_384,
       maxStaleMs: Infinity,
+      bookmarkCookie: undefined,
     });
     assert.equal(r.buckets[0]![1], base.buckets.users, "the caller's bucket object is kept");
   });

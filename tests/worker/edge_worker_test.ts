@@ -243,6 +243,8 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
       PORT: "0",
       KVEDGE_MAX_TTL_MS: "60000",
       KVEDGE_CORS_ORIGINS: "https://app.example",
+      KVEDGE_BOOKMARK_WAIT_MS: "0",
+      KVEDGE_BOOKMARK_COOKIE: "kv_bookmark",
     });
     assert.deepEqual(c.natsServers, ["nats://a:4222", "tls://b:4222"]);
     assert.deepEqual(c.buckets, [
@@ -256,6 +258,8 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
     assert.equal(c.port, 0);
     assert.equal(c.local.maxTtlMs, 60_000);
     assert.deepEqual(c.corsOrigins, ["https://app.example"]);
+    assert.equal(c.bookmarkWaitMs, 0);
+    assert.equal(c.bookmarkCookie, "kv_bookmark");
     const shown = JSON.stringify(describeEdgeConfig(c));
     assert.ok(!shown.includes("w1") && !shown.includes("r2"), "tokens are not in the description");
   });
@@ -311,6 +315,8 @@ Deno.test("parseEdgeConfig reads the worker's environment", async (t) => {
       [{ NATS_TOKEN: "t0ken-s3cret" }, /NATS_URL is not/],
       [{ KVEDGE_READ_TOKEN: "s3cret value" }, /KVEDGE_READ_TOKEN/],
       [{ KVEDGE_CORS_ORIGINS: "app.example" }, /KVEDGE_CORS_ORIGINS/],
+      [{ KVEDGE_BOOKMARK_WAIT_MS: "-1" }, /KVEDGE_BOOKMARK_WAIT_MS/],
+      [{ KVEDGE_BOOKMARK_COOKIE: "a b;c" }, /KVEDGE_BOOKMARK_COOKIE/],
       [{ KVEDGE_MAX_NEGATIVE_PERCENT: "0" }, /KVEDGE_MAX_NEGATIVE_PERCENT/],
       [{ KVEDGE_MAX_HEADER_COUNT: "129" }, /KVEDGE_MAX_HEADER_COUNT/],
       [{ KVEDGE_MAX_REPLAYS_PER_CLIENT: "-1" }, /KVEDGE_MAX_REPLAYS_PER_CLIENT/],

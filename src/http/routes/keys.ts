@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { ConflictError } from "../../errors.ts";
 import type { Cache, Entry, SetOptions } from "../../types.ts";
 import { readBodyCapped } from "../body.ts";
+import type { HttpBookmarks } from "../bookmarks.ts";
 import { formatEtag, ifNoneMatchHits, parseEntityTags, parseIfMatch } from "../etag.ts";
 import { methodNotAllowed } from "../pipeline.ts";
 import type { Pipeline } from "../pipeline.ts";
@@ -17,23 +18,38 @@ import type { ServedBucket } from "../served_bucket.ts";
 /** The route template of one key. */
 export const KEY = "/v1/buckets/:bucket/keys/:key";
 
-/** GET/HEAD of one key: shared by the Hono route and the fast path. */
+/**
+ * GET/HEAD of one key: shared by the Hono route and the fast path. A
+ * `KV-Bookmark` (rule 8) makes the read no older than it; every answer
+ * carries the bookmark the client should pass on.
+ */
 export async function readKey(
   b: ServedBucket,
   key: string,
   request: Request,
   head: boolean,
+  bookmarks: HttpBookmarks,
 ): Promise<Response> {
-  return respondEntry(b, await b.cache.getEntry(key), request, head);
+  const incoming = bookmarks.of(request);
+  const rev = incoming.isEmpty ? 0 : incoming.revision(b.name);
+  const e = await b.cache.getEntry(key, rev > 0 ? { atLeast: rev } : undefined);
+  const answer = bookmarks.answer(b, incoming, e === undefined ? 0 : e.revision);
+  if (e === undefined) {
+    throw new HttpProblem("not_found", "the key is absent", {
+      headers: bookmarks.record(incoming, answer),
+    });
+  }
+  const res = respondEntry(b, e, request, head);
+  bookmarks.decorate(res.headers, incoming, answer);
+  return res;
 }
 
 function respondEntry(
   b: ServedBucket,
-  e: Entry<unknown> | undefined,
+  e: Entry<unknown>,
   request: Request,
   head: boolean,
 ): Response {
-  if (e === undefined) throw new HttpProblem("not_found", "the key is absent");
   const etag = b.etag(e.revision);
   const cacheControl = b.cacheControl(e, Date.now());
   const inm = request.headers.get("if-none-match");
@@ -61,13 +77,14 @@ function respondEntry(
 export function keyRoutes(p: Pipeline): Hono {
   const app = new Hono();
   app.get(KEY, p.measure(p.metrics.route("GET", KEY)), ...p.readGuards, function getKey(c) {
-    return readKey(p.bucketOf(c), p.keyOf(c), c.req.raw, c.req.method === "HEAD");
+    return readKey(p.bucketOf(c), p.keyOf(c), c.req.raw, c.req.method === "HEAD", p.bookmarks);
   });
 
   app.put(KEY, p.measure(p.metrics.route("PUT", KEY)), ...p.writeGuards, async function putKey(c) {
     const b = p.bucketOf(c);
     const w = p.writerOf(b);
     const key = p.keyOf(c);
+    const incoming = p.bookmarks.of(c.req.raw);
     const ifMatchHeader = c.req.raw.headers.get("if-match");
     const ifNoneMatchHeader = c.req.raw.headers.get("if-none-match");
     let createOnly = false;
@@ -117,7 +134,10 @@ export function keyRoutes(p: Pipeline): Hono {
         revision = await w.set(key, value, setOptions);
       }
     }
-    const headers: Record<string, string> = { etag: formatEtag(revision) };
+    const headers: Record<string, string> = {
+      etag: formatEtag(revision),
+      ...p.bookmarks.record(incoming, p.bookmarks.answer(b, incoming, revision)),
+    };
     if (created) {
       headers.location = `/v1/buckets/${b.name}/keys/${encodeURIComponent(key)}`;
     }
@@ -132,6 +152,7 @@ export function keyRoutes(p: Pipeline): Hono {
       const b = p.bucketOf(c);
       const w = p.writerOf(b);
       const key = p.keyOf(c);
+      const incoming = p.bookmarks.of(c.req.raw);
       const purge = c.req.query("purge");
       if (purge !== undefined && purge !== "true" && purge !== "false") {
         throw new HttpProblem("bad_request", 'purge must be "true" or "false"');
@@ -141,7 +162,8 @@ export function keyRoutes(p: Pipeline): Hono {
         ? {}
         : { expectedRevision: await expectedRevision(b, key, parseIfMatch(ifMatchHeader)) };
       const revision = purge === "true" ? await w.purge(key, opts) : await w.delete(key, opts);
-      return c.json({ key, revision }, 200);
+      const answer = p.bookmarks.answer(b, incoming, revision);
+      return c.json({ key, revision }, 200, p.bookmarks.record(incoming, answer));
     },
   );
   app.all(
