@@ -5,9 +5,9 @@
  */
 import { StorageType, type StreamInfo } from "@nats-io/jetstream";
 import { KV_STREAM_PREFIX, kvStreamName } from "../src/kv_layout.ts";
-import { CliError, UsageError } from "./_cli_errors.ts";
-import { quote } from "./_cli_output.ts";
-import { formatDuration } from "./_cli_units.ts";
+import { CliError, UsageError } from "./cli/errors.ts";
+import { quote } from "./cli/output.ts";
+import { formatDuration } from "./cli/units.ts";
 import { createRegionalMirror } from "../src/region_mirror.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "../src/server_version.ts";
 import { UnsupportedError } from "../mod.ts";

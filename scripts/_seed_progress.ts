@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { writeAllSync } from "./_cli_output.ts";
-import { formatDuration } from "./_cli_units.ts";
+import { writeAllSync } from "./cli/output.ts";
+import { formatDuration } from "./cli/units.ts";
 import type { SeedProgress } from "./_seed_lib.ts";
 
 /** The progress line: `show()` redraws it, `clear()` erases it (so another line can be written). */

@@ -18,11 +18,11 @@ import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@na
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
-import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./_cli_args.ts";
-import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
-import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
-import { runMain } from "./_cli_main.ts";
-import { eprintln, println, quote } from "./_cli_output.ts";
+import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./cli/args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./cli/connect.ts";
+import { CliError, oneLine, UsageError } from "./cli/errors.ts";
+import { runMain } from "./cli/main.ts";
+import { eprintln, println, quote } from "./cli/output.ts";
 import { generateRecords } from "./_seed_generate.ts";
 import { readRecords } from "./_seed_input.ts";
 import { type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
