@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bad, good, SeedInputError, type SeedRecord } from "./_seed_record.ts";
+import { bad, good, SeedInputError, type SeedRecord } from "./record.ts";
 
 /**
  * An RFC 4180 CSV reader fed text in chunks: quoted fields may hold commas,
