@@ -1,8 +1,10 @@
 /**
  * The house rules of the source tree, checked: the library (`src/`, `mod.ts`)
  * never imports the host side (`host/`), the workers, the scripts or the
- * tests; scripts and workers never import from `tests/`; no static import
- * cycle anywhere reachable from the entry points. Starts no server.
+ * tests; host, workers, scripts and the harness in `testing/` never import
+ * from `tests/`; no test fixture lives under `scripts/`, whose top level has
+ * no `_` helpers; no static import cycle anywhere reachable from the entry
+ * points. Starts no server.
  */
 import assert from "node:assert/strict";
 
@@ -43,6 +45,11 @@ async function importsOf(file: string, staticOnly = false): Promise<string[]> {
   return out;
 }
 
+/** Every `.ts` file under `tests/` but the tests of the scripts (`tests/cli/*_test.ts`). */
+async function notCliTests(): Promise<string[]> {
+  return (await tsFiles("tests")).filter((f) => !/^tests\/cli\/[^/]+_test\.ts$/.test(f));
+}
+
 /** `file → target` for every import of a file under `from` into one of `forbidden`. */
 async function crossings(from: string[], forbidden: string[]): Promise<string[]> {
   const bad: string[] = [];
@@ -62,8 +69,30 @@ Deno.test("the library imports neither the host side, the workers, the scripts n
   assert.deepEqual(bad, []);
 });
 
-Deno.test("host, workers and scripts never import from tests/", async () => {
-  const bad = await crossings(["host", "workers", "scripts"], ["tests/"]);
+Deno.test("host, workers, scripts and testing never import from tests/", async () => {
+  const bad = await crossings(["host", "workers", "scripts", "testing"], ["tests/"]);
+  assert.deepEqual(bad, []);
+});
+
+Deno.test("the harness in testing/ is used by tests and scripts only, and uses no script", async () => {
+  assert.deepEqual(await crossings(["mod.ts", "src", "host", "workers"], ["testing/"]), []);
+  assert.deepEqual(await crossings(["testing"], ["scripts/"]), []);
+});
+
+Deno.test("no fixture under scripts/: only the tests of the scripts (tests/cli/*_test.ts) import it", async () => {
+  // A fixture (a server, a proxy, waitFor) moved back under scripts/ is
+  // imported by tests/_setup.ts or by tests of other areas; the tests of the
+  // CLI tools and the bench import the modules they test, which is allowed.
+  const others = ["mod.ts", "workerd.ts", "src", "host", "workers", "testing"];
+  const bad = await crossings([...others, ...await notCliTests()], ["scripts/"]);
+  assert.deepEqual(bad, []);
+});
+
+Deno.test("scripts/ has no _-prefixed files at its top level: helpers live in a tool's folder", async () => {
+  const bad: string[] = [];
+  for await (const e of Deno.readDir(new URL("scripts/", ROOT))) {
+    if (e.isFile && e.name.startsWith("_")) bad.push(`scripts/${e.name}`);
+  }
   assert.deepEqual(bad, []);
 });
 
