@@ -62,7 +62,7 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
     }
   }
 }
-// ---- regions over leaf nodes ---------------------------------------------------------------
+// ---- edge workers --------------------------------------------------------------------------
 
 /** A `deno task serve` worker started by {@linkcode spawnEdge}. */
 export interface EdgeProcess extends AsyncDisposable {

@@ -296,6 +296,3 @@ export function commandHelp(
   lines.push("", "global flags:", flagsHelp(globals));
   return lines.join("\n");
 }
-
-// ---------------------------------------------------------------------------
-// Connection

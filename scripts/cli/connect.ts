@@ -224,6 +224,3 @@ export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection>
     throw new CliError(`cannot connect to ${servers.join(",")}: ${oneLine(err)}`, { cause: err });
   }
 }
-
-// ---------------------------------------------------------------------------
-// Output

@@ -141,6 +141,3 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
-
-// ---------------------------------------------------------------------------
-// Help text
