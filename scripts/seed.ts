@@ -14,7 +14,8 @@
  */
 import { pathToFileURL } from "node:url";
 import { type KV, Kvm } from "@nats-io/kv";
-import { jetstream, JetStreamApiCodes, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstream, JetStreamApiCodes, jetstreamManager } from "@nats-io/jetstream";
+import { ensureKvBucket } from "../src/kv_create.ts";
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
@@ -308,12 +309,14 @@ async function openBucket(
         `bucket ${quote(bucket)} does not exist (pass --create to make it)`,
       );
     }
-    kv = await kvm.create(bucket, {
+    // The stream `nats kv add` makes (src/kv_create.ts): each tool accepts the other's bucket.
+    await ensureKvBucket(jsm, bucket, {
       replicas: flags.replicas as number,
       history: flags.history as number,
-      storage: flags.storage === "memory" ? StorageType.Memory : StorageType.File,
-      ...(typeof flags.ttl === "number" ? { ttl: flags.ttl } : {}),
+      storage: flags.storage === "memory" ? "memory" : "file",
+      ...(typeof flags.ttl === "number" ? { ttlMs: flags.ttl } : {}),
     });
+    kv = await kvm.open(bucket);
   }
   const maxPayload = nc.info?.max_payload ?? Infinity;
   return { kv, maxValueBytes: Math.min(maxPayload, maxMsgSize > 0 ? maxMsgSize : Infinity) };

@@ -59,6 +59,27 @@ export function transportOf(servers: string | readonly string[]): NatsTransport 
 }
 
 /**
+ * The inbox prefix `nc` was opened with (`connectOptions.inboxPrefix`), or
+ * `undefined` for nats.js's default `_INBOX`. nats.js keeps a connection's
+ * options on it (`nc.options`, which its own JetStream client reads for the
+ * same purpose), so a connection opened elsewhere and handed to kvedge as
+ * `connection` still tells its prefix: a least-privilege identity may
+ * subscribe to `<prefix>.>` only, and every subscription kvedge makes must
+ * live there.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats, inboxPrefixOf } from "./connect.ts";
+ * const nc = await connectNats({ servers: "nats://127.0.0.1:4222", inboxPrefix: "_INBOX_edge" });
+ * console.log(inboxPrefixOf(nc)); // "_INBOX_edge"
+ * ```
+ */
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  const prefix = (nc as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
+  return typeof prefix === "string" && prefix !== "" ? prefix : undefined;
+}
+
+/**
  * Connects with the transport the `servers` URLs select (see
  * {@linkcode transportOf}). Over WebSocket, `wsFactory` in `options` supplies
  * the socket where the runtime has no global `WebSocket` or needs its own

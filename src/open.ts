@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type CacheLink, KvedgeCache } from "./cache.ts";
-import { connectNats, type ConnectNatsOptions, transportOf } from "./connect.ts";
+import { connectNats, type ConnectNatsOptions, inboxPrefixOf, transportOf } from "./connect.ts";
 import { assertRuntime } from "./runtime_check.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
@@ -15,6 +15,7 @@ import { type ResolvedOptions, resolveOptions } from "./options.ts";
 import { hubWritePrefix, RegionLink } from "./region.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "./server_version.ts";
 import { kvStreamName } from "./kv_layout.ts";
+import { ensureKvBucket } from "./kv_create.ts";
 import type { Cache, CacheOptions, ReadonlyCache } from "./types.ts";
 
 /** Deadline of the watcher's control calls (stream info, consumer create), ms. */
@@ -55,7 +56,12 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     wsFactory: typeof o.connectOptions?.wsFactory === "function",
   });
   const owns = o.connection === undefined;
-  const inboxPrefix = (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
+  // The watcher subscribes under the connection's inbox prefix: a given
+  // connection's own (a least-privilege identity may subscribe there only),
+  // else the one this cache connects with.
+  let inboxPrefix = o.connection
+    ? inboxPrefixOf(o.connection)
+    : (o.connectOptions?.inboxPrefix as string | undefined) ?? undefined;
   let link: CacheLink;
   try {
     link = await bind(o);
@@ -75,6 +81,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     await cache.startUnbound(() => bind(o), e);
     return cache;
   }
+  inboxPrefix = inboxPrefixOf(link.nc) ?? inboxPrefix;
   let cache: KvedgeCache<T> | undefined;
   try {
     cache = new KvedgeCache<T>({ options: o, ownsConnection: owns, ...link, inboxPrefix });
@@ -173,19 +180,16 @@ async function ensureBucket(
       // An older server would drop the unknown settings and make a bucket without TTL.
       assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `create bucket "${bucket}"`);
     }
-    const kvm = new Kvm(jetstream(nc, { timeout: timeoutMs }));
-    await kvm.create(
-      bucket,
-      {
-        replicas: create.replicas,
-        history: create.history,
-        ...(create.ttlMs > 0 ? { ttl: create.ttlMs } : {}),
-        ...(create.maxBytes > 0 ? { max_bytes: create.maxBytes } : {}),
-        ...(create.maxValueSize > 0 ? { maxValueSize: create.maxValueSize } : {}),
-        storage: create.storage === "memory" ? "memory" : "file",
-        ...(create.markerTtlMs > 0 ? { markerTTL: create.markerTtlMs } : {}),
-      } as Parameters<Kvm["create"]>[1],
-    );
+    // The stream natscli's `nats kv add` makes, so either tool accepts the other's bucket.
+    await ensureKvBucket(jsm, bucket, {
+      replicas: create.replicas,
+      history: create.history,
+      ttlMs: create.ttlMs,
+      maxBytes: create.maxBytes,
+      maxValueSize: create.maxValueSize,
+      storage: create.storage === "memory" ? "memory" : "file",
+      markerTtlMs: create.markerTtlMs,
+    });
   }
   try {
     return await jsm.streams.info(stream);

@@ -34,7 +34,11 @@ export interface RegionalMirrorOptions {
  * it already mirrors that bucket through that domain. The mirror keeps the
  * bucket's name (`KV_<bucket>`), so `nats kv` and kvedge read it by the
  * bucket's name; its history, TTL, value and size limits are the hub's.
- * Throws a `TypeError` if `KV_<bucket>` exists and is something else.
+ * Throws a `TypeError` if `KV_<bucket>` exists and is something else, or is
+ * a mirror that keeps fewer revisions per key (or for less time) than the
+ * hub's bucket — what `nats kv add <b> --mirror <b> --mirror-domain <hub>`
+ * makes when `--history` is left out: history read in the region would be
+ * cut short without a word.
  */
 export async function createRegionalMirror(
   nc: NatsConnection,
@@ -44,10 +48,10 @@ export async function createRegionalMirror(
   const timeout = options.timeoutMs ?? 10_000;
   const stream = kvStreamName(bucket);
   const local = await jetstreamManager(nc, { timeout, checkAPI: false });
+  let existing: StreamInfo | undefined;
   try {
-    const existing = await local.streams.info(stream);
+    existing = await local.streams.info(stream);
     hubWritePrefix(existing, bucket, options.hubDomain);
-    return existing;
   } catch (err) {
     if (err instanceof TypeError) throw err;
     if (!/stream not found/i.test(String((err as Error)?.message))) {
@@ -66,6 +70,10 @@ export async function createRegionalMirror(
     throw mapNatsError(err, `read ${stream} on the hub (domain "${options.hubDomain}")`, bucket);
   }
   const c = origin.config;
+  if (existing !== undefined) {
+    assertKeepsHistory(existing, origin, bucket);
+    return existing;
+  }
   const config: Partial<StreamConfig> & { name: string } = {
     name: stream,
     mirror: { name: stream, external: { api: domainApi(options.hubDomain) } },
@@ -87,4 +95,36 @@ export async function createRegionalMirror(
   } catch (err) {
     throw mapNatsError(err, `create the mirror ${stream} in the region`, bucket);
   }
+}
+
+/**
+ * Throws a `TypeError` if the mirror `local` keeps less of each key than the
+ * hub's bucket `origin`: fewer revisions, or a shorter max age.
+ */
+export function assertKeepsHistory(local: StreamInfo, origin: StreamInfo, bucket: string): void {
+  const have = local.config.max_msgs_per_subject ?? 0;
+  const want = origin.config.max_msgs_per_subject ?? 0;
+  const problems: string[] = [];
+  // 0 or -1: unlimited.
+  const limited = have > 0;
+  if (limited && (want <= 0 || have < want)) {
+    problems.push(`keeps ${have} revision(s) per key, the hub's bucket ${want > 0 ? want : "all"}`);
+  }
+  const haveAge = local.config.max_age ?? 0;
+  const wantAge = origin.config.max_age ?? 0;
+  if (haveAge > 0 && (wantAge === 0 || haveAge < wantAge)) {
+    problems.push(
+      `keeps values ${haveAge / 1e9} s, the hub's bucket ${
+        wantAge === 0 ? "forever" : `${wantAge / 1e9} s`
+      }`,
+    );
+  }
+  if (problems.length === 0) return;
+  const stream = kvStreamName(bucket);
+  throw new TypeError(
+    `Cannot use the mirror ${stream} in the region: it ${problems.join(", and ")}, so history ` +
+      `read in the region is cut short; remove it (\`nats stream rm ${stream}\`) and create it ` +
+      `again with \`deno task kv mirror ${bucket} --hub-domain <hub>\` (or \`nats kv add ${bucket} ` +
+      `--mirror ${bucket} --mirror-domain <hub> --history ${want > 0 ? want : 64}\`)`,
+  );
 }

@@ -11,7 +11,13 @@
  * @module
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import { nanos, NoRespondersError, nuid, TimeoutError } from "@nats-io/nats-core";
+import {
+  nanos,
+  NoRespondersError,
+  nuid,
+  PermissionViolationError,
+  TimeoutError,
+} from "@nats-io/nats-core";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -25,6 +31,8 @@ import {
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
 import { errorChain } from "./describe.ts";
+import { inboxPrefixOf } from "./connect.ts";
+import { PermissionError } from "./errors.ts";
 
 /** How the next consumer starts. */
 export type StartFrom =
@@ -88,7 +96,10 @@ export interface WatcherOptions {
   heartbeatMs: number;
   /** Callbacks. */
   handler: WatcherHandler;
-  /** Prefix of the delivery subject (the connection's `inboxPrefix`). Default `_INBOX`. */
+  /**
+   * Prefix of the delivery subject. Default: the connection's own
+   * `inboxPrefix` (nats.js keeps it on the connection), else `_INBOX`.
+   */
   inboxPrefix?: string;
   /** Longest deadline of a restart's control calls (stream info, consumer create), ms. Default 15000. */
   controlTimeoutMs?: number;
@@ -154,6 +165,10 @@ export class Watcher {
   /** Consecutive failed restart attempts (sets the deadlines of the next one). */
   #failures = 0;
   #createFailures = 0;
+  /** The subscription the server refused (permissions violation), and why. */
+  #refused: { sub: Subscription; error: PermissionError } | undefined;
+  /** The subscription whose consumer is being created. */
+  #creating: Subscription | undefined;
   readonly #drops = new Set<Promise<void>>();
 
   /** Builds an idle watcher; no I/O until {@link start}. */
@@ -370,7 +385,7 @@ export class Watcher {
   ): Promise<void> {
     const { nc, filter, heartbeatMs } = this.#o;
     const name = `kvedge_${nuid.next()}`;
-    const inbox = `${this.#o.inboxPrefix ?? "_INBOX"}.${name}`;
+    const inbox = `${this.#o.inboxPrefix ?? inboxPrefixOf(nc) ?? "_INBOX"}.${name}`;
     this.#dseq = 0;
     this.#caughtUp = false;
     // With no key filter every message of the stream is ours, so the stream's
@@ -430,7 +445,16 @@ export class Watcher {
     sub: Subscription,
   ): Promise<ConsumerInfo> {
     const jsm = await this.#manager(deadlineMs);
-    const info = await jsm.consumers.add(this.#stream, config);
+    let info: ConsumerInfo;
+    this.#creating = sub;
+    try {
+      info = await jsm.consumers.add(this.#stream, config);
+    } finally {
+      if (this.#creating === sub) this.#creating = undefined;
+    }
+    // The server refuses a subscription before it answers the create that
+    // followed it: a refused delivery subject fails the attempt as what it is.
+    if (this.#refused?.sub === sub) throw this.#refused.error;
     if (this.#sub !== sub) throw new Error("consumer create superseded by a newer restart");
     return info;
   }
@@ -468,6 +492,21 @@ export class Watcher {
   #onMsg(sub: Subscription, err: Error | null, msg: Msg): void {
     if (sub !== this.#sub) return; // a message for a consumer we already dropped
     if (err) {
+      if (errorChain(err).some((e) => e instanceof PermissionViolationError)) {
+        // Retrying cannot help until the identity or the prefix changes: the
+        // create waiting on this subscription fails with this error, and a
+        // restart (if none is waiting) retries it with backoff.
+        const error = new PermissionError(
+          `Cannot receive the watcher's deliveries on "${sub.getSubject()}": ` +
+            "the NATS credentials may not subscribe to it; connect with the inbox prefix " +
+            "the identity may subscribe to (connectOptions.inboxPrefix; the worker's NATS_INBOX_PREFIX)",
+          { cause: err },
+        );
+        this.#refused = { sub, error };
+        this.#o.handler.onError(`watcher subscription refused: ${error.message}`);
+        if (this.#creating !== sub) this.restart("subscription refused");
+        return;
+      }
       this.#o.handler.onError(`watcher subscription failed: ${describe(err)}`);
       this.restart("subscription error");
       return;

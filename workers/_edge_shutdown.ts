@@ -54,6 +54,17 @@ export async function closeResources(opened: EdgeResources, log: JsonLogger["log
   }
 }
 
+/**
+ * Stop signals whose repeats are the same stop delivered again, not an
+ * operator asking for "now": a service manager (systemd's default
+ * `KillMode=control-group`, `kill -- -<pgid>`) signals every process of the
+ * group, so under `deno task serve` the worker gets SIGTERM once from the
+ * manager and once more forwarded by `deno task`; a closed terminal sends
+ * SIGHUP to the whole session alike. SIGINT is interactive (Ctrl-C reaches
+ * the worker once): pressing it again forces the exit.
+ */
+export const REPEATABLE_SIGNALS: readonly string[] = ["SIGTERM", "SIGHUP"];
+
 /** Resolves with the name of the first stop signal received. */
 export async function waitForStopSignal(): Promise<string> {
   const stopped = Promise.withResolvers<string>();
@@ -65,12 +76,22 @@ export async function waitForStopSignal(): Promise<string> {
   return signal;
 }
 
-/** From now on a stop signal logs "forced exit" and exits with 1: a second signal while draining means "now". */
-export function exitOnNextSignal(logger: JsonLogger): void {
-  const force = () => {
-    logger.log("warn", "forced exit");
+/**
+ * From now on a stop signal logs "forced exit" and exits with 1: a second
+ * signal while draining means "now" — except a repeat of `first` when it is
+ * in {@linkcode REPEATABLE_SIGNALS} (the same stop reaching the worker twice),
+ * which is logged while the drain goes on. A service manager's hard stop is
+ * SIGKILL after its own timeout.
+ */
+export function exitOnNextSignal(logger: JsonLogger, first?: string): void {
+  const force = (signal: Deno.Signal) => () => {
+    if (signal === first && REPEATABLE_SIGNALS.includes(signal)) {
+      logger.log("info", "stop signal repeated, still draining", { signal });
+      return;
+    }
+    logger.log("warn", "forced exit", { signal });
     logger.flush();
     Deno.exit(1);
   };
-  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, force);
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, force(s));
 }

@@ -61,7 +61,8 @@ bucket and accepts writes without a token (development).
 
 Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
 yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
-signal exits at once. Exit codes: 0 after a graceful shutdown, 1 when NATS or
+SIGINT (or another signal) exits at once, a repeated SIGTERM or SIGHUP does not
+(a service manager's signal reaches the worker twice under deno task). Exit codes: 0 after a graceful shutdown, 1 when NATS or
 the listener cannot be set up, 2 for bad configuration or arguments.`;
 
 const logger = jsonLogger({ batch: true });
@@ -355,7 +356,7 @@ async function main(): Promise<number> {
   logListening(config, server, { opened, fileLimit, maxConnections });
 
   const signal = await waitForStopSignal();
-  exitOnNextSignal(logger);
+  exitOnNextSignal(logger, signal);
   log("info", "shutting down", { signal });
   await stop(config, server, { opened, shutdown });
   log("info", "stopped");

@@ -43,6 +43,7 @@ import { natsConnectionOptions, parseNatsEnv } from "../host/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection/define.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";
+import { REPEATABLE_SIGNALS } from "./_edge_shutdown.ts";
 import {
   type Flags,
   HELP,
@@ -218,17 +219,23 @@ function statusReporter(
 
 /**
  * Listens for SIGINT, SIGTERM and SIGHUP: the first resolves `requested`
- * with its name, a second exits with 130. `remove()` stops listening.
+ * with its name, a second exits with 130 — except a repeat of a first SIGTERM
+ * or SIGHUP (the same stop reaching the worker twice under `deno task`, see
+ * `REPEATABLE_SIGNALS`). `remove()` stops listening.
  */
 function listenForStop(): { requested: Promise<string>; remove(): void } {
   const stopRequested = Promise.withResolvers<string>();
-  let signals = 0;
+  let first: string | undefined;
   const onSignal = (name: string) => () => {
-    signals++;
-    if (signals > 1) {
+    if (first !== undefined) {
+      if (name === first && REPEATABLE_SIGNALS.includes(name)) {
+        log("info", "stop signal repeated, still stopping", { signal: name });
+        return;
+      }
       log("warn", "second signal: exiting at once", { signal: name });
       Deno.exit(130);
     }
+    first = name;
     stopRequested.resolve(name);
   };
   const onInt = onSignal("SIGINT");
@@ -318,8 +325,9 @@ async function main(): Promise<number> {
     });
   } finally {
     clearInterval(ticker);
-    stop.remove();
+    // Still listening while releasing: a repeated SIGTERM is logged, a second Ctrl-C exits.
     await release(running);
+    stop.remove();
   }
 }
 

@@ -9,6 +9,7 @@ import { CliError, UsageError } from "../cli/errors.ts";
 import { quote } from "../cli/output.ts";
 import { formatDuration } from "../cli/units.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
+import { ensureKvBucket } from "../../src/kv_create.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "../../src/server_version.ts";
 import { UnsupportedError } from "../../mod.ts";
 import {
@@ -16,7 +17,6 @@ import {
   checkBucket,
   type Ctx,
   isApiError,
-  kvm,
   manager,
   out,
   STREAM_NOT_FOUND,
@@ -91,7 +91,17 @@ export async function cmdAdd(ctx: Ctx): Promise<number> {
       );
     }
   } else {
-    await kvm(nc, ctx).create(bucket, want);
+    // The stream `nats kv add` makes (src/kv_create.ts): each tool accepts the other's bucket.
+    await ensureKvBucket(jsm, bucket, {
+      history: want.history,
+      replicas: want.replicas,
+      ttlMs: want.ttl,
+      maxBytes: want.max_bytes,
+      maxValueSize: want.maxValueSize,
+      storage: storage === StorageType.Memory ? "memory" : "file",
+      markerTtlMs: want.markerTTL,
+      description: want.description,
+    });
   }
   const si = await bucketInfo(jsm, bucket);
   out(ctx, bucketJson(si), () => renderInfo(si));

@@ -62,6 +62,16 @@ export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | 
    * Isolates live seconds, so a full sync per cold start is usually the wrong trade.
    */
   waitForSync?: boolean;
+  /**
+   * Called with the error each time opening the connection and caches fails
+   * (NATS unreachable, credentials refused, a bucket missing): the request
+   * that tried answers a problem (`503 unavailable`, or `403
+   * upstream_forbidden` for a permission the identity lacks) that names no
+   * cause, so log it here, e.g. `onOpenError: (err) => console.error(err)`.
+   * The error is also kept as {@link FetchHandler.lastOpenError}. An
+   * exception it throws is ignored.
+   */
+  onOpenError?: (error: unknown) => void;
 }
 
 /** A facade for `export default { fetch }` / `Deno.serve(handler.fetch)`. */
@@ -76,6 +86,8 @@ export interface FetchHandler extends AsyncDisposable {
   caches(): Promise<Record<string, Cache<unknown>>>;
   /** Ends open SSE streams, closes the caches and the connection. A later request opens them again. */
   close(): Promise<void>;
+  /** Why the last opening failed; `undefined` before any failure and once an opening succeeds. */
+  lastOpenError(): unknown;
 }
 
 interface Opened {
@@ -109,10 +121,12 @@ interface Opened {
  */
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   validate(options);
-  const { servers, connectOptions, buckets, local, waitForSync, ...appOptions } = options;
+  const { servers, connectOptions, buckets, local, waitForSync, onOpenError, ...appOptions } =
+    options;
   const serverList = typeof servers === "string" ? servers.split(",") : servers;
   let opened: Opened | undefined;
   let opening: Promise<Opened> | undefined;
+  let lastOpenError: unknown;
 
   /** Set once the runtime refused the shared connection to a later request: then one per request. */
   let perRequest = false;
@@ -176,11 +190,18 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       (o) => {
         opened = o;
         opening = undefined;
+        lastOpenError = undefined;
         return o;
       },
       (err) => {
         // The next request tries again: an isolate must not stay broken after a blip.
         opening = undefined;
+        lastOpenError = err;
+        try {
+          onOpenError?.(err);
+        } catch {
+          // A failing logger must not turn the 503 into a crash.
+        }
         throw err;
       },
     );
@@ -263,6 +284,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     fetch,
     caches: async () => ({ ...(await ensure()).caches }),
     close,
+    lastOpenError: () => lastOpenError,
     [Symbol.asyncDispose]: close,
   };
 }

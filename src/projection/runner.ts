@@ -186,7 +186,7 @@ class Runner implements ProjectionRunner {
         : { writePrefix: `${domainApi(this.#o.hubDomain)}.${kvSubjectPrefix(bucket)}` }),
     });
     await this.#setup(this.#o.fromStart);
-    await ensureTarget(this.#jsm, this.#js, this.projection);
+    await ensureTarget(this.#jsm, this.projection);
     this.#loop = this.#run();
     if (this.#o.statusIntervalMs > 0) {
       this.#timer = setInterval(() => void this.#refresh(), this.#o.statusIntervalMs);

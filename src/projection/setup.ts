@@ -12,11 +12,10 @@ import {
   DeliverPolicy,
   JetStreamApiCodes,
   type JetStreamApiError,
-  type JetStreamClient,
   type JetStreamManager,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { ensureKvBucket } from "../kv_create.ts";
 import { KvedgeError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName } from "../kv_layout.ts";
@@ -40,7 +39,6 @@ export function apiCode(err: unknown): number | undefined {
  */
 export async function ensureTarget(
   jsm: JetStreamManager,
-  js: JetStreamClient,
   projection: Projection<unknown>,
 ): Promise<void> {
   const { bucket, create } = projection.target;
@@ -60,17 +58,15 @@ export async function ensureTarget(
   }
   const c: CreateBucketOptions = create === true ? {} : create;
   try {
-    await new Kvm(js).create(
-      bucket,
-      {
-        replicas: c.replicas ?? 1,
-        history: c.history ?? 10,
-        ...(c.ttlMs ? { ttl: c.ttlMs } : {}),
-        ...(c.maxBytes && c.maxBytes > 0 ? { max_bytes: c.maxBytes } : {}),
-        ...(c.maxValueSize && c.maxValueSize > 0 ? { maxValueSize: c.maxValueSize } : {}),
-        storage: c.storage === "memory" ? "memory" : "file",
-      } as Parameters<Kvm["create"]>[1],
-    );
+    // The stream `nats kv add` makes (src/kv_create.ts): each tool accepts the other's bucket.
+    await ensureKvBucket(jsm, bucket, {
+      replicas: c.replicas ?? 1,
+      history: c.history ?? 10,
+      ttlMs: c.ttlMs ?? 0,
+      maxBytes: c.maxBytes ?? 0,
+      maxValueSize: c.maxValueSize ?? 0,
+      storage: c.storage === "memory" ? "memory" : "file",
+    });
   } catch (err) {
     throw mapNatsError(err, `create target bucket "${bucket}"`, bucket);
   }

@@ -23,6 +23,7 @@ if (NATS === undefined) {
 }
 
 const WORKER = fileURLToPath(new URL("../../workers/edge.ts", import.meta.url));
+const KV_SCRIPT = fileURLToPath(new URL("../../scripts/kv.ts", import.meta.url));
 
 interface Run {
   code: number;
@@ -262,6 +263,87 @@ Deno.test({
           },
         );
       }
+
+      await t.step(
+        "buckets made by kvedge (openCache, deno task kv add) are the stream nats kv add makes",
+        async () => {
+          // Settings each tool can express, and the flags that say them to natscli.
+          const cases: { create: Record<string, unknown>; kvFlags: string[]; cli: string[] }[] = [
+            { create: { history: 10 }, kvFlags: ["--history", "10"], cli: ["--history=10"] },
+            {
+              create: { history: 1, ttlMs: 30_000, storage: "memory" },
+              kvFlags: ["--history", "1", "--ttl", "30s", "--storage", "memory"],
+              cli: ["--ttl=30s", "--storage=memory"],
+            },
+            {
+              create: { history: 5, ttlMs: 3_600_000, maxBytes: 1 << 20, maxValueSize: 1024 },
+              kvFlags: [
+                "--history",
+                "5",
+                "--ttl",
+                "1h",
+                "--max-bucket-size",
+                "1048576",
+                "--max-value-size",
+                "1024",
+              ],
+              cli: [
+                "--history=5",
+                "--ttl=1h",
+                "--max-bucket-size=1048576",
+                "--max-value-size=1024",
+              ],
+            },
+          ];
+          if (versionAtLeast(nc.info?.version, PER_KEY_TTL_VERSION)) {
+            cases.push({
+              create: { history: 2, markerTtlMs: 5_000 },
+              kvFlags: ["--history", "2", "--marker-ttl", "5s"],
+              cli: ["--history=2", "--marker-ttl=5s"],
+            });
+          }
+          const config = async (bucket: string) => {
+            const c = JSON.parse(await natsOk(srv, home, "stream", "info", "-j", `KV_${bucket}`))
+              .config;
+            // What differs by name only.
+            delete c.name;
+            delete c.subjects;
+            return c;
+          };
+          for (const { create, kvFlags, cli } of cases) {
+            const byCli = uniqueBucket("cli");
+            await natsOk(srv, home, "kv", "add", byCli, ...cli);
+            const byCache = uniqueBucket("lib");
+            const c = await openCache({
+              connection: nc,
+              bucket: byCache,
+              create,
+              local: { maxItems: 10 },
+            } as CacheOptions<unknown>);
+            await c.close();
+            const byTask = uniqueBucket("task");
+            const task = await new Deno.Command(Deno.execPath(), {
+              args: ["run", "-A", KV_SCRIPT, "add", byTask, ...kvFlags],
+              env: { NATS_URL: srv.tcpUrl, NO_COLOR: "1" },
+              stdin: "null",
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+            assert.equal(task.code, 0, new TextDecoder().decode(task.stderr));
+            const want = await config(byCli);
+            assert.deepEqual(
+              await config(byCache),
+              want,
+              `openCache create ${JSON.stringify(create)}`,
+            );
+            assert.deepEqual(await config(byTask), want, `deno task kv add ${kvFlags.join(" ")}`);
+            // So natscli accepts kvedge's buckets as its own (it failed with "stream name
+            // already in use" while deny_delete differed).
+            await natsOk(srv, home, "kv", "add", byCache, ...cli);
+            await natsOk(srv, home, "kv", "add", byTask, ...cli);
+          }
+        },
+      );
 
       await t.step("kvedge reads what the CLI wrote in a bucket kvm opens too", async () => {
         // Both speak the standard layout: a raw @nats-io/kv client agrees.

@@ -192,7 +192,7 @@ Deno.test(
         "--port",
         String(port),
         "--allow-net=127.0.0.1",
-        "--allow-env=NATS_URL,KVEDGE_BUCKETS",
+        "--allow-env=NATS_URL,KVEDGE_BUCKETS,NATS_USER,NATS_PASSWORD,NATS_TOKEN,NATS_INBOX_PREFIX",
         EXAMPLE,
       ],
       env: { NATS_URL: srv.wsUrl!, KVEDGE_BUCKETS: bucket },

@@ -47,16 +47,17 @@ Deno.test("JSR: deno publish --dry-run is clean and publishes only the library",
   assert.doesNotMatch(out, /warning/i, out);
   // One line per file: "   file:///…/src/open.ts (7.64KB)".
   const files = [...out.matchAll(/^\s+file:\/\/(\S+) \(/gm)].map((m) => m[1]!.slice(ROOT.length));
-  for (const f of ["mod.ts", "LICENSE", "README.md", "src/open.ts"]) {
+  for (const f of ["mod.ts", "workerd.ts", "LICENSE", "README.md", "src/open.ts"]) {
     assert.ok(files.includes(f), `${f} is not published:\n${out}`);
   }
   const outside = files.filter((f) =>
-    !["mod.ts", "LICENSE", "README.md", "deno.json"].includes(f) && !f.startsWith("src/")
+    !["mod.ts", "workerd.ts", "LICENSE", "README.md", "deno.json"].includes(f) &&
+    !f.startsWith("src/")
   );
   assert.deepEqual(
     outside,
     [],
-    "only mod.ts, src/, README.md, LICENSE (and deno.json) are published",
+    "only the entry points (mod.ts, workerd.ts), src/, README.md, LICENSE (and deno.json) are published",
   );
 });
 
