@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { GatedServeOptions, GateStats } from "./edge_listener.ts";
+import type { GatedServeOptions, GateStats } from "./edge_gate.ts";
 
 const REFUSAL_BODY = JSON.stringify({
   type: "urn:kvedge:problem:unavailable",

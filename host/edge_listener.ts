@@ -24,82 +24,20 @@
  * same promises at about half the throughput and three descriptors per
  * connection instead of one.
  *
- * This file holds the gate's options and the two ways to serve
- * ({@link serveGated}, {@link serveDirect}); the accept loop is in
+ * This file holds the two ways to serve ({@link serveGated},
+ * {@link serveDirect}); the gate's options, events and counters are in
+ * `edge_gate.ts` (shared with the files below); the accept loop is in
  * `edge_accept.ts`, the hand-off in `edge_handoff.ts`, the byte pipe in
  * `edge_pipe.ts`, and the open-file limit that sizes the cap in
  * `open_files.ts`.
  *
  * @module
  */
+import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
 import { servePiped } from "./edge_pipe.ts";
 import { nativeServeOnConnection, serveHandedOff } from "./edge_handoff.ts";
 
-/** Options of {@link serveGated}. */
-export interface GatedServeOptions {
-  /** TCP address to listen on. */
-  hostname: string;
-  /** TCP port (0: any free port). */
-  port: number;
-  /** Most open client connections. Positive. */
-  maxConnections: number;
-  /**
-   * A connection must send each complete request head within this, in ms:
-   * from its opening, then (handed-off connections) from the end of the
-   * previous response, so a keep-alive connection idle this long closes too.
-   * The byte pipe bounds the first head only.
-   */
-  headerTimeoutMs: number;
-  /** A connection with no bytes either way for this long is closed, in ms. */
-  idleTimeoutMs: number;
-  /**
-   * Answers requests (the app's `fetch`); `info.remoteAddr` is the client's
-   * address where the gate knows it (not through the byte pipe).
-   */
-  handler: (
-    request: Request,
-    info?: { remoteAddr: Deno.Addr },
-  ) => Response | Promise<Response>;
-  /** Renders an error a handler threw. */
-  onError?: (error: unknown) => Response | Promise<Response>;
-  /** Reports gate events (shed, refused, accept errors) for the log. */
-  onEvent?: (event: GateEvent) => void;
-  /**
-   * Pass bytes through a private Unix socket even where connections can be
-   * handed to `Deno.serve` (the fallback; about half the throughput).
-   */
-  pipe?: boolean;
-}
-
-/** Something the gate did that an operator may want to see. */
-export type GateEvent =
-  | { type: "accept_error"; error: unknown; retryInMs: number }
-  | { type: "refused"; open: number }
-  | { type: "shed"; reason: "capacity" | "header_timeout" | "idle_timeout" };
-
-/** Counters of the gate. */
-export interface GateStats {
-  /** Client connections open now. */
-  open: number;
-  /** Connections accepted since start. */
-  accepted: number;
-  /** Connections refused at the cap (503). */
-  refused: number;
-  /** Connections closed by the gate: shed at the cap or timed out. */
-  shed: number;
-  /** Accept errors survived. */
-  acceptErrors: number;
-}
-
-/** A running gated server. */
-export interface GatedServer {
-  /** The TCP address it listens on. */
-  addr: Deno.NetAddr;
-  /** Counters. */
-  stats(): GateStats;
-  /** Stops accepting, lets in-flight requests finish, closes every connection. */
-  shutdown(): Promise<void>;
-}
+export type { GatedServeOptions, GatedServer, GateEvent, GateStats } from "./edge_gate.ts";
 
 /**
  * Serves `handler` behind the connection gate (see the module doc).

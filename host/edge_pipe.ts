@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { GatedServeOptions, GatedServer, GateStats } from "./edge_listener.ts";
+import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
 import { withDeadline } from "../src/watcher.ts";
 

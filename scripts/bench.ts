@@ -18,8 +18,8 @@ import type { BenchContext, Scenario, ScenarioResult } from "./bench/_harness.ts
 import { cleanupAll, ROOT } from "./bench/_processes.ts";
 import { machineInfo, writeResult } from "./bench/_results.ts";
 import { table } from "./bench/_table.ts";
-import { type FlagSpec, parseArgs } from "./_cli_args.ts";
-import { UsageError } from "./_cli_errors.ts";
+import { type FlagSpec, parseArgs } from "./cli/args.ts";
+import { UsageError } from "./cli/errors.ts";
 import { scenario as bookmark } from "./bench/bookmark.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
 import { scenario as http } from "./bench/http.ts";

@@ -11,15 +11,15 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { commandHelp, parseArgs } from "./_cli_args.ts";
-import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
-import { UsageError } from "./_cli_errors.ts";
-import { runMain } from "./_cli_main.ts";
-import { eprintln, println, quote } from "./_cli_output.ts";
-import { findCommand, mainHelp, PROGRAM } from "./_kv_spec.ts";
-import type { Ctx } from "./_kv_context.ts";
-import { cmdAdd, cmdInfo, cmdLs, cmdMirror } from "./_kv_buckets.ts";
-import { cmdDel, cmdGet, cmdHistory, cmdKeys, cmdPurge, cmdWatch, writeCmd } from "./_kv_keys.ts";
+import { commandHelp, parseArgs } from "./cli/args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./cli/connect.ts";
+import { UsageError } from "./cli/errors.ts";
+import { runMain } from "./cli/main.ts";
+import { eprintln, println, quote } from "./cli/output.ts";
+import { findCommand, mainHelp, PROGRAM } from "./kv/spec.ts";
+import type { Ctx } from "./kv/context.ts";
+import { cmdAdd, cmdInfo, cmdLs, cmdMirror } from "./kv/buckets.ts";
+import { cmdDel, cmdGet, cmdHistory, cmdKeys, cmdPurge, cmdWatch, writeCmd } from "./kv/keys.ts";
 
 const HANDLERS: Record<string, (ctx: Ctx) => Promise<number>> = {
   add: cmdAdd,

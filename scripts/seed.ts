@@ -19,16 +19,16 @@ import { ensureKvBucket } from "../src/kv_create.ts";
 import { kvStreamName } from "../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
-import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./_cli_args.ts";
-import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
-import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
-import { runMain } from "./_cli_main.ts";
-import { eprintln, println, quote } from "./_cli_output.ts";
-import { generateRecords } from "./_seed_generate.ts";
-import { readRecords } from "./_seed_input.ts";
-import { type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
-import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./_seed_lib.ts";
-import { progressLine } from "./_seed_progress.ts";
+import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./cli/args.ts";
+import { connectFlags, connectFromFlags, GLOBAL_FLAGS } from "./cli/connect.ts";
+import { CliError, oneLine, UsageError } from "./cli/errors.ts";
+import { runMain } from "./cli/main.ts";
+import { eprintln, println, quote } from "./cli/output.ts";
+import { generateRecords } from "./seed/generate.ts";
+import { readRecords } from "./seed/input.ts";
+import { type SeedFormat, SeedInputError, type SeedRecord } from "./seed/record.ts";
+import { DEFAULT_WINDOW, seed, type SeedProgress, type SeedResult } from "./seed/loop.ts";
+import { progressLine } from "./seed/progress.ts";
 
 const PROGRAM = "deno task seed";
 

@@ -23,8 +23,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { openCache, UnavailableError } from "../mod.ts";
 import { startNatsServer } from "../host/nats_server.ts";
-import { type FlagSpec, parseArgs } from "./_cli_args.ts";
-import { UsageError } from "./_cli_errors.ts";
+import { type FlagSpec, parseArgs } from "./cli/args.ts";
+import { UsageError } from "./cli/errors.ts";
 
 /** Command-line settings, with their defaults. */
 interface SoakOptions {

@@ -1,7 +1,7 @@
 /**
  * The cuttable TCP proxy, shared with the bench harness: see
- * `scripts/_proxy.ts`.
+ * `testing/proxy.ts`.
  *
  * @module
  */
-export { type Frame, type Proxy, type ProxyOptions, startProxy } from "../scripts/_proxy.ts";
+export { type Frame, type Proxy, type ProxyOptions, startProxy } from "../testing/proxy.ts";

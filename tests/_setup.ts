@@ -1,23 +1,23 @@
 /**
  * Test helpers: real `nats-server` processes on free loopback ports in
- * temporary directories and waiting without sleeps (both from `scripts/`:
- * `_server.ts`, `_cluster.ts`, `_regions.ts`, `_wait_for.ts`, shared with the
+ * temporary directories and waiting without sleeps (both from `testing/`:
+ * `server.ts`, `cluster.ts`, `regions.ts`, `wait_for.ts`, shared with the
  * bench harness, re-exported here), connections and hub-and-regions
  * topologies, plus unique bucket names and edge workers.
  *
  * @module
  */
 
-import { waitFor } from "../scripts/_wait_for.ts";
+import { waitFor } from "../testing/wait_for.ts";
 
-export { type ClusterHandle, startCluster, type StartClusterOptions } from "../scripts/_cluster.ts";
+export { type ClusterHandle, startCluster, type StartClusterOptions } from "../testing/cluster.ts";
 export {
   connectTo,
   type ServerHandle,
   startServer,
   type StartServerOptions,
   urlFor,
-} from "../scripts/_server.ts";
+} from "../testing/server.ts";
 export {
   HUB_DOMAIN,
   LEAF_PASSWORDS,
@@ -27,9 +27,9 @@ export {
   startRegions,
   type StartRegionsOptions,
   topologyConfig,
-} from "../scripts/_regions.ts";
-export { suiteTransport } from "../scripts/_transport.ts";
-export { type Truthy, waitFor, type WaitForOptions } from "../scripts/_wait_for.ts";
+} from "../testing/regions.ts";
+export { suiteTransport } from "../testing/transport.ts";
+export { type Truthy, waitFor, type WaitForOptions } from "../testing/wait_for.ts";
 
 /**
  * A bucket name no other test uses: `<prefix>_<8 hex digits>`.
@@ -62,7 +62,7 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
     }
   }
 }
-// ---- regions over leaf nodes ---------------------------------------------------------------
+// ---- edge workers --------------------------------------------------------------------------
 
 /** A `deno task serve` worker started by {@linkcode spawnEdge}. */
 export interface EdgeProcess extends AsyncDisposable {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { type ClusterHandle, startCluster } from "../_cluster.ts";
-import { type ServerHandle, startServer } from "../_server.ts";
+import { type ClusterHandle, startCluster } from "../../testing/cluster.ts";
+import { type ServerHandle, startServer } from "../../testing/server.ts";
 
 const children = new Set<Deno.ChildProcess>();
 const cleanups = new Set<() => Promise<void>>();

@@ -15,7 +15,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Bookmark, openCache } from "../../mod.ts";
 import type { Cache } from "../../mod.ts";
-import { startProxy } from "../_proxy.ts";
+import { startProxy } from "../../testing/proxy.ts";
 import { infoRow, percentile, ratioRow, type Scenario, stat } from "./_harness.ts";
 import { benchBucket, connectRaw, until } from "./_helpers.ts";
 import { benchServer } from "./_processes.ts";

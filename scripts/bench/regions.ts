@@ -5,7 +5,7 @@
  * `kv.watch()` on the same mirror, at 1 000 writes/s. Also: a regional
  * edge's own `set()` in region "eu" (through the hub) → visible in "us".
  *
- * The WAN links are loopback proxies (scripts/_proxy.ts) with no added delay:
+ * The WAN links are loopback proxies (testing/proxy.ts) with no added delay:
  * the figures are the cost of the mirror hop, not of a real WAN. Writer and
  * receivers share this process's clock; variants alternate per repetition.
  *
@@ -15,8 +15,13 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Cache, openCache } from "../../mod.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
-import { HUB_DOMAIN, LEAF_PASSWORDS, type RegionHandle, startRegions } from "../_regions.ts";
-import { connectTo } from "../_server.ts";
+import {
+  HUB_DOMAIN,
+  LEAF_PASSWORDS,
+  type RegionHandle,
+  startRegions,
+} from "../../testing/regions.ts";
+import { connectTo } from "../../testing/server.ts";
 import { infoRow, type Row, type Scenario, stat } from "./_harness.ts";
 import { benchBucket, until } from "./_helpers.ts";
 import {

@@ -19,7 +19,7 @@
 import { Kvm } from "@nats-io/kv";
 import { RUNTIMES } from "../../host/runtimes.ts";
 import { connectNats } from "../../src/connect.ts";
-import { startServer } from "../_server.ts";
+import { startServer } from "../../testing/server.ts";
 import { infoRow, type Row, type Scenario, skippedRow, type Stat, stat } from "./_harness.ts";
 import { benchBucket } from "./_helpers.ts";
 import { DENO, ROOT } from "./_processes.ts";

@@ -9,8 +9,8 @@
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateRecords } from "../_seed_generate.ts";
-import { DEFAULT_WINDOW } from "../_seed_lib.ts";
+import { generateRecords } from "../seed/generate.ts";
+import { DEFAULT_WINDOW } from "../seed/loop.ts";
 import { infoRow, ratioRow, type Scenario, stat } from "./_harness.ts";
 import { benchBucket, connectRaw } from "./_helpers.ts";
 import { benchServer, DENO, ROOT } from "./_processes.ts";

@@ -16,7 +16,7 @@
 import { Kvm } from "@nats-io/kv";
 import { createFetchHandler, openCache } from "../../mod.ts";
 import { connectNats, type NatsTransport } from "../../src/connect.ts";
-import { startServer, urlFor } from "../_server.ts";
+import { startServer, urlFor } from "../../testing/server.ts";
 import { percentile, ratioRow, type Scenario, type Stat, stat } from "./_harness.ts";
 import { benchBucket } from "./_helpers.ts";
 import { childArgs, emit, runChild } from "./_processes.ts";

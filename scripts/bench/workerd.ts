@@ -19,7 +19,7 @@
 import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../../src/connect.ts";
 import { freePort } from "../../host/free_port.ts";
-import { startServer } from "../_server.ts";
+import { startServer } from "../../testing/server.ts";
 import { percentile, ratioRow, type Row, type Scenario, type Stat, stat } from "./_harness.ts";
 import { benchBucket, sleep } from "./_helpers.ts";
 import { DENO, ROOT, spawn, type Spawned } from "./_processes.ts";

@@ -156,7 +156,7 @@ export async function load<T>(
     c.aborter.signal.removeEventListener("abort", onClose);
   }
   // Rule 5: what the loader said during an outage is not checked against KV,
-  // so it is dropped when the connection returns (see #revalidateOffline);
+  // so it is dropped when the connection returns (see `revalidateOffline`);
   // an answer that arrives after the return is served once and not kept.
   const unchecked = !connected && c.connected;
   if (!connected && !unchecked) {

@@ -38,7 +38,7 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
         // Resume from the stream's first sequence instead of re-reading the
         // bucket: whatever left the stream below it was either replaced by a
         // later change (delivered now) or is gone from the bucket, and
-        // #onCaughtUp drops those entries.
+        // `onCaughtUp` drops those entries.
         c.gapFloor = Math.max(c.gapFloor, first);
         return true;
       },

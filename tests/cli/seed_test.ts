@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { type KV, Kvm } from "@nats-io/kv";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
-import { seed, type SeedProgress } from "../../scripts/_seed_lib.ts";
-import { generateRecords } from "../../scripts/_seed_generate.ts";
-import { readRecords } from "../../scripts/_seed_input.ts";
-import type { SeedRecord } from "../../scripts/_seed_record.ts";
+import { seed, type SeedProgress } from "../../scripts/seed/loop.ts";
+import { generateRecords } from "../../scripts/seed/generate.ts";
+import { readRecords } from "../../scripts/seed/input.ts";
+import type { SeedRecord } from "../../scripts/seed/record.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/seed.ts`;

@@ -1,14 +1,16 @@
 /**
  * The house rules of the source tree, checked: the library (`src/`, `mod.ts`)
  * never imports the host side (`host/`), the workers, the scripts or the
- * tests; scripts and workers never import from `tests/`. Starts no server.
+ * tests; host, workers, scripts and the harness in `testing/` never import
+ * from `tests/`; no test fixture lives under `scripts/`, whose top level has
+ * no `_` helpers; no static import cycle anywhere reachable from the entry
+ * points. Starts no server.
  */
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../../", import.meta.url);
 const IMPORT =
   /(?:^|\s)(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s*["']([^"']+)["']/gm;
-/(?:^|\s)(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 /** Every `.ts` file under `dir` (relative to the project root). */
 async function tsFiles(dir: string): Promise<string[]> {
@@ -21,17 +23,31 @@ async function tsFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-/** The project-relative targets of the relative imports of `file`. */
-async function importsOf(file: string): Promise<string[]> {
-  const text = await Deno.readTextFile(new URL(file, ROOT));
+/** `text` without its block comments and whole-line `//` comments (JSDoc examples import too). */
+function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+/**
+ * The project-relative targets of the relative imports of `file`; with
+ * `staticOnly`, without the `import("...")` calls.
+ */
+async function importsOf(file: string, staticOnly = false): Promise<string[]> {
+  const text = withoutComments(await Deno.readTextFile(new URL(file, ROOT)));
   const out: string[] = [];
   for (const m of text.matchAll(IMPORT)) {
+    if (staticOnly && m[2] !== undefined) continue;
     const spec = m[1] ?? m[2] ?? m[3]!;
     if (!spec.startsWith(".")) continue;
     const target = new URL(spec, new URL(file, ROOT)).href.slice(ROOT.href.length);
     out.push(target);
   }
   return out;
+}
+
+/** Every `.ts` file under `tests/` but the tests of the scripts (`tests/cli/*_test.ts`). */
+async function notCliTests(): Promise<string[]> {
+  return (await tsFiles("tests")).filter((f) => !/^tests\/cli\/[^/]+_test\.ts$/.test(f));
 }
 
 /** `file → target` for every import of a file under `from` into one of `forbidden`. */
@@ -53,8 +69,30 @@ Deno.test("the library imports neither the host side, the workers, the scripts n
   assert.deepEqual(bad, []);
 });
 
-Deno.test("host, workers and scripts never import from tests/", async () => {
-  const bad = await crossings(["host", "workers", "scripts"], ["tests/"]);
+Deno.test("host, workers, scripts and testing never import from tests/", async () => {
+  const bad = await crossings(["host", "workers", "scripts", "testing"], ["tests/"]);
+  assert.deepEqual(bad, []);
+});
+
+Deno.test("the harness in testing/ is used by tests and scripts only, and uses no script", async () => {
+  assert.deepEqual(await crossings(["mod.ts", "src", "host", "workers"], ["testing/"]), []);
+  assert.deepEqual(await crossings(["testing"], ["scripts/"]), []);
+});
+
+Deno.test("no fixture under scripts/: only the tests of the scripts (tests/cli/*_test.ts) import it", async () => {
+  // A fixture (a server, a proxy, waitFor) moved back under scripts/ is
+  // imported by tests/_setup.ts or by tests of other areas; the tests of the
+  // CLI tools and the bench import the modules they test, which is allowed.
+  const others = ["mod.ts", "workerd.ts", "src", "host", "workers", "testing"];
+  const bad = await crossings([...others, ...await notCliTests()], ["scripts/"]);
+  assert.deepEqual(bad, []);
+});
+
+Deno.test("scripts/ has no _-prefixed files at its top level: helpers live in a tool's folder", async () => {
+  const bad: string[] = [];
+  for await (const e of Deno.readDir(new URL("scripts/", ROOT))) {
+    if (e.isFile && e.name.startsWith("_")) bad.push(`scripts/${e.name}`);
+  }
   assert.deepEqual(bad, []);
 });
 
@@ -63,4 +101,108 @@ Deno.test("the import scanner sees the imports it judges", async () => {
   const seen = await importsOf("workers/edge.ts");
   assert.ok(seen.some((t) => t.startsWith("host/")), seen.join(", "));
   assert.ok(seen.includes("mod.ts") || seen.some((t) => t.startsWith("src/")), seen.join(", "));
+});
+
+/**
+ * The static import graph of the `.ts` files reachable from `entries`
+ * (files or folders), followed through every relative import.
+ */
+async function importGraph(entries: string[]): Promise<Map<string, string[]>> {
+  const graph = new Map<string, string[]>();
+  const todo: string[] = [];
+  for (const entry of entries) {
+    todo.push(...(entry.endsWith(".ts") ? [entry] : await tsFiles(entry)));
+  }
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    if (graph.has(file) || !file.endsWith(".ts")) continue;
+    const targets = await importsOf(file, true);
+    graph.set(file, targets);
+    todo.push(...targets);
+  }
+  return graph;
+}
+
+/** Every import cycle of `graph`: its strongly connected components of two or more files (or a file importing itself). */
+function cycles(graph: Map<string, string[]>): string[][] {
+  // Tarjan's algorithm, iterative over an explicit stack of (file, next edge).
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const out: string[][] = [];
+  let next = 0;
+  for (const root of graph.keys()) {
+    if (index.has(root)) continue;
+    const work: [string, number][] = [[root, 0]];
+    index.set(root, next);
+    low.set(root, next++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      const [file, i] = top;
+      const edges = graph.get(file) ?? [];
+      if (i < edges.length) {
+        top[1]++;
+        const to = edges[i]!;
+        if (!graph.has(to)) continue;
+        if (!index.has(to)) {
+          index.set(to, next);
+          low.set(to, next++);
+          stack.push(to);
+          onStack.add(to);
+          work.push([to, 0]);
+        } else if (onStack.has(to)) {
+          low.set(file, Math.min(low.get(file)!, index.get(to)!));
+        }
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent[0], Math.min(low.get(parent[0])!, low.get(file)!));
+      if (low.get(file) === index.get(file)) {
+        const component: string[] = [];
+        let member: string;
+        do {
+          member = stack.pop()!;
+          onStack.delete(member);
+          component.push(member);
+        } while (member !== file);
+        if (component.length > 1 || edges.includes(file)) out.push(component.sort());
+      }
+    }
+  }
+  return out;
+}
+
+const ENTRIES = ["mod.ts", "workerd.ts", "workers", "scripts", "host", "src"];
+
+Deno.test("no import cycle in src/ or host/ (static imports from every entry point)", async () => {
+  const graph = await importGraph(ENTRIES);
+  // Guards against a walk that reaches nothing: the facade and the gate are in it.
+  assert.ok(
+    graph.has("src/cache.ts") && graph.has("host/edge_listener.ts"),
+    [...graph.keys()].join(),
+  );
+  const found = cycles(graph).filter((c) => c.some((f) => /^(src|host)\//.test(f)));
+  assert.deepEqual(found.map((c) => c.join(" ↔ ")), []);
+});
+
+Deno.test("no import cycle anywhere reachable from the entry points", async () => {
+  const found = cycles(await importGraph(ENTRIES));
+  assert.deepEqual(found.map((c) => c.join(" ↔ ")), []);
+});
+
+Deno.test("the cycle finder finds a cycle, a self-import and nothing in a tree", () => {
+  // Guards the cycle tests against a finder that finds nothing.
+  const graph = new Map([
+    ["a.ts", ["b.ts"]],
+    ["b.ts", ["c.ts", "d.ts"]],
+    ["c.ts", ["a.ts"]],
+    ["d.ts", ["d.ts"]],
+    ["e.ts", ["a.ts"]],
+  ]);
+  assert.deepEqual(cycles(graph).map((c) => c.join(" ")).sort(), ["a.ts b.ts c.ts", "d.ts"]);
+  assert.deepEqual(cycles(new Map([["x.ts", ["y.ts"]], ["y.ts", []]])), []);
 });

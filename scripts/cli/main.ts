@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { CliError, oneLine, UsageError } from "./_cli_errors.ts";
-import { eprintln, writeAllSync } from "./_cli_output.ts";
+import { CliError, oneLine, UsageError } from "./errors.ts";
+import { eprintln, writeAllSync } from "./output.ts";
 
 const encoder = new TextEncoder();
 
@@ -16,7 +16,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts ignore
- * import { runMain } from "./_cli_main.ts";
+ * import { runMain } from "./main.ts";
  * await runMain("kv", async () => 0);
  * ```
  */
@@ -50,7 +50,7 @@ export async function runMain(program: string, main: () => Promise<number>): Pro
  *
  * @example
  * ```ts ignore
- * import { confirm } from "./_cli_main.ts";
+ * import { confirm } from "./main.ts";
  * if (await confirm("Delete bucket demo?")) console.log("gone");
  * ```
  */

@@ -6,10 +6,10 @@
  */
 import type { KvEntry, KvWatchInclude } from "@nats-io/kv";
 import { JetStreamApiCodes } from "@nats-io/jetstream";
-import { CliError, UsageError } from "./_cli_errors.ts";
-import { confirm } from "./_cli_main.ts";
-import { eprintln, formatTable, println, quote, writeAllSync } from "./_cli_output.ts";
-import { parseIntStrict } from "./_cli_units.ts";
+import { CliError, UsageError } from "../cli/errors.ts";
+import { confirm } from "../cli/main.ts";
+import { eprintln, formatTable, println, quote, writeAllSync } from "../cli/output.ts";
+import { parseIntStrict } from "../cli/units.ts";
 import {
   checkBucket,
   checkFilter,
@@ -20,9 +20,9 @@ import {
   out,
   valueOf,
   WRONG_LAST_SEQUENCE,
-} from "./_kv_context.ts";
-import { entryJson, shorten, valueText } from "./_kv_render.ts";
-import { openCache, UnsupportedError } from "../mod.ts";
+} from "./context.ts";
+import { entryJson, shorten, valueText } from "./render.ts";
+import { openCache, UnsupportedError } from "../../mod.ts";
 
 /** `keys`: the keys of a bucket, optionally filtered. */
 export async function cmdKeys(ctx: Ctx): Promise<number> {

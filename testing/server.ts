@@ -15,8 +15,8 @@
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { connectNats, type NatsTransport } from "../src/connect.ts";
 import { type NatsServerProcess, startNatsServer } from "../host/nats_server.ts";
-import { suiteTransport } from "./_transport.ts";
-import { live, removeDir, tempDirs } from "./_server_cleanup.ts";
+import { suiteTransport } from "./transport.ts";
+import { live, removeDir, tempDirs } from "./server_cleanup.ts";
 
 /** A single `nats-server` started for a test. */
 export interface ServerHandle extends AsyncDisposable {

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { parseIntStrict } from "./_cli_units.ts";
+ * import { parseIntStrict } from "./units.ts";
  * console.log(parseIntStrict("42"), parseIntStrict("4.2")); // 42 undefined
  * ```
  */
@@ -37,7 +37,7 @@ const DURATION_UNITS_MS: Record<string, number> = {
  *
  * @example
  * ```ts
- * import { parseDuration } from "./_cli_units.ts";
+ * import { parseDuration } from "./units.ts";
  * console.log(parseDuration("1h30m"), parseDuration("500ms")); // 5400000 500
  * ```
  */
@@ -62,7 +62,7 @@ export function parseDuration(text: string): number | undefined {
  *
  * @example
  * ```ts
- * import { formatDuration } from "./_cli_units.ts";
+ * import { formatDuration } from "./units.ts";
  * console.log(formatDuration(5_400_000)); // "1h30m"
  * ```
  */
@@ -107,7 +107,7 @@ const BYTE_UNITS: Record<string, number> = {
  *
  * @example
  * ```ts
- * import { parseBytes } from "./_cli_units.ts";
+ * import { parseBytes } from "./units.ts";
  * console.log(parseBytes("64KiB"), parseBytes("1M")); // 65536 1048576
  * ```
  */
@@ -126,7 +126,7 @@ export function parseBytes(text: string): number | undefined {
  *
  * @example
  * ```ts
- * import { formatBytes } from "./_cli_units.ts";
+ * import { formatBytes } from "./units.ts";
  * console.log(formatBytes(1536)); // "1.5 KiB"
  * ```
  */
@@ -141,6 +141,3 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
-
-// ---------------------------------------------------------------------------
-// Help text

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { SeedRecord } from "./_seed_record.ts";
+import type { SeedRecord } from "./record.ts";
 
 /** Options of {@link generateRecords}. */
 export interface GenerateOptions {
@@ -41,7 +41,7 @@ function fillerPool(length: number): string {
  *
  * @example
  * ```ts
- * import { generateRecords } from "./_seed_generate.ts";
+ * import { generateRecords } from "./generate.ts";
  * for (const batch of generateRecords({ count: 3, valueSize: 32 })) console.log(batch[0]!.key);
  * ```
  */

@@ -1,6 +1,6 @@
 /**
  * The safety net under the test servers: every process and temporary
- * directory started by `_server.ts` or `_cluster.ts` is tracked; if the
+ * directory started by `server.ts` or `cluster.ts` is tracked; if the
  * caller fails before stopping its servers, an `unload` handler kills them by
  * PID and removes their temporary directories when the module's runtime
  * ends. Tests and benchmarks kill servers on purpose, so the library's guard

@@ -7,10 +7,10 @@
  */
 import { freePort } from "../host/free_port.ts";
 import { startNatsServer } from "../host/nats_server.ts";
-import { suiteTransport } from "./_transport.ts";
-import { type ServerHandle, TestServer } from "./_server.ts";
-import { live, removeDir, tempDirs } from "./_server_cleanup.ts";
-import { waitFor } from "./_wait_for.ts";
+import { suiteTransport } from "./transport.ts";
+import { type ServerHandle, TestServer } from "./server.ts";
+import { live, removeDir, tempDirs } from "./server_cleanup.ts";
+import { waitFor } from "./wait_for.ts";
 
 /** A JetStream cluster started for a test. */
 export interface ClusterHandle extends AsyncDisposable {

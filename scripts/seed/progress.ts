@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { writeAllSync } from "./_cli_output.ts";
-import { formatDuration } from "./_cli_units.ts";
-import type { SeedProgress } from "./_seed_lib.ts";
+import { writeAllSync } from "../cli/output.ts";
+import { formatDuration } from "../cli/units.ts";
+import type { SeedProgress } from "./loop.ts";
 
 /** The progress line: `show()` redraws it, `clear()` erases it (so another line can be written). */
 export interface ProgressLine {

@@ -11,15 +11,15 @@
  */
 import type { KV } from "@nats-io/kv";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { keyProblem } from "../src/keys.ts";
-import type { SeedRecord } from "./_seed_record.ts";
+import { keyProblem } from "../../src/keys.ts";
+import type { SeedRecord } from "./record.ts";
 
 /**
  * Default number of puts in flight.
  *
  * @example
  * ```ts
- * import { DEFAULT_WINDOW } from "./_seed_lib.ts";
+ * import { DEFAULT_WINDOW } from "./loop.ts";
  * console.log(DEFAULT_WINDOW); // 256
  * ```
  */
@@ -117,8 +117,8 @@ function isRecordRejection(err: unknown): boolean {
  * @example
  * ```ts ignore
  * import { Kvm } from "@nats-io/kv";
- * import { seed } from "./_seed_lib.ts";
- * import { generateRecords } from "./_seed_generate.ts";
+ * import { seed } from "./loop.ts";
+ * import { generateRecords } from "./generate.ts";
  * const kv = await new Kvm(nc).open("demo");
  * const r = await seed({ kv, records: generateRecords({ count: 10_000 }) });
  * console.log(`${r.written} keys at ${Math.round(r.keysPerSecond)} keys/s`);

@@ -15,11 +15,11 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { assertFilter, assertKey, bucketProblem } from "../src/keys.ts";
-import { kvStreamName } from "../src/kv_layout.ts";
-import type { CommandSpec, FlagValues } from "./_cli_args.ts";
-import { CliError, UsageError } from "./_cli_errors.ts";
-import { println, quote } from "./_cli_output.ts";
+import { assertFilter, assertKey, bucketProblem } from "../../src/keys.ts";
+import { kvStreamName } from "../../src/kv_layout.ts";
+import type { CommandSpec, FlagValues } from "../cli/args.ts";
+import { CliError, UsageError } from "../cli/errors.ts";
+import { println, quote } from "../cli/output.ts";
 
 /** What every command gets: its arguments, flags, and a lazily opened connection. */
 export interface Ctx {

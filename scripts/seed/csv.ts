@@ -1,10 +1,11 @@
 /**
  * The CSV reader of `deno task seed` (RFC 4180): one column names the key,
- * the others make the value.
+ * the others make the value. Kept instead of `csv-parse` for measured reasons
+ * (record line numbers, stored values, speed): docs/cli.md, "The CSV reader".
  *
  * @module
  */
-import { bad, good, SeedInputError, type SeedRecord } from "./_seed_record.ts";
+import { bad, good, SeedInputError, type SeedRecord } from "./record.ts";
 
 /**
  * An RFC 4180 CSV reader fed text in chunks: quoted fields may hold commas,

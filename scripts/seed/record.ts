@@ -32,7 +32,7 @@ export interface SeedRecord {
  *
  * @example
  * ```ts
- * import { SeedInputError } from "./_seed_input.ts";
+ * import { SeedInputError } from "./input.ts";
  * throw new SeedInputError("the input is not valid JSON");
  * ```
  */

@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { formatTable } from "./_cli_output.ts";
+ * import { formatTable } from "./output.ts";
  * console.log(formatTable(["Key", "Revision"], [["a", "1"], ["bb", "12"]]));
  * ```
  */
@@ -28,7 +28,7 @@ export function formatTable(headers: string[], rows: string[][]): string {
  *
  * @example
  * ```ts
- * import { formatColumns } from "./_cli_output.ts";
+ * import { formatColumns } from "./output.ts";
  * console.log(formatColumns([["Bucket Name", "demo"], ["History Kept", "5"]]));
  * ```
  */
@@ -44,7 +44,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { println } from "./_cli_output.ts";
+ * import { println } from "./output.ts";
  * println("done");
  * ```
  */
@@ -57,7 +57,7 @@ export function println(text = ""): void {
  *
  * @example
  * ```ts
- * import { eprintln } from "./_cli_output.ts";
+ * import { eprintln } from "./output.ts";
  * eprintln("seed: line 3: invalid JSON");
  * ```
  */
@@ -70,7 +70,7 @@ export function eprintln(text: string): void {
  *
  * @example
  * ```ts
- * import { writeAllSync } from "./_cli_output.ts";
+ * import { writeAllSync } from "./output.ts";
  * writeAllSync(Deno.stdout, new TextEncoder().encode("raw bytes\n"));
  * ```
  */
@@ -85,7 +85,7 @@ export function writeAllSync(w: { writeSync(p: Uint8Array): number }, bytes: Uin
  *
  * @example
  * ```ts
- * import { isPrintable } from "./_cli_output.ts";
+ * import { isPrintable } from "./output.ts";
  * console.log(isPrintable(new TextEncoder().encode("héllo"))); // true
  * ```
  */
@@ -105,7 +105,7 @@ export function isPrintable(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { toBase64 } from "./_cli_output.ts";
+ * import { toBase64 } from "./output.ts";
  * console.log(toBase64(new Uint8Array([0, 1, 2, 255]))); // "AAEC/w=="
  * ```
  */
@@ -123,7 +123,7 @@ export function toBase64(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { quote } from "./_cli_output.ts";
+ * import { quote } from "./output.ts";
  * console.log(quote("a\nb")); // "\"a\\nb\""
  * ```
  */

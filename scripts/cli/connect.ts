@@ -6,20 +6,20 @@
  *
  * @module
  */
-import { connectNats } from "../src/connect.ts";
+import { connectNats } from "../../src/connect.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { findEmbedded } from "../host/embedded.ts";
-import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../host/nats_env.ts";
-import type { FlagSpec, FlagValues } from "./_cli_args.ts";
-import { CliError, oneLine } from "./_cli_errors.ts";
-import { eprintln } from "./_cli_output.ts";
+import { findEmbedded } from "../../host/embedded.ts";
+import { natsConnectionOptions, parseNatsEnv, redactSecrets } from "../../host/nats_env.ts";
+import type { FlagSpec, FlagValues } from "./args.ts";
+import { CliError, oneLine } from "./errors.ts";
+import { eprintln } from "./output.ts";
 
 /**
  * Where the embedded server of `deno task serve` keeps its data (and its address file).
  *
  * @example
  * ```ts
- * import { EMBEDDED_DATA_DIR } from "./_cli_connect.ts";
+ * import { EMBEDDED_DATA_DIR } from "./connect.ts";
  * console.log(`${EMBEDDED_DATA_DIR}/nats/embedded.json`);
  * ```
  */
@@ -30,7 +30,7 @@ export const EMBEDDED_DATA_DIR = ".data";
  *
  * @example
  * ```ts
- * import { DEFAULT_SERVER } from "./_cli_connect.ts";
+ * import { DEFAULT_SERVER } from "./connect.ts";
  * console.log(DEFAULT_SERVER); // "nats://127.0.0.1:4222"
  * ```
  */
@@ -41,8 +41,8 @@ export const DEFAULT_SERVER = "nats://127.0.0.1:4222";
  *
  * @example
  * ```ts
- * import { parseArgs } from "./_cli_args.ts";
- * import { GLOBAL_FLAGS } from "./_cli_connect.ts";
+ * import { parseArgs } from "./args.ts";
+ * import { GLOBAL_FLAGS } from "./connect.ts";
  * console.log(parseArgs(["-s", "nats://127.0.0.1:4333"], [GLOBAL_FLAGS]).flags.server);
  * ```
  */
@@ -94,8 +94,8 @@ export interface ConnectFlags {
  *
  * @example
  * ```ts
- * import { parseArgs } from "./_cli_args.ts";
- * import { connectFlags, GLOBAL_FLAGS } from "./_cli_connect.ts";
+ * import { parseArgs } from "./args.ts";
+ * import { connectFlags, GLOBAL_FLAGS } from "./connect.ts";
  * const { flags } = parseArgs(["--user", "ops"], [GLOBAL_FLAGS]);
  * console.log(connectFlags(flags).user); // "ops"
  * ```
@@ -128,7 +128,7 @@ function env(name: string): string | undefined {
  *
  * @example
  * ```ts
- * import { resolveServer } from "./_cli_connect.ts";
+ * import { resolveServer } from "./connect.ts";
  * console.log(await resolveServer("nats://127.0.0.1:4333")); // "nats://127.0.0.1:4333"
  * ```
  */
@@ -145,7 +145,7 @@ export type ServerSource = "flag" | "env" | "embedded" | "default";
  *
  * @example
  * ```ts
- * import { chooseServer } from "./_cli_connect.ts";
+ * import { chooseServer } from "./connect.ts";
  * console.log(await chooseServer("nats://127.0.0.1:4333")); // { server: "nats://127.0.0.1:4333", from: "flag" }
  * ```
  */
@@ -168,7 +168,7 @@ export async function chooseServer(flag?: string): Promise<{ server: string; fro
  *
  * @example
  * ```ts ignore
- * import { connectFromFlags } from "./_cli_connect.ts";
+ * import { connectFromFlags } from "./connect.ts";
  * const nc = await connectFromFlags({ server: "nats://127.0.0.1:4222" });
  * await nc.close();
  * ```
@@ -224,6 +224,3 @@ export async function connectFromFlags(f: ConnectFlags): Promise<NatsConnection>
     throw new CliError(`cannot connect to ${servers.join(",")}: ${oneLine(err)}`, { cause: err });
   }
 }
-
-// ---------------------------------------------------------------------------
-// Output

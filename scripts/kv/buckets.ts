@@ -4,14 +4,14 @@
  * @module
  */
 import { StorageType, type StreamInfo } from "@nats-io/jetstream";
-import { KV_STREAM_PREFIX, kvStreamName } from "../src/kv_layout.ts";
-import { CliError, UsageError } from "./_cli_errors.ts";
-import { quote } from "./_cli_output.ts";
-import { formatDuration } from "./_cli_units.ts";
-import { createRegionalMirror } from "../src/region_mirror.ts";
-import { ensureKvBucket } from "../src/kv_create.ts";
-import { assertServerVersion, PER_KEY_TTL_VERSION } from "../src/server_version.ts";
-import { UnsupportedError } from "../mod.ts";
+import { KV_STREAM_PREFIX, kvStreamName } from "../../src/kv_layout.ts";
+import { CliError, UsageError } from "../cli/errors.ts";
+import { quote } from "../cli/output.ts";
+import { formatDuration } from "../cli/units.ts";
+import { createRegionalMirror } from "../../src/region_mirror.ts";
+import { ensureKvBucket } from "../../src/kv_create.ts";
+import { assertServerVersion, PER_KEY_TTL_VERSION } from "../../src/server_version.ts";
+import { UnsupportedError } from "../../mod.ts";
 import {
   bucketInfo,
   checkBucket,
@@ -20,9 +20,9 @@ import {
   manager,
   out,
   STREAM_NOT_FOUND,
-} from "./_kv_context.ts";
-import { bucketJson, renderBucketTable, renderInfo } from "./_kv_render.ts";
-import { cmdKeys } from "./_kv_keys.ts";
+} from "./context.ts";
+import { bucketJson, renderBucketTable, renderInfo } from "./render.ts";
+import { cmdKeys } from "./keys.ts";
 
 /** Every KV bucket's stream info, sorted by name. */
 export async function listBuckets(ctx: Ctx): Promise<StreamInfo[]> {

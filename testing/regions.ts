@@ -7,10 +7,10 @@
  */
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { freePort } from "../host/free_port.ts";
-import { type Proxy, startProxy } from "./_proxy.ts";
-import { connectTo, type ServerHandle, startServer } from "./_server.ts";
-import { type ClusterHandle, startCluster } from "./_cluster.ts";
-import { waitFor } from "./_wait_for.ts";
+import { type Proxy, startProxy } from "./proxy.ts";
+import { connectTo, type ServerHandle, startServer } from "./server.ts";
+import { type ClusterHandle, startCluster } from "./cluster.ts";
+import { waitFor } from "./wait_for.ts";
 
 /** The test-only passwords whose bcrypt hashes are in docs/topologies/leaf.conf. */
 export const LEAF_PASSWORDS = {

@@ -9,7 +9,7 @@
  * @module
  */
 import type { NatsTransport } from "../src/connect.ts";
-import { suiteTransport } from "./_transport.ts";
+import { suiteTransport } from "./transport.ts";
 
 /** A running proxy. */
 export interface Proxy extends AsyncDisposable {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { commandHelp, type CommandSpec, type FlagSpec } from "./_cli_args.ts";
-import { GLOBAL_FLAGS } from "./_cli_connect.ts";
+import { commandHelp, type CommandSpec, type FlagSpec } from "../cli/args.ts";
+import { GLOBAL_FLAGS } from "../cli/connect.ts";
 
 /** The program name shown in usage lines. */
 export const PROGRAM = "deno task kv";

@@ -6,9 +6,9 @@
  */
 import type { KvEntry } from "@nats-io/kv";
 import type { StreamInfo } from "@nats-io/jetstream";
-import { bucketOfStream } from "../src/kv_layout.ts";
-import { formatColumns, formatTable, isPrintable, toBase64 } from "./_cli_output.ts";
-import { formatBytes, formatDuration } from "./_cli_units.ts";
+import { bucketOfStream } from "../../src/kv_layout.ts";
+import { formatColumns, formatTable, isPrintable, toBase64 } from "../cli/output.ts";
+import { formatBytes, formatDuration } from "../cli/units.ts";
 
 /** The storage type as `nats kv` names it. */
 export function storageName(s: string): string {

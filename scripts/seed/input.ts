@@ -1,14 +1,14 @@
 /**
  * Record readers of `deno task seed`: NDJSON, a JSON object and CSV (the
- * CSV reader itself is in `_seed_csv.ts`, the synthetic generator in
- * `_seed_generate.ts`, the record in `_seed_record.ts`). Each yields batches
+ * CSV reader itself is in `csv.ts`, the synthetic generator in
+ * `generate.ts`, the record in `record.ts`). Each yields batches
  * of {@link SeedRecord}s (one batch per input chunk) so the seeding loop pays
  * no await per record.
  *
  * @module
  */
-import { bad, good, type SeedFormat, SeedInputError, type SeedRecord } from "./_seed_record.ts";
-import { CsvReader } from "./_seed_csv.ts";
+import { bad, good, type SeedFormat, SeedInputError, type SeedRecord } from "./record.ts";
+import { CsvReader } from "./csv.ts";
 
 /** Options of {@link readRecords}. */
 export interface ReadRecordsOptions {
@@ -45,7 +45,7 @@ export const MAX_JSON_OBJECT_CHARS = 256 << 20;
  *
  * @example
  * ```ts
- * import { sniffFormat } from "./_seed_input.ts";
+ * import { sniffFormat } from "./input.ts";
  * console.log(sniffFormat('{"key":"a","value":1}\n')); // "ndjson"
  * ```
  */
@@ -68,7 +68,7 @@ export function sniffFormat(head: string): SeedFormat {
  *
  * @example
  * ```ts
- * import { readRecords } from "./_seed_input.ts";
+ * import { readRecords } from "./input.ts";
  * const input = new Blob(['{"key":"a","value":1}\n']).stream();
  * for await (const batch of readRecords(input, { format: "ndjson" })) console.log(batch.length);
  * ```

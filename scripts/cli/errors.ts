@@ -14,14 +14,14 @@ import {
   TimeoutError,
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { redactSecrets } from "../host/nats_env.ts";
+import { redactSecrets } from "../../host/nats_env.ts";
 
 /**
  * A mistake in the command line: reported on one line with exit code 2.
  *
  * @example
  * ```ts
- * import { UsageError } from "./_cli_errors.ts";
+ * import { UsageError } from "./errors.ts";
  * throw new UsageError('unknown command "frob"');
  * ```
  */
@@ -38,7 +38,7 @@ export class UsageError extends Error {
  *
  * @example
  * ```ts
- * import { CliError } from "./_cli_errors.ts";
+ * import { CliError } from "./errors.ts";
  * throw new CliError('bucket "demo" does not exist');
  * ```
  */
@@ -59,7 +59,7 @@ export class CliError extends Error {
  *
  * @example
  * ```ts
- * import { oneLine } from "./_cli_errors.ts";
+ * import { oneLine } from "./errors.ts";
  * console.log(oneLine(new Error("boom\nmore"))); // "boom more"
  * ```
  */

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { UsageError } from "./_cli_errors.ts";
-import { formatDuration, parseBytes, parseDuration, parseIntStrict } from "./_cli_units.ts";
+import { UsageError } from "./errors.ts";
+import { formatDuration, parseBytes, parseDuration, parseIntStrict } from "./units.ts";
 
 /** The kinds of values a flag takes; parsed values are strings, booleans or numbers (ms, bytes). */
 export type FlagType = "string" | "boolean" | "int" | "number" | "duration" | "bytes";
@@ -79,7 +79,7 @@ export interface ParsedArgs {
  *
  * @example
  * ```ts
- * import { parseArgs } from "./_cli_args.ts";
+ * import { parseArgs } from "./args.ts";
  * const p = parseArgs(["--history", "5", "demo"], [{ history: { type: "int", help: "" } }]);
  * console.log(p.flags.history, p.positionals); // 5 ["demo"]
  * ```
@@ -250,7 +250,7 @@ function flagUsage(name: string, flag: FlagSpec): string {
  *
  * @example
  * ```ts
- * import { flagsHelp } from "./_cli_args.ts";
+ * import { flagsHelp } from "./args.ts";
  * console.log(flagsHelp({ json: { type: "boolean", help: "machine-readable output" } }));
  * ```
  */
@@ -272,7 +272,7 @@ export function flagsHelp(spec: Record<string, FlagSpec>): string {
  *
  * @example
  * ```ts
- * import { commandHelp } from "./_cli_args.ts";
+ * import { commandHelp } from "./args.ts";
  * console.log(commandHelp("deno task kv", { name: "ls", summary: "list buckets", args: [], flags: {} }, {}));
  * ```
  */
@@ -296,6 +296,3 @@ export function commandHelp(
   lines.push("", "global flags:", flagsHelp(globals));
   return lines.join("\n");
 }
-
-// ---------------------------------------------------------------------------
-// Connection
