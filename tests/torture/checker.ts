@@ -212,6 +212,12 @@ function removalAfter(ev: Evidence, key: string, p: Pos): Pos | undefined {
     w.key === key && w.ttl && w.epoch === p.epoch && w.revision === p.rev
   );
   if (ttl) cands.push({ epoch: p.epoch, rev: p.rev + 0.5 });
+  // A later TTL write of the key expired (its value and marker may both be gone).
+  for (const w of ev.written.values()) {
+    if (w.key === key && w.ttl && w.epoch === p.epoch && (w.revision ?? Infinity) > p.rev) {
+      cands.push({ epoch: p.epoch, rev: (w.revision ?? p.rev) + 0.5 });
+    }
+  }
   cands.sort((a, b) => (before(a, b) ? -1 : 1));
   return cands[0];
 }
@@ -231,6 +237,13 @@ function checkSynced(
   if (r.before.hubReachable === false || r.after.hubReachable === false) return;
   const horizon = r.start - LAG_BOUND_MS;
   if (r.lastDisturbance > horizon) return;
+  if (got !== undefined && got.rev > 0 && got.epoch < r.epoch) {
+    v(
+      "synced ⇒ current",
+      `served revision ${got.rev} of the bucket's incarnation ${got.epoch} while synced, ${LAG_BOUND_MS} ms after it was recreated`,
+    );
+    return;
+  }
   const h = ev.histories[r.epoch] ?? [];
   let held: Revision | undefined;
   for (const x of h) if (x.key === r.key && x.at <= horizon) held = x;
@@ -238,6 +251,9 @@ function checkSynced(
     p.epoch === r.epoch && p.at <= horizon && (!held || p.lastSeq >= held.revision)
   );
   if (!held || purged) return; // KV held nothing for it then: anything later is possible
+  if ([...ev.written.values()].some((w) => w.key === r.key && w.ttl && w.epoch === r.epoch)) {
+    return; // expired TTL values and markers leave the stream: its history is incomplete
+  }
   const removalSince =
     h.some((x) => x.key === r.key && x.revision > held!.revision && x.operation !== "PUT") ||
     ev.purges.some((p) => p.epoch === r.epoch && p.lastSeq >= held!.revision);

@@ -311,8 +311,14 @@ class ScheduleRun {
     });
   }
 
-  async rawWrite(op: string, key: string): Promise<void> {
+  async rawWrite(op: string, drawn: string): Promise<void> {
     const id = this.id();
+    // A per-key TTL goes to a key only TTL writes touch (k6, k7): when one
+    // expires on a key with older revisions, the server serves the older one
+    // again, which is not what this checker judges.
+    const key = op === "putTtl" && this.ttlSupported
+      ? (Number(drawn.slice(1)) % 2 === 0 ? "k6" : "k7")
+      : drawn;
     const data = JSON.stringify(op === "putBad" ? { bad: 1 } : { w: id });
     const ttl = op === "putTtl" && this.ttlSupported;
     if (op !== "delete" && op !== "purge" && op !== "putBad") {

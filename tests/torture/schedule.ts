@@ -57,7 +57,7 @@ export const READ_KEYS = [...KEYS, "k6", "k7"] as const;
 /** One step of a schedule. */
 export type Step =
   | { op: "put" | "create" | "update" | "delete" | "purge"; key: string }
-  | { op: "putTtl"; key: string } // a put with a per-key TTL of 1 s (2.11+; a plain put before)
+  | { op: "putTtl"; key: string } // a put with a per-key TTL of 1 s to k6 or k7 (2.11+; before: a plain put to key)
   | { op: "putBad"; key: string } // a value the schema refuses (schema mode; a put otherwise)
   | { op: "set" | "del"; key: string } // the cache's own writes
   | { op: "get" | "getEntry" | "peek"; key: string }

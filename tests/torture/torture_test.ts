@@ -55,3 +55,26 @@ Deno.test({
       "regional",
     ]),
 });
+
+Deno.test({
+  name: "the schedules that found issue 18's holes keep the rules",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    // Item 1: a replica reopened from its snapshot while the server is
+    // killed asks the loader for a key KV does not hold; after the restart it
+    // says synced and keeps serving that value as a fresh hit.
+    await t.step(
+      "a loader value given offline is dropped when NATS returns",
+      () =>
+        check(["--seed", "198752", "--schedules", "1", "--modes", "loader", "--steps", "3,5,7"]),
+    );
+    // Item 2: a regional replica after a 2.5 s WAN cut and heal refuses a
+    // write ("the hub … is unreachable") while its mirror has copied
+    // everything and heard the hub milliseconds ago.
+    await t.step(
+      "a regional edge follows the WAN heal",
+      () => check(["--seed", "40595", "--schedules", "1", "--modes", "regional", "--steps", "6,7"]),
+    );
+  },
+});
