@@ -534,7 +534,7 @@ class ScheduleRun {
           rule: offlineLoader ? "loader after NATS" : "synced ⇒ current",
           message: `status() has said synced for ${BOUNDS.syncedMs} ms but the cache serves ${
             offlineLoader || diff
-          }`,
+          }${await this.mirrorSays()}`,
         });
         return;
       }
@@ -603,6 +603,17 @@ class ScheduleRun {
         }`,
       });
     }
+  }
+
+  /** Regional: what the leaf's mirror holds for each key, to tell a lagging mirror from the edge. */
+  async mirrorSays(): Promise<string> {
+    if (!this.site.hubDomain) return "";
+    const m = await latest(this.site.reader, this.bucket, READ_KEYS).catch(() => undefined);
+    if (!m) return "; the mirror does not answer";
+    const held = [...m].map(([k, r]) =>
+      `${k} ${r === undefined ? "-" : `${r.operation}@${r.revision}`}`
+    );
+    return `; the mirror holds ${held.join(", ")}`;
   }
 
   async differences(c: Cache<Value>, want: Map<string, Revision | undefined>) {
