@@ -165,6 +165,11 @@ class RegionalSite implements Site {
   }
 }
 
+/** A server's TCP client port, whatever transport the suite runs over. */
+function tcpPort(server: ServerHandle): number {
+  return Number(new URL(server.tcpUrl).port);
+}
+
 /** Waits until JetStream on `nc`'s server answers an API request (after a restart). */
 export async function jetStreamAnswers(nc: NatsConnection): Promise<void> {
   await waitFor(async () => {
@@ -186,7 +191,7 @@ export class World {
   single(): Promise<Site> {
     return this.#single ??= (async () => {
       const server = await startServer();
-      const proxy = startProxy(server.port, "tcp");
+      const proxy = startProxy(tcpPort(server), "tcp");
       const writer = await connectTo(server.tcpUrl, { timeout: 5_000 });
       return new SingleSite(server, proxy, writer);
     })();
@@ -197,9 +202,12 @@ export class World {
     return this.#regional ??= (async () => {
       const topo = await startRegions({ regions: ["eu"] });
       const leaf = topo.regions[0]!;
-      const proxy = startProxy(leaf.leaf.port, "tcp");
-      const writer = await connectTo(topo.hub.url);
-      const reader = await leaf.connect();
+      const proxy = startProxy(tcpPort(leaf.leaf), "tcp");
+      const writer = await connectTo(topo.hub.servers.map((s) => s.tcpUrl).join(","));
+      const reader = await connectTo(leaf.leaf.tcpUrl, {
+        user: "admin",
+        pass: LEAF_PASSWORDS.admin,
+      });
       return new RegionalSite(topo, proxy, writer, reader);
     })();
   }
