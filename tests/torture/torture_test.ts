@@ -69,12 +69,25 @@ Deno.test({
       () =>
         check(["--seed", "198752", "--schedules", "1", "--modes", "loader", "--steps", "3,5,7"]),
     );
-    // Item 2: a regional replica after a 2.5 s WAN cut and heal refuses a
-    // write ("the hub … is unreachable") while its mirror has copied
-    // everything and heard the hub milliseconds ago.
-    await t.step(
-      "a regional edge follows the WAN heal",
-      () => check(["--seed", "40595", "--schedules", "1", "--modes", "regional", "--steps", "6,7"]),
-    );
+    // Item 2: a regional replica after a WAN cut and heal refuses a write
+    // ("the hub … is unreachable") while its mirror has copied everything and
+    // heard the hub milliseconds ago. Found as seed 40595 and shrunk to its
+    // steps 6,7 (cut, 2.5 s); replayed here with the cut lengthened to 5 s and
+    // two hub writes during it (steps 6,7,14,7,15), as in the issue. The
+    // window lasts about 3 s after the heal, so a replay can miss it: three.
+    await t.step("a regional edge follows the WAN heal", async () => {
+      for (let i = 0; i < 3; i++) {
+        await check([
+          "--seed",
+          "40595",
+          "--schedules",
+          "1",
+          "--modes",
+          "regional",
+          "--steps",
+          "6,7,14,7,15",
+        ]);
+      }
+    });
   },
 });
