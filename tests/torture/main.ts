@@ -42,6 +42,10 @@ export async function torture(
   const mix = new Map<string, number>();
   const failures: Failure[] = [];
   let ran = 0;
+  // Interrupted (Ctrl-C, a timeout's SIGTERM): stop the servers, even a paused one, first.
+  const stop = () => void world.close().finally(() => Deno.exit(130));
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of signals) Deno.addSignalListener(sig, stop);
   try {
     for (let i = 0; i < o.schedules; i++) {
       if (Date.now() - started > o.budgetMs) break;
@@ -84,6 +88,7 @@ export async function torture(
       if (o.failFast) break;
     }
   } finally {
+    for (const sig of signals) Deno.removeSignalListener(sig, stop);
     await world.close();
   }
   const ms = Date.now() - started;

@@ -97,6 +97,8 @@ class SingleSite implements Site {
     if (hadServerFault) await jetStreamAnswers(this.writer);
   }
   async close(): Promise<void> {
+    if (this.active.has("pause")) this.#server.resume(); // a stopped process ignores SIGTERM
+    this.active.clear();
     await this.writer.close().catch(() => {});
     await this.#proxy.close();
     await this.#server.stop();
