@@ -243,6 +243,10 @@ class ScheduleRun {
       return;
     }
     this.cache = r.value;
+    // Opened online: let it sync first, so that what a schedule does next
+    // (a fault, a close that writes the snapshot) meets a cache that is
+    // ready, whatever the machine's load.
+    if (!this.outage()) await within(r.value.ready({ timeoutMs: BOUNDS.openMs }), BOUNDS.openMs);
   }
 
   async closeCache(): Promise<void> {
