@@ -1,0 +1,285 @@
+/**
+ * The judge of the fault-schedule checker: every read a schedule made,
+ * checked against KV's own history (read back from the stream, one history
+ * per incarnation of the bucket), never against what the writers believed.
+ * Rules (docs/guarantees.md#the-fault-schedule-checker):
+ *
+ * - values: a value served is one KV held for that key, at the revision the
+ *   cache says (a loader's value has revision 0);
+ * - rules 1 and 4: one cache instance never returns, for a key, a revision
+ *   (or bucket incarnation) older than one it returned before;
+ * - rule 2: once it answered "absent" after returning revision r, it never
+ *   returns a revision below the first removal after r; and it answers
+ *   "absent" after r only if KV removed the key after r;
+ * - rule 7: a read that finds the cache disconnected before and after serves
+ *   a resident entry marked stale; a read or write never hangs (the runner
+ *   reports hangs);
+ * - synced ⇒ current: a read made while the cache says `synced`, with no
+ *   fault active, serves at least what KV held {@linkcode LAG_BOUND_MS}
+ *   before (a loader value only for a key KV held nothing for).
+ *
+ * @module
+ */
+import type { Revision } from "./history.ts";
+
+/** How far behind KV a `synced` cache may be, ms (generous: a loaded 2-core machine). */
+export const LAG_BOUND_MS = 8_000;
+
+/** What a read returned. */
+export type ReadResult =
+  | { kind: "value"; id?: string; revision?: number; source?: string; stale?: boolean }
+  | { kind: "absent" }
+  | { kind: "error"; name: string; code?: string; message: string }
+  | { kind: "hang" };
+
+/** One read of the cache. */
+export interface ReadObservation {
+  /** Index of the cache instance (a reopen makes a new one). */
+  inst: number;
+  key: string;
+  how: "get" | "getEntry" | "peek";
+  step: number;
+  start: number;
+  end: number;
+  /** Bucket incarnation when the read started. */
+  epoch: number;
+  /** Status before and after: connected and, regional, whether the hub was reachable. */
+  before: { state: string; connected: boolean; hubReachable?: boolean };
+  after: { state: string; connected: boolean; hubReachable?: boolean };
+  /** An outage fault was active at the start or the end. */
+  outage: boolean;
+  /** Time of the last fault, heal, purge or recreate before the read. */
+  lastDisturbance: number;
+  result: ReadResult;
+}
+
+/** A value a loader gave. */
+export interface LoaderCall {
+  key: string;
+  id: string;
+  at: number;
+  /** NATS was unreachable for the cache (an outage active, or the cache said disconnected). */
+  offline: boolean;
+}
+
+/** Where a value id was written. */
+export interface Written {
+  key: string;
+  epoch: number;
+  revision?: number;
+  /** Written with a per-key TTL: it may have left the stream before it was read back. */
+  ttl: boolean;
+}
+
+/** A stream purge: every key removed after `lastSeq`, at `at`. */
+export interface StreamPurge {
+  epoch: number;
+  lastSeq: number;
+  at: number;
+}
+
+/** Everything the checker judges. */
+export interface Evidence {
+  /** KV's history per bucket incarnation. */
+  histories: Revision[][];
+  purges: StreamPurge[];
+  /** Values written (acknowledged or not), by id; for TTL writes that may be gone. */
+  written: Map<string, Written>;
+  reads: ReadObservation[];
+  loaderCalls: Map<string, LoaderCall>;
+  schema: boolean;
+}
+
+/** One broken rule. */
+export interface Violation {
+  rule: string;
+  message: string;
+  step?: number;
+}
+
+type Pos = { epoch: number; rev: number };
+const before = (a: Pos, b: Pos) => a.epoch < b.epoch || (a.epoch === b.epoch && a.rev < b.rev);
+
+/** Judges `ev`; returns every violation found. */
+export function judge(ev: Evidence): Violation[] {
+  const out: Violation[] = [];
+  const byId = new Map<string, { key: string; epoch: number; revision: number }>();
+  ev.histories.forEach((h, epoch) => {
+    for (const r of h) if (r.id) byId.set(r.id, { key: r.key, epoch, revision: r.revision });
+  });
+  const last = new Map<string, Pos>(); // inst/key → last returned
+  const floor = new Map<string, Pos>(); // inst/key → first removal after an absent answer
+  const reads = [...ev.reads].sort((a, b) => a.start - b.start);
+  for (const r of reads) {
+    const where = `step ${r.step}, ${r.how}(${r.key}) on cache #${r.inst}`;
+    const res = r.result;
+    const slot = `${r.inst}/${r.key}`;
+    const v = (rule: string, message: string) =>
+      out.push({ rule, message: `${where}: ${message}`, step: r.step });
+    if (res.kind === "hang") {
+      v("rule 7", `did not answer within its deadline${r.outage ? " during an outage" : ""}`);
+      continue;
+    }
+    if (res.kind === "error") {
+      const ok = ["UnavailableError", "LoaderError", "DecodeError", "ClosedError"];
+      if (!ok.includes(res.name)) v("typed errors", `failed with ${res.name}: ${res.message}`);
+      if (res.name === "DecodeError" && !ev.schema) v("values", `DecodeError: ${res.message}`);
+      continue;
+    }
+    if (res.kind === "absent") {
+      if (r.how === "peek") continue; // not resident: says nothing
+      const prev = last.get(slot);
+      if (prev) {
+        const removal = removalAfter(ev, r.key, prev);
+        if (!removal) {
+          v(
+            "rule 2",
+            `answered absent after returning revision ${prev.rev} (incarnation ${prev.epoch}), but KV never removed the key after it`,
+          );
+        } else {
+          const f = floor.get(slot);
+          if (!f || before(f, removal)) floor.set(slot, removal);
+        }
+      }
+      checkSynced(ev, r, undefined, v);
+      continue;
+    }
+    // A value.
+    if (res.id === undefined) {
+      v("values", "served a value without an id: one the schema should have refused");
+      continue;
+    }
+    if (res.id.startsWith("L")) {
+      if (res.revision !== undefined && res.revision !== 0) {
+        v("values", `a loader value with revision ${res.revision}`);
+      }
+      checkSynced(ev, r, { epoch: r.epoch, rev: 0 }, v);
+      continue;
+    }
+    const w = byId.get(res.id);
+    const known = ev.written.get(res.id);
+    let pos: Pos | undefined;
+    if (w) {
+      if (w.key !== r.key) v("values", `served ${res.id}, a value of key ${w.key}`);
+      if (res.revision !== undefined && res.revision !== w.revision) {
+        v("values", `served ${res.id} as revision ${res.revision}; KV holds it at ${w.revision}`);
+      }
+      pos = { epoch: w.epoch, rev: w.revision };
+    } else if (known && (known.ttl || known.revision !== undefined)) {
+      // A TTL write gone from the stream, or an acknowledged one (checked below).
+      if (known.revision !== undefined) pos = { epoch: known.epoch, rev: known.revision };
+    } else {
+      v("values", `served ${res.id}, which KV never held for this key`);
+      continue;
+    }
+    const offline = (s: ReadObservation["before"]) => !s.connected || s.hubReachable === false;
+    if (r.how === "getEntry" && res.stale === false && offline(r.before) && offline(r.after)) {
+      v("rule 7", `served a resident entry as fresh (source ${res.source}) while disconnected`);
+    }
+    if (pos) {
+      const prev = last.get(slot);
+      if (prev && before(pos, prev)) {
+        v(
+          "rule 4",
+          `returned revision ${pos.rev} (incarnation ${pos.epoch}) after revision ${prev.rev} (incarnation ${prev.epoch})`,
+        );
+      }
+      const f = floor.get(slot);
+      if (f && before(pos, f)) {
+        v(
+          "rule 2",
+          `returned revision ${pos.rev} after answering absent past the removal at revision ${f.rev}: resurrected`,
+        );
+      }
+      if (!prev || before(prev, pos)) last.set(slot, pos);
+      if (r.how !== "peek") checkSynced(ev, r, pos, v);
+    }
+  }
+  return out;
+}
+
+/** The first removal of `key` after `p` in KV (a delete, a purge, a stream purge, a recreate). */
+function removalAfter(ev: Evidence, key: string, p: Pos): Pos | undefined {
+  const h = ev.histories[p.epoch] ?? [];
+  const del = h.find((x) => x.key === key && x.revision > p.rev && x.operation !== "PUT");
+  const purge = ev.purges.find((x) => x.epoch === p.epoch && x.lastSeq >= p.rev);
+  const cands: Pos[] = [];
+  if (del) cands.push({ epoch: p.epoch, rev: del.revision });
+  if (purge) cands.push({ epoch: p.epoch, rev: purge.lastSeq + 0.5 });
+  if (ev.histories.length > p.epoch + 1) cands.push({ epoch: p.epoch + 1, rev: 0 });
+  // A TTL value expires: removed right after it.
+  const ttl = [...ev.written.values()].some((w) =>
+    w.key === key && w.ttl && w.epoch === p.epoch && w.revision === p.rev
+  );
+  if (ttl) cands.push({ epoch: p.epoch, rev: p.rev + 0.5 });
+  // A later TTL write of the key expired (its value and marker may both be gone).
+  for (const w of ev.written.values()) {
+    if (w.key === key && w.ttl && w.epoch === p.epoch && (w.revision ?? Infinity) > p.rev) {
+      cands.push({ epoch: p.epoch, rev: (w.revision ?? p.rev) + 0.5 });
+    }
+  }
+  cands.sort((a, b) => (before(a, b) ? -1 : 1));
+  return cands[0];
+}
+
+/**
+ * synced ⇒ current: a read with the cache synced before and after, no outage
+ * and no disturbance for {@linkcode LAG_BOUND_MS}, serves at least KV's state
+ * of `LAG_BOUND_MS` before it started.
+ */
+function checkSynced(
+  ev: Evidence,
+  r: ReadObservation,
+  got: Pos | undefined, // undefined: absent; rev 0: a loader value
+  v: (rule: string, message: string) => void,
+) {
+  if (r.outage || r.before.state !== "synced" || r.after.state !== "synced") return;
+  if (r.before.hubReachable === false || r.after.hubReachable === false) return;
+  const horizon = r.start - LAG_BOUND_MS;
+  if (r.lastDisturbance > horizon) return;
+  if (got !== undefined && got.rev > 0 && got.epoch < r.epoch) {
+    v(
+      "synced ⇒ current",
+      `served revision ${got.rev} of the bucket's incarnation ${got.epoch} while synced, ${LAG_BOUND_MS} ms after it was recreated`,
+    );
+    return;
+  }
+  const h = ev.histories[r.epoch] ?? [];
+  let held: Revision | undefined;
+  for (const x of h) if (x.key === r.key && x.at <= horizon) held = x;
+  const purged = ev.purges.some((p) =>
+    p.epoch === r.epoch && p.at <= horizon && (!held || p.lastSeq >= held.revision)
+  );
+  if (!held || purged) return; // KV held nothing for it then: anything later is possible
+  if ([...ev.written.values()].some((w) => w.key === r.key && w.ttl && w.epoch === r.epoch)) {
+    return; // expired TTL values and markers leave the stream: its history is incomplete
+  }
+  const removalSince =
+    h.some((x) => x.key === r.key && x.revision > held!.revision && x.operation !== "PUT") ||
+    ev.purges.some((p) => p.epoch === r.epoch && p.lastSeq >= held!.revision);
+  const what = held.operation === "PUT"
+    ? `revision ${held.revision}`
+    : `a ${held.operation} at ${held.revision}`;
+  if (got === undefined) {
+    if (held.operation === "PUT" && !removalSince) {
+      v(
+        "synced ⇒ current",
+        `answered absent while synced; KV held ${what} ${LAG_BOUND_MS} ms before`,
+      );
+    }
+    return;
+  }
+  if (got.rev === 0) {
+    v(
+      "loader after NATS",
+      `served a loader value while synced; KV held ${what} for it ${LAG_BOUND_MS} ms before`,
+    );
+    return;
+  }
+  if (got.epoch === r.epoch && got.rev < held.revision) {
+    v(
+      "synced ⇒ current",
+      `served revision ${got.rev} while synced; KV held ${what} ${LAG_BOUND_MS} ms before`,
+    );
+  }
+}
