@@ -1,6 +1,6 @@
 /**
  * docs/topologies.md's one-cluster set-up, run as written ("One cluster",
- * "Try it on one machine"): three nodes from the committed
+ * "A cluster on one machine"): three nodes from the committed
  * docs/quickstart/cluster-n*.conf, an R3 bucket made by `admin`, a writer edge
  * and a read-only replica edge as the restricted identities of nats-edge.conf,
  * a write through the writer that the read-only edge serves, and an update it
@@ -43,7 +43,7 @@ Deno.test({
   name: "topologies.md's one-cluster set-up runs as written: R3 bucket, writer and read-only edge",
   ignore: natsCliBinary() === undefined,
   async fn() {
-    const commands = sectionCommands(read("docs/topologies.md"), "### Try it on one machine");
+    const commands = sectionCommands(read("docs/topologies.md"), "### A cluster on one machine");
     assert.ok(commands.length >= 10, `the section has its commands (${commands.length})`);
     assert.equal(
       commands.filter((c) => c.background && c.command.startsWith("nats-server -c")).length,
