@@ -201,8 +201,9 @@ export async function runProcedure(
           last = `exit ${r.code}\n${stdout}${dec.decode(r.stderr)}`;
           if (r.code !== 0) return undefined;
           if (c.expect !== undefined && !stdout.includes(c.expect)) return undefined;
-          return stdout;
-        }, { timeoutMs: o.stepTimeoutMs ?? 60_000, intervalMs: 250 });
+          // An object: a command that succeeds printing nothing on stdout has succeeded.
+          return { stdout };
+        }, { timeoutMs: o.stepTimeoutMs ?? 60_000, intervalMs: 250 }).then((r) => r.stdout);
       } catch {
         const bg = [...run.background].map(([k, v]) => `--- ${k}\n${v().slice(-3000)}`);
         throw new Error(
