@@ -11,7 +11,14 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { runProcedure, sectionCommands, shCommands } from "../_doc_procedure.ts";
+import { natsCliBinary } from "../../host/nats_binary.ts";
+import {
+  freePorts,
+  remapPorts,
+  runProcedure,
+  sectionCommands,
+  shCommands,
+} from "../_doc_procedure.ts";
 import { waitFor } from "../_setup.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -105,4 +112,33 @@ Deno.test("projections.md's orders example runs as written: serve, publish, proj
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test({
+  name: "security.md's projector identity runs the orders projection as written",
+  ignore: natsCliBinary() === undefined,
+  async fn() {
+    const commands = sectionCommands(read("docs/security.md"), "### A projector");
+    assert.ok(commands.length >= 6, `the section has its commands (${commands.length})`);
+    assert.ok(commands.some((c) => c.command.includes("NATS_USER=projector")));
+    const tmp = await Deno.makeTempDir({ prefix: "kvedge_projector_qs_" });
+    try {
+      const ports = freePorts([4222, 8222]);
+      await Deno.writeTextFile(
+        `${tmp}/edge.conf`,
+        remapPorts(read("docs/quickstart/edge.conf"), ports)
+          .replaceAll('".data/quickstart/', `"${tmp}/store/`),
+      );
+      await using run = await runProcedure(commands, {
+        cwd: ROOT,
+        tmp,
+        rewrite: (c) => remapPorts(c.replaceAll("docs/quickstart/", `${tmp}/`), ports),
+      });
+      const projector = [...run.background].find(([k]) => k.includes("deno task project"))![1];
+      assert.doesNotMatch(projector(), /Permissions Violation|"state":"failed"|"level":"error"/);
+      assert.match(projector(), /"msg":"projection started"/);
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  },
 });
