@@ -45,6 +45,28 @@ export function shCommands(markdown: string): DocCommand[] {
   return out;
 }
 
+/**
+ * The commands of `markdown` below the heading line `heading`, up to the next
+ * heading of the same or a higher level.
+ */
+export function sectionCommands(markdown: string, heading: string): DocCommand[] {
+  const lines = markdown.split("\n");
+  const start = lines.indexOf(heading);
+  assert.ok(start >= 0, `the page has the heading ${JSON.stringify(heading)}`);
+  const level = /^#+/.exec(heading)![0].length;
+  let end = lines.length;
+  let fenced = false;
+  for (let i = start + 1; i < lines.length; i++) {
+    if (/^\s*```/.test(lines[i]!)) fenced = !fenced;
+    const m = fenced ? null : /^(#+) /.exec(lines[i]!);
+    if (m && m[1]!.length <= level) {
+      end = i;
+      break;
+    }
+  }
+  return shCommands(lines.slice(start, end).join("\n"));
+}
+
 /** Every port number in `ports` mapped to a free loopback port. */
 export function freePorts(ports: number[]): Map<number, number> {
   return new Map(ports.map((p) => [p, freePort()]));
@@ -67,6 +89,12 @@ export interface ProcedureOptions {
   rewrite: (command: string) => string;
   /** Deadline of each foreground command, ms. Default 60 000. */
   stepTimeoutMs?: number;
+  /**
+   * Called before each command is started (with the page's command): where a
+   * test waits, with a deadline, for what the page tells the operator to wait
+   * for (a cluster's meta leader, a stream leader), so a failure says which.
+   */
+  before?: (command: DocCommand, run: ProcedureRun) => Promise<void>;
 }
 
 /** Background processes of a run; disposing stops each process group (SIGTERM, then SIGKILL). */
@@ -137,6 +165,7 @@ export async function runProcedure(
   };
   try {
     for (const c of commands) {
+      await o.before?.(c, run);
       const script = o.rewrite(c.command);
       if (c.background) {
         const child = new Deno.Command("setsid", {
@@ -172,8 +201,9 @@ export async function runProcedure(
           last = `exit ${r.code}\n${stdout}${dec.decode(r.stderr)}`;
           if (r.code !== 0) return undefined;
           if (c.expect !== undefined && !stdout.includes(c.expect)) return undefined;
-          return stdout;
-        }, { timeoutMs: o.stepTimeoutMs ?? 60_000, intervalMs: 250 });
+          // An object: a command that succeeds printing nothing on stdout has succeeded.
+          return { stdout };
+        }, { timeoutMs: o.stepTimeoutMs ?? 60_000, intervalMs: 250 }).then((r) => r.stdout);
       } catch {
         const bg = [...run.background].map(([k, v]) => `--- ${k}\n${v().slice(-3000)}`);
         throw new Error(

@@ -22,6 +22,7 @@ export const PASSWORDS = {
   admin: "kvedge-admin-test-only",
   writer: "kvedge-writer-test-only",
   edge: "kvedge-edge-test-only",
+  projector: "kvedge-projector-test-only",
 } as const;
 
 /**

@@ -310,14 +310,17 @@ Deno.test("regions over leaf nodes", async (t) => {
     );
 
     await t.step("deno task serve with KVEDGE_HUB_DOMAIN: a regional HTTP edge", async () => {
-      const b = await regionalBucket(topo, hubNc);
+      // As leaf.conf's restricted `edge` identity, which may serve bucket cfg only (the earlier
+      // step made it; making it again keeps it and its mirrors).
+      const b = await regionalBucket(topo, hubNc, "cfg");
       await b.hubKv.put("a", enc({ v: 1 }));
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", `${ROOT}workers/edge.ts`],
         env: {
           NATS_URL: eu.url,
-          NATS_USER: "admin",
-          NATS_PASSWORD: LEAF_PASSWORDS.admin,
+          NATS_USER: "edge",
+          NATS_PASSWORD: LEAF_PASSWORDS.edge,
+          NATS_INBOX_PREFIX: "_INBOX_edge",
           KVEDGE_BUCKETS: b.name,
           KVEDGE_HUB_DOMAIN: HUB_DOMAIN,
           KVEDGE_WRITE_TOKEN: "w",
@@ -326,14 +329,18 @@ Deno.test("regions over leaf nodes", async (t) => {
         },
         stdin: "null",
         stdout: "piped",
-        stderr: "null",
+        stderr: "piped",
       }).spawn();
+      let errors = "";
+      const drained = (async () => {
+        for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) errors += c;
+      })().catch(() => {});
       try {
         let text = "";
         const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
         const url = await waitFor(async () => {
           const { value, done } = await reader.read();
-          if (done) throw new Error(`worker exited: ${text}`);
+          if (done) throw new Error(`worker exited: ${text}${errors}`);
           text += value;
           return /"msg":"listening".*?"url":"([^"]+)"/.exec(text)?.[1];
         }, { timeoutMs: 60_000, message: "the worker listens" });
@@ -353,8 +360,13 @@ Deno.test("regions over leaf nodes", async (t) => {
           headers: { authorization: "Bearer w", "content-type": "application/json" },
           body: enc({ v: 2 }),
         });
-        assert.ok(put.ok, await put.text());
-        assert.equal((await b.hubKv.get("b"))?.revision, 2, "the PUT landed in the hub's bucket");
+        assert.ok(put.ok, `${put.status}`);
+        const { revision } = await put.json();
+        assert.equal(
+          (await b.hubKv.get("b"))?.revision,
+          revision,
+          "the PUT landed in the hub's bucket",
+        );
         eu.cut();
         try {
           await waitFor(async () => {
@@ -371,9 +383,17 @@ Deno.test("regions over leaf nodes", async (t) => {
         } finally {
           eu.heal();
         }
+        assert.doesNotMatch(
+          errors,
+          /Permissions Violation|superseded/,
+          "the edge identity suffices",
+        );
       } finally {
-        child.kill("SIGKILL");
+        try {
+          child.kill("SIGKILL");
+        } catch { /* it exited already: the failure above says why */ }
         await child.status;
+        await drained;
       }
     });
 
