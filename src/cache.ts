@@ -12,6 +12,7 @@ import { mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import type { LocalStore } from "./local_store.ts";
 import { SlotFlag } from "./slot.ts";
+import { withDeadline } from "./watcher.ts";
 import type {
   Cache,
   CacheEvent,
@@ -432,22 +433,33 @@ export class KvedgeCache<T> implements Cache<T> {
       if (this.#c.snapshotTimer !== undefined) clearInterval(this.#c.snapshotTimer);
       if (this.#c.reconcileTimer !== undefined) clearInterval(this.#c.reconcileTimer);
       this.#c.d.region?.link.close();
+      // Local work, not a wait on NATS: outside the close deadline.
       if (this.#c.o.snapshot && this.#fresh) await this.saveSnapshot();
+      // From here every wait on NATS shares one deadline (closeTimeoutMs): a
+      // server that keeps the TCP connection up but answers nothing (paused,
+      // overloaded) must not hold up the close. What is cut short is best
+      // effort anyway: the server drops an inactive consumer by itself.
+      const deadline = Date.now() + this.#c.o.closeTimeoutMs;
+      const left = () => Math.max(0, deadline - Date.now());
       transition(this.#c, { on: "closing" });
       this.#c.reached.wakeAll();
       this.#c.stopStatus?.();
       this.#c.aborter.abort(new ClosedError("continue"));
       this.#c.ready.reject(new ClosedError("wait for ready"));
-      await this.#c.binding;
-      await this.#c.watcher.close().catch(() => {});
+      if (this.#c.binding) await withDeadline(this.#c.binding, left());
+      await withDeadline(this.#c.watcher.close(), left());
       transition(this.#c, { on: "closed" });
       this.#c.changes.close();
       this.#c.events.close();
       this.#store.clear();
       if (this.#c.bound && this.#c.d.ownsConnection && !this.#c.d.nc.isClosed()) {
-        // drain() waits for the server; while it is unreachable, just close.
-        if (this.#c.connected) await this.#c.d.nc.drain().catch(() => this.#c.d.nc.close());
-        else await this.#c.d.nc.close();
+        const nc = this.#c.d.nc;
+        // drain() waits for the server: while it is unreachable just close,
+        // and a drain the server leaves unanswered is cut at the deadline.
+        const drained = this.#c.connected ? await settledBy(nc.drain(), left()) : false;
+        if (!drained && !nc.isClosed()) {
+          await withDeadline(nc.close(), Math.max(left(), CLOSE_GRACE_MS));
+        }
       }
     })();
     return this.#closing;
@@ -481,4 +493,17 @@ function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
     close: () => c.close(),
     [Symbol.asyncDispose]: () => c.close(),
   };
+}
+
+/**
+ * How long closing the connection itself may take once the close deadline is
+ * spent, ms: nats.js closes a socket at once, this only bounds a broken one.
+ */
+const CLOSE_GRACE_MS = 100;
+
+/** Whether `p` fulfilled within `ms` (a rejection or the deadline: false). */
+async function settledBy(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let ok = false;
+  await withDeadline(p.then(() => ok = true), ms);
+  return ok;
 }

@@ -48,6 +48,7 @@ export interface ResolvedOptions<T> {
   loaderTimeoutMs: number;
   missTimeoutMs: number;
   writeTimeoutMs: number;
+  closeTimeoutMs: number;
   staleIfErrorMs: number;
   heartbeatMs: number;
   reconcileMs: number;
@@ -123,6 +124,7 @@ const OptionsSchema = z.object({
   loaderTimeoutMs: integer(1, MAX_TIMER_MS).optional(),
   missTimeoutMs: integer(...OPTION_BOUNDS.missTimeoutMs).optional(),
   writeTimeoutMs: integer(...OPTION_BOUNDS.writeTimeoutMs).optional(),
+  closeTimeoutMs: integer(1, 600_000).optional(),
   staleIfErrorMs: nonNegativeOrInfinity.optional(),
   heartbeatMs: integer(100, 300_000).optional(),
   reconcileMs: ms.optional(),
@@ -211,6 +213,7 @@ export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
     loaderTimeoutMs: o.loaderTimeoutMs ?? 5_000,
     missTimeoutMs: o.missTimeoutMs ?? 1_000,
     writeTimeoutMs: o.writeTimeoutMs ?? 5_000,
+    closeTimeoutMs: o.closeTimeoutMs ?? 5_000,
     staleIfErrorMs: o.staleIfErrorMs ?? Infinity,
     heartbeatMs: o.heartbeatMs ?? 5_000,
     reconcileMs: o.reconcileMs ?? 30_000,

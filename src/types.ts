@@ -225,6 +225,16 @@ export interface CacheOptions<T> {
   /** Deadline of one write, in ms. Default 5 000. */
   writeTimeoutMs?: number;
   /**
+   * Deadline of `close()`'s waits on NATS, in ms (1 to 600 000): the
+   * watcher's consumer delete, a warm start still binding, and the drain of a
+   * connection the cache opened. All share this one deadline, counted once
+   * the snapshot (if any) is saved; what is still unanswered then is given
+   * up: the cache's own connection is closed without draining, and a consumer
+   * left behind is removed by the server after its inactive threshold. A
+   * connection passed as `connection` is never closed. Default 5 000.
+   */
+  closeTimeoutMs?: number;
+  /**
    * How long resident entries may be served stale while NATS is unreachable,
    * in ms, counted from the disconnect; after that they count as misses.
    * Default: unbounded (`Infinity`).

@@ -129,6 +129,9 @@ export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink
       link = await bind();
       if (!c.closed) {
         await attach(c, link);
+        // A close that stopped waiting for this attach (its deadline) has
+        // already passed the connection by: close a connection we own here.
+        if (c.closed && c.d.ownsConnection) await link.nc.close().catch(() => {});
         return;
       }
     } catch (err) {

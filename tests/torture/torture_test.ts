@@ -1,7 +1,8 @@
 /**
  * The fault-schedule checker in `deno task test`: a fixed budget of seeded
  * schedules over every mode family against the server under test
- * (`KVEDGE_NATS_SERVER`), and the recorded seeds that found issue 18's holes.
+ * (`KVEDGE_NATS_SERVER`), and the recorded seeds that found issue 18's holes
+ * and a close() that hung on a paused server.
  * `deno task torture --schedules N` runs more (tests/torture/main.ts).
  */
 import assert from "node:assert/strict";
@@ -91,4 +92,15 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test({
+  name: "the schedule that found close() hanging on a paused server keeps its bound",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  // A lazy cache with a loader, the server SIGSTOPped, then closed: close()
+  // drained its own connection and waited ~35 s for the paused server (the
+  // checker allows 15 s). Now its waits share closeTimeoutMs (default 5 s).
+  fn: () =>
+    check(["--seed", "301699", "--schedules", "1", "--modes", "loader", "--steps", "0,1,2"]),
 });

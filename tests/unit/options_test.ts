@@ -33,6 +33,7 @@ Deno.test("options: the defaults of a minimal configuration", () => {
   assert.equal(o.writeBack, false);
   assert.equal(o.negativeTtlMs, 30_000);
   assert.equal(o.loaderTimeoutMs, 5_000);
+  assert.equal(o.closeTimeoutMs, 5_000);
   assert.equal(o.missTimeoutMs, 1_000);
   assert.equal(o.writeTimeoutMs, 5_000);
   assert.equal(o.staleIfErrorMs, Infinity);
