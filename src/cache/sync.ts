@@ -27,8 +27,8 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
     heartbeatMs: c.o.heartbeatMs,
     inboxPrefix: c.d.inboxPrefix,
     handler: {
-      onChange: (key, op, rev, created, data, pending) => {
-        onChange(c, key, op, rev, created, data, pending);
+      onChange: (key, op, rev, created, data, pending, ttlMs) => {
+        onChange(c, key, op, rev, created, data, pending, ttlMs);
         // The mirror delivers while cut off: it hears the hub again.
         c.d.region?.link.nudge();
       },
