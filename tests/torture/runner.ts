@@ -617,7 +617,22 @@ class ScheduleRun {
     const held = [...m].map(([k, r]) =>
       `${k} ${r === undefined ? "-" : `${r.operation}@${r.revision}`}`
     );
-    return `; the mirror holds ${held.join(", ")}`;
+    // A mirror that lacks a revision the hub holds (first sequence past the
+    // hub's, fewer messages at the same last sequence) is the server's
+    // defect, not the edge's: say so with the numbers (docs/nats-versions.md).
+    const [hub, mirror] = await Promise.all([
+      streamState(this.site.writer, this.bucket),
+      streamState(this.site.reader, this.bucket),
+    ]);
+    let counts = "";
+    if (hub && mirror) {
+      const hole = mirror.lastSeq >= hub.lastSeq && mirror.messages < hub.messages;
+      counts = ` (mirror: sequences ${mirror.firstSeq}..${mirror.lastSeq}, ${mirror.messages} ` +
+        `messages; hub: ${hub.firstSeq}..${hub.lastSeq}, ${hub.messages} messages${
+          hole ? "; the mirror lacks revisions the hub holds" : ""
+        })`;
+    }
+    return `; the mirror holds ${held.join(", ")}${counts}`;
   }
 
   async differences(c: Cache<Value>, want: Map<string, Revision | undefined>) {
