@@ -219,6 +219,12 @@ export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boole
 
 /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
 export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
+  const missing = c.d.region?.link.status().mirrorMissing ?? 0;
+  if (!inSync && missing > 0) {
+    c.lastError = `Cannot vouch for the regional mirror of "${c.bucket}": it lacks ${missing} ` +
+      `revision(s) the hub holds at the same last revision (re-create it: docs/topologies.md)`;
+    c.emit({ type: "error", at: Date.now(), message: c.lastError });
+  }
   transition(c, {
     on: "hub",
     inSync,
