@@ -93,3 +93,49 @@ export function markerReasonOf(headers: HeaderLookup | undefined): string | unde
 export function ttlHeaderValue(ttlMs: number): string {
   return `${Math.max(1, Math.ceil(ttlMs / 1000))}s`;
 }
+
+const DURATION_UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * The TTL of a stored message in milliseconds, from its `Nats-TTL` header (a
+ * Go duration such as `"1m30s"`, or whole seconds); 0 when it has none, says
+ * `"never"`, or cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { ttlOfHeader } from "./kv_layout.ts";
+ * ttlOfHeader({ get: () => "1500ms" }); // 1500
+ * ```
+ */
+export function ttlOfHeader(headers: HeaderLookup | undefined): number {
+  const v = headers?.get(TTL_HEADER)?.trim();
+  if (!v || v === "never") return 0;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  let ms = 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(v)) !== null) {
+    ms += Number(m[1]) * DURATION_UNIT_MS[m[2]!]!;
+    end = re.lastIndex;
+  }
+  return end === v.length && ms > 0 ? Math.ceil(ms) : 0;
+}
+
+/**
+ * The headers of an entry read with nats.js's `kv.get()` (its stored entry
+ * keeps the message as `sm`; the public `KvEntry` type does not show them),
+ * or `undefined`.
+ */
+export function entryHeaders(entry: unknown): HeaderLookup | undefined {
+  const sm = (entry as { sm?: { header?: HeaderLookup } } | null)?.sm;
+  return sm?.header;
+}

@@ -123,7 +123,17 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
     const region = o.region && {
       writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
-      link: new RegionLink(jsm, o.bucket, o.region, info),
+      link: new RegionLink(
+        jsm,
+        o.bucket,
+        o.region,
+        info,
+        await jetstreamManager(nc, {
+          timeout: CONTROL_TIMEOUT_MS,
+          checkAPI: false,
+          domain: o.region.hubDomain,
+        }),
+      ),
     };
     return { nc, jsm, js, kv, info, region };
   } catch (err) {

@@ -71,6 +71,12 @@ export class RegionLink {
   #lag = 0;
   #activeMs = -1;
   #lastSeq = 0;
+  /** The hub's bucket, through its domain: to check the mirror against it. */
+  readonly #hub: JetStreamManager | undefined;
+  /** Whether the mirror was compared with the hub since open. */
+  #compared = false;
+  /** Messages the hub holds that the mirror lacks at the same last sequence. */
+  #missing = 0;
   /** When a check last succeeded (epoch ms). */
   #checkedAt = 0;
   /** When a check last started (epoch ms). */
@@ -80,9 +86,19 @@ export class RegionLink {
   #onChange: ((reachable: boolean) => void) | undefined;
   #checking: Promise<void> | undefined;
 
-  /** No I/O; `info` is the mirror's stream info read at open. */
-  constructor(jsm: JetStreamManager, bucket: string, region: ResolvedRegion, info: StreamInfo) {
+  /**
+   * No I/O; `info` is the mirror's stream info read at open; `hub` reads the
+   * hub's stream (in its domain), to find a mirror that lost revisions.
+   */
+  constructor(
+    jsm: JetStreamManager,
+    bucket: string,
+    region: ResolvedRegion,
+    info: StreamInfo,
+    hub?: JetStreamManager,
+  ) {
     this.#jsm = jsm;
+    this.#hub = hub;
     this.#stream = kvStreamName(bucket);
     this.#r = region;
     this.#read(info);
@@ -132,7 +148,8 @@ export class RegionLink {
     });
     const started = this.#attemptedAt;
     // An answer after the deadline still counts, unless a newer one came first.
-    const read = this.#jsm.streams.info(this.#stream).then((info) => {
+    const read = this.#jsm.streams.info(this.#stream).then(async (info) => {
+      await this.#compare(info);
       if (this.#checkedAt <= started) this.#read(info);
     });
     read.catch(() => {}); // abandoned at the deadline: its own timeout ends it
@@ -182,6 +199,7 @@ export class RegionLink {
       mirrorLag: this.#lag,
       mirrorActiveMs: this.#activeMs,
       mirrorLastRevision: this.#lastSeq,
+      mirrorMissing: this.#missing,
       checkedAt: this.#checkedAt,
     };
   }
@@ -208,6 +226,31 @@ export class RegionLink {
     this.#onChange?.(inSync);
   }
 
+  /**
+   * Compares the mirror with the hub's stream once after open, whenever the
+   * link is about to vouch for the mirror again, and while a loss is known:
+   * at the same last sequence a straight copy holds as many messages as the
+   * hub (it keeps at least the hub's history and age, and honours no per-key
+   * TTL, so it may hold more, never fewer). Fewer: the mirror skipped
+   * revisions the hub holds (nats-server 2.9.10 did after a WAN cut,
+   * docs/nats-versions.md), so it cannot vouch for the hub until it is
+   * re-created. Inconclusive (the hub moved on, or did not answer): keeps
+   * what it knew.
+   */
+  async #compare(info: StreamInfo): Promise<void> {
+    if (this.#hub === undefined || info.mirror === undefined || info.mirror.lag !== 0) return;
+    if (this.#compared && this.#inSync && this.#missing === 0) return;
+    let hub: StreamInfo;
+    try {
+      hub = await this.#hub.streams.info(this.#stream);
+    } catch {
+      return;
+    }
+    if (hub.state.last_seq !== info.state.last_seq) return;
+    this.#compared = true;
+    this.#missing = Math.max(0, hub.state.messages - info.state.messages);
+  }
+
   #read(info: StreamInfo): void {
     const m = info.mirror;
     // `active` is nanoseconds since the mirror last heard from its origin
@@ -220,6 +263,9 @@ export class RegionLink {
       m?.error === undefined;
     // Leaving the cut-off state waits for the backlog; under steady traffic
     // the lag is rarely exactly 0, so an in-sync link stays so while reachable.
-    this.#setInSync(this.#reachable && (this.#inSync || this.#lag === 0));
+    // A mirror known to lack revisions the hub holds vouches for nothing.
+    this.#setInSync(
+      this.#reachable && this.#missing === 0 && (this.#inSync || this.#lag === 0),
+    );
   }
 }

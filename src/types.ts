@@ -324,6 +324,14 @@ export interface RegionStatus {
   mirrorActiveMs: number;
   /** The mirror's last revision at the last check. */
   mirrorLastRevision: number;
+  /**
+   * Messages the hub's stream holds that the mirror lacks, found by comparing
+   * the two at the same last sequence (after open and whenever the link comes
+   * back): a mirror that skipped revisions (seen on nats-server 2.9.10 after a
+   * WAN cut). While it is above 0 the edge is never `synced`; re-create the
+   * mirror (docs/topologies.md). 0 when none is known.
+   */
+  mirrorMissing: number;
   /** When a check of the mirror last succeeded, epoch ms (the other fields are as of then). */
   checkedAt: number;
 }

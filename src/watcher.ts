@@ -29,7 +29,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
-import { kvStreamName, kvSubjectPrefix, operationOf } from "./kv_layout.ts";
+import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_layout.ts";
 import { errorChain } from "./describe.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
@@ -59,6 +59,8 @@ export interface WatcherHandler {
     created: number,
     data: Uint8Array,
     pending: number,
+    /** The message's own TTL (`Nats-TTL`), ms; 0 for none. */
+    ttlMs: number,
   ): void;
   /** Nothing left to deliver (initial snapshot or catch-up done). */
   onCaughtUp(rev: number): void;
@@ -544,6 +546,7 @@ export class Watcher {
         Math.floor(created),
         msg.data,
         pending,
+        op === "PUT" ? ttlOfHeader(h) : 0,
       );
     }
     if (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget)) {

@@ -21,6 +21,7 @@ export function onChange<T>(
   created: number,
   data: Uint8Array,
   _pending: number,
+  ttlMs = 0,
 ): void {
   c.applied++;
   c.lastCreated = created;
@@ -33,8 +34,11 @@ export function onChange<T>(
     });
   }
   if (c.mode === "replica" || c.store.has(key)) {
-    // The store keeps its own compact copy of `data`.
-    if (op === "PUT") c.store.put(key, rev, created, data, c.gen);
+    // The store keeps its own compact copy of `data`. Rule 6: a value with
+    // its own TTL never outlives it here, even if the server's expiry marker
+    // never arrives (a regional mirror cut off for longer than the bucket's
+    // marker TTL never copies it: docs/topologies.md).
+    if (op === "PUT") c.store.put(key, rev, created, data, c.gen, keyTtlLeft(created, ttlMs));
     else applyDelete(c, key, rev, created);
   }
   // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
@@ -44,11 +48,21 @@ export function onChange<T>(
       r.rev = rev;
       r.created = created;
       r.raw = op === "PUT" ? data.slice() : undefined;
+      r.ttlMs = ttlMs;
     }
   }
   if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
   // Rule 8: bookmarked reads waiting for this revision may go on.
   c.reached.advance(rev);
+}
+
+/**
+ * What is left of a per-key TTL of `ttlMs` for a value written at `created`
+ * (epoch ms, the server's clock), ms from now: 0 for none, at least 1.
+ */
+export function keyTtlLeft(created: number, ttlMs: number): number {
+  if (ttlMs <= 0) return 0;
+  return Math.max(1, Math.ceil(created + ttlMs - Date.now()));
 }
 
 export function applyDelete<T>(

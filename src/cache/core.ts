@@ -51,6 +51,8 @@ export interface Reservation {
   rev: number;
   created: number;
   raw: Uint8Array | undefined;
+  /** The recorded revision's own TTL (`Nats-TTL`), ms; 0 for none. */
+  ttlMs: number;
 }
 
 /** The shared state of one cache. */

@@ -16,11 +16,12 @@ import {
   UnavailableError,
 } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
+import { entryHeaders, ttlOfHeader } from "../kv_layout.ts";
 import { assertKey } from "../keys.ts";
 import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
 import { describe } from "../watcher.ts";
-import { keep } from "./apply.ts";
+import { keep, keyTtlLeft } from "./apply.ts";
 import { abortable, assertInFilter, type CacheCore, type Reservation } from "./core.ts";
 import { servable } from "./sync_state.ts";
 import { encode, publish } from "./writer.ts";
@@ -76,7 +77,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
   // (a snapshot-opened replica binding once NATS answers) may take its
   // control deadlines (up to 15 s) to start.
   if (c.watching) await watcherStarted(c, key);
-  const reservation: Reservation = { rev: 0, created: 0, raw: undefined };
+  const reservation: Reservation = { rev: 0, created: 0, raw: undefined, ttlMs: 0 };
   c.reservations.set(key, reservation);
   try {
     c.fetches++;
@@ -93,15 +94,22 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
     let rev = 0;
     let created = Date.now();
     let raw: Uint8Array | undefined;
+    let ttlLeft = 0;
     if (entry !== null) {
       rev = entry.revision;
       created = entry.created.getTime();
       raw = entry.operation === "PUT" ? entry.value : undefined;
+      // Rule 6: a value with its own TTL is not kept (or served) past it,
+      // even where its expiry marker never arrives (a regional mirror).
+      const ttlMs = raw === undefined ? 0 : ttlOfHeader(entryHeaders(entry));
+      if (ttlMs > 0 && created + ttlMs <= Date.now()) raw = undefined;
+      else ttlLeft = keyTtlLeft(created, ttlMs);
     }
     if (reservation.rev > rev) {
       ({ rev, created, raw } = reservation);
+      ttlLeft = keyTtlLeft(created, reservation.ttlMs);
     }
-    return keep(c, key, rev, created, raw);
+    return keep(c, key, rev, created, raw, ttlLeft);
   } finally {
     c.reservations.delete(key);
   }

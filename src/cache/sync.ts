@@ -27,8 +27,8 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
     heartbeatMs: c.o.heartbeatMs,
     inboxPrefix: c.d.inboxPrefix,
     handler: {
-      onChange: (key, op, rev, created, data, pending) => {
-        onChange(c, key, op, rev, created, data, pending);
+      onChange: (key, op, rev, created, data, pending, ttlMs) => {
+        onChange(c, key, op, rev, created, data, pending, ttlMs);
         // The mirror delivers while cut off: it hears the hub again.
         c.d.region?.link.nudge();
       },
@@ -222,6 +222,12 @@ export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boole
 
 /** A regional mirror lost or regained the hub: fresh only while it is in sync. */
 export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
+  const missing = c.d.region?.link.status().mirrorMissing ?? 0;
+  if (!inSync && missing > 0) {
+    c.lastError = `Cannot vouch for the regional mirror of "${c.bucket}": it lacks ${missing} ` +
+      `revision(s) the hub holds at the same last revision (re-create it: docs/topologies.md)`;
+    c.emit({ type: "error", at: Date.now(), message: c.lastError });
+  }
   transition(c, {
     on: "hub",
     inSync,

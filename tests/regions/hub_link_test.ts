@@ -5,7 +5,9 @@
  * when the region's JetStream stops answering.
  */
 import assert from "node:assert/strict";
+import { DiscardPolicy, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import { type Cache, UnavailableError } from "../../mod.ts";
+import { domainApi } from "../../src/region.ts";
 import { connectHub, regionalBucket, regionalEdge } from "../_regions.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, waitFor } from "../_setup.ts";
 
@@ -156,6 +158,66 @@ Deno.test("the hub link as a regional edge believes it", async (t) => {
             JSON.stringify(edge.status())
           })`,
         });
+      },
+    );
+
+    await t.step(
+      "a mirror that lacks a revision the hub holds is never vouched for: not synced, mirrorMissing",
+      async () => {
+        // What nats-server 2.9.10 made after a WAN cut (torture seed 1841743:
+        // mirror 2..2 with 1 message, hub 1..2 with 2), made on purpose: a
+        // mirror that starts copying at the hub's second revision.
+        const h = await regionalBucket(topo, hubNc);
+        await h.hubKv.put("k0", enc(0));
+        const last = await h.hubKv.put("k1", enc(1));
+        const nc = await eu.connect();
+        try {
+          const jsm = await jetstreamManager(nc);
+          const stream = `KV_${h.name}`;
+          const origin = (await jsm.streams.info(stream)).config;
+          await jsm.streams.delete(stream);
+          await jsm.streams.add({
+            name: stream,
+            mirror: {
+              name: stream,
+              opt_start_seq: last,
+              external: { api: domainApi(HUB_DOMAIN), deliver: "" },
+            },
+            retention: RetentionPolicy.Limits,
+            max_msgs_per_subject: origin.max_msgs_per_subject,
+            discard: DiscardPolicy.New,
+            allow_rollup_hdrs: true,
+            deny_delete: true,
+            allow_direct: true,
+            mirror_direct: true,
+          });
+          await waitFor(async () => {
+            const i = await jsm.streams.info(stream);
+            return i.state.last_seq === last && i.mirror?.lag === 0 && i.mirror.active >= 0;
+          }, { timeoutMs: 30_000, message: "the holey mirror has copied the hub's last revision" });
+        } finally {
+          await nc.close();
+        }
+        await using edge = await regionalEdge<number>(eu, h.name, { mode: "replica" });
+        await edge.ready({ timeoutMs: 30_000 });
+        await waitFor(() => edge.status().region?.mirrorMissing === 1, {
+          timeoutMs: 20_000,
+          message:
+            `the edge finds the mirror lacks k0@1 (status ${JSON.stringify(edge.status())}; ` +
+            `k0 read as ${await edge.get("k0").catch((e) => String(e))})`,
+        });
+        // Several checks later (checkMs 200) it still does not say synced.
+        const checked = edge.status().region!.checkedAt;
+        await waitFor(() => edge.status().region!.checkedAt > checked + 600, { timeoutMs: 20_000 });
+        const s = edge.status();
+        assert.notEqual(s.state, "synced", JSON.stringify(s));
+        assert.equal(s.region?.mirrorMissing, 1);
+        assert.equal(
+          s.region?.hubReachable,
+          true,
+          "the hub is reachable: only the mirror is wrong",
+        );
+        assert.match(s.lastError ?? "", /lacks 1 revision/);
       },
     );
   } finally {

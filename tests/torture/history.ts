@@ -77,11 +77,18 @@ export async function readHistory(nc: NatsConnection, bucket: string): Promise<R
 export async function streamState(
   nc: NatsConnection,
   bucket: string,
-): Promise<{ lastSeq: number; created: string } | undefined> {
+): Promise<
+  { lastSeq: number; firstSeq: number; messages: number; created: string } | undefined
+> {
   const jsm = await manager(nc);
   try {
     const info = await jsm.streams.info(kvStreamName(bucket));
-    return { lastSeq: info.state.last_seq, created: info.created };
+    return {
+      lastSeq: info.state.last_seq,
+      firstSeq: info.state.first_seq,
+      messages: info.state.messages,
+      created: info.created,
+    };
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@ import {
   kvSubjectPrefix,
   operationOf,
   ttlHeaderValue,
+  ttlOfHeader,
 } from "../../src/kv_layout.ts";
 import { versionAtLeast } from "../../src/server_version.ts";
 
@@ -55,4 +56,18 @@ Deno.test("kv_layout reads every kind of KV message the same way", async (t) => 
     assert.ok(!versionAtLeast("2.10.99", "2.11.0"));
     assert.ok(!versionAtLeast(undefined, "2.11.0"));
   });
+});
+
+Deno.test("a message's own TTL is read from its Nats-TTL header", () => {
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "2s" })), 2_000);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "30" })), 30_000);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "1500ms" })), 1_500);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "1m30s" })), 90_000);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "1h" })), 3_600_000);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": ttlHeaderValue(1_500) })), 2_000);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "never" })), 0);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "soon" })), 0);
+  assert.equal(ttlOfHeader(h({ "Nats-TTL": "5s later" })), 0);
+  assert.equal(ttlOfHeader(h({})), 0);
+  assert.equal(ttlOfHeader(undefined), 0);
 });
