@@ -432,15 +432,31 @@ export class LocalStore {
 
   /**
    * Calls `fn` for every resident slot, most recently used first, with its
-   * value in compact encoded form when never decoded (see {@link SlotFlag}).
-   * `fn` must not change the store.
+   * value in compact encoded form when never decoded (see {@link SlotFlag})
+   * and its deadline on the wall clock (`Date.now()` ms, 0 for none: rule 6's
+   * `maxTtlMs`, bucket TTL or the value's own `Nats-TTL`, whichever ends
+   * first). `fn` must not change the store.
    */
   forEach(
-    fn: (key: string, rev: number, created: number, flags: number, value: unknown) => void,
+    fn: (
+      key: string,
+      rev: number,
+      created: number,
+      flags: number,
+      value: unknown,
+      deadline: number,
+    ) => void,
   ): void {
     for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
       if (this.#ttl.expired(i)) continue;
-      fn(this.#keys[i]!, this.#rev[i]!, this.#created[i]!, this.#flags[i]!, this.#vals[i]);
+      fn(
+        this.#keys[i]!,
+        this.#rev[i]!,
+        this.#created[i]!,
+        this.#flags[i]!,
+        this.#vals[i],
+        this.#ttl.deadline(i),
+      );
     }
   }
 

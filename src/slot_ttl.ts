@@ -30,6 +30,12 @@ export class SlotTtl {
     return e !== 0 && performance.now() > e;
   }
 
+  /** The slot's deadline on the wall clock (`Date.now()` ms), or 0 for none. */
+  deadline(i: number): number {
+    const e = this.#expires?.[i] ?? 0;
+    return e === 0 ? 0 : Date.now() + (e - performance.now());
+  }
+
   /** Remaining life of a slot written at `created`: 0 for unbounded, negative if already expired. */
   ttlFor(created: number, extraMs: number): number {
     let ttl = this.#maxTtlMs;

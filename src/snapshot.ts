@@ -4,7 +4,8 @@
  *
  * Layout: the magic line `KVEDGE-SNAPSHOT 2\n`, a u32 header length, a JSON
  * header ({@link SnapshotHeader}), then records of
- * `u16 keyLength, key, f64 revision, f64 created, u32 valueLength, value`.
+ * `u16 keyLength, key, f64 revision, f64 created, f64 deadline, u32 valueLength, value`
+ * (`deadline`: when the value stops being served, wall-clock ms, 0 for never).
  * The header carries the SHA-256 of the records, so a corrupt or truncated
  * file is detected and never served.
  *
@@ -57,6 +58,11 @@ export interface SnapshotRecord {
   rev: number;
   /** When it was written to KV, epoch ms. */
   created: number;
+  /**
+   * When it stops being served (rule 6: `maxTtlMs`, the bucket TTL or the
+   * value's own `Nats-TTL`), epoch ms; 0 or absent for never.
+   */
+  deadline?: number;
   /** The encoded value. */
   value: Uint8Array;
 }
@@ -67,7 +73,13 @@ export interface SnapshotRecord {
  * `add` once per record.
  */
 export type SnapshotSource = (
-  add: (key: string, rev: number, created: number, value: Uint8Array | string) => void,
+  add: (
+    key: string,
+    rev: number,
+    created: number,
+    value: Uint8Array | string,
+    deadline?: number,
+  ) => void,
 ) => void;
 
 /** A byte buffer that doubles when full. */
@@ -106,10 +118,16 @@ export async function writeSnapshot(
 ): Promise<SnapshotHeader> {
   const out = new Growing();
   let count = 0;
-  const add = (key: string, rev: number, created: number, value: Uint8Array | string) => {
+  const add = (
+    key: string,
+    rev: number,
+    created: number,
+    value: Uint8Array | string,
+    deadline = 0,
+  ) => {
     // Worst case of UTF-8 is 3 bytes per UTF-16 unit.
     const valueMax = typeof value === "string" ? value.length * 3 : value.byteLength;
-    out.reserve(2 + key.length * 3 + 20 + valueMax);
+    out.reserve(2 + key.length * 3 + 28 + valueMax);
     const { buf, view } = out;
     const keyAt = out.at + 2;
     const kl = encoder.encodeInto(key, buf.subarray(keyAt, keyAt + key.length * 3)).written;
@@ -119,6 +137,8 @@ export async function writeSnapshot(
     view.setFloat64(o, rev);
     o += 8;
     view.setFloat64(o, created);
+    o += 8;
+    view.setFloat64(o, deadline);
     o += 8;
     let vl: number;
     if (typeof value === "string") {
@@ -132,7 +152,7 @@ export async function writeSnapshot(
     count++;
   };
   if (typeof records === "function") records(add);
-  else for (const r of records) add(r.key, r.rev, r.created, r.value);
+  else for (const r of records) add(r.key, r.rev, r.created, r.value, r.deadline ?? 0);
   const body = out.buf.subarray(0, out.at);
   const full: SnapshotHeader = {
     ...header,
@@ -166,7 +186,13 @@ export interface LoadSnapshotOptions {
    * verified (checksum, structure, count). `value` is a view into the file's
    * buffer, valid during the call only: copy what you keep.
    */
-  onRecord: (key: string, rev: number, created: number, value: Uint8Array) => void;
+  onRecord: (
+    key: string,
+    rev: number,
+    created: number,
+    value: Uint8Array,
+    deadline: number,
+  ) => void;
 }
 
 /**
@@ -229,7 +255,7 @@ export async function loadSnapshot(
   let count = 0;
   for (let o = 0; o < body.length; count++) {
     if (o + 2 > body.length) return { ok: false, reason: "snapshot records are corrupt" };
-    const at = o + 2 + bv.getUint16(o) + 16;
+    const at = o + 2 + bv.getUint16(o) + 24;
     if (at + 4 > body.length) return { ok: false, reason: "snapshot records are corrupt" };
     o = at + 4 + bv.getUint32(at);
     if (o > body.length) return { ok: false, reason: "snapshot records are corrupt" };
@@ -247,9 +273,10 @@ export async function loadSnapshot(
     o += kl;
     const rev = bv.getFloat64(o);
     const created = bv.getFloat64(o + 8);
-    const vl = bv.getUint32(o + 16);
-    o += 20;
-    onRecord(key, rev, created, body.subarray(o, o + vl));
+    const deadline = bv.getFloat64(o + 16);
+    const vl = bv.getUint32(o + 24);
+    o += 28;
+    onRecord(key, rev, created, body.subarray(o, o + vl), deadline);
     o += vl;
   }
   return { ok: true, header };
@@ -274,8 +301,8 @@ export async function readSnapshot(
 ): Promise<SnapshotRead> {
   const records: SnapshotRecord[] = [];
   const r = await loadSnapshot(path, bucket, filter, {
-    onRecord: (key, rev, created, value) =>
-      records.push({ key, rev, created, value: value.slice() }),
+    onRecord: (key, rev, created, value, deadline) =>
+      records.push({ key, rev, created, deadline, value: value.slice() }),
   });
   return r.ok ? { ok: true, header: r.header, records } : r;
 }

@@ -25,7 +25,14 @@ export async function loadSnapshot<T>(
         ? undefined
         : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
     // Straight into the store, which keeps its own compact copy of each value.
-    onRecord: (key, rev, created, value) => store.put(key, rev, created, value, gen),
+    // A value whose deadline (rule 6) passed while the cache was down is not
+    // loaded: KV has dropped it too (its own TTL), or it was bounded by this
+    // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
+    onRecord: (key, rev, created, value, deadline) => {
+      if (deadline === 0) return void store.put(key, rev, created, value, gen);
+      const left = deadline - Date.now();
+      if (left > 0) store.put(key, rev, created, value, gen, Math.ceil(left));
+    },
   });
   if (!snap.ok) {
     c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
@@ -74,10 +81,10 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
   // A value the codec or schema refused is written as it was stored, so that
   // after a warm start it is refused again (a DecodeError), never "absent".
   const records: SnapshotSource = (add) =>
-    store.forEach((key, rev, created, flags, value) => {
+    store.forEach((key, rev, created, flags, value, deadline) => {
       if (rev === 0) return;
       if ((flags & SlotFlag.Rejected) !== 0) {
-        add(key, rev, created, (value as Refusal).encoded);
+        add(key, rev, created, (value as Refusal).encoded, deadline);
         return;
       }
       if ((flags & SlotFlag.Deleted) !== 0) return;
@@ -86,6 +93,7 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
         rev,
         created,
         (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : codec.encode(value as T),
+        deadline,
       );
     });
   try {

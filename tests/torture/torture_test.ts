@@ -104,3 +104,15 @@ Deno.test({
   fn: () =>
     check(["--seed", "301699", "--schedules", "1", "--modes", "loader", "--steps", "0,1,2"]),
 });
+
+Deno.test({
+  name: "the schedule that found an expired per-key TTL coming back from a snapshot keeps rule 6",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  // A replica reopened from its snapshot after a value's own TTL (Nats-TTL,
+  // 2.11+) and its expiry marker (markerTTL 1 s) had both left the stream:
+  // the snapshot kept no deadline, so the value came back and was served as
+  // synced for good (the watcher never sees a marker that is gone). Records
+  // now carry their deadline. On 2.9.10 the schedule runs without TTLs.
+  fn: () => check(["--seed", "20332477", "--schedules", "1", "--modes", "replica"]),
+});

@@ -166,3 +166,19 @@ Deno.test("snapshot: missing, foreign and cut-short files are refused with the r
     });
   });
 });
+
+Deno.test("snapshot: each record keeps its deadline (rule 6 across a warm start)", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/d.snap`;
+    await writeSnapshot(path, HEADER, (add) => {
+      add("ttl", 1, 10, "v", 1_900_000_000_000);
+      add("forever", 2, 20, "w");
+    });
+    const r = await readSnapshot(path, "b", ">");
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.records.map((x) => [x.key, x.deadline]),
+      [["ttl", 1_900_000_000_000], ["forever", 0]],
+    );
+  });
+});
