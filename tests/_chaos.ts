@@ -470,3 +470,58 @@ if (import.meta.main) {
   }
   await burstMain(url, bucket, Number(count), Number(keys ?? 1000));
 }
+
+/**
+ * What each node's replica of `stream` holds: its own state as its `/jsz`
+ * reports it (every node reports its own replica, not the leader's), and
+ * what it answers to direct gets at `seqs` over a connection to that node
+ * alone (2.9 followers serve direct gets from their own replica; a node may
+ * still hand a request on, so that part names the node asked). Shows
+ * replicas that hold different messages at the same sequence.
+ */
+export async function replicaViews(
+  nodes: { name: string; tcpUrl: string; monitorPort: number }[],
+  stream: string,
+  seqs: number[],
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const { name, tcpUrl, monitorPort } of nodes) {
+    const state = await fetch(
+      `http://127.0.0.1:${monitorPort}/jsz?accounts=true&streams=true`,
+      { signal: AbortSignal.timeout(5_000) },
+    ).then((r) => r.json()).then((j) => {
+      const details = (j?.account_details ?? []).flatMap((a: { stream_detail?: unknown[] }) =>
+        a.stream_detail ?? []
+      ) as { name: string; state?: Record<string, number> }[];
+      const st = details.find((d) => d.name === stream)?.state;
+      return st
+        ? `first ${st.first_seq} last ${st.last_seq} msgs ${st.messages} deleted ${
+          st.num_deleted ?? 0
+        }`
+        : "no replica";
+    }, (err) => `jsz: ${err?.message ?? err}`);
+    let nc: NatsConnection | undefined;
+    let held = "";
+    try {
+      nc = await connect({ servers: tcpUrl, reconnect: false, timeout: 5_000 });
+      const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
+      const at: string[] = [];
+      for (const seq of seqs) {
+        at.push(
+          await jsm.direct.getMessage(stream, { seq }).then(
+            (m) =>
+              m ? `${seq}=${m.subject.split(".").slice(2).join(".")}:${m.string()}` : `${seq}=-`,
+            (err) => `${seq}=error ${err?.message ?? err}`,
+          ),
+        );
+      }
+      held = at.join(" ");
+    } catch (err) {
+      held = errorChain(err).map(String).join(" <- ") || String(err);
+    } finally {
+      await nc?.close().catch(() => {});
+    }
+    out.push(`${name}: ${state}; direct gets ${held}`);
+  }
+  return out;
+}

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type CacheEvent, type CacheOptions, openCache, UnavailableError } from "../../mod.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
 import {
+  type ClusterHandle,
   connectTo,
   startCluster,
   startServer,
@@ -12,7 +14,7 @@ import {
 } from "../_setup.ts";
 import { startProxy } from "../_proxy.ts";
 import { fill } from "../_seed.ts";
-import { createReplicatedBucket } from "../_chaos.ts";
+import { createReplicatedBucket, explainMissing, replicaViews, streamSettled } from "../_chaos.ts";
 
 /** Times a promise that must settle: rejects with a clear message if it hangs. */
 async function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -291,55 +293,219 @@ Deno.test("through faults (rule 7)", async (t) => {
   await nc2.close();
 });
 
+// Judged against what the stream leader holds. A missing write is explained
+// before the test fails: a kvedge bug (the leader holds it, the cache's
+// consumer never delivered other content at its sequence), replicas that
+// nats-server 2.9.10 left out of step (the consumer delivered other content
+// there), or a write the server lost (docs/nats-versions.md).
 Deno.test("R3 cluster: every acknowledged write reaches the replica across a leader kill", async () => {
   await using cluster = await startCluster();
   const nc = await connectTo(cluster.url);
+  const stopReceiving = new AbortController();
+  try {
+    await leaderKill(cluster, nc, stopReceiving);
+  } finally {
+    stopReceiving.abort();
+    await nc.close();
+  }
+});
+
+/** The R3 leader-kill test on `cluster`; `stopReceiving` ends its change recorder. */
+async function leaderKill(
+  cluster: ClusterHandle,
+  nc: NatsConnection,
+  stopReceiving: AbortController,
+): Promise<void> {
   const bucket = uniqueBucket();
+  const stream = `KV_${bucket}`;
   await createReplicatedBucket(nc, bucket, { replicas: 3, history: 1 });
-  await using c = await openCache<number>({
-    ...fast,
-    connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
-    servers: cluster.urls,
-    bucket,
-    mode: "replica",
-    local: { maxItems: 10_000 },
-  });
+  const restarts: string[] = [];
+  // Opening is set-up here, not what is judged: right after the bucket is
+  // created a busy machine may not answer the first stream info within the
+  // open's deadline (seen: "Cannot open cache …: timed out" after 2 s with four
+  // clusters running), and a failed open leaves nothing behind, so retry it.
+  await using c = await waitFor(() =>
+    openCache<number>({
+      ...fast,
+      connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
+      servers: cluster.urls,
+      bucket,
+      mode: "replica",
+      local: { maxItems: 10_000 },
+      onEvent: (e) => {
+        if (e.type === "watcher_restart") restarts.push(`from ${e.fromRevision}: ${e.reason}`);
+      },
+    }), { timeoutMs: 60_000, message: "the cache opened" });
   await c.ready();
+  // Every change the cache's watcher delivers, by revision: for a missing
+  // write, whether the cache received its sequence with other content.
+  const received = new Map<number, string>();
+  let receiveError = "";
+  const receiving = (async () => {
+    for await (const ch of c.changes({ signal: stopReceiving.signal, bufferSize: 100_000 })) {
+      received.set(ch.revision, `${ch.key}=${JSON.stringify(ch.value)}`);
+    }
+  })().catch((err) => receiveError = String(err));
   const js = jetstream(nc, { timeout: 2000 });
+  const probe = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
   const acked = new Map<string, number>();
+  /** Stream sequence each write was acknowledged at. */
+  const ackSeq = new Map<string, number>();
   let failed = 0;
+  /** Why writes failed: message → count. */
+  const failures = new Map<string, number>();
   let killedAt = -1;
+  let killed = "";
   // Awaited puts with unique values; after 200 the stream leader is killed and
   // restarted, and writing goes on until 200 more are acknowledged.
   const deadline = Date.now() + 30_000;
   for (let i = 0; acked.size < 400; i++) {
     if (i === 200) {
-      const leader = await cluster.leaderOf(`KV_${bucket}`);
+      const leader = await cluster.leaderOf(stream);
       assert.ok(leader, "no stream leader found");
       await leader.kill();
       killedAt = i;
+      killed = leader.name;
       leader.restart().catch(() => {}); // comes back while writes go on
     }
     try {
-      await js.publish(`$KV.${bucket}.w.${i}`, JSON.stringify(i));
+      const ack = await js.publish(`$KV.${bucket}.w.${i}`, JSON.stringify(i));
       acked.set(`w.${i}`, i);
-    } catch {
+      ackSeq.set(`w.${i}`, ack.seq);
+    } catch (err) {
       failed++; // not acknowledged: may or may not be stored
+      const what = String((err as Error)?.message ?? err).slice(0, 60);
+      failures.set(what, (failures.get(what) ?? 0) + 1);
       if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 50)); // back off while the cluster elects
+      // Retry once the stream answers again (only its leader answers a stream
+      // info), not after a fixed pause: "no responders" comes back at once
+      // while the stream has no leader.
+      await waitFor(() => probe.streams.info(stream).then((info) => info.cluster?.leader), {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      }).catch(() => {});
     }
   }
   assert.equal(killedAt, 200);
   assert.equal(acked.size, 400, "the cluster never recovered for writes");
-  console.log(`R3 leader kill: ${acked.size} writes acknowledged, ${failed} not acknowledged`);
-  await waitFor(() => [...acked].every(([k, v]) => c.peek(k) === v), {
-    timeoutMs: 30_000,
-    message: `acknowledged writes missing from the cache: ${
-      [...acked].filter(([k, v]) => c.peek(k) !== v).length
+  console.log(
+    `R3 leader kill (${killed}): ${acked.size} writes acknowledged, ${failed} not acknowledged (${
+      [...failures].map(([m, n]) => `${n}× ${m}`).join("; ")
+    })`,
+  );
+  const missing = () => [...acked].filter(([k, v]) => c.peek(k) !== v);
+  const converged = await waitFor(() => missing().length === 0, { timeoutMs: 30_000 })
+    .then(() => true, () => false);
+  if (converged) return;
+  // Not converged: judge the cache against what the stream leader holds once
+  // every replica is current (a consumer on a replica still catching up may
+  // lag, and the checker judges data, not latency), and say which side lost
+  // each write.
+  const settled = await streamSettled(nc, stream, Date.now() + 120_000);
+  const jsm = await jetstreamManager(nc, { timeout: 10_000, checkAPI: false });
+  /** What the stream leader holds for `key` (a leader-answered get, never a direct get). */
+  const held = (key: string) =>
+    jsm.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${key}` }).then(
+      (m) => m?.json<number>(),
+      (err) => err?.message?.includes("no message found") ? undefined : Promise.reject(err),
+    );
+  const leaderHas = new Map<string, number | undefined>();
+  for (const [k] of missing()) leaderHas.set(k, await held(k));
+  // The same freshness bound again, now against the leader's content.
+  const differs = () => [...leaderHas].filter(([k, v]) => c.peek(k) !== v);
+  await waitFor(() => differs().length === 0, { timeoutMs: 30_000 }).catch(() => {});
+  stopReceiving.abort();
+  await receiving;
+  const gone = missing();
+  if (gone.length === 0) {
+    // Caught up once the stream settled: slow, not wrong (data is judged here).
+    console.log(`R3 leader kill: the cache converged after the stream settled`);
+    return;
+  }
+  const why = await explainMissing(
+    nc,
+    bucket,
+    gone.map(([key, value]) => ({ key, value, seq: ackSeq.get(key) })),
+  );
+  /** `key=value` of the leader's message at `seq` ("-" if none). */
+  const leaderAt = (seq: number) =>
+    jsm.streams.getMessage(stream, { seq }).then(
+      (m) => m ? `${m.subject.slice(`$KV.${bucket}.`.length)}=${m.string()}` : "-",
+      (err) => err?.message?.includes("no message found") ? "-" : `error ${err?.message}`,
+    );
+  // Where what the cache's consumer delivered differs from the leader's
+  // stream at the same sequence: replicas that diverged, if anywhere.
+  const diverged: string[] = [];
+  for (const seq of [...received.keys()].sort((a, b) => a - b)) {
+    const want = await leaderAt(seq);
+    if (want !== received.get(seq)) {
+      diverged.push(`seq ${seq}: cache received ${received.get(seq)}, leader holds ${want}`);
+    }
+  }
+  const firstDiverged = Number(/^seq (\d+)/.exec(diverged[0] ?? "")?.[1] ?? 0);
+  const around = firstDiverged > 0
+    ? [firstDiverged - 1, firstDiverged, firstDiverged + 1]
+    : gone.slice(0, 3).map(([k]) => ackSeq.get(k)!);
+  const replicas = await replicaViews(
+    cluster.servers,
+    stream,
+    around,
+  );
+  const report = [
+    ...why,
+    ...gone.slice(0, 10).map(([k, v]) =>
+      `${k}=${v}: cache ${JSON.stringify(c.peek(k))}, leader ${
+        JSON.stringify(leaderHas.get(k))
+      }, cache received at seq ${ackSeq.get(k)}: ${received.get(ackSeq.get(k)!) ?? "nothing"}`
+    ),
+    `cache received ${received.size} changes, revisions ${Math.min(...received.keys())}..${
+      Math.max(...received.keys())
+    }${receiveError ? `, then failed: ${receiveError}` : ""}`,
+    `received vs leader: ${diverged.length} sequences differ${
+      diverged.length > 0 ? `, first ${diverged.slice(0, 3).join("; ")}` : ""
     }`,
+    ...replicas,
+    `stream ${stream} once settled: first ${settled.state.first_seq} last ${settled.state.last_seq} ` +
+    `msgs ${settled.state.messages}, leader ${settled.cluster?.leader}, replicas ${
+      (settled.cluster?.replicas ?? []).map((r) => `${r.name}:${r.current}/${r.lag ?? 0}`).join(
+        " ",
+      )
+    }`,
+    `cache status ${JSON.stringify(c.status())}`,
+    `watcher restarts (${restarts.length}): ${restarts.slice(-5).join(" | ")}`,
+    `killed ${killed}; acknowledged at seqs ${Math.min(...ackSeq.values())}..${
+      Math.max(...ackSeq.values())
+    }`,
+  ].join("\n");
+  console.log(`R3 leader kill, not converged within 30 s:\n${report}`);
+  // A missing write whose acknowledged sequence the cache's consumer delivered
+  // with other content: the replica it read holds other messages at the
+  // leader's sequences (nats-server 2.9.10, see docs/nats-versions.md).
+  const fromDiverged = gone.filter(([k, v]) => {
+    const got = received.get(ackSeq.get(k)!);
+    return got !== undefined && got !== `${k}=${v}`;
   });
-  await nc.close();
-});
+  // kvedge is judged against the leader: what the leader holds, the cache
+  // holds (rule 5), unless the consumer NATS gave it delivered something else
+  // at that sequence.
+  const kvedgeMissed = differs().filter(([k]) => !fromDiverged.some(([d]) => d === k));
+  assert.deepEqual(
+    kvedgeMissed.map(([k, v]) => `${k}: cache ${c.peek(k)}, leader ${v}`),
+    [],
+    `the cache does not hold what the stream leader holds:\n${report}`,
+  );
+  // The server's own faults, as in chaos/leader_kill_test.ts: reported as
+  // such and never passed over.
+  assert.deepEqual(
+    fromDiverged.map(([k]) => k),
+    [],
+    `nats-server replicas diverged: the cache's consumer delivered other messages at the ` +
+      `sequences of ${fromDiverged.length} acknowledged writes:\n${report}`,
+  );
+  assert.fail(
+    `nats-server lost ${gone.length} acknowledged writes (the cache holds what the leader ` +
+      `holds):\n${report}`,
+  );
+}
 
 Deno.test("R1 fill helper sanity: the seeding used by tests stores what it says", async () => {
   await using srv = await startServer();

@@ -8,6 +8,7 @@ import {
   explainMissing,
   figures,
   readBucket,
+  replicaViews,
   scale,
   snapshotBucket,
 } from "../_chaos.ts";
@@ -113,7 +114,26 @@ Deno.test(
             `${missingInBucket.slice(0, 5)}\n${why.join("\n")}\nedges: ${inEdges.join(", ")}`,
         );
       }
-      assert.deepEqual(missingInEdges, [0, 0], "acknowledged writes missing from an edge");
+      if (missingInEdges.some((n) => n > 0)) {
+        // The bucket holds them: say what the leader and each node's replica
+        // hold at their acknowledged sequences. An edge's consumer runs on any
+        // of the stream's peers, and 2.9.10 replicas can come back out of step
+        // after a kill (docs/nats-versions.md), which a kvedge bug must not be
+        // mistaken for, nor passed over as.
+        const inNoEdge = [...writer.acked].filter(([k, v]) => edges.some((e) => e.peek(k) !== v));
+        const why = await explainMissing(
+          nc,
+          bucket,
+          inNoEdge.map(([key, value]) => ({ key, value, seq: writer.ackSeq.get(key) })),
+        );
+        const seqs = inNoEdge.slice(0, 3).map(([k]) => writer.ackSeq.get(k)!);
+        const replicas = await replicaViews(cluster.servers, `KV_${bucket}`, seqs);
+        const status = edges.map((e) => JSON.stringify(e.status()));
+        assert.fail(
+          `acknowledged writes missing from an edge: ${missingInEdges.join("/")}\n` +
+            `${why.join("\n")}\n${replicas.join("\n")}\n${status.join("\n")}`,
+        );
+      }
       for (const e of edges) {
         // Nothing beyond the bucket either: the edge holds exactly its content.
         assert.equal(e.stats().entries, snap.size);
