@@ -151,8 +151,14 @@ export class Watcher {
   #consumer = "";
   #dseq = 0;
   #lastRev = 0;
-  /** What this watcher delivered at {@link lastRevision}, if it delivered it. */
-  #applied: SeenMessage | undefined;
+  /**
+   * Key and operation this watcher delivered at {@link lastRevision}, if it
+   * delivered it (`#appliedSeq` equals it then; 0: not known). Plain fields,
+   * not an object: they change on every message.
+   */
+  #appliedSeq = 0;
+  #appliedKey = "";
+  #appliedOp: Operation = "PUT";
   /** Set when the current consumer starts at the applied revision: its first message is judged. */
   #verify: SeenMessage | undefined;
   /** Why the replicas were found to disagree; the next start resyncs. */
@@ -196,7 +202,7 @@ export class Watcher {
   set lastRevision(rev: number) {
     this.#lastRev = rev;
     // Nothing is known of what was applied there: a resume starts after it.
-    this.#applied = undefined;
+    this.#appliedSeq = 0;
   }
 
   /** Sets the stream's last sequence as read before the first start (the bootstrap target). */
@@ -389,13 +395,13 @@ export class Watcher {
     if (resync === undefined) {
       // Start at the applied revision when we know what it held: the first
       // message then tells whether this consumer's replica agrees (#onMsg).
-      const applied = this.#applied;
-      if (applied !== undefined && applied.seq === this.#lastRev && applied.seq >= first) {
-        return { kind: "seq", seq: applied.seq };
+      const applied = this.#appliedSeq;
+      if (applied > 0 && applied === this.#lastRev && applied >= first) {
+        return { kind: "seq", seq: applied };
       }
       return { kind: "seq", seq: this.#lastRev + 1 };
     }
-    this.#applied = undefined;
+    this.#appliedSeq = 0;
     if (resync.epochChanged) this.#lastRev = 0;
     const from = this.#o.handler.onResync({ ...resync, reason: `${resync.reason}; ${reason}` });
     if (from.kind === "seq") this.#lastRev = from.seq - 1;
@@ -413,9 +419,8 @@ export class Watcher {
     this.#dseq = 0;
     this.#caughtUp = false;
     this.#rejected = undefined;
-    this.#verify = from.kind === "seq" && this.#applied !== undefined &&
-        from.seq === this.#applied.seq
-      ? this.#applied
+    this.#verify = from.kind === "seq" && this.#appliedSeq > 0 && from.seq === this.#appliedSeq
+      ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
       : undefined;
     // With no key filter every message of the stream is ours, so the stream's
     // last sequence when we (re)started is an exact target. Set before the
@@ -583,7 +588,9 @@ export class Watcher {
     }
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
-      this.#applied = { seq: sseq, key, op };
+      this.#appliedSeq = sseq;
+      this.#appliedKey = key;
+      this.#appliedOp = op;
       this.#o.handler.onChange(key, op, sseq, Math.floor(created), msg.data, pending);
     }
     if (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget)) {
