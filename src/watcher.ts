@@ -33,6 +33,7 @@ import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_la
 import { errorChain } from "./describe.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
+import { judgeResume, type SeenMessage } from "./resume_check.ts";
 
 /** How the next consumer starts. */
 export type StartFrom =
@@ -152,6 +153,20 @@ export class Watcher {
   #consumer = "";
   #dseq = 0;
   #lastRev = 0;
+  /**
+   * Key and operation this watcher delivered at {@link lastRevision}, if it
+   * delivered it (`#appliedSeq` equals it then; 0: not known). Plain fields,
+   * not an object: they change on every message.
+   */
+  #appliedSeq = 0;
+  #appliedKey = "";
+  #appliedOp: Operation = "PUT";
+  /** Set when the current consumer starts at the applied revision: its first message is judged. */
+  #verify: SeenMessage | undefined;
+  /** Why the replicas were found to disagree; the next start resyncs. */
+  #diverged = "";
+  /** A subscription whose deliveries must no longer be applied (it saw the replicas disagree). */
+  #rejected: Subscription | undefined;
   #pending = 0;
   #caughtUp = false;
   #snapshotTarget = 0;
@@ -188,6 +203,8 @@ export class Watcher {
   /** Sets the last applied revision (warm start from a snapshot). */
   set lastRevision(rev: number) {
     this.#lastRev = rev;
+    // Nothing is known of what was applied there: a resume starts after it.
+    this.#appliedSeq = 0;
   }
 
   /** Sets the stream's last sequence as read before the first start (the bootstrap target). */
@@ -366,6 +383,9 @@ export class Watcher {
         reason: `stream sequence went backwards (last ${last} < applied ${this.#lastRev})`,
         epochChanged: true,
       };
+    } else if (this.#diverged) {
+      // What was applied does not compare with this stream's revisions: rebuild from scratch.
+      resync = { reason: this.#diverged, epochChanged: true };
     } else if (this.#lastRev + 1 < first && !this.#o.handler.onHistoryGap?.(first)) {
       resync = {
         reason: `history no longer reaches revision ${this.#lastRev + 1} (first is ${first})`,
@@ -373,7 +393,17 @@ export class Watcher {
       };
     }
     this.#epoch = created;
-    if (resync === undefined) return { kind: "seq", seq: this.#lastRev + 1 };
+    this.#diverged = "";
+    if (resync === undefined) {
+      // Start at the applied revision when we know what it held: the first
+      // message then tells whether this consumer's replica agrees (#onMsg).
+      const applied = this.#appliedSeq;
+      if (applied > 0 && applied === this.#lastRev && applied >= first) {
+        return { kind: "seq", seq: applied };
+      }
+      return { kind: "seq", seq: this.#lastRev + 1 };
+    }
+    this.#appliedSeq = 0;
     if (resync.epochChanged) this.#lastRev = 0;
     const from = this.#o.handler.onResync({ ...resync, reason: `${resync.reason}; ${reason}` });
     if (from.kind === "seq") this.#lastRev = from.seq - 1;
@@ -390,6 +420,10 @@ export class Watcher {
     const inbox = `${this.#o.inboxPrefix ?? inboxPrefixOf(nc) ?? "_INBOX"}.${name}`;
     this.#dseq = 0;
     this.#caughtUp = false;
+    this.#rejected = undefined;
+    this.#verify = from.kind === "seq" && this.#appliedSeq > 0 && from.seq === this.#appliedSeq
+      ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
+      : undefined;
     // With no key filter every message of the stream is ours, so the stream's
     // last sequence when we (re)started is an exact target. Set before the
     // consumer exists: its first deliveries may overtake the create response,
@@ -492,7 +526,8 @@ export class Watcher {
   }
 
   #onMsg(sub: Subscription, err: Error | null, msg: Msg): void {
-    if (sub !== this.#sub) return; // a message for a consumer we already dropped
+    // A message for a consumer we already dropped, or one that disagreed.
+    if (sub !== this.#sub || sub === this.#rejected) return;
     if (err) {
       if (errorChain(err).some((e) => e instanceof PermissionViolationError)) {
         // Retrying cannot help until the identity or the prefix changes: the
@@ -535,12 +570,31 @@ export class Watcher {
     }
     this.#dseq = dseq;
     this.#pending = pending;
+    // The server's own markers (TTL expiry, purge/remove with markers) read as deletes.
+    const op: Operation = operationOf(h);
+    const key = msg.subject.substring(this.#prefix.length);
+    const verify = this.#verify;
+    if (verify !== undefined) {
+      this.#verify = undefined;
+      const verdict = judgeResume(verify, { seq: sseq, key, op });
+      if (verdict.kind === "diverged") {
+        // Nothing from this consumer may be applied: its revisions do not
+        // compare with what the edge holds.
+        this.#rejected = sub;
+        sub.unsubscribe();
+        this.#diverged = verdict.reason;
+        this.restart(`the consumer's first message disagrees with revision ${verify.seq}`);
+        return;
+      }
+      // "same" is dropped below as already applied; "unknown" goes on as usual.
+    }
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
-      // The server's own markers (TTL expiry, purge/remove with markers) read as deletes.
-      const op: Operation = operationOf(h);
+      this.#appliedSeq = sseq;
+      this.#appliedKey = key;
+      this.#appliedOp = op;
       this.#o.handler.onChange(
-        msg.subject.substring(this.#prefix.length),
+        key,
         op,
         sseq,
         Math.floor(created),

@@ -97,6 +97,14 @@ Deno.test(
         ackedMissingInEdges: missingInEdges.join("/"),
         edgeResyncs: edges.map((e) => e.stats().resyncs).join("/"),
       });
+      for (const [i, e] of edges.entries()) {
+        // Why an edge resynced: on 2.9.10 a watcher that finds the replicas out
+        // of step resyncs ("replicas disagree…", docs/nats-versions.md).
+        const why = e.status().lastResyncReason;
+        if (why) {
+          console.log(`leader-kill: edge ${i} resynced (${e.stats().resyncs}×), last: ${why}`);
+        }
+      }
       if (missingInBucket.length > 0) {
         // Say what the leader holds at each lost write's acknowledged sequence and
         // whether the edges (fed by their own consumers) saw it: a real loss by
