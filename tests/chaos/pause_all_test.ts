@@ -26,9 +26,19 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
     connectOptions: { reconnectTimeWait: 100, reconnectJitter: 50 },
   };
   const edges: Cache<number>[] = [];
+  // Every flush's reason, per edge mode (the status only keeps the last one).
+  const flushReasons = new Map<string, string[]>([["lazy", []], ["replica", []]]);
+  const open = (mode: "lazy" | "replica") =>
+    openCache<number>({
+      ...common,
+      mode,
+      onEvent: (ev) => {
+        if (ev.type === "resync") flushReasons.get(mode)!.push(ev.reason);
+      },
+    } as CacheOptions<number>);
   try {
-    edges.push(await openCache<number>({ ...common, mode: "lazy" } as CacheOptions<number>));
-    edges.push(await openCache<number>({ ...common, mode: "replica" } as CacheOptions<number>));
+    edges.push(await open("lazy"));
+    edges.push(await open("replica"));
     for (const e of edges) {
       await e.ready({ timeoutMs: 15_000 });
       for (const k of keys) assert.equal(await e.get(k), 1); // resident from here on
@@ -123,17 +133,21 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
         timeoutMs: 60_000,
         message: `the ${e.mode} edge converged after the pause`,
       }).catch((err) => assert.fail(`${err.message}: ${last}`));
-      const { resyncs, lastResyncReason } = e.status();
+      const { resyncs } = e.status();
+      const reasons = flushReasons.get(e.mode)!;
       if (resyncs > 0) {
-        // The one flush allowed: nats-server 2.9.10, its servers resumed, can
-        // answer a stream info with an older state (last 50 while revision 51
-        // was acknowledged and delivered): a server that still takes itself
-        // for the stream's leader. A stream that went backwards must be
-        // rebuilt, and the edge cannot tell the two apart; every other reason
-        // fails the test.
-        assert.equal(resyncs, 1, `flushed ${resyncs} times: ${lastResyncReason}`);
-        assert.match(lastResyncReason ?? "", /^stream sequence went backwards/);
-        staleInfoFlushes.push(`${e.mode}: ${lastResyncReason}`);
+        // The one reason a flush is allowed for: nats-server 2.9.10, its
+        // servers resumed, can answer a stream info with an older state (last
+        // 50 while revision 51 was acknowledged and delivered): a server that
+        // still takes itself for the stream's leader. A stream that went
+        // backwards must be rebuilt, and the edge cannot tell the two apart.
+        // On a loaded machine the stale answers can last long enough for a
+        // second flush (seen once in CI: 2, both for this reason); every other
+        // reason fails the test, and so does a flush without a resync event.
+        assert.equal(reasons.length, resyncs, `resync events ${reasons.join(" | ")}`);
+        assert.ok(resyncs <= 2, `flushed ${resyncs} times: ${reasons.join(" | ")}`);
+        for (const r of reasons) assert.match(r, /^stream sequence went backwards/);
+        staleInfoFlushes.push(`${e.mode}: ${reasons.join(" | ")}`);
       }
       edgeConvergedMs.push(Date.now() - resumedAt);
     }
