@@ -129,7 +129,13 @@ async function stopAndCheck(
   await kill(proc.pgid, () =>
     waitFor(() => proc.lines().some((l) => l.msg === "shutting down"), {
       timeoutMs: 30_000,
-      message: `${how}: the worker starts draining; output: ${proc.output()}`,
+      message: `${how}: the worker starts draining`,
+    }).catch(async (err) => {
+      // The output and the group's state at the timeout, not at the call.
+      const exited = await Promise.race([proc.exited, Promise.resolve(undefined)]);
+      throw new Error(
+        `${err.message}; exited: ${JSON.stringify(exited ?? "no")}; output:\n${proc.output()}`,
+      );
     }), srv);
   const status = await proc.exited;
   const msgs = proc.lines().map((l) => String(l.msg));
