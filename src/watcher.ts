@@ -171,6 +171,8 @@ export class Watcher {
   #caughtUp = false;
   #snapshotTarget = 0;
   #streamLastSeq = 0;
+  /** Reason of a resync asked for by {@link resync}, until a restart takes it up. */
+  #resyncNext = "";
   #lastActivityMs = Date.now();
   #epoch: string | undefined;
   #restarting: Promise<void> | undefined;
@@ -279,6 +281,17 @@ export class Watcher {
       if (again && !this.#closed) this.restart(again);
     });
     return this.#restarting;
+  }
+
+  /**
+   * Replaces the consumer like {@link restart}, but asks the handler for a
+   * full resync whatever the stream's range says: for a stream whose
+   * messages may have landed below the position the watcher had passed (a
+   * regional mirror copying its backlog after a WAN cut).
+   */
+  resync(reason: string): Promise<void> {
+    this.#resyncNext = reason;
+    return this.restart(reason);
   }
 
   /** Stops delivery and deletes the consumer (best effort). */
@@ -392,6 +405,12 @@ export class Watcher {
         epochChanged: false,
       };
     }
+    // A re-read asked for by resync() delivers revisions the watcher may have
+    // passed: they must reach the handler (its store keeps the newer of two).
+    // Taken up once; a failed attempt after this point retries from sequence 1.
+    const reread = resync === undefined && this.#resyncNext !== "";
+    if (reread) resync = { reason: this.#resyncNext, epochChanged: false };
+    this.#resyncNext = "";
     this.#epoch = created;
     this.#diverged = "";
     if (resync === undefined) {
@@ -404,7 +423,7 @@ export class Watcher {
       return { kind: "seq", seq: this.#lastRev + 1 };
     }
     this.#appliedSeq = 0;
-    if (resync.epochChanged) this.#lastRev = 0;
+    if (resync.epochChanged || reread) this.#lastRev = 0;
     const from = this.#o.handler.onResync({ ...resync, reason: `${resync.reason}; ${reason}` });
     if (from.kind === "seq") this.#lastRev = from.seq - 1;
     return from;

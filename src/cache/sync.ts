@@ -228,6 +228,14 @@ export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
       `revision(s) the hub holds at the same last revision (re-create it: docs/topologies.md)`;
     c.emit({ type: "error", at: Date.now(), message: c.lastError });
   }
+  if (inSync && c.mode === "replica" && c.bound && c.watching !== undefined && !c.closed) {
+    // A mirror copying its backlog after a cut does not always store it in
+    // order (on nats-server 2.9.10 a consumer got a newer message first and
+    // older ones were stored below it afterwards, docs/nats-versions.md): the
+    // watcher may have passed sequences filled in later. Re-read the mirror
+    // before vouching for it again; until then the cache is not synced.
+    void c.watcher.resync("the regional mirror reaches the hub again: re-reading it");
+  }
   transition(c, {
     on: "hub",
     inSync,
