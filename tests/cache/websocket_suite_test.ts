@@ -8,17 +8,19 @@
  * - replica_test.ts: replica bootstrap, overflow, key filters;
  * - resilience_test.ts: rule 7 through real faults (proxy cut, kill -9 and
  *   restart, SIGSTOP, a leader kill in an R3 cluster);
- * - ../http/app_test.ts: the HTTP facade over a real cache.
+ * - ../http/app_test.ts: the HTTP facade over a real cache;
+ * - _websocket_urls.ts: the fixtures hand out ws:// URLs that caches use.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { openCache } from "../../mod.ts";
-import { startProxy } from "../_proxy.ts";
-import { startServer, suiteTransport, uniqueBucket } from "../_setup.ts";
 
 const FILES = [
+  // Not a test file of its own: it needs KVEDGE_TEST_TRANSPORT=websocket, which
+  // must never be set in this process (deno test --parallel runs other files in
+  // it, and one read it mid-test: "n1 was started without a WebSocket port").
+  "_websocket_urls.ts",
   "cache_core_test.ts",
   "replica_test.ts",
   "resilience_test.ts",
@@ -41,26 +43,3 @@ for (const file of FILES) {
     assert.match(text, /\bok \| \d+ passed/, text.slice(-2000));
   });
 }
-
-Deno.test("KVEDGE_TEST_TRANSPORT=websocket hands out ws:// URLs that caches use", async () => {
-  Deno.env.set("KVEDGE_TEST_TRANSPORT", "websocket");
-  try {
-    await using srv = await startServer();
-    assert.equal(suiteTransport(), "websocket");
-    assert.equal(srv.url, srv.wsUrl);
-    assert.match(srv.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(srv.port, srv.wsPort);
-    await using proxy = startProxy(srv.port);
-    assert.match(proxy.url, /^ws:/);
-    await using cache = await openCache<number>({
-      servers: proxy.url,
-      bucket: uniqueBucket(),
-      create: true,
-      local: { maxItems: 10 },
-    });
-    await cache.set("a", 1);
-    assert.equal(await cache.get("a"), 1);
-  } finally {
-    Deno.env.delete("KVEDGE_TEST_TRANSPORT");
-  }
-});
