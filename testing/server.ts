@@ -43,6 +43,8 @@ export interface ServerHandle extends AsyncDisposable {
   readonly name: string;
   /** Path of the server's log file (useful in failure messages). */
   readonly logFile: string;
+  /** Whether the server's process is still running (paused counts as running). */
+  readonly running: boolean;
   /** SIGTERM, wait for exit, remove the temporary directory. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL and wait for exit; the store is kept for `restart()`. */

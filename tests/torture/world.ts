@@ -88,7 +88,10 @@ class SingleSite implements Site {
     this.active.add(kind);
   }
   async heal(): Promise<void> {
-    if (this.active.has("pause")) this.#server.resume();
+    // A paused server that is no longer running (it ended while stopped: seen
+    // once in CI on a loaded machine) is started again, as after a kill.
+    if (this.active.has("pause") && !this.#server.running) this.active.add("kill");
+    else if (this.active.has("pause")) this.#server.resume();
     if (this.active.has("kill")) await this.#server.restart();
     this.#proxy.restore();
     this.#proxy.delay(0);
@@ -97,7 +100,8 @@ class SingleSite implements Site {
     if (hadServerFault) await jetStreamAnswers(this.writer);
   }
   async close(): Promise<void> {
-    if (this.active.has("pause")) this.#server.resume(); // a stopped process ignores SIGTERM
+    // A stopped process ignores SIGTERM.
+    if (this.active.has("pause") && this.#server.running) this.#server.resume();
     this.active.clear();
     await this.writer.close().catch(() => {});
     await this.#proxy.close();
