@@ -1,6 +1,6 @@
 /**
  * The edge worker's stop path: waits for SIGINT, SIGTERM or SIGHUP, makes a
- * second signal exit at once, and closes what the worker opened (caches, the
+ * second signal exit at once (workers/_stop_signals.ts), and closes what the worker opened (caches, the
  * NATS connection, the embedded nats-server) in that order.
  *
  * @module
@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Cache } from "../mod.ts";
 import type { EmbeddedServer } from "../host/embedded.ts";
 import { describe, type JsonLogger } from "./_log.ts";
+import { listenForStop } from "./_stop_signals.ts";
 
 /** What the edge worker has opened so far; filled in as it starts. */
 export interface EdgeResources {
@@ -19,9 +20,6 @@ export interface EdgeResources {
   /** The served caches, in bucket order. */
   caches: Cache<unknown>[];
 }
-
-/** The signals that stop the worker. SIGHUP: a closed terminal must not leave the embedded nats-server behind. */
-const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -55,43 +53,19 @@ export async function closeResources(opened: EdgeResources, log: JsonLogger["log
 }
 
 /**
- * Stop signals whose repeats are the same stop delivered again, not an
- * operator asking for "now": a service manager (systemd's default
- * `KillMode=control-group`, `kill -- -<pgid>`) signals every process of the
- * group, so under `deno task serve` the worker gets SIGTERM once from the
- * manager and once more forwarded by `deno task`; a closed terminal sends
- * SIGHUP to the whole session alike. SIGINT is interactive (Ctrl-C reaches
- * the worker once): pressing it again forces the exit.
+ * Listens for the stop signals (see `listenForStop`): resolves with the
+ * first one's name; from then on another signal logs "forced exit" and
+ * exits with 1, a repeat of a first SIGTERM or SIGHUP is logged while the
+ * drain goes on. A service manager's hard stop is SIGKILL after its own
+ * timeout.
  */
-export const REPEATABLE_SIGNALS: readonly string[] = ["SIGTERM", "SIGHUP"];
-
-/** Resolves with the name of the first stop signal received. */
-export async function waitForStopSignal(): Promise<string> {
-  const stopped = Promise.withResolvers<string>();
-  const onSignal = (signal: Deno.Signal) => () => stopped.resolve(signal);
-  const handlers = STOP_SIGNALS.map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  const signal = await stopped.promise;
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  return signal;
-}
-
-/**
- * From now on a stop signal logs "forced exit" and exits with 1: a second
- * signal while draining means "now" — except a repeat of `first` when it is
- * in {@linkcode REPEATABLE_SIGNALS} (the same stop reaching the worker twice),
- * which is logged while the drain goes on. A service manager's hard stop is
- * SIGKILL after its own timeout.
- */
-export function exitOnNextSignal(logger: JsonLogger, first?: string): void {
-  const force = (signal: Deno.Signal) => () => {
-    if (signal === first && REPEATABLE_SIGNALS.includes(signal)) {
-      logger.log("info", "stop signal repeated, still draining", { signal });
-      return;
-    }
-    logger.log("warn", "forced exit", { signal });
-    logger.flush();
-    Deno.exit(1);
-  };
-  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, force(s));
+export function waitForStopSignal(logger: JsonLogger): Promise<string> {
+  return listenForStop({
+    onRepeat: (signal) => logger.log("info", "stop signal repeated, still draining", { signal }),
+    onForce: (signal) => {
+      logger.log("warn", "forced exit", { signal });
+      logger.flush();
+    },
+    forcedExitCode: 1,
+  });
 }

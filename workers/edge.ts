@@ -30,13 +30,7 @@ import {
 } from "../host/edge_listener.ts";
 import { connectionBudget, raiseOpenFileLimit } from "../host/open_files.ts";
 import { edgeApp } from "./_edge_app.ts";
-import {
-  closeResources,
-  type EdgeResources,
-  exitOnNextSignal,
-  waitForStopSignal,
-  within,
-} from "./_edge_shutdown.ts";
+import { closeResources, type EdgeResources, waitForStopSignal, within } from "./_edge_shutdown.ts";
 
 const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
@@ -356,8 +350,7 @@ async function main(): Promise<number> {
   }
   logListening(config, server, { opened, fileLimit, maxConnections });
 
-  const signal = await waitForStopSignal();
-  exitOnNextSignal(logger, signal);
+  const signal = await waitForStopSignal(logger);
   log("info", "shutting down", { signal });
   await stop(config, server, { opened, shutdown });
   log("info", "stopped");

@@ -43,7 +43,7 @@ import { natsConnectionOptions, parseNatsEnv } from "../host/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.
 import { isProjection } from "../src/projection/define.ts";
 import { describe, jsonLogger, type Level } from "./_log.ts";
-import { REPEATABLE_SIGNALS } from "./_edge_shutdown.ts";
+import { listenForStop } from "./_stop_signals.ts";
 import {
   type Flags,
   HELP,
@@ -218,40 +218,17 @@ function statusReporter(
 }
 
 /**
- * Listens for SIGINT, SIGTERM and SIGHUP: the first resolves `requested`
- * with its name, a second exits with 130 — except a repeat of a first SIGTERM
- * or SIGHUP (the same stop reaching the worker twice under `deno task`, see
- * `REPEATABLE_SIGNALS`). `remove()` stops listening.
+ * Listens for SIGINT, SIGTERM and SIGHUP for the rest of the process's life
+ * (workers/_stop_signals.ts): the first resolves with its name, a second
+ * exits with 130 — except a repeat of a first SIGTERM or SIGHUP (the same
+ * stop reaching the worker twice under `deno task`), which is logged.
  */
-function listenForStop(): { requested: Promise<string>; remove(): void } {
-  const stopRequested = Promise.withResolvers<string>();
-  let first: string | undefined;
-  const onSignal = (name: string) => () => {
-    if (first !== undefined) {
-      if (name === first && REPEATABLE_SIGNALS.includes(name)) {
-        log("info", "stop signal repeated, still stopping", { signal: name });
-        return;
-      }
-      log("warn", "second signal: exiting at once", { signal: name });
-      Deno.exit(130);
-    }
-    first = name;
-    stopRequested.resolve(name);
-  };
-  const onInt = onSignal("SIGINT");
-  const onTerm = onSignal("SIGTERM");
-  const onHup = onSignal("SIGHUP");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGHUP", onHup);
-  return {
-    requested: stopRequested.promise,
-    remove() {
-      Deno.removeSignalListener("SIGINT", onInt);
-      Deno.removeSignalListener("SIGTERM", onTerm);
-      Deno.removeSignalListener("SIGHUP", onHup);
-    },
-  };
+function listenForStopSignals(): Promise<string> {
+  return listenForStop({
+    onRepeat: (signal) => log("info", "stop signal repeated, still stopping", { signal }),
+    onForce: (signal) => log("warn", "second signal: exiting at once", { signal }),
+    forcedExitCode: 130,
+  });
 }
 
 /**
@@ -316,18 +293,17 @@ async function main(): Promise<number> {
 
   const report = statusReporter(running.runners, flags.statusEveryMs);
   const ticker = setInterval(() => report(false), Math.min(1_000, flags.statusEveryMs));
-  const stop = listenForStop();
+  const stopRequested = listenForStopSignals();
   try {
     return await runUntilDone(running.runners, {
       untilCaughtUp: flags.untilCaughtUp,
-      stopRequested: stop.requested,
+      stopRequested,
       report,
     });
   } finally {
     clearInterval(ticker);
     // Still listening while releasing: a repeated SIGTERM is logged, a second Ctrl-C exits.
     await release(running);
-    stop.remove();
   }
 }
 
