@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MODE_NAMES, type ModeName } from "./schedule.ts";
+import { GENERATIONS, LATEST_GEN, MODE_NAMES, type ModeName } from "./schedule.ts";
 
 /** Options of a checker run. */
 export interface TortureOptions {
@@ -24,11 +24,13 @@ export interface TortureOptions {
   shrinkMs: number;
   /** Stop at the first failing schedule. Default false. */
   failFast: boolean;
+  /** The step generator's generation (a recorded seed replays with its own). Default: the newest. */
+  gen: number;
 }
 
 const USAGE = `usage: deno task torture [--seed N] [--schedules N] [--modes ${MODE_NAMES.join(",")}]
                           [--server PATH] [--budget-ms MS] [--steps i,j,…] [--shrink-ms MS]
-                          [--fail-fast]`;
+                          [--fail-fast] [--gen ${GENERATIONS.join("|")}]`;
 
 /** Parses `args`; throws a `TypeError` with the usage on a bad one. */
 export function parseArgs(args: string[]): TortureOptions {
@@ -39,6 +41,7 @@ export function parseArgs(args: string[]): TortureOptions {
     budgetMs: Infinity,
     shrinkMs: 180_000,
     failFast: false,
+    gen: LATEST_GEN,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -84,6 +87,14 @@ export function parseArgs(args: string[]): TortureOptions {
       case "--fail-fast":
         o.failFast = true;
         break;
+      case "--gen": {
+        const g = int(next());
+        if (!(GENERATIONS as readonly number[]).includes(g)) {
+          throw new TypeError(`Cannot run torture: unknown generation ${g}\n${USAGE}`);
+        }
+        o.gen = g;
+        break;
+      }
       default:
         throw new TypeError(`Cannot run torture: unknown argument "${a}"\n${USAGE}`);
     }
@@ -91,11 +102,11 @@ export function parseArgs(args: string[]): TortureOptions {
   return o;
 }
 
-/** The one-line command that replays schedule `seed` (its mode family, on `server`). */
+/** The one-line command that replays schedule `seed` (its mode family and generation, on `server`). */
 export function replayCommand(
   seed: number,
   mode: ModeName,
-  server: string | undefined,
+  run: { server?: string; gen: number },
   steps?: readonly number[],
 ): string {
   return [
@@ -103,7 +114,8 @@ export function replayCommand(
     `--seed ${seed}`,
     "--schedules 1",
     `--modes ${mode}`,
-    ...(server ? [`--server ${server}`] : []),
+    `--gen ${run.gen}`,
+    ...(run.server ? [`--server ${run.server}`] : []),
     ...(steps ? [`--steps ${steps.join(",")}`] : []),
   ].join(" ");
 }

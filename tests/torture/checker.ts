@@ -16,18 +16,36 @@
  *   reports hangs);
  * - synced ⇒ current: a read made while the cache says `synced`, with no
  *   fault active, serves at least what KV held {@linkcode LAG_BOUND_MS}
- *   before (a loader value only for a key KV held nothing for).
+ *   before (a loader value only for a key KV held nothing for);
+ * - rule 8: a read with a bookmark (`atLeast`: the newest write acknowledged
+ *   to anyone when it started) answers what KV held for the key at that
+ *   revision or something newer — or fails with a typed error, or, with
+ *   `allowStale`, answers older marked `stale` and `belowBookmark`.
  *
  * @module
  */
 import type { Revision } from "./history.ts";
+
+/**
+ * How long after a recreation (or a fault healed since) a cache may take a
+ * bookmark of the new bucket for reached, ms: its `reconcileMs` (2 s) and
+ * heartbeat (1 s) with room for a loaded 2-core machine.
+ */
+export const RECREATE_NOTICE_MS = 8_000;
 
 /** How far behind KV a `synced` cache may be, ms (generous: a loaded 2-core machine). */
 export const LAG_BOUND_MS = 8_000;
 
 /** What a read returned. */
 export type ReadResult =
-  | { kind: "value"; id?: string; revision?: number; source?: string; stale?: boolean }
+  | {
+    kind: "value";
+    id?: string;
+    revision?: number;
+    source?: string;
+    stale?: boolean;
+    belowBookmark?: boolean;
+  }
   | { kind: "absent" }
   | { kind: "error"; name: string; code?: string; message: string }
   | { kind: "hang" };
@@ -37,7 +55,8 @@ export interface ReadObservation {
   /** Index of the cache instance (a reopen makes a new one). */
   inst: number;
   key: string;
-  how: "get" | "getEntry" | "peek";
+  /** getAt: `getEntry` with `atLeast: bookmark`. */
+  how: "get" | "getEntry" | "peek" | "getAt";
   step: number;
   start: number;
   end: number;
@@ -50,7 +69,37 @@ export interface ReadObservation {
   outage: boolean;
   /** Time of the last fault, heal, purge or recreate before the read. */
   lastDisturbance: number;
+  /** getAt: the revision asked for (the newest acknowledged write), 0 for none. */
+  bookmark?: number;
+  /** getAt: the read allowed a stale answer below the bookmark. */
+  allowStale?: boolean;
+  /** getAt: the bucket incarnation when the read ended. */
+  epochAfter?: number;
   result: ReadResult;
+}
+
+/** One change a `changes()` reader got. */
+export interface ChangeObservation {
+  inst: number;
+  /** "fast" reads all the time; "slow" is paused by schedules, with a small buffer. */
+  reader: "fast" | "slow";
+  /** Its index in that reader's sequence. */
+  n: number;
+  key: string;
+  operation: string;
+  revision: number;
+  /** The value's id, for a PUT whose value has one. */
+  id?: string;
+  /** The bucket incarnation when it was received. */
+  epoch: number;
+}
+
+/** How a `changes()` reader ended: at close (no error) or with an error. */
+export interface ReaderEnd {
+  inst: number;
+  reader: "fast" | "slow";
+  count: number;
+  error?: string;
 }
 
 /** A value a loader gave. */
@@ -86,6 +135,9 @@ export interface Evidence {
   /** Values written (acknowledged or not), by id; for TTL writes that may be gone. */
   written: Map<string, Written>;
   reads: ReadObservation[];
+  /** What `changes()` readers got (optional: runs without readers). */
+  changes?: ChangeObservation[];
+  readerEnds?: ReaderEnd[];
   loaderCalls: Map<string, LoaderCall>;
   schema: boolean;
 }
@@ -102,7 +154,7 @@ const before = (a: Pos, b: Pos) => a.epoch < b.epoch || (a.epoch === b.epoch && 
 
 /** Judges `ev`; returns every violation found. */
 export function judge(ev: Evidence): Violation[] {
-  const out: Violation[] = [];
+  const out: Violation[] = judgeChanges(ev);
   const byId = new Map<string, { key: string; epoch: number; revision: number }>();
   ev.histories.forEach((h, epoch) => {
     for (const r of h) if (r.id) byId.set(r.id, { key: r.key, epoch, revision: r.revision });
@@ -122,6 +174,7 @@ export function judge(ev: Evidence): Violation[] {
     }
     if (res.kind === "error") {
       const ok = ["UnavailableError", "LoaderError", "DecodeError", "ClosedError"];
+      if (r.how === "getAt") ok.push("BookmarkError");
       if (!ok.includes(res.name)) v("typed errors", `failed with ${res.name}: ${res.message}`);
       if (res.name === "DecodeError" && !ev.schema) v("values", `DecodeError: ${res.message}`);
       continue;
@@ -142,6 +195,7 @@ export function judge(ev: Evidence): Violation[] {
         }
       }
       checkSynced(ev, r, undefined, v);
+      checkBookmark(ev, r, undefined, v);
       continue;
     }
     // A value.
@@ -154,6 +208,7 @@ export function judge(ev: Evidence): Violation[] {
         v("values", `a loader value with revision ${res.revision}`);
       }
       checkSynced(ev, r, { epoch: r.epoch, rev: 0 }, v);
+      checkBookmark(ev, r, { epoch: r.epoch, rev: 0 }, v);
       continue;
     }
     const w = byId.get(res.id);
@@ -193,6 +248,7 @@ export function judge(ev: Evidence): Violation[] {
       }
       if (!prev || before(prev, pos)) last.set(slot, pos);
       if (r.how !== "peek") checkSynced(ev, r, pos, v);
+      checkBookmark(ev, r, pos, v);
     }
   }
   return out;
@@ -282,4 +338,159 @@ function checkSynced(
       `served revision ${got.rev} while synced; KV held ${what} ${LAG_BOUND_MS} ms before`,
     );
   }
+}
+
+/**
+ * Rule 8: a read with bookmark B answers what KV held for the key at B (its
+ * newest PUT at or below B, unless removed after it up to B) or something
+ * newer (a later write, or absent after a later removal it could have seen);
+ * a loader value only where KV held nothing at B. With `allowStale`, an older
+ * value is allowed when marked `stale` and `belowBookmark`; without it, never
+ * marked. Not judged: keys with per-key TTL writes (their history leaves the
+ * stream), reads across a recreate, and values of an earlier incarnation (a
+ * revision names no incarnation; rule 4 judges those). Where a purge of the
+ * key rolled up its history past the newest PUT known, only values older
+ * than that PUT are judged.
+ */
+function checkBookmark(
+  ev: Evidence,
+  r: ReadObservation,
+  got: Pos | undefined, // undefined: absent; rev 0: a loader value
+  v: (rule: string, message: string) => void,
+) {
+  const b = r.bookmark;
+  if (r.how !== "getAt" || b === undefined || b === 0 || r.epochAfter !== r.epoch) return;
+  const res = r.result;
+  const marked = res.kind === "value" && res.belowBookmark === true;
+  if (marked && !r.allowStale) {
+    v("rule 8", `marked belowBookmark without allowStale (bookmark ${b})`);
+  }
+  if (marked && res.kind === "value" && res.stale !== true) {
+    v("rule 8", `marked belowBookmark but not stale (bookmark ${b})`);
+  }
+  if (marked) return;
+  const e = r.epoch;
+  if (got !== undefined && got.epoch !== e) return;
+  // A revision names no incarnation: an edge that has not noticed the
+  // recreation yet may take the new bucket's bookmark for reached (a
+  // documented limit: it notices within reconcileMs or a heartbeat, once
+  // connected).
+  if (e > 0 && (r.outage || r.start < r.lastDisturbance + RECREATE_NOTICE_MS)) return;
+  if ([...ev.written.values()].some((w) => w.key === r.key && w.ttl && w.epoch === e)) return;
+  const h = (ev.histories[e] ?? []).filter((x) => x.key === r.key);
+  // The newest PUT at or below b: from the stream, or an acknowledged write a
+  // later purge of the key rolled up.
+  let best = 0;
+  for (const x of h) {
+    if (x.operation === "PUT" && x.revision <= b) best = Math.max(best, x.revision);
+  }
+  for (const w of ev.written.values()) {
+    if (w.key === r.key && w.epoch === e && w.revision !== undefined && w.revision <= b) {
+      best = Math.max(best, w.revision);
+    }
+  }
+  // A purge of the key past `best` may have rolled up a removal the stream no longer shows.
+  const uncertain = h.some((x) => x.operation === "PURGE" && x.revision > best);
+  const heldAtB = best > 0 &&
+    !h.some((x) => x.operation !== "PUT" && x.revision > best && x.revision <= b) &&
+    !ev.purges.some((p) => p.epoch === e && p.lastSeq >= best && p.lastSeq < b);
+  // A removal after B, done before the read ended, explains an absent answer.
+  const removedLater = h.some((x) => x.operation !== "PUT" && x.revision > b && x.at <= r.end) ||
+    ev.purges.some((p) => p.epoch === e && p.lastSeq >= b && p.at <= r.end);
+  const older = (how: string) =>
+    v(
+      "rule 8",
+      `${how} with bookmark ${b}, when KV held ${
+        heldAtB ? `revision ${best}` : "nothing"
+      } for the key at it${r.allowStale ? " (allowStale, but not marked belowBookmark)" : ""}`,
+    );
+  if (got === undefined || got.rev === 0) {
+    if (!uncertain && heldAtB && !removedLater) {
+      older(got === undefined ? "answered absent" : "served a loader value");
+    }
+    return;
+  }
+  if (got.rev > b) return; // written after the bookmark
+  if (got.rev < best) older(`served revision ${got.rev}`);
+  else if (!uncertain && !heldAtB) older(`served revision ${got.rev}, removed before the bookmark`);
+}
+
+/**
+ * `changes()`: every change is one KV stored (its key, operation and value
+ * at that revision, in some incarnation of the bucket); one reader's
+ * revisions increase within an incarnation; a reader ends only at close()
+ * or with an `OverflowError` (the slow one), and what a slow reader got is
+ * exactly the start of what the fast reader of the same cache got: a paused
+ * reader may fail, never skip.
+ */
+function judgeChanges(ev: Evidence): Violation[] {
+  const out: Violation[] = [];
+  const changes = ev.changes ?? [];
+  const ttlKeys = new Set([...ev.written.values()].filter((w) => w.ttl).map((w) => w.key));
+  const byRev = ev.histories.map((h) => new Map(h.map((x) => [x.revision, x])));
+  const seqs = new Map<string, ChangeObservation[]>();
+  for (const c of changes) {
+    const k = `${c.inst}/${c.reader}`;
+    if (!seqs.has(k)) seqs.set(k, []);
+    seqs.get(k)!.push(c);
+  }
+  for (const [k, seq] of seqs) {
+    seq.sort((a, b) => a.n - b.n);
+    let prev: { epoch: number; rev: number } | undefined;
+    for (const c of seq) {
+      const where = `changes() reader ${k}, change ${c.n} (${c.operation} ${c.key}@${c.revision})`;
+      // The incarnations that stored exactly this.
+      const epochs = byRev.flatMap((m, e) => {
+        const x = m.get(c.revision);
+        return x && x.key === c.key && x.operation === c.operation &&
+            (x.operation !== "PUT" || x.id === c.id)
+          ? [e]
+          : [];
+      });
+      const written = c.id !== undefined ? ev.written.get(c.id) : undefined;
+      if (epochs.length === 0 && !ttlKeys.has(c.key)) {
+        // An acknowledged value a later purge of its key rolled out of the stream.
+        const acked = written && written.key === c.key && written.revision === c.revision;
+        if (!acked && c.operation === "PUT") {
+          out.push({ rule: "changes()", message: `${where}: KV never stored this` });
+        }
+      }
+      const epoch = epochs.includes(c.epoch) ? c.epoch : epochs.at(-1) ?? written?.epoch;
+      if (epoch !== undefined && prev && prev.epoch === epoch && c.revision <= prev.rev) {
+        out.push({
+          rule: "changes()",
+          message: `${where}: after revision ${prev.rev} of the same incarnation`,
+        });
+      }
+      if (epoch !== undefined) prev = { epoch, rev: c.revision };
+    }
+  }
+  for (const end of ev.readerEnds ?? []) {
+    const k = `${end.inst}/${end.reader}`;
+    if (end.error !== undefined && !(end.reader === "slow" && end.error === "OverflowError")) {
+      out.push({ rule: "changes()", message: `changes() reader ${k} failed with ${end.error}` });
+    }
+    if (end.reader !== "slow") continue;
+    const slow = seqs.get(k) ?? [];
+    const fast = seqs.get(`${end.inst}/fast`) ?? [];
+    const at = slow.findIndex((c, i) =>
+      fast[i] === undefined || fast[i]!.revision !== c.revision || fast[i]!.key !== c.key
+    );
+    if (at >= 0) {
+      const f = fast[at];
+      out.push({
+        rule: "changes()",
+        message: `the slow changes() reader of cache #${end.inst} got ${slow[at]!.key}@${
+          slow[at]!.revision
+        } as change ${at}, the fast one ${f ? `${f.key}@${f.revision}` : "nothing"}: skipped`,
+      });
+    } else if (end.error === undefined && slow.length < fast.length) {
+      out.push({
+        rule: "changes()",
+        message:
+          `the slow changes() reader of cache #${end.inst} ended at close with ${slow.length} changes of the fast one's ${fast.length}, without an error`,
+      });
+    }
+  }
+  return out;
 }

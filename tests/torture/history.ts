@@ -50,7 +50,8 @@ export async function readHistory(nc: NatsConnection, bucket: string): Promise<R
   const info = await jsm.streams.info(stream);
   const out: Revision[] = [];
   const prefix = kvSubjectPrefix(bucket);
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+  // An empty stream says first_seq 0 (a new one) or last_seq + 1 (purged): sequences start at 1.
+  for (let seq = Math.max(1, info.state.first_seq); seq <= info.state.last_seq; seq++) {
     let m;
     try {
       m = await jsm.streams.getMessage(stream, { seq });

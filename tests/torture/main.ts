@@ -51,8 +51,13 @@ export async function torture(
       if (Date.now() - started > o.budgetMs) break;
       const seed = scheduleSeed(o.seed, i);
       const mode = pickMode(seed, o.modes);
-      const schedule = generate(seed, [mode], o.steps);
-      const res = await runSchedule(world, schedule);
+      const schedule = generate(seed, [mode], { keep: o.steps, gen: o.gen });
+      // A harness error (a server that did not come back) fails the schedule, with its seed.
+      const res = await runSchedule(world, schedule).catch((err) => ({
+        violations: [{ rule: "harness", message: String(err?.stack ?? err) }],
+        mix: new Map<string, number>(),
+        ms: 0,
+      }));
       ran++;
       for (const [k, n] of res.mix) mix.set(k, (mix.get(k) ?? 0) + n);
       const faults = [...res.mix.keys()].filter((k) => k.startsWith("fault")).join(",");
@@ -61,7 +66,7 @@ export async function torture(
           `${faults ? `, ${faults}` : ""}: ${res.violations.length === 0 ? "ok" : "FAILED"}`,
       );
       if (res.violations.length === 0) continue;
-      const replay = replayCommand(seed, mode, o.server, o.steps);
+      const replay = replayCommand(seed, mode, o, o.steps);
       const failure: Failure = { seed, replay, violations: res.violations };
       failures.push(failure);
       report(log, schedule, failure);
@@ -79,9 +84,9 @@ export async function torture(
             log(`  shrink: ${k.length} steps: ${still ? `still breaks ${rule}` : "passes"}`),
         );
         if (keep.length < schedule.steps.length) {
-          failure.shrunk = replayCommand(seed, mode, o.server, keep);
+          failure.shrunk = replayCommand(seed, mode, o, keep);
           log(`  shrunk to ${keep.length} of ${schedule.steps.length} steps (${rule}):`);
-          log(describeSchedule(generate(seed, [mode], keep)));
+          log(describeSchedule(generate(seed, [mode], { keep, gen: o.gen })));
           log(`  replay: ${failure.shrunk}`);
         }
       }

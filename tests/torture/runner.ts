@@ -17,9 +17,11 @@ import { createRegionalMirror } from "../../src/region_mirror.ts";
 import { versionAtLeast } from "../../src/server_version.ts";
 import { uniqueBucket, waitFor } from "../_setup.ts";
 import {
+  type ChangeObservation,
   type Evidence,
   judge,
   type LoaderCall,
+  type ReaderEnd,
   type ReadObservation,
   type ReadResult,
   type StreamPurge,
@@ -27,7 +29,15 @@ import {
   type Written,
 } from "./checker.ts";
 import { latest, mirrorState, readHistory, type Revision, streamState } from "./history.ts";
-import { type CacheShape, describeStep, OUTAGES, READ_KEYS, type Schedule } from "./schedule.ts";
+import {
+  BURST,
+  type CacheShape,
+  describeStep,
+  KEYS,
+  OUTAGES,
+  READ_KEYS,
+  type Schedule,
+} from "./schedule.ts";
 import type { Site, World } from "./world.ts";
 
 /** Bounds of the checker, ms: generous for a loaded two-core machine, stated in the docs. */
@@ -43,6 +53,9 @@ export const BOUNDS = {
   /** Once the values and the mirror are current, status says synced and the hub reachable within this. */
   statusMs: 5_000,
 } as const;
+
+/** The slow `changes()` reader's buffer: small, so that a pause overflows it. */
+export const SLOW_BUFFER = 4;
 
 /** `region.maxSilenceMs` of regional caches (the default). */
 export const MAX_SILENCE_MS = 3_000;
@@ -102,7 +115,12 @@ function errorResult(err: unknown): ReadResult {
 export async function runSchedule(world: World, schedule: Schedule): Promise<RunResult> {
   const t0 = Date.now();
   const mode = schedule.mode;
-  const site = await (mode.regional ? world.regional() : world.single());
+  const site =
+    await (mode.regional
+      ? world.regional()
+      : mode.cluster
+      ? world.cluster()
+      : world.single(mode.websocket ? "websocket" : "tcp"));
   const run = new ScheduleRun(site, schedule);
   try {
     await run.setUp();
@@ -127,11 +145,25 @@ class ScheduleRun {
   readonly purges: StreamPurge[] = [];
   readonly origin = new Map<string, string | undefined>();
   kv!: KV;
-  cache: Cache<Value> | undefined;
+  /** The caches under test: one, or two on the same bucket (pair mode). */
+  readonly caches: (Cache<Value> | undefined)[];
+  /** The instance number of each slot's cache (a reopen makes a new one). */
+  readonly insts: number[];
   inst = -1;
-  shape: CacheShape;
-  snapshotOn: boolean;
+  readonly shapes: CacheShape[];
+  readonly snapshotOn: boolean[];
   epoch = 0;
+  /** What the `changes()` readers got, in order per reader. */
+  readonly changes: ChangeObservation[] = [];
+  /** How each `changes()` reader ended. */
+  readonly readerEnds: ReaderEnd[] = [];
+  /** The readers' loops, awaited before judging. */
+  readonly followers: Promise<void>[] = [];
+  /** The slow reader (slot 0's, buffer {@linkcode SLOW_BUFFER}) is paused. */
+  slowPaused = true; // until a schedule resumes it
+  slowResumed = Promise.withResolvers<void>();
+  /** The newest acknowledged write's revision, per bucket incarnation (a client's bookmark). */
+  readonly acked: number[] = [];
   lastDisturbance = 0;
   counter = 0;
   dir = "";
@@ -140,8 +172,17 @@ class ScheduleRun {
   constructor(site: Site, schedule: Schedule) {
     this.site = site;
     this.schedule = schedule;
-    this.shape = schedule.mode.shape;
-    this.snapshotOn = schedule.mode.shape.snapshot;
+    const first = schedule.mode.shape;
+    // Pair mode: the second edge is the other kind, without a snapshot.
+    const second: CacheShape = {
+      mode: first.mode === "lazy" ? "replica" : "lazy",
+      maxItems: 100,
+      snapshot: false,
+    };
+    this.shapes = schedule.mode.pair ? [first, second] : [first];
+    this.snapshotOn = this.shapes.map((s) => s.snapshot);
+    this.caches = this.shapes.map(() => undefined);
+    this.insts = this.shapes.map(() => -1);
     for (const k of READ_KEYS) this.origin.set(k, `L${k}-0`);
   }
 
@@ -153,17 +194,31 @@ class ScheduleRun {
     this.mix.set(what, (this.mix.get(what) ?? 0) + 1);
   }
 
+  /** The slot a step acts on: in pair mode, alternately each cache. */
+  slotOf(step: number): number {
+    return step % this.caches.length;
+  }
+
   outage(): boolean {
     return [...this.site.active].some((f) => OUTAGES.has(f));
   }
 
   async createBucket(): Promise<void> {
-    const kvm = new Kvm(jetstream(this.site.writer, { timeout: 2_000 }));
+    // An R3 stream takes longer to place (and a cluster just restarted a node).
+    const timeout = this.site.replicas > 1 ? 10_000 : 2_000;
+    const kvm = new Kvm(jetstream(this.site.writer, { timeout }));
     this.ttlSupported = versionAtLeast(this.site.version, "2.11.0");
-    this.kv = await kvm.create(this.bucket, {
+    const config = {
       history: 64,
+      replicas: this.site.replicas,
       ...(this.ttlSupported ? { markerTTL: 1_000 } : {}),
-    });
+    };
+    this.kv = this.site.replicas > 1
+      ? await waitFor(() => kvm.create(this.bucket, config).catch(() => undefined), {
+        timeoutMs: 60_000,
+        message: `R${this.site.replicas} bucket ${this.bucket} created`,
+      })
+      : await kvm.create(this.bucket, config);
     if (this.site.hubDomain) {
       await waitFor(
         () =>
@@ -181,11 +236,12 @@ class ScheduleRun {
   async setUp(): Promise<void> {
     this.dir = await Deno.makeTempDir({ prefix: "kvedge_torture_" });
     await this.createBucket();
-    await this.open();
+    for (let slot = 0; slot < this.caches.length; slot++) await this.open(slot);
   }
 
-  options(): CacheOptions<Value> {
+  options(slot: number): CacheOptions<Value> {
     const m = this.schedule.mode;
+    const shape = this.shapes[slot]!;
     return {
       servers: this.site.cacheUrl,
       connectOptions: {
@@ -196,21 +252,21 @@ class ScheduleRun {
         maxReconnectAttempts: -1,
       },
       bucket: this.bucket,
-      mode: this.shape.mode,
-      local: { maxItems: this.shape.maxItems },
+      mode: shape.mode,
+      local: { maxItems: shape.maxItems },
       ...CACHE_TIMERS,
-      ...(this.snapshotOn && !m.regional
-        ? { snapshot: { path: `${this.dir}/cache.snap`, intervalMs: 0 } }
+      ...(this.snapshotOn[slot] && !m.regional
+        ? { snapshot: { path: `${this.dir}/cache${slot}.snap`, intervalMs: 0 } }
         : {}),
       ...(m.schema ? { schema: ValueSchema } : {}),
-      ...(m.loader ? { loader: (key: string) => this.load(key) } : {}),
+      ...(m.loader ? { loader: (key: string) => this.load(key, slot) } : {}),
       ...(this.site.hubDomain
         ? { region: { hubDomain: this.site.hubDomain, checkMs: 200, maxSilenceMs: MAX_SILENCE_MS } }
         : {}),
     } as CacheOptions<Value>;
   }
 
-  load(key: string): Promise<Value | undefined> {
+  load(key: string, slot: number): Promise<Value | undefined> {
     const id = this.origin.get(key);
     if (id === undefined) return Promise.resolve(undefined);
     const value = `${id}#${this.counter++}`; // one id per answer, to know when it was given
@@ -218,20 +274,21 @@ class ScheduleRun {
       key,
       id: value,
       at: Date.now(),
-      offline: this.outage() || this.cache?.status().connected === false,
+      offline: this.outage() || this.caches[slot]?.status().connected === false,
     });
     return Promise.resolve({ w: value });
   }
 
-  async open(): Promise<void> {
+  async open(slot: number): Promise<void> {
     const inst = ++this.inst;
-    const r = await within(openCache<Value>(this.options()), BOUNDS.openMs);
+    this.insts[slot] = inst;
+    const r = await within(openCache<Value>(this.options(slot)), BOUNDS.openMs);
     if (r === "hang") {
       this.violations.push({
         rule: "rule 7",
         message: `openCache() #${inst} did not settle within ${BOUNDS.openMs} ms`,
       });
-      this.cache = undefined;
+      this.caches[slot] = undefined;
       return;
     }
     if (!r.ok) {
@@ -239,19 +296,54 @@ class ScheduleRun {
       if (!this.outage() && !(r.error instanceof KvedgeError)) {
         this.violations.push({ rule: "open", message: `openCache() #${inst} failed: ${r.error}` });
       }
-      this.cache = undefined;
+      this.caches[slot] = undefined;
       return;
     }
-    this.cache = r.value;
+    this.caches[slot] = r.value;
+    // Two readers of changes() from the start: one reading all the time, one
+    // that a schedule pauses, with a small buffer (slot 0 only).
+    this.follow(inst, r.value, "fast");
+    if (slot === 0) this.follow(inst, r.value, "slow");
     // Opened online: let it sync first, so that what a schedule does next
     // (a fault, a close that writes the snapshot) meets a cache that is
     // ready, whatever the machine's load.
     if (!this.outage()) await within(r.value.ready({ timeoutMs: BOUNDS.openMs }), BOUNDS.openMs);
   }
 
-  async closeCache(): Promise<void> {
-    const c = this.cache;
-    this.cache = undefined;
+  /** Reads `c.changes()` until it ends, recording every change (the slow one: unless paused). */
+  follow(inst: number, c: Cache<Value>, reader: "fast" | "slow"): void {
+    const it = c.changes(reader === "slow" ? { bufferSize: SLOW_BUFFER } : {});
+    this.followers.push((async () => {
+      let n = 0;
+      try {
+        for (;;) {
+          while (reader === "slow" && this.slowPaused) await this.slowResumed.promise;
+          const r = await it.next();
+          if (r.done) break;
+          const ch = r.value;
+          this.changes.push({
+            inst,
+            reader,
+            n: n++,
+            key: ch.key,
+            operation: ch.operation,
+            revision: ch.revision,
+            ...(ch.value && "w" in ch.value ? { id: ch.value.w } : {}),
+            epoch: this.epoch,
+          });
+        }
+        this.readerEnds.push({ inst, reader, count: n });
+        this.count(`changes() ${reader}: ended at close`);
+      } catch (err) {
+        this.readerEnds.push({ inst, reader, count: n, error: errorName(err) });
+        this.count(`changes() ${reader}: ${errorName(err)}`);
+      }
+    })());
+  }
+
+  async closeCache(slot: number): Promise<void> {
+    const c = this.caches[slot];
+    this.caches[slot] = undefined;
     if (!c) return;
     const r = await within(c.close(), BOUNDS.openMs);
     if (r === "hang") {
@@ -262,8 +354,8 @@ class ScheduleRun {
     }
   }
 
-  statusNow() {
-    const s = this.cache?.status();
+  statusNow(slot: number) {
+    const s = this.caches[slot]?.status();
     return {
       state: s?.state ?? "closed",
       connected: s?.connected ?? false,
@@ -271,36 +363,70 @@ class ScheduleRun {
     };
   }
 
-  async read(step: number, key: string, how: "get" | "getEntry" | "peek"): Promise<void> {
-    const c = this.cache;
+  resumeSlow(): void {
+    this.slowPaused = false;
+    this.slowResumed.resolve();
+    this.slowResumed = Promise.withResolvers<void>();
+  }
+
+  /** Records an acknowledged write at `revision` of incarnation `epoch`. */
+  ack(epoch: number, revision: number): void {
+    if (revision > (this.acked[epoch] ?? 0)) this.acked[epoch] = revision;
+  }
+
+  async read(
+    step: number,
+    key: string,
+    how: ReadObservation["how"],
+    slot: number,
+    allowStale = false,
+  ): Promise<void> {
+    const c = this.caches[slot];
     if (!c) return;
+    const inst = this.insts[slot]!;
     const start = Date.now();
-    const before = this.statusNow();
+    const before = this.statusNow(slot);
     const outageStart = this.outage();
     const epoch = this.epoch;
+    // A client's bookmark: the newest write acknowledged to anyone so far.
+    const bookmark = how === "getAt" ? this.acked[epoch] ?? 0 : undefined;
     let result: ReadResult;
     if (how === "peek") {
       const v = c.peek(key);
       result = v === undefined ? { kind: "absent" } : { kind: "value", ...idOf(v) };
     } else {
-      const r = await within<unknown>(how === "get" ? c.get(key) : c.getEntry(key), BOUNDS.opMs);
+      const r = await within<unknown>(
+        how === "get"
+          ? c.get(key)
+          : how === "getEntry"
+          ? c.getEntry(key)
+          : c.getEntry(key, { atLeast: bookmark, allowStale }),
+        BOUNDS.opMs,
+      );
       if (r === "hang") result = { kind: "hang" };
       else if (!r.ok) result = errorResult(r.error);
       else if (r.value === undefined) result = { kind: "absent" };
       else if (how === "get") result = { kind: "value", ...idOf(r.value as Value) };
       else {
-        const e = r.value as { value: Value; revision: number; source: string; stale: boolean };
+        const e = r.value as {
+          value: Value;
+          revision: number;
+          source: string;
+          stale: boolean;
+          belowBookmark?: true;
+        };
         result = {
           kind: "value",
           ...idOf(e.value),
           revision: e.revision,
           source: e.source,
           stale: e.stale,
+          ...(e.belowBookmark ? { belowBookmark: true } : {}),
         };
       }
     }
     this.reads.push({
-      inst: this.inst,
+      inst,
       key,
       how,
       step,
@@ -308,9 +434,10 @@ class ScheduleRun {
       end: Date.now(),
       epoch,
       before,
-      after: this.statusNow(),
+      after: this.statusNow(slot),
       outage: outageStart || this.outage(),
       lastDisturbance: this.lastDisturbance,
+      ...(bookmark === undefined ? {} : { bookmark, allowStale, epochAfter: this.epoch }),
       result,
     });
   }
@@ -359,14 +486,16 @@ class ScheduleRun {
     if (r !== "hang" && r.ok && r.value > 0) {
       const w = this.written.get(id);
       if (w && w.epoch === epoch) w.revision = r.value;
+      this.ack(epoch, r.value);
     }
   }
 
-  async cacheWrite(step: number, op: "set" | "del", key: string): Promise<void> {
-    const c = this.cache;
+  async cacheWrite(step: number, op: "set" | "del", key: string, slot: number): Promise<void> {
+    const c = this.caches[slot];
     if (!c) return;
     const id = this.id();
-    if (op === "set") this.written.set(id, { key, epoch: this.epoch, ttl: false });
+    const epoch = this.epoch;
+    if (op === "set") this.written.set(id, { key, epoch, ttl: false });
     const r = await within(op === "set" ? c.set(key, { w: id }) : c.delete(key), BOUNDS.opMs);
     if (r === "hang") {
       this.violations.push({
@@ -385,16 +514,23 @@ class ScheduleRun {
           step,
         });
       }
-    } else if (op === "set") {
-      const w = this.written.get(id);
-      if (w && w.epoch === this.epoch) w.revision = r.value;
+    } else if (epoch === this.epoch) {
+      if (op === "set") {
+        const w = this.written.get(id);
+        if (w) w.revision = r.value;
+      }
+      this.ack(epoch, r.value);
     }
   }
 
   /** Reads this incarnation's history before a purge or recreate destroys it. */
   async captureHistory(): Promise<boolean> {
     try {
-      this.histories[this.epoch] = await readHistory(this.site.writer, this.bucket);
+      // Merged with what earlier reads saw: a key's purge rolls up its older
+      // messages and a stream purge removes all, but both happened.
+      const seen = new Map((this.histories[this.epoch] ?? []).map((x) => [x.revision, x]));
+      for (const x of await readHistory(this.site.writer, this.bucket)) seen.set(x.revision, x);
+      this.histories[this.epoch] = [...seen.values()].sort((a, b) => a.revision - b.revision);
       return true;
     } catch {
       return false;
@@ -416,23 +552,54 @@ class ScheduleRun {
       case "set":
       case "del":
         this.count(`cache ${s.op}`);
-        return await this.cacheWrite(i, s.op, s.key);
+        return await this.cacheWrite(i, s.op, s.key, this.slotOf(i));
       case "get":
       case "getEntry":
       case "peek":
         this.count(s.op);
-        return await this.read(i, s.key, s.op);
+        // Every cache reads, at once.
+        await Promise.all(this.caches.map((_, slot) => this.read(i, s.key, s.op, slot)));
+        return;
+      case "getAt": {
+        this.count(`getAt${s.write ? " after put" : ""}${s.allowStale ? " allowStale" : ""}`);
+        const slot = this.slotOf(i);
+        // k6 and k7 are written only with per-key TTLs (see rawWrite): not here.
+        const write = s.write && (KEYS as readonly string[]).includes(s.key);
+        if (write && this.caches.length > 1) {
+          // Read your writes across edges: written through one, read through the other.
+          await this.cacheWrite(i, "set", s.key, 1 - slot);
+        } else if (write) await this.rawWrite("put", s.key);
+        return await this.read(i, s.key, "getAt", slot, s.allowStale);
+      }
+      case "burst":
+        this.count("burst");
+        await Promise.all(
+          Array.from({ length: BURST }, (_, n) => this.rawWrite("put", KEYS[n % KEYS.length]!)),
+        );
+        return;
+      case "pauseReader":
+        this.count("pause the slow reader");
+        this.slowPaused = true;
+        return;
+      case "resumeReader":
+        this.count("resume the slow reader");
+        this.resumeSlow();
+        return;
       case "readAll":
         this.count("readAll");
-        await Promise.all(READ_KEYS.map((k) => this.read(i, k, "getEntry")));
+        await Promise.all(
+          this.caches.flatMap((_, slot) => READ_KEYS.map((k) => this.read(i, k, "getEntry", slot))),
+        );
         return;
-      case "reopen":
+      case "reopen": {
         this.count(`reopen${s.snapshot ? " snapshot" : ""}${s.shape ? " reshaped" : ""}`);
-        await this.closeCache();
-        if (s.shape) this.shape = s.shape;
-        this.snapshotOn = s.snapshot && !this.schedule.mode.regional;
-        await this.open();
+        const slot = this.slotOf(i);
+        await this.closeCache(slot);
+        if (s.shape) this.shapes[slot] = s.shape;
+        this.snapshotOn[slot] = s.snapshot && !this.schedule.mode.regional;
+        await this.open(slot);
         return;
+      }
       case "loader":
         this.count("loader answer");
         this.origin.set(s.key, s.present ? `L${s.key}-${this.counter++}` : undefined);
@@ -473,7 +640,7 @@ class ScheduleRun {
       return;
     }
     if (this.site.active.has(kind)) return;
-    await this.site.fault(kind);
+    await this.site.fault(kind, this.bucket);
     if (this.site.active.has(kind)) this.count(`fault ${kind}`);
     this.lastDisturbance = Date.now();
   }
@@ -482,21 +649,34 @@ class ScheduleRun {
   async finish(): Promise<void> {
     await this.site.heal();
     this.lastDisturbance = Date.now();
-    if (!this.cache) {
-      const opened = await waitFor(async () => {
-        await this.open();
-        return this.cache !== undefined;
-      }, { timeoutMs: BOUNDS.convergeMs, message: "the cache opens after the last heal" })
-        .then(() => true, (err: Error) => {
-          // Reported with the schedule's seed like any violation, not thrown
-          // out of the batch (one did, on a loaded machine, ending the run).
-          this.violations.push({ rule: "open", message: err.message });
-          return false;
-        });
-      if (!opened) return;
+    for (let slot = 0; slot < this.caches.length; slot++) {
+      if (!this.caches[slot]) {
+        const opened = await waitFor(async () => {
+          await this.open(slot);
+          return this.caches[slot] !== undefined;
+        }, { timeoutMs: BOUNDS.convergeMs, message: `cache ${slot} opens after the last heal` })
+          .then(() => true, (err: Error) => {
+            // Reported with the schedule's seed like any violation, not thrown
+            // out of the batch (one did, on a loaded machine, ending the run).
+            this.violations.push({ rule: "open", message: err.message });
+            return false;
+          });
+        if (!opened) return;
+      }
     }
-    await this.converge();
+    // Every cache converges (each judged on its own; the second one's clock
+    // starts after the first converged, which only makes it more lenient).
+    for (const c of this.caches) await this.converge(c!);
     await this.captureHistory();
+    // Closed before judging: the readers' iterators end, the slow one reads what it holds.
+    for (let slot = 0; slot < this.caches.length; slot++) await this.closeCache(slot);
+    this.resumeSlow();
+    if (await within(Promise.all(this.followers), BOUNDS.openMs) === "hang") {
+      this.violations.push({
+        rule: "changes()",
+        message: `a changes() reader did not end within ${BOUNDS.openMs} ms of close()`,
+      });
+    }
     this.violations.push(
       ...judge(
         {
@@ -504,6 +684,8 @@ class ScheduleRun {
           purges: this.purges,
           written: this.written,
           reads: this.reads,
+          changes: this.changes,
+          readerEnds: this.readerEnds,
           loaderCalls: this.loaderCalls,
           schema: this.schedule.mode.schema,
         } satisfies Evidence,
@@ -519,9 +701,14 @@ class ScheduleRun {
    * mirror are current, a write is not refused and the status says the hub
    * is reachable within `statusMs`.
    */
-  async converge(): Promise<void> {
-    const c = this.cache!;
-    let want = await latest(this.site.writer, this.bucket, READ_KEYS);
+  async converge(c: Cache<Value>): Promise<void> {
+    // The stream's answer; after a leader change it may briefly be "temporarily unavailable".
+    const kvNow = () =>
+      waitFor(() => latest(this.site.writer, this.bucket, READ_KEYS).catch(() => undefined), {
+        timeoutMs: BOUNDS.convergeMs,
+        message: `the stream of ${this.bucket} answers`,
+      });
+    let want = await kvNow();
     const start = Date.now();
     let syncedSince: number | undefined;
     let diff = "";
@@ -532,7 +719,7 @@ class ScheduleRun {
       if (synced) syncedSince ??= Date.now();
       else syncedSince = undefined;
       // Re-read each time: a per-key TTL may expire a key meanwhile.
-      want = await latest(this.site.writer, this.bucket, READ_KEYS);
+      want = await kvNow();
       const d = await this.differences(c, want);
       diff = d.diff;
       offlineLoader = d.offlineLoader;
@@ -704,7 +891,9 @@ class ScheduleRun {
   }
 
   async tearDown(): Promise<void> {
-    await this.closeCache().catch(() => {});
+    for (let slot = 0; slot < this.caches.length; slot++) {
+      await this.closeCache(slot).catch(() => {});
+    }
     await this.site.heal().catch(() => {});
     try {
       await this.kv.destroy();
@@ -715,6 +904,10 @@ class ScheduleRun {
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+function errorName(err: unknown): string {
+  return (err as Error)?.constructor?.name ?? "Error";
 }
 
 function idOf(v: Value): { id?: string } {

@@ -32,7 +32,7 @@ export async function shrink(
     for (let at = 0; at < keep.length && Date.now() < deadline; at += chunk) {
       const candidate = [...keep.slice(0, at), ...keep.slice(at + chunk)];
       if (candidate.length === 0) continue;
-      const s = generate(failing.seed, [mode], candidate);
+      const s = generate(failing.seed, [mode], { keep: candidate, gen: failing.gen });
       const broke = await replay(s).catch(() => new Set<string>());
       const still = broke.has(rule);
       onStep(candidate, still);

@@ -68,7 +68,18 @@ Deno.test({
     await t.step(
       "a loader value given offline is dropped when NATS returns",
       () =>
-        check(["--seed", "198752", "--schedules", "1", "--modes", "loader", "--steps", "3,5,7"]),
+        check([
+          "--gen",
+          "1",
+          "--seed",
+          "198752",
+          "--schedules",
+          "1",
+          "--modes",
+          "loader",
+          "--steps",
+          "3,5,7",
+        ]),
     );
     // Item 2: a regional replica after a WAN cut and heal refuses a write
     // ("the hub … is unreachable") while its mirror has copied everything and
@@ -80,6 +91,8 @@ Deno.test({
     await t.step("a regional edge follows the WAN heal", async () => {
       for (let i = 0; i < 5; i++) {
         await check([
+          "--gen",
+          "1",
           "--seed",
           "40595",
           "--schedules",
@@ -102,7 +115,18 @@ Deno.test({
   // drained its own connection and waited ~35 s for the paused server (the
   // checker allows 15 s). Now its waits share closeTimeoutMs (default 5 s).
   fn: () =>
-    check(["--seed", "301699", "--schedules", "1", "--modes", "loader", "--steps", "0,1,2"]),
+    check([
+      "--gen",
+      "1",
+      "--seed",
+      "301699",
+      "--schedules",
+      "1",
+      "--modes",
+      "loader",
+      "--steps",
+      "0,1,2",
+    ]),
 });
 
 Deno.test({
@@ -114,7 +138,7 @@ Deno.test({
   // the snapshot kept no deadline, so the value came back and was served as
   // synced for good (the watcher never sees a marker that is gone). Records
   // now carry their deadline. On 2.9.10 the schedule runs without TTLs.
-  fn: () => check(["--seed", "20332477", "--schedules", "1", "--modes", "replica"]),
+  fn: () => check(["--gen", "1", "--seed", "20332477", "--schedules", "1", "--modes", "replica"]),
 });
 
 Deno.test({
@@ -132,7 +156,7 @@ Deno.test({
     for (const seed of ["1065681", "1905095"]) {
       await t.step(
         `seed ${seed}`,
-        () => check(["--seed", seed, "--schedules", "1", "--modes", "regional"]),
+        () => check(["--gen", "1", "--seed", seed, "--schedules", "1", "--modes", "regional"]),
       );
     }
   },

@@ -10,23 +10,30 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { startProxy } from "../_proxy.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { kvStreamName } from "../../src/kv_layout.ts";
 import {
+  type ClusterHandle,
   connectTo,
   HUB_DOMAIN,
   LEAF_PASSWORDS,
   type RegionsHandle,
   type ServerHandle,
+  startCluster,
   startRegions,
   startServer,
   waitFor,
 } from "../_setup.ts";
 import type { Proxy } from "../_proxy.ts";
 import type { FaultKind } from "./schedule.ts";
+import type { NatsTransport } from "../../src/connect.ts";
 
 /** Where one schedule's cache and writers connect. */
 export interface Site {
-  /** URL the cache connects to (a proxy). */
-  readonly cacheUrl: string;
+  /** URLs the cache connects to (a proxy, or every node of a cluster). */
+  readonly cacheUrl: string | string[];
+  /** Replicas of the schedule's bucket. */
+  readonly replicas: number;
   /** Connection options of the cache (auth on a leaf). */
   readonly cacheConnect: Record<string, unknown>;
   /** Raw connection that writes (the server, or the hub) and reads KV's history. */
@@ -37,8 +44,8 @@ export interface Site {
   readonly hubDomain?: string;
   /** The server version of the writer's server. */
   readonly version: string;
-  /** Starts a fault. */
-  fault(kind: FaultKind): Promise<void>;
+  /** Starts a fault (`bucket`: the schedule's, for a fault on its stream leader). */
+  fault(kind: FaultKind, bucket: string): Promise<void>;
   /** Heals every active fault; resolves once the servers answer again. */
   heal(): Promise<void>;
   /** The faults active now. */
@@ -46,6 +53,7 @@ export interface Site {
 }
 
 class SingleSite implements Site {
+  readonly replicas = 1;
   readonly #server: ServerHandle;
   readonly #proxy: Proxy;
   readonly writer: NatsConnection;
@@ -110,6 +118,7 @@ class SingleSite implements Site {
 }
 
 class RegionalSite implements Site {
+  readonly replicas = 1;
   readonly #topo: RegionsHandle;
   readonly #proxy: Proxy;
   readonly writer: NatsConnection;
@@ -171,6 +180,76 @@ class RegionalSite implements Site {
   }
 }
 
+/**
+ * A three-node cluster: the schedule's bucket is R3, the cache connects to
+ * every node (no proxy), and the faults hit the bucket's stream leader:
+ * `leader` kills it with SIGKILL (restarted at heal), `pause` stops it with
+ * SIGSTOP (continued at heal).
+ */
+class ClusterSite implements Site {
+  readonly replicas = 3;
+  readonly #cluster: ClusterHandle;
+  readonly writer: NatsConnection;
+  readonly cacheConnect = {};
+  readonly active = new Set<FaultKind>();
+  /** The node a fault stopped, and the bucket whose leader it was. */
+  #down: ServerHandle | undefined;
+  #bucket = "";
+  constructor(cluster: ClusterHandle, writer: NatsConnection) {
+    this.#cluster = cluster;
+    this.writer = writer;
+  }
+  get reader(): NatsConnection {
+    return this.writer;
+  }
+  get cacheUrl(): string[] {
+    return this.#cluster.urls;
+  }
+  get version(): string {
+    return this.writer.info?.version ?? "0.0.0";
+  }
+  async fault(kind: FaultKind, bucket: string): Promise<void> {
+    if (this.#down !== undefined || (kind !== "leader" && kind !== "pause")) return;
+    const leader = await this.#cluster.leaderOf(kvStreamName(bucket)).catch(() => undefined);
+    if (leader === undefined) return;
+    if (kind === "leader") await leader.kill();
+    else leader.pause();
+    this.#down = leader;
+    this.#bucket = bucket;
+    this.active.add(kind);
+  }
+  async heal(): Promise<void> {
+    const down = this.#down;
+    this.#down = undefined;
+    if (down !== undefined) {
+      if (this.active.has("pause") && down.running) down.resume();
+      else await down.restart();
+    }
+    this.active.clear();
+    if (down === undefined) return;
+    await jetStreamAnswers(this.writer);
+    // The stream has a leader again and every replica (the one back too) is current.
+    const jsm = await jetstreamManager(this.writer, { timeout: 2_000 });
+    await waitFor(async () => {
+      const info = await jsm.streams.info(kvStreamName(this.#bucket)).catch(() => undefined);
+      const c = info?.cluster;
+      return c?.leader !== undefined && (c.replicas ?? []).length === 2 &&
+        (c.replicas ?? []).every((r) => r.current && !r.offline);
+    }, {
+      timeoutMs: 60_000,
+      message: `the stream of ${this.#bucket} has a leader and 3 current replicas`,
+    })
+      // A bucket the schedule deleted meanwhile (recreate) has a new stream: not waited for.
+      .catch(() => {});
+  }
+  async close(): Promise<void> {
+    if (this.#down?.running) this.#down.resume();
+    this.active.clear();
+    await this.writer.close().catch(() => {});
+    await this.#cluster.stop();
+  }
+}
+
 /** A server's TCP client port, whatever transport the suite runs over. */
 function tcpPort(server: ServerHandle): number {
   return Number(new URL(server.tcpUrl).port);
@@ -188,24 +267,61 @@ export async function jetStreamAnswers(nc: NatsConnection): Promise<void> {
   }, { timeoutMs: 60_000, message: "JetStream answers after a restart" });
 }
 
-/** The shared servers of a run; each site starts on first use. */
+/**
+ * The shared servers of a run; each site starts on first use. nats.js has one
+ * transport per process (src/connect.ts), so the sites of one transport are
+ * stopped before a site of the other starts: a run that mixes WebSocket and
+ * TCP schedules restarts its servers when it switches.
+ */
 export class World {
   #single: Promise<SingleSite> | undefined;
+  #ws: Promise<SingleSite> | undefined;
   #regional: Promise<RegionalSite> | undefined;
+  #cluster: Promise<ClusterSite> | undefined;
 
-  /** The single-server site. */
-  single(): Promise<Site> {
-    return this.#single ??= (async () => {
+  /** The single-server site; over `transport`, every connection of the site. */
+  async single(transport: NatsTransport = "tcp"): Promise<Site> {
+    await this.#use(transport);
+    if (transport === "websocket") {
+      return await (this.#ws ??= (async () => {
+        const server = await startServer({ websocket: true });
+        const proxy = startProxy(server.wsPort!, "websocket");
+        const writer = await connectTo(server.wsUrl!, { timeout: 5_000 });
+        return new SingleSite(server, proxy, writer);
+      })());
+    }
+    return await (this.#single ??= (async () => {
       const server = await startServer();
       const proxy = startProxy(tcpPort(server), "tcp");
       const writer = await connectTo(server.tcpUrl, { timeout: 5_000 });
       return new SingleSite(server, proxy, writer);
-    })();
+    })());
+  }
+
+  /** Stops the sites of the other transport than `transport`. */
+  async #use(transport: NatsTransport): Promise<void> {
+    const other = transport === "tcp" ? [this.#ws] : [this.#single, this.#regional, this.#cluster];
+    if (transport === "tcp") this.#ws = undefined;
+    else this.#single = this.#regional = this.#cluster = undefined;
+    for (const s of other) if (s) await (await s.catch(() => undefined))?.close();
+  }
+
+  /** The cluster site (three nodes, R3 buckets). */
+  async cluster(): Promise<Site> {
+    await this.#use("tcp");
+    return await (this.#cluster ??= (async () => {
+      const cluster = await startCluster({ size: 3 });
+      const writer = await connectTo(cluster.servers.map((s) => s.tcpUrl).join(","), {
+        timeout: 5_000,
+      });
+      return new ClusterSite(cluster, writer);
+    })());
   }
 
   /** The regional site (a three-node hub, leaf "eu"). */
-  regional(): Promise<Site> {
-    return this.#regional ??= (async () => {
+  async regional(): Promise<Site> {
+    await this.#use("tcp");
+    return await (this.#regional ??= (async () => {
       const topo = await startRegions({ regions: ["eu"] });
       const leaf = topo.regions[0]!;
       const proxy = startProxy(tcpPort(leaf.leaf), "tcp");
@@ -215,12 +331,14 @@ export class World {
         pass: LEAF_PASSWORDS.admin,
       });
       return new RegionalSite(topo, proxy, writer, reader);
-    })();
+    })());
   }
 
   /** Stops every server started. */
   async close(): Promise<void> {
-    const sites = [this.#single, this.#regional].filter((s) => s !== undefined);
+    const sites = [this.#single, this.#ws, this.#regional, this.#cluster].filter((s) =>
+      s !== undefined
+    );
     for (const s of sites) await (await s.catch(() => undefined))?.close();
   }
 }
