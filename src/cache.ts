@@ -41,7 +41,7 @@ import {
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
-import { newWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
+import { installWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
 import { servable, transition } from "./cache/sync_state.ts";
 import { saveSnapshot } from "./cache/warm_start.ts";
 import { create, remove, set, update } from "./cache/writer.ts";
@@ -79,9 +79,7 @@ export class KvedgeCache<T> implements Cache<T> {
     this.bucket = c.bucket;
     this.mode = c.mode;
     readStreamInfo(c, deps.info);
-    c.watcher = newWatcher(c);
-    c.watcher.epoch = deps.info.created;
-    c.watcher.streamLastSeq = deps.info.state.last_seq;
+    installWatcher(c, { epoch: deps.info.created, streamLastSeq: deps.info.state.last_seq });
   }
 
   /**
@@ -189,7 +187,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (slot.deleted || !servable(this.#c)) return undefined;
     if (slot.raw !== undefined && !decode(this.#c, key, slot)) return undefined;
     if (this.#fresh) this.#hits++;
-    else this.#c.staleHits++;
+    else this.#c.counters.add("staleHits");
     return slot.value as T;
   }
 
@@ -338,21 +336,21 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   stats(): CacheStats {
-    const reads = this.#hits + this.#c.staleHits + this.#c.misses;
+    const reads = this.#hits + this.#c.counters.get("staleHits") + this.#c.counters.get("misses");
     return {
       hits: this.#hits,
-      staleHits: this.#c.staleHits,
-      misses: this.#c.misses,
-      shedMisses: this.#c.shedMisses,
-      hitRatio: reads === 0 ? 0 : (this.#hits + this.#c.staleHits) / reads,
-      fetches: this.#c.fetches,
-      loads: this.#c.loads,
+      staleHits: this.#c.counters.get("staleHits"),
+      misses: this.#c.counters.get("misses"),
+      shedMisses: this.#c.counters.get("shedMisses"),
+      hitRatio: reads === 0 ? 0 : (this.#hits + this.#c.counters.get("staleHits")) / reads,
+      fetches: this.#c.counters.get("fetches"),
+      loads: this.#c.counters.get("loads"),
       evictions: this.#store.evictions,
       negativeEvictions: this.#store.negativeEvictions,
-      rejected: this.#c.rejected,
+      rejected: this.#c.counters.get("rejected"),
       entries: this.#store.size,
       bytes: this.#store.bytes,
-      applied: this.#c.applied,
+      applied: this.#c.counters.get("applied"),
       lastRevision: this.#c.watcher.lastRevision,
       lagRevisions: this.#c.watcher.pending,
       lagMs: this.#lagMs(),
@@ -385,7 +383,10 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#c.lastResyncReason !== undefined) s.lastResyncReason = this.#c.lastResyncReason;
     if (this.#c.d.region) s.region = this.#c.d.region.link.status();
     if (!this.#c.watcher.caughtUp && this.mode === "replica") {
-      s.bootstrap = { applied: this.#c.bootstrapApplied, pending: this.#c.watcher.pending };
+      s.bootstrap = {
+        applied: this.#c.counters.get("bootstrapApplied"),
+        pending: this.#c.watcher.pending,
+      };
     }
     return s;
   }

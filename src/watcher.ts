@@ -202,16 +202,25 @@ export class Watcher {
     return this.#lastRev;
   }
 
-  /** Sets the last applied revision (warm start from a snapshot). */
-  set lastRevision(rev: number) {
-    this.#lastRev = rev;
-    // Nothing is known of what was applied there: a resume starts after it.
-    this.#appliedSeq = 0;
-  }
-
-  /** Sets the stream's last sequence as read before the first start (the bootstrap target). */
-  set streamLastSeq(seq: number) {
-    this.#streamLastSeq = seq;
+  /**
+   * Where this watcher stands before {@link start}, as its owner knows it:
+   * the bucket's `epoch` (its stream's creation time), the last applied
+   * revision (`lastRevision`: a warm start from a snapshot, a live-only or
+   * replay start) and the stream's last sequence read before the first start
+   * (`streamLastSeq`: the bootstrap's target). Fields left out are kept.
+   * Throws once started: from then on only the watcher moves its position.
+   */
+  place(at: { epoch?: string; lastRevision?: number; streamLastSeq?: number }): void {
+    if (this.#sub !== undefined || this.#restarting !== undefined || this.#closed) {
+      throw new Error("Watcher.place() after start(): the watcher owns its position now");
+    }
+    if ("epoch" in at) this.#epoch = at.epoch;
+    if (at.lastRevision !== undefined) {
+      this.#lastRev = at.lastRevision;
+      // Nothing is known of what was applied there: a resume starts after it.
+      this.#appliedSeq = 0;
+    }
+    if (at.streamLastSeq !== undefined) this.#streamLastSeq = at.streamLastSeq;
   }
 
   /** Messages the server reported as still to deliver at the last delivery. */
@@ -232,11 +241,6 @@ export class Watcher {
   /** The epoch known for the bucket (its stream's creation time). */
   get epoch(): string | undefined {
     return this.#epoch;
-  }
-
-  /** Sets the epoch known for the bucket. */
-  set epoch(created: string | undefined) {
-    this.#epoch = created;
   }
 
   /**

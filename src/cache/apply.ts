@@ -2,7 +2,9 @@
  * Applying a revision to the local store, from any source: the watcher
  * (`onChange`), a miss fetch (`keep`) and an own delete (`applyDelete`).
  * Rule 1 (revision wins) is `LocalStore.put`; rule 2 (tombstones) and the
- * watcher's half of rule 3 (recording into a reservation) are here.
+ * watcher's half of rule 3 (recording into a reservation) are here. This
+ * module is the one writer of what says whether a missing slot means
+ * "absent": `lossy`, `partial` and the replica's `tombstones` count.
  *
  * @module
  */
@@ -23,13 +25,13 @@ export function onChange<T>(
   _pending: number,
   ttlMs = 0,
 ): void {
-  c.applied++;
+  c.counters.add("applied");
   c.lastCreated = created;
-  if (!c.watcher.caughtUp && ++c.bootstrapApplied % BOOTSTRAP_EVENT_EVERY === 0) {
+  if (!c.watcher.caughtUp && c.counters.add("bootstrapApplied") % BOOTSTRAP_EVENT_EVERY === 0) {
     c.emit({
       type: "bootstrap",
       at: Date.now(),
-      applied: c.bootstrapApplied,
+      applied: c.counters.get("bootstrapApplied"),
       pending: c.watcher.pending,
     });
   }
@@ -121,4 +123,30 @@ export function keep<T>(
     size: 0,
     gen: 0,
   };
+}
+
+/**
+ * The store no longer holds every key of the bucket: entries were evicted
+ * (`partial` false) or a partial snapshot was loaded (`partial` true, until
+ * a full resync reads every key). A missing slot is not "absent" from now on.
+ */
+export function markLossy<T>(c: CacheCore<T>, partial: boolean): void {
+  c.lossy = true;
+  if (partial) c.partial = true;
+}
+
+/**
+ * A replica caught up (`resynced`: after a full read of the bucket): what a
+ * partial snapshot lacked is here now, and tombstones the watcher has passed
+ * say nothing a missing slot does not.
+ */
+export function replicaCaughtUp<T>(c: CacheCore<T>, resynced: boolean): void {
+  if (resynced && c.partial && !c.overflowed) {
+    c.partial = false;
+    c.lossy = c.o.maxTtlMs > 0;
+  }
+  if (c.tombstones > 0 && !c.lossy) {
+    c.store.dropTombstones(c.watcher.lastRevision);
+    c.tombstones = 0;
+  }
 }

@@ -140,7 +140,7 @@ async function localAnswer<T>(
     // Resident at `rev` or later (an own write, a fallback read), or resident
     // in a cache that applied every change up to `rev`.
     if (c.fresh) countHit();
-    else c.staleHits++;
+    else c.counters.add("staleHits");
     if (!present(c, key, slot)) return undefined;
     return {
       value: slot.value as T,
@@ -195,7 +195,7 @@ async function fallback<T>(
   const where = region === undefined ? "the stream leader" : fromMirror ? "the mirror" : "the hub";
   // These reads count against the bound of misses in flight, with them.
   if (c.flight.size + c.reached.fetching >= c.o.maxConcurrentMisses) {
-    c.shedMisses++;
+    c.counters.add("shedMisses");
     throw new OverloadedError(
       `Cannot get "${key}" at revision ${rev}: ${c.o.maxConcurrentMisses} misses are in flight (maxConcurrentMisses); retry later`,
       c.o.maxConcurrentMisses,
@@ -209,7 +209,7 @@ async function fallback<T>(
       c.o.missTimeoutMs,
       region !== undefined && !fromMirror ? region.hubDomain : undefined,
     );
-    c.fetches++;
+    c.counters.add("fetches");
     const m = await jsm.streams.getMessage(kvStreamName(c.bucket), {
       last_by_subj: kvSubject(c.bucket, key),
     });
@@ -224,7 +224,7 @@ async function fallback<T>(
   } finally {
     c.reached.fetching--;
   }
-  c.misses++;
+  c.counters.add("misses");
   if (got.rev < rev && !fromMirror) {
     // The key's latest is older than the bookmark: right if the bucket has
     // reached `rev` (the leader holds every acknowledged write), which a real
@@ -273,7 +273,7 @@ function unreached<T>(
   if (!options.allowStale) throw err;
   const slot = c.store.peek(key);
   if (slot === undefined || !servable(c)) throw err;
-  c.staleHits++;
+  c.counters.add("staleHits");
   if (!present(c, key, slot)) return undefined;
   return { value: slot.value as T, slot, source: "stale", belowBookmark: true };
 }

@@ -21,6 +21,7 @@ import { SingleFlight } from "../single_flight.ts";
 import type { CacheEvent, CacheMode, CacheState, Change, Operation } from "../types.ts";
 import { kvSubjectPrefix } from "../kv_layout.ts";
 import type { Watcher } from "../watcher.ts";
+import { Counters } from "./counters.ts";
 import { Reached } from "./reached.ts";
 
 /** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
@@ -66,7 +67,7 @@ export class CacheCore<T> {
   readonly reservations = new Map<string, Reservation>();
   /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
   readonly offline = new Set<string>();
-  /** Set by the facade right after construction (see `sync.ts` `newWatcher`). */
+  /** Set right after construction, and on each attach, by `sync.ts` `installWatcher`. */
   watcher!: Watcher;
   readonly changes = new Broadcast<Change<T>>();
   readonly events = new Broadcast<CacheEvent>();
@@ -90,7 +91,8 @@ export class CacheCore<T> {
     return this.state === "synced";
   }
   // ----
-  lastError: string | undefined;
+  /** The last failure `status()` reports; written by `transition()` ("error"). */
+  readonly lastError: string | undefined = undefined;
   lastResyncReason: string | undefined;
   resyncs = 0;
   /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
@@ -106,17 +108,10 @@ export class CacheCore<T> {
   partial = false;
   bucketTtlMs = 0;
   lastCreated = 0;
-  bootstrapApplied = 0;
   watching: Promise<void> | undefined;
   readonly aborter = new AbortController();
-  staleHits = 0;
-  misses = 0;
-  /** Misses refused at once because `maxConcurrentMisses` fetches were in flight. */
-  shedMisses = 0;
-  fetches = 0;
-  loads = 0;
-  rejected = 0;
-  applied = 0;
+  /** Misses, fetches, loads, stale hits… (the facade counts hits itself). */
+  readonly counters = new Counters();
   dropBelow = 0;
   savedRevision = -1;
   lastInfo: StreamInfo | undefined;

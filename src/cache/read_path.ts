@@ -44,14 +44,14 @@ export async function getSlow<T>(
   assertInFilter(c, key, "get");
   if (slot !== undefined && servable(c)) {
     // Resident but not fresh: disconnected, restarting or resyncing.
-    c.staleHits++;
+    c.counters.add("staleHits");
     if (!present(c, key, slot)) return undefined;
     return { value: slot.value as T, slot, source: "stale" };
   }
-  c.misses++;
+  c.counters.add("misses");
   if (c.mode === "replica" && c.fresh && !c.lossy) return undefined;
   if (c.flight.size >= c.o.maxConcurrentMisses && !c.flight.has(key)) {
-    c.shedMisses++;
+    c.counters.add("shedMisses");
     throw new OverloadedError(
       `Cannot get "${key}": ${c.o.maxConcurrentMisses} misses are in flight (maxConcurrentMisses); retry later`,
       c.o.maxConcurrentMisses,
@@ -80,7 +80,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
   const reservation: Reservation = { rev: 0, created: 0, raw: undefined, ttlMs: 0 };
   c.reservations.set(key, reservation);
   try {
-    c.fetches++;
+    c.counters.add("fetches");
     let entry: KvEntry | null;
     try {
       entry = await c.d.kv.get(key);
@@ -141,7 +141,7 @@ export async function load<T>(
   connected: boolean,
 ): Promise<Slot | undefined> {
   const loader = c.o.loader!;
-  c.loads++;
+  c.counters.add("loads");
   // A loader that never settles must not hold the key's single-flight slot:
   // at the deadline (or on close) its signal aborts and the miss rejects.
   const ac = new AbortController();
@@ -244,7 +244,7 @@ export function decode<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
     slot.value = undefined;
     slot.rejected = err;
     c.store.decoded(key, slot.rev, undefined, err);
-    c.rejected++;
+    c.counters.add("rejected");
     c.emit({
       type: "rejected",
       at: Date.now(),

@@ -8,6 +8,7 @@ import { Broadcast } from "../broadcast.ts";
 import type { Change, ChangesOptions } from "../types.ts";
 import { describe, Watcher } from "../watcher.ts";
 import { type CacheCore, toChange } from "./core.ts";
+import { transition } from "./sync_state.ts";
 
 /** A dedicated watcher replaying from a revision, then following live changes. */
 export function replay<T>(
@@ -43,10 +44,13 @@ export function replay<T>(
           // Revisions start over in a recreated bucket: the replay cannot go
           // on, so it ends (the watcher stops once its consumer exists).
           ended = true;
-          c.lastError = `replay ended: ${req.reason}`;
+          transition(c, { on: "error", message: `replay ended: ${req.reason}` });
           out.close();
         } else {
-          c.lastError = `replay resumed after revision ${last}: ${req.reason}`;
+          transition(c, {
+            on: "error",
+            message: `replay resumed after revision ${last}: ${req.reason}`,
+          });
         }
         // Resume after what was delivered: the server starts at the oldest
         // revision it still has, never at revision 1 again.
@@ -62,11 +66,13 @@ export function replay<T>(
       onStreamInfo: () => {},
     },
   });
-  watcher.lastRevision = from - 1;
   // `fromRevision` counts in the bucket the cache knows: a bucket recreated
   // since (even one with more revisions) must end the replay, which only the
   // stream's creation time tells.
-  watcher.epoch = c.watcher.epoch ?? c.lastInfo?.created ?? c.d.info?.created;
+  watcher.place({
+    lastRevision: from - 1,
+    epoch: c.watcher.epoch ?? c.lastInfo?.created ?? c.d.info?.created,
+  });
   // Every way the replay ends removes its listeners from the long-lived
   // signals, so a finished replay keeps nothing alive.
   const stop = () => {
@@ -80,7 +86,7 @@ export function replay<T>(
   c.aborter.signal.addEventListener("abort", stop, { once: true });
   options.signal?.addEventListener("abort", stop, { once: true });
   watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
-    c.lastError = `replay failed: ${describe(err)}`;
+    transition(c, { on: "error", message: `replay failed: ${describe(err)}` });
     stop();
   });
   const ret = it.return!.bind(it);

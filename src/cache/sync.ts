@@ -11,14 +11,28 @@ import { BucketNotFoundError, type UnavailableError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName } from "../kv_layout.ts";
 import { describe, type StartFrom, unref, Watcher } from "../watcher.ts";
-import { onChange } from "./apply.ts";
+import { markLossy, onChange, replicaCaughtUp } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
 import { revalidateOffline } from "./read_path.ts";
 import { transition } from "./sync_state.ts";
 import { loadSnapshot, startSnapshotTimer } from "./warm_start.ts";
 
 /** The watcher over the current connection, feeding this cache. */
-export function newWatcher<T>(c: CacheCore<T>): Watcher {
+/**
+ * Makes the cache's watcher (`c.watcher`, written only here), placed at
+ * `at` (see `Watcher.place`), and returns it.
+ */
+export function installWatcher<T>(
+  c: CacheCore<T>,
+  at: { epoch?: string; lastRevision?: number; streamLastSeq?: number },
+): Watcher {
+  const watcher = newWatcher(c);
+  watcher.place(at);
+  c.watcher = watcher;
+  return watcher;
+}
+
+function newWatcher<T>(c: CacheCore<T>): Watcher {
   return new Watcher({
     nc: c.d.nc,
     jsm: c.d.jsm,
@@ -56,7 +70,7 @@ export function newWatcher<T>(c: CacheCore<T>): Watcher {
         }
       },
       onError: (message) => {
-        c.lastError = message;
+        transition(c, { on: "error", message });
         c.emit({ type: "error", at: Date.now(), message });
       },
       onStreamInfo: (info) => readStreamInfo(c, info),
@@ -76,7 +90,7 @@ export async function start<T>(c: CacheCore<T>): Promise<void> {
   let from: StartFrom | "resume" = c.mode === "replica"
     ? { kind: "snapshot" }
     : { kind: "seq", seq: c.d.info.state.last_seq + 1 };
-  if (from.kind === "seq") c.watcher.lastRevision = from.seq - 1;
+  if (from.kind === "seq") c.watcher.place({ lastRevision: from.seq - 1 });
   if (c.mode === "replica" && c.o.snapshot) {
     if (await loadSnapshot(c, c.o.snapshot.storage, c.d.info.created)) from = "resume";
     startSnapshotTimer(c);
@@ -110,7 +124,7 @@ export async function startUnbound<T>(
   c.bound = false;
   transition(c, { on: "open_unreachable" });
   if (!(await loadSnapshot(c, c.o.snapshot!.storage, undefined))) throw cause;
-  c.lastError = `NATS unreachable at open: ${cause.message}`;
+  transition(c, { on: "error", message: `NATS unreachable at open: ${cause.message}` });
   transition(c, {
     on: "snapshot_served",
     reason: "NATS unreachable at open: serving the snapshot",
@@ -135,7 +149,7 @@ export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink
         return;
       }
     } catch (err) {
-      c.lastError = `NATS unreachable since open: ${describe(err)}`;
+      transition(c, { on: "error", message: `NATS unreachable since open: ${describe(err)}` });
     }
     if (link && c.d.ownsConnection) await link.nc.close().catch(() => {});
     await pause(backoffMs / 2 + Math.random() * backoffMs / 2, c.aborter.signal);
@@ -148,13 +162,13 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   const { epoch, lastRevision } = c.watcher;
   const unbound = c.d;
   c.d = { ...c.d, ...link };
-  const watcher = newWatcher(c);
   // The snapshot's epoch: a recreated bucket makes the watcher resync (the
   // snapshot is thrown away) instead of merging revisions that do not compare.
-  watcher.epoch = epoch;
-  watcher.lastRevision = lastRevision;
-  watcher.streamLastSeq = link.info.state.last_seq;
-  c.watcher = watcher;
+  const watcher = installWatcher(c, {
+    epoch,
+    lastRevision,
+    streamLastSeq: link.info.state.last_seq,
+  });
   transition(c, { on: "attaching" });
   // What the loader said while NATS was unreachable is not checked against
   // KV: drop it now, as on a reconnect, so that the next read asks KV and a
@@ -178,23 +192,12 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
 }
 
 export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
-  if (c.resyncing && c.mode === "replica") {
-    c.store.sweep(c.gen, c.sweepBefore);
-    if (c.partial && !c.overflowed) {
-      // A full resync read every key: what a partial snapshot lacked is here now.
-      c.partial = false;
-      c.lossy = c.o.maxTtlMs > 0;
-    }
-  }
+  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
   if (c.mode === "replica") {
     c.complete = true;
-    // Tombstones the watcher has passed say nothing a missing slot does not.
-    if (c.tombstones > 0 && !c.lossy) {
-      c.store.dropTombstones(c.watcher.lastRevision);
-      c.tombstones = 0;
-    }
+    replicaCaughtUp(c, c.resyncing);
   }
-  c.bootstrapApplied = 0;
+  c.counters.reset("bootstrapApplied");
   if (c.gapFloor > 0) {
     c.store.dropBelow(c.gapFloor);
     c.gapFloor = 0;
@@ -224,9 +227,12 @@ export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boole
 export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
   const missing = c.d.region?.link.status().mirrorMissing ?? 0;
   if (!inSync && missing > 0) {
-    c.lastError = `Cannot vouch for the regional mirror of "${c.bucket}": it lacks ${missing} ` +
-      `revision(s) the hub holds at the same last revision (re-create it: docs/topologies.md)`;
-    c.emit({ type: "error", at: Date.now(), message: c.lastError });
+    transition(c, {
+      on: "error",
+      message: `Cannot vouch for the regional mirror of "${c.bucket}": it lacks ${missing} ` +
+        `revision(s) the hub holds at the same last revision (re-create it: docs/topologies.md)`,
+    });
+    c.emit({ type: "error", at: Date.now(), message: c.lastError! });
   }
   if (inSync && c.mode === "replica" && c.bound && c.watching !== undefined && !c.closed) {
     // A mirror copying its backlog after a cut does not always store it in
@@ -288,7 +294,7 @@ export function startReconcile<T>(c: CacheCore<T>): void {
 export function onEvicted<T>(c: CacheCore<T>, key: string, reason: "evict" | "too_large"): void {
   if (c.mode === "replica" && !c.overflowed) {
     c.overflowed = true;
-    c.lossy = true;
+    markLossy(c, false);
     c.emit({ type: "overflow", at: Date.now(), entries: c.store.size });
   }
   if (c.events.active || c.o.onEvent) {
@@ -316,8 +322,8 @@ export function followConnection<T>(c: CacheCore<T>): void {
         c.emit({ type: "disconnected", at: c.disconnectedAt });
       } else if (s.type === "error") {
         // e.g. a permissions violation on the watcher's subjects: say so.
-        c.lastError = describe(s.error);
-        c.emit({ type: "error", at: Date.now(), message: c.lastError });
+        transition(c, { on: "error", message: describe(s.error) });
+        c.emit({ type: "error", at: Date.now(), message: c.lastError! });
       } else if (s.type === "reconnect") {
         transition(c, { on: "reconnected" });
         revalidateOffline(c);

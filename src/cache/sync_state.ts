@@ -1,7 +1,8 @@
 /**
  * The lifecycle state machine, in one place. `transition()` is the only code
  * that writes the lifecycle fields of the core (`state`, `connected`,
- * `disconnectedAt`, `resyncing`, `resyncEpoch`, `isReady`, `closed`; they are
+ * `disconnectedAt`, `resyncing`, `resyncEpoch`, `isReady`, `closed`,
+ * `lastError`; they are
  * `readonly` on `CacheCore`, so another writer is a type error); the parts
  * report what happened as a {@link SyncEvent}.
  *
@@ -39,7 +40,8 @@ type LifecycleField =
   | "resyncing"
   | "resyncEpoch"
   | "isReady"
-  | "closed";
+  | "closed"
+  | "lastError";
 /** The core with its lifecycle fields writable: only this module sees it so. */
 type Lifecycle<T> =
   & Omit<CacheCore<T>, LifecycleField>
@@ -69,6 +71,8 @@ export type SyncEvent =
   | { on: "resync"; reason: string; epochChanged: boolean }
   /** The watcher applied everything up to `revision`. */
   | { on: "caught_up"; revision: number; hubInSync: boolean }
+  /** Something failed that `status().lastError` reports (the state is moved by its own event). */
+  | { on: "error"; message: string }
   /** `close()` began: no reads, writes or binds from now on. */
   | { on: "closing" }
   /** `close()` finished with the watcher. */
@@ -134,6 +138,9 @@ export function transition<T>(core: CacheCore<T>, event: SyncEvent): boolean {
         c.isReady = true;
         c.ready.resolve();
       }
+      return true;
+    case "error":
+      c.lastError = event.message;
       return true;
     case "closing":
       c.closed = true;

@@ -10,6 +10,8 @@ import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from
 import type { SnapshotStorage } from "../snapshot_file.ts";
 import { describe, unref } from "../watcher.ts";
 import type { CacheCore } from "./core.ts";
+import { markLossy } from "./apply.ts";
+import { transition } from "./sync_state.ts";
 
 /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
 export async function loadSnapshot<T>(
@@ -42,11 +44,9 @@ export async function loadSnapshot<T>(
   if (header.partial) {
     // A fraction of the bucket (a lazy cache's, an overflowed or TTL-bounded
     // replica's): a missing key is not absent until a full resync.
-    c.lossy = true;
-    c.partial = true;
+    markLossy(c, true);
   }
-  c.watcher.lastRevision = header.lastRevision;
-  c.watcher.epoch = header.epoch;
+  c.watcher.place({ lastRevision: header.lastRevision, epoch: header.epoch });
   c.savedRevision = header.lastRevision;
   c.emit({
     type: "snapshot",
@@ -116,8 +116,8 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
     });
     return true;
   } catch (err) {
-    c.lastError = `snapshot not saved: ${describe(err)}`;
-    c.emit({ type: "error", at: Date.now(), message: c.lastError });
+    transition(c, { on: "error", message: `snapshot not saved: ${describe(err)}` });
+    c.emit({ type: "error", at: Date.now(), message: c.lastError! });
     return false;
   }
 }
