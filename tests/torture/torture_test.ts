@@ -58,6 +58,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "seeded fault schedules with two edges, over WebSocket and on an R3 cluster keep the rules",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    check([
+      "--seed",
+      String(SEED),
+      "--schedules",
+      "24",
+      "--budget-ms",
+      "60000",
+      "--modes",
+      "pair,websocket,cluster",
+    ]),
+});
+
+Deno.test({
   name: "the schedules that found issue 18's holes keep the rules",
   sanitizeOps: false,
   sanitizeResources: false,
