@@ -397,7 +397,13 @@ export interface Entry<T> {
 export type Operation = "PUT" | "DEL" | "PURGE";
 
 /**
- * One change applied from the bucket, in revision order.
+ * One change applied from the bucket, in revision order. After a resync or
+ * a regional edge's re-read of its mirror (a WAN heal), changes come from a
+ * fresh read of the bucket: a key's current revision may come again (one
+ * the edge already passed is repeated only for a key its store did not
+ * hold, e.g. one evicted from a bounded replica), and one the edge lacked
+ * may come after higher revisions of other keys. A key's revisions never go
+ * backwards within one incarnation of the bucket.
  */
 export interface Change<T> {
   /** The key. */

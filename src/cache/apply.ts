@@ -4,7 +4,8 @@
  * Rule 1 (revision wins) is `LocalStore.put`; rule 2 (tombstones) and the
  * watcher's half of rule 3 (recording into a reservation) are here. This
  * module is the one writer of what says whether a missing slot means
- * "absent": `lossy`, `partial` and the replica's `tombstones` count.
+ * "absent": `lossy`, `partial` and the replica's `tombstones` count, and of
+ * `emittedRev`, which keeps `changes()` from repeating a change.
  *
  * @module
  */
@@ -35,13 +36,19 @@ export function onChange<T>(
       pending: c.watcher.pending,
     });
   }
+  // A revision at or below the last one emitted comes again in a re-read
+  // (a resync, a WAN heal): new to readers only if the store had older.
+  const past = rev <= c.emittedRev;
+  const heldRev = past ? c.store.peek(key)?.rev ?? 0 : 0;
+  let stored = false;
   if (c.mode === "replica" || c.store.has(key)) {
     // The store keeps its own compact copy of `data`. Rule 6: a value with
     // its own TTL never outlives it here, even if the server's expiry marker
     // never arrives (a regional mirror cut off for longer than the bucket's
     // marker TTL never copies it: docs/topologies.md).
-    if (op === "PUT") c.store.put(key, rev, created, data, c.gen, keyTtlLeft(created, ttlMs));
-    else applyDelete(c, key, rev, created);
+    stored = op === "PUT"
+      ? c.store.put(key, rev, created, data, c.gen, keyTtlLeft(created, ttlMs)) === Applied.Stored
+      : applyDelete(c, key, rev, created);
   }
   // Rule 3 in both modes: a miss in flight keeps the higher of its answer and this.
   if (c.reservations.size > 0) {
@@ -53,7 +60,15 @@ export function onChange<T>(
       r.ttlMs = ttlMs;
     }
   }
-  if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
+  // changes(): a revision past every one emitted, or one the store did not
+  // have (a re-read after a resync or a WAN heal brings the bucket again:
+  // what readers had is not repeated, what they lacked comes now).
+  if (!past) {
+    if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
+    c.emittedRev = rev;
+  } else if (stored && heldRev < rev && c.changes.active) {
+    c.changes.emit(toChange(c, key, op, rev, created, data));
+  }
   // Rule 8: bookmarked reads waiting for this revision may go on.
   c.reached.advance(rev);
 }
@@ -67,13 +82,14 @@ export function keyTtlLeft(created: number, ttlMs: number): number {
   return Math.max(1, Math.ceil(created + ttlMs - Date.now()));
 }
 
+/** Applies a delete of `key` at `rev`; true if the store changed (it held something older). */
 export function applyDelete<T>(
   c: CacheCore<T>,
   key: string,
   rev: number,
   created: number,
   own = false,
-): void {
+): boolean {
   if (
     c.mode === "replica" && !c.lossy &&
     (impliedAbsent(c, rev) || (!own && !c.o.allowDirect))
@@ -84,7 +100,7 @@ export function applyDelete<T>(
     // this delete. A complete replica answers such misses itself.
     const held = c.store.peek(key);
     if (held === undefined || held.rev <= rev) c.store.delete(key);
-    return;
+    return held !== undefined && held.rev < rev;
   }
   // Rule 2: an own delete the watcher has not reached yet (it may still
   // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
@@ -92,7 +108,9 @@ export function applyDelete<T>(
   // tombstone; a replica drops it when the watcher has passed it.
   if (c.store.put(key, rev, created, undefined, c.gen) === Applied.Stored) {
     if (c.mode === "replica") c.tombstones++;
+    return true;
   }
+  return false;
 }
 
 /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
@@ -123,6 +141,11 @@ export function keep<T>(
     size: 0,
     gen: 0,
   };
+}
+
+/** A recreated bucket starts its revisions again: `changes()` readers get them all. */
+export function forgetEmitted<T>(c: CacheCore<T>): void {
+  c.emittedRev = 0;
 }
 
 /**

@@ -104,6 +104,8 @@ export class CacheCore<T> {
   /** A missing slot does not mean "absent": bounds evicted, TTLs expired, or a partial snapshot. */
   lossy: boolean;
   overflowed = false;
+  /** The highest revision emitted to `changes()` readers in this incarnation of the bucket. */
+  emittedRev = 0;
   /** Loaded from a partial snapshot: the store may lack keys until a full resync. */
   partial = false;
   bucketTtlMs = 0;

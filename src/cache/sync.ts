@@ -11,7 +11,7 @@ import { BucketNotFoundError, type UnavailableError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName } from "../kv_layout.ts";
 import { describe, type StartFrom, unref, Watcher } from "../watcher.ts";
-import { markLossy, onChange, replicaCaughtUp } from "./apply.ts";
+import { forgetEmitted, markLossy, onChange, replicaCaughtUp } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
 import { revalidateOffline } from "./read_path.ts";
 import { transition } from "./sync_state.ts";
@@ -214,6 +214,7 @@ export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boole
   c.emit({ type: "resync", at: Date.now(), reason });
   const last = c.lastInfo?.state.last_seq ?? 0;
   c.sweepBefore = last + 1;
+  if (epochChanged) forgetEmitted(c);
   if (epochChanged || c.mode === "lazy") {
     c.store.clear();
     c.complete = false;

@@ -92,6 +92,8 @@ export interface ChangeObservation {
   id?: string;
   /** The bucket incarnation when it was received. */
   epoch: number;
+  /** The cache may repeat a change after a re-read: a replica whose store cannot hold every key. */
+  mayRepeat: boolean;
 }
 
 /** How a `changes()` reader ended: at close (no error) or with an error. */
@@ -417,11 +419,14 @@ function checkBookmark(
 
 /**
  * `changes()`: every change is one KV stored (its key, operation and value
- * at that revision, in some incarnation of the bucket); one reader's
- * revisions increase within an incarnation; a reader ends only at close()
- * or with an `OverflowError` (the slow one), and what a slow reader got is
- * exactly the start of what the fast reader of the same cache got: a paused
- * reader may fail, never skip.
+ * at that revision, in some incarnation of the bucket); one reader never
+ * gets an older revision of a key after a newer one within an incarnation
+ * (a re-read after a resync or a WAN heal may repeat a key's revision — only
+ * in a replica whose store cannot hold every key — and bring one the edge
+ * lacked after higher ones of other keys); a reader ends
+ * only at close() or with an `OverflowError` (the slow one), and what a slow
+ * reader got is exactly the start of what the fast reader of the same cache
+ * got: a paused reader may fail, never skip.
  */
 function judgeChanges(ev: Evidence): Violation[] {
   const out: Violation[] = [];
@@ -436,7 +441,7 @@ function judgeChanges(ev: Evidence): Violation[] {
   }
   for (const [k, seq] of seqs) {
     seq.sort((a, b) => a.n - b.n);
-    let prev: { epoch: number; rev: number } | undefined;
+    const prevOfKey = new Map<string, { epoch: number; rev: number }>();
     for (const c of seq) {
       const where = `changes() reader ${k}, change ${c.n} (${c.operation} ${c.key}@${c.revision})`;
       // The incarnations that stored exactly this.
@@ -456,13 +461,20 @@ function judgeChanges(ev: Evidence): Violation[] {
         }
       }
       const epoch = epochs.includes(c.epoch) ? c.epoch : epochs.at(-1) ?? written?.epoch;
-      if (epoch !== undefined && prev && prev.epoch === epoch && c.revision <= prev.rev) {
+      if (epoch === undefined) continue;
+      const before = prevOfKey.get(c.key);
+      if (before && before.epoch === epoch && c.revision < before.rev) {
         out.push({
           rule: "changes()",
-          message: `${where}: after revision ${prev.rev} of the same incarnation`,
+          message: `${where}: after ${c.key}@${before.rev} of the same incarnation: older`,
+        });
+      } else if (before && before.epoch === epoch && c.revision === before.rev && !c.mayRepeat) {
+        out.push({
+          rule: "changes()",
+          message: `${where}: repeated, by a cache whose store holds every key`,
         });
       }
-      if (epoch !== undefined) prev = { epoch, rev: c.revision };
+      prevOfKey.set(c.key, { epoch, rev: c.revision });
     }
   }
   for (const end of ev.readerEnds ?? []) {

@@ -302,8 +302,10 @@ class ScheduleRun {
     this.caches[slot] = r.value;
     // Two readers of changes() from the start: one reading all the time, one
     // that a schedule pauses, with a small buffer (slot 0 only).
-    this.follow(inst, r.value, "fast");
-    if (slot === 0) this.follow(inst, r.value, "slow");
+    const shape = this.shapes[slot]!;
+    const mayRepeat = shape.mode === "replica" && shape.maxItems < READ_KEYS.length;
+    this.follow(inst, r.value, "fast", mayRepeat);
+    if (slot === 0) this.follow(inst, r.value, "slow", mayRepeat);
     // Opened online: let it sync first, so that what a schedule does next
     // (a fault, a close that writes the snapshot) meets a cache that is
     // ready, whatever the machine's load.
@@ -311,7 +313,7 @@ class ScheduleRun {
   }
 
   /** Reads `c.changes()` until it ends, recording every change (the slow one: unless paused). */
-  follow(inst: number, c: Cache<Value>, reader: "fast" | "slow"): void {
+  follow(inst: number, c: Cache<Value>, reader: "fast" | "slow", mayRepeat: boolean): void {
     const it = c.changes(reader === "slow" ? { bufferSize: SLOW_BUFFER } : {});
     this.followers.push((async () => {
       let n = 0;
@@ -330,6 +332,7 @@ class ScheduleRun {
             revision: ch.revision,
             ...(ch.value && "w" in ch.value ? { id: ch.value.w } : {}),
             epoch: this.epoch,
+            mayRepeat,
           });
         }
         this.readerEnds.push({ inst, reader, count: n });
