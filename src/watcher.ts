@@ -30,7 +30,7 @@ import {
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_layout.ts";
-import { errorChain } from "./describe.ts";
+import { describe, errorChain } from "./describe.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
@@ -681,10 +681,4 @@ export function unref(timer: unknown): void {
   if (typeof timer === "object" && timer !== null && "unref" in timer) {
     (timer as { unref(): void }).unref();
   }
-}
-
-/** A short description of an error, without stack or secrets. */
-export function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

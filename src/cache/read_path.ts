@@ -20,7 +20,7 @@ import { entryHeaders, ttlOfHeader } from "../kv_layout.ts";
 import { assertKey } from "../keys.ts";
 import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
-import { describe } from "../watcher.ts";
+import { describe } from "../describe.ts";
 import { keep, keyTtlLeft } from "./apply.ts";
 import { abortable, assertInFilter, type CacheCore, type Reservation } from "./core.ts";
 import { servable } from "./sync_state.ts";

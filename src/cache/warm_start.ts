@@ -8,7 +8,8 @@
 import { type Refusal, SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
 import type { SnapshotStorage } from "../snapshot_file.ts";
-import { describe, unref } from "../watcher.ts";
+import { unref } from "../watcher.ts";
+import { describe } from "../describe.ts";
 import type { CacheCore } from "./core.ts";
 
 /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
