@@ -31,6 +31,7 @@ import {
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_layout.ts";
 import { describe, errorChain } from "./describe.ts";
+import { Backoff, delay, settleWithin, unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
@@ -108,8 +109,6 @@ export interface WatcherOptions {
   controlTimeoutMs?: number;
 }
 
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 5_000;
 /** How long deleting a replaced consumer may hold up a close, ms. */
 const DROP_DEADLINE_MS = 1_000;
 /**
@@ -180,7 +179,8 @@ export class Watcher {
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #connected = true;
-  #backoffMs = MIN_BACKOFF_MS;
+  /** Pauses between failed restarts (not leaderless ones): 100 ms doubling to 5 s, jittered. */
+  #backoff = new Backoff({ firstMs: 100, maxMs: 5_000, jitter: "half" });
   /** Consecutive failed restart attempts (sets the deadlines of the next one). */
   #failures = 0;
   #createFailures = 0;
@@ -188,7 +188,7 @@ export class Watcher {
   #refused: { sub: Subscription; error: PermissionError } | undefined;
   /** The subscription whose consumer is being created. */
   #creating: Subscription | undefined;
-  readonly #drops = new Set<Promise<void>>();
+  readonly #drops = new Set<Promise<unknown>>();
 
   /** Builds an idle watcher; no I/O until {@link start}. */
   constructor(options: WatcherOptions) {
@@ -309,16 +309,9 @@ export class Watcher {
 
   /** Waits `ms`, or less if the watcher closes meanwhile. */
   #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#endPause = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      unref(timer);
-      this.#endPause = done;
-    });
+    const end = Promise.withResolvers<void>();
+    this.#endPause = end.resolve;
+    return delay(ms, { until: end.promise, unref: true }).finally(() => this.#endPause = undefined);
   }
 
   async #restartLoop(reason: string): Promise<void> {
@@ -341,7 +334,7 @@ export class Watcher {
           stage = "consumer create";
           await this.#open(from, reason, createDeadlineMs);
         });
-        this.#backoffMs = MIN_BACKOFF_MS;
+        this.#backoff.reset();
         this.#failures = 0;
         this.#createFailures = 0;
         return;
@@ -356,8 +349,7 @@ export class Watcher {
           // many edges do not ask in lockstep.
           wait = LEADERLESS_PAUSE_MS / 2 + Math.random() * LEADERLESS_PAUSE_MS / 2;
         } else {
-          wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
-          this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+          wait = this.#backoff.next();
         }
         await this.#pause(wait);
       }
@@ -530,7 +522,7 @@ export class Watcher {
     if (name && this.#connected && !this.#o.nc.isClosed()) {
       // Best effort and briefly: the server removes an inactive consumer after
       // its inactive_threshold anyway, so a slow or failed delete is no loss.
-      const drop = withDeadline(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS)
+      const drop = settleWithin(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS)
         .finally(() => this.#drops.delete(drop));
       this.#drops.add(drop);
     }
@@ -657,28 +649,4 @@ function isLeaderless(err: unknown): boolean {
     e instanceof TimeoutError || e instanceof NoRespondersError ||
     /timeout|timed out|no responders|temporarily unavailable/i.test(e.message)
   );
-}
-
-/**
- * Waits for `p` at most `ms`; never rejects.
- * @internal
- */
-export function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([p.then(() => {}, () => {}), deadline]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Lets the process exit while `timer` is pending, where timers are objects
- * with `unref()` (Node, Bun). Deno's and the web's timers are numbers, which
- * only a runtime-specific call could unref: there this is a no-op, and the
- * cache clears its timers itself at `close()`.
- */
-export function unref(timer: unknown): void {
-  if (typeof timer === "object" && timer !== null && "unref" in timer) {
-    (timer as { unref(): void }).unref();
-  }
 }

@@ -7,6 +7,7 @@
  */
 import { type ClusterHandle, startCluster } from "../../testing/cluster.ts";
 import { type ServerHandle, startServer } from "../../testing/server.ts";
+import { settleWithin } from "../../src/async.ts";
 
 const children = new Set<Deno.ChildProcess>();
 const cleanups = new Set<() => Promise<void>>();
@@ -108,15 +109,14 @@ export function spawn(
       } catch {
         // Already exited.
       }
-      const timer = setTimeout(() => {
+      if (!await settleWithin(child.status, 3_000)) {
         try {
           child.kill("SIGKILL");
         } catch {
           // Already exited.
         }
-      }, 3_000);
+      }
       await child.status;
-      clearTimeout(timer);
       await drained;
       children.delete(child);
     })();

@@ -21,7 +21,8 @@ import { connectNats } from "../../src/connect.ts";
 import { freePort } from "../../host/free_port.ts";
 import { startServer } from "../../testing/server.ts";
 import { percentile, ratioRow, type Row, type Scenario, type Stat, stat } from "./_harness.ts";
-import { benchBucket, sleep } from "./_helpers.ts";
+import { benchBucket } from "./_helpers.ts";
+import { delay } from "../../src/async.ts";
 import { DENO, ROOT, spawn, type Spawned } from "./_processes.ts";
 
 type Target = "deno" | "isolate" | "object";
@@ -108,7 +109,7 @@ async function firstAnswer(url: string, t0: number, proc: Spawned): Promise<numb
       throw new Error(`first answer ${res.status}: ${proc.stderrTail()}`);
     } catch (err) {
       if (!(err instanceof TypeError)) throw err; // not a refused connection
-      await sleep(2);
+      await delay(2);
     }
   }
   throw new Error(`no answer from ${url} in 60 s: ${proc.stderrTail()}`);

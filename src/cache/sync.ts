@@ -10,7 +10,8 @@ import type { StreamInfo } from "@nats-io/jetstream";
 import { BucketNotFoundError, type UnavailableError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName } from "../kv_layout.ts";
-import { type StartFrom, unref, Watcher } from "../watcher.ts";
+import { type StartFrom, Watcher } from "../watcher.ts";
+import { Backoff, delay, unref } from "../async.ts";
 import { describe } from "../describe.ts";
 import { onChange } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
@@ -123,7 +124,7 @@ export async function startUnbound<T>(
 
 /** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
 export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink>): Promise<void> {
-  let backoffMs = 250;
+  const backoff = new Backoff({ firstMs: 250, maxMs: 5_000, jitter: "half" });
   while (!c.closed) {
     let link: CacheLink | undefined;
     try {
@@ -139,8 +140,7 @@ export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink
       c.lastError = `NATS unreachable since open: ${describe(err)}`;
     }
     if (link && c.d.ownsConnection) await link.nc.close().catch(() => {});
-    await pause(backoffMs / 2 + Math.random() * backoffMs / 2, c.aborter.signal);
-    backoffMs = Math.min(backoffMs * 2, 5_000);
+    await delay(backoff.next(), { signal: c.aborter.signal });
   }
 }
 
@@ -330,19 +330,5 @@ export function followConnection<T>(c: CacheCore<T>): void {
   nc.closed().then(() => {
     if (c.closed) return;
     transition(c, { on: "connection_closed" });
-  });
-}
-
-/** Waits `ms`, or less if `signal` aborts; never rejects. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -8,7 +8,7 @@
 import { type Refusal, SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
 import type { SnapshotStorage } from "../snapshot_file.ts";
-import { unref } from "../watcher.ts";
+import { unref } from "../async.ts";
 import { describe } from "../describe.ts";
 import type { CacheCore } from "./core.ts";
 
