@@ -11,13 +11,7 @@
  * @module
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import {
-  nanos,
-  NoRespondersError,
-  nuid,
-  PermissionViolationError,
-  TimeoutError,
-} from "@nats-io/nats-core";
+import { nanos, nuid } from "@nats-io/nats-core";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -30,7 +24,8 @@ import {
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_layout.ts";
-import { describe, errorChain } from "./describe.ts";
+import { describe } from "./describe.ts";
+import { isPermissionDenied, isUnanswered } from "./nats_errors.ts";
 import { Backoff, delay, settleWithin, unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
@@ -343,7 +338,7 @@ export class Watcher {
         if (stage === "consumer create") this.#createFailures++;
         this.#o.handler.onError(`watcher restart failed (${reason}, ${stage}): ${describe(err)}`);
         let wait: number;
-        if (isLeaderless(err)) {
+        if (isUnanswered(err)) {
           // No answer: the stream (or the meta layer) is electing. The short
           // deadline already paced this attempt; retry soon, jittered so that
           // many edges do not ask in lockstep.
@@ -540,7 +535,7 @@ export class Watcher {
     // A message for a consumer we already dropped, or one that disagreed.
     if (sub !== this.#sub || sub === this.#rejected) return;
     if (err) {
-      if (errorChain(err).some((e) => e instanceof PermissionViolationError)) {
+      if (isPermissionDenied(err)) {
         // Retrying cannot help until the identity or the prefix changes: the
         // create waiting on this subscription fails with this error, and a
         // restart (if none is waiting) retries it with backoff.
@@ -637,16 +632,4 @@ export class Watcher {
       this.#markCaughtUp();
     }
   }
-}
-
-/**
- * Whether `err` means nobody answered in time: a stream or meta layer without
- * a leader. nats.js wraps some of those (e.g. "no responders" on a JetStream
- * request reads "jetstream is not enabled"), so the causes count too.
- */
-function isLeaderless(err: unknown): boolean {
-  return errorChain(err).some((e) =>
-    e instanceof TimeoutError || e instanceof NoRespondersError ||
-    /timeout|timed out|no responders|temporarily unavailable/i.test(e.message)
-  );
 }

@@ -31,6 +31,7 @@ import { isProjection } from "./define.ts";
 import { applyEvent, ProjectionTarget } from "./target.ts";
 import { ProgressWaiters } from "./waiting.ts";
 import { Backoff, delay, settleWithin } from "../async.ts";
+import { isConsumerNotFound, isStreamNotFound } from "../nats_errors.ts";
 import type {
   Projection,
   ProjectionRunner,
@@ -40,14 +41,7 @@ import type {
 } from "./types.ts";
 import { type ResolvedRunOptions, resolveRunOptions } from "./run_options.ts";
 import { toEvent } from "./event.ts";
-import {
-  apiCode,
-  bindConsumer,
-  CONSUMER_NOT_FOUND,
-  ensureTarget,
-  readSource,
-  STREAM_NOT_FOUND,
-} from "./setup.ts";
+import { bindConsumer, ensureTarget, readSource } from "./setup.ts";
 
 /**
  * Runs a projection on a connection (which the caller keeps and closes):
@@ -317,8 +311,7 @@ class Runner implements ProjectionRunner {
       const info = await this.#jsm.consumers.info(this.#stream, this.#durable);
       this.#applyConsumerInfo(info);
     } catch (err) {
-      const code = apiCode(err);
-      if (code === STREAM_NOT_FOUND || code === CONSUMER_NOT_FOUND) this.#reset(describe(err));
+      if (isStreamNotFound(err) || isConsumerNotFound(err)) this.#reset(describe(err));
     } finally {
       this.#refreshing = false;
     }
