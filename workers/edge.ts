@@ -12,7 +12,7 @@
  */
 import type { ConnectionOptions } from "@nats-io/nats-core";
 import { BucketNotFoundError, type CacheEvent, openCache } from "../mod.ts";
-import { connectNats, transportOf } from "../src/connect.ts";
+import { connectNats, RECONNECT_POLICY, transportOf } from "../src/connect.ts";
 import { startEmbedded } from "../host/embedded.ts";
 import {
   describeEdgeConfig,
@@ -173,10 +173,7 @@ async function openServed(
   }
   const servers = config.natsServers ?? [opened.embedded!.url];
   const nc = opened.nc = await connectNats({
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    reconnectJitter: 250,
-    pingInterval: 10_000,
+    ...RECONNECT_POLICY,
     ...connectOptions,
     servers,
   });
