@@ -4,7 +4,9 @@
  * tests; host, workers, scripts and the harness in `testing/` never import
  * from `tests/`; no test fixture lives under `scripts/`, whose top level has
  * no `_` helpers; no static import cycle anywhere reachable from the entry
- * points. Starts no server.
+ * points; and one place per piece of knowledge (describe, UsageError, waits,
+ * NATS error classification, the reconnect policy, the Prometheus renderer,
+ * the worker's facade bounds). Starts no server.
  */
 import assert from "node:assert/strict";
 
