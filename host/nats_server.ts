@@ -9,7 +9,7 @@
  */
 
 import { UnavailableError } from "../src/errors.ts";
-import { delay } from "../src/async.ts";
+import { Backoff, delay } from "../src/async.ts";
 import { freePort } from "./free_port.ts";
 import { natsServerBinary } from "./nats_binary.ts";
 import { natsServerConfig } from "./nats_config.ts";
@@ -340,7 +340,7 @@ class Server implements NatsServerProcess {
     const deadline = Date.now() + timeoutMs;
     let exitStatus: Deno.CommandStatus | undefined;
     this.#exited.then((status) => exitStatus = status, () => {});
-    let intervalMs = 10;
+    const poll = new Backoff({ firstMs: 10, maxMs: 100 });
     for (;;) {
       if (signal?.aborted) {
         throw new UnavailableError("Cannot start nats-server: aborted", { cause: signal.reason });
@@ -356,8 +356,7 @@ class Server implements NatsServerProcess {
       if (Date.now() >= deadline) {
         throw await this.#failure(`not ready after ${timeoutMs} ms`, logStart, false);
       }
-      await delay(intervalMs, { until: this.#exited });
-      intervalMs = Math.min(intervalMs * 2, 100);
+      await delay(poll.next(), { until: this.#exited });
     }
   }
 
