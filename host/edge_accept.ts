@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Backoff, delay } from "../src/async.ts";
 import type { GatedServeOptions, GateStats } from "./edge_gate.ts";
 
 const REFUSAL_BODY = JSON.stringify({
@@ -66,20 +67,20 @@ export async function acceptLoop<L>(
       } catch { /* closed */ }
     }
   };
-  let backoffMs = 0;
+  const backoff = new Backoff({ firstMs: 10, maxMs: 1000 });
   while (!gate.stopping()) {
     let conn: Deno.TcpConn;
     try {
       conn = await listener.accept();
-      backoffMs = 0;
+      backoff.reset();
     } catch (err) {
       if (gate.stopping() || err instanceof Deno.errors.BadResource) break;
       stats.acceptErrors++;
       const v = gate.victim();
       if (v !== undefined) gate.shed(v);
-      backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
-      options.onEvent?.({ type: "accept_error", error: err, retryInMs: backoffMs });
-      await new Promise((r) => setTimeout(r, backoffMs));
+      const retryInMs = backoff.next();
+      options.onEvent?.({ type: "accept_error", error: err, retryInMs });
+      await delay(retryInMs);
       continue;
     }
     stats.accepted++;

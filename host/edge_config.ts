@@ -13,6 +13,56 @@ import { bucketProblem } from "../src/keys.ts";
 import type { CacheMode } from "../src/types.ts";
 import { OPTION_BOUNDS } from "../src/options.ts";
 import { integerRule } from "../src/validate.ts";
+import { APP_LIMIT_DEFAULTS, type AppLimits } from "../src/http/app_options.ts";
+
+/**
+ * The facade's bounds (`createApp()`'s {@link AppLimits}) the worker takes
+ * from the environment: each one's variable and the range the worker accepts.
+ * The one list of them: the config's fields, its schema, its log line
+ * ({@link describeEdgeConfig}) and the app (`workers/_edge_app.ts`, through
+ * {@link edgeLimits}) all follow it, and their defaults are `createApp()`'s
+ * own (`APP_LIMIT_DEFAULTS`). A bound added to `createApp()` is offered to
+ * the worker by adding one line here.
+ *
+ * @example
+ * ```ts
+ * import { EDGE_LIMITS } from "./edge_config.ts";
+ * console.log(EDGE_LIMITS.maxBodyBytes.env); // "KVEDGE_MAX_BODY_BYTES"
+ * ```
+ */
+export const EDGE_LIMITS = {
+  maxBodyBytes: { env: "KVEDGE_MAX_BODY_BYTES", min: 1, max: 64 << 20 },
+  maxSseStreams: { env: "KVEDGE_MAX_SSE_STREAMS", min: 1, max: 1_000_000 },
+  sseBufferBytes: { env: "KVEDGE_SSE_BUFFER_BYTES", min: 1024, max: 1 << 30 },
+  maxJsonDepth: { env: "KVEDGE_MAX_JSON_DEPTH", min: 1, max: 10_000 },
+  maxConcurrentScans: { env: "KVEDGE_MAX_CONCURRENT_SCANS", min: 1, max: 10_000 },
+  maxHistoryBytes: { env: "KVEDGE_MAX_HISTORY_BYTES", min: 1024, max: 1 << 30 },
+  maxReplays: { env: "KVEDGE_MAX_REPLAYS", min: 1, max: 1_000_000 },
+  maxReplaysPerClient: { env: "KVEDGE_MAX_REPLAYS_PER_CLIENT", min: 1, max: 1_000_000 },
+  maxHeaderCount: { env: "KVEDGE_MAX_HEADER_COUNT", min: 8, max: 128 },
+  maxHeaderBytes: { env: "KVEDGE_MAX_HEADER_BYTES", min: 1024, max: 1 << 20 },
+} as const satisfies { [K in keyof AppLimits]?: { env: string; min: number; max: number } };
+
+/** The names of the facade bounds the worker sets ({@link EDGE_LIMITS}). */
+export type EdgeLimit = keyof typeof EDGE_LIMITS;
+
+/** The facade bounds of the worker's configuration, resolved (see {@link EDGE_LIMITS}). */
+export type EdgeLimits = { [K in EdgeLimit]: number };
+
+/**
+ * The facade bounds of `config`, as `createApp()`'s `limits` takes them.
+ *
+ * @example
+ * ```ts
+ * import { edgeLimits, parseEdgeConfig } from "./edge_config.ts";
+ * console.log(edgeLimits(parseEdgeConfig({ KVEDGE_MAX_REPLAYS: "8" })).maxReplays); // 8
+ * ```
+ */
+export function edgeLimits(config: EdgeLimits): EdgeLimits {
+  const out = {} as EdgeLimits;
+  for (const k of Object.keys(EDGE_LIMITS) as EdgeLimit[]) out[k] = config[k];
+  return out;
+}
 
 /** One bucket the edge serves, from `KVEDGE_BUCKETS`. */
 export interface EdgeBucketConfig {
@@ -27,8 +77,8 @@ export interface EdgeBucketConfig {
 /** How the edge authenticates to NATS (at most one method). */
 export type EdgeNatsAuth = NatsAuth;
 
-/** The edge worker's resolved configuration. */
-export interface EdgeConfig {
+/** The edge worker's resolved configuration (the facade bounds: {@link EDGE_LIMITS}). */
+export interface EdgeConfig extends EdgeLimits {
   /** NATS servers from `NATS_URL`; `undefined`: start an embedded nats-server. */
   natsServers: string[] | undefined;
   /** NATS authentication. */
@@ -71,24 +121,6 @@ export interface EdgeConfig {
   staleIfErrorMs?: number;
   /** CORS origins (empty: CORS off). */
   corsOrigins: string[];
-  /** Largest request body, in bytes. */
-  maxBodyBytes: number;
-  /** Most concurrent SSE streams. */
-  maxSseStreams: number;
-  /** Bytes queued for one SSE client that does not read before it is dropped. */
-  sseBufferBytes: number;
-  /** Deepest JSON nesting accepted in a request body. */
-  maxJsonDepth: number;
-  /** Most listings and history reads that scan KV at once (`maxConcurrentScans`). */
-  maxConcurrentScans: number;
-  /** Most value bytes in one history response (`maxHistoryBytes`). */
-  maxHistoryBytes: number;
-  /** Most replaying watch streams, in total and per client address. */
-  maxReplays: number;
-  maxReplaysPerClient: number;
-  /** Most request header fields and bytes (`maxHeaderCount`, `maxHeaderBytes`). */
-  maxHeaderCount: number;
-  maxHeaderBytes: number;
   /** Most miss fetches in flight per cache (`maxConcurrentMisses`); cache default when undefined. */
   maxConcurrentMisses?: number;
   /** Largest share of the local bounds negative entries may take (`local.maxNegativeShare`). */
@@ -133,6 +165,22 @@ const optionVar = (name: keyof typeof OPTION_BOUNDS) => {
   const [min, max] = OPTION_BOUNDS[name];
   return intVar(min, max);
 };
+
+/** The schema of the {@link EDGE_LIMITS} variables, each an integer in the worker's range. */
+function limitVars(): Record<string, z.ZodOptional<ReturnType<typeof intVar>>> {
+  return Object.fromEntries(
+    Object.values(EDGE_LIMITS).map(({ env, min, max }) => [env, intVar(min, max).optional()]),
+  );
+}
+
+/** The {@link EDGE_LIMITS} of the parsed environment, `createApp()`'s default where unset. */
+function limitsOf(e: Record<string, unknown>): EdgeLimits {
+  const out = {} as EdgeLimits;
+  for (const [k, { env }] of Object.entries(EDGE_LIMITS) as [EdgeLimit, { env: string }][]) {
+    out[k] = (e[env] as number | undefined) ?? APP_LIMIT_DEFAULTS[k];
+  }
+  return out;
+}
 
 /** What every boolean environment variable accepts, in the error message of a bad one. */
 export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
@@ -194,16 +242,7 @@ const EnvSchema = z.object({
     }
     return origins;
   }),
-  KVEDGE_MAX_BODY_BYTES: intVar(1, 64 << 20).optional(),
-  KVEDGE_MAX_SSE_STREAMS: intVar(1, 1_000_000).optional(),
-  KVEDGE_SSE_BUFFER_BYTES: intVar(1024, 1 << 30).optional(),
-  KVEDGE_MAX_JSON_DEPTH: intVar(1, 10_000).optional(),
-  KVEDGE_MAX_CONCURRENT_SCANS: intVar(1, 10_000).optional(),
-  KVEDGE_MAX_HISTORY_BYTES: intVar(1024, 1 << 30).optional(),
-  KVEDGE_MAX_REPLAYS: intVar(1, 1_000_000).optional(),
-  KVEDGE_MAX_REPLAYS_PER_CLIENT: intVar(1, 1_000_000).optional(),
-  KVEDGE_MAX_HEADER_COUNT: intVar(8, 128).optional(),
-  KVEDGE_MAX_HEADER_BYTES: intVar(1024, 1 << 20).optional(),
+  ...limitVars(),
   KVEDGE_MAX_CONCURRENT_MISSES: optionVar("maxConcurrentMisses").optional(),
   KVEDGE_MAX_NEGATIVE_PERCENT: intVar(1, 100).optional(),
   KVEDGE_MAX_CONNECTIONS: intVar(1, 1_000_000).optional(),
@@ -339,16 +378,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
       ? {}
       : { staleIfErrorMs: e.KVEDGE_STALE_IF_ERROR_MS }),
     corsOrigins: e.KVEDGE_CORS_ORIGINS,
-    maxBodyBytes: e.KVEDGE_MAX_BODY_BYTES ?? 1 << 20,
-    maxSseStreams: e.KVEDGE_MAX_SSE_STREAMS ?? 1000,
-    sseBufferBytes: e.KVEDGE_SSE_BUFFER_BYTES ?? 4 << 20,
-    maxJsonDepth: e.KVEDGE_MAX_JSON_DEPTH ?? 64,
-    maxConcurrentScans: e.KVEDGE_MAX_CONCURRENT_SCANS ?? 4,
-    maxHistoryBytes: e.KVEDGE_MAX_HISTORY_BYTES ?? 8 << 20,
-    maxReplays: e.KVEDGE_MAX_REPLAYS ?? 64,
-    maxReplaysPerClient: e.KVEDGE_MAX_REPLAYS_PER_CLIENT ?? 4,
-    maxHeaderCount: e.KVEDGE_MAX_HEADER_COUNT ?? 64,
-    maxHeaderBytes: e.KVEDGE_MAX_HEADER_BYTES ?? 16 << 10,
+    ...limitsOf(e),
     ...(e.KVEDGE_MAX_CONCURRENT_MISSES === undefined
       ? {}
       : { maxConcurrentMisses: e.KVEDGE_MAX_CONCURRENT_MISSES }),
@@ -421,16 +451,7 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     staleIfErrorMs: config.staleIfErrorMs,
     hubDomain: config.hubDomain,
     corsOrigins: config.corsOrigins,
-    maxBodyBytes: config.maxBodyBytes,
-    maxSseStreams: config.maxSseStreams,
-    sseBufferBytes: config.sseBufferBytes,
-    maxJsonDepth: config.maxJsonDepth,
-    maxConcurrentScans: config.maxConcurrentScans,
-    maxHistoryBytes: config.maxHistoryBytes,
-    maxReplays: config.maxReplays,
-    maxReplaysPerClient: config.maxReplaysPerClient,
-    maxHeaderCount: config.maxHeaderCount,
-    maxHeaderBytes: config.maxHeaderBytes,
+    ...edgeLimits(config),
     maxConcurrentMisses: config.maxConcurrentMisses,
     maxNegativeShare: config.maxNegativeShare,
     connectionGate: config.connectionGate,

@@ -8,7 +8,7 @@
  */
 import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
-import { withDeadline } from "../src/watcher.ts";
+import { settleWithin } from "../src/async.ts";
 
 /** How long shutdown waits for in-flight requests before closing connections. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -200,7 +200,7 @@ export function serveHandedOff(
       const drained = Promise.all(
         [...links].map((l) => l.server?.shutdown().catch(() => {})),
       );
-      await withDeadline(drained, SHUTDOWN_GRACE_MS);
+      await settleWithin(drained, SHUTDOWN_GRACE_MS);
       for (const l of links) l.close();
     },
   };

@@ -33,6 +33,7 @@
  *
  * @module
  */
+import { retry } from "../src/async.ts";
 import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
 import { servePiped } from "./edge_pipe.ts";
 import { nativeServeOnConnection, serveHandedOff } from "./edge_handoff.ts";
@@ -98,20 +99,17 @@ export async function serveDirect(options: DirectServeOptions): Promise<GatedSer
     server.finished.catch(async (err) => {
       if (stopping) return;
       stats.acceptErrors++;
-      let retryInMs = 100;
-      for (;;) {
-        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
-        await new Promise((r) => setTimeout(r, retryInMs));
-        if (stopping) return;
-        try {
-          current = await start(addr.port);
-          watch(current);
-          return;
-        } catch (e) {
-          err = e;
-          retryInMs = Math.min(5000, retryInMs * 2);
-        }
-      }
+      const restarted = await retry(() => start(addr.port), {
+        after: err,
+        firstMs: 100,
+        maxMs: 5000,
+        stopped: () => stopping,
+        onRetry: (error, retryInMs) =>
+          options.onEvent?.({ type: "accept_error", error, retryInMs }),
+      });
+      if (restarted === undefined) return;
+      current = restarted;
+      watch(current);
     });
   };
   watch(current);

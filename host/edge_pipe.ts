@@ -8,7 +8,7 @@
  */
 import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
-import { withDeadline } from "../src/watcher.ts";
+import { retry, settleWithin } from "../src/async.ts";
 
 /** How long shutdown waits for in-flight requests before closing connections. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -100,17 +100,14 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
       innerServers.delete(server);
       if (stopping) return;
       stats.acceptErrors++;
-      for (let retryInMs = 50;; retryInMs = Math.min(2000, retryInMs * 2)) {
-        options.onEvent?.({ type: "accept_error", error: err, retryInMs });
-        await new Promise((r) => setTimeout(r, retryInMs));
-        if (stopping) return;
-        try {
-          await startInner();
-          return;
-        } catch (e) {
-          err = e;
-        }
-      }
+      await retry(startInner, {
+        after: err,
+        firstMs: 50,
+        maxMs: 2000,
+        stopped: () => stopping,
+        onRetry: (error, retryInMs) =>
+          options.onEvent?.({ type: "accept_error", error, retryInMs }),
+      });
     });
   };
   const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
@@ -207,7 +204,7 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
       // ends their links once their last bytes are passed on.
       await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
       const drained = Promise.all(links.values());
-      await withDeadline(drained, SHUTDOWN_GRACE_MS);
+      await settleWithin(drained, SHUTDOWN_GRACE_MS);
       for (const l of links.keys()) l.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },

@@ -10,6 +10,7 @@
 
 import { resolve } from "node:path";
 import { UnavailableError } from "../src/errors.ts";
+import { delay } from "../src/async.ts";
 import { type NatsServerProcess, startNatsServer } from "./nats_server.ts";
 
 /** Options of {@linkcode startEmbedded}. */
@@ -204,7 +205,7 @@ async function clearStale(storeDir: string, infoFile: string): Promise<void> {
     // A killed process stays in /proc until its parent (gone) is replaced by init reaping it.
     const deadline = Date.now() + 5_000;
     while (await isOurServer(info.pid, storeDir) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     }
   }
   await removeFile(infoFile);

@@ -17,6 +17,10 @@
  */
 import type { ConnectionOptions } from "@nats-io/nats-core";
 import { credsAuthenticator, nkeyAuthenticator } from "@nats-io/nats-core";
+import { redactSecrets } from "../src/describe.ts";
+
+/** Re-exported from `src/describe.ts`, the one place errors and URLs become safe text. */
+export { redactSecrets };
 
 /** How to authenticate to NATS (at most one method). */
 export type NatsAuth =
@@ -76,23 +80,6 @@ const SCHEME = /^(?:nats|tls|ws|wss):\/\//i;
 const HOST_PORT = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\/?$/;
 const INBOX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const NKEY_SEED = /^SU[A-Z2-7]+$/;
-/** `scheme://userinfo@` inside any text. */
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@,]+@/gi;
-
-/**
- * `text` with the credentials of every URL in it replaced by `***`, e.g.
- * `nats://user:pass@host` → `nats://***@host`.
- *
- * @example
- * ```ts
- * import { redactSecrets } from "./nats_env.ts";
- * console.log(redactSecrets("cannot connect to nats://ops:s3cret@10.0.0.1:4222")); // "cannot connect to nats://***@10.0.0.1:4222"
- * ```
- */
-export function redactSecrets(text: string): string {
-  return text.replace(URL_USERINFO, "$1***@");
-}
-
 function pick(
   env: Record<string, string | undefined>,
   name: string,

@@ -9,6 +9,7 @@
  */
 
 import { UnavailableError } from "../src/errors.ts";
+import { Backoff, delay } from "../src/async.ts";
 import { freePort } from "./free_port.ts";
 import { natsServerBinary } from "./nats_binary.ts";
 import { natsServerConfig } from "./nats_config.ts";
@@ -339,7 +340,7 @@ class Server implements NatsServerProcess {
     const deadline = Date.now() + timeoutMs;
     let exitStatus: Deno.CommandStatus | undefined;
     this.#exited.then((status) => exitStatus = status, () => {});
-    let intervalMs = 10;
+    const poll = new Backoff({ firstMs: 10, maxMs: 100 });
     for (;;) {
       if (signal?.aborted) {
         throw new UnavailableError("Cannot start nats-server: aborted", { cause: signal.reason });
@@ -355,8 +356,7 @@ class Server implements NatsServerProcess {
       if (Date.now() >= deadline) {
         throw await this.#failure(`not ready after ${timeoutMs} ms`, logStart, false);
       }
-      await delay(intervalMs, this.#exited);
-      intervalMs = Math.min(intervalMs * 2, 100);
+      await delay(poll.next(), { until: this.#exited });
     }
   }
 
@@ -425,7 +425,7 @@ class Server implements NatsServerProcess {
     if (this.#paused) this.#signal("SIGCONT");
     this.#paused = false;
     const timeoutMs = this.#options.stopTimeoutMs ?? 5_000;
-    await delay(timeoutMs, this.#exited);
+    await delay(timeoutMs, { until: this.#exited });
     if (this.#running) await this.kill();
     await this.#exited;
   }
@@ -492,15 +492,4 @@ function procState(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Waits `ms`, or less if `until` settles first; never leaves a timer behind. */
-function delay(ms: number, until?: Promise<unknown>): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    until?.finally(() => {
-      clearTimeout(timer);
-      resolve();
-    }).catch(() => {});
-  });
 }

@@ -16,6 +16,7 @@
  */
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const TSC = join(ROOT, ".runtimes/build/node_modules/typescript/bin/tsc");
@@ -170,13 +171,14 @@ export async function buildNpm(out: string): Promise<Record<string, unknown>> {
 }
 
 if (import.meta.main) {
-  const i = Deno.args.indexOf("--out");
-  const unknown = Deno.args.filter((a, j) => a !== "--out" && j !== i + 1);
-  if (unknown.length > 0 || (i >= 0 && Deno.args[i + 1] === undefined)) {
+  let dir: string | undefined;
+  try {
+    dir = parseArgs({ args: Deno.args, options: { out: { type: "string" } } }).values.out;
+  } catch {
     console.error("usage: deno run -A scripts/build_npm.ts [--out DIR]");
     Deno.exit(2);
   }
-  const out = i >= 0 ? resolve(Deno.args[i + 1]!) : join(ROOT, "dist/npm");
+  const out = dir !== undefined ? resolve(dir) : join(ROOT, "dist/npm");
   try {
     const pkg = await buildNpm(out);
     console.log(`built ${pkg.name}@${pkg.version} into ${relative(Deno.cwd(), out) || "."}`);

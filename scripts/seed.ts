@@ -14,9 +14,10 @@
  */
 import { pathToFileURL } from "node:url";
 import { type KV, Kvm } from "@nats-io/kv";
-import { jetstream, JetStreamApiCodes, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ensureKvBucket } from "../src/kv_create.ts";
 import { kvStreamName } from "../src/kv_layout.ts";
+import { isStreamNotFound } from "../src/nats_errors.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { bucketProblem } from "../src/keys.ts";
 import { commandHelp, type CommandSpec, type FlagValues, parseArgs } from "./cli/args.ts";
@@ -301,9 +302,7 @@ async function openBucket(
     maxMsgSize = (await jsm.streams.info(kvStreamName(bucket))).config.max_msg_size ?? -1;
     kv = await kvm.open(bucket);
   } catch (err) {
-    if ((err as { code?: number }).code !== JetStreamApiCodes.StreamNotFound) {
-      throw err;
-    }
+    if (!isStreamNotFound(err)) throw err;
     if (!flags.create) {
       throw new CliError(
         `bucket ${quote(bucket)} does not exist (pass --create to make it)`,

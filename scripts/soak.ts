@@ -23,6 +23,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { openCache, UnavailableError } from "../mod.ts";
 import { startNatsServer } from "../host/nats_server.ts";
+import { delay } from "../src/async.ts";
 import { type FlagSpec, parseArgs } from "./cli/args.ts";
 import { UsageError } from "./cli/errors.ts";
 
@@ -113,9 +114,6 @@ function slope(xs: number[], ys: number[]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** Waits `ms` (the pacing of the load loops). */
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 async function main(): Promise<number> {
   const o = parseSoakArgs(Deno.args);
   const durationMs = o.minutes * 60_000;
@@ -164,7 +162,7 @@ async function main(): Promise<number> {
         }
         await Promise.all(batch);
         writes += perSlice;
-        await sleep(Math.max(0, 50 - (performance.now() - t0)));
+        await delay(Math.max(0, 50 - (performance.now() - t0)));
       }
     })();
 
@@ -184,7 +182,7 @@ async function main(): Promise<number> {
           );
         }
         await Promise.all(batch);
-        await sleep(Math.max(0, 50 - (performance.now() - t0)));
+        await delay(Math.max(0, 50 - (performance.now() - t0)));
       }
     })();
 
@@ -201,7 +199,7 @@ async function main(): Promise<number> {
     let lastReportAt = started;
     let filledAtSample = -1; // first RSS sample taken with the store at its bound
     while (performance.now() < deadline) {
-      await sleep(Math.min(1_000, deadline - performance.now()));
+      await delay(Math.min(1_000, deadline - performance.now()));
       const now = performance.now();
       const rss = mib(Deno.memoryUsage().rss);
       rssAt.push((now - started) / 60_000);

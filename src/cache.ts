@@ -12,7 +12,7 @@ import { mapNatsError } from "./errors_map.ts";
 import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import type { LocalStore } from "./local_store.ts";
 import { SlotFlag } from "./slot.ts";
-import { withDeadline } from "./watcher.ts";
+import { abortable, deadline, DeadlineError, settleWithin } from "./async.ts";
 import type {
   Cache,
   CacheEvent,
@@ -110,16 +110,12 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#c.closed) return Promise.reject(new ClosedError("wait for ready"));
     const { signal, timeoutMs } = options;
     if (signal === undefined && timeoutMs === undefined) return this.#c.ready.promise;
-    return new Promise<void>((resolve, reject) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-        reject(new UnavailableError(`Cannot get ready: not synced within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onAbort = () => reject(signal!.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#c.ready.promise.then(resolve, reject).finally(() => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      });
+    const ready = this.#c.ready.promise;
+    if (timeoutMs === undefined) return abortable(ready, signal!);
+    return deadline(ready, timeoutMs, { signal }).catch((err) => {
+      throw err instanceof DeadlineError
+        ? new UnavailableError(`Cannot get ready: not synced within ${timeoutMs} ms`)
+        : err;
     });
   }
 
@@ -447,8 +443,8 @@ export class KvedgeCache<T> implements Cache<T> {
       this.#c.stopStatus?.();
       this.#c.aborter.abort(new ClosedError("continue"));
       this.#c.ready.reject(new ClosedError("wait for ready"));
-      if (this.#c.binding) await withDeadline(this.#c.binding, left());
-      await withDeadline(this.#c.watcher.close(), left());
+      if (this.#c.binding) await settleWithin(this.#c.binding, left());
+      await settleWithin(this.#c.watcher.close(), left());
       transition(this.#c, { on: "closed" });
       this.#c.changes.close();
       this.#c.events.close();
@@ -459,7 +455,7 @@ export class KvedgeCache<T> implements Cache<T> {
         // and a drain the server leaves unanswered is cut at the deadline.
         const drained = this.#c.connected ? await settledBy(nc.drain(), left()) : false;
         if (!drained && !nc.isClosed()) {
-          await withDeadline(nc.close(), Math.max(left(), CLOSE_GRACE_MS));
+          await settleWithin(nc.close(), Math.max(left(), CLOSE_GRACE_MS));
         }
       }
     })();
@@ -503,8 +499,6 @@ function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
 const CLOSE_GRACE_MS = 100;
 
 /** Whether `p` fulfilled within `ms` (a rejection or the deadline: false). */
-async function settledBy(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let ok = false;
-  await withDeadline(p.then(() => ok = true), ms);
-  return ok;
+function settledBy(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return deadline(p, ms).then(() => true, () => false);
 }

@@ -26,6 +26,26 @@ import { assertRuntime } from "./runtime_check.ts";
 /** Options of {@linkcode connectNats}: nats.js's, plus `wsFactory` for WebSocket. */
 export type ConnectNatsOptions = ConnectionOptions & WsConnectionOptions;
 
+/**
+ * How every long-lived connection kvedge opens itself (a cache's own, the
+ * isolate's, the edge worker's, the projector's) rides out an outage:
+ * reconnect forever, 500 ms apart plus up to 250 ms of jitter, and a ping
+ * every 10 s so that a dead link is noticed within seconds rather than after
+ * nats.js's default two minutes. Caller options are spread after it.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats, RECONNECT_POLICY } from "./connect.ts";
+ * const nc = await connectNats({ ...RECONNECT_POLICY, servers: "nats://127.0.0.1:4222" });
+ * ```
+ */
+export const RECONNECT_POLICY = {
+  maxReconnectAttempts: -1,
+  reconnectTimeWait: 500,
+  reconnectJitter: 250,
+  pingInterval: 10_000,
+} as const satisfies ConnectionOptions;
+
 /** The transport a list of server URLs selects. */
 export type NatsTransport = "tcp" | "websocket";
 

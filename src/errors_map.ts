@@ -1,5 +1,6 @@
 /**
- * Translation of NATS client failures into kvedge's typed errors.
+ * Translation of NATS client failures into kvedge's typed errors; what a
+ * failure is, is decided in `src/nats_errors.ts`.
  *
  * @module
  */
@@ -8,11 +9,9 @@ import {
   ConnectionError,
   DrainingConnectionError,
   NoRespondersError,
-  PermissionViolationError,
   RequestError,
   TimeoutError,
 } from "@nats-io/nats-core";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import {
   BucketNotFoundError,
   ConflictError,
@@ -20,17 +19,12 @@ import {
   PermissionError,
   UnavailableError,
 } from "./errors.ts";
-
-/** JetStream's "maximum consumers limit reached" (not in `JetStreamApiCodes`). */
-const MAXIMUM_CONSUMERS_LIMIT = 10026;
-
-/** Whether `err` is JetStream's "wrong last sequence" (a lost compare-and-set). */
-export function isWrongLastSequence(err: unknown): boolean {
-  return (err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)) ||
-    (err instanceof Error && /wrong last sequence/i.test(err.message));
-}
+import {
+  isMaxConsumers,
+  isPermissionDenied,
+  isStreamNotFound,
+  isWrongLastSequence,
+} from "./nats_errors.ts";
 
 /**
  * Maps a NATS client error raised while attempting `action` (e.g. `get "a"`)
@@ -49,18 +43,12 @@ export function mapNatsError(
       cause: err,
     });
   }
-  if (
-    err instanceof PermissionViolationError ||
-    (err instanceof Error && /permissions? violation|authorization/i.test(err.message))
-  ) {
+  if (isPermissionDenied(err)) {
     return new PermissionError(`Cannot ${action}: not permitted by the NATS credentials`, {
       cause: err,
     });
   }
-  if (
-    (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) ||
-    (err instanceof Error && /stream not found/i.test(err.message))
-  ) {
+  if (isStreamNotFound(err)) {
     return new BucketNotFoundError(bucket, { cause: err, action });
   }
   if (
@@ -71,10 +59,7 @@ export function mapNatsError(
     const why = err instanceof TimeoutError ? "timed out" : "NATS is unavailable";
     return new UnavailableError(`Cannot ${action}: ${why}`, { cause: err });
   }
-  if (
-    (err instanceof JetStreamApiError && err.code === MAXIMUM_CONSUMERS_LIMIT) ||
-    (err instanceof Error && /maximum consumers limit/i.test(err.message))
-  ) {
+  if (isMaxConsumers(err)) {
     // Every edge holds one consumer on the bucket's stream; nats-server 2.15
     // limits a stream to 1 000 unless the stream or the server says otherwise.
     return new UnavailableError(

@@ -11,8 +11,6 @@
 import { nanos } from "@nats-io/nats-core";
 import {
   DiscardPolicy,
-  JetStreamApiCodes,
-  type JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
   StorageType,
@@ -20,6 +18,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { KV_SUBJECT_PREFIX, kvStreamName } from "./kv_layout.ts";
+import { isStreamNotFound } from "./nats_errors.ts";
 
 /** The settings of a new bucket (0 or absent: unlimited / none). */
 export interface KvBucketSettings {
@@ -106,9 +105,7 @@ export async function ensureKvBucket(
   try {
     return await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
-    if ((err as JetStreamApiError | undefined)?.code !== JetStreamApiCodes.StreamNotFound) {
-      throw err;
-    }
+    if (!isStreamNotFound(err)) throw err;
   }
   return await jsm.streams.add(kvStreamConfig(bucket, settings));
 }

@@ -7,7 +7,13 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type CacheLink, KvedgeCache } from "./cache.ts";
-import { connectNats, type ConnectNatsOptions, inboxPrefixOf, transportOf } from "./connect.ts";
+import {
+  connectNats,
+  type ConnectNatsOptions,
+  inboxPrefixOf,
+  RECONNECT_POLICY,
+  transportOf,
+} from "./connect.ts";
 import { assertRuntime } from "./runtime_check.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
@@ -104,10 +110,7 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
   } else {
     // ws:// and wss:// URLs select the WebSocket transport (src/connect.ts).
     nc = await connectNats({
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      reconnectJitter: 250,
-      pingInterval: 10_000,
+      ...RECONNECT_POLICY,
       ...o.connectOptions,
       servers: o.servers,
     } as ConnectNatsOptions);

@@ -11,7 +11,7 @@ import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import { UnavailableError } from "./errors.ts";
 import { kvStreamName, kvSubjectPrefix } from "./kv_layout.ts";
 import type { RegionStatus } from "./types.ts";
-import { unref } from "./watcher.ts";
+import { deadline, unref } from "./async.ts";
 
 /** What a regional cache is configured with (after validation). */
 export interface ResolvedRegion {
@@ -141,11 +141,6 @@ export class RegionLink {
   check(): Promise<void> {
     if (this.#checking) return this.#checking;
     this.#attemptedAt = Date.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), this.#r.maxSilenceMs);
-      unref(timer);
-    });
     const started = this.#attemptedAt;
     // An answer after the deadline still counts, unless a newer one came first.
     const read = this.#jsm.streams.info(this.#stream).then(async (info) => {
@@ -153,12 +148,9 @@ export class RegionLink {
       if (this.#checkedAt <= started) this.#read(info);
     });
     read.catch(() => {}); // abandoned at the deadline: its own timeout ends it
-    this.#checking = Promise.race([read, deadline])
-      .then((r) => {
-        if (r === "late") this.#expire();
-      }, () => this.#expire())
+    this.#checking = deadline(read, this.#r.maxSilenceMs, { unref: true })
+      .then(() => {}, () => this.#expire())
       .finally(() => {
-        clearTimeout(timer);
         this.#checking = undefined;
       });
     return this.#checking;

@@ -15,6 +15,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { mapNatsError } from "./errors_map.ts";
+import { isStreamNotFound } from "./nats_errors.ts";
 import { kvStreamName } from "./kv_layout.ts";
 import { domainApi, hubWritePrefix } from "./region.ts";
 
@@ -54,7 +55,7 @@ export async function createRegionalMirror(
     hubWritePrefix(existing, bucket, options.hubDomain);
   } catch (err) {
     if (err instanceof TypeError) throw err;
-    if (!/stream not found/i.test(String((err as Error)?.message))) {
+    if (!isStreamNotFound(err)) {
       throw mapNatsError(err, `read ${stream} in the region`, bucket);
     }
   }

@@ -11,13 +11,7 @@
  * @module
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import {
-  nanos,
-  NoRespondersError,
-  nuid,
-  PermissionViolationError,
-  TimeoutError,
-} from "@nats-io/nats-core";
+import { nanos, nuid } from "@nats-io/nats-core";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -30,7 +24,9 @@ import {
 } from "@nats-io/jetstream";
 import type { Operation } from "./types.ts";
 import { kvStreamName, kvSubjectPrefix, operationOf, ttlOfHeader } from "./kv_layout.ts";
-import { errorChain } from "./describe.ts";
+import { describe } from "./describe.ts";
+import { isPermissionDenied, isUnanswered } from "./nats_errors.ts";
+import { Backoff, delay, settleWithin, unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { PermissionError } from "./errors.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
@@ -108,8 +104,6 @@ export interface WatcherOptions {
   controlTimeoutMs?: number;
 }
 
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 5_000;
 /** How long deleting a replaced consumer may hold up a close, ms. */
 const DROP_DEADLINE_MS = 1_000;
 /**
@@ -180,7 +174,8 @@ export class Watcher {
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #connected = true;
-  #backoffMs = MIN_BACKOFF_MS;
+  /** Pauses between failed restarts (not leaderless ones): 100 ms doubling to 5 s, jittered. */
+  #backoff = new Backoff({ firstMs: 100, maxMs: 5_000, jitter: "half" });
   /** Consecutive failed restart attempts (sets the deadlines of the next one). */
   #failures = 0;
   #createFailures = 0;
@@ -188,7 +183,7 @@ export class Watcher {
   #refused: { sub: Subscription; error: PermissionError } | undefined;
   /** The subscription whose consumer is being created. */
   #creating: Subscription | undefined;
-  readonly #drops = new Set<Promise<void>>();
+  readonly #drops = new Set<Promise<unknown>>();
 
   /** Builds an idle watcher; no I/O until {@link start}. */
   constructor(options: WatcherOptions) {
@@ -313,16 +308,9 @@ export class Watcher {
 
   /** Waits `ms`, or less if the watcher closes meanwhile. */
   #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#endPause = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      unref(timer);
-      this.#endPause = done;
-    });
+    const end = Promise.withResolvers<void>();
+    this.#endPause = end.resolve;
+    return delay(ms, { until: end.promise, unref: true }).finally(() => this.#endPause = undefined);
   }
 
   async #restartLoop(reason: string): Promise<void> {
@@ -345,7 +333,7 @@ export class Watcher {
           stage = "consumer create";
           await this.#open(from, reason, createDeadlineMs);
         });
-        this.#backoffMs = MIN_BACKOFF_MS;
+        this.#backoff.reset();
         this.#failures = 0;
         this.#createFailures = 0;
         return;
@@ -354,14 +342,13 @@ export class Watcher {
         if (stage === "consumer create") this.#createFailures++;
         this.#o.handler.onError(`watcher restart failed (${reason}, ${stage}): ${describe(err)}`);
         let wait: number;
-        if (isLeaderless(err)) {
+        if (isUnanswered(err)) {
           // No answer: the stream (or the meta layer) is electing. The short
           // deadline already paced this attempt; retry soon, jittered so that
           // many edges do not ask in lockstep.
           wait = LEADERLESS_PAUSE_MS / 2 + Math.random() * LEADERLESS_PAUSE_MS / 2;
         } else {
-          wait = this.#backoffMs / 2 + Math.random() * this.#backoffMs / 2;
-          this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+          wait = this.#backoff.next();
         }
         await this.#pause(wait);
       }
@@ -534,7 +521,7 @@ export class Watcher {
     if (name && this.#connected && !this.#o.nc.isClosed()) {
       // Best effort and briefly: the server removes an inactive consumer after
       // its inactive_threshold anyway, so a slow or failed delete is no loss.
-      const drop = withDeadline(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS)
+      const drop = settleWithin(this.#o.jsm.consumers.delete(this.#stream, name), DROP_DEADLINE_MS)
         .finally(() => this.#drops.delete(drop));
       this.#drops.add(drop);
     }
@@ -552,7 +539,7 @@ export class Watcher {
     // A message for a consumer we already dropped, or one that disagreed.
     if (sub !== this.#sub || sub === this.#rejected) return;
     if (err) {
-      if (errorChain(err).some((e) => e instanceof PermissionViolationError)) {
+      if (isPermissionDenied(err)) {
         // Retrying cannot help until the identity or the prefix changes: the
         // create waiting on this subscription fails with this error, and a
         // restart (if none is waiting) retries it with backoff.
@@ -649,46 +636,4 @@ export class Watcher {
       this.#markCaughtUp();
     }
   }
-}
-
-/**
- * Whether `err` means nobody answered in time: a stream or meta layer without
- * a leader. nats.js wraps some of those (e.g. "no responders" on a JetStream
- * request reads "jetstream is not enabled"), so the causes count too.
- */
-function isLeaderless(err: unknown): boolean {
-  return errorChain(err).some((e) =>
-    e instanceof TimeoutError || e instanceof NoRespondersError ||
-    /timeout|timed out|no responders|temporarily unavailable/i.test(e.message)
-  );
-}
-
-/**
- * Waits for `p` at most `ms`; never rejects.
- * @internal
- */
-export function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([p.then(() => {}, () => {}), deadline]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Lets the process exit while `timer` is pending, where timers are objects
- * with `unref()` (Node, Bun). Deno's and the web's timers are numbers, which
- * only a runtime-specific call could unref: there this is a no-op, and the
- * cache clears its timers itself at `close()`.
- */
-export function unref(timer: unknown): void {
-  if (typeof timer === "object" && timer !== null && "unref" in timer) {
-    (timer as { unref(): void }).unref();
-  }
-}
-
-/** A short description of an error, without stack or secrets. */
-export function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

@@ -10,6 +10,7 @@
  */
 import type { NatsTransport } from "../src/connect.ts";
 import { suiteTransport } from "./transport.ts";
+import { delay } from "../src/async.ts";
 
 /** A running proxy. */
 export interface Proxy extends AsyncDisposable {
@@ -296,7 +297,7 @@ function delayed(getDelay: () => number): TransformStream<Uint8Array, Uint8Array
       const due = performance.now() + ms;
       last = last.then(async () => {
         const wait = due - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (wait > 0) await delay(wait);
         controller.enqueue(chunk);
       }).catch(() => {});
     },

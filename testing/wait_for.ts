@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { deadline as settleBy, DeadlineError, delay } from "../src/async.ts";
 
 /** Options of {@linkcode waitFor}. */
 export interface WaitForOptions {
@@ -40,15 +41,15 @@ export async function waitFor<T>(
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
     try {
-      const result = await withDeadline(Promise.resolve().then(fn), remaining);
-      if (!result.done) break;
-      if (result.value) return result.value as Truthy<T>;
+      const value = await settleBy(Promise.resolve().then(fn), remaining);
+      if (value) return value as Truthy<T>;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof DeadlineError) break;
       lastError = err;
     }
     const pause = Math.min(intervalMs, deadline - Date.now());
-    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+    if (pause > 0) await delay(pause);
   }
   const what = opts.message ?? "condition";
   const last = lastError === undefined
@@ -57,19 +58,4 @@ export async function waitFor<T>(
   throw new Error(`waitFor timed out after ${timeoutMs} ms: ${what}${last}`, {
     cause: lastError,
   });
-}
-
-/** Settles with the promise's value, or `{ done: false }` once `ms` passed. */
-function withDeadline<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<{ done: true; value: T } | { done: false }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<{ done: false }>((resolve) => {
-    timer = setTimeout(() => resolve({ done: false }), ms);
-  });
-  return Promise.race([
-    promise.then((value) => ({ done: true as const, value })),
-    timeout,
-  ]).finally(() => clearTimeout(timer));
 }

@@ -12,7 +12,7 @@ import {
   type HttpApp,
   type RequestInfo,
 } from "../mod.ts";
-import type { EdgeConfig } from "../host/edge_config.ts";
+import { type EdgeConfig, edgeLimits } from "../host/edge_config.ts";
 import { describe, type JsonLogger } from "./_log.ts";
 
 /** The route of key reads, as `RequestInfo.route` names it. */
@@ -45,18 +45,7 @@ export function edgeApp(config: EdgeConfig, options: EdgeAppOptions): HttpApp {
       anonymousWrites: config.anonymousWrites,
     },
     ...(config.corsOrigins.length > 0 ? { cors: { origins: config.corsOrigins } } : {}),
-    limits: {
-      maxBodyBytes: config.maxBodyBytes,
-      maxSseStreams: config.maxSseStreams,
-      sseBufferBytes: config.sseBufferBytes,
-      maxJsonDepth: config.maxJsonDepth,
-      maxConcurrentScans: config.maxConcurrentScans,
-      maxHistoryBytes: config.maxHistoryBytes,
-      maxReplays: config.maxReplays,
-      maxReplaysPerClient: config.maxReplaysPerClient,
-      maxHeaderCount: config.maxHeaderCount,
-      maxHeaderBytes: config.maxHeaderBytes,
-    },
+    limits: edgeLimits(config),
     ...(clientOf === undefined ? {} : { clientOf }),
     ...(config.readyMaxStaleMs === undefined
       ? {}

@@ -10,6 +10,7 @@ import type { Cache } from "../mod.ts";
 import type { EmbeddedServer } from "../host/embedded.ts";
 import { describe, type JsonLogger } from "./_log.ts";
 import { listenForStop } from "./_stop_signals.ts";
+import { settleWithin } from "../src/async.ts";
 
 /** What the edge worker has opened so far; filled in as it starts. */
 export interface EdgeResources {
@@ -21,19 +22,6 @@ export interface EdgeResources {
   caches: Cache<unknown>[];
 }
 
-/** Resolves after `ms`, or at once if `promise` settles first; true if it settled. */
-export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Closes the caches, drains the NATS connection (5 s, then closes it), stops the embedded server. */
 export async function closeResources(opened: EdgeResources, log: JsonLogger["log"]): Promise<void> {
   for (const c of opened.caches) {
@@ -43,7 +31,7 @@ export async function closeResources(opened: EdgeResources, log: JsonLogger["log
   }
   const nc = opened.nc;
   if (nc !== undefined && !nc.isClosed()) {
-    if (!await within(nc.drain(), 5_000)) await nc.close().catch(() => {});
+    if (!await settleWithin(nc.drain(), 5_000)) await nc.close().catch(() => {});
   }
   if (opened.embedded !== undefined) {
     await opened.embedded.close().catch((err) =>

@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { describe as describeError } from "../src/describe.ts";
-import { redactSecrets } from "../host/nats_env.ts";
 
 /** Severity of a log line. */
 export type Level = "debug" | "info" | "warn" | "error";
@@ -75,6 +73,4 @@ export function jsonLogger(options: JsonLoggerOptions = {}): JsonLogger {
 }
 
 /** An error as one line (`Name: message`) with credentials redacted, for a log field. */
-export function describe(err: unknown): string {
-  return redactSecrets(describeError(err));
-}
+export { describe } from "../src/describe.ts";

@@ -6,9 +6,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UsageError } from "../host/usage_error.ts";
 
 /** Bad arguments or a bad module: logged, then the usage line, exit code 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 /** The one-line usage. */
 export const USAGE =

@@ -6,12 +6,7 @@
  * @module
  */
 import type { ProjectionRunner, ProjectionStatus } from "../mod.ts";
-import {
-  escapeLabel,
-  familyHeader,
-  formatValue,
-  PROMETHEUS_CONTENT_TYPE,
-} from "../src/prometheus.ts";
+import { type MetricFamily, PROMETHEUS_CONTENT_TYPE, renderMetrics } from "../src/prometheus.ts";
 import type { JsonLogger } from "./_log.ts";
 
 const METRICS: [keyof ProjectionStatus, string, "gauge" | "counter", string][] = [
@@ -32,25 +27,33 @@ const METRICS: [keyof ProjectionStatus, string, "gauge" | "counter", string][] =
   ["mapErrors", "kvedge_projection_map_errors_total", "counter", "Events whose map failed."],
 ];
 
-function metricsText(statuses: ProjectionStatus[]): string {
-  const lines: string[] = [];
-  const label = (s: ProjectionStatus) => `projection="${escapeLabel(s.name)}"`;
-  for (const [field, name, type, help] of METRICS) {
-    lines.push(...familyHeader(name, type, help));
-    for (const s of statuses) lines.push(`${name}{${label(s)}} ${formatValue(Number(s[field]))}`);
-  }
-  lines.push(
-    ...familyHeader(
-      "kvedge_projection_up",
-      "gauge",
-      "1 while the projection runs (or retries), 0 otherwise.",
-    ),
-  );
-  for (const s of statuses) {
-    const up = s.state === "running" || s.state === "retrying" ? 1 : 0;
-    lines.push(`kvedge_projection_up{${label(s)}} ${up}`);
-  }
-  return lines.join("\n") + "\n";
+/**
+ * The projector's `/metrics` text: one sample per projection of each series.
+ *
+ * @example
+ * ```ts ignore
+ * import { metricsText } from "./_projector_metrics.ts";
+ * console.log(metricsText([runner.status()]));
+ * ```
+ */
+export function metricsText(statuses: ProjectionStatus[]): string {
+  const labels = (s: ProjectionStatus) => [["projection", s.name]] as const;
+  const families: MetricFamily[] = METRICS.map(([field, name, type, help]) => ({
+    name,
+    type,
+    help,
+    samples: statuses.map((s) => ({ labels: labels(s), value: Number(s[field]) })),
+  }));
+  families.push({
+    name: "kvedge_projection_up",
+    type: "gauge",
+    help: "1 while the projection runs (or retries), 0 otherwise.",
+    samples: statuses.map((s) => ({
+      labels: labels(s),
+      value: s.state === "running" || s.state === "retrying" ? 1 : 0,
+    })),
+  });
+  return renderMetrics(families);
 }
 
 /** Serves `/metrics` and `/healthz` for `runners` on 127.0.0.1:`port`; resolves once listening. */

@@ -12,7 +12,7 @@
  */
 import type { ConnectionOptions } from "@nats-io/nats-core";
 import { BucketNotFoundError, type CacheEvent, openCache } from "../mod.ts";
-import { connectNats, transportOf } from "../src/connect.ts";
+import { connectNats, RECONNECT_POLICY, transportOf } from "../src/connect.ts";
 import { startEmbedded } from "../host/embedded.ts";
 import {
   describeEdgeConfig,
@@ -30,7 +30,8 @@ import {
 } from "../host/edge_listener.ts";
 import { connectionBudget, raiseOpenFileLimit } from "../host/open_files.ts";
 import { edgeApp } from "./_edge_app.ts";
-import { closeResources, type EdgeResources, waitForStopSignal, within } from "./_edge_shutdown.ts";
+import { closeResources, type EdgeResources, waitForStopSignal } from "./_edge_shutdown.ts";
+import { settleWithin } from "../src/async.ts";
 
 const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
@@ -172,10 +173,7 @@ async function openServed(
   }
   const servers = config.natsServers ?? [opened.embedded!.url];
   const nc = opened.nc = await connectNats({
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    reconnectJitter: 250,
-    pingInterval: 10_000,
+    ...RECONNECT_POLICY,
     ...connectOptions,
     servers,
   });
@@ -295,7 +293,7 @@ async function stop(
   state: { opened: EdgeResources; shutdown: AbortController },
 ): Promise<void> {
   state.shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
-  if (!await within(server.shutdown(), config.shutdownTimeoutMs)) {
+  if (!await settleWithin(server.shutdown(), config.shutdownTimeoutMs)) {
     log("warn", "in-flight requests did not finish in time", {
       timeoutMs: config.shutdownTimeoutMs,
     });

@@ -35,7 +35,7 @@
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { connectNats } from "../src/connect.ts";
+import { connectNats, RECONNECT_POLICY } from "../src/connect.ts";
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import { type Projection, type ProjectionRunner, runProjection } from "../mod.ts";
 import { findEmbedded } from "../host/embedded.ts";
@@ -139,9 +139,7 @@ async function connect(
   try {
     const nc = await connectNats({
       name: "kvedge-projector",
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      reconnectJitter: 250,
+      ...RECONNECT_POLICY,
       ...connectOptions,
     });
     log("info", "connected", { nats: connectOptions.servers });

@@ -8,6 +8,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { delay } from "../../src/async.ts";
 
 /** A fresh bucket name for the bench. */
 export function benchBucket(prefix: string): string {
@@ -30,11 +31,6 @@ export function shuffle<T>(items: T[], seed = 0x2545f491): T[] {
   return items;
 }
 
-/** Waits `ms` milliseconds (pacing only, never to wait for a condition). */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Polls `fn` until it is truthy or `timeoutMs` passes. */
 export async function until(
   fn: () => boolean | Promise<boolean>,
@@ -46,7 +42,7 @@ export async function until(
     if (Date.now() > deadline) {
       throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     }
-    await sleep(10);
+    await delay(10);
   }
 }
 

@@ -7,6 +7,8 @@
  */
 import { type ClusterHandle, startCluster } from "../../testing/cluster.ts";
 import { type ServerHandle, startServer } from "../../testing/server.ts";
+import { parseArgs } from "node:util";
+import { settleWithin } from "../../src/async.ts";
 
 const children = new Set<Deno.ChildProcess>();
 const cleanups = new Set<() => Promise<void>>();
@@ -108,15 +110,14 @@ export function spawn(
       } catch {
         // Already exited.
       }
-      const timer = setTimeout(() => {
+      if (!await settleWithin(child.status, 3_000)) {
         try {
           child.kill("SIGKILL");
         } catch {
           // Already exited.
         }
-      }, 3_000);
+      }
       await child.status;
-      clearTimeout(timer);
       await drained;
       children.delete(child);
     })();
@@ -173,19 +174,23 @@ export function emit(value: unknown): void {
   console.log(JSON.stringify(value));
 }
 
-/** Parses `--name value` style arguments of a child. */
+/**
+ * Parses the `--name value` arguments a child is started with (a flag without
+ * a value reads `"true"`); anything else is ignored.
+ */
 export function childArgs(args: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a.startsWith("--")) {
-      const next = args[i + 1];
-      if (next !== undefined && !next.startsWith("--")) {
-        out[a.slice(2)] = next;
-        i++;
-      } else {
-        out[a.slice(2)] = "true";
-      }
+  const { tokens } = parseArgs({ args, strict: false, allowPositionals: true, tokens: true });
+  let taken = -1; // the index of the value last taken
+  for (const t of tokens) {
+    if (t.index === taken || t.kind !== "option" || !t.rawName.startsWith("--")) continue;
+    const name = args[t.index]!.slice(2);
+    const next = args[t.index + 1];
+    if (next !== undefined && !next.startsWith("--")) {
+      out[name] = next;
+      taken = t.index + 1;
+    } else {
+      out[name] = "true";
     }
   }
   return out;

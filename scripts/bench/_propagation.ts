@@ -16,7 +16,8 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Cache } from "../../mod.ts";
 import { percentile, ratioRow, type Row, stat } from "./_harness.ts";
-import { sleep, until } from "./_helpers.ts";
+import { until } from "./_helpers.ts";
+import { delay } from "../../src/async.ts";
 
 /** How many keys the writes cycle through. */
 export const KEYS = 100;
@@ -140,7 +141,7 @@ export async function writePaced(
       acks.push(put(i));
       i++;
     }
-    await sleep(1);
+    await delay(1);
   }
   await Promise.all(acks);
   return sent;

@@ -13,7 +13,8 @@ import { Redis } from "ioredis";
 import { Kvm } from "@nats-io/kv";
 import { freePort } from "../../host/free_port.ts";
 import { absRow, infoRow, ratioRow, type Row, type Scenario, stat } from "./_harness.ts";
-import { benchBucket, connectRaw, sleep } from "./_helpers.ts";
+import { benchBucket, connectRaw } from "./_helpers.ts";
+import { delay } from "../../src/async.ts";
 import { benchServer, childArgs, DENO, ROOT, spawn, type Spawned } from "./_processes.ts";
 
 const KEY = "item.1";
@@ -91,7 +92,7 @@ async function waitServing(url: string, proc: Spawned, what: string): Promise<vo
   const deadline = Date.now() + 60_000;
   let last = "";
   while (Date.now() < deadline) {
-    const status = await Promise.race([proc.child.status, sleep(0).then(() => undefined)]);
+    const status = await Promise.race([proc.child.status, delay(0).then(() => undefined)]);
     if (status) {
       throw new Error(`${what} exited (${status.code}) before serving: ${proc.stderrTail()}`);
     }
@@ -103,7 +104,7 @@ async function waitServing(url: string, proc: Spawned, what: string): Promise<vo
     } catch (err) {
       last = String(err);
     }
-    await sleep(100);
+    await delay(100);
   }
   throw new Error(`${what} did not serve ${url} within 60 s (last: ${last})`);
 }

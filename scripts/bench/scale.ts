@@ -27,7 +27,8 @@ import {
   type Scenario,
   stat,
 } from "./_harness.ts";
-import { benchBucket, connectRaw, fillBucket, sleep, until } from "./_helpers.ts";
+import { benchBucket, connectRaw, fillBucket, until } from "./_helpers.ts";
+import { delay, settleWithin } from "../../src/async.ts";
 import { benchServer, childArgs, emit, runChild } from "./_processes.ts";
 import { lineChart } from "./_chart.ts";
 import { type Collected, keysAxis } from "./_scale_keys.ts";
@@ -321,7 +322,7 @@ async function edgeRound(
   const t0 = performance.now();
   for (let seq = 0; seq < writes; seq++) {
     const wait = t0 + seq * gap - performance.now();
-    if (wait > 0) await sleep(wait);
+    if (wait > 0) await delay(wait);
     await kv.put("probe", enc.encode(JSON.stringify({ seq, round, t: nowMs() })));
   }
   const results = await Promise.all(children);
@@ -413,9 +414,7 @@ async function childEdges(a: Record<string, string>): Promise<void> {
   // Live consumers exist: tell the writer, then wait for every write at every edge.
   nc.publish(`${READY_SUBJECT}.${round}`);
   await nc.flush();
-  const timer = setTimeout(() => done.resolve(), 120_000);
-  await done.promise;
-  clearTimeout(timer);
+  await settleWithin(done.promise, 120_000);
   const missing = seen.reduce((n: number, k: number) => n + (edges - Math.min(k, edges)), 0);
   // Exiting closes the consumers' connection; a graceful close of hundreds
   // of caches would only add time to the round.

@@ -7,7 +7,8 @@
  */
 import { openCache } from "../../mod.ts";
 import { absRow, infoRow, type Scenario, stat } from "./_harness.ts";
-import { benchBucket, sleep } from "./_helpers.ts";
+import { benchBucket } from "./_helpers.ts";
+import { delay } from "../../src/async.ts";
 import { benchServer } from "./_processes.ts";
 
 const CONCURRENCY = 1_000;
@@ -28,7 +29,7 @@ export const scenario: Scenario = {
         local: { maxItems: 10_000 },
         loader: async (key) => {
           kvedgeCalls++;
-          await sleep(LOADER_MS);
+          await delay(LOADER_MS);
           return { key };
         },
       });
@@ -40,7 +41,7 @@ export const scenario: Scenario = {
         const hit = naiveStore.get(key);
         if (hit !== undefined) return hit;
         naiveCalls++;
-        await sleep(LOADER_MS);
+        await delay(LOADER_MS);
         const v = { key };
         naiveStore.set(key, v);
         return v;

@@ -20,8 +20,10 @@ import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../../src/connect.ts";
 import { freePort } from "../../host/free_port.ts";
 import { startServer } from "../../testing/server.ts";
+import { bundleWorker, workerdBinary, workerdConfig } from "../../testing/workerd.ts";
 import { percentile, ratioRow, type Row, type Scenario, type Stat, stat } from "./_harness.ts";
-import { benchBucket, sleep } from "./_helpers.ts";
+import { benchBucket } from "./_helpers.ts";
+import { delay } from "../../src/async.ts";
 import { DENO, ROOT, spawn, type Spawned } from "./_processes.ts";
 
 type Target = "deno" | "isolate" | "object";
@@ -41,60 +43,9 @@ interface Figures {
   propP99Ms: number;
 }
 
-async function workerdBinary(): Promise<{ path: string; compatibilityDate: string }> {
-  const mod = await import("workerd") as unknown as {
-    default: string | { default: string; compatibilityDate: string };
-    compatibilityDate?: string;
-  };
-  const path = typeof mod.default === "string" ? mod.default : mod.default.default;
-  const date = mod.compatibilityDate ??
-    (typeof mod.default === "string" ? undefined : mod.default.compatibilityDate);
-  if (date === undefined) throw new Error("the workerd package names no compatibility date");
-  return { path, compatibilityDate: date };
-}
-
-async function bundle(out: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(DENO, {
-    args: [
-      "bundle",
-      "--quiet",
-      "--platform",
-      "browser",
-      "--external",
-      "cloudflare:workers",
-      "-o",
-      out,
-      `${ROOT}/scripts/bench/_workerd_worker.ts`,
-    ],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno bundle failed: ${new TextDecoder().decode(stderr)}`);
-}
-
+/** The benchmark's workerd config: no write token, its own Durable Object namespace. */
 function capnp(port: number, natsUrl: string, bucket: string, compatibilityDate: string): string {
-  return `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .worker),
-    (name = "loopback", network = (allow = ["local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const worker :Workerd.Worker = (
-  modules = [ (name = "worker.js", esModule = embed "worker.js") ],
-  compatibilityDate = "${compatibilityDate}",
-  globalOutbound = "loopback",
-  durableObjectNamespaces = [ (className = "KvedgeEdge", uniqueKey = "kvedge-bench") ],
-  durableObjectStorage = (inMemory = void),
-  bindings = [
-    (name = "NATS_URL", text = "${natsUrl}"),
-    (name = "BUCKET", text = "${bucket}"),
-    (name = "KVEDGE", durableObjectNamespace = "KvedgeEdge"),
-  ],
-);
-`;
+  return workerdConfig({ port, natsUrl, bucket, compatibilityDate, uniqueKey: "kvedge-bench" });
 }
 
 /** GETs `url` until it answers 200 (connection refused while the process starts); ms taken. */
@@ -108,7 +59,7 @@ async function firstAnswer(url: string, t0: number, proc: Spawned): Promise<numb
       throw new Error(`first answer ${res.status}: ${proc.stderrTail()}`);
     } catch (err) {
       if (!(err instanceof TypeError)) throw err; // not a refused connection
-      await sleep(2);
+      await delay(2);
     }
   }
   throw new Error(`no answer from ${url} in 60 s: ${proc.stderrTail()}`);
@@ -180,7 +131,7 @@ export const scenario: Scenario = {
     const server = await startServer({ websocket: true });
     const dir = await Deno.makeTempDir({ prefix: "kvedge-bench-workerd-" });
     try {
-      await bundle(`${dir}/worker.js`);
+      await bundleWorker(`${ROOT}/scripts/bench/_workerd_worker.ts`, `${dir}/worker.js`);
       const bucket = benchBucket("bench_wd");
       const nc = await connectNats({ servers: [server.tcpUrl] });
       const figures: Record<Target, Figures[]> = { deno: [], isolate: [], object: [] };

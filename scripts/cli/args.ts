@@ -1,10 +1,11 @@
 /**
  * The operator scripts' argument parser: commands and flags are described by
  * specs ({@link CommandSpec}, {@link FlagSpec}), parsed by {@link parseArgs}
- * and rendered as `--help` text from the same specs.
+ * (on `node:util`'s tokens) and rendered as `--help` text from the same specs.
  *
  * @module
  */
+import { parseArgs as nodeParseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
 import { formatDuration, parseBytes, parseDuration, parseIntStrict } from "./units.ts";
 
@@ -87,11 +88,20 @@ export interface ParsedArgs {
 export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): ParsedArgs {
   const byName = new Map<string, [string, FlagSpec]>();
   const byShort = new Map<string, [string, FlagSpec]>();
+  // node:util splits argv into tokens (long and short options, inline values,
+  // clustered shorts, `--`); what each flag means and every message is ours.
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const spec of specs) {
     for (const [name, flag] of Object.entries(spec)) {
-      byName.set(name, [name, flag]);
-      for (const alias of flag.aliases ?? []) byName.set(alias, [name, flag]);
-      if (flag.short) byShort.set(flag.short, [name, flag]);
+      const type = flag.type === "boolean" ? "boolean" : "string";
+      for (const n of [name, ...flag.aliases ?? []]) {
+        byName.set(n, [name, flag]);
+        options[n] = { type };
+      }
+      if (flag.short) {
+        byShort.set(flag.short, [name, flag]);
+        options[name]!.short = flag.short;
+      }
     }
   }
   const flags: FlagValues = {};
@@ -100,19 +110,34 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): Pa
       if (flag.default !== undefined) flags[name] = flag.default;
     }
   }
+  const { tokens } = nodeParseArgs({
+    args: argv,
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const positionals: string[] = [];
   let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--") {
-      positionals.push(...argv.slice(i + 1));
+  let skip = -1; // the index of an argument already taken whole (a negative number)
+  for (const t of tokens) {
+    if (t.index === skip) continue;
+    if (t.kind === "option-terminator") {
+      // node:util reads the "-" in a cluster such as "-f-" as a "--": it is a letter no flag has.
+      if (argv[t.index] !== "--") throw new UsageError("unknown flag --");
+      positionals.push(...argv.slice(t.index + 1));
       break;
+    }
+    const arg = argv[t.index]!;
+    if (t.kind === "positional") {
+      positionals.push(t.value);
+      continue;
     }
     if (arg === "--help" || arg === "-h") {
       help = true;
       continue;
     }
-    if (arg.startsWith("--")) {
+    if (t.rawName.startsWith("--")) {
       const eq = arg.indexOf("=");
       const rawName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
       let entry = byName.get(rawName);
@@ -127,8 +152,8 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): Pa
       if (!entry) throw new UsageError(`unknown flag --${rawName}`);
       const [name, flag] = entry;
       if (flag.type === "boolean") {
-        if (eq !== -1) {
-          const v = arg.slice(eq + 1);
+        if (t.inlineValue) {
+          const v = t.value!;
           if (v !== "true" && v !== "false") {
             throw new UsageError(`flag --${rawName} takes true or false, got ${JSON.stringify(v)}`);
           }
@@ -138,38 +163,26 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): Pa
         }
         continue;
       }
-      let value: string;
-      if (eq !== -1) {
-        value = arg.slice(eq + 1);
-      } else {
-        if (i + 1 >= argv.length) throw new UsageError(`flag --${rawName} needs a value`);
-        value = argv[++i]!;
-      }
-      flags[name] = parseFlagValue(`--${rawName}`, flag, value);
+      if (t.value === undefined) throw new UsageError(`flag --${rawName} needs a value`);
+      flags[name] = parseFlagValue(`--${rawName}`, flag, t.value);
       continue;
     }
-    if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {
-      // Clustered short booleans (`-fn`) and `-s URL` / `-sURL`.
-      for (let j = 1; j < arg.length; j++) {
-        const letter = arg[j]!;
-        const entry = byShort.get(letter);
-        if (!entry) throw new UsageError(`unknown flag -${letter}`);
-        const [name, flag] = entry;
-        if (flag.type === "boolean") {
-          flags[name] = true;
-          continue;
-        }
-        let value = arg.slice(j + 1);
-        if (value === "") {
-          if (i + 1 >= argv.length) throw new UsageError(`flag -${letter} needs a value`);
-          value = argv[++i]!;
-        }
-        flags[name] = parseFlagValue(`-${letter}`, flag, value);
-        break;
-      }
+    if (/^-\d/.test(arg)) {
+      // A negative number is an argument, not a cluster of short flags.
+      positionals.push(arg);
+      skip = t.index;
       continue;
     }
-    positionals.push(arg);
+    const letter = t.rawName.slice(1);
+    const entry = byShort.get(letter);
+    if (!entry) throw new UsageError(`unknown flag -${letter}`);
+    const [name, flag] = entry;
+    if (flag.type === "boolean") {
+      flags[name] = true;
+      continue;
+    }
+    if (t.value === undefined) throw new UsageError(`flag -${letter} needs a value`);
+    flags[name] = parseFlagValue(`-${letter}`, flag, t.value);
   }
   return { positionals, flags, help };
 }

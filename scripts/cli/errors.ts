@@ -1,6 +1,7 @@
 /**
  * The errors of the operator scripts and their one-line wording: a usage
- * mistake (exit 2), a described failure (exit 1), and {@link oneLine}, which
+ * mistake (exit 2, `UsageError` from `host/usage_error.ts`), a described
+ * failure (exit 1), and {@link oneLine}, which
  * turns any error, the NATS client's included, into one line an operator can
  * act on.
  *
@@ -16,22 +17,8 @@ import {
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { redactSecrets } from "../../host/nats_env.ts";
 
-/**
- * A mistake in the command line: reported on one line with exit code 2.
- *
- * @example
- * ```ts
- * import { UsageError } from "./errors.ts";
- * throw new UsageError('unknown command "frob"');
- * ```
- */
-export class UsageError extends Error {
-  /** Builds a usage error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+/** A mistake in the command line (exit code 2): the one class, in `host/usage_error.ts`. */
+export { UsageError } from "../../host/usage_error.ts";
 
 /**
  * A failure that has already been described for the user: one line, exit code 1.

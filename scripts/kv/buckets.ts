@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { isStreamNotFound } from "../../src/nats_errors.ts";
 import { StorageType, type StreamInfo } from "@nats-io/jetstream";
 import { KV_STREAM_PREFIX, kvStreamName } from "../../src/kv_layout.ts";
 import { CliError, UsageError } from "../cli/errors.ts";
@@ -12,15 +13,7 @@ import { createRegionalMirror } from "../../src/region_mirror.ts";
 import { ensureKvBucket } from "../../src/kv_create.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION } from "../../src/server_version.ts";
 import { UnsupportedError } from "../../mod.ts";
-import {
-  bucketInfo,
-  checkBucket,
-  type Ctx,
-  isApiError,
-  manager,
-  out,
-  STREAM_NOT_FOUND,
-} from "./context.ts";
+import { bucketInfo, checkBucket, type Ctx, manager, out } from "./context.ts";
 import { bucketJson, renderBucketTable, renderInfo } from "./render.ts";
 import { cmdKeys } from "./keys.ts";
 
@@ -66,7 +59,7 @@ export async function cmdAdd(ctx: Ctx): Promise<number> {
   try {
     existing = await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
-    if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
+    if (!isStreamNotFound(err)) throw err;
   }
   if (existing) {
     const c = existing.config;

@@ -8,8 +8,6 @@
 import { type KV, Kvm } from "@nats-io/kv";
 import {
   jetstream,
-  JetStreamApiCodes,
-  JetStreamApiError,
   type JetStreamManager,
   jetstreamManager,
   type StreamInfo,
@@ -17,6 +15,7 @@ import {
 import type { NatsConnection } from "@nats-io/nats-core";
 import { assertFilter, assertKey, bucketProblem } from "../../src/keys.ts";
 import { kvStreamName } from "../../src/kv_layout.ts";
+import { isStreamNotFound } from "../../src/nats_errors.ts";
 import type { CommandSpec, FlagValues } from "../cli/args.ts";
 import { CliError, UsageError } from "../cli/errors.ts";
 import { println, quote } from "../cli/output.ts";
@@ -41,22 +40,12 @@ export function kvm(nc: NatsConnection, ctx: Ctx): Kvm {
   return new Kvm(jetstream(nc, { timeout: ctx.flags.timeout as number }));
 }
 
-/** Whether `err` is a JetStream API error (with `code`, if given). */
-export function isApiError(err: unknown, code?: number): err is JetStreamApiError {
-  return err instanceof JetStreamApiError && (code === undefined || err.code === code);
-}
-
-/** JetStream's code for a missing stream. */
-export const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
-/** JetStream's code for a lost compare-and-set. */
-export const WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence;
-
 /** Stream info of bucket `name`, or a one-line "does not exist". */
 export async function bucketInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo> {
   try {
     return await jsm.streams.info(kvStreamName(name));
   } catch (err) {
-    if (isApiError(err, STREAM_NOT_FOUND)) {
+    if (isStreamNotFound(err)) {
       throw new CliError(`bucket ${quote(name)} does not exist`);
     }
     throw err;

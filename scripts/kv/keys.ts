@@ -5,7 +5,7 @@
  * @module
  */
 import type { KvEntry, KvWatchInclude } from "@nats-io/kv";
-import { JetStreamApiCodes } from "@nats-io/jetstream";
+import { isWrongLastSequence, jsApiCode, JsCodes } from "../../src/nats_errors.ts";
 import { CliError, UsageError } from "../cli/errors.ts";
 import { confirm } from "../cli/main.ts";
 import { eprintln, formatTable, println, quote, writeAllSync } from "../cli/output.ts";
@@ -15,11 +15,9 @@ import {
   checkFilter,
   checkKey,
   type Ctx,
-  isApiError,
   openBucket,
   out,
   valueOf,
-  WRONG_LAST_SEQUENCE,
 } from "./context.ts";
 import { entryJson, shorten, valueText } from "./render.ts";
 import { openCache, UnsupportedError } from "../../mod.ts";
@@ -68,7 +66,7 @@ export async function writeCmd(ctx: Ctx, op: "put" | "create" | "update"): Promi
       ? await kv.create(key, value)
       : await kv.update(key, value, expected!);
   } catch (err) {
-    if (isApiError(err, WRONG_LAST_SEQUENCE)) {
+    if (isWrongLastSequence(err)) {
       const current = /(\d+)\s*$/.exec((err as Error).message)?.[1];
       throw new CliError(
         op === "create"
@@ -124,7 +122,7 @@ export async function cmdGet(ctx: Ctx): Promise<number> {
     e = await kv.get(key, revision ? { revision } : undefined);
   } catch (err) {
     // A revision beyond the stream, or one that belongs to another subject.
-    if (isApiError(err, JetStreamApiCodes.NoMessageFound)) e = null;
+    if (jsApiCode(err) === JsCodes.NoMessageFound) e = null;
     else throw err;
   }
   if (e === null || e.operation !== "PUT") {

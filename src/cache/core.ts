@@ -219,13 +219,3 @@ export function toChange<T>(
   }
   return ch;
 }
-
-/** Rejects when `signal` aborts; the shared fetch goes on for others. */
-export function abortable<V>(p: Promise<V>, signal: AbortSignal): Promise<V> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<V>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { unref } from "../watcher.ts";
+import { delay } from "../async.ts";
 
 interface Waiter {
   rev: number;
@@ -49,19 +49,12 @@ export class Reached {
    */
   until(rev: number, ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const w: Waiter = { rev, wake: () => done() };
-      const timer = setTimeout(() => done(), ms);
-      unref(timer);
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        if (this.#waiters.delete(w) && w.rev === this.#next) this.#recompute();
-        resolve();
-      };
-      signal?.addEventListener("abort", done, { once: true });
-      this.#waiters.add(w);
-      if (rev < this.#next) this.#next = rev;
+    const woken = Promise.withResolvers<void>();
+    const w: Waiter = { rev, wake: woken.resolve };
+    this.#waiters.add(w);
+    if (rev < this.#next) this.#next = rev;
+    return delay(ms, { signal, until: woken.promise, unref: true }).then(() => {
+      if (this.#waiters.delete(w) && w.rev === this.#next) this.#recompute();
     });
   }
 

@@ -20,9 +20,10 @@ import { entryHeaders, ttlOfHeader } from "../kv_layout.ts";
 import { assertKey } from "../keys.ts";
 import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
-import { describe } from "../watcher.ts";
+import { describe } from "../describe.ts";
 import { keep, keyTtlLeft } from "./apply.ts";
-import { abortable, assertInFilter, type CacheCore, type Reservation } from "./core.ts";
+import { assertInFilter, type CacheCore, type Reservation } from "./core.ts";
+import { abortable, deadline, DeadlineError } from "../async.ts";
 import { servable } from "./sync_state.ts";
 import { encode, publish } from "./writer.ts";
 
@@ -121,17 +122,12 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
  */
 async function watcherStarted<T>(c: CacheCore<T>, key: string): Promise<void> {
   const ms = c.o.missTimeoutMs;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), ms);
-  });
-  const started = c.watching!.then(() => "started" as const, () => "started" as const);
-  const outcome = await Promise.race([started, late]).finally(() => clearTimeout(timer));
-  if (outcome === "late") {
+  const started = c.watching!.then(() => {}, () => {});
+  await deadline(started, ms).catch(() => {
     throw new UnavailableError(
       `Cannot get "${key}": the watcher of bucket "${c.bucket}" did not start within ${ms} ms`,
     );
-  }
+  });
 }
 
 /** Asks the origin for a key absent from KV; optionally writes it back with create(). */
@@ -146,22 +142,20 @@ export async function load<T>(
   // at the deadline (or on close) its signal aborts and the miss rejects.
   const ac = new AbortController();
   const ms = c.o.loaderTimeoutMs;
-  const timer = setTimeout(() => {
-    ac.abort(new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError"));
-  }, ms);
-  const onClose = () => ac.abort(c.aborter.signal.reason);
-  c.aborter.signal.addEventListener("abort", onClose, { once: true });
+  const closed = c.aborter.signal;
   let value: T | undefined;
   try {
-    value = await abortable(
-      Promise.resolve().then(() => loader(key, { signal: ac.signal })),
-      ac.signal,
-    );
+    const loaded = Promise.resolve().then(() => loader(key, { signal: ac.signal }));
+    value = await deadline(loaded, ms, { signal: closed });
   } catch (err) {
-    throw new LoaderError(key, err);
-  } finally {
-    clearTimeout(timer);
-    c.aborter.signal.removeEventListener("abort", onClose);
+    // Cut short (the deadline, or close): the loader's signal says why.
+    const cut = err instanceof DeadlineError
+      ? new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError")
+      : closed.aborted && err === closed.reason
+      ? err
+      : undefined;
+    if (cut !== undefined) ac.abort(cut);
+    throw new LoaderError(key, cut ?? err);
   }
   // Rule 5: what the loader said during an outage is not checked against KV,
   // so it is dropped when the connection returns (see `revalidateOffline`);

@@ -6,7 +6,8 @@
  */
 import { Broadcast } from "../broadcast.ts";
 import type { Change, ChangesOptions } from "../types.ts";
-import { describe, Watcher } from "../watcher.ts";
+import { Watcher } from "../watcher.ts";
+import { describe } from "../describe.ts";
 import { type CacheCore, toChange } from "./core.ts";
 import { transition } from "./sync_state.ts";
 

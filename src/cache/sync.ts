@@ -10,7 +10,9 @@ import type { StreamInfo } from "@nats-io/jetstream";
 import { BucketNotFoundError, type UnavailableError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvStreamName } from "../kv_layout.ts";
-import { describe, type StartFrom, unref, Watcher } from "../watcher.ts";
+import { type StartFrom, Watcher } from "../watcher.ts";
+import { Backoff, delay, unref } from "../async.ts";
+import { describe } from "../describe.ts";
 import { forgetEmitted, markLossy, onChange, replicaCaughtUp } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
 import { revalidateOffline } from "./read_path.ts";
@@ -136,7 +138,7 @@ export async function startUnbound<T>(
 
 /** Retries `bind` with jittered backoff until it succeeds and the watcher runs, or close. */
 export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink>): Promise<void> {
-  let backoffMs = 250;
+  const backoff = new Backoff({ firstMs: 250, maxMs: 5_000, jitter: "half" });
   while (!c.closed) {
     let link: CacheLink | undefined;
     try {
@@ -152,8 +154,7 @@ export async function bindLoop<T>(c: CacheCore<T>, bind: () => Promise<CacheLink
       transition(c, { on: "error", message: `NATS unreachable since open: ${describe(err)}` });
     }
     if (link && c.d.ownsConnection) await link.nc.close().catch(() => {});
-    await pause(backoffMs / 2 + Math.random() * backoffMs / 2, c.aborter.signal);
-    backoffMs = Math.min(backoffMs * 2, 5_000);
+    await delay(backoff.next(), { signal: c.aborter.signal });
   }
 }
 
@@ -336,19 +337,5 @@ export function followConnection<T>(c: CacheCore<T>): void {
   nc.closed().then(() => {
     if (c.closed) return;
     transition(c, { on: "connection_closed" });
-  });
-}
-
-/** Waits `ms`, or less if `signal` aborts; never rejects. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -8,7 +8,8 @@
 import { type Refusal, SlotFlag } from "../slot.ts";
 import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
 import type { SnapshotStorage } from "../snapshot_file.ts";
-import { describe, unref } from "../watcher.ts";
+import { unref } from "../async.ts";
+import { describe } from "../describe.ts";
 import type { CacheCore } from "./core.ts";
 import { markLossy } from "./apply.ts";
 import { transition } from "./sync_state.ts";

@@ -14,7 +14,8 @@ import {
   UnsupportedError,
   ValidationError,
 } from "../errors.ts";
-import { isWrongLastSequence, mapNatsError } from "../errors_map.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { isWrongLastSequence } from "../nats_errors.ts";
 import { assertKey } from "../keys.ts";
 import {
   KV_OPERATION_HEADER,

@@ -207,7 +207,17 @@ export interface CreateAppOptions {
    */
   clientOf?: (request: Request) => string | undefined;
 }
-const DEFAULTS = {
+/**
+ * The default of every bound in {@link AppLimits}: the one place they are
+ * written (the edge worker's `KVEDGE_*` variables default to these too).
+ *
+ * @example
+ * ```ts
+ * import { APP_LIMIT_DEFAULTS } from "./app_options.ts";
+ * console.log(APP_LIMIT_DEFAULTS.maxBodyBytes); // 1048576
+ * ```
+ */
+export const APP_LIMIT_DEFAULTS = {
   maxBodyBytes: 1 << 20,
   maxSseStreams: 1000,
   sseHeartbeatMs: 15_000,
@@ -222,7 +232,9 @@ const DEFAULTS = {
   maxReplaysPerClient: 4,
   maxHeaderCount: 64,
   maxHeaderBytes: 16 << 10,
-} as const;
+} as const satisfies Required<AppLimits>;
+const DEFAULTS = APP_LIMIT_DEFAULTS;
+
 /** `CreateAppOptions` with every default applied and every bound checked. */
 export interface ResolvedAppOptions {
   buckets: [name: string, options: AppBucketOptions][];
@@ -247,6 +259,13 @@ export interface ResolvedAppOptions {
 const POSITIVE_INT = "must be a positive integer";
 const posInt = z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT })
   .min(1, { error: POSITIVE_INT }).max(Number.MAX_SAFE_INTEGER, { error: POSITIVE_INT });
+/** Every bound of {@link AppLimits}: a positive integer, optional. */
+const LimitsSchema = z.object(
+  Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, posInt.optional()])) as Record<
+    keyof AppLimits,
+    z.ZodOptional<typeof posInt>
+  >,
+).strict();
 const BucketSchema = z.object({
   cache: z.custom<AppBucketOptions["cache"]>(
     (v) =>
@@ -287,22 +306,7 @@ const AppOptionsSchema = z.object({
     origins: z.array(z.string()),
     maxAgeSeconds: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   }).strict().optional(),
-  limits: z.object({
-    maxBodyBytes: posInt.optional(),
-    maxSseStreams: posInt.optional(),
-    sseHeartbeatMs: posInt.optional(),
-    sseBufferSize: posInt.optional(),
-    sseBufferBytes: posInt.optional(),
-    maxJsonDepth: posInt.optional(),
-    sseRetryMs: posInt.optional(),
-    maxListLimit: posInt.optional(),
-    maxConcurrentScans: posInt.optional(),
-    maxHistoryBytes: posInt.optional(),
-    maxReplays: posInt.optional(),
-    maxReplaysPerClient: posInt.optional(),
-    maxHeaderCount: posInt.optional(),
-    maxHeaderBytes: posInt.optional(),
-  }).strict().optional(),
+  limits: LimitsSchema.optional(),
   readiness: z.object({ maxStaleMs: nonNegativeOrInfinity.optional() }).strict().optional(),
   onRequest: fn.optional(),
   onStreamEnd: fn.optional(),

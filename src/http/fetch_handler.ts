@@ -16,7 +16,7 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { connectNats, transportOf } from "../connect.ts";
+import { connectNats, RECONNECT_POLICY, transportOf } from "../connect.ts";
 import { openCache } from "../open.ts";
 import { resolveOptions } from "../options.ts";
 import { assertRuntime } from "../runtime_check.ts";
@@ -135,10 +135,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     const socket = new RequestBoundSocket();
     const nc = await connectNats(
       {
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        reconnectJitter: 250,
-        pingInterval: 10_000,
+        ...RECONNECT_POLICY,
         name: "kvedge-isolate",
         ...connectOptions,
         servers: serverList,

@@ -1,6 +1,6 @@
 /**
- * Prometheus text exposition (format 0.0.4) of the facade's HTTP counters and
- * of every served cache's stats, with no dependencies.
+ * The facade's Prometheus metrics: its HTTP counters and every served cache's
+ * stats, as metric families that `src/prometheus.ts` renders.
  *
  * Counting is on the hot path, so each route gets a pre-resolved
  * {@link RouteMetrics} at app construction: observing a request is an array
@@ -11,7 +11,7 @@
  */
 import { queuedBytes } from "./sse.ts";
 import type { CacheState, CacheStats, CacheStatus } from "../types.ts";
-import { escapeLabel, familyHeader, formatValue } from "../prometheus.ts";
+import { type MetricFamily, renderMetrics } from "../prometheus.ts";
 
 /** Upper bounds of the latency histogram, in seconds. */
 export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
@@ -265,85 +265,103 @@ export class HttpMetrics {
 
   /** The exposition text for the given caches. */
   render(buckets: readonly MetricsBucket[]): string {
-    const out: string[] = [];
-    for (const s of CACHE_SERIES) {
-      out.push(...familyHeader(s.name, s.type, s.help));
-      for (const b of buckets) {
-        out.push(`${s.name}{bucket="${escapeLabel(b.name)}"} ${formatValue(s.value(b))}`);
-      }
-    }
-    out.push(
-      "# HELP kvedge_cache_state 1 for the cache's current lifecycle state.",
-      "# TYPE kvedge_cache_state gauge",
-    );
-    for (const b of buckets) {
-      const name = escapeLabel(b.name);
-      for (const st of STATES) {
-        out.push(
-          `kvedge_cache_state{bucket="${name}",state="${st}"} ${b.status.state === st ? 1 : 0}`,
-        );
-      }
-    }
+    return renderMetrics(this.#families(buckets));
+  }
 
-    out.push(
-      "# HELP kvedge_http_requests_total HTTP requests by route and status.",
-      "# TYPE kvedge_http_requests_total counter",
-    );
-    for (const r of this.#routes) {
-      const labels = `method="${escapeLabel(r.method)}",route="${escapeLabel(r.route)}"`;
-      for (let status = 100; status < 600; status++) {
-        const n = r.byStatus[status]!;
-        if (n > 0) out.push(`kvedge_http_requests_total{${labels},status="${status}"} ${n}`);
-      }
+  /** Every family, in the order of the exposition. */
+  *#families(buckets: readonly MetricsBucket[]): Generator<MetricFamily> {
+    for (const s of CACHE_SERIES) {
+      yield {
+        name: s.name,
+        type: s.type,
+        help: s.help,
+        samples: buckets.map((b) => ({ labels: [["bucket", b.name]], value: s.value(b) })),
+      };
     }
-    out.push(
-      "# HELP kvedge_http_request_duration_seconds Time to the response headers, by route.",
-      "# TYPE kvedge_http_request_duration_seconds histogram",
-    );
-    for (const r of this.#routes) {
-      if (r.count === 0) continue;
-      const labels = `method="${escapeLabel(r.method)}",route="${escapeLabel(r.route)}"`;
-      let cumulative = 0;
-      for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
-        cumulative += r.buckets[i]!;
-        out.push(
-          `kvedge_http_request_duration_seconds_bucket{${labels},le="${
-            LATENCY_BUCKETS_SECONDS[i]
-          }"} ${cumulative}`,
-        );
-      }
-      out.push(
-        `kvedge_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${r.count}`,
-        `kvedge_http_request_duration_seconds_sum{${labels}} ${formatValue(r.sumSeconds)}`,
-        `kvedge_http_request_duration_seconds_count{${labels}} ${r.count}`,
-      );
-    }
-    out.push(
-      "# HELP kvedge_sse_streams Server-sent event streams open now.",
-      "# TYPE kvedge_sse_streams gauge",
-      `kvedge_sse_streams ${this.sse.open}`,
-      "# HELP kvedge_sse_refused_total Streams refused because the cap was reached.",
-      "# TYPE kvedge_sse_refused_total counter",
-      `kvedge_sse_refused_total ${this.sse.refused}`,
-      "# HELP kvedge_sse_slow_clients_total Streams closed because the client read too slowly.",
-      "# TYPE kvedge_sse_slow_clients_total counter",
-      `kvedge_sse_slow_clients_total ${this.sse.slowClients}`,
-      "# HELP kvedge_sse_buffered_bytes Bytes queued in open streams for clients that have not read them.",
-      "# TYPE kvedge_sse_buffered_bytes gauge",
-      `kvedge_sse_buffered_bytes ${this.#sseBufferedBytes()}`,
-      "# HELP kvedge_http_inflight Costly requests in progress, by kind (capped).",
-      "# TYPE kvedge_http_inflight gauge",
-    );
-    for (const [kind, open] of this.#inflight) {
-      out.push(`kvedge_http_inflight{kind="${escapeLabel(kind)}"} ${open()}`);
-    }
-    out.push(
-      "# HELP kvedge_http_refused_total Requests refused by a bound of the facade, by bound.",
-      "# TYPE kvedge_http_refused_total counter",
-    );
-    for (const [bound, n] of this.#refused) {
-      out.push(`kvedge_http_refused_total{bound="${escapeLabel(bound)}"} ${n}`);
-    }
-    return out.join("\n") + "\n";
+    yield {
+      name: "kvedge_cache_state",
+      type: "gauge",
+      help: "1 for the cache's current lifecycle state.",
+      samples: buckets.flatMap((b) =>
+        STATES.map((st) => ({
+          labels: [["bucket", b.name], ["state", st]] as const,
+          value: b.status.state === st ? 1 : 0,
+        }))
+      ),
+    };
+    const routes = this.#routes;
+    const routeLabels = (r: RouteMetrics) => [["method", r.method], ["route", r.route]] as const;
+    yield {
+      name: "kvedge_http_requests_total",
+      type: "counter",
+      help: "HTTP requests by route and status.",
+      samples: (function* () {
+        for (const r of routes) {
+          for (let status = 100; status < 600; status++) {
+            const n = r.byStatus[status]!;
+            if (n > 0) yield { labels: [...routeLabels(r), ["status", status]], value: n };
+          }
+        }
+      })(),
+    };
+    yield {
+      name: "kvedge_http_request_duration_seconds",
+      type: "histogram",
+      help: "Time to the response headers, by route.",
+      samples: (function* () {
+        for (const r of routes) {
+          if (r.count === 0) continue;
+          const labels = routeLabels(r);
+          let cumulative = 0;
+          for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
+            cumulative += r.buckets[i]!;
+            const le = LATENCY_BUCKETS_SECONDS[i]!;
+            yield { suffix: "_bucket", labels: [...labels, ["le", le]], value: cumulative };
+          }
+          yield { suffix: "_bucket", labels: [...labels, ["le", "+Inf"]], value: r.count };
+          yield { suffix: "_sum", labels, value: r.sumSeconds };
+          yield { suffix: "_count", labels, value: r.count };
+        }
+      })(),
+    };
+    yield {
+      name: "kvedge_sse_streams",
+      type: "gauge",
+      help: "Server-sent event streams open now.",
+      samples: [{ value: this.sse.open }],
+    };
+    yield {
+      name: "kvedge_sse_refused_total",
+      type: "counter",
+      help: "Streams refused because the cap was reached.",
+      samples: [{ value: this.sse.refused }],
+    };
+    yield {
+      name: "kvedge_sse_slow_clients_total",
+      type: "counter",
+      help: "Streams closed because the client read too slowly.",
+      samples: [{ value: this.sse.slowClients }],
+    };
+    yield {
+      name: "kvedge_sse_buffered_bytes",
+      type: "gauge",
+      help: "Bytes queued in open streams for clients that have not read them.",
+      samples: [{ value: this.#sseBufferedBytes() }],
+    };
+    yield {
+      name: "kvedge_http_inflight",
+      type: "gauge",
+      help: "Costly requests in progress, by kind (capped).",
+      samples: [...this.#inflight].map(([kind, open]) => ({
+        labels: [["kind", kind]],
+        value: open(),
+      })),
+    };
+    yield {
+      name: "kvedge_http_refused_total",
+      type: "counter",
+      help: "Requests refused by a bound of the facade, by bound.",
+      samples: [...this.#refused].map(([bound, n]) => ({ labels: [["bound", bound]], value: n })),
+    };
   }
 }

@@ -8,7 +8,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { errorChain } from "../describe.ts";
+import { isMessageTooLarge } from "../nats_errors.ts";
 import {
   BookmarkError,
   BucketNotFoundError,
@@ -168,7 +168,7 @@ const MAX_INSTANCE_LENGTH = 256;
  */
 export function toProblem(err: unknown): HttpProblem {
   if (err instanceof HttpProblem) return err;
-  if (overNatsPayload(err)) {
+  if (isMessageTooLarge(err)) {
     // Not retryable: the same value will never fit.
     return new HttpProblem(
       "too_large",
@@ -284,24 +284,6 @@ export function toProblem(err: unknown): HttpProblem {
   }
   return new HttpProblem("internal", "internal error", { cause: err });
 }
-
-/**
- * Whether `err` (or an error in its `cause` chain) is NATS refusing a message
- * for its size: nats.js checks `max_payload` before sending and has no class
- * or code for it, only this message; JetStream answers code 10054.
- */
-function overNatsPayload(err: unknown): boolean {
-  for (const e of errorChain(err)) {
-    if (e.name === "InvalidArgumentError" && /max_payload/.test(e.message)) return true;
-    if ((e as { code?: unknown }).code === JS_MESSAGE_TOO_LARGE && e.name === "JetStreamApiError") {
-      return true;
-    }
-  }
-  return false;
-}
-
-/** JetStream's "message size exceeds maximum allowed" (`JSStreamMessageExceedsMaximumErr`). */
-const JS_MESSAGE_TOO_LARGE = 10054;
 
 /**
  * The error behind a 5xx answer worth a log line of its own: not a refusal

@@ -8,7 +8,7 @@
  * This file holds the runner's lifecycle and its fetch-apply-ack loop; the
  * target bucket and the durable consumer are set up in `setup.ts`, the
  * options resolved in `run_options.ts`, a message becomes an event in
- * `event.ts`, and the waiting is in `waiting.ts`.
+ * `event.ts`, and the callers waiting for progress in `waiting.ts` (pauses and backoff: `src/async.ts`).
  *
  * @module
  */
@@ -29,7 +29,9 @@ import type { SharedConnection } from "../types.ts";
 import { domainApi } from "../region.ts";
 import { isProjection } from "./define.ts";
 import { applyEvent, ProjectionTarget } from "./target.ts";
-import { pause, ProgressWaiters } from "./waiting.ts";
+import { ProgressWaiters } from "./waiting.ts";
+import { Backoff, delay, settleWithin } from "../async.ts";
+import { isConsumerNotFound, isStreamNotFound } from "../nats_errors.ts";
 import type {
   Projection,
   ProjectionRunner,
@@ -39,14 +41,7 @@ import type {
 } from "./types.ts";
 import { type ResolvedRunOptions, resolveRunOptions } from "./run_options.ts";
 import { toEvent } from "./event.ts";
-import {
-  apiCode,
-  bindConsumer,
-  CONSUMER_NOT_FOUND,
-  ensureTarget,
-  readSource,
-  STREAM_NOT_FOUND,
-} from "./setup.ts";
+import { bindConsumer, ensureTarget, readSource } from "./setup.ts";
 
 /**
  * Runs a projection on a connection (which the caller keeps and closes):
@@ -233,12 +228,8 @@ class Runner implements ProjectionRunner {
     }
     // The loop ends when the pull request does (at most FETCH_EXPIRES_MS);
     // should the request hang (NATS away), it is abandoned after a while.
-    const force = setTimeout(() => this.#batch?.stop(), 3 * FETCH_EXPIRES_MS);
-    try {
-      await this.#loop;
-    } finally {
-      clearTimeout(force);
-    }
+    if (!await settleWithin(this.#loop, 3 * FETCH_EXPIRES_MS)) this.#batch?.stop();
+    await this.#loop;
     return this.status();
   }
 
@@ -320,8 +311,7 @@ class Runner implements ProjectionRunner {
       const info = await this.#jsm.consumers.info(this.#stream, this.#durable);
       this.#applyConsumerInfo(info);
     } catch (err) {
-      const code = apiCode(err);
-      if (code === STREAM_NOT_FOUND || code === CONSUMER_NOT_FOUND) this.#reset(describe(err));
+      if (isStreamNotFound(err) || isConsumerNotFound(err)) this.#reset(describe(err));
     } finally {
       this.#refreshing = false;
     }
@@ -334,8 +324,13 @@ class Runner implements ProjectionRunner {
     this.#batch?.stop();
   }
 
+  /** The pauses after NATS failures: `retryDelayMs` doubling to `maxRetryDelayMs`. */
+  #backoff(): Backoff {
+    return new Backoff({ firstMs: this.#o.retryDelayMs, maxMs: this.#o.maxRetryDelayMs });
+  }
+
   async #run(): Promise<void> {
-    let delay = this.#o.retryDelayMs;
+    const backoff = this.#backoff();
     try {
       while (!this.#stopping && this.#failure === undefined) {
         let batch: ConsumerMessages | undefined;
@@ -360,7 +355,7 @@ class Runner implements ProjectionRunner {
               continue;
             }
             await this.#handle(m);
-            delay = this.#o.retryDelayMs;
+            backoff.reset();
           }
           if (this.#s.state === "retrying" && !this.#inRetry) this.#setState("running");
         } catch (err) {
@@ -373,8 +368,7 @@ class Runner implements ProjectionRunner {
           this.#s.retries++;
           this.#setState("retrying");
           this.#resetNeeded = true;
-          await pause(delay, this.#abort.signal);
-          delay = Math.min(delay * 2, this.#o.maxRetryDelayMs);
+          await delay(backoff.next(), { signal: this.#abort.signal });
         } finally {
           batch?.stop();
           this.#batch = undefined;
@@ -429,7 +423,7 @@ class Runner implements ProjectionRunner {
       }
     }, Math.max(250, Math.floor(this.#o.ackWaitMs / 3)));
     try {
-      let delay = this.#o.retryDelayMs;
+      const backoff = this.#backoff();
       for (;;) {
         try {
           const out = await applyEvent(
@@ -473,9 +467,8 @@ class Runner implements ProjectionRunner {
           this.#s.lastError = describe(err);
           this.#setState("retrying");
           this.#inRetry = true;
-          await pause(delay, this.#abort.signal);
+          await delay(backoff.next(), { signal: this.#abort.signal });
           this.#inRetry = false;
-          delay = Math.min(delay * 2, this.#o.maxRetryDelayMs);
         }
       }
       try {

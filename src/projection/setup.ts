@@ -10,28 +10,16 @@ import {
   type ConsumerConfig,
   type ConsumerInfo,
   DeliverPolicy,
-  JetStreamApiCodes,
-  type JetStreamApiError,
   type JetStreamManager,
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { ensureKvBucket } from "../kv_create.ts";
 import { KvedgeError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
+import { isConsumerNotFound, isStreamNotFound } from "../nats_errors.ts";
 import { kvStreamName } from "../kv_layout.ts";
 import type { CreateBucketOptions } from "../types.ts";
 import type { Projection } from "./types.ts";
-
-/** JetStream's code for a missing stream. */
-export const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
-/** JetStream's code for a missing consumer. */
-export const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
-
-/** The JetStream API error code of `err`, if it has one. */
-export function apiCode(err: unknown): number | undefined {
-  const code = (err as JetStreamApiError | undefined)?.code;
-  return typeof code === "number" ? code : undefined;
-}
 
 /**
  * Ensures the projection's target bucket: nothing if it exists, created as
@@ -46,7 +34,7 @@ export async function ensureTarget(
     await jsm.streams.info(kvStreamName(bucket));
     return;
   } catch (err) {
-    if (apiCode(err) !== STREAM_NOT_FOUND) {
+    if (!isStreamNotFound(err)) {
       throw mapNatsError(err, `run projection "${projection.name}"`, bucket);
     }
   }
@@ -84,7 +72,7 @@ export async function readSource(
   try {
     return await jsm.streams.info(stream);
   } catch (err) {
-    if (apiCode(err) === STREAM_NOT_FOUND) {
+    if (isStreamNotFound(err)) {
       throw new KvedgeError(
         "BUCKET_NOT_FOUND",
         `Cannot run projection "${projectionName}": source stream "${stream}" does not exist`,
@@ -124,14 +112,14 @@ export async function bindConsumer(
     try {
       await jsm.consumers.delete(c.stream, c.durable);
     } catch (err) {
-      if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
+      if (!isConsumerNotFound(err)) throw err;
     }
   }
   let info: ConsumerInfo | undefined;
   try {
     info = await jsm.consumers.info(c.stream, c.durable);
   } catch (err) {
-    if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
+    if (!isConsumerNotFound(err)) throw err;
   }
   const ackWaitNanos = opts.ackWaitMs * 1_000_000;
   if (info) {

@@ -14,7 +14,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { LRUCache } from "lru-cache";
 import { assertKey } from "../keys.ts";
-import { isWrongLastSequence } from "../errors_map.ts";
+import { isWrongLastSequence } from "../nats_errors.ts";
 import { ConflictError, ProjectionMapError } from "../errors.ts";
 import { describe } from "../describe.ts";
 import type { Operation } from "../types.ts";

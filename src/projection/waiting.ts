@@ -1,23 +1,9 @@
 /**
- * How a projection runner waits: a pause between retries that a stop cuts
- * short, and callers waiting for the runner's next progress.
+ * Callers waiting for a projection runner's next progress.
  *
  * @module
  */
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
+import { delay } from "../async.ts";
 
 /** Callers waiting for a runner's next change of state or progress. */
 export class ProgressWaiters {
@@ -32,16 +18,10 @@ export class ProgressWaiters {
 
   /** Resolves at the next {@link notify}, after `ms`, or when `signal` aborts. */
   next(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        this.#waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener("abort", done, { once: true });
-      this.#waiters.add(done);
+    const notified = Promise.withResolvers<void>();
+    this.#waiters.add(notified.resolve);
+    return delay(ms, { signal, until: notified.promise }).then(() => {
+      this.#waiters.delete(notified.resolve);
     });
   }
 }

@@ -3,135 +3,31 @@
  * (`workerd` in deno.json, installed by `deno install` / scripts/setup.sh)
  * serves tests/runtimes/_workerd_worker.ts, bundled for the browser platform,
  * over a nats-server's WebSocket port on loopback. The plain isolate handler
- * and the Durable Object are driven with fetch; workerd is stopped by PID.
+ * and the Durable Object are driven with fetch; workerd is stopped by PID
+ * (testing/workerd.ts, shared with the benchmark).
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
 import { freePort } from "../../host/free_port.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import {
+  bundleWorker as bundle,
+  startWorkerd,
+  workerdBinary,
+  workerdConfig,
+  type WorkerdConfigOptions,
+} from "../../testing/workerd.ts";
 
 const WORKER = fileURLToPath(new URL("./_workerd_worker.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../../examples/workerd/", import.meta.url));
 const TOKEN = "workerd-write-token";
 /** A compatibility date from before node:crypto loaded without `nodejs_compat`. */
 const OLD_DATE = "2024-09-23";
 
-/** The workerd binary of the npm package, and the newest compatibility date it knows. */
-async function workerdBinary(): Promise<{ path: string; compatibilityDate: string }> {
-  const mod = await import("workerd") as unknown as {
-    default: string | { default: string; compatibilityDate: string };
-    compatibilityDate?: string;
-  };
-  const path = typeof mod.default === "string" ? mod.default : mod.default.default;
-  const compatibilityDate = mod.compatibilityDate ??
-    (typeof mod.default === "string" ? undefined : mod.default.compatibilityDate);
-  assert.ok(compatibilityDate, "the workerd package names its compatibility date");
-  return { path, compatibilityDate };
-}
-
-async function bundle(entry: string, out: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--quiet",
-      "--platform",
-      "browser",
-      "--external",
-      "cloudflare:workers",
-      "-o",
-      out,
-      entry,
-    ],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, `deno bundle failed: ${new TextDecoder().decode(stderr)}`);
-}
-
-function capnp(
-  o: {
-    port: number;
-    natsUrl: string;
-    bucket: string;
-    compatibilityDate: string;
-    objectClass?: "KvedgeEdge" | "KvedgePlain";
-  },
-): string {
-  const objectClass = o.objectClass ?? "KvedgeEdge";
-  return `using Workerd = import "/workerd/workerd.capnp";
-
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .worker),
-    # Outbound connections may reach loopback only: the test's nats-server.
-    (name = "loopback", network = (allow = ["local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${o.port}", http = (), service = "main") ],
-);
-
-const worker :Workerd.Worker = (
-  modules = [ (name = "worker.js", esModule = embed "worker.js") ],
-  compatibilityDate = "${o.compatibilityDate}",
-  globalOutbound = "loopback",
-  durableObjectNamespaces = [ (className = "${objectClass}", uniqueKey = "kvedge-workerd-test") ],
-  durableObjectStorage = (inMemory = void),
-  bindings = [
-    (name = "NATS_URL", text = "${o.natsUrl}"),
-    (name = "BUCKET", text = "${o.bucket}"),
-    (name = "WRITE_TOKEN", text = "${TOKEN}"),
-    (name = "KVEDGE", durableObjectNamespace = "${objectClass}"),
-  ],
-);
-`;
-}
-
-interface Workerd extends AsyncDisposable {
-  readonly url: string;
-  readonly log: () => string;
-}
-
-/** Starts workerd on a free port and waits until it answers; stopped by PID on dispose. */
-async function startWorkerd(dir: string, binary: string, config: string): Promise<Workerd> {
-  const child = new Deno.Command(binary, {
-    args: ["serve", config],
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const drain = (s: ReadableStream<Uint8Array>) =>
-    s.pipeTo(new WritableStream({ write: (b) => void (output += decoder.decode(b)) }))
-      .catch(() => {});
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const stop = async () => {
-    try {
-      Deno.kill(child.pid, "SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    await drained;
-  };
-  try {
-    const port = /127\.0\.0\.1:(\d+)/.exec(await Deno.readTextFile(config))![1];
-    const url = `http://127.0.0.1:${port}`;
-    let exited: Deno.CommandStatus | undefined;
-    child.status.then((s) => exited = s);
-    try {
-      await waitFor(() => {
-        if (exited !== undefined) throw new Error(`workerd exited with ${exited.code}`);
-        return /Listening on/.test(output);
-      }, { timeoutMs: 30_000, message: "workerd listens" });
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${output}`, { cause: err });
-    }
-    return { url, log: () => output, [Symbol.asyncDispose]: stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+/** The test's workerd config: its Durable Object namespace and write token. */
+function capnp(o: Omit<WorkerdConfigOptions, "uniqueKey" | "writeToken">): string {
+  return workerdConfig({ ...o, uniqueKey: "kvedge-workerd-test", writeToken: TOKEN });
 }
 
 interface Connz {

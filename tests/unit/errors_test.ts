@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { BucketNotFoundError, KvedgeError, OverflowError, ProjectionMapError } from "../../mod.ts";
 import { Broadcast } from "../../src/broadcast.ts";
 import { mapNatsError } from "../../src/errors_map.ts";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 
 Deno.test("a reader that falls behind its buffer fails with OverflowError naming the operation", async () => {
   const b = new Broadcast<number>();
@@ -28,7 +29,13 @@ Deno.test("a reader that falls behind its buffer fails with OverflowError naming
 });
 
 Deno.test("a missing bucket is reported for the operation attempted", () => {
-  const notFound = new Error("stream not found");
+  // What JetStream answers for a missing stream (nats.js's StreamNotFoundError.fromMessage):
+  // kvedge decides by the code, not by the text.
+  const notFound = new JetStreamApiError({
+    err_code: JetStreamApiCodes.StreamNotFound,
+    code: 404,
+    description: "stream not found",
+  });
   const onOpen = mapNatsError(notFound, `open cache on bucket "users"`, "users");
   assert.ok(onOpen instanceof BucketNotFoundError);
   assert.match(onOpen.message, /^Cannot open cache on bucket "users": .*pass "create"/);

@@ -4,7 +4,9 @@
  * tests; host, workers, scripts and the harness in `testing/` never import
  * from `tests/`; no test fixture lives under `scripts/`, whose top level has
  * no `_` helpers; no static import cycle anywhere reachable from the entry
- * points. Starts no server.
+ * points; and one place per piece of knowledge (describe, UsageError, waits,
+ * NATS error classification, the reconnect policy, the Prometheus renderer,
+ * the worker's facade bounds). Starts no server.
  */
 import assert from "node:assert/strict";
 
@@ -205,4 +207,128 @@ Deno.test("the cycle finder finds a cycle, a self-import and nothing in a tree",
   ]);
   assert.deepEqual(cycles(graph).map((c) => c.join(" ")).sort(), ["a.ts b.ts c.ts", "d.ts"]);
   assert.deepEqual(cycles(new Map([["x.ts", ["y.ts"]], ["y.ts", []]])), []);
+});
+
+// ---------------------------------------------------------------------------
+// One place per piece of knowledge (docs/architecture.md). Each check looks
+// for a precise spelling of a second copy in the comment-free source.
+
+/** The comment-free text of every `.ts` file under `dirs`, by path. */
+async function sources(dirs: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const dir of dirs) {
+    for (const file of await tsFiles(dir)) {
+      out.set(file, withoutComments(await Deno.readTextFile(new URL(file, ROOT))));
+    }
+  }
+  return out;
+}
+
+/** `file: line` for every line of `texts` (but `allowed` files) that `pattern` matches. */
+function matching(texts: Map<string, string>, pattern: RegExp, allowed: string[] = []): string[] {
+  const bad: string[] = [];
+  for (const [file, text] of texts) {
+    if (allowed.includes(file)) continue;
+    for (const line of text.split("\n")) {
+      if (pattern.test(line)) bad.push(`${file}: ${line.trim()}`);
+    }
+  }
+  return bad;
+}
+
+const PRODUCT = ["src", "host", "workers"];
+const EVERYWHERE = ["src", "host", "workers", "scripts", "testing"];
+
+Deno.test("one describe(err): src/describe.ts", async () => {
+  const texts = await sources(EVERYWHERE);
+  assert.deepEqual(
+    matching(texts, /\bfunction\s+describe\s*\(|\b(?:const|let)\s+describe\s*=/, [
+      "src/describe.ts",
+    ]),
+    [],
+  );
+});
+
+Deno.test("one UsageError: host/usage_error.ts", async () => {
+  const texts = await sources(EVERYWHERE);
+  assert.deepEqual(matching(texts, /\bclass\s+UsageError\b/, ["host/usage_error.ts"]), []);
+});
+
+Deno.test("waiting is src/async.ts: no other timer-based wait, deadline or sleep", async () => {
+  // The timers left act (they are not waits): the region link's nudge and the log's flush.
+  const texts = await sources(EVERYWHERE);
+  const counts: Record<string, number> = {};
+  for (const [file, text] of texts) {
+    const n = text.match(/\bsetTimeout\s*\(/g)?.length ?? 0;
+    if (n > 0 && file !== "src/async.ts") counts[file] = n;
+  }
+  assert.deepEqual(counts, { "src/region.ts": 1, "workers/_log.ts": 1 });
+  assert.deepEqual(
+    matching(texts, /\bfunction\s+(?:withDeadline|within|sleep|delay|pause|abortable)\s*\(/, [
+      "src/async.ts",
+    ]),
+    [],
+  );
+});
+
+Deno.test("NATS errors are classified in src/nats_errors.ts, never by their message", async () => {
+  const product = await sources(PRODUCT);
+  // A regex or string test on an error's message. Two are known and kept:
+  // workerd's cross-request refusal (no class, no code), and nats.js's
+  // max_payload refusal, compared whole with nats.js's own wording.
+  assert.deepEqual(
+    matching(
+      product,
+      /\.test\(\s*(?:String\(\s*)?\(?\s*(?:err|e|error|cause)\b[^)]*\.message|\b(?:err|e|error)\??\.message\s*(?:[!=]==|\.(?:includes|startsWith|endsWith|match|search)\()/,
+      ["src/http/request_bound_socket.ts", "src/nats_errors.ts"],
+    ),
+    [],
+  );
+  const all = await sources(EVERYWHERE);
+  assert.deepEqual(matching(all, /\bJetStreamApiCodes\b/, ["src/nats_errors.ts"]), []);
+});
+
+Deno.test("one reconnect policy: RECONNECT_POLICY in src/connect.ts", async () => {
+  const texts = await sources(PRODUCT);
+  assert.deepEqual(
+    matching(
+      texts,
+      /\b(?:maxReconnectAttempts|reconnectTimeWait|reconnectJitter|pingInterval)\s*:/,
+      [
+        "src/connect.ts",
+      ],
+    ),
+    [],
+  );
+});
+
+Deno.test("one Prometheus renderer: src/prometheus.ts writes every # HELP and # TYPE", async () => {
+  const texts = await sources(EVERYWHERE);
+  assert.deepEqual(matching(texts, /# (?:HELP|TYPE) /, ["src/prometheus.ts"]), []);
+});
+
+Deno.test("the worker's facade bounds are listed once, in host/edge_config.ts EDGE_LIMITS", async () => {
+  const texts = await sources(["host", "workers"]);
+  const names = [
+    "maxBodyBytes",
+    "maxSseStreams",
+    "sseBufferBytes",
+    "maxJsonDepth",
+    "maxConcurrentScans",
+    "maxHistoryBytes",
+    "maxReplays",
+    "maxReplaysPerClient",
+    "maxHeaderCount",
+    "maxHeaderBytes",
+  ];
+  const bad: string[] = [];
+  for (const [file, text] of texts) {
+    for (const name of names) {
+      const n = text.match(new RegExp(`\\b${name}\\s*:`, "g"))?.length ?? 0;
+      const allowed = file === "host/edge_config.ts" ? 1 : 0;
+      if (n > allowed) bad.push(`${file}: ${name} × ${n}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+  assert.match(texts.get("host/edge_config.ts")!, /export const EDGE_LIMITS = \{/);
 });
