@@ -24,11 +24,17 @@ export interface TortureOptions {
   shrinkMs: number;
   /** Stop at the first failing schedule. Default false. */
   failFast: boolean;
+  /**
+   * Run projection schedules instead (tests/torture/projection.ts): the
+   * projector killed while it applies events that write several keys.
+   * Default false.
+   */
+  projection: boolean;
 }
 
 const USAGE = `usage: deno task torture [--seed N] [--schedules N] [--modes ${MODE_NAMES.join(",")}]
                           [--server PATH] [--budget-ms MS] [--steps i,j,…] [--shrink-ms MS]
-                          [--fail-fast]`;
+                          [--fail-fast] [--projection]`;
 
 /** Parses `args`; throws a `TypeError` with the usage on a bad one. */
 export function parseArgs(args: string[]): TortureOptions {
@@ -39,6 +45,7 @@ export function parseArgs(args: string[]): TortureOptions {
     budgetMs: Infinity,
     shrinkMs: 180_000,
     failFast: false,
+    projection: false,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -83,6 +90,9 @@ export function parseArgs(args: string[]): TortureOptions {
         break;
       case "--fail-fast":
         o.failFast = true;
+        break;
+      case "--projection":
+        o.projection = true;
         break;
       default:
         throw new TypeError(`Cannot run torture: unknown argument "${a}"\n${USAGE}`);
