@@ -410,11 +410,28 @@ export async function runProjectionSchedule(
       }
     }
     await site.heal();
-    if (projector) await projector.stop("SIGTERM");
-    projector = undefined;
-    // The uninterrupted run that finishes the job.
+    if (projector) {
+      // One more kill at wherever it is.
+      const s = await projector.stop("SIGKILL");
+      projector = undefined;
+      if (s.signal === "SIGKILL") count("projector kill -9 at the end");
+    }
+    // The uninterrupted run that finishes the job and, at the same time, the
+    // reference: the same events in one uninterrupted run into a second bucket.
     const last = new Projector(site.cacheUrl, place, ["--until-caught-up"]);
-    const status = await last.ended(CATCH_UP_MS);
+    const ref = await runProjection(site.writer, ledgerProjection(refPlace), {
+      fromStart: true,
+      statusIntervalMs: 0,
+    });
+    let status: Deno.CommandStatus | undefined;
+    try {
+      [status] = await Promise.all([
+        last.ended(CATCH_UP_MS),
+        ref.caughtUp({ signal: AbortSignal.timeout(CATCH_UP_MS) }),
+      ]);
+    } finally {
+      await ref.stop();
+    }
     if (status === undefined || status.code !== 0) {
       if (status === undefined) await last.stop("SIGKILL");
       violations.push({
@@ -425,13 +442,13 @@ export async function runProjectionSchedule(
       });
       return { violations, mix, ms: Date.now() - t0 };
     }
-    // The reference: the same events, one uninterrupted run into a second bucket.
-    {
-      await using ref = await runProjection(site.writer, ledgerProjection(refPlace), {
-        fromStart: true,
-        statusIntervalMs: 0,
+    const ci = await jsm.consumers.info(stream, `projection_${place.name}`);
+    if (ci.ack_floor.stream_seq !== events.length) {
+      violations.push({
+        rule: "projection",
+        message:
+          `checkpoint ${ci.ack_floor.stream_seq} after the final run, ${events.length} events`,
       });
-      await ref.caughtUp({ signal: AbortSignal.timeout(CATCH_UP_MS) });
     }
     const actual = await dump(site.writer, place.target);
     const reference = await dump(site.writer, refPlace.target);
