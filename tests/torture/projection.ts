@@ -132,7 +132,14 @@ const stepArb: fc.Arbitrary<ProjectionStep> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: "heal" as const }) },
 );
 
-/** The schedule of `seed` (6–16 steps); `keep` selects steps (a replay of part of it). */
+/**
+ * The schedule of `seed` (6–16 steps); `keep` selects steps (a replay of part of it).
+ *
+ * @example
+ * ```ts ignore
+ * const { steps } = generateProjection(7920); // the same steps on every machine
+ * ```
+ */
 export function generateProjection(seed: number, keep?: readonly number[]): ProjectionSchedule {
   const [steps] = fc.sample(fc.array(stepArb, { minLength: 6, maxLength: 16 }), {
     seed,
@@ -146,7 +153,14 @@ export function generateProjection(seed: number, keep?: readonly number[]): Proj
   };
 }
 
-/** One line per step, for failure reports. */
+/**
+ * One line per step, for failure reports.
+ *
+ * @example
+ * ```ts ignore
+ * describeProjectionStep({ op: "sigkillAt", writes: 3 }); // "kill -9 the projector right after its 3th …"
+ * ```
+ */
 export function describeProjectionStep(s: ProjectionStep): string {
   switch (s.op) {
     case "publish": {
@@ -289,7 +303,16 @@ function diff(name: string, actual: Map<string, string>, expected: Map<string, s
   return out;
 }
 
-/** Runs one projection schedule on `site`. */
+/**
+ * Runs one projection schedule on `site`: its own source stream, target and
+ * reference buckets (deleted at the end), every step, the final uninterrupted
+ * run and the comparison. Leaves the site healed.
+ *
+ * @example
+ * ```ts ignore
+ * const res = await runProjectionSchedule(await new World().single(), generateProjection(1));
+ * ```
+ */
 export async function runProjectionSchedule(
   site: Site,
   schedule: ProjectionSchedule,
@@ -480,7 +503,14 @@ export interface ProjectionTortureOptions {
   failFast: boolean;
 }
 
-/** The one-line command that replays projection schedule `seed`. */
+/**
+ * The one-line command that replays projection schedule `seed`.
+ *
+ * @example
+ * ```ts ignore
+ * projectionReplayCommand(7920, undefined); // "deno task torture --projection --seed 7920 --schedules 1"
+ * ```
+ */
 export function projectionReplayCommand(
   seed: number,
   server: string | undefined,

@@ -49,7 +49,15 @@ export type LedgerValue = Order | Customer | Stats;
 type Get = (key: string) => Promise<LedgerValue | undefined>;
 type Write = { key: string; value: LedgerValue } | { key: string; delete: true };
 
-/** The fold of one event on what `get` returns: the writes, in the order they are made. */
+/**
+ * The fold of one event on what `get` returns: the writes, in the order they are made.
+ *
+ * @example
+ * ```ts ignore
+ * await ledgerWrites({ t: "created", o: "o1", c: "c1" }, 1, () => Promise.resolve(undefined));
+ * // order.o1, customer.c1 and stats
+ * ```
+ */
 export async function ledgerWrites(e: LedgerEvent, seq: number, get: Get): Promise<Write[]> {
   const orderKey = `order.${e.o}`;
   const order = await get(orderKey) as Order | undefined;
