@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { LRUCache } from "lru-cache";
 import { assertKey } from "../keys.ts";
@@ -141,34 +141,33 @@ export class ProjectionTarget {
     const sm = await this.#jsm.streams.getMessage(this.#stream, {
       last_by_subj: kvSubject(this.#bucket, key),
     });
-    let state: TargetState;
-    if (sm === null) {
-      state = {
-        key,
-        revision: 0,
-        operation: undefined,
-        data: undefined,
-        sourceSeq: 0,
-        sourceEpoch: undefined,
-        createdMs: 0,
-      };
-    } else {
-      const h = sm.header;
-      const operation = operationOf(h);
-      const seqText = h?.get(SOURCE_SEQ_HEADER) ?? "";
-      const seq = /^\d+$/.test(seqText) ? Number(seqText) : 0;
-      state = {
-        key,
-        revision: sm.seq,
-        operation,
-        data: operation === "PUT" ? sm.data : undefined,
-        sourceSeq: seq,
-        sourceEpoch: h?.get(SOURCE_EPOCH_HEADER) || undefined,
-        createdMs: sm.time.getTime(),
-      };
-    }
+    const state = sm === null ? emptyState(key) : stateOf(key, sm);
     this.#cache?.set(key, state);
     return state;
+  }
+
+  /**
+   * The key's state just before `revision`: its message that precedes
+   * `revision` in the stream (an empty state if none does), read from the
+   * stream leader and not remembered. Used to refold an event whose earlier
+   * attempt wrote some of its keys; it finds that message only while the
+   * bucket's history keeps it (history 2 or more; targets are created with 10).
+   */
+  async readBefore(key: string, revision: number): Promise<TargetState> {
+    const subject = kvSubject(this.#bucket, key);
+    let before: StoredMsg | null = null;
+    // A key holds at most `history` messages: a few requests, on a path taken
+    // only after an interrupted event. STREAM.MSG.GET has had next_by_subj since 2.9.
+    for (let seq = 1;;) {
+      const sm = await this.#jsm.streams.getMessage(
+        this.#stream,
+        { seq, next_by_subj: subject } as unknown as MsgRequest,
+      );
+      if (sm === null || sm.seq >= revision) break;
+      before = sm;
+      seq = sm.seq + 1;
+    }
+    return before === null ? emptyState(key) : stateOf(key, before);
   }
 
   /** What is remembered of `key`, without I/O (`undefined` when nothing is). */
@@ -238,6 +237,34 @@ export class ProjectionTarget {
   }
 }
 
+function emptyState(key: string): TargetState {
+  return {
+    key,
+    revision: 0,
+    operation: undefined,
+    data: undefined,
+    sourceSeq: 0,
+    sourceEpoch: undefined,
+    createdMs: 0,
+  };
+}
+
+function stateOf(key: string, sm: StoredMsg): TargetState {
+  const h = sm.header;
+  const operation = operationOf(h);
+  const seqText = h?.get(SOURCE_SEQ_HEADER) ?? "";
+  const seq = /^\d+$/.test(seqText) ? Number(seqText) : 0;
+  return {
+    key,
+    revision: sm.seq,
+    operation,
+    data: operation === "PUT" ? sm.data : undefined,
+    sourceSeq: seq,
+    sourceEpoch: h?.get(SOURCE_EPOCH_HEADER) || undefined,
+    createdMs: sm.time.getTime(),
+  };
+}
+
 /**
  * Whether the target already holds the result of this source event or of a
  * later one (same source incarnation): then the write is skipped.
@@ -269,7 +296,9 @@ interface Write {
  * Applies one source event to the target, idempotently:
  *
  * 1. `map(event, ctx)` runs; `ctx.get()` reads target states and remembers
- *    them (the fold's inputs).
+ *    them (the fold's inputs). A key this very event already wrote (an
+ *    earlier attempt was interrupted between its writes) is shown as it was
+ *    before the event, so every attempt folds on the same inputs.
  * 2. For each key returned: if the target's entry already carries this
  *    event's sequence or a later one (same incarnation), the write is skipped.
  * 3. Otherwise it is written with compare-and-set on the revision the fold
@@ -295,6 +324,8 @@ export async function applyEvent<V>(
   const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
   attempt: for (;;) {
     const seen = new Map<string, TargetState>();
+    // What `map` is shown of each key: its state before this event.
+    const views = new Map<string, TargetState>();
     // Keys whose state came from memory: a write to one is checked by its
     // compare-and-set, a key only read must be checked before writing others.
     const fromMemory = new Set<string>();
@@ -317,7 +348,24 @@ export async function applyEvent<V>(
           }
           seen.set(key, state);
         }
-        return visibleEntry(state, epoch, projection);
+        let view = views.get(key);
+        if (!view) {
+          view = state;
+          if (state.sourceEpoch === epoch && state.sourceSeq === event.seq) {
+            // This event's own write, left by an attempt that did not finish
+            // (a kill, a lost connection, a lost compare-and-set on another
+            // key): the fold reads what the key held before it, as that
+            // attempt did, so the event's other keys get the same values.
+            try {
+              view = await target.readBefore(key, state.revision);
+            } catch (err) {
+              worldError = err;
+              throw err;
+            }
+          }
+          views.set(key, view);
+        }
+        return visibleEntry(view, epoch, projection);
       },
     };
     let result;

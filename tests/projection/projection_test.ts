@@ -19,6 +19,7 @@ import {
   ProjectionTarget,
   SOURCE_EPOCH_HEADER,
   SOURCE_SEQ_HEADER,
+  type SourcePosition,
 } from "../../src/projection/target.ts";
 import orderSummary, { type OrderSummary } from "../../examples/orders/projection.ts";
 import { orderEvents, publishOrders } from "../../examples/orders/publish_orders.ts";
@@ -486,6 +487,90 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
       const out = await applyEvent(mine, copier, event(3, {}), E4);
       assert.equal(out.conflicts, 1);
       assert.equal((await kv.get("copy.3"))?.json<number>(), 2, "folded on the real value");
+    });
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("an event interrupted between its writes is refolded on the values from before it", async (t) => {
+  // Found by the projection checker (deno task torture --projection, seed 1):
+  // an event whose first write landed before a kill came back and saw that
+  // write as its input, so its other keys were folded on its own result.
+  await using server = await startServer();
+  const nc = await connectTo(server);
+  try {
+    const bucket = uniqueBucket("refold");
+    const kv = await new Kvm(nc).create(bucket, { history: 10 });
+    const jsm = await jetstreamManager(nc);
+    type V = { total: number };
+    // `order.<o>` first, then `customer`, whose total moves by the order's old total.
+    const ledger = defineProjection<V>({
+      name: "refold",
+      source: { stream: "LEDGER" },
+      target: bucket,
+      async map(e, ctx) {
+        const body = e.json<{ o: string; add?: number; cancel?: true }>();
+        const key = `order.${body.o}`;
+        const order = (await ctx.get(key))?.value;
+        const customer = (await ctx.get("customer"))?.value ?? { total: 0 };
+        if (body.cancel) {
+          if (!order) return null;
+          return [
+            { key, delete: true },
+            { key: "customer", value: { total: customer.total - order.total } },
+          ];
+        }
+        const next = { total: (order?.total ?? 0) + body.add! };
+        return [
+          { key, value: next },
+          { key: "customer", value: { total: customer.total - (order?.total ?? 0) + next.total } },
+        ];
+      },
+    });
+    /** A target whose next write of `customer` fails: the process dies between two writes. */
+    class DiesBeforeCustomer extends ProjectionTarget {
+      armed = true;
+      override put(key: string, data: Uint8Array, position: SourcePosition, revision: number) {
+        if (this.armed && key === "customer") {
+          this.armed = false;
+          return Promise.reject(new Error("killed between two writes"));
+        }
+        return super.put(key, data, position, revision);
+      }
+    }
+    const E = "LEDGER@one";
+    const total = async (key: string) => {
+      const e = await kv.get(key);
+      return e?.operation === "PUT" ? e.json<V>().total : e?.operation;
+    };
+    const target = new ProjectionTarget(jsm, jetstream(nc), bucket);
+    await applyEvent(target, ledger, event(1, { o: "a", add: 5 }), E);
+    await applyEvent(target, ledger, event(2, { o: "b", add: 7 }), E);
+    assert.equal(await total("customer"), 12);
+
+    await t.step("redelivered to a new process", async () => {
+      const dying = new DiesBeforeCustomer(jsm, jetstream(nc), bucket);
+      await assert.rejects(
+        applyEvent(dying, ledger, event(3, { o: "a", cancel: true }), E),
+        /killed between two writes/,
+      );
+      assert.equal(await total("order.a"), "DEL", "the first write landed");
+      const next = new ProjectionTarget(jsm, jetstream(nc), bucket);
+      const out = await applyEvent(next, ledger, event(3, { o: "a", cancel: true }), E);
+      assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
+      assert.equal(await total("customer"), 7, "the cancelled order's 5 is taken off once");
+    });
+
+    await t.step("retried by the same process, which remembers its own write", async () => {
+      const dying = new DiesBeforeCustomer(jsm, jetstream(nc), bucket);
+      const e4 = event(4, { o: "b", add: 3 });
+      await assert.rejects(applyEvent(dying, ledger, e4, E), /killed between two writes/);
+      assert.equal(await total("order.b"), 10);
+      const out = await applyEvent(dying, ledger, e4, E);
+      assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
+      assert.equal(await total("customer"), 10, "order b's 3 is added once");
+      assert.equal(await total("order.b"), 10);
     });
   } finally {
     await nc.close();

@@ -26,11 +26,17 @@ export interface TortureOptions {
   failFast: boolean;
   /** The step generator's generation (a recorded seed replays with its own). Default: the newest. */
   gen: number;
+  /**
+   * Run projection schedules instead (tests/torture/projection.ts): the
+   * projector killed while it applies events that write several keys.
+   * Default false.
+   */
+  projection: boolean;
 }
 
 const USAGE = `usage: deno task torture [--seed N] [--schedules N] [--modes ${MODE_NAMES.join(",")}]
                           [--server PATH] [--budget-ms MS] [--steps i,j,…] [--shrink-ms MS]
-                          [--fail-fast] [--gen ${GENERATIONS.join("|")}]`;
+                          [--fail-fast] [--gen ${GENERATIONS.join("|")}] [--projection]`;
 
 /** Parses `args`; throws a `TypeError` with the usage on a bad one. */
 export function parseArgs(args: string[]): TortureOptions {
@@ -42,6 +48,7 @@ export function parseArgs(args: string[]): TortureOptions {
     shrinkMs: 180_000,
     failFast: false,
     gen: LATEST_GEN,
+    projection: false,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

@@ -12,6 +12,7 @@ import { describeSchedule, runSchedule } from "./runner.ts";
 import { generate, pickMode, type Schedule, scheduleSeed } from "./schedule.ts";
 import { shrink } from "./shrink.ts";
 import { World } from "./world.ts";
+import { tortureProjections } from "./projection.ts";
 import type { Violation } from "./checker.ts";
 
 /** One failing schedule. */
@@ -121,6 +122,11 @@ if (import.meta.main) {
   } catch (err) {
     console.error((err as Error).message);
     Deno.exit(2);
+  }
+  if (o.projection) {
+    console.log(`torture: seed ${o.seed}, ${o.schedules} projection schedules`);
+    const r = await tortureProjections(o);
+    Deno.exit(r.failures.length > 0 ? 1 : 0);
   }
   console.log(`torture: seed ${o.seed}, ${o.schedules} schedules, modes ${o.modes.join(",")}`);
   const r = await torture(o);

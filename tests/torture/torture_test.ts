@@ -2,12 +2,14 @@
  * The fault-schedule checker in `deno task test`: a fixed budget of seeded
  * schedules over every mode family against the server under test
  * (`KVEDGE_NATS_SERVER`), and the recorded seeds that found issue 18's holes
- * and a close() that hung on a paused server.
+ * and a close() that hung on a paused server; and a fixed budget of
+ * projection schedules (a projector killed mid-event, tests/torture/projection.ts).
  * `deno task torture --schedules N` runs more (tests/torture/main.ts).
  */
 import assert from "node:assert/strict";
 import { parseArgs } from "./args.ts";
 import { torture } from "./main.ts";
+import { tortureProjections } from "./projection.ts";
 
 /** Seed of the CI run; `KVEDGE_TORTURE_SEED` picks another one. */
 const SEED = Number(Deno.env.get("KVEDGE_TORTURE_SEED") ?? 20261206);
@@ -176,5 +178,38 @@ Deno.test({
         () => check(["--gen", "1", "--seed", seed, "--schedules", "1", "--modes", "regional"]),
       );
     }
+  },
+});
+
+Deno.test({
+  name:
+    "seeded projection schedules: a projector killed between an event's writes leaves what an uninterrupted run leaves",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  // About 7 s a schedule (each starts the projector 4 or 5 times); found
+  // events refolded on their own half-made writes (tests/projection
+  // "an event interrupted between its writes…").
+  fn: async () => {
+    const lines: string[] = [];
+    const o = parseArgs([
+      "--projection",
+      "--seed",
+      String(SEED),
+      "--schedules",
+      "8",
+      "--budget-ms",
+      "50000",
+    ]);
+    const report = await tortureProjections(o, (l) => lines.push(l));
+    assert.ok(report.schedules > 0, "ran no schedule");
+    assert.deepEqual(
+      report.failures.map((f) => f.replay),
+      [],
+      `the checker found violations:\n${lines.join("\n")}`,
+    );
+    assert.ok(
+      (report.mix.get("projector kill -9 after a write") ?? 0) > 0,
+      `no kill landed right after a target write:\n${lines.join("\n")}`,
+    );
   },
 });
