@@ -102,6 +102,9 @@ export function parseArgs(args: string[]): TortureOptions {
         o.gen = g;
         break;
       }
+      case "--projection":
+        o.projection = true;
+        break;
       default:
         throw new TypeError(`Cannot run torture: unknown argument "${a}"\n${USAGE}`);
     }
