@@ -118,7 +118,7 @@ export class Pipeline {
   readonly scans: Admission;
   /** Watch streams replaying from a revision. */
   readonly replays: Admission;
-  readonly clientOf: (request: Request) => string | undefined;
+  readonly clientOf: (request: Request, env: unknown) => string | undefined;
   readonly #unmatched: RouteMetrics;
 
   constructor(options: CreateAppOptions, limits: ResolvedAppOptions) {
@@ -178,8 +178,14 @@ export class Pipeline {
    * Takes a place in `admission` for the request, or throws 503 `overloaded`
    * (counted as `kvedge_http_refused_total{bound}`). Returns the release.
    */
-  admit(admission: Admission, request: Request, bound: string, what: string): () => void {
-    const entered = admission.enter(this.clientOf(request));
+  admit(
+    admission: Admission,
+    request: Request,
+    env: unknown,
+    bound: string,
+    what: string,
+  ): () => void {
+    const entered = admission.enter(this.clientOf(request, env));
     if (typeof entered === "function") return entered;
     const name = entered === "client" ? `${bound}_per_client` : bound;
     this.refused(name);
