@@ -31,6 +31,8 @@ function valueJson(): string {
 
 interface WrkFigures {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -46,13 +48,14 @@ function toMs(text: string): number {
 /** Parses wrk's report (with `--latency`). */
 export function parseWrk(out: string): WrkFigures {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   if (!Number.isFinite(rps) || !p50 || !p99) throw new Error(`Cannot parse wrk output:\n${out}`);
-  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
+  return { rps, requests, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
 }
 
 async function wrk(url: string, seconds: number): Promise<WrkFigures> {
@@ -64,6 +67,33 @@ async function wrk(url: string, seconds: number): Promise<WrkFigures> {
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
   return parseWrk(text);
+}
+
+/**
+ * CPU seconds (user + system) process `pid` has used so far, from
+ * `/proc/<pid>/stat`; undefined where there is no such file. Per request, it
+ * is less disturbed than rps by other jobs on the machine.
+ */
+function cpuSeconds(pid: number, ticksPerSecond: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // After "(comm) ": state is field 3, utime field 14, stime field 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kernel's clock ticks per second (`getconf CLK_TCK`), 100 if unknown. */
+async function clockTicks(): Promise<number> {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return Number.isFinite(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
 }
 
 async function hasWrk(): Promise<boolean> {
@@ -144,6 +174,7 @@ export const scenario: Scenario = {
       await nc.close();
 
       const urls = {} as Record<Variant, string>;
+      const pids = {} as Record<Variant, number>;
       const edgePort = freePort();
       const edge = spawn(DENO, [
         "run",
@@ -155,6 +186,7 @@ export const scenario: Scenario = {
         env: { NATS_URL: server.url, KVEDGE_BUCKETS: `${bucket}:replica`, PORT: String(edgePort) },
       });
       procs.push(edge);
+      pids.edge = edge.child.pid;
       urls.edge = `http://127.0.0.1:${edgePort}/v1/buckets/${bucket}/keys/${KEY}`;
 
       const bares: BareKind[] = ["bare", "bare_headers", "bare_headers_inm"];
@@ -175,6 +207,7 @@ export const scenario: Scenario = {
           bucket,
         ]);
         procs.push(proc);
+        pids[kind] = proc.child.pid;
         bareProcs[kind] = proc;
         urls[kind] = `http://127.0.0.1:${port}/v1/buckets/${bucket}/keys/${KEY}`;
       }
@@ -199,6 +232,7 @@ export const scenario: Scenario = {
           redisKey,
         ]);
         procs.push(hono);
+        pids.hono_redis = hono.child.pid;
         urls.hono_redis = `http://127.0.0.1:${honoPort}/v1/buckets/${bucket}/keys/${KEY}`;
         variants.push("hono_redis");
         await waitServing(urls.hono_redis, hono, "Hono+ioredis server");
@@ -211,13 +245,19 @@ export const scenario: Scenario = {
       if (!ctx.quick) { for (const v of variants) await wrk(urls[v], 2); }
       const fig = {} as Record<
         Variant,
-        { rps: number[]; p50: number[]; p99: number[]; errors: number[] }
+        { rps: number[]; p50: number[]; p99: number[]; errors: number[]; cpuUs: number[] }
       >;
-      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [] };
+      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [], cpuUs: [] };
+      const ticks = await clockTicks();
       for (let r = 0; r < ctx.reps; r++) {
         for (let j = 0; j < variants.length; j++) {
           const v = variants[(j + r) % variants.length]!;
+          const cpu0 = cpuSeconds(pids[v], ticks);
           const w = await wrk(urls[v], seconds);
+          const cpu1 = cpuSeconds(pids[v], ticks);
+          if (cpu0 !== undefined && cpu1 !== undefined && w.requests > 0) {
+            fig[v].cpuUs.push((cpu1 - cpu0) * 1e6 / w.requests);
+          }
           fig[v].rps.push(w.rps);
           fig[v].p50.push(w.p50Ms);
           fig[v].p99.push(w.p99Ms);
@@ -271,6 +311,23 @@ export const scenario: Scenario = {
           kvedge: null,
           note: "skipped: Redis is not reachable on 127.0.0.1:6379",
         });
+      }
+      if (fig.edge.cpuUs.length > 0) {
+        // The server's own CPU per request: the figure other jobs on the machine disturb least.
+        for (
+          const [v, name] of [["bare", "bare Deno.serve + Map"], [
+            "bare_headers",
+            "bare, six headers",
+          ]] as const
+        ) {
+          rows.push(
+            infoRow("server CPU per GET hit", "µs", stat(fig.edge.cpuUs), {
+              baselineName: name,
+              baseline: stat(fig[v].cpuUs),
+              note: "info: CPU time of the server process / requests; lower is better",
+            }),
+          );
+        }
       }
       rows.push(
         infoRow("GET hit p99 latency", "ms", stat(fig.edge.p99), {
