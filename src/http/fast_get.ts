@@ -22,8 +22,8 @@ const PREFIX = "/v1/buckets/";
 /**
  * The response to a GET of one key (recorded on `rm`), or `undefined` when
  * Hono should answer. A fresh resident value is answered synchronously (a
- * `Response`, no promise: Deno sends it without a turn of the microtask
- * queue); anything else (a miss, a bookmark, an error on the way) as before,
+ * `Response`, not a promise of one: no await and no promise allocated on
+ * the hit path); anything else (a miss, a bookmark to wait for) is awaited
  * through `readKey()`.
  */
 export function fastGet(
