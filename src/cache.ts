@@ -13,6 +13,7 @@ import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
 import type { LocalStore } from "./local_store.ts";
 import { SlotFlag } from "./slot.ts";
 import { abortable, deadline, DeadlineError, settleWithin } from "./async.ts";
+import { SYNC_HIT, type SyncHitSource } from "./sync_hit.ts";
 import type {
   Cache,
   CacheEvent,
@@ -185,6 +186,27 @@ export class KvedgeCache<T> implements Cache<T> {
     if (this.#fresh) this.#hits++;
     else this.#c.counters.add("staleHits");
     return slot.value as T;
+  }
+
+  /**
+   * The GET fast path's hit without a promise (`src/sync_hit.ts`): the same
+   * entry `getEntry(key)` would answer for a fresh, resident, decoded value,
+   * counted the same; `undefined` for anything else.
+   * @internal
+   */
+  [SYNC_HIT](key: string): Entry<T> | undefined {
+    const store = this.#store;
+    const i = store.find(key);
+    if (i < 0 || !this.#fresh || store.flagsAt(i) !== 0) return undefined;
+    this.#hits++;
+    return {
+      key,
+      value: store.valueAt(i) as T,
+      revision: store.revAt(i),
+      createdMs: store.createdAt(i),
+      source: "hit",
+      stale: false,
+    };
   }
 
   async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
@@ -468,8 +490,9 @@ export class KvedgeCache<T> implements Cache<T> {
 }
 
 /** A view with only the read side; the write methods are not there at all. */
-function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
+function readonlyView<T>(c: KvedgeCache<T>): ReadonlyCache<T> & SyncHitSource<T> {
   return {
+    [SYNC_HIT]: (k) => c[SYNC_HIT](k),
     get bucket() {
       return c.bucket;
     },

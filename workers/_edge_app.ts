@@ -26,8 +26,8 @@ export interface EdgeAppOptions {
   signal: AbortSignal;
   /** Where request lines go. */
   log: JsonLogger["log"];
-  /** The client of a request (its address), for the per-client bounds. */
-  clientOf?: (request: Request) => string | undefined;
+  /** The client of a request (its address), for the per-client bounds; `env`: what `app.fetch` was given. */
+  clientOf?: (request: Request, env: unknown) => string | undefined;
 }
 
 /** The Hono app the edge worker serves. */

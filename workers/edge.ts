@@ -322,19 +322,18 @@ async function main(): Promise<number> {
   }
 
   const shutdown = new AbortController();
-  // The client's address, for the per-client bounds (replays).
-  const clients = new WeakMap<Request, string>();
   const app = edgeApp(config, {
     caches: opened.caches,
     signal: shutdown.signal,
     log,
-    clientOf: (request) => clients.get(request),
+    // The client's address, for the per-client bounds (replays): read from
+    // the connection only when a bound asks, not on every request.
+    clientOf: (_request, info) => {
+      const addr = (info as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+      return addr !== undefined && addr.transport === "tcp" ? addr.hostname : undefined;
+    },
   });
-  const handler: GatedServeOptions["handler"] = (request, info) => {
-    const addr = info?.remoteAddr;
-    if (addr !== undefined && addr.transport === "tcp") clients.set(request, addr.hostname);
-    return app.fetch(request);
-  };
+  const handler: GatedServeOptions["handler"] = (request, info) => app.fetch(request, info);
   let server: GatedServer;
   try {
     server = await listen(config, { maxConnections, handler });

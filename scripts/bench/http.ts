@@ -1,9 +1,14 @@
 /**
  * HTTP hit: `wrk -t2 -c64 -d10s --latency` GETs of one resident key from the
- * edge worker (`deno task serve`, i.e. `workers/edge.ts`, replica mode),
- * against a bare `Deno.serve` returning the value from a Map, and Hono +
- * `ioredis` cache-aside against the local Redis on 127.0.0.1:6379 (row
- * skipped if Redis is absent). All three servers run for the whole scenario
+ * edge worker (`deno task serve`, i.e. `workers/edge.ts`, replica mode, the
+ * shipped defaults), against a bare `Deno.serve` returning the value from a
+ * Map with one header (`content-type`), the same bare server sending the six
+ * headers kvedge sends (`content-type`, `etag`, `last-modified`, `x-cache`,
+ * `cache-control`, `kv-bookmark`) built the fastest way known here (a copy of
+ * a ready `Response`, as kvedge does), that server reading `If-None-Match`
+ * as well (information: what reading one request header costs in Deno), and
+ * Hono + `ioredis` cache-aside against the local Redis on 127.0.0.1:6379
+ * (row skipped if Redis is absent). All servers run for the whole scenario
  * and take turns under load; variants rotate per repetition.
  *
  * @module
@@ -27,6 +32,8 @@ function valueJson(): string {
 
 interface WrkFigures {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -42,13 +49,14 @@ function toMs(text: string): number {
 /** Parses wrk's report (with `--latency`). */
 export function parseWrk(out: string): WrkFigures {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   if (!Number.isFinite(rps) || !p50 || !p99) throw new Error(`Cannot parse wrk output:\n${out}`);
-  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
+  return { rps, requests, p50Ms: toMs(p50), p99Ms: toMs(p99), errors };
 }
 
 async function wrk(url: string, seconds: number): Promise<WrkFigures> {
@@ -60,6 +68,33 @@ async function wrk(url: string, seconds: number): Promise<WrkFigures> {
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
   return parseWrk(text);
+}
+
+/**
+ * CPU seconds (user + system) process `pid` has used so far, from
+ * `/proc/<pid>/stat`; undefined where there is no such file. Per request, it
+ * is less disturbed than rps by other jobs on the machine.
+ */
+function cpuSeconds(pid: number, ticksPerSecond: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // After "(comm) ": state is field 3, utime field 14, stime field 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kernel's clock ticks per second (`getconf CLK_TCK`), 100 if unknown. */
+async function clockTicks(): Promise<number> {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return Number.isFinite(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
 }
 
 async function hasWrk(): Promise<boolean> {
@@ -109,7 +144,10 @@ async function waitServing(url: string, proc: Spawned, what: string): Promise<vo
   throw new Error(`${what} did not serve ${url} within 60 s (last: ${last})`);
 }
 
-type Variant = "edge" | "bare" | "hono_redis";
+type Variant = "edge" | "bare" | "bare_headers" | "bare_headers_inm" | "hono_redis";
+
+/** The bare servers: one header; kvedge's six; kvedge's six and a look at `If-None-Match`. */
+type BareKind = "bare" | "bare_headers" | "bare_headers_inm";
 
 /** The HTTP-hit scenario. */
 export const scenario: Scenario = {
@@ -137,6 +175,7 @@ export const scenario: Scenario = {
       await nc.close();
 
       const urls = {} as Record<Variant, string>;
+      const pids = {} as Record<Variant, number>;
       const edgePort = freePort();
       const edge = spawn(DENO, [
         "run",
@@ -148,24 +187,33 @@ export const scenario: Scenario = {
         env: { NATS_URL: server.url, KVEDGE_BUCKETS: `${bucket}:replica`, PORT: String(edgePort) },
       });
       procs.push(edge);
+      pids.edge = edge.child.pid;
       urls.edge = `http://127.0.0.1:${edgePort}/v1/buckets/${bucket}/keys/${KEY}`;
 
-      const barePort = freePort();
-      const bare = spawn(DENO, [
-        "run",
-        "-A",
-        "--config",
-        `${ROOT}/deno.json`,
-        import.meta.filename!,
-        "--child",
-        "bare",
-        "--port",
-        String(barePort),
-      ]);
-      procs.push(bare);
-      urls.bare = `http://127.0.0.1:${barePort}/v1/buckets/${bucket}/keys/${KEY}`;
+      const bares: BareKind[] = ["bare", "bare_headers", "bare_headers_inm"];
+      const bareProcs = {} as Record<BareKind, Spawned>;
+      for (const kind of bares) {
+        const port = freePort();
+        const proc = spawn(DENO, [
+          "run",
+          "-A",
+          "--config",
+          `${ROOT}/deno.json`,
+          import.meta.filename!,
+          "--child",
+          kind,
+          "--port",
+          String(port),
+          "--bucket",
+          bucket,
+        ]);
+        procs.push(proc);
+        pids[kind] = proc.child.pid;
+        bareProcs[kind] = proc;
+        urls[kind] = `http://127.0.0.1:${port}/v1/buckets/${bucket}/keys/${KEY}`;
+      }
 
-      const variants: Variant[] = ["edge", "bare"];
+      const variants: Variant[] = ["edge", ...bares];
       if (redis) {
         const r = new Redis(REDIS_URL);
         await r.set(redisKey, valueJson());
@@ -185,24 +233,32 @@ export const scenario: Scenario = {
           redisKey,
         ]);
         procs.push(hono);
+        pids.hono_redis = hono.child.pid;
         urls.hono_redis = `http://127.0.0.1:${honoPort}/v1/buckets/${bucket}/keys/${KEY}`;
         variants.push("hono_redis");
         await waitServing(urls.hono_redis, hono, "Hono+ioredis server");
       }
       await waitServing(urls.edge, edge, "edge worker");
-      await waitServing(urls.bare, bare, "bare Deno.serve");
+      for (const kind of bares) await waitServing(urls[kind], bareProcs[kind], `${kind} server`);
+      await sameHeaders(urls.edge, urls.bare_headers);
 
       ctx.log(`http: warm-up, then ${ctx.reps} reps × ${variants.length} variants × ${seconds} s`);
       if (!ctx.quick) { for (const v of variants) await wrk(urls[v], 2); }
       const fig = {} as Record<
         Variant,
-        { rps: number[]; p50: number[]; p99: number[]; errors: number[] }
+        { rps: number[]; p50: number[]; p99: number[]; errors: number[]; cpuUs: number[] }
       >;
-      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [] };
+      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [], cpuUs: [] };
+      const ticks = await clockTicks();
       for (let r = 0; r < ctx.reps; r++) {
         for (let j = 0; j < variants.length; j++) {
           const v = variants[(j + r) % variants.length]!;
+          const cpu0 = cpuSeconds(pids[v], ticks);
           const w = await wrk(urls[v], seconds);
+          const cpu1 = cpuSeconds(pids[v], ticks);
+          if (cpu0 !== undefined && cpu1 !== undefined && w.requests > 0) {
+            fig[v].cpuUs.push((cpu1 - cpu0) * 1e6 / w.requests);
+          }
           fig[v].rps.push(w.rps);
           fig[v].p50.push(w.p50Ms);
           fig[v].p99.push(w.p99Ms);
@@ -221,6 +277,22 @@ export const scenario: Scenario = {
           0.85,
         ),
       ];
+      rows.push(
+        ratioRow(
+          "GET hit throughput",
+          "rps",
+          stat(fig.edge.rps),
+          "bare Deno.serve + Map, kvedge's six headers",
+          stat(fig.bare_headers.rps),
+          "ge",
+          0.95,
+        ),
+        infoRow("GET hit throughput", "rps", stat(fig.edge.rps), {
+          baselineName: "bare, six headers, reads If-None-Match",
+          baseline: stat(fig.bare_headers_inm.rps),
+          note: "info: what reading a request header costs",
+        }),
+      );
       if (redis) {
         rows.push(
           ratioRow(
@@ -230,7 +302,7 @@ export const scenario: Scenario = {
             "Hono + ioredis cache-aside",
             stat(fig.hono_redis.rps),
             "ge",
-            2,
+            1.2,
           ),
         );
       } else {
@@ -240,6 +312,23 @@ export const scenario: Scenario = {
           kvedge: null,
           note: "skipped: Redis is not reachable on 127.0.0.1:6379",
         });
+      }
+      if (fig.edge.cpuUs.length > 0) {
+        // The server's own CPU per request: the figure other jobs on the machine disturb least.
+        for (
+          const [v, name] of [["bare", "bare Deno.serve + Map"], [
+            "bare_headers",
+            "bare, six headers",
+          ]] as const
+        ) {
+          rows.push(
+            infoRow("server CPU per GET hit", "µs", stat(fig.edge.cpuUs), {
+              baselineName: name,
+              baseline: stat(fig[v].cpuUs),
+              note: "info: CPU time of the server process / requests; lower is better",
+            }),
+          );
+        }
       }
       rows.push(
         infoRow("GET hit p99 latency", "ms", stat(fig.edge.p99), {
@@ -280,17 +369,61 @@ export const scenario: Scenario = {
   },
 };
 
+/**
+ * The edge and the bare server with six headers must send the same header
+ * names (values differ: revision, dates), or the second ratio compares unlike
+ * answers.
+ */
+async function sameHeaders(edgeUrl: string, bareUrl: string): Promise<void> {
+  const names = async (url: string) => {
+    const res = await fetch(url);
+    await res.body?.cancel();
+    return [...res.headers.keys()].filter((k) => k !== "date" && k !== "content-length").join();
+  };
+  const [edge, bare] = [await names(edgeUrl), await names(bareUrl)];
+  if (edge !== bare) {
+    throw new Error(`the bare server sends headers ${bare}, the edge ${edge}: update bareServer()`);
+  }
+}
+
 // ---- child servers -------------------------------------------------------------------------
 
-function bareServer(port: number): void {
-  const store = new Map<string, string>([[KEY, valueJson()]]);
+function bareServer(port: number, kind: BareKind, bucket: string): void {
+  const value = valueJson();
+  const store = new Map<string, string>([[KEY, value]]);
+  // With kvedge's headers: one ready response per key, copied per request
+  // (what kvedge does; `new Response(value, { headers })` with six headers
+  // costs more in Deno 2.9).
+  const etag = '"1"';
+  const ready = new Map<string, Response>([[
+    KEY,
+    new Response(value, {
+      headers: {
+        "content-type": "application/json",
+        etag,
+        "last-modified": new Date().toUTCString(),
+        "x-cache": "hit",
+        "cache-control": "no-cache",
+        "kv-bookmark": `${bucket}:1`,
+      },
+    }),
+  ]]);
   const prefix = "/v1/buckets/";
   Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
     const at = path.indexOf("/keys/", prefix.length);
-    const value = at < 0 ? undefined : store.get(decodeURIComponent(path.slice(at + 6)));
-    if (value === undefined) return new Response("not found", { status: 404 });
-    return new Response(value, { headers: { "content-type": "application/json" } });
+    const key = at < 0 ? undefined : decodeURIComponent(path.slice(at + 6));
+    if (kind === "bare") {
+      const value = key === undefined ? undefined : store.get(key);
+      if (value === undefined) return new Response("not found", { status: 404 });
+      return new Response(value, { headers: { "content-type": "application/json" } });
+    }
+    const res = key === undefined ? undefined : ready.get(key);
+    if (res === undefined) return new Response("not found", { status: 404 });
+    if (kind === "bare_headers_inm" && req.headers.get("if-none-match") === etag) {
+      return new Response(null, { status: 304, headers: { etag } });
+    }
+    return res.clone();
   });
 }
 
@@ -316,6 +449,6 @@ function honoRedisServer(port: number, redisKey: string): void {
 if (import.meta.main) {
   const a = childArgs(Deno.args);
   const port = Number(a.port);
-  if (a.child === "bare") bareServer(port);
-  else honoRedisServer(port, a["redis-key"]!);
+  if (a.child === "hono") honoRedisServer(port, a["redis-key"]!);
+  else bareServer(port, a.child as BareKind, a.bucket!);
 }

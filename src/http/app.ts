@@ -15,7 +15,7 @@ import { resolveAppOptions } from "./app_options.ts";
 import type { CreateAppOptions, HttpApp } from "./app_options.ts";
 import { corsMiddleware } from "./cors.ts";
 import { fastGet } from "./fast_get.ts";
-import { Pipeline } from "./pipeline.ts";
+import { Pipeline, readHead } from "./pipeline.ts";
 import { KEY, keyRoutes } from "./routes/keys.ts";
 import { listingRoutes } from "./routes/listing.ts";
 import { opsRoutes } from "./routes/ops.ts";
@@ -88,10 +88,11 @@ export function buildApp(options: CreateAppOptions, switches: BuildAppSwitches):
   const honoFetch = app.fetch;
   const getKey = p.metrics.route("GET", KEY);
   app.fetch = function fetch(request, env, executionCtx) {
-    const refused = p.refuseHost(request) ?? p.refuseHeaders(request);
+    const head = readHead(request);
+    const refused = p.refuseHost(request, head.host) ?? p.refuseHeaders(request, head);
     if (refused !== undefined) return refused;
     if (switches.fastPath && request.method === "GET") {
-      const res = fastGet(p, getKey, request);
+      const res = fastGet(p, getKey, request, head);
       if (res !== undefined) {
         switches.onFastPath?.();
         return res;

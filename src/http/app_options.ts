@@ -158,8 +158,11 @@ export interface RequestInfo {
  * larger hono app).
  */
 export interface HttpApp {
-  /** Answers one request; give it to `Deno.serve(app.fetch)`. Never rejects. */
-  fetch(request: Request): Response | Promise<Response>;
+  /**
+   * Answers one request; give it to `Deno.serve(app.fetch)`. Never rejects.
+   * `env` reaches `clientOf` (`Deno.serve` passes its handler info).
+   */
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
   /** Answers a request built from a path or `Request`, with no network (for tests). */
   request(input: string | URL | Request, init?: RequestInit): Response | Promise<Response>;
 }
@@ -203,9 +206,13 @@ export interface CreateAppOptions {
   /**
    * Tells clients apart for the per-client bounds (`maxReplaysPerClient`),
    * e.g. by the connection's remote address; undefined for a request whose
-   * client is not known (only the total bounds apply to it). Default: none.
+   * client is not known (only the total bounds apply to it). Called with the
+   * request and `env`, the second argument the app's `fetch` was called with
+   * (`Deno.serve(app.fetch)` passes its `Deno.ServeHandlerInfo` there, so
+   * `(_, info) => info?.remoteAddr?.hostname` reads the peer's address only
+   * when a bound needs it). Default: none.
    */
-  clientOf?: (request: Request) => string | undefined;
+  clientOf?: (request: Request, env: unknown) => string | undefined;
 }
 /**
  * The default of every bound in {@link AppLimits}: the one place they are

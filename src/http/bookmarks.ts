@@ -32,7 +32,11 @@ export class HttpBookmarks {
    * its cookie; empty if none. A malformed one is a 400 `bad_bookmark`.
    */
   of(request: Request): Bookmark {
-    let text = request.headers.get(BOOKMARK_HEADER);
+    return this.ofHeader(request.headers.get(BOOKMARK_HEADER), request);
+  }
+
+  /** {@link of} when the request's `KV-Bookmark` header (`text`) was read already. */
+  ofHeader(text: string | null, request: Request): Bookmark {
     if (text === null && this.cookie !== undefined) text = this.#fromCookie(request);
     if (text === null || text === "") return Bookmark.EMPTY;
     try {

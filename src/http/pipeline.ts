@@ -12,7 +12,7 @@ import { bucketProblem, keyProblem } from "../keys.ts";
 import type { Cache } from "../types.ts";
 import type { CreateAppOptions, RequestInfo, ResolvedAppOptions } from "./app_options.ts";
 import { tokenCheck, tokenGuard } from "./auth.ts";
-import { HttpBookmarks } from "./bookmarks.ts";
+import { BOOKMARK_HEADER, HttpBookmarks } from "./bookmarks.ts";
 import { corsPolicy } from "./cors.ts";
 import type { CorsPolicy } from "./cors.ts";
 import { Admission } from "./admission.ts";
@@ -24,6 +24,77 @@ import { ServedBucket } from "./served_bucket.ts";
 /** A Host header value: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
 const VALID_HOST =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/**
+ * What the pipeline reads of a request's header fields, in one pass over
+ * them (each `headers.get()` of a served request is a call into the
+ * runtime): their number and size for the limits, and the fields the GET
+ * fast path needs. Values are as `headers.get()` answers them (repeated
+ * fields combined).
+ *
+ * @example
+ * ```ts
+ * import { readHead, type RequestHead } from "./pipeline.ts";
+ * const head: RequestHead = readHead(new Request("http://x/", { headers: { host: "x" } }));
+ * console.log(head.host); // "x"
+ * ```
+ */
+export interface RequestHead {
+  /** Header fields. */
+  count: number;
+  /** Bytes of their names and values. */
+  bytes: number;
+  /** `Host`. */
+  host: string | null;
+  /** `Authorization`. */
+  authorization: string | null;
+  /** `If-None-Match`. */
+  ifNoneMatch: string | null;
+  /** `KV-Bookmark`. */
+  bookmark: string | null;
+}
+
+function readField(this: RequestHead, value: string, name: string): void {
+  this.count++;
+  this.bytes += name.length + value.length;
+  switch (name) {
+    case "host":
+      this.host = value;
+      break;
+    case "authorization":
+      this.authorization = value;
+      break;
+    case "if-none-match":
+      this.ifNoneMatch = value;
+      break;
+    case BOOKMARK_HEADER:
+      this.bookmark = value;
+  }
+}
+
+/**
+ * Reads a request's header fields in one pass.
+ *
+ * @example
+ * ```ts
+ * import { readHead } from "./pipeline.ts";
+ * const head = readHead(new Request("http://x/", { headers: { "if-none-match": '"3"' } }));
+ * console.log(head.count, head.ifNoneMatch); // 1 "\"3\""
+ * ```
+ */
+export function readHead(request: Request): RequestHead {
+  const head: RequestHead = {
+    count: 0,
+    bytes: 0,
+    host: null,
+    authorization: null,
+    ifNoneMatch: null,
+    bookmark: null,
+  };
+  // forEach, not for…of: Deno's Headers iterator costs ~5 µs a request, forEach ~0.7.
+  request.headers.forEach(readField, head);
+  return head;
+}
 
 /** What every route of one app shares: its buckets, limits, checks and instruments. */
 export class Pipeline {
@@ -47,7 +118,7 @@ export class Pipeline {
   readonly scans: Admission;
   /** Watch streams replaying from a revision. */
   readonly replays: Admission;
-  readonly clientOf: (request: Request) => string | undefined;
+  readonly clientOf: (request: Request, env: unknown) => string | undefined;
   readonly #unmatched: RouteMetrics;
 
   constructor(options: CreateAppOptions, limits: ResolvedAppOptions) {
@@ -89,6 +160,9 @@ export class Pipeline {
   }
 
   readonly #onRefused: ((info: { bound: string }) => void) | undefined;
+  #goodHost = "";
+  #goodKey = "";
+  #lastBucket: ServedBucket | undefined;
 
   /** Counts (and reports) a request refused by the bound named `bound`. */
   refused(bound: string): void {
@@ -104,8 +178,14 @@ export class Pipeline {
    * Takes a place in `admission` for the request, or throws 503 `overloaded`
    * (counted as `kvedge_http_refused_total{bound}`). Returns the release.
    */
-  admit(admission: Admission, request: Request, bound: string, what: string): () => void {
-    const entered = admission.enter(this.clientOf(request));
+  admit(
+    admission: Admission,
+    request: Request,
+    env: unknown,
+    bound: string,
+    what: string,
+  ): () => void {
+    const entered = admission.enter(this.clientOf(request, env));
     if (typeof entered === "function") return entered;
     const name = entered === "client" ? `${bound}_per_client` : bound;
     this.refused(name);
@@ -123,16 +203,9 @@ export class Pipeline {
    * `headers_too_large` before routing (the transport allows more: Deno
    * reads up to 128 fields and about 64 KiB of head).
    */
-  refuseHeaders(request: Request): Response | undefined {
-    let count = 0;
-    let bytes = 0;
-    // forEach, not for…of: Deno's Headers iterator costs ~5 µs a request, forEach ~0.7.
-    request.headers.forEach((value, name) => {
-      count++;
-      bytes += name.length + value.length;
-    });
+  refuseHeaders(request: Request, head: RequestHead): Response | undefined {
     const { maxHeaderCount, maxHeaderBytes } = this.limits;
-    if (count <= maxHeaderCount && bytes <= maxHeaderBytes) return undefined;
+    if (head.count <= maxHeaderCount && head.bytes <= maxHeaderBytes) return undefined;
     this.refused("headers");
     this.record(this.metrics.route("*", "headers"), request.method, "", 431, 0, undefined, "*");
     return new HttpProblem(
@@ -154,14 +227,10 @@ export class Pipeline {
   ): void {
     rm.observe(status, durationMs / 1000);
     if (this.onRequest !== undefined) {
-      this.onRequest({
-        method,
-        route,
-        path: problemInstance(path),
-        status,
-        durationMs,
-        ...(error === undefined ? {} : { error }),
-      });
+      // One object per request (no spread): the hook runs on every hit.
+      const info: RequestInfo = { method, route, path: problemInstance(path), status, durationMs };
+      if (error !== undefined) info.error = error;
+      this.onRequest(info);
     }
   }
 
@@ -203,9 +272,13 @@ export class Pipeline {
    * query: a Host that is not a plain host[:port] is refused before routing,
    * which leaves the URL's path exactly the request target.
    */
-  refuseHost(request: Request): Response | undefined {
-    const host = request.headers.get("host");
-    if (host === null || VALID_HOST.test(host)) return undefined;
+  refuseHost(request: Request, host: string | null): Response | undefined {
+    // A client sends the same Host on every request: the last good one is kept.
+    if (host === null || host === this.#goodHost) return undefined;
+    if (VALID_HOST.test(host)) {
+      this.#goodHost = host;
+      return undefined;
+    }
     this.record(this.metrics.route("*", "bad_host"), request.method, "", 400, 0, undefined, "*");
     return new HttpProblem("bad_request", "the Host header is not a valid host[:port]")
       .getResponse(undefined);
@@ -217,12 +290,23 @@ export class Pipeline {
 
   /** A served bucket by name, or 404 (only configured buckets are served). */
   bucketNamed(name: string): ServedBucket {
+    // Requests name the same few buckets: the last one found is kept.
+    const last = this.#lastBucket;
+    if (last !== undefined && name === last.name) return last;
     const b = this.served.get(name);
     if (b === undefined) {
       const shown = bucketProblem(name) === undefined ? `"${name}"` : "this bucket";
       throw new HttpProblem("not_found", `bucket ${shown} is not served here`);
     }
+    this.#lastBucket = b;
     return b;
+  }
+
+  /** Throws 400 `bad_key` unless `key` is a valid key (the last good one is kept). */
+  checkKey(key: string): void {
+    if (key === this.#goodKey) return;
+    validKey(key);
+    this.#goodKey = key;
   }
 
   /** The bucket's writer, or 405 when it is read-only at this edge. */
@@ -236,7 +320,9 @@ export class Pipeline {
   }
 
   keyOf(c: Context): string {
-    return validKey(c.req.param("key") ?? "");
+    const key = c.req.param("key") ?? "";
+    this.checkKey(key);
+    return key;
   }
 }
 

@@ -96,7 +96,13 @@ Deno.test("bench reads wrk's report with latency percentiles", () => {
 Requests/sec:  78000.12
 Transfer/sec:     12.00MB
 `;
-  assert.deepEqual(parseWrk(out), { rps: 78000.12, p50Ms: 0.75, p99Ms: 2.5, errors: 0 });
+  assert.deepEqual(parseWrk(out), {
+    rps: 78000.12,
+    requests: 780000,
+    p50Ms: 0.75,
+    p99Ms: 2.5,
+    errors: 0,
+  });
 });
 
 Deno.test({

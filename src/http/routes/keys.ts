@@ -9,7 +9,9 @@ import { ConflictError } from "../../errors.ts";
 import type { Cache, Entry, SetOptions } from "../../types.ts";
 import { readBodyCapped } from "../body.ts";
 import type { HttpBookmarks } from "../bookmarks.ts";
-import { formatEtag, ifNoneMatchHits, parseEntityTags, parseIfMatch } from "../etag.ts";
+import type { Bookmark } from "../../bookmark.ts";
+import { entryResponse } from "../entry_response.ts";
+import { formatEtag, parseEntityTags, parseIfMatch } from "../etag.ts";
 import { methodNotAllowed } from "../pipeline.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { HttpProblem } from "../problem.ts";
@@ -21,7 +23,8 @@ export const KEY = "/v1/buckets/:bucket/keys/:key";
 /**
  * GET/HEAD of one key: shared by the Hono route and the fast path. A
  * `KV-Bookmark` (rule 8) makes the read no older than it; every answer
- * carries the bookmark the client should pass on.
+ * carries the bookmark the client should pass on. `incoming` is the
+ * request's bookmark when the caller has read it already.
  */
 export async function readKey(
   b: ServedBucket,
@@ -29,8 +32,8 @@ export async function readKey(
   request: Request,
   head: boolean,
   bookmarks: HttpBookmarks,
+  incoming: Bookmark = bookmarks.of(request),
 ): Promise<Response> {
-  const incoming = bookmarks.of(request);
   const rev = incoming.isEmpty ? 0 : incoming.revision(b.name);
   const e = await b.cache.getEntry(key, rev > 0 ? { atLeast: rev } : undefined);
   const answer = bookmarks.answer(b, incoming, e === undefined ? 0 : e.revision);
@@ -39,38 +42,38 @@ export async function readKey(
       headers: bookmarks.record(incoming, answer),
     });
   }
-  const res = respondEntry(b, e, request, head);
-  bookmarks.decorate(res.headers, incoming, answer);
-  return res;
+  return answerEntry(
+    b,
+    e,
+    request.headers.get("if-none-match"),
+    head,
+    bookmarks,
+    incoming,
+    answer,
+  );
 }
 
-function respondEntry(
+/**
+ * The answer to a read of entry `e` (`ifNoneMatch`: the request's
+ * `If-None-Match`) that carries the bookmark `answer`.
+ */
+export function answerEntry(
   b: ServedBucket,
   e: Entry<unknown>,
-  request: Request,
+  ifNoneMatch: string | null,
   head: boolean,
+  bookmarks: HttpBookmarks,
+  incoming: Bookmark,
+  answer: Bookmark,
 ): Response {
-  const etag = b.etag(e.revision);
-  const cacheControl = b.cacheControl(e, Date.now());
-  const inm = request.headers.get("if-none-match");
-  if (inm !== null && ifNoneMatchHits(inm, etag)) {
-    return new Response(null, {
-      status: 304,
-      headers: { etag, "x-cache": e.source, "cache-control": cacheControl },
-    });
-  }
-  // Deno converts a headers record in the Response constructor through a
-  // slow WebIDL path (several µs for five entries, as much as the rest of
-  // the request); setting them on the response's own Headers is ~20× cheaper.
-  const res = new Response(head ? null : b.body(e.value) as BodyInit, {
-    headers: { "content-type": b.contentType },
-  });
-  const h = res.headers;
-  h.set("etag", etag);
-  h.set("last-modified", b.lastModified(e.createdMs));
-  h.set("x-cache", e.source);
-  h.set("cache-control", cacheControl);
-  return res;
+  return entryResponse(
+    b,
+    e,
+    ifNoneMatch,
+    head,
+    answer.isEmpty ? "" : answer.toString(),
+    answer.isEmpty ? undefined : bookmarks.setCookie(incoming, answer),
+  );
 }
 
 /** The routes of one key, over the shared pipeline. */

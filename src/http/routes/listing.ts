@@ -66,7 +66,7 @@ export function listingRoutes(p: Pipeline): Hono {
       // when the client goes away.
       const release = b.cache.status().listing === "local"
         ? undefined
-        : p.admit(p.scans, c.req.raw, "scans", "listings and history reads");
+        : p.admit(p.scans, c.req.raw, c.env, "scans", "listings and history reads");
       try {
         const signal = release === undefined ? undefined : c.req.raw.signal;
         // Keep only the smallest limit+1 keys past the cursor, trimming as we go,
@@ -110,7 +110,7 @@ export function listingRoutes(p: Pipeline): Hono {
     async function keyHistory(c) {
       const b = p.bucketOf(c);
       const key = p.keyOf(c);
-      const release = p.admit(p.scans, c.req.raw, "scans", "listings and history reads");
+      const release = p.admit(p.scans, c.req.raw, c.env, "scans", "listings and history reads");
       let history;
       try {
         history = await b.cache.history(key, {

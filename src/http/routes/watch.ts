@@ -60,7 +60,7 @@ export function watchRoutes(p: Pipeline): Hono {
     // whole life: capped in total and per client, released when it ends.
     const release = fromRevision === undefined
       ? undefined
-      : p.admit(p.replays, c.req.raw, "replays", "replaying watch streams");
+      : p.admit(p.replays, c.req.raw, c.env, "replays", "replaying watch streams");
 
     const filter = filterForPrefix(prefix);
     const cache = b.cache;
