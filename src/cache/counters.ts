@@ -19,6 +19,8 @@ export type CounterName =
 
 /**
  * The counters of one cache (hits are counted by the facade, on the hit path).
+ * One private field per counter: `applied` is added to on every watcher
+ * message, and a field costs a nanosecond where a keyed record costs ten.
  *
  * @example
  * ```ts
@@ -29,29 +31,61 @@ export type CounterName =
  * ```
  */
 export class Counters {
-  readonly #n: Record<CounterName, number> = {
-    staleHits: 0,
-    misses: 0,
-    shedMisses: 0,
-    fetches: 0,
-    loads: 0,
-    rejected: 0,
-    applied: 0,
-    bootstrapApplied: 0,
-  };
+  #staleHits = 0;
+  #misses = 0;
+  #shedMisses = 0;
+  #fetches = 0;
+  #loads = 0;
+  #rejected = 0;
+  #applied = 0;
+  #bootstrapApplied = 0;
 
   /** Adds one to `name`; returns the new count. */
   add(name: CounterName): number {
-    return ++this.#n[name];
+    switch (name) {
+      case "applied":
+        return ++this.#applied;
+      case "bootstrapApplied":
+        return ++this.#bootstrapApplied;
+      case "staleHits":
+        return ++this.#staleHits;
+      case "misses":
+        return ++this.#misses;
+      case "shedMisses":
+        return ++this.#shedMisses;
+      case "fetches":
+        return ++this.#fetches;
+      case "loads":
+        return ++this.#loads;
+      case "rejected":
+        return ++this.#rejected;
+    }
   }
 
   /** The count of `name`. */
   get(name: CounterName): number {
-    return this.#n[name];
+    switch (name) {
+      case "applied":
+        return this.#applied;
+      case "bootstrapApplied":
+        return this.#bootstrapApplied;
+      case "staleHits":
+        return this.#staleHits;
+      case "misses":
+        return this.#misses;
+      case "shedMisses":
+        return this.#shedMisses;
+      case "fetches":
+        return this.#fetches;
+      case "loads":
+        return this.#loads;
+      case "rejected":
+        return this.#rejected;
+    }
   }
 
-  /** Starts `name` again from 0 (the bootstrap's progress, at each catch-up). */
-  reset(name: CounterName): void {
-    this.#n[name] = 0;
+  /** Starts the bootstrap's progress count again from 0 (at each catch-up). */
+  resetBootstrap(): void {
+    this.#bootstrapApplied = 0;
   }
 }

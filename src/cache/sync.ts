@@ -198,7 +198,7 @@ export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
     c.complete = true;
     replicaCaughtUp(c, c.resyncing);
   }
-  c.counters.reset("bootstrapApplied");
+  c.counters.resetBootstrap();
   if (c.gapFloor > 0) {
     c.store.dropBelow(c.gapFloor);
     c.gapFloor = 0;
