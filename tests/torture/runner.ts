@@ -449,6 +449,11 @@ class ScheduleRun {
       ...(bookmark === undefined ? {} : { bookmark, allowStale, epochAfter: this.epoch }),
       result,
     });
+    // How often rule 7 is walked: a read that found the cache disconnected before and after.
+    const after = this.reads.at(-1)!.after;
+    if (!before.connected && !after.connected && how !== "peek") {
+      this.count(`read while disconnected: ${result.kind === "value" ? "value" : result.kind}`);
+    }
   }
 
   async rawWrite(op: string, drawn: string): Promise<void> {
