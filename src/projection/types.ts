@@ -43,7 +43,7 @@ export interface ProjectionTargetOptions {
  *
  * @example
  * ```ts
- * import type { ProjectionEvent } from "../../mod.ts";
+ * import type { ProjectionEvent } from "../../projection.ts";
  * function orderId(event: ProjectionEvent): string | undefined {
  *   return event.json<{ orderId?: string }>().orderId;
  * }
@@ -77,7 +77,7 @@ export interface ProjectionEvent {
  *
  * @example
  * ```ts
- * import type { ProjectionEntry } from "../../mod.ts";
+ * import type { ProjectionEntry } from "../../projection.ts";
  * const e: ProjectionEntry<number> = { key: "n", value: 1, revision: 7, sourceSeq: 3, createdMs: 0 };
  * ```
  */
@@ -99,7 +99,7 @@ export interface ProjectionEntry<V> {
  *
  * @example
  * ```ts
- * import type { ProjectionContext } from "../../mod.ts";
+ * import type { ProjectionContext } from "../../projection.ts";
  * async function count(ctx: ProjectionContext<number>, key: string): Promise<number> {
  *   return ((await ctx.get(key))?.value ?? 0) + 1;
  * }
@@ -122,7 +122,7 @@ export interface ProjectionContext<V> {
  *
  * @example
  * ```ts
- * import type { ProjectionWrite } from "../../mod.ts";
+ * import type { ProjectionWrite } from "../../projection.ts";
  * const put: ProjectionWrite<number> = { key: "a", value: 1 };
  * const del: ProjectionWrite<number> = { key: "a", delete: true };
  * ```
@@ -138,7 +138,7 @@ export type ProjectionWrite<V> = { key: string; value: V } | { key: string; dele
  *
  * @example
  * ```ts
- * import type { ProjectionResult } from "../../mod.ts";
+ * import type { ProjectionResult } from "../../projection.ts";
  * const none: ProjectionResult<number> = null;
  * ```
  */
@@ -154,7 +154,7 @@ export type ProjectionResult<V> =
  *
  * @example
  * ```ts
- * import type { ProjectionMap } from "../../mod.ts";
+ * import type { ProjectionMap } from "../../projection.ts";
  * const latest: ProjectionMap<unknown> = (event) => ({ key: event.subject, value: event.json() });
  * ```
  */
@@ -187,7 +187,7 @@ export interface ProjectionOptions<V> {
  *
  * @example
  * ```ts
- * import { defineProjection, type Projection } from "../../mod.ts";
+ * import { defineProjection, type Projection } from "../../projection.ts";
  * const p: Projection<number> = defineProjection<number>({
  *   name: "counts",
  *   source: { stream: "EVENTS" },
@@ -226,7 +226,7 @@ export type ProjectionState =
  *
  * @example
  * ```ts
- * import type { ProjectionStatus } from "../../mod.ts";
+ * import type { ProjectionStatus } from "../../projection.ts";
  * function behind(s: ProjectionStatus): boolean {
  *   return s.lag > 0;
  * }
@@ -328,7 +328,7 @@ export interface RunProjectionOptions {
  * @example
  * ```ts ignore
  * import { connect } from "@nats-io/transport-node";
- * import { runProjection } from "../../mod.ts";
+ * import { runProjection } from "../../projection.ts";
  * import orders from "../../examples/orders/projection.ts";
  * const nc = await connect({ servers: "nats://127.0.0.1:4222" });
  * await using run = await runProjection(nc, orders);
