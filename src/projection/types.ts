@@ -7,7 +7,15 @@
  */
 import type { Codec, CreateBucketOptions, Operation } from "../types.ts";
 
-/** A JetStream stream of domain events as the source. */
+/**
+ * A JetStream stream of domain events as the source.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionStreamSource } from "../../projection.ts";
+ * const source: ProjectionStreamSource = { stream: "ORDERS", subject: "orders.>" };
+ * ```
+ */
 export interface ProjectionStreamSource {
   /** Stream name, e.g. `"ORDERS"` (`[-\w]+`). */
   stream: string;
@@ -15,7 +23,15 @@ export interface ProjectionStreamSource {
   subject?: string;
 }
 
-/** A KV bucket's changes (puts, deletes, purges) as the source. */
+/**
+ * A KV bucket's changes (puts, deletes, purges) as the source.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionBucketSource } from "../../projection.ts";
+ * const source: ProjectionBucketSource = { bucket: "users", keys: "user.>" };
+ * ```
+ */
 export interface ProjectionBucketSource {
   /** Bucket name (`[-\w]+`); its stream is `KV_<bucket>`. */
   bucket: string;
@@ -23,10 +39,26 @@ export interface ProjectionBucketSource {
   keys?: string;
 }
 
-/** Where a projection reads from: a stream (or subject) of events, or a KV bucket's changes. */
+/**
+ * Where a projection reads from: a stream (or subject) of events, or a KV bucket's changes.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionSource } from "../../projection.ts";
+ * const sources: ProjectionSource[] = [{ stream: "ORDERS" }, { bucket: "users" }];
+ * ```
+ */
 export type ProjectionSource = ProjectionStreamSource | ProjectionBucketSource;
 
-/** Where a projection writes to. */
+/**
+ * Where a projection writes to.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionTargetOptions } from "../../projection.ts";
+ * const target: ProjectionTargetOptions = { bucket: "order-summary", create: { history: 1 } };
+ * ```
+ */
 export interface ProjectionTargetOptions {
   /** Target KV bucket (`[-\w]+`). Must not be the source bucket. */
   bucket: string;
@@ -163,7 +195,21 @@ export type ProjectionMap<V> = (
   ctx: ProjectionContext<V>,
 ) => ProjectionResult<V> | Promise<ProjectionResult<V>>;
 
-/** Options of {@linkcode defineProjection}. */
+/**
+ * Options of {@linkcode defineProjection}.
+ *
+ * @example
+ * ```ts
+ * import { defineProjection, type ProjectionOptions } from "../../projection.ts";
+ * const options: ProjectionOptions<{ n: number }> = {
+ *   name: "counts",
+ *   source: { stream: "EVENTS" },
+ *   target: "counts",
+ *   map: (event) => ({ key: event.subject, value: { n: 1 } }),
+ * };
+ * const counts = defineProjection(options);
+ * ```
+ */
 export interface ProjectionOptions<V> {
   /**
    * Name of the projection (`[-\w]+`); it names the durable consumer
@@ -212,7 +258,17 @@ export interface Projection<V> {
   readonly codec: Codec<V>;
 }
 
-/** The lifecycle of a running projection. */
+/**
+ * The lifecycle of a running projection.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionState } from "../../projection.ts";
+ * function healthy(state: ProjectionState): boolean {
+ *   return state === "running" || state === "starting";
+ * }
+ * ```
+ */
 export type ProjectionState =
   | "starting"
   | "running"
@@ -271,7 +327,15 @@ export interface ProjectionStatus {
   lastError?: string;
 }
 
-/** Options of {@linkcode runProjection}. */
+/**
+ * Options of {@linkcode runProjection}.
+ *
+ * @example
+ * ```ts
+ * import type { RunProjectionOptions } from "../../projection.ts";
+ * const options: RunProjectionOptions = { fromStart: true, ackWaitMs: 30_000 };
+ * ```
+ */
 export interface RunProjectionOptions {
   /**
    * Replay: delete the durable consumer and read the source from its first
