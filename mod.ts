@@ -1,10 +1,20 @@
 /**
  * kvedge — an edge cache for NATS JetStream KV: a bounded in-process LRU kept
- * fresh by a revision-checked watcher, with an HTTP facade and projections.
+ * fresh by a revision-checked watcher. This is the entry point of the cache:
+ * `openCache()`, its types, its errors and `Bookmark`.
  *
- * @example
+ * The other audiences have their own entry points, so that a program that
+ * only caches does not load Hono or the projection runner:
+ *
+ * - `@kvedge/kvedge/http` (`http.ts`): the HTTP facade, `createApp()` and
+ *   `createFetchHandler()`;
+ * - `@kvedge/kvedge/projection` (`projection.ts`): `defineProjection()` and
+ *   `runProjection()`;
+ * - `@kvedge/kvedge/workerd` (`workerd.ts`): Cloudflare's runtime.
+ *
+ * @example Open a cache, write and read a key
  * ```ts ignore
- * import { openCache } from "./mod.ts";
+ * import { openCache } from "@kvedge/kvedge";
  * const users = await openCache<{ name: string }>({
  *   servers: "nats://127.0.0.1:4222",
  *   bucket: "users",
@@ -78,41 +88,3 @@ export {
   type SnapshotOptions,
 } from "./src/types.ts";
 export type { SnapshotStorage } from "./src/snapshot_file.ts";
-export {
-  type AppAuthOptions,
-  type AppBucketOptions,
-  type AppLimits,
-  type AppReadinessOptions,
-  type CorsOptions,
-  createApp,
-  type CreateAppOptions,
-  type HttpApp,
-  type ProblemCode,
-  type RequestInfo,
-} from "./src/http/app.ts";
-export {
-  createFetchHandler,
-  type FetchHandler,
-  type FetchHandlerBucketOptions,
-  type FetchHandlerOptions,
-} from "./src/http/fetch_handler.ts";
-export { defineProjection } from "./src/projection/define.ts";
-export { runProjection } from "./src/projection/runner.ts";
-export type {
-  Projection,
-  ProjectionBucketSource,
-  ProjectionContext,
-  ProjectionEntry,
-  ProjectionEvent,
-  ProjectionMap,
-  ProjectionOptions,
-  ProjectionResult,
-  ProjectionRunner,
-  ProjectionSource,
-  ProjectionState,
-  ProjectionStatus,
-  ProjectionStreamSource,
-  ProjectionTargetOptions,
-  ProjectionWrite,
-  RunProjectionOptions,
-} from "./src/projection/types.ts";

@@ -22,6 +22,7 @@ import { type FlagSpec, parseArgs } from "./cli/args.ts";
 import { UsageError } from "./cli/errors.ts";
 import { scenario as bookmark } from "./bench/bookmark.ts";
 import { scenario as bootstrap } from "./bench/bootstrap.ts";
+import { scenario as csv } from "./bench/csv.ts";
 import { scenario as http } from "./bench/http.ts";
 import { scenario as localHit } from "./bench/local_hit.ts";
 import { scenario as memory } from "./bench/memory.ts";
@@ -46,6 +47,7 @@ const SCENARIOS: Scenario[] = [
   bootstrap,
   warmStart,
   seed,
+  csv,
   stampede,
   miss,
   bookmark,

@@ -20,6 +20,7 @@ import { findCommand, mainHelp, PROGRAM } from "./kv/spec.ts";
 import type { Ctx } from "./kv/context.ts";
 import { cmdAdd, cmdInfo, cmdLs, cmdMirror } from "./kv/buckets.ts";
 import { cmdDel, cmdGet, cmdHistory, cmdKeys, cmdPurge, cmdWatch, writeCmd } from "./kv/keys.ts";
+import { NATSCLI_COMMANDS, runNatscli } from "./kv/natscli.ts";
 
 const HANDLERS: Record<string, (ctx: Ctx) => Promise<number>> = {
   add: cmdAdd,
@@ -45,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === "help") {
     const topic = name === "help" ? rest[1] : undefined;
     if (topic !== undefined) {
+      if (Object.hasOwn(NATSCLI_COMMANDS, topic)) return await runNatscli(topic, ["--help"], {});
       const cmd = findCommand(topic);
       if (!cmd) throw new UsageError(`unknown command ${quote(topic)}`);
       println(commandHelp(PROGRAM, cmd, GLOBAL_FLAGS));
@@ -56,6 +58,10 @@ async function main(argv: string[]): Promise<number> {
     }
     eprintln(mainHelp());
     return 2;
+  }
+  // What natscli has and this CLI does not clone (edit, revert, compact) is run by natscli.
+  if (Object.hasOwn(NATSCLI_COMMANDS, name)) {
+    return await runNatscli(name, rest.slice(1), first.flags);
   }
   const cmd = findCommand(name);
   if (!cmd) throw new UsageError(`unknown command ${quote(name)}`);

@@ -5,7 +5,17 @@
  * @module
  */
 
-/** Stable machine-readable error codes. */
+/**
+ * Stable machine-readable error codes.
+ *
+ * @example
+ * ```ts
+ * import { type ErrorCode, KvedgeError } from "../mod.ts";
+ * function codeOf(err: unknown): ErrorCode | undefined {
+ *   return err instanceof KvedgeError ? err.code : undefined;
+ * }
+ * ```
+ */
 export type ErrorCode =
   | "CONFLICT"
   | "UNAVAILABLE"
@@ -116,7 +126,17 @@ export class OverloadedError extends UnavailableError {
   }
 }
 
-/** One problem found by a schema, as a path and a message. */
+/**
+ * One problem found by a schema, as a path and a message.
+ *
+ * @example
+ * ```ts
+ * import { ValidationError, type ValidationIssue } from "../mod.ts";
+ * function issuesOf(err: unknown): ValidationIssue[] {
+ *   return err instanceof ValidationError ? err.issues : [];
+ * }
+ * ```
+ */
 export interface ValidationIssue {
   /** Where in the value the problem is (property names and indexes). */
   path: (string | number)[];

@@ -5,7 +5,15 @@
  */
 import { KeyError } from "./errors.ts";
 
-/** Longest key accepted, in bytes (ASCII, so characters). Subjects must fit in a control line. */
+/**
+ * Longest key accepted, in bytes (ASCII, so characters). Subjects must fit in a control line.
+ *
+ * @example
+ * ```ts
+ * import { MAX_KEY_LENGTH } from "../mod.ts";
+ * const fits = (key: string) => key.length <= MAX_KEY_LENGTH;
+ * ```
+ */
 export const MAX_KEY_LENGTH = 512;
 
 const KEY_CHARS = /^[-/_=.a-zA-Z0-9]+$/;

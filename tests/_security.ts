@@ -10,10 +10,10 @@ import {
   type Cache,
   type CacheEvent,
   type CacheOptions,
-  createApp,
   openCache,
   PermissionError,
 } from "../mod.ts";
+import { createApp } from "../http.ts";
 import type { ServerHandle } from "./_setup.ts";
 
 export const DOC_CONFIG = new URL("../docs/nats-edge.conf", import.meta.url);

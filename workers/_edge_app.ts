@@ -5,13 +5,8 @@
  *
  * @module
  */
-import {
-  type AppBucketOptions,
-  type Cache,
-  createApp,
-  type HttpApp,
-  type RequestInfo,
-} from "../mod.ts";
+import type { Cache } from "../mod.ts";
+import { type AppBucketOptions, createApp, type HttpApp, type RequestInfo } from "../http.ts";
 import { type EdgeConfig, edgeLimits } from "../host/edge_config.ts";
 import { describe, type JsonLogger } from "./_log.ts";
 

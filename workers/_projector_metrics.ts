@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ProjectionRunner, ProjectionStatus } from "../mod.ts";
+import type { ProjectionRunner, ProjectionStatus } from "../projection.ts";
 import { type MetricFamily, PROMETHEUS_CONTENT_TYPE, renderMetrics } from "../src/prometheus.ts";
 import type { JsonLogger } from "./_log.ts";
 

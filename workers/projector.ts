@@ -37,7 +37,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { connectNats, RECONNECT_POLICY } from "../src/connect.ts";
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
-import { type Projection, type ProjectionRunner, runProjection } from "../mod.ts";
+import { type Projection, type ProjectionRunner, runProjection } from "../projection.ts";
 import { findEmbedded } from "../host/embedded.ts";
 import { natsConnectionOptions, parseNatsEnv } from "../host/nats_env.ts";
 // Recognising a projection in a loaded module is the worker's job, not public API.

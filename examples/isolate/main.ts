@@ -30,7 +30,8 @@
  *
  * @module
  */
-import { createFetchHandler, type NatsConnectOptions } from "../../mod.ts";
+import type { NatsConnectOptions } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 
 const env = (name: string): string | undefined => Deno.env.get(name)?.trim() || undefined;
 

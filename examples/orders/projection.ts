@@ -15,7 +15,7 @@
  * @module
  */
 import { z } from "zod";
-import { defineProjection, type ProjectionEvent } from "../../mod.ts";
+import { defineProjection, type ProjectionEvent } from "../../projection.ts";
 
 const orderId = z.string().regex(/^[-\w]{1,64}$/);
 

@@ -10,7 +10,8 @@
  */
 import { argv, exit } from "node:process";
 import { Kvm } from "@nats-io/kv";
-import { createFetchHandler, openCache } from "../../mod.ts";
+import { openCache } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 import { connectNats } from "../../src/connect.ts";
 
 const [url, bucket, fromArg, missesArg, writesArg] = argv.slice(2) as [

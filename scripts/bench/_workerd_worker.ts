@@ -7,7 +7,7 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../mod.ts";
+import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../http.ts";
 import { createEdgeRouter, defineEdgeObject } from "../../workerd.ts";
 
 interface Env {

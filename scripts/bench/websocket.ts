@@ -14,7 +14,8 @@
  * @module
  */
 import { Kvm } from "@nats-io/kv";
-import { createFetchHandler, openCache } from "../../mod.ts";
+import { openCache } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 import { connectNats, type NatsTransport } from "../../src/connect.ts";
 import { startServer, urlFor } from "../../testing/server.ts";
 import { percentile, ratioRow, type Scenario, type Stat, stat } from "./_harness.ts";

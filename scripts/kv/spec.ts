@@ -6,6 +6,7 @@
  */
 import { commandHelp, type CommandSpec, type FlagSpec } from "../cli/args.ts";
 import { GLOBAL_FLAGS } from "../cli/connect.ts";
+import { NATSCLI_COMMANDS } from "./natscli.ts";
 
 /** The program name shown in usage lines. */
 export const PROGRAM = "deno task kv";
@@ -224,6 +225,11 @@ export function mainHelp(): string {
       `  ${c.name.padEnd(width)}  ${c.summary}${
         c.aliases?.length ? ` (aliases: ${c.aliases.join(", ")})` : ""
       }`
+    ),
+    "",
+    "run by the real `nats kv` (natscli, from .tools/bin or $KVEDGE_NATS_CLI) against the same server:",
+    ...Object.entries(NATSCLI_COMMANDS).map(([name, summary]) =>
+      `  ${name.padEnd(width)}  ${summary}`
     ),
     "",
     "global flags:",

@@ -46,7 +46,8 @@ export type { ProblemCode } from "./problem.ts";
  *
  * @example
  * ```ts ignore
- * import { createApp, openCache } from "./mod.ts";
+ * import { openCache } from "../../mod.ts";
+ * import { createApp } from "../../http.ts";
  * const users = await openCache({ servers: "nats://127.0.0.1:4222", bucket: "users", local: { maxItems: 10_000 } });
  * const app = createApp({
  *   buckets: { users: { cache: users } },
@@ -68,7 +69,7 @@ export interface BuildAppSwitches {
   onFastPath?: () => void;
 }
 
-/** {@link createApp} with internal switches (not exported from `mod.ts`). */
+/** {@link createApp} with internal switches (not exported from `http.ts`). */
 export function buildApp(options: CreateAppOptions, switches: BuildAppSwitches): HttpApp {
   const p = new Pipeline(options, resolveAppOptions(options));
   const app = new Hono();

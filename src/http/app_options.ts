@@ -10,7 +10,17 @@ import { fn, nonNegativeOrInfinity, parseOptions } from "../validate.ts";
 import type { Cache, Codec, ReadonlyCache } from "../types.ts";
 import type { CorsOptions } from "./cors.ts";
 
-/** One bucket served by the app. */
+/**
+ * One bucket served by the app.
+ *
+ * @example
+ * ```ts
+ * import { openCache } from "../../mod.ts";
+ * import type { AppBucketOptions } from "../../http.ts";
+ * const cache = await openCache({ servers: "nats://127.0.0.1:4222", bucket: "config", local: { maxItems: 1_000 } });
+ * const config: AppBucketOptions = { cache, readOnly: true, maxAgeMs: 5_000 };
+ * ```
+ */
 export interface AppBucketOptions {
   /**
    * The opened cache. A `Cache` can be written through the app (unless
@@ -40,7 +50,15 @@ export interface AppBucketOptions {
   maxAgeMs?: number;
 }
 
-/** Who may read and write. */
+/**
+ * Who may read and write.
+ *
+ * @example
+ * ```ts
+ * import type { AppAuthOptions } from "../../http.ts";
+ * const auth: AppAuthOptions = { readTokens: ["r3ad"], writeTokens: ["wr1te"] };
+ * ```
+ */
 export interface AppAuthOptions {
   /**
    * Bearer tokens that allow reads. Empty or omitted: reads are open. Write
@@ -60,7 +78,15 @@ export interface AppAuthOptions {
   anonymousWrites?: boolean;
 }
 
-/** Bounds of the app; all have safe defaults. */
+/**
+ * Bounds of the app; all have safe defaults.
+ *
+ * @example
+ * ```ts
+ * import type { AppLimits } from "../../http.ts";
+ * const limits: AppLimits = { maxBodyBytes: 64 * 1024, maxSseStreams: 200, maxConcurrentScans: 2 };
+ * ```
+ */
 export interface AppLimits {
   /** Largest request body, in bytes; past it 413 `too_large`. Default 1 048 576 (NATS' default `max_payload`). */
   maxBodyBytes?: number;
@@ -120,7 +146,16 @@ export interface AppLimits {
   maxHeaderBytes?: number;
 }
 
-/** When `/readyz` answers 200. */
+/**
+ * When `/readyz` answers 200.
+ *
+ * @example
+ * ```ts
+ * import type { AppReadinessOptions } from "../../http.ts";
+ * // Leave the load balancer after 5 minutes without NATS.
+ * const readiness: AppReadinessOptions = { maxStaleMs: 5 * 60_000 };
+ * ```
+ */
 export interface AppReadinessOptions {
   /**
    * How long a bucket may be `stale` (NATS unreachable, serving resident
@@ -131,7 +166,17 @@ export interface AppReadinessOptions {
   maxStaleMs?: number;
 }
 
-/** One finished request, for logging (`onRequest`). Never contains headers or tokens. */
+/**
+ * One finished request, for logging (`onRequest`). Never contains headers or tokens.
+ *
+ * @example
+ * ```ts
+ * import type { RequestInfo } from "../../http.ts";
+ * function logLine(info: RequestInfo): string {
+ *   return JSON.stringify({ method: info.method, route: info.route, status: info.status, ms: info.durationMs });
+ * }
+ * ```
+ */
 export interface RequestInfo {
   /** The request method. */
   method: string;
@@ -156,6 +201,14 @@ export interface RequestInfo {
  * The facade: a hono `Hono` app, typed structurally so that kvedge's public
  * API does not expose hono's types (cast to `Hono` to mount it inside a
  * larger hono app).
+ *
+ * @example
+ * ```ts
+ * import type { HttpApp } from "../../http.ts";
+ * async function status(app: HttpApp): Promise<number> {
+ *   return (await app.request("/healthz")).status;
+ * }
+ * ```
  */
 export interface HttpApp {
   /**
@@ -167,7 +220,22 @@ export interface HttpApp {
   request(input: string | URL | Request, init?: RequestInit): Response | Promise<Response>;
 }
 
-/** Options of {@link createApp}. */
+/**
+ * Options of {@link createApp}.
+ *
+ * @example
+ * ```ts
+ * import { openCache } from "../../mod.ts";
+ * import type { CreateAppOptions } from "../../http.ts";
+ * const users = await openCache({ servers: "nats://127.0.0.1:4222", bucket: "users", local: { maxItems: 10_000 } });
+ * const options: CreateAppOptions = {
+ *   buckets: { users: { cache: users } },
+ *   auth: { writeTokens: ["s3cret"] },
+ *   cors: { origins: ["https://app.example.com"] },
+ *   onRequest: (info) => console.log(info.route, info.status),
+ * };
+ * ```
+ */
 export interface CreateAppOptions {
   /** The buckets served, by name; only these are served (others: 404). At least one. */
   buckets: Record<string, AppBucketOptions>;

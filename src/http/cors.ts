@@ -8,7 +8,15 @@
  */
 import type { MiddlewareHandler } from "hono";
 
-/** Options of {@link cors}. */
+/**
+ * Options of {@link cors}.
+ *
+ * @example
+ * ```ts
+ * import type { CorsOptions } from "../../http.ts";
+ * const cors: CorsOptions = { origins: ["https://app.example.com"], maxAgeSeconds: 3_600 };
+ * ```
+ */
 export interface CorsOptions {
   /**
    * Exact origins allowed, e.g. `["https://app.example.com"]` (scheme, host

@@ -25,7 +25,15 @@ import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp }
 import { problemInstance, toProblem } from "./problem.ts";
 import { RequestBoundSocket } from "./request_bound_socket.ts";
 
-/** One bucket served by {@link createFetchHandler}: the cache's options, minus the connection. */
+/**
+ * One bucket served by {@link createFetchHandler}: the cache's options, minus the connection.
+ *
+ * @example
+ * ```ts
+ * import type { FetchHandlerBucketOptions } from "../../http.ts";
+ * const config: FetchHandlerBucketOptions = { mode: "lazy", readOnly: true, maxAgeMs: 10_000 };
+ * ```
+ */
 export interface FetchHandlerBucketOptions extends
   Omit<
     CacheOptions<unknown>,
@@ -39,7 +47,19 @@ export interface FetchHandlerBucketOptions extends
   maxAgeMs?: number;
 }
 
-/** Options of {@link createFetchHandler}. */
+/**
+ * Options of {@link createFetchHandler}.
+ *
+ * @example
+ * ```ts
+ * import type { FetchHandlerOptions } from "../../http.ts";
+ * const options: FetchHandlerOptions = {
+ *   servers: "wss://nats.example.com",
+ *   buckets: { config: { mode: "lazy", readOnly: true } },
+ *   local: { maxItems: 5_000 },
+ * };
+ * ```
+ */
 export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | "signal"> {
   /**
    * NATS URL(s): `wss://…` (or `ws://…`) where the runtime allows no raw TCP,
@@ -74,7 +94,22 @@ export interface FetchHandlerOptions extends Omit<CreateAppOptions, "buckets" | 
   onOpenError?: (error: unknown) => void;
 }
 
-/** A facade for `export default { fetch }` / `Deno.serve(handler.fetch)`. */
+/**
+ * A facade for `export default { fetch }` / `Deno.serve(handler.fetch)`.
+ *
+ * @example
+ * ```ts
+ * import { createFetchHandler, type FetchHandler } from "../../http.ts";
+ * const handler: FetchHandler = createFetchHandler({
+ *   servers: "wss://nats.example.com",
+ *   buckets: { config: { mode: "lazy" } },
+ *   local: { maxItems: 5_000 },
+ * });
+ * const res = await handler.fetch(new Request("https://edge.example/v1/buckets/config/keys/flags"));
+ * console.log(res.status);
+ * await handler.close();
+ * ```
+ */
 export interface FetchHandler extends AsyncDisposable {
   /** Answers one request (bound: pass it around freely). Never rejects. */
   readonly fetch: (request: Request) => Promise<Response>;

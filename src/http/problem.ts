@@ -25,7 +25,18 @@ import {
   ValidationError,
 } from "../errors.ts";
 
-/** Stable machine-readable codes of HTTP problems; clients branch on these. */
+/**
+ * Stable machine-readable codes of HTTP problems; clients branch on these.
+ *
+ * @example
+ * ```ts
+ * import type { ProblemCode } from "../../http.ts";
+ * async function problemOf(res: Response): Promise<ProblemCode | undefined> {
+ *   if (res.ok) return undefined;
+ *   return ((await res.json()) as { code: ProblemCode }).code;
+ * }
+ * ```
+ */
 export type ProblemCode =
   | "bad_request"
   | "bad_key"

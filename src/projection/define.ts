@@ -81,7 +81,7 @@ const DefinitionSchema = z.object({
  *
  * @example
  * ```ts
- * import { defineProjection } from "../../mod.ts";
+ * import { defineProjection } from "../../projection.ts";
  *
  * interface Summary { status: string; items: number; total: number; updatedAt: string }
  *

@@ -59,7 +59,7 @@ import { bindConsumer, ensureTarget, readSource } from "./setup.ts";
  * @example
  * ```ts ignore
  * import { connect } from "@nats-io/transport-node";
- * import { defineProjection, runProjection } from "../../mod.ts";
+ * import { defineProjection, runProjection } from "../../projection.ts";
  * const nc = await connect({ servers: "nats://127.0.0.1:4222" });
  * const latest = defineProjection({
  *   name: "latest-by-subject",

@@ -7,7 +7,15 @@
  */
 import type { Codec, CreateBucketOptions, Operation } from "../types.ts";
 
-/** A JetStream stream of domain events as the source. */
+/**
+ * A JetStream stream of domain events as the source.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionStreamSource } from "../../projection.ts";
+ * const source: ProjectionStreamSource = { stream: "ORDERS", subject: "orders.>" };
+ * ```
+ */
 export interface ProjectionStreamSource {
   /** Stream name, e.g. `"ORDERS"` (`[-\w]+`). */
   stream: string;
@@ -15,7 +23,15 @@ export interface ProjectionStreamSource {
   subject?: string;
 }
 
-/** A KV bucket's changes (puts, deletes, purges) as the source. */
+/**
+ * A KV bucket's changes (puts, deletes, purges) as the source.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionBucketSource } from "../../projection.ts";
+ * const source: ProjectionBucketSource = { bucket: "users", keys: "user.>" };
+ * ```
+ */
 export interface ProjectionBucketSource {
   /** Bucket name (`[-\w]+`); its stream is `KV_<bucket>`. */
   bucket: string;
@@ -23,10 +39,26 @@ export interface ProjectionBucketSource {
   keys?: string;
 }
 
-/** Where a projection reads from: a stream (or subject) of events, or a KV bucket's changes. */
+/**
+ * Where a projection reads from: a stream (or subject) of events, or a KV bucket's changes.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionSource } from "../../projection.ts";
+ * const sources: ProjectionSource[] = [{ stream: "ORDERS" }, { bucket: "users" }];
+ * ```
+ */
 export type ProjectionSource = ProjectionStreamSource | ProjectionBucketSource;
 
-/** Where a projection writes to. */
+/**
+ * Where a projection writes to.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionTargetOptions } from "../../projection.ts";
+ * const target: ProjectionTargetOptions = { bucket: "order-summary", create: { history: 1 } };
+ * ```
+ */
 export interface ProjectionTargetOptions {
   /** Target KV bucket (`[-\w]+`). Must not be the source bucket. */
   bucket: string;
@@ -43,7 +75,7 @@ export interface ProjectionTargetOptions {
  *
  * @example
  * ```ts
- * import type { ProjectionEvent } from "../../mod.ts";
+ * import type { ProjectionEvent } from "../../projection.ts";
  * function orderId(event: ProjectionEvent): string | undefined {
  *   return event.json<{ orderId?: string }>().orderId;
  * }
@@ -77,7 +109,7 @@ export interface ProjectionEvent {
  *
  * @example
  * ```ts
- * import type { ProjectionEntry } from "../../mod.ts";
+ * import type { ProjectionEntry } from "../../projection.ts";
  * const e: ProjectionEntry<number> = { key: "n", value: 1, revision: 7, sourceSeq: 3, createdMs: 0 };
  * ```
  */
@@ -99,7 +131,7 @@ export interface ProjectionEntry<V> {
  *
  * @example
  * ```ts
- * import type { ProjectionContext } from "../../mod.ts";
+ * import type { ProjectionContext } from "../../projection.ts";
  * async function count(ctx: ProjectionContext<number>, key: string): Promise<number> {
  *   return ((await ctx.get(key))?.value ?? 0) + 1;
  * }
@@ -122,7 +154,7 @@ export interface ProjectionContext<V> {
  *
  * @example
  * ```ts
- * import type { ProjectionWrite } from "../../mod.ts";
+ * import type { ProjectionWrite } from "../../projection.ts";
  * const put: ProjectionWrite<number> = { key: "a", value: 1 };
  * const del: ProjectionWrite<number> = { key: "a", delete: true };
  * ```
@@ -138,7 +170,7 @@ export type ProjectionWrite<V> = { key: string; value: V } | { key: string; dele
  *
  * @example
  * ```ts
- * import type { ProjectionResult } from "../../mod.ts";
+ * import type { ProjectionResult } from "../../projection.ts";
  * const none: ProjectionResult<number> = null;
  * ```
  */
@@ -154,7 +186,7 @@ export type ProjectionResult<V> =
  *
  * @example
  * ```ts
- * import type { ProjectionMap } from "../../mod.ts";
+ * import type { ProjectionMap } from "../../projection.ts";
  * const latest: ProjectionMap<unknown> = (event) => ({ key: event.subject, value: event.json() });
  * ```
  */
@@ -163,7 +195,21 @@ export type ProjectionMap<V> = (
   ctx: ProjectionContext<V>,
 ) => ProjectionResult<V> | Promise<ProjectionResult<V>>;
 
-/** Options of {@linkcode defineProjection}. */
+/**
+ * Options of {@linkcode defineProjection}.
+ *
+ * @example
+ * ```ts
+ * import { defineProjection, type ProjectionOptions } from "../../projection.ts";
+ * const options: ProjectionOptions<{ n: number }> = {
+ *   name: "counts",
+ *   source: { stream: "EVENTS" },
+ *   target: "counts",
+ *   map: (event) => ({ key: event.subject, value: { n: 1 } }),
+ * };
+ * const counts = defineProjection(options);
+ * ```
+ */
 export interface ProjectionOptions<V> {
   /**
    * Name of the projection (`[-\w]+`); it names the durable consumer
@@ -187,7 +233,7 @@ export interface ProjectionOptions<V> {
  *
  * @example
  * ```ts
- * import { defineProjection, type Projection } from "../../mod.ts";
+ * import { defineProjection, type Projection } from "../../projection.ts";
  * const p: Projection<number> = defineProjection<number>({
  *   name: "counts",
  *   source: { stream: "EVENTS" },
@@ -212,7 +258,17 @@ export interface Projection<V> {
   readonly codec: Codec<V>;
 }
 
-/** The lifecycle of a running projection. */
+/**
+ * The lifecycle of a running projection.
+ *
+ * @example
+ * ```ts
+ * import type { ProjectionState } from "../../projection.ts";
+ * function healthy(state: ProjectionState): boolean {
+ *   return state === "running" || state === "starting";
+ * }
+ * ```
+ */
 export type ProjectionState =
   | "starting"
   | "running"
@@ -226,7 +282,7 @@ export type ProjectionState =
  *
  * @example
  * ```ts
- * import type { ProjectionStatus } from "../../mod.ts";
+ * import type { ProjectionStatus } from "../../projection.ts";
  * function behind(s: ProjectionStatus): boolean {
  *   return s.lag > 0;
  * }
@@ -271,7 +327,15 @@ export interface ProjectionStatus {
   lastError?: string;
 }
 
-/** Options of {@linkcode runProjection}. */
+/**
+ * Options of {@linkcode runProjection}.
+ *
+ * @example
+ * ```ts
+ * import type { RunProjectionOptions } from "../../projection.ts";
+ * const options: RunProjectionOptions = { fromStart: true, ackWaitMs: 30_000 };
+ * ```
+ */
 export interface RunProjectionOptions {
   /**
    * Replay: delete the durable consumer and read the source from its first
@@ -328,7 +392,7 @@ export interface RunProjectionOptions {
  * @example
  * ```ts ignore
  * import { connect } from "@nats-io/transport-node";
- * import { runProjection } from "../../mod.ts";
+ * import { runProjection } from "../../projection.ts";
  * import orders from "../../examples/orders/projection.ts";
  * const nc = await connect({ servers: "nats://127.0.0.1:4222" });
  * await using run = await runProjection(nc, orders);

@@ -20,22 +20,62 @@ import {
 } from "../http/fetch_handler.ts";
 import { BUCKET_HEADER } from "./router.ts";
 
-/** What workerd passes a Durable Object's constructor as its state (only what is used here). */
+/**
+ * What workerd passes a Durable Object's constructor as its state (only what is used here).
+ *
+ * @example
+ * ```ts
+ * import type { DurableObjectStateLike } from "../../workerd.ts";
+ * const state: DurableObjectStateLike = { id: "edge" };
+ * ```
+ */
 export interface DurableObjectStateLike {
   /** The object's id. */
   readonly id?: unknown;
 }
 
-/** A base class for the object: `DurableObject` from `cloudflare:workers`. */
+/**
+ * A base class for the object: `DurableObject` from `cloudflare:workers`.
+ *
+ * @example
+ * ```ts
+ * import type { DurableObjectBase } from "../../workerd.ts";
+ * // Outside workerd (tests), a plain class stands in for `DurableObject`.
+ * const Base: DurableObjectBase = class {};
+ * ```
+ */
 export type DurableObjectBase = abstract new (state: never, env: never) => object;
 
-/** A Durable Object class as workerd instantiates it. */
+/**
+ * A Durable Object class as workerd instantiates it.
+ *
+ * @example
+ * ```ts
+ * import { defineEdgeObject, type EdgeObjectClass } from "../../workerd.ts";
+ * interface Env { NATS_URL: string }
+ * const Edge: EdgeObjectClass<Env> = defineEdgeObject((env: Env) => ({
+ *   servers: env.NATS_URL,
+ *   buckets: { config: { mode: "lazy" } },
+ *   local: { maxItems: 5_000 },
+ * }), class {});
+ * ```
+ */
 export interface EdgeObjectClass<Env> {
   /** workerd calls this once per object instance; it does no I/O. */
   new (state: DurableObjectStateLike, env: Env): EdgeObject;
 }
 
-/** An instance of the class {@link defineEdgeObject} returns. */
+/**
+ * An instance of the class {@link defineEdgeObject} returns.
+ *
+ * @example
+ * ```ts
+ * import type { EdgeObject } from "../../workerd.ts";
+ * async function ping(object: EdgeObject): Promise<number> {
+ *   return (await object.fetch(new Request("https://edge.example/healthz"))).status;
+ * }
+ * ```
+ */
 export interface EdgeObject {
   /**
    * Answers one request with the object's handler (opened on the first request).

@@ -8,12 +8,30 @@
  */
 import { HttpProblem, problemInstance } from "../http/problem.ts";
 
-/** Header the router sets to tell an object which bucket it serves (any client value is dropped). */
+/**
+ * Header the router sets to tell an object which bucket it serves (any client value is dropped).
+ *
+ * @example
+ * ```ts
+ * import { BUCKET_HEADER } from "../../workerd.ts";
+ * console.log(BUCKET_HEADER); // "kvedge-object-bucket"
+ * ```
+ */
 export const BUCKET_HEADER = "kvedge-object-bucket";
 
 const BUCKET_PATH = /^\/v1\/buckets\/([^/]+)(?:\/|$)/;
 
-/** The parts of a Durable Object namespace binding the router uses. */
+/**
+ * The parts of a Durable Object namespace binding the router uses.
+ *
+ * @example
+ * ```ts
+ * import type { DurableObjectNamespaceLike } from "../../workerd.ts";
+ * function stubOf(ns: DurableObjectNamespaceLike, name: string) {
+ *   return ns.get(ns.idFromName(name) as never);
+ * }
+ * ```
+ */
 export interface DurableObjectNamespaceLike {
   /** The id of the object with this name (the same name always gives the same object). */
   idFromName(name: string): unknown;
@@ -21,7 +39,15 @@ export interface DurableObjectNamespaceLike {
   get(id: never): { fetch(request: Request): Promise<Response> };
 }
 
-/** Options of {@link createEdgeRouter}. */
+/**
+ * Options of {@link createEdgeRouter}.
+ *
+ * @example
+ * ```ts
+ * import type { EdgeRouterOptions } from "../../workerd.ts";
+ * const options: EdgeRouterOptions = { binding: "KVEDGE", by: "bucket", name: "edge" };
+ * ```
+ */
 export interface EdgeRouterOptions {
   /** Name of the Durable Object namespace binding in `env` (e.g. `"KVEDGE"`). */
   binding: string;
@@ -37,7 +63,16 @@ export interface EdgeRouterOptions {
   name?: string;
 }
 
-/** A Worker's module export: `export default createEdgeRouter(...)`. */
+/**
+ * A Worker's module export: `export default createEdgeRouter(...)`.
+ *
+ * @example
+ * ```ts
+ * import { createEdgeRouter, type EdgeRouter } from "../../workerd.ts";
+ * const router: EdgeRouter = createEdgeRouter({ binding: "KVEDGE" });
+ * console.log(typeof router.fetch); // export default router; in a Worker
+ * ```
+ */
 export interface EdgeRouter {
   /** Forwards `request` to its object. Never rejects. */
   fetch(request: Request, env: Record<string, unknown>): Promise<Response>;

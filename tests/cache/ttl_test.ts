@@ -5,10 +5,10 @@ import {
   type Cache,
   type CacheOptions,
   type Change,
-  createApp,
   openCache,
   UnsupportedError,
 } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../../src/server_version.ts";
 import { kvStreamName, kvSubject, MARKER_REASON_HEADER } from "../../src/kv_layout.ts";
 import type { NatsConnection } from "@nats-io/nats-core";

@@ -17,6 +17,7 @@ const SCENARIOS = [
   "bootstrap",
   "warm_start",
   "seed",
+  "csv",
   "stampede",
   "miss",
   "bookmark",

@@ -5,10 +5,10 @@ import {
   type Cache,
   type CacheEvent,
   type CacheOptions,
-  createApp,
   DecodeError,
   openCache,
 } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { natsCliBinary } from "../../host/nats_binary.ts";
 import { PER_KEY_TTL_VERSION, versionAtLeast } from "../../src/server_version.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "../_setup.ts";

@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import {
-  type Cache,
-  type CacheOptions,
-  createApp,
-  type CreateAppOptions,
-  type HttpApp,
-  openCache,
-} from "../../mod.ts";
+import { type Cache, type CacheOptions, openCache } from "../../mod.ts";
+import { createApp, type CreateAppOptions, type HttpApp } from "../../http.ts";
 import { startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
 interface SseBlock {

@@ -5,7 +5,8 @@
  * starts at a bookmark.
  */
 import assert from "node:assert/strict";
-import { type Cache, type CacheOptions, createApp, openCache } from "../../mod.ts";
+import { type Cache, type CacheOptions, openCache } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { buildApp } from "../../src/http/app.ts";
 import { startServer, uniqueBucket, waitFor } from "../_setup.ts";
 import { startProxy } from "../_proxy.ts";

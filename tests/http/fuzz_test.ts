@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Cache, createApp, openCache } from "../../mod.ts";
+import { type Cache, openCache } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { startServer, uniqueBucket } from "../_setup.ts";
 
 const METHODS = ["GET", "HEAD", "PUT", "DELETE", "POST", "PATCH", "OPTIONS", "PROPFIND", "TRACE"];

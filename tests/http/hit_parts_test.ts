@@ -8,14 +8,8 @@
  * codec's bytes, and after its template was dropped from the bounded set.
  */
 import assert from "node:assert/strict";
-import {
-  type Cache,
-  type Codec,
-  createApp,
-  type Entry,
-  type HttpApp,
-  openCache,
-} from "../../mod.ts";
+import { type Cache, type Codec, type Entry, openCache } from "../../mod.ts";
+import { createApp, type HttpApp } from "../../http.ts";
 import { entryResponse } from "../../src/http/entry_response.ts";
 import { ServedBucket, TEMPLATES_PER_BUCKET } from "../../src/http/served_bucket.ts";
 import { startServer, uniqueBucket, waitFor } from "../_setup.ts";

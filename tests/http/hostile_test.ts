@@ -5,15 +5,8 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import {
-  type Cache,
-  type CacheOptions,
-  createApp,
-  type CreateAppOptions,
-  type HttpApp,
-  jsonCodec,
-  openCache,
-} from "../../mod.ts";
+import { type Cache, type CacheOptions, jsonCodec, openCache } from "../../mod.ts";
+import { createApp, type CreateAppOptions, type HttpApp } from "../../http.ts";
 import { startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
 const json = (value: unknown, headers: Record<string, string> = {}): RequestInit => ({

@@ -8,13 +8,8 @@
  * line.
  */
 import assert from "node:assert/strict";
-import {
-  type Cache,
-  type Codec,
-  type CreateAppOptions,
-  openCache,
-  type RequestInfo,
-} from "../../mod.ts";
+import { type Cache, type Codec, openCache } from "../../mod.ts";
+import type { CreateAppOptions, RequestInfo } from "../../http.ts";
 import { buildApp } from "../../src/http/app.ts";
 import { startServer, uniqueBucket } from "../_setup.ts";
 

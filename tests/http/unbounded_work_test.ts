@@ -6,14 +6,8 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import {
-  type Cache,
-  type CacheOptions,
-  createApp,
-  type CreateAppOptions,
-  openCache,
-  type RequestInfo,
-} from "../../mod.ts";
+import { type Cache, type CacheOptions, openCache } from "../../mod.ts";
+import { createApp, type CreateAppOptions, type RequestInfo } from "../../http.ts";
 import { fill } from "../_seed.ts";
 import { startServer, uniqueBucket, waitFor } from "../_setup.ts";
 

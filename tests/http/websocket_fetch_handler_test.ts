@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { createFetchHandler } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 import { freePort } from "../../host/free_port.ts";
 import { fill } from "../_seed.ts";
 import { connectTo, type ServerHandle, startServer, uniqueBucket, waitFor } from "../_setup.ts";

@@ -1,7 +1,8 @@
 // The scratch project's check, run by Node and Bun against the npm package as
 // installed from its tarball: imports it by name, opens a cache against the
 // nats-server at argv[2], writes and reads, and prints one JSON line.
-import { createFetchHandler, openCache, UnsupportedRuntimeError } from "@kvedge/kvedge";
+import { openCache, UnsupportedRuntimeError } from "@kvedge/kvedge";
+import { createFetchHandler } from "@kvedge/kvedge/http";
 
 const [url, bucket] = process.argv.slice(2);
 const cache = await openCache({ servers: url, bucket, create: true, local: { maxItems: 10 } });

@@ -18,6 +18,8 @@ import { NODE_20, RUNTIMES } from "../_runtimes.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSC = join(ROOT, ".runtimes/build/node_modules/typescript/bin/tsc");
+/** The entry points deno.json's `exports` declares: the cache, the HTTP facade, projections, workerd. */
+const ENTRIES = ["mod.ts", "http.ts", "projection.ts", "workerd.ts"];
 
 async function run(
   cmd: string,
@@ -47,17 +49,19 @@ Deno.test("JSR: deno publish --dry-run is clean and publishes only the library",
   assert.doesNotMatch(out, /warning/i, out);
   // One line per file: "   file:///…/src/open.ts (7.64KB)".
   const files = [...out.matchAll(/^\s+file:\/\/(\S+) \(/gm)].map((m) => m[1]!.slice(ROOT.length));
-  for (const f of ["mod.ts", "workerd.ts", "LICENSE", "README.md", "src/open.ts"]) {
+  for (const f of [...ENTRIES, "LICENSE", "README.md", "src/open.ts"]) {
     assert.ok(files.includes(f), `${f} is not published:\n${out}`);
   }
   const outside = files.filter((f) =>
-    !["mod.ts", "workerd.ts", "LICENSE", "README.md", "deno.json"].includes(f) &&
+    ![...ENTRIES, "LICENSE", "README.md", "deno.json"].includes(f) &&
     !f.startsWith("src/")
   );
   assert.deepEqual(
     outside,
     [],
-    "only the entry points (mod.ts, workerd.ts), src/, README.md, LICENSE (and deno.json) are published",
+    `only the entry points (${
+      ENTRIES.join(", ")
+    }), src/, README.md, LICENSE (and deno.json) are published`,
   );
 });
 
@@ -75,8 +79,11 @@ Deno.test("npm: the package packs, installs from its tarball, type-checks and ru
       assert.equal(packed.length, 1);
       tarball = join(dir, packed[0]!.name);
       const listing = await run("tar", ["-tzf", tarball], dir);
-      assert.match(listing, /^package\/mod\.js$/m);
-      assert.match(listing, /^package\/mod\.d\.ts$/m);
+      for (const entry of ENTRIES) {
+        const name = entry.replace(/\.ts$/, "");
+        assert.match(listing, new RegExp(`^package/${name}\\.js$`, "m"));
+        assert.match(listing, new RegExp(`^package/${name}\\.d\\.ts$`, "m"));
+      }
       assert.doesNotMatch(listing, /\.ts$(?<!\.d\.ts)/m, "no TypeScript sources are shipped");
       assert.doesNotMatch(listing, /^package\/(tests|scripts|host|workers)\//m);
     });
@@ -157,6 +164,8 @@ Deno.test("npm: the package packs, installs from its tarball, type-checks and ru
 
 const TYPES_CHECK = `
 import { type Cache, type CacheOptions, openCache, type SnapshotStorage } from "@kvedge/kvedge";
+import { createFetchHandler, type FetchHandler } from "@kvedge/kvedge/http";
+import { defineProjection, type Projection } from "@kvedge/kvedge/projection";
 
 const options: CacheOptions<{ n: number }> = {
   servers: "nats://127.0.0.1:4222",
@@ -171,6 +180,17 @@ export const opening: Promise<Cache<{ n: number }>> = openCache({
   ...options,
   mode: "replica",
   snapshot: { storage },
+});
+export const handler: FetchHandler = createFetchHandler({
+  servers: "wss://nats.example.com",
+  buckets: { config: { mode: "lazy" } },
+  local: { maxItems: 10 },
+});
+export const latest: Projection<{ n: number }> = defineProjection<{ n: number }>({
+  name: "latest",
+  source: { stream: "EVENTS" },
+  target: "latest",
+  map: (event) => ({ key: event.subject, value: { n: 1 } }),
 });
 // @ts-expect-error: a cache of another type is refused by the types.
 export const wrong: Promise<Cache<string>> = openCache<{ n: number }>(options);

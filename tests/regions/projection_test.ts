@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { defineProjection, type ProjectionStatus, runProjection } from "../../mod.ts";
+import { defineProjection, type ProjectionStatus, runProjection } from "../../projection.ts";
 import { SOURCE_SEQ_HEADER } from "../../src/projection/target.ts";
 import { connectHub, regionalBucket } from "../_regions.ts";
 import { HUB_DOMAIN, LEAF_PASSWORDS, startRegions, uniqueBucket } from "../_setup.ts";

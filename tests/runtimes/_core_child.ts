@@ -21,7 +21,8 @@ import { stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Kvm } from "@nats-io/kv";
-import { type CacheEvent, createFetchHandler, openCache } from "../../mod.ts";
+import { type CacheEvent, openCache } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 import { connectNats } from "../../src/connect.ts";
 
 const [scenario, natsUrl, wsUrl, bucket, dir] = argv.slice(2) as [

@@ -9,7 +9,7 @@
  */
 // Provided by workerd; `deno bundle --external cloudflare:workers` leaves the import to it.
 import { DurableObject } from "cloudflare:workers";
-import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../mod.ts";
+import { createFetchHandler, type FetchHandler, type FetchHandlerOptions } from "../../http.ts";
 import { createEdgeRouter, defineEdgeObject } from "../../workerd.ts";
 
 interface Env {

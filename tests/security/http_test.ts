@@ -5,7 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createApp, openCache } from "../../mod.ts";
+import { openCache } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { startServer } from "../_setup.ts";
 import { assertNoSecret } from "../_security.ts";
 

@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { createFetchHandler, openCache, PermissionError } from "../../mod.ts";
+import { openCache, PermissionError } from "../../mod.ts";
+import { createFetchHandler } from "../../http.ts";
 import { connectNats } from "../../src/connect.ts";
 import { Watcher } from "../../src/watcher.ts";
 import { connectTo, type ServerHandle, spawnEdge, startServer, waitFor } from "../_setup.ts";

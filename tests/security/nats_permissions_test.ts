@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
-import { createApp, openCache } from "../../mod.ts";
+import { openCache } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { connectTo, type ServerHandle, startServer, waitFor } from "../_setup.ts";
 import {
   assertNoSecret,

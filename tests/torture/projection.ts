@@ -16,7 +16,7 @@ import fc from "fast-check";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { runProjection } from "../../mod.ts";
+import { runProjection } from "../../projection.ts";
 import { versionAtLeast } from "../../src/server_version.ts";
 import { lines, uniqueBucket } from "../_setup.ts";
 import type { Violation } from "./checker.ts";

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { defineProjection, type Projection, type ProjectionEvent } from "../../mod.ts";
+import { defineProjection, type Projection, type ProjectionEvent } from "../../projection.ts";
 
 /** One event of the ledger's source stream. */
 export type LedgerEvent =

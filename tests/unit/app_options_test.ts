@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createApp } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { resolveAppOptions } from "../../src/http/app_options.ts";
 import { resolveOptions } from "../../src/options.ts";
 import type { CreateAppOptions } from "../../src/http/app_options.ts";

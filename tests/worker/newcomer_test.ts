@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { createApp, DecodeError, openCache } from "../../mod.ts";
+import { DecodeError, openCache } from "../../mod.ts";
+import { createApp } from "../../http.ts";
 import { BOOLEAN_WORDS, parseEdgeConfig } from "../../host/edge_config.ts";
 import { connectTo, spawnEdge, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
