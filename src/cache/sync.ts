@@ -236,12 +236,15 @@ export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
     });
     c.emit({ type: "error", at: Date.now(), message: c.lastError! });
   }
-  if (inSync && c.mode === "replica" && c.bound && c.watching !== undefined && !c.closed) {
+  if (inSync && c.bound && c.watching !== undefined && !c.closed) {
     // A mirror copying its backlog after a cut does not always store it in
     // order (on nats-server 2.9.10 a consumer got a newer message first and
     // older ones were stored below it afterwards, docs/nats-versions.md): the
     // watcher may have passed sequences filled in later. Re-read the mirror
-    // before vouching for it again; until then the cache is not synced.
+    // before vouching for it again; until then the cache is not synced. A
+    // lazy edge's resync drops what it holds (its negative entries too, which
+    // a revision the watcher passed would never correct): the next reads
+    // fetch from the mirror, which holds everything now.
     void c.watcher.resync("the regional mirror reaches the hub again: re-reading it");
   }
   transition(c, {

@@ -229,7 +229,7 @@ class ClusterSite implements Site {
     if (down === undefined) return;
     await jetStreamAnswers(this.writer);
     // The stream has a leader again and every replica (the one back too) is current.
-    const jsm = await jetstreamManager(this.writer, { timeout: 2_000 });
+    const jsm = await jetstreamManager(this.writer, { timeout: 2_000, checkAPI: false });
     await waitFor(async () => {
       const info = await jsm.streams.info(kvStreamName(this.#bucket)).catch(() => undefined);
       const c = info?.cluster;
