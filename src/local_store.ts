@@ -18,6 +18,7 @@
 import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 import { LruList, NONE } from "./lru_list.ts";
 import { SlotTtl } from "./slot_ttl.ts";
+import { NegativeSlots } from "./negative_slots.ts";
 import {
   Applied,
   compact,
@@ -72,14 +73,8 @@ export class LocalStore {
   readonly #onRemove: LocalStoreOptions["onRemove"];
   #evictions = 0;
   #bytes = 0;
-  /** Most negative slots and their bytes (0: no bound of that kind). */
-  readonly #maxNegItems: number;
-  readonly #maxNegBytes: number;
-  #negItems = 0;
-  #negBytes = 0;
-  #negEvictions = 0;
-  /** The negative slots, oldest stored first (a second list over the same indexes). */
-  readonly #negs = new LruList();
+  /** The negative slots and their bound; undefined without `maxNegativeShare` below 1. */
+  readonly #negs: NegativeSlots | undefined;
 
   readonly #index = new Map<string, number>();
   #keys: (string | undefined)[] = [];
@@ -105,18 +100,10 @@ export class LocalStore {
     }
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
-    const share = options.maxNegativeShare ?? 1;
-    if (!(share > 0 && share <= 1)) {
-      throw new RangeError(
-        `Cannot build local store: maxNegativeShare must be in (0, 1], got ${share}`,
-      );
-    }
-    this.#maxNegItems = share < 1 && this.#maxItems > 0
-      ? Math.max(1, Math.floor(share * this.#maxItems))
-      : 0;
-    this.#maxNegBytes = share < 1 && this.#maxBytes > 0
-      ? Math.max(1, Math.floor(share * this.#maxBytes))
-      : 0;
+    this.#negs = NegativeSlots.bounded(options.maxNegativeShare ?? 1, {
+      maxItems: this.#maxItems,
+      maxBytes: this.#maxBytes,
+    });
     this.#ttl = new SlotTtl(
       options.maxTtlMs ?? 0,
       options.bucketTtlMs ?? 0,
@@ -143,12 +130,12 @@ export class LocalStore {
 
   /** Negative slots (revision-0 tombstones) resident now. */
   get negatives(): number {
-    return this.#negItems;
+    return this.#negs?.items ?? 0;
   }
 
   /** Negative slots dropped by `maxNegativeShare` since creation (not in {@link evictions}). */
   get negativeEvictions(): number {
-    return this.#negEvictions;
+    return this.#negs?.evictions ?? 0;
   }
 
   /** Sets the bucket TTL (read from the stream), ms; 0 for none. */
@@ -313,38 +300,6 @@ export class LocalStore {
     return Applied.Stored;
   }
 
-  /**
-   * Stores a value already in its compact encoded form (a snapshot record):
-   * as {@link put} of its bytes, where `byteLength` is their length.
-   */
-  putEncoded(
-    key: string,
-    rev: number,
-    created: number,
-    encoded: string | Uint8Array,
-    byteLength: number,
-    gen = 0,
-  ): Applied {
-    const at = this.#index.size === 0 ? undefined : this.#index.get(key);
-    const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
-    if (held !== NONE && this.#rev[held]! >= rev) {
-      if (this.#rev[held] === rev) this.#gen[held] = gen;
-      return Applied.Older;
-    }
-    const ttl = this.#ttl.ttlFor(created, 0);
-    if (ttl < 0) {
-      if (held !== NONE) this.#remove(held, "delete");
-      return Applied.Expired;
-    }
-    const size = key.length + byteLength + ENTRY_OVERHEAD_BYTES;
-    const flags = typeof encoded === "string" ? SlotFlag.RawText : SlotFlag.RawBytes;
-    if (this.#tooLarge(key, size, held, rev, created, rawBytes(encoded), gen)) {
-      return Applied.TooLarge;
-    }
-    this.#set(key, at, rev, created, encoded, flags, size, gen, ttl);
-    return Applied.Stored;
-  }
-
   /** Stores an already-decoded value (own writes). Same revision rule as {@link put}. */
   putValue(
     key: string,
@@ -390,9 +345,7 @@ export class LocalStore {
     this.#top = 0;
     this.#lru.clear();
     this.#bytes = 0;
-    this.#negs.clear();
-    this.#negItems = 0;
-    this.#negBytes = 0;
+    this.#negs?.clear();
   }
 
   /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
@@ -520,46 +473,23 @@ export class LocalStore {
       this.#bytes += size;
     }
     this.#ttl.set(i, ttl, this.#capacity);
-    if (rev === 0 && flags === SlotFlag.Deleted && (this.#maxNegItems + this.#maxNegBytes) > 0) {
-      this.#negs.link(i);
-      this.#negItems++;
-      this.#negBytes += size;
-      this.#boundNegatives(i);
+    const negs = this.#negs;
+    if (rev === 0 && flags === SlotFlag.Deleted && negs !== undefined) {
+      negs.link(i, size);
+      // Past maxNegativeShare the oldest negative slot goes, never this one.
+      for (let h = negs.victim(i); h !== NONE; h = negs.victim(i)) this.#remove(h, "delete");
     }
   }
 
   /** Whether slot `i` counts as negative (linked in `#negs`). */
   #isNegative(i: number): boolean {
-    return this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted &&
-      (this.#maxNegItems + this.#maxNegBytes) > 0;
+    return this.#negs !== undefined && this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted;
   }
 
+  /** Unlinks negative slot `i`; its bytes are kept in `#size` only with `maxBytes`. */
   #unlinkNegative(i: number): void {
-    this.#negs.unlink(i);
-    this.#negItems--;
-    this.#negBytes -= this.#sizeOfNegative(i);
-  }
-
-  /** A negative slot's bytes: kept in `#size` only with `maxBytes`, else recomputed from its key. */
-  #sizeOfNegative(i: number): number {
-    return this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
-  }
-
-  /**
-   * Drops the oldest negative slots past `maxNegativeShare`, never `keep` (the
-   * one just stored): a flood of never-written keys then displaces its own
-   * kind, not the values being read.
-   */
-  #boundNegatives(keep: number): void {
-    while (
-      (this.#maxNegItems > 0 && this.#negItems > this.#maxNegItems) ||
-      (this.#maxNegBytes > 0 && this.#negBytes > this.#maxNegBytes)
-    ) {
-      const h = this.#negs.head;
-      if (h === NONE || h === keep) return;
-      this.#negEvictions++;
-      this.#remove(h, "delete");
-    }
+    const size = this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
+    this.#negs!.unlink(i, size);
   }
 
   #alloc(): number {
@@ -586,7 +516,7 @@ export class LocalStore {
     if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
     this.#lru.grow(capacity);
-    this.#negs.grow(capacity);
+    this.#negs?.grow(capacity);
     this.#ttl.grow(capacity);
     // #keys and #vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
