@@ -144,7 +144,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
-        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        const a = await getAtLeast(this.#c, { key, rev, options, countHit: this.#countHit });
         return a === undefined ? undefined : a.value;
       }
     }
@@ -210,7 +210,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
-        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        const a = await getAtLeast(this.#c, { key, rev, options, countHit: this.#countHit });
         if (a === undefined) return undefined;
         const e: Entry<T> = {
           key,
@@ -272,23 +272,23 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- writes --------------------------------------------------------------
 
   set(key: string, value: T, options: SetOptions = {}): Promise<number> {
-    return set(this.#c, key, value, options);
+    return set(this.#c, { key, value, options });
   }
 
   create(key: string, value: T, options: SetOptions = {}): Promise<number> {
-    return create(this.#c, key, value, options);
+    return create(this.#c, { key, value, options });
   }
 
   update(key: string, value: T, expectedRevision: number): Promise<number> {
-    return update(this.#c, key, value, expectedRevision);
+    return update(this.#c, { key, value, expectedRevision });
   }
 
   delete(key: string, options: DeleteOptions = {}): Promise<number> {
-    return remove(this.#c, key, "DEL", options);
+    return remove(this.#c, { key, op: "DEL", options });
   }
 
   purge(key: string, options: DeleteOptions = {}): Promise<number> {
-    return remove(this.#c, key, "PURGE", options);
+    return remove(this.#c, { key, op: "PURGE", options });
   }
 
   readonly(): ReadonlyCache<T> {

@@ -29,6 +29,18 @@ import {
   SlotFlag,
 } from "./slot.ts";
 
+/** An already-decoded value to store ({@link LocalStore.putValue}). */
+export interface StoredValue {
+  /** Revision (0: a loader result KV does not hold). */
+  rev: number;
+  /** When it was written, epoch ms. */
+  created: number;
+  /** The decoded value. */
+  value: unknown;
+  /** Length of its encoded form, bytes (counted against `maxBytes`). */
+  encodedBytes: number;
+}
+
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
   /** Most slots. */
@@ -232,11 +244,25 @@ export class LocalStore {
     return slot;
   }
 
-  /** Records that the resident slot of `key` at revision `rev` was decoded (or rejected, and why). */
-  decoded(key: string, rev: number, value: unknown, rejected?: unknown): void {
+  /** Records that the resident slot of `key` at revision `rev` was decoded to `value`. */
+  decoded(key: string, rev: number, value: unknown): void {
+    const i = this.#encodedAt(key, rev);
+    if (i !== NONE) this.setDecodedAt(i, value);
+  }
+
+  /** Records that the codec or schema refused the resident slot of `key` at `rev`, and why. */
+  rejected(key: string, rev: number, why: unknown): void {
+    const i = this.#encodedAt(key, rev);
+    if (i !== NONE) this.setDecodedAt(i, undefined, why);
+  }
+
+  /** The index of `key`'s slot if it is at `rev` and still encoded, else {@link NONE}. */
+  #encodedAt(key: string, rev: number): number {
     const i = this.#index.get(key);
-    if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) return;
-    this.setDecodedAt(i, value, rejected);
+    if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) {
+      return NONE;
+    }
+    return i;
   }
 
   // ---- slot copies ------------------------------------------------------------
@@ -289,7 +315,19 @@ export class LocalStore {
       return Applied.Expired;
     }
     const size = key.length + (raw?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES;
-    if (this.#tooLarge(key, size, held, rev, created, raw, gen)) return Applied.TooLarge;
+    if (this.#maxBytes > 0 && size > this.#maxBytes) {
+      const refused = {
+        rev,
+        created,
+        deleted: raw === undefined,
+        raw,
+        value: undefined,
+        size,
+        gen,
+      };
+      this.#refuse(key, held, refused);
+      return Applied.TooLarge;
+    }
     const value = raw === undefined ? undefined : compact(raw);
     const flags = raw === undefined
       ? SlotFlag.Deleted
@@ -300,14 +338,13 @@ export class LocalStore {
     return Applied.Stored;
   }
 
-  /** Stores an already-decoded value (own writes). Same revision rule as {@link put}. */
-  putValue(
-    key: string,
-    rev: number,
-    created: number,
-    value: unknown,
-    encodedBytes: number,
-  ): Applied {
+  /**
+   * Stores an already-decoded value (own writes and loader results): `rev`,
+   * `created` and `encodedBytes` (the encoded length, counted against
+   * `maxBytes`). Same revision rule as {@link put}.
+   */
+  putValue(key: string, v: StoredValue): Applied {
+    const { rev, created, value, encodedBytes } = v;
     const at = this.#index.get(key);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#rev[held]! >= rev && !(rev === 0 && this.#rev[held] === 0)) {
@@ -318,12 +355,7 @@ export class LocalStore {
     const gen = held === NONE ? 0 : this.#gen[held]!;
     const size = key.length + encodedBytes + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
-      if (held !== NONE) this.#remove(held, "delete");
-      this.#onRemove?.(
-        key,
-        { rev, created, deleted: false, raw: undefined, value, size, gen },
-        "too_large",
-      );
+      this.#refuse(key, held, { rev, created, deleted: false, raw: undefined, value, size, gen });
       return Applied.TooLarge;
     }
     this.#set(key, at, rev, created, value, 0, size, gen, ttl);
@@ -415,25 +447,14 @@ export class LocalStore {
 
   // ---- internals -------------------------------------------------------------------
 
-  #tooLarge(
-    key: string,
-    size: number,
-    held: number,
-    rev: number,
-    created: number,
-    raw: Uint8Array | undefined,
-    gen: number,
-  ): boolean {
-    // Like lru-cache, refuse an entry larger than maxBytes (and drop the key's
-    // old value) — and say so, so the caller can serve it without holding it.
-    if (this.#maxBytes === 0 || size <= this.#maxBytes) return false;
+  /**
+   * Refuses `slot`, larger than `maxBytes`: like lru-cache, drops the key's
+   * old value (`held`) and says so, so the caller can serve it without
+   * holding it.
+   */
+  #refuse(key: string, held: number, slot: Slot): void {
     if (held !== NONE) this.#remove(held, "delete");
-    this.#onRemove?.(
-      key,
-      { rev, created, deleted: raw === undefined, raw, value: undefined, size, gen },
-      "too_large",
-    );
-    return true;
+    this.#onRemove?.(key, slot, "too_large");
   }
 
   /** `at` is the key's index if it is in the map (even expired), from the caller's lookup. */

@@ -40,7 +40,7 @@ export async function* listKeys<T>(
   try {
     it = await c.d.kv.keys(f);
   } catch (err) {
-    throw mapNatsError(err, "list keys", c.bucket);
+    throw mapNatsError(err, { action: "list keys", bucket: c.bucket });
   }
   // An abort stops the consumer at once, also while no key is arriving.
   const stop = () => it.stop?.();
@@ -86,7 +86,7 @@ export async function history<T>(
     }
   } catch (err) {
     if (err instanceof TooLargeError) throw err;
-    throw mapNatsError(err, `read history of "${key}"`, c.bucket, key);
+    throw mapNatsError(err, { action: `read history of "${key}"`, bucket: c.bucket, key });
   } finally {
     it?.stop?.();
   }

@@ -87,7 +87,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
       entry = await c.d.kv.get(key);
     } catch (err) {
       if (c.o.loader && !c.connected) return load(c, key, false);
-      throw mapNatsError(err, `get "${key}"`, c.bucket, key);
+      throw mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
     }
     if (entry === null && reservation.rev === 0 && c.o.loader) {
       return await load(c, key, true);
@@ -110,7 +110,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
       ({ rev, created, raw } = reservation);
       ttlLeft = keyTtlLeft(created, reservation.ttlMs);
     }
-    return keep(c, key, rev, created, raw, ttlLeft);
+    return keep(c, key, { rev, created, raw, ttlMs: ttlLeft });
   } finally {
     c.reservations.delete(key);
   }
@@ -170,33 +170,52 @@ export async function load<T>(
   }
   if (value === undefined) {
     if (unchecked) return undefined;
-    return keep(c, key, 0, Date.now(), undefined, c.o.negativeTtlMs);
+    return keep(c, key, {
+      rev: 0,
+      created: Date.now(),
+      raw: undefined,
+      ttlMs: c.o.negativeTtlMs,
+    });
   }
-  const { value: checked, bytes } = encode(c, key, value, "load");
+  const { value: checked, bytes } = encode(c, { key, value, action: "load" });
   if (unchecked) return looseSlot(checked);
   if (c.o.writeBack && connected) {
     try {
-      const rev = await publish(c, key, bytes, "PUT", 0, `write back "${key}"`);
-      c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+      const rev = await publish(c, {
+        key,
+        data: bytes,
+        op: "PUT",
+        expected: 0,
+        action: `write back "${key}"`,
+      });
+      c.store.putValue(key, {
+        rev,
+        created: Date.now(),
+        value: checked,
+        encodedBytes: bytes.byteLength,
+      });
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Somebody wrote the key meanwhile: theirs wins; read it.
       const entry = await c.d.kv.get(key).catch((e) => {
-        throw mapNatsError(e, `get "${key}"`, c.bucket, key);
+        throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
       });
       if (entry !== null) {
-        return keep(
-          c,
-          key,
-          entry.revision,
-          entry.created.getTime(),
-          entry.operation === "PUT" ? entry.value : undefined,
-        );
+        return keep(c, key, {
+          rev: entry.revision,
+          created: entry.created.getTime(),
+          raw: entry.operation === "PUT" ? entry.value : undefined,
+        });
       }
     }
     return c.store.peek(key);
   }
-  c.store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
+  c.store.putValue(key, {
+    rev: 0,
+    created: Date.now(),
+    value: checked,
+    encodedBytes: bytes.byteLength,
+  });
   return c.store.peek(key) ?? looseSlot(checked);
 }
 
@@ -237,7 +256,7 @@ export function decode<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
     slot.deleted = true;
     slot.value = undefined;
     slot.rejected = err;
-    c.store.decoded(key, slot.rev, undefined, err);
+    c.store.rejected(key, slot.rev, err);
     c.counters.add("rejected");
     c.emit({
       type: "rejected",

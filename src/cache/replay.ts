@@ -37,7 +37,7 @@ export function replay<T>(
     handler: {
       onChange: (key, op, rev, created, data) => {
         last = rev;
-        out.emit(toChange(c, key, op, rev, created, data));
+        out.emit(toChange(c, { key, operation: op, revision: rev, createdMs: created }, data));
       },
       onCaughtUp: () => {},
       onResync: (req) => {
