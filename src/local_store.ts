@@ -9,9 +9,11 @@
  * held encoded until first read: as a one-byte string when the bytes are
  * ASCII (JSON almost always is), otherwise as a copy of the bytes.
  *
- * This file holds the store and its revision rule; a slot's form is in
- * `slot.ts`, the recency list in `lru_list.ts`, and the TTLs in
- * `slot_ttl.ts`.
+ * This file holds the store's columns, its hit path and its revision rule; a
+ * slot's form is in `slot.ts`, the recency list in `lru_list.ts`, the TTLs in
+ * `slot_ttl.ts`, the negative slots and their bound in `negative_slots.ts`,
+ * the whole-store passes (visit, copy, sweep) in `store_scan.ts` and the
+ * options in `local_store_options.ts`.
  *
  * @module
  */
@@ -19,6 +21,14 @@ import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 import { LruList, NONE } from "./lru_list.ts";
 import { SlotTtl } from "./slot_ttl.ts";
 import { NegativeSlots } from "./negative_slots.ts";
+import type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
+import {
+  forEachSlot,
+  removeWhere,
+  slotEntries,
+  type SlotView,
+  type SlotVisitor,
+} from "./store_scan.ts";
 import {
   Applied,
   compact,
@@ -29,40 +39,7 @@ import {
   SlotFlag,
 } from "./slot.ts";
 
-/** An already-decoded value to store ({@link LocalStore.putValue}). */
-export interface StoredValue {
-  /** Revision (0: a loader result KV does not hold). */
-  rev: number;
-  /** When it was written, epoch ms. */
-  created: number;
-  /** The decoded value. */
-  value: unknown;
-  /** Length of its encoded form, bytes (counted against `maxBytes`). */
-  encodedBytes: number;
-}
-
-/** Options of {@link LocalStore}. */
-export interface LocalStoreOptions {
-  /** Most slots. */
-  maxItems?: number;
-  /** Most bytes (key + value + {@link ENTRY_OVERHEAD_BYTES}). */
-  maxBytes?: number;
-  /** Longest life of a slot, ms, from when it was stored. */
-  maxTtlMs?: number;
-  /**
-   * Largest share of `maxItems` (and of `maxBytes`) that negative slots
-   * (tombstones at revision 0: "absent as of a fetch") may take, in (0, 1].
-   * Past it the oldest negative slot goes, not a value. Default 1 (no
-   * separate bound).
-   */
-  maxNegativeShare?: number;
-  /** Bucket TTL, ms: a slot never outlives `created + bucketTtlMs`. */
-  bucketTtlMs?: number;
-  /** Called when a slot leaves because of the bounds (evict) or its TTL (expire), or cannot be held at all (too_large). */
-  onRemove?: (key: string, slot: Slot, reason: RemovalReason) => void;
-  /** Clock, for tests. */
-  now?: () => number;
-}
+export type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
 
 const INITIAL_CAPACITY = 1024;
 
@@ -382,7 +359,8 @@ export class LocalStore {
 
   /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
   sweep(gen: number, beforeRev: number): number {
-    return this.#removeWhere((i) => this.#gen[i]! < gen && this.#rev[i]! < beforeRev);
+    const v = this.#view();
+    return removeWhere(v, (i) => this.#gen[i]! < gen && v.rev[i]! < beforeRev);
   }
 
   /**
@@ -392,7 +370,8 @@ export class LocalStore {
    * fetches) are kept.
    */
   dropBelow(rev: number): number {
-    return this.#removeWhere((i) => this.#rev[i]! > 0 && this.#rev[i]! < rev);
+    const v = this.#view();
+    return removeWhere(v, (i) => v.rev[i]! > 0 && v.rev[i]! < rev);
   }
 
   /**
@@ -401,18 +380,14 @@ export class LocalStore {
    * key holds a value, which must keep answering "refused", not "absent".
    */
   dropTombstones(rev: number): number {
-    return this.#removeWhere((i) =>
-      (this.#flags[i]! & (SlotFlag.Deleted | SlotFlag.Rejected)) === SlotFlag.Deleted &&
-      this.#rev[i]! <= rev
-    );
+    const v = this.#view();
+    const mask = SlotFlag.Deleted | SlotFlag.Rejected;
+    return removeWhere(v, (i) => (v.flags[i]! & mask) === SlotFlag.Deleted && v.rev[i]! <= rev);
   }
 
   /** Iterates resident slots (copies), most recently used first. */
-  *entries(): IterableIterator<[string, Slot]> {
-    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
-      if (this.#ttl.expired(i)) continue;
-      yield [this.#keys[i]!, this.slotAt(i)];
-    }
+  entries(): IterableIterator<[string, Slot]> {
+    return slotEntries(this.#view());
   }
 
   /**
@@ -422,27 +397,23 @@ export class LocalStore {
    * `maxTtlMs`, bucket TTL or the value's own `Nats-TTL`, whichever ends
    * first). `fn` must not change the store.
    */
-  forEach(
-    fn: (
-      key: string,
-      rev: number,
-      created: number,
-      flags: number,
-      value: unknown,
-      deadline: number,
-    ) => void,
-  ): void {
-    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
-      if (this.#ttl.expired(i)) continue;
-      fn(
-        this.#keys[i]!,
-        this.#rev[i]!,
-        this.#created[i]!,
-        this.#flags[i]!,
-        this.#vals[i],
-        this.#ttl.deadline(i),
-      );
-    }
+  forEach(fn: SlotVisitor): void {
+    forEachSlot(this.#view(), fn);
+  }
+
+  /** The columns for one whole-store pass (src/store_scan.ts). */
+  #view(): SlotView {
+    return {
+      keys: this.#keys,
+      vals: this.#vals,
+      rev: this.#rev,
+      created: this.#created,
+      flags: this.#flags,
+      lru: this.#lru,
+      ttl: this.#ttl,
+      slotAt: (i) => this.slotAt(i),
+      remove: (i) => this.#remove(i, "delete"),
+    };
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -563,18 +534,5 @@ export class LocalStore {
     this.#vals[i] = undefined;
     this.#free.push(i);
     if (slot !== undefined) this.#onRemove!(key, slot, reason as RemovalReason);
-  }
-
-  #removeWhere(drop: (i: number) => boolean): number {
-    let removed = 0;
-    for (let i = this.#lru.tail; i !== NONE;) {
-      const prev = this.#lru.prev[i]!;
-      if (!(this.#ttl.expired(i)) && drop(i)) {
-        this.#remove(i, "delete");
-        removed++;
-      }
-      i = prev;
-    }
-    return removed;
   }
 }

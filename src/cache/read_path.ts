@@ -136,27 +136,8 @@ export async function load<T>(
   key: string,
   connected: boolean,
 ): Promise<Slot | undefined> {
-  const loader = c.o.loader!;
   c.counters.add("loads");
-  // A loader that never settles must not hold the key's single-flight slot:
-  // at the deadline (or on close) its signal aborts and the miss rejects.
-  const ac = new AbortController();
-  const ms = c.o.loaderTimeoutMs;
-  const closed = c.aborter.signal;
-  let value: T | undefined;
-  try {
-    const loaded = Promise.resolve().then(() => loader(key, { signal: ac.signal }));
-    value = await deadline(loaded, ms, { signal: closed });
-  } catch (err) {
-    // Cut short (the deadline, or close): the loader's signal says why.
-    const cut = err instanceof DeadlineError
-      ? new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError")
-      : closed.aborted && err === closed.reason
-      ? err
-      : undefined;
-    if (cut !== undefined) ac.abort(cut);
-    throw new LoaderError(key, cut ?? err);
-  }
+  const value = await callLoader(c, key);
   // Rule 5: what the loader said during an outage is not checked against KV,
   // so it is dropped when the connection returns (see `revalidateOffline`);
   // an answer that arrives after the return is served once and not kept.
@@ -179,37 +160,7 @@ export async function load<T>(
   }
   const { value: checked, bytes } = encode(c, { key, value, action: "load" });
   if (unchecked) return looseSlot(checked);
-  if (c.o.writeBack && connected) {
-    try {
-      const rev = await publish(c, {
-        key,
-        data: bytes,
-        op: "PUT",
-        expected: 0,
-        action: `write back "${key}"`,
-      });
-      c.store.putValue(key, {
-        rev,
-        created: Date.now(),
-        value: checked,
-        encodedBytes: bytes.byteLength,
-      });
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      // Somebody wrote the key meanwhile: theirs wins; read it.
-      const entry = await c.d.kv.get(key).catch((e) => {
-        throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
-      });
-      if (entry !== null) {
-        return keep(c, key, {
-          rev: entry.revision,
-          created: entry.created.getTime(),
-          raw: entry.operation === "PUT" ? entry.value : undefined,
-        });
-      }
-    }
-    return c.store.peek(key);
-  }
+  if (c.o.writeBack && connected) return await writeBack(c, key, { value: checked, bytes });
   c.store.putValue(key, {
     rev: 0,
     created: Date.now(),
@@ -217,6 +168,72 @@ export async function load<T>(
     encodedBytes: bytes.byteLength,
   });
   return c.store.peek(key) ?? looseSlot(checked);
+}
+
+/**
+ * Calls the loader for `key`. A loader that never settles must not hold the
+ * key's single-flight slot: at `loaderTimeoutMs` (or on close) its signal
+ * aborts and the load rejects with `LoaderError`.
+ */
+async function callLoader<T>(c: CacheCore<T>, key: string): Promise<T | undefined> {
+  const loader = c.o.loader!;
+  const ac = new AbortController();
+  const ms = c.o.loaderTimeoutMs;
+  const closed = c.aborter.signal;
+  try {
+    const loaded = Promise.resolve().then(() => loader(key, { signal: ac.signal }));
+    return await deadline(loaded, ms, { signal: closed });
+  } catch (err) {
+    // Cut short (the deadline, or close): the loader's signal says why.
+    const cut = err instanceof DeadlineError
+      ? new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError")
+      : closed.aborted && err === closed.reason
+      ? err
+      : undefined;
+    if (cut !== undefined) ac.abort(cut);
+    throw new LoaderError(key, cut ?? err);
+  }
+}
+
+/**
+ * Writes a loaded value back to KV with create(); when somebody wrote the key
+ * meanwhile, theirs wins and is read instead.
+ */
+async function writeBack<T>(
+  c: CacheCore<T>,
+  key: string,
+  loaded: { value: T; bytes: Uint8Array },
+): Promise<Slot | undefined> {
+  const { value, bytes } = loaded;
+  try {
+    const rev = await publish(c, {
+      key,
+      data: bytes,
+      op: "PUT",
+      expected: 0,
+      action: `write back "${key}"`,
+    });
+    c.store.putValue(key, {
+      rev,
+      created: Date.now(),
+      value,
+      encodedBytes: bytes.byteLength,
+    });
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    // Somebody wrote the key meanwhile: theirs wins; read it.
+    const entry = await c.d.kv.get(key).catch((e) => {
+      throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
+    });
+    if (entry !== null) {
+      return keep(c, key, {
+        rev: entry.revision,
+        created: entry.created.getTime(),
+        raw: entry.operation === "PUT" ? entry.value : undefined,
+      });
+    }
+  }
+  return c.store.peek(key);
 }
 
 /** The connection is back: drop what the loader answered while it was down (rule 5). */
