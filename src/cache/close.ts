@@ -17,7 +17,14 @@ import { saveSnapshot } from "./warm_start.ts";
  */
 const CLOSE_GRACE_MS = 100;
 
-/** Closes the cache; `fresh`: whether it is synced now (a last snapshot is saved then). */
+/**
+ * Closes the cache; `fresh`: whether it is synced now (a last snapshot is saved then).
+ *
+ * @example
+ * ```ts ignore
+ * await closeCache(core, fresh);
+ * ```
+ */
 export async function closeCache<T>(c: CacheCore<T>, fresh: boolean): Promise<void> {
   if (c.snapshotTimer !== undefined) clearInterval(c.snapshotTimer);
   if (c.reconcileTimer !== undefined) clearInterval(c.reconcileTimer);

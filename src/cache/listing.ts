@@ -12,7 +12,14 @@ import { SlotFlag } from "../slot.ts";
 import type { HistoryEntry } from "../types.ts";
 import { assertUp, type CacheCore, decodeOrUndefined, listsLocally } from "./core.ts";
 
-/** The keys matching `filter` (default: the cache's own filter); stops when `signal` aborts. */
+/**
+ * The keys matching `filter` (default: the cache's own filter); stops when `signal` aborts.
+ *
+ * @example
+ * ```ts ignore
+ * for await (const key of listKeys(core, "users.>", undefined)) console.log(key);
+ * ```
+ */
 export async function* listKeys<T>(
   c: CacheCore<T>,
   filter: string | undefined,
@@ -57,7 +64,14 @@ export async function* listKeys<T>(
   }
 }
 
-/** Every revision KV still holds of `key`, oldest first, at most `maxBytes` of values. */
+/**
+ * Every revision KV still holds of `key`, oldest first, at most `maxBytes` of values.
+ *
+ * @example
+ * ```ts ignore
+ * const revisions = await history(core, "users.1", { maxBytes: 1 << 20 });
+ * ```
+ */
 export async function history<T>(
   c: CacheCore<T>,
   key: string,

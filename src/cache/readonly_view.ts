@@ -6,7 +6,14 @@
  */
 import type { ReadonlyCache } from "../types.ts";
 
-/** A view of `c` with only the read side. */
+/**
+ * A view of `c` with only the read side.
+ *
+ * @example
+ * ```ts ignore
+ * const reader = readonlyView(cache); // no set(), delete()...
+ * ```
+ */
 export function readonlyView<T>(c: ReadonlyCache<T>): ReadonlyCache<T> {
   return {
     get bucket() {

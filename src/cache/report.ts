@@ -8,7 +8,14 @@
 import type { CacheStats, CacheStatus } from "../types.ts";
 import { type CacheCore, listsLocally } from "./core.ts";
 
-/** The cache's stats; `hits` is counted by the facade (the hit path touches nothing else). */
+/**
+ * The cache's stats; `hits` is counted by the facade (the hit path touches nothing else).
+ *
+ * @example
+ * ```ts ignore
+ * const stats = statsOf(core, hits);
+ * ```
+ */
 export function statsOf<T>(c: CacheCore<T>, hits: number): CacheStats {
   const staleHits = c.counters.get("staleHits");
   const misses = c.counters.get("misses");
@@ -34,7 +41,14 @@ export function statsOf<T>(c: CacheCore<T>, hits: number): CacheStats {
   };
 }
 
-/** The cache's status. */
+/**
+ * The cache's status.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(statusOf(core).state);
+ * ```
+ */
 export function statusOf<T>(c: CacheCore<T>): CacheStatus {
   const s: CacheStatus = {
     bucket: c.bucket,

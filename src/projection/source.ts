@@ -56,7 +56,14 @@ export function resolveSource(projection: Projection<unknown>): SourceSpec {
   };
 }
 
-/** The status of a run of `projection` that has not started yet. */
+/**
+ * The status of a run of `projection` that has not started yet.
+ *
+ * @example
+ * ```ts ignore
+ * const status = initialStatus(projection, resolveSource(projection)); // state "starting"
+ * ```
+ */
 export function initialStatus(projection: Projection<unknown>, spec: SourceSpec): ProjectionStatus {
   return {
     name: projection.name,
