@@ -5,15 +5,12 @@
  *
  * @module
  */
-import type { KvEntry } from "@nats-io/kv";
 import { Bookmark } from "./bookmark.ts";
-import { ClosedError, TooLargeError, UnavailableError } from "./errors.ts";
-import { mapNatsError } from "./errors_map.ts";
-import { assertFilter, assertKey, matchesFilter } from "./keys.ts";
+import { ClosedError, UnavailableError } from "./errors.ts";
+import { assertFilter, matchesFilter } from "./keys.ts";
 import type { LocalStore } from "./local_store.ts";
-import { SlotFlag } from "./slot.ts";
-import { abortable, deadline, DeadlineError, settleWithin } from "./async.ts";
-import { SYNC_HIT, type SyncHitSource } from "./sync_hit.ts";
+import { abortable, deadline, DeadlineError } from "./async.ts";
+import { SYNC_HIT } from "./sync_hit.ts";
 import type {
   Cache,
   CacheEvent,
@@ -31,20 +28,17 @@ import type {
   SetOptions,
 } from "./types.ts";
 import { appliedThrough, getAtLeast, revisionAsked, waitApplied } from "./cache/at_least.ts";
-import {
-  assertUp,
-  CacheCore,
-  type CacheDeps,
-  type CacheLink,
-  decodeOrUndefined,
-  listsLocally,
-} from "./cache/core.ts";
+import { CacheCore, type CacheDeps, type CacheLink } from "./cache/core.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
 import { installWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
-import { servable, transition } from "./cache/sync_state.ts";
+import { servable } from "./cache/sync_state.ts";
 import { saveSnapshot } from "./cache/warm_start.ts";
+import { history, listKeys } from "./cache/listing.ts";
+import { statsOf, statusOf } from "./cache/report.ts";
+import { closeCache } from "./cache/close.ts";
+import { readonlyView } from "./cache/readonly_view.ts";
 import { create, remove, set, update } from "./cache/writer.ts";
 
 export type { CacheDeps, CacheLink } from "./cache/core.ts";
@@ -151,7 +145,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
-        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        const a = await getAtLeast(this.#c, { key, rev, options, countHit: this.#countHit });
         return a === undefined ? undefined : a.value;
       }
     }
@@ -238,7 +232,7 @@ export class KvedgeCache<T> implements Cache<T> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
-        const a = await getAtLeast(this.#c, key, rev, options, this.#countHit);
+        const a = await getAtLeast(this.#c, { key, rev, options, countHit: this.#countHit });
         if (a === undefined) return undefined;
         const e: Entry<T> = {
           key,
@@ -264,79 +258,15 @@ export class KvedgeCache<T> implements Cache<T> {
     };
   }
 
-  async *keys(filter?: string, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
-    if (this.#c.closed) throw new ClosedError("list keys");
-    const f = filter ?? this.#c.o.keys;
-    assertFilter(f, "list keys");
-    const signal = options.signal;
-    if (listsLocally(this.#c)) {
-      // Collected first: the store may change while the caller awaits between keys.
-      const found: string[] = [];
-      this.#store.forEach((k, _rev, _created, flags) => {
-        // A value the codec refused is still a key KV holds (a PUT).
-        const present = (flags & SlotFlag.Deleted) === 0 || (flags & SlotFlag.Rejected) !== 0;
-        if (present && (f === ">" || matchesFilter(f, k))) found.push(k);
-      });
-      for (const k of found) {
-        if (signal?.aborted) return;
-        yield k;
-      }
-      return;
-    }
-    assertUp(this.#c, "list keys");
-    let it: AsyncIterable<string> & { stop?: () => void };
-    try {
-      it = await this.#c.d.kv.keys(f);
-    } catch (err) {
-      throw mapNatsError(err, "list keys", this.bucket);
-    }
-    // An abort stops the consumer at once, also while no key is arriving.
-    const stop = () => it.stop?.();
-    signal?.addEventListener("abort", stop, { once: true });
-    try {
-      if (signal?.aborted) return;
-      for await (const k of it) {
-        if (signal?.aborted) return;
-        if (this.#c.o.keys === ">" || matchesFilter(this.#c.o.keys, k)) yield k;
-      }
-    } finally {
-      signal?.removeEventListener("abort", stop);
-      stop();
-    }
+  keys(filter?: string, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
+    return listKeys(this.#c, filter, options.signal);
   }
 
-  async history(
+  history(
     key: string,
     options: { signal?: AbortSignal; maxBytes?: number } = {},
   ): Promise<HistoryEntry<T>[]> {
-    if (this.#c.closed) throw new ClosedError("read history");
-    assertKey(key, "read history");
-    assertUp(this.#c, `read history of "${key}"`);
-    const { signal, maxBytes = Infinity } = options;
-    const out: HistoryEntry<T>[] = [];
-    let bytes = 0;
-    let it: (AsyncIterable<KvEntry> & { stop?: () => void }) | undefined;
-    try {
-      it = await this.#c.d.kv.history({ key });
-      for await (const e of it) {
-        if (signal?.aborted) break;
-        bytes += e.value.byteLength;
-        if (bytes > maxBytes) throw new TooLargeError(`read history of "${key}"`, maxBytes);
-        out.push({
-          key: e.key,
-          operation: e.operation,
-          revision: e.revision,
-          createdMs: e.created.getTime(),
-          ...(e.operation === "PUT" ? { value: decodeOrUndefined(this.#c, e.value) } : {}),
-        });
-      }
-    } catch (err) {
-      if (err instanceof TooLargeError) throw err;
-      throw mapNatsError(err, `read history of "${key}"`, this.bucket, key);
-    } finally {
-      it?.stop?.();
-    }
-    return out;
+    return history(this.#c, key, options);
   }
 
   changes(options: ChangesOptions = {}): AsyncIterableIterator<Change<T>> {
@@ -354,81 +284,33 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   stats(): CacheStats {
-    const reads = this.#hits + this.#c.counters.get("staleHits") + this.#c.counters.get("misses");
-    return {
-      hits: this.#hits,
-      staleHits: this.#c.counters.get("staleHits"),
-      misses: this.#c.counters.get("misses"),
-      shedMisses: this.#c.counters.get("shedMisses"),
-      hitRatio: reads === 0 ? 0 : (this.#hits + this.#c.counters.get("staleHits")) / reads,
-      fetches: this.#c.counters.get("fetches"),
-      loads: this.#c.counters.get("loads"),
-      evictions: this.#store.evictions,
-      negativeEvictions: this.#store.negativeEvictions,
-      rejected: this.#c.counters.get("rejected"),
-      entries: this.#store.size,
-      bytes: this.#store.bytes,
-      applied: this.#c.counters.get("applied"),
-      lastRevision: this.#c.watcher.lastRevision,
-      lagRevisions: this.#c.watcher.pending,
-      lagMs: this.#lagMs(),
-      resyncs: this.#c.resyncs,
-    };
-  }
-
-  #lagMs(): number {
-    if (this.#c.watcher.pending === 0 || this.#c.lastCreated === 0) return 0;
-    return Math.max(0, Date.now() - this.#c.lastCreated);
+    return statsOf(this.#c, this.#hits);
   }
 
   status(): CacheStatus {
-    const s: CacheStatus = {
-      bucket: this.bucket,
-      mode: this.mode,
-      state: this.#c.state,
-      connected: this.#c.connected,
-      lastRevision: this.#c.watcher.lastRevision,
-      lagRevisions: this.#c.watcher.pending,
-      lagMs: this.#lagMs(),
-      since: this.#c.since,
-      resyncs: this.#c.resyncs,
-      overflowed: this.#c.overflowed,
-      listing: listsLocally(this.#c) ? "local" : "kv",
-      bucketTtlMs: this.#c.bucketTtlMs,
-      maxTtlMs: this.#c.o.maxTtlMs,
-    };
-    if (this.#c.lastError !== undefined) s.lastError = this.#c.lastError;
-    if (this.#c.lastResyncReason !== undefined) s.lastResyncReason = this.#c.lastResyncReason;
-    if (this.#c.d.region) s.region = this.#c.d.region.link.status();
-    if (!this.#c.watcher.caughtUp && this.mode === "replica") {
-      s.bootstrap = {
-        applied: this.#c.counters.get("bootstrapApplied"),
-        pending: this.#c.watcher.pending,
-      };
-    }
-    return s;
+    return statusOf(this.#c);
   }
 
   // ---- writes --------------------------------------------------------------
 
   set(key: string, value: T, options: SetOptions = {}): Promise<number> {
-    return set(this.#c, key, value, options);
+    return set(this.#c, { key, value, options });
   }
 
   create(key: string, value: T, options: SetOptions = {}): Promise<number> {
-    return create(this.#c, key, value, options);
+    return create(this.#c, { key, value, options });
   }
 
   update(key: string, value: T, expectedRevision: number): Promise<number> {
-    return update(this.#c, key, value, expectedRevision);
+    return update(this.#c, { key, value, expectedRevision });
   }
 
   delete(key: string, options: DeleteOptions = {}): Promise<number> {
-    return remove(this.#c, key, "DEL", options);
+    return remove(this.#c, { key, op: "DEL", options });
   }
 
   purge(key: string, options: DeleteOptions = {}): Promise<number> {
-    return remove(this.#c, key, "PURGE", options);
+    return remove(this.#c, { key, op: "PURGE", options });
   }
 
   readonly(): ReadonlyCache<T> {
@@ -447,81 +329,11 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- lifecycle -------------------------------------------------------------
 
   close(): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = (async () => {
-      if (this.#c.snapshotTimer !== undefined) clearInterval(this.#c.snapshotTimer);
-      if (this.#c.reconcileTimer !== undefined) clearInterval(this.#c.reconcileTimer);
-      this.#c.d.region?.link.close();
-      // Local work, not a wait on NATS: outside the close deadline.
-      if (this.#c.o.snapshot && this.#fresh) await this.saveSnapshot();
-      // From here every wait on NATS shares one deadline (closeTimeoutMs): a
-      // server that keeps the TCP connection up but answers nothing (paused,
-      // overloaded) must not hold up the close. What is cut short is best
-      // effort anyway: the server drops an inactive consumer by itself.
-      const deadline = Date.now() + this.#c.o.closeTimeoutMs;
-      const left = () => Math.max(0, deadline - Date.now());
-      transition(this.#c, { on: "closing" });
-      this.#c.reached.wakeAll();
-      this.#c.stopStatus?.();
-      this.#c.aborter.abort(new ClosedError("continue"));
-      this.#c.ready.reject(new ClosedError("wait for ready"));
-      if (this.#c.binding) await settleWithin(this.#c.binding, left());
-      await settleWithin(this.#c.watcher.close(), left());
-      transition(this.#c, { on: "closed" });
-      this.#c.changes.close();
-      this.#c.events.close();
-      this.#store.clear();
-      if (this.#c.bound && this.#c.d.ownsConnection && !this.#c.d.nc.isClosed()) {
-        const nc = this.#c.d.nc;
-        // drain() waits for the server: while it is unreachable just close,
-        // and a drain the server leaves unanswered is cut at the deadline.
-        const drained = this.#c.connected ? await settledBy(nc.drain(), left()) : false;
-        if (!drained && !nc.isClosed()) {
-          await settleWithin(nc.close(), Math.max(left(), CLOSE_GRACE_MS));
-        }
-      }
-    })();
+    this.#closing ??= closeCache(this.#c, this.#fresh);
     return this.#closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** A view with only the read side; the write methods are not there at all. */
-function readonlyView<T>(c: KvedgeCache<T>): ReadonlyCache<T> & SyncHitSource<T> {
-  return {
-    [SYNC_HIT]: (k) => c[SYNC_HIT](k),
-    get bucket() {
-      return c.bucket;
-    },
-    get mode() {
-      return c.mode;
-    },
-    ready: (o) => c.ready(o),
-    bookmark: () => c.bookmark(),
-    get: (k, o) => c.get(k, o),
-    peek: (k) => c.peek(k),
-    getEntry: (k, o) => c.getEntry(k, o),
-    keys: (f, o) => c.keys(f, o),
-    history: (k, o) => c.history(k, o),
-    changes: (o) => c.changes(o),
-    events: (o) => c.events(o),
-    stats: () => c.stats(),
-    status: () => c.status(),
-    close: () => c.close(),
-    [Symbol.asyncDispose]: () => c.close(),
-  };
-}
-
-/**
- * How long closing the connection itself may take once the close deadline is
- * spent, ms: nats.js closes a socket at once, this only bounds a broken one.
- */
-const CLOSE_GRACE_MS = 100;
-
-/** Whether `p` fulfilled within `ms` (a rejection or the deadline: false). */
-function settledBy(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return deadline(p, ms).then(() => true, () => false);
 }

@@ -26,16 +26,22 @@ import {
   isWrongLastSequence,
 } from "./nats_errors.ts";
 
+/** What was attempted when a NATS call failed. */
+export interface NatsAttempt {
+  /** What the caller was doing, e.g. `get "a"` (the message says "Cannot <action>"). */
+  action: string;
+  /** The bucket (or stream) it was about. */
+  bucket: string;
+  /** The key, if one. */
+  key?: string;
+}
+
 /**
- * Maps a NATS client error raised while attempting `action` (e.g. `get "a"`)
- * to a typed kvedge error; messages never include server internals.
+ * Maps a NATS client error raised during `attempt` to a typed kvedge error;
+ * messages never include server internals.
  */
-export function mapNatsError(
-  err: unknown,
-  action: string,
-  bucket: string,
-  key?: string,
-): KvedgeError {
+export function mapNatsError(err: unknown, attempt: NatsAttempt): KvedgeError {
+  const { action, bucket, key } = attempt;
   if (err instanceof KvedgeError) return err;
   if (isWrongLastSequence(err)) {
     return new ConflictError(`Cannot ${action}: the key changed (revision mismatch)`, {

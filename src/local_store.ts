@@ -9,15 +9,26 @@
  * held encoded until first read: as a one-byte string when the bytes are
  * ASCII (JSON almost always is), otherwise as a copy of the bytes.
  *
- * This file holds the store and its revision rule; a slot's form is in
- * `slot.ts`, the recency list in `lru_list.ts`, and the TTLs in
- * `slot_ttl.ts`.
+ * This file holds the store's columns, its hit path and its revision rule; a
+ * slot's form is in `slot.ts`, the recency list in `lru_list.ts`, the TTLs in
+ * `slot_ttl.ts`, the negative slots and their bound in `negative_slots.ts`,
+ * the whole-store passes (visit, copy, sweep) in `store_scan.ts` and the
+ * options in `local_store_options.ts`.
  *
  * @module
  */
 import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 import { LruList, NONE } from "./lru_list.ts";
 import { SlotTtl } from "./slot_ttl.ts";
+import { NegativeSlots } from "./negative_slots.ts";
+import type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
+import {
+  forEachSlot,
+  removeWhere,
+  slotEntries,
+  type SlotView,
+  type SlotVisitor,
+} from "./store_scan.ts";
 import {
   Applied,
   compact,
@@ -28,28 +39,7 @@ import {
   SlotFlag,
 } from "./slot.ts";
 
-/** Options of {@link LocalStore}. */
-export interface LocalStoreOptions {
-  /** Most slots. */
-  maxItems?: number;
-  /** Most bytes (key + value + {@link ENTRY_OVERHEAD_BYTES}). */
-  maxBytes?: number;
-  /** Longest life of a slot, ms, from when it was stored. */
-  maxTtlMs?: number;
-  /**
-   * Largest share of `maxItems` (and of `maxBytes`) that negative slots
-   * (tombstones at revision 0: "absent as of a fetch") may take, in (0, 1].
-   * Past it the oldest negative slot goes, not a value. Default 1 (no
-   * separate bound).
-   */
-  maxNegativeShare?: number;
-  /** Bucket TTL, ms: a slot never outlives `created + bucketTtlMs`. */
-  bucketTtlMs?: number;
-  /** Called when a slot leaves because of the bounds (evict) or its TTL (expire), or cannot be held at all (too_large). */
-  onRemove?: (key: string, slot: Slot, reason: RemovalReason) => void;
-  /** Clock, for tests. */
-  now?: () => number;
-}
+export type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
 
 const INITIAL_CAPACITY = 1024;
 
@@ -72,14 +62,8 @@ export class LocalStore {
   readonly #onRemove: LocalStoreOptions["onRemove"];
   #evictions = 0;
   #bytes = 0;
-  /** Most negative slots and their bytes (0: no bound of that kind). */
-  readonly #maxNegItems: number;
-  readonly #maxNegBytes: number;
-  #negItems = 0;
-  #negBytes = 0;
-  #negEvictions = 0;
-  /** The negative slots, oldest stored first (a second list over the same indexes). */
-  readonly #negs = new LruList();
+  /** The negative slots and their bound; undefined without `maxNegativeShare` below 1. */
+  readonly #negs: NegativeSlots | undefined;
 
   readonly #index = new Map<string, number>();
   #keys: (string | undefined)[] = [];
@@ -105,18 +89,10 @@ export class LocalStore {
     }
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
-    const share = options.maxNegativeShare ?? 1;
-    if (!(share > 0 && share <= 1)) {
-      throw new RangeError(
-        `Cannot build local store: maxNegativeShare must be in (0, 1], got ${share}`,
-      );
-    }
-    this.#maxNegItems = share < 1 && this.#maxItems > 0
-      ? Math.max(1, Math.floor(share * this.#maxItems))
-      : 0;
-    this.#maxNegBytes = share < 1 && this.#maxBytes > 0
-      ? Math.max(1, Math.floor(share * this.#maxBytes))
-      : 0;
+    this.#negs = NegativeSlots.bounded(options.maxNegativeShare ?? 1, {
+      maxItems: this.#maxItems,
+      maxBytes: this.#maxBytes,
+    });
     this.#ttl = new SlotTtl(
       options.maxTtlMs ?? 0,
       options.bucketTtlMs ?? 0,
@@ -143,12 +119,12 @@ export class LocalStore {
 
   /** Negative slots (revision-0 tombstones) resident now. */
   get negatives(): number {
-    return this.#negItems;
+    return this.#negs?.items ?? 0;
   }
 
   /** Negative slots dropped by `maxNegativeShare` since creation (not in {@link evictions}). */
   get negativeEvictions(): number {
-    return this.#negEvictions;
+    return this.#negs?.evictions ?? 0;
   }
 
   /** Sets the bucket TTL (read from the stream), ms; 0 for none. */
@@ -245,11 +221,25 @@ export class LocalStore {
     return slot;
   }
 
-  /** Records that the resident slot of `key` at revision `rev` was decoded (or rejected, and why). */
-  decoded(key: string, rev: number, value: unknown, rejected?: unknown): void {
+  /** Records that the resident slot of `key` at revision `rev` was decoded to `value`. */
+  decoded(key: string, rev: number, value: unknown): void {
+    const i = this.#encodedAt(key, rev);
+    if (i !== NONE) this.setDecodedAt(i, value);
+  }
+
+  /** Records that the codec or schema refused the resident slot of `key` at `rev`, and why. */
+  rejected(key: string, rev: number, why: unknown): void {
+    const i = this.#encodedAt(key, rev);
+    if (i !== NONE) this.setDecodedAt(i, undefined, why);
+  }
+
+  /** The index of `key`'s slot if it is at `rev` and still encoded, else {@link NONE}. */
+  #encodedAt(key: string, rev: number): number {
     const i = this.#index.get(key);
-    if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) return;
-    this.setDecodedAt(i, value, rejected);
+    if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) {
+      return NONE;
+    }
+    return i;
   }
 
   // ---- slot copies ------------------------------------------------------------
@@ -302,7 +292,19 @@ export class LocalStore {
       return Applied.Expired;
     }
     const size = key.length + (raw?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES;
-    if (this.#tooLarge(key, size, held, rev, created, raw, gen)) return Applied.TooLarge;
+    if (this.#maxBytes > 0 && size > this.#maxBytes) {
+      const refused = {
+        rev,
+        created,
+        deleted: raw === undefined,
+        raw,
+        value: undefined,
+        size,
+        gen,
+      };
+      this.#refuse(key, held, refused);
+      return Applied.TooLarge;
+    }
     const value = raw === undefined ? undefined : compact(raw);
     const flags = raw === undefined
       ? SlotFlag.Deleted
@@ -314,45 +316,12 @@ export class LocalStore {
   }
 
   /**
-   * Stores a value already in its compact encoded form (a snapshot record):
-   * as {@link put} of its bytes, where `byteLength` is their length.
+   * Stores an already-decoded value (own writes and loader results): `rev`,
+   * `created` and `encodedBytes` (the encoded length, counted against
+   * `maxBytes`). Same revision rule as {@link put}.
    */
-  putEncoded(
-    key: string,
-    rev: number,
-    created: number,
-    encoded: string | Uint8Array,
-    byteLength: number,
-    gen = 0,
-  ): Applied {
-    const at = this.#index.size === 0 ? undefined : this.#index.get(key);
-    const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
-    if (held !== NONE && this.#rev[held]! >= rev) {
-      if (this.#rev[held] === rev) this.#gen[held] = gen;
-      return Applied.Older;
-    }
-    const ttl = this.#ttl.ttlFor(created, 0);
-    if (ttl < 0) {
-      if (held !== NONE) this.#remove(held, "delete");
-      return Applied.Expired;
-    }
-    const size = key.length + byteLength + ENTRY_OVERHEAD_BYTES;
-    const flags = typeof encoded === "string" ? SlotFlag.RawText : SlotFlag.RawBytes;
-    if (this.#tooLarge(key, size, held, rev, created, rawBytes(encoded), gen)) {
-      return Applied.TooLarge;
-    }
-    this.#set(key, at, rev, created, encoded, flags, size, gen, ttl);
-    return Applied.Stored;
-  }
-
-  /** Stores an already-decoded value (own writes). Same revision rule as {@link put}. */
-  putValue(
-    key: string,
-    rev: number,
-    created: number,
-    value: unknown,
-    encodedBytes: number,
-  ): Applied {
+  putValue(key: string, v: StoredValue): Applied {
+    const { rev, created, value, encodedBytes } = v;
     const at = this.#index.get(key);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#rev[held]! >= rev && !(rev === 0 && this.#rev[held] === 0)) {
@@ -363,12 +332,7 @@ export class LocalStore {
     const gen = held === NONE ? 0 : this.#gen[held]!;
     const size = key.length + encodedBytes + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
-      if (held !== NONE) this.#remove(held, "delete");
-      this.#onRemove?.(
-        key,
-        { rev, created, deleted: false, raw: undefined, value, size, gen },
-        "too_large",
-      );
+      this.#refuse(key, held, { rev, created, deleted: false, raw: undefined, value, size, gen });
       return Applied.TooLarge;
     }
     this.#set(key, at, rev, created, value, 0, size, gen, ttl);
@@ -390,14 +354,13 @@ export class LocalStore {
     this.#top = 0;
     this.#lru.clear();
     this.#bytes = 0;
-    this.#negs.clear();
-    this.#negItems = 0;
-    this.#negBytes = 0;
+    this.#negs?.clear();
   }
 
   /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
   sweep(gen: number, beforeRev: number): number {
-    return this.#removeWhere((i) => this.#gen[i]! < gen && this.#rev[i]! < beforeRev);
+    const v = this.#view();
+    return removeWhere(v, (i) => this.#gen[i]! < gen && v.rev[i]! < beforeRev);
   }
 
   /**
@@ -407,7 +370,8 @@ export class LocalStore {
    * fetches) are kept.
    */
   dropBelow(rev: number): number {
-    return this.#removeWhere((i) => this.#rev[i]! > 0 && this.#rev[i]! < rev);
+    const v = this.#view();
+    return removeWhere(v, (i) => v.rev[i]! > 0 && v.rev[i]! < rev);
   }
 
   /**
@@ -416,18 +380,14 @@ export class LocalStore {
    * key holds a value, which must keep answering "refused", not "absent".
    */
   dropTombstones(rev: number): number {
-    return this.#removeWhere((i) =>
-      (this.#flags[i]! & (SlotFlag.Deleted | SlotFlag.Rejected)) === SlotFlag.Deleted &&
-      this.#rev[i]! <= rev
-    );
+    const v = this.#view();
+    const mask = SlotFlag.Deleted | SlotFlag.Rejected;
+    return removeWhere(v, (i) => (v.flags[i]! & mask) === SlotFlag.Deleted && v.rev[i]! <= rev);
   }
 
   /** Iterates resident slots (copies), most recently used first. */
-  *entries(): IterableIterator<[string, Slot]> {
-    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
-      if (this.#ttl.expired(i)) continue;
-      yield [this.#keys[i]!, this.slotAt(i)];
-    }
+  entries(): IterableIterator<[string, Slot]> {
+    return slotEntries(this.#view());
   }
 
   /**
@@ -437,50 +397,35 @@ export class LocalStore {
    * `maxTtlMs`, bucket TTL or the value's own `Nats-TTL`, whichever ends
    * first). `fn` must not change the store.
    */
-  forEach(
-    fn: (
-      key: string,
-      rev: number,
-      created: number,
-      flags: number,
-      value: unknown,
-      deadline: number,
-    ) => void,
-  ): void {
-    for (let i = this.#lru.tail; i !== NONE; i = this.#lru.prev[i]!) {
-      if (this.#ttl.expired(i)) continue;
-      fn(
-        this.#keys[i]!,
-        this.#rev[i]!,
-        this.#created[i]!,
-        this.#flags[i]!,
-        this.#vals[i],
-        this.#ttl.deadline(i),
-      );
-    }
+  forEach(fn: SlotVisitor): void {
+    forEachSlot(this.#view(), fn);
+  }
+
+  /** The columns for one whole-store pass (src/store_scan.ts). */
+  #view(): SlotView {
+    return {
+      keys: this.#keys,
+      vals: this.#vals,
+      rev: this.#rev,
+      created: this.#created,
+      flags: this.#flags,
+      lru: this.#lru,
+      ttl: this.#ttl,
+      slotAt: (i) => this.slotAt(i),
+      remove: (i) => this.#remove(i, "delete"),
+    };
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  #tooLarge(
-    key: string,
-    size: number,
-    held: number,
-    rev: number,
-    created: number,
-    raw: Uint8Array | undefined,
-    gen: number,
-  ): boolean {
-    // Like lru-cache, refuse an entry larger than maxBytes (and drop the key's
-    // old value) — and say so, so the caller can serve it without holding it.
-    if (this.#maxBytes === 0 || size <= this.#maxBytes) return false;
+  /**
+   * Refuses `slot`, larger than `maxBytes`: like lru-cache, drops the key's
+   * old value (`held`) and says so, so the caller can serve it without
+   * holding it.
+   */
+  #refuse(key: string, held: number, slot: Slot): void {
     if (held !== NONE) this.#remove(held, "delete");
-    this.#onRemove?.(
-      key,
-      { rev, created, deleted: raw === undefined, raw, value: undefined, size, gen },
-      "too_large",
-    );
-    return true;
+    this.#onRemove?.(key, slot, "too_large");
   }
 
   /** `at` is the key's index if it is in the map (even expired), from the caller's lookup. */
@@ -520,46 +465,23 @@ export class LocalStore {
       this.#bytes += size;
     }
     this.#ttl.set(i, ttl, this.#capacity);
-    if (rev === 0 && flags === SlotFlag.Deleted && (this.#maxNegItems + this.#maxNegBytes) > 0) {
-      this.#negs.link(i);
-      this.#negItems++;
-      this.#negBytes += size;
-      this.#boundNegatives(i);
+    const negs = this.#negs;
+    if (rev === 0 && flags === SlotFlag.Deleted && negs !== undefined) {
+      negs.link(i, size);
+      // Past maxNegativeShare the oldest negative slot goes, never this one.
+      for (let h = negs.victim(i); h !== NONE; h = negs.victim(i)) this.#remove(h, "delete");
     }
   }
 
   /** Whether slot `i` counts as negative (linked in `#negs`). */
   #isNegative(i: number): boolean {
-    return this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted &&
-      (this.#maxNegItems + this.#maxNegBytes) > 0;
+    return this.#negs !== undefined && this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted;
   }
 
+  /** Unlinks negative slot `i`; its bytes are kept in `#size` only with `maxBytes`. */
   #unlinkNegative(i: number): void {
-    this.#negs.unlink(i);
-    this.#negItems--;
-    this.#negBytes -= this.#sizeOfNegative(i);
-  }
-
-  /** A negative slot's bytes: kept in `#size` only with `maxBytes`, else recomputed from its key. */
-  #sizeOfNegative(i: number): number {
-    return this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
-  }
-
-  /**
-   * Drops the oldest negative slots past `maxNegativeShare`, never `keep` (the
-   * one just stored): a flood of never-written keys then displaces its own
-   * kind, not the values being read.
-   */
-  #boundNegatives(keep: number): void {
-    while (
-      (this.#maxNegItems > 0 && this.#negItems > this.#maxNegItems) ||
-      (this.#maxNegBytes > 0 && this.#negBytes > this.#maxNegBytes)
-    ) {
-      const h = this.#negs.head;
-      if (h === NONE || h === keep) return;
-      this.#negEvictions++;
-      this.#remove(h, "delete");
-    }
+    const size = this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
+    this.#negs!.unlink(i, size);
   }
 
   #alloc(): number {
@@ -586,7 +508,7 @@ export class LocalStore {
     if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
     this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
     this.#lru.grow(capacity);
-    this.#negs.grow(capacity);
+    this.#negs?.grow(capacity);
     this.#ttl.grow(capacity);
     // #keys and #vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
@@ -612,18 +534,5 @@ export class LocalStore {
     this.#vals[i] = undefined;
     this.#free.push(i);
     if (slot !== undefined) this.#onRemove!(key, slot, reason as RemovalReason);
-  }
-
-  #removeWhere(drop: (i: number) => boolean): number {
-    let removed = 0;
-    for (let i = this.#lru.tail; i !== NONE;) {
-      const prev = this.#lru.prev[i]!;
-      if (!(this.#ttl.expired(i)) && drop(i)) {
-        this.#remove(i, "delete");
-        removed++;
-      }
-      i = prev;
-    }
-    return removed;
   }
 }

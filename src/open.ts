@@ -74,7 +74,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
   } catch (err) {
     // A bad "servers" list (mixed transports) is the caller's mistake, not an outage.
     if (err instanceof TypeError) throw err;
-    const e = mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
+    const e = mapNatsError(err, { action: `open cache on bucket "${o.bucket}"`, bucket: o.bucket });
     // A replica with a warm-start snapshot serves it, marked stale, while NATS
     // is unreachable, and binds in the background; anything else fails now.
     if (!(e instanceof UnavailableError) || o.mode !== "replica" || !o.snapshot) throw e;
@@ -97,7 +97,7 @@ export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> 
     // A start that failed half-way has timers and a status loop running: stop them.
     await cache?.close().catch(() => {});
     if (owns) await link.nc.close().catch(() => {});
-    throw mapNatsError(err, `open cache on bucket "${o.bucket}"`, o.bucket);
+    throw mapNatsError(err, { action: `open cache on bucket "${o.bucket}"`, bucket: o.bucket });
   }
 }
 
@@ -120,23 +120,27 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
     // bucket; they run in the background and must not share the miss deadline.
     const jsm = await jetstreamManager(nc, { timeout: CONTROL_TIMEOUT_MS, checkAPI: false });
     const js = jetstream(nc, { timeout: o.writeTimeoutMs });
-    const info = await ensureBucket(nc, o.bucket, o.create, o.writeTimeoutMs);
+    const info = await ensureBucket(nc, {
+      bucket: o.bucket,
+      create: o.create,
+      timeoutMs: o.writeTimeoutMs,
+    });
     const readJs = jetstream(nc, { timeout: o.missTimeoutMs });
     // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
     const region = o.region && {
       writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
-      link: new RegionLink(
+      link: new RegionLink({
         jsm,
-        o.bucket,
-        o.region,
+        bucket: o.bucket,
+        region: o.region,
         info,
-        await jetstreamManager(nc, {
+        hub: await jetstreamManager(nc, {
           timeout: CONTROL_TIMEOUT_MS,
           checkAPI: false,
           domain: o.region.hubDomain,
         }),
-      ),
+      }),
     };
     return { nc, jsm, js, kv, info, region };
   } catch (err) {
@@ -182,16 +186,19 @@ export async function openReadonlyCache<T>(options: CacheOptions<T>): Promise<Re
 
 async function ensureBucket(
   nc: NatsConnection,
-  bucket: string,
-  create: ReturnType<typeof resolveOptions>["create"],
-  timeoutMs: number,
+  want: { bucket: string; create: ReturnType<typeof resolveOptions>["create"]; timeoutMs: number },
 ): Promise<StreamInfo> {
+  const { bucket, create, timeoutMs } = want;
   const jsm = await jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
   const stream = kvStreamName(bucket);
   if (create) {
     if (create.markerTtlMs > 0) {
       // An older server would drop the unknown settings and make a bucket without TTL.
-      assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `create bucket "${bucket}"`);
+      assertServerVersion(nc, {
+        feature: "per-key TTL",
+        requiredVersion: PER_KEY_TTL_VERSION,
+        action: `create bucket "${bucket}"`,
+      });
     }
     // The stream natscli's `nats kv add` makes, so either tool accepts the other's bucket.
     await ensureKvBucket(jsm, bucket, {
@@ -207,6 +214,6 @@ async function ensureBucket(
   try {
     return await jsm.streams.info(stream);
   } catch (err) {
-    throw mapNatsError(err, `open cache on bucket "${bucket}"`, bucket);
+    throw mapNatsError(err, { action: `open cache on bucket "${bucket}"`, bucket });
   }
 }

@@ -156,7 +156,7 @@ const OptionsSchema = z.object({
  * and `RangeError` for a value out of range or an unbounded configuration.
  */
 export function resolveOptions<T>(input: CacheOptions<T>): ResolvedOptions<T> {
-  const o = parseOptions(OptionsSchema, input, "open cache");
+  const o = parseOptions(OptionsSchema, input, { action: "open cache" });
   if ((o.servers === undefined) === (o.connection === undefined)) {
     throw new TypeError('Cannot open cache: exactly one of "servers" and "connection" is required');
   }

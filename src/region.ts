@@ -62,6 +62,20 @@ const NUDGE_SPACING_MS = 100;
  * the hub counts as unreachable, as when the mirror itself has not heard
  * from the hub for that long. Nothing known is nothing vouched for.
  */
+/** Options of {@link RegionLink}. */
+export interface RegionLinkOptions {
+  /** The region's JetStream manager (the mirror's). */
+  jsm: JetStreamManager;
+  /** The bucket. */
+  bucket: string;
+  /** The region's settings. */
+  region: ResolvedRegion;
+  /** The mirror's stream info read at open. */
+  info: StreamInfo;
+  /** Reads the hub's stream (in its domain), to find a mirror that lost revisions. */
+  hub?: JetStreamManager;
+}
+
 export class RegionLink {
   readonly #jsm: JetStreamManager;
   readonly #stream: string;
@@ -86,22 +100,13 @@ export class RegionLink {
   #onChange: ((reachable: boolean) => void) | undefined;
   #checking: Promise<void> | undefined;
 
-  /**
-   * No I/O; `info` is the mirror's stream info read at open; `hub` reads the
-   * hub's stream (in its domain), to find a mirror that lost revisions.
-   */
-  constructor(
-    jsm: JetStreamManager,
-    bucket: string,
-    region: ResolvedRegion,
-    info: StreamInfo,
-    hub?: JetStreamManager,
-  ) {
-    this.#jsm = jsm;
-    this.#hub = hub;
-    this.#stream = kvStreamName(bucket);
-    this.#r = region;
-    this.#read(info);
+  /** No I/O; see {@link RegionLinkOptions}. */
+  constructor(options: RegionLinkOptions) {
+    this.#jsm = options.jsm;
+    this.#hub = options.hub;
+    this.#stream = kvStreamName(options.bucket);
+    this.#r = options.region;
+    this.#read(options.info);
   }
 
   /**

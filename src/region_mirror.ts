@@ -56,7 +56,7 @@ export async function createRegionalMirror(
   } catch (err) {
     if (err instanceof TypeError) throw err;
     if (!isStreamNotFound(err)) {
-      throw mapNatsError(err, `read ${stream} in the region`, bucket);
+      throw mapNatsError(err, { action: `read ${stream} in the region`, bucket });
     }
   }
   const hub = await jetstreamManager(nc, {
@@ -68,7 +68,10 @@ export async function createRegionalMirror(
   try {
     origin = await hub.streams.info(stream);
   } catch (err) {
-    throw mapNatsError(err, `read ${stream} on the hub (domain "${options.hubDomain}")`, bucket);
+    throw mapNatsError(err, {
+      action: `read ${stream} on the hub (domain "${options.hubDomain}")`,
+      bucket,
+    });
   }
   const c = origin.config;
   if (existing !== undefined) {
@@ -94,7 +97,7 @@ export async function createRegionalMirror(
   try {
     return await local.streams.add(config);
   } catch (err) {
-    throw mapNatsError(err, `create the mirror ${stream} in the region`, bucket);
+    throw mapNatsError(err, { action: `create the mirror ${stream} in the region`, bucket });
   }
 }
 

@@ -37,10 +37,9 @@ function parts(version: string): number[] {
  */
 export function assertServerVersion(
   nc: NatsConnection,
-  feature: string,
-  requiredVersion: string,
-  action: string,
+  need: { feature: string; requiredVersion: string; action: string },
 ): void {
+  const { feature, requiredVersion, action } = need;
   const version = serverVersion(nc);
   if (versionAtLeast(version, requiredVersion)) return;
   throw new UnsupportedError(

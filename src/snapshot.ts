@@ -179,6 +179,10 @@ export type SnapshotLoad =
 
 /** Options of {@link loadSnapshot}. */
 export interface LoadSnapshotOptions {
+  /** The bucket the snapshot must be of. */
+  bucket: string;
+  /** The key filter the snapshot must be of. */
+  filter: string;
   /** Refuses a verified header by returning why (e.g. another epoch); called before any record. */
   accept?: (header: SnapshotHeader) => string | undefined;
   /**
@@ -196,24 +200,25 @@ export interface LoadSnapshotOptions {
 }
 
 /**
- * Reads and verifies a snapshot for `bucket`/`filter`, then streams its
+ * Reads and verifies a snapshot for `options.bucket`/`options.filter`, then streams its
  * records to `onRecord` without a buffer per record. Never throws for a bad
  * file: a missing, corrupt, truncated or foreign file is refused with a
  * reason before any record is handed out.
  *
  * @example
  * ```ts ignore
- * const snap = await loadSnapshot("/tmp/users.snap", "users", ">", {
+ * const snap = await loadSnapshot("/tmp/users.snap", {
+ *   bucket: "users",
+ *   filter: ">",
  *   onRecord: (key, rev) => console.log(key, rev),
  * });
  * ```
  */
 export async function loadSnapshot(
   path: string | SnapshotStorage,
-  bucket: string,
-  filter: string,
   options: LoadSnapshotOptions,
 ): Promise<SnapshotLoad> {
+  const { bucket, filter } = options;
   let data: Uint8Array;
   try {
     const read = await snapshotStorage(path).read();
@@ -300,7 +305,9 @@ export async function readSnapshot(
   filter: string,
 ): Promise<SnapshotRead> {
   const records: SnapshotRecord[] = [];
-  const r = await loadSnapshot(path, bucket, filter, {
+  const r = await loadSnapshot(path, {
+    bucket,
+    filter,
     onRecord: (key, rev, created, value, deadline) =>
       records.push({ key, rev, created, deadline, value: value.slice() }),
   });

@@ -132,8 +132,10 @@ function problem(action: string, input: unknown, issue: z.core.$ZodIssue): strin
   return `Cannot ${action}: ${where}${reason(issue)}, got ${shown(got)}`;
 }
 
-/** How {@linkcode parseOptions} reports a bad value. */
+/** What {@linkcode parseOptions} is parsing for, and how it reports a bad value. */
 export interface ParseOptionsOptions {
+  /** What was attempted, for the message: "open cache", "define projection". */
+  action: string;
   /**
    * Report values out of range (too small, too big, not one of the allowed
    * values) as `RangeError` rather than `TypeError`. Default `true`.
@@ -144,15 +146,15 @@ export interface ParseOptionsOptions {
 /**
  * Parses `input` with `schema`, or throws for its first issue: `TypeError`
  * for a wrong type, `RangeError` for a value out of range, each with a
- * `Cannot <action>: ...` message. `action` names what was attempted
+ * `Cannot <action>: ...` message. `options.action` names what was attempted
  * ("open cache", "define projection").
  */
 export function parseOptions<S extends z.ZodType>(
   schema: S,
   input: unknown,
-  action: string,
-  options: ParseOptionsOptions = {},
+  options: ParseOptionsOptions,
 ): z.output<S> {
+  const { action } = options;
   if (typeof input !== "object" || input === null) {
     throw new TypeError(`Cannot ${action}: options must be an object`);
   }

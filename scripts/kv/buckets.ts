@@ -51,7 +51,11 @@ export async function cmdAdd(ctx: Ctx): Promise<number> {
       );
     }
     cliErrorOf(() =>
-      assertServerVersion(nc, "per-key TTL", PER_KEY_TTL_VERSION, `add bucket ${quote(bucket)}`)
+      assertServerVersion(nc, {
+        feature: "per-key TTL",
+        requiredVersion: PER_KEY_TTL_VERSION,
+        action: `add bucket ${quote(bucket)}`,
+      })
     );
   }
   const jsm = await manager(ctx);

@@ -64,10 +64,12 @@ export function onChange<T>(
   // have (a re-read after a resync or a WAN heal brings the bucket again:
   // what readers had is not repeated, what they lacked comes now).
   if (!past) {
-    if (c.changes.active) c.changes.emit(toChange(c, key, op, rev, created, data));
+    if (c.changes.active) {
+      c.changes.emit(toChange(c, { key, operation: op, revision: rev, createdMs: created }, data));
+    }
     c.emittedRev = rev;
   } else if (stored && heldRev < rev && c.changes.active) {
-    c.changes.emit(toChange(c, key, op, rev, created, data));
+    c.changes.emit(toChange(c, { key, operation: op, revision: rev, createdMs: created }, data));
   }
   // Rule 8: bookmarked reads waiting for this revision may go on.
   c.reached.advance(rev);
@@ -113,15 +115,21 @@ export function applyDelete<T>(
   return false;
 }
 
+/** A fetched result: its revision, write time, bytes (undefined: absent) and own TTL left, ms. */
+export interface Fetched {
+  /** Revision (0: absent as of the fetch). */
+  rev: number;
+  /** When it was written, epoch ms. */
+  created: number;
+  /** The value's bytes; undefined for a delete or an absent key. */
+  raw: Uint8Array | undefined;
+  /** How long it may still live, ms; 0 for no TTL of its own. */
+  ttlMs?: number;
+}
+
 /** Stores a fetched result by the revision rule and returns what is resident (or would be). */
-export function keep<T>(
-  c: CacheCore<T>,
-  key: string,
-  rev: number,
-  created: number,
-  raw: Uint8Array | undefined,
-  ttlMs = 0,
-): Slot {
+export function keep<T>(c: CacheCore<T>, key: string, fetched: Fetched): Slot {
+  const { rev, created, raw, ttlMs = 0 } = fetched;
   if (c.mode === "replica" && impliedAbsent(c, rev) && !c.store.has(key)) {
     // The watcher applied this revision or a later one and holds nothing for
     // the key: it was deleted since (a stale answer, e.g. a lagging replica).

@@ -80,17 +80,24 @@ function known<T>(c: CacheCore<T>): number {
 
 const NOT_LOCAL = Symbol("not local");
 
-/**
- * A read of `key` no older than revision `rev` (> 0). `countHit` counts a
- * fresh local answer (the facade owns that counter).
- */
+/** A read no older than a revision, as asked. */
+export interface AtLeastAsk {
+  /** The key. */
+  key: string;
+  /** The revision (> 0) the answer must not be older than. */
+  rev: number;
+  /** The read's options (`signal`, `allowStale`). */
+  options: GetOptions;
+  /** Counts a fresh local answer (the facade owns that counter). */
+  countHit: () => void;
+}
+
+/** A read of `ask.key` no older than revision `ask.rev`. */
 export async function getAtLeast<T>(
   c: CacheCore<T>,
-  key: string,
-  rev: number,
-  options: GetOptions,
-  countHit: () => void,
+  ask: AtLeastAsk,
 ): Promise<AtLeastAnswer<T> | undefined> {
+  const { key, rev, options } = ask;
   if (c.closed) throw new ClosedError("get");
   assertKey(key, "get");
   assertInFilter(c, key, "get");
@@ -98,10 +105,10 @@ export async function getAtLeast<T>(
   let probe: Promise<void> | undefined;
   let probing = false;
   for (;;) {
-    const local = await localAnswer(c, key, rev, options, countHit);
+    const local = await localAnswer(c, ask);
     if (local !== NOT_LOCAL) return local;
     if (c.closed) throw new ClosedError("get");
-    if (!c.connected) return unreached(c, key, rev, options, "NATS is disconnected");
+    if (!c.connected) return unreached(c, ask, { why: "NATS is disconnected" });
     if (probe === undefined && rev > known(c)) {
       probing = true;
       probe = checkNotAhead(c, rev).finally(() => {
@@ -122,24 +129,22 @@ export async function getAtLeast<T>(
     }
     options.signal?.throwIfAborted();
   }
-  return await fallback(c, key, rev, options, probe);
+  return await fallback(c, ask, probe);
 }
 
 /** The local answer if the cache can give one no older than `rev`, else NOT_LOCAL. */
 async function localAnswer<T>(
   c: CacheCore<T>,
-  key: string,
-  rev: number,
-  options: GetOptions,
-  countHit: () => void,
+  ask: AtLeastAsk,
 ): Promise<AtLeastAnswer<T> | undefined | typeof NOT_LOCAL> {
+  const { key, rev, options } = ask;
   const i = c.store.find(key);
   const slot = i < 0 ? undefined : c.store.slotAt(i);
   const applied = appliedThrough(c);
   if (slot !== undefined && servable(c) && (slot.rev >= rev || applied >= rev)) {
     // Resident at `rev` or later (an own write, a fallback read), or resident
     // in a cache that applied every change up to `rev`.
-    if (c.fresh) countHit();
+    if (c.fresh) ask.countHit();
     else c.counters.add("staleHits");
     if (!present(c, key, slot)) return undefined;
     return {
@@ -153,7 +158,7 @@ async function localAnswer<T>(
   // Applied up to `rev` but not resident: a plain miss reads the leader (or a
   // complete replica answers "absent"); a direct get might not, so read here.
   if (c.o.allowDirect && !(c.mode === "replica" && c.fresh && !c.lossy)) {
-    return await fallback(c, key, rev, options, undefined);
+    return await fallback(c, ask, undefined);
   }
   const r = await getSlow(c, key, undefined, options);
   return r === undefined ? undefined : { ...r, belowBookmark: false };
@@ -183,12 +188,11 @@ async function checkNotAhead<T>(c: CacheCore<T>, rev: number): Promise<void> {
 /** Reads `key` where the answer cannot be older than `rev`. */
 async function fallback<T>(
   c: CacheCore<T>,
-  key: string,
-  rev: number,
-  options: GetOptions,
+  ask: AtLeastAsk,
   probe: Promise<void> | undefined,
 ): Promise<AtLeastAnswer<T> | undefined> {
-  if (!c.connected) return unreached(c, key, rev, options, "NATS is disconnected");
+  const { key, rev } = ask;
+  if (!c.connected) return unreached(c, ask, { why: "NATS is disconnected" });
   const region = c.d.region?.link.status();
   // A mirror that held `rev` at its last check holds it now (it only grows).
   const fromMirror = region !== undefined && region.mirrorLastRevision >= rev;
@@ -219,8 +223,8 @@ async function fallback<T>(
       raw: operationOf(m.header) === "PUT" ? m.data : undefined,
     };
   } catch (err) {
-    const e = mapNatsError(err, `get "${key}"`, c.bucket, key);
-    return unreached(c, key, rev, options, `${where} did not answer (${e.message})`, e);
+    const e = mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
+    return unreached(c, ask, { why: `${where} did not answer (${e.message})`, cause: e });
   } finally {
     c.reached.fetching--;
   }
@@ -231,7 +235,7 @@ async function fallback<T>(
     // bookmark guarantees; a probe tells a forged or foreign one.
     if (probe !== undefined) await probe;
     if (known(c) < rev) {
-      return unreached(c, key, rev, options, `${where} could not vouch for revision ${rev}`);
+      return unreached(c, ask, { why: `${where} could not vouch for revision ${rev}` });
     }
   }
   let slot: Slot;
@@ -240,7 +244,7 @@ async function fallback<T>(
   } else if (c.mode === "replica" || c.store.has(key)) {
     // Rule 1: the watcher stores every change of a held key (or, in a
     // replica, of every key), so the higher revision wins whoever comes last.
-    slot = keep(c, key, got.rev, got.created, got.raw);
+    slot = keep(c, key, got);
   } else {
     slot = {
       rev: got.rev,
@@ -259,12 +263,11 @@ async function fallback<T>(
 /** The bookmark cannot be honoured: a typed error, or with `allowStale` what is held, marked. */
 function unreached<T>(
   c: CacheCore<T>,
-  key: string,
-  rev: number,
-  options: GetOptions,
-  why: string,
-  cause?: unknown,
+  ask: AtLeastAsk,
+  failure: { why: string; cause?: unknown },
 ): AtLeastAnswer<T> | undefined {
+  const { key, rev, options } = ask;
+  const { why, cause } = failure;
   const err = new BookmarkError(
     "BOOKMARK_NOT_REACHED",
     `Cannot get "${key}" at revision ${rev} or later: ${why}`,

@@ -18,7 +18,7 @@ import type { Slot } from "../slot.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { RegionLink } from "../region.ts";
 import { SingleFlight } from "../single_flight.ts";
-import type { CacheEvent, CacheMode, CacheState, Change, Operation } from "../types.ts";
+import type { CacheEvent, CacheMode, CacheState, Change } from "../types.ts";
 import { kvSubjectPrefix } from "../kv_layout.ts";
 import type { Watcher } from "../watcher.ts";
 import { Counters } from "./counters.ts";
@@ -203,17 +203,13 @@ export function decodeOrUndefined<T>(c: CacheCore<T>, raw: Uint8Array): T | unde
   }
 }
 
-/** A watcher message as a `Change` for `changes()` readers. */
-export function toChange<T>(
-  c: CacheCore<T>,
-  key: string,
-  op: Operation,
-  rev: number,
-  created: number,
-  data: Uint8Array,
-): Change<T> {
-  const ch: Change<T> = { key, operation: op, revision: rev, createdMs: created };
-  if (op === "PUT") {
+/**
+ * A watcher message as a `Change` for `changes()` readers: `ch` (key,
+ * operation, revision, time) with the value decoded from `data` for a PUT.
+ * Fills and returns `ch` itself (no second object per message).
+ */
+export function toChange<T>(c: CacheCore<T>, ch: Change<T>, data: Uint8Array): Change<T> {
+  if (ch.operation === "PUT") {
     const v = decodeOrUndefined(c, data);
     if (v !== undefined) ch.value = v;
   }

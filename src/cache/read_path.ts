@@ -87,7 +87,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
       entry = await c.d.kv.get(key);
     } catch (err) {
       if (c.o.loader && !c.connected) return load(c, key, false);
-      throw mapNatsError(err, `get "${key}"`, c.bucket, key);
+      throw mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
     }
     if (entry === null && reservation.rev === 0 && c.o.loader) {
       return await load(c, key, true);
@@ -110,7 +110,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
       ({ rev, created, raw } = reservation);
       ttlLeft = keyTtlLeft(created, reservation.ttlMs);
     }
-    return keep(c, key, rev, created, raw, ttlLeft);
+    return keep(c, key, { rev, created, raw, ttlMs: ttlLeft });
   } finally {
     c.reservations.delete(key);
   }
@@ -136,27 +136,8 @@ export async function load<T>(
   key: string,
   connected: boolean,
 ): Promise<Slot | undefined> {
-  const loader = c.o.loader!;
   c.counters.add("loads");
-  // A loader that never settles must not hold the key's single-flight slot:
-  // at the deadline (or on close) its signal aborts and the miss rejects.
-  const ac = new AbortController();
-  const ms = c.o.loaderTimeoutMs;
-  const closed = c.aborter.signal;
-  let value: T | undefined;
-  try {
-    const loaded = Promise.resolve().then(() => loader(key, { signal: ac.signal }));
-    value = await deadline(loaded, ms, { signal: closed });
-  } catch (err) {
-    // Cut short (the deadline, or close): the loader's signal says why.
-    const cut = err instanceof DeadlineError
-      ? new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError")
-      : closed.aborted && err === closed.reason
-      ? err
-      : undefined;
-    if (cut !== undefined) ac.abort(cut);
-    throw new LoaderError(key, cut ?? err);
-  }
+  const value = await callLoader(c, key);
   // Rule 5: what the loader said during an outage is not checked against KV,
   // so it is dropped when the connection returns (see `revalidateOffline`);
   // an answer that arrives after the return is served once and not kept.
@@ -170,34 +151,89 @@ export async function load<T>(
   }
   if (value === undefined) {
     if (unchecked) return undefined;
-    return keep(c, key, 0, Date.now(), undefined, c.o.negativeTtlMs);
+    return keep(c, key, {
+      rev: 0,
+      created: Date.now(),
+      raw: undefined,
+      ttlMs: c.o.negativeTtlMs,
+    });
   }
-  const { value: checked, bytes } = encode(c, key, value, "load");
+  const { value: checked, bytes } = encode(c, { key, value, action: "load" });
   if (unchecked) return looseSlot(checked);
-  if (c.o.writeBack && connected) {
-    try {
-      const rev = await publish(c, key, bytes, "PUT", 0, `write back "${key}"`);
-      c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      // Somebody wrote the key meanwhile: theirs wins; read it.
-      const entry = await c.d.kv.get(key).catch((e) => {
-        throw mapNatsError(e, `get "${key}"`, c.bucket, key);
-      });
-      if (entry !== null) {
-        return keep(
-          c,
-          key,
-          entry.revision,
-          entry.created.getTime(),
-          entry.operation === "PUT" ? entry.value : undefined,
-        );
-      }
-    }
-    return c.store.peek(key);
-  }
-  c.store.putValue(key, 0, Date.now(), checked, bytes.byteLength);
+  if (c.o.writeBack && connected) return await writeBack(c, key, { value: checked, bytes });
+  c.store.putValue(key, {
+    rev: 0,
+    created: Date.now(),
+    value: checked,
+    encodedBytes: bytes.byteLength,
+  });
   return c.store.peek(key) ?? looseSlot(checked);
+}
+
+/**
+ * Calls the loader for `key`. A loader that never settles must not hold the
+ * key's single-flight slot: at `loaderTimeoutMs` (or on close) its signal
+ * aborts and the load rejects with `LoaderError`.
+ */
+async function callLoader<T>(c: CacheCore<T>, key: string): Promise<T | undefined> {
+  const loader = c.o.loader!;
+  const ac = new AbortController();
+  const ms = c.o.loaderTimeoutMs;
+  const closed = c.aborter.signal;
+  try {
+    const loaded = Promise.resolve().then(() => loader(key, { signal: ac.signal }));
+    return await deadline(loaded, ms, { signal: closed });
+  } catch (err) {
+    // Cut short (the deadline, or close): the loader's signal says why.
+    const cut = err instanceof DeadlineError
+      ? new DOMException(`the loader did not settle within ${ms} ms`, "TimeoutError")
+      : closed.aborted && err === closed.reason
+      ? err
+      : undefined;
+    if (cut !== undefined) ac.abort(cut);
+    throw new LoaderError(key, cut ?? err);
+  }
+}
+
+/**
+ * Writes a loaded value back to KV with create(); when somebody wrote the key
+ * meanwhile, theirs wins and is read instead.
+ */
+async function writeBack<T>(
+  c: CacheCore<T>,
+  key: string,
+  loaded: { value: T; bytes: Uint8Array },
+): Promise<Slot | undefined> {
+  const { value, bytes } = loaded;
+  try {
+    const rev = await publish(c, {
+      key,
+      data: bytes,
+      op: "PUT",
+      expected: 0,
+      action: `write back "${key}"`,
+    });
+    c.store.putValue(key, {
+      rev,
+      created: Date.now(),
+      value,
+      encodedBytes: bytes.byteLength,
+    });
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    // Somebody wrote the key meanwhile: theirs wins; read it.
+    const entry = await c.d.kv.get(key).catch((e) => {
+      throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
+    });
+    if (entry !== null) {
+      return keep(c, key, {
+        rev: entry.revision,
+        created: entry.created.getTime(),
+        raw: entry.operation === "PUT" ? entry.value : undefined,
+      });
+    }
+  }
+  return c.store.peek(key);
 }
 
 /** The connection is back: drop what the loader answered while it was down (rule 5). */
@@ -237,7 +273,7 @@ export function decode<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
     slot.deleted = true;
     slot.value = undefined;
     slot.rejected = err;
-    c.store.decoded(key, slot.rev, undefined, err);
+    c.store.rejected(key, slot.rev, err);
     c.counters.add("rejected");
     c.emit({
       type: "rejected",

@@ -6,7 +6,7 @@
  */
 import { Broadcast } from "../broadcast.ts";
 import type { Change, ChangesOptions } from "../types.ts";
-import { Watcher } from "../watcher.ts";
+import { Watcher, type WatcherHandler } from "../watcher.ts";
 import { describe } from "../describe.ts";
 import { type CacheCore, toChange } from "./core.ts";
 import { transition } from "./sync_state.ts";
@@ -24,9 +24,7 @@ export function replay<T>(
   }
   const out = new Broadcast<Change<T>>();
   const it = out.iterate(options);
-  let last = from - 1;
-  let ended = false;
-  let stopped = false;
+  const run: ReplayRun<T> = { out, last: from - 1, ended: false, stop: () => {} };
   const watcher = new Watcher({
     nc: c.d.nc,
     jsm: c.d.jsm,
@@ -34,38 +32,7 @@ export function replay<T>(
     filter: options.filter ?? c.o.keys,
     heartbeatMs: c.o.heartbeatMs,
     inboxPrefix: c.d.inboxPrefix,
-    handler: {
-      onChange: (key, op, rev, created, data) => {
-        last = rev;
-        out.emit(toChange(c, key, op, rev, created, data));
-      },
-      onCaughtUp: () => {},
-      onResync: (req) => {
-        if (req.epochChanged) {
-          // Revisions start over in a recreated bucket: the replay cannot go
-          // on, so it ends (the watcher stops once its consumer exists).
-          ended = true;
-          transition(c, { on: "error", message: `replay ended: ${req.reason}` });
-          out.close();
-        } else {
-          transition(c, {
-            on: "error",
-            message: `replay resumed after revision ${last}: ${req.reason}`,
-          });
-        }
-        // Resume after what was delivered: the server starts at the oldest
-        // revision it still has, never at revision 1 again.
-        return { kind: "seq", seq: last + 1 };
-      },
-      onRestart: () => {},
-      onStarted: () => {
-        if (ended) stop();
-      },
-      onError: () => {
-        if (ended) stop();
-      },
-      onStreamInfo: () => {},
-    },
+    handler: replayHandler(c, run),
   });
   // `fromRevision` counts in the bucket the cache knows: a bucket recreated
   // since (even one with more revisions) must end the replay, which only the
@@ -76,7 +43,8 @@ export function replay<T>(
   });
   // Every way the replay ends removes its listeners from the long-lived
   // signals, so a finished replay keeps nothing alive.
-  const stop = () => {
+  let stopped = false;
+  const stop = run.stop = () => {
     if (stopped) return;
     stopped = true;
     c.aborter.signal.removeEventListener("abort", stop);
@@ -96,6 +64,54 @@ export function replay<T>(
     return ret(v);
   };
   return it;
+}
+
+/** What a replay's watcher callbacks share with it. */
+interface ReplayRun<T> {
+  /** Where the changes go. */
+  out: Broadcast<Change<T>>;
+  /** The last revision delivered. */
+  last: number;
+  /** Whether the replay ended (a recreated bucket). */
+  ended: boolean;
+  /** Ends the replay. */
+  stop: () => void;
+}
+
+/** The replay watcher's handler: every change to `run.out`; a recreated bucket ends it. */
+function replayHandler<T>(c: CacheCore<T>, run: ReplayRun<T>): WatcherHandler {
+  return {
+    onChange: (key, op, rev, created, data) => {
+      run.last = rev;
+      run.out.emit(toChange(c, { key, operation: op, revision: rev, createdMs: created }, data));
+    },
+    onCaughtUp: () => {},
+    onResync: (req) => {
+      if (req.epochChanged) {
+        // Revisions start over in a recreated bucket: the replay cannot go
+        // on, so it ends (the watcher stops once its consumer exists).
+        run.ended = true;
+        transition(c, { on: "error", message: `replay ended: ${req.reason}` });
+        run.out.close();
+      } else {
+        transition(c, {
+          on: "error",
+          message: `replay resumed after revision ${run.last}: ${req.reason}`,
+        });
+      }
+      // Resume after what was delivered: the server starts at the oldest
+      // revision it still has, never at revision 1 again.
+      return { kind: "seq", seq: run.last + 1 };
+    },
+    onRestart: () => {},
+    onStarted: () => {
+      if (run.ended) run.stop();
+    },
+    onError: () => {
+      if (run.ended) run.stop();
+    },
+    onStreamInfo: () => {},
+  };
 }
 
 async function* filteredGen<V>(it: AsyncIterableIterator<V>, keep: (v: V) => boolean) {

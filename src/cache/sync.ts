@@ -104,7 +104,7 @@ export async function start<T>(c: CacheCore<T>): Promise<void> {
   try {
     await c.watching;
   } catch (err) {
-    const e = mapNatsError(err, `watch bucket "${c.bucket}"`, c.bucket);
+    const e = mapNatsError(err, { action: `watch bucket "${c.bucket}"`, bucket: c.bucket });
     c.ready.reject(e);
     throw e;
   }
@@ -289,7 +289,7 @@ export function startReconcile<T>(c: CacheCore<T>): void {
         readStreamInfo(c, info);
       }
     } catch (err) {
-      const e = mapNatsError(err, "reconcile", c.bucket);
+      const e = mapNatsError(err, { action: "reconcile", bucket: c.bucket });
       if (e instanceof BucketNotFoundError) c.watcher.restart("bucket not found");
     }
   }, c.o.reconcileMs);

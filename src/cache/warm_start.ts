@@ -22,7 +22,9 @@ export async function loadSnapshot<T>(
 ): Promise<boolean> {
   const store = c.store;
   const gen = c.gen;
-  const snap = await readSnapshot(storage, c.bucket, c.o.keys, {
+  const snap = await readSnapshot(storage, {
+    bucket: c.bucket,
+    filter: c.o.keys,
     accept: (header) =>
       epoch === undefined || header.epoch === epoch
         ? undefined

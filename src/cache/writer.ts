@@ -30,71 +30,110 @@ import type { DeleteOptions, Operation, SetOptions } from "../types.ts";
 import { applyDelete } from "./apply.ts";
 import { assertInFilter, assertUp, type CacheCore } from "./core.ts";
 
-export async function set<T>(
-  c: CacheCore<T>,
-  key: string,
-  value: T,
-  options: SetOptions = {},
-): Promise<number> {
+/** A write of a value: its key, the value and the write's options. */
+export interface ValueWrite<T> {
+  /** The key. */
+  key: string;
+  /** The value (checked by the schema, then encoded). */
+  value: T;
+  /** `ttlMs`: the key's own TTL. */
+  options?: SetOptions;
+}
+
+/** `set()`: writes `w.value` whatever the key holds. */
+export async function set<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number> {
+  const { key } = w;
   assertWritable(c, key, "set");
-  const { value: checked, bytes } = encode(c, key, value, "set");
-  const ttl = await ttlFor(c, options.ttlMs, `set "${key}"`);
-  const rev = await publish(c, key, bytes, "PUT", undefined, `set "${key}"`, ttl);
-  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  const { value: checked, bytes } = encode(c, { key, value: w.value, action: "set" });
+  const ttl = await ttlFor(c, w.options?.ttlMs, `set "${key}"`);
+  const rev = await publish(c, { key, data: bytes, op: "PUT", action: `set "${key}"`, ttl });
+  c.store.putValue(key, {
+    rev,
+    created: Date.now(),
+    value: checked,
+    encodedBytes: bytes.byteLength,
+  });
   return rev;
 }
 
-export async function create<T>(
-  c: CacheCore<T>,
-  key: string,
-  value: T,
-  options: SetOptions = {},
-): Promise<number> {
+/** `create()`: writes `w.value` only if the key holds nothing (or a delete). */
+export async function create<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number> {
+  const { key } = w;
   assertWritable(c, key, "create");
-  const { value: checked, bytes } = encode(c, key, value, "create");
-  const ttl = await ttlFor(c, options.ttlMs, `create "${key}"`);
+  const { value: checked, bytes } = encode(c, { key, value: w.value, action: "create" });
+  const ttl = await ttlFor(c, w.options?.ttlMs, `create "${key}"`);
+  const action = `create "${key}"`;
   let rev: number;
   try {
-    rev = await publish(c, key, bytes, "PUT", 0, `create "${key}"`, ttl);
+    rev = await publish(c, { key, data: bytes, op: "PUT", expected: 0, action, ttl });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Present in the stream, but maybe only as a delete marker: then create over it.
     const last = await c.d.kv.get(key).catch((e) => {
-      throw mapNatsError(e, `create "${key}"`, c.bucket, key);
+      throw mapNatsError(e, { action: `create "${key}"`, bucket: c.bucket, key });
     });
     if (last === null || last.operation === "PUT") {
       throw new ConflictError(`Cannot create "${key}": the key exists`, { key, expected: 0 });
     }
-    rev = await publish(c, key, bytes, "PUT", last.revision, `create "${key}"`, ttl);
+    rev = await publish(c, {
+      key,
+      data: bytes,
+      op: "PUT",
+      expected: last.revision,
+      action,
+      ttl,
+    });
   }
-  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  c.store.putValue(key, {
+    rev,
+    created: Date.now(),
+    value: checked,
+    encodedBytes: bytes.byteLength,
+  });
   return rev;
 }
 
+/** `update()`: writes `w.value` only if the key is at `w.expectedRevision`. */
 export async function update<T>(
   c: CacheCore<T>,
-  key: string,
-  value: T,
-  expectedRevision: number,
+  w: { key: string; value: T; expectedRevision: number },
 ): Promise<number> {
+  const { key, expectedRevision } = w;
   assertWritable(c, key, "update");
   assertRevision(expectedRevision, "update");
-  const { value: checked, bytes } = encode(c, key, value, "update");
-  const rev = await publish(c, key, bytes, "PUT", expectedRevision, `update "${key}"`);
-  c.store.putValue(key, rev, Date.now(), checked, bytes.byteLength);
+  const { value: checked, bytes } = encode(c, { key, value: w.value, action: "update" });
+  const rev = await publish(c, {
+    key,
+    data: bytes,
+    op: "PUT",
+    expected: expectedRevision,
+    action: `update "${key}"`,
+  });
+  c.store.putValue(key, {
+    rev,
+    created: Date.now(),
+    value: checked,
+    encodedBytes: bytes.byteLength,
+  });
   return rev;
 }
 
+/** `delete()` or `purge()` of `w.key`, with the options' compare-and-set. */
 export async function remove<T>(
   c: CacheCore<T>,
-  key: string,
-  op: "DEL" | "PURGE",
-  options: DeleteOptions,
+  w: { key: string; op: "DEL" | "PURGE"; options: DeleteOptions },
 ): Promise<number> {
+  const { key, op, options } = w;
   const action = op === "DEL" ? "delete" : "purge";
   assertWritable(c, key, action);
   if (options.expectedRevision !== undefined) assertRevision(options.expectedRevision, action);
-  const rev = await publish(c, key, undefined, op, options.expectedRevision, `${action} "${key}"`);
+  const rev = await publish(c, {
+    key,
+    data: undefined,
+    op,
+    expected: options.expectedRevision,
+    action: `${action} "${key}"`,
+  });
   applyDelete(c, key, rev, Date.now(), true);
   return rev;
 }
@@ -106,13 +145,12 @@ export function assertWritable<T>(c: CacheCore<T>, key: string, action: string):
   assertUp(c, `${action} "${key}"`);
 }
 
-/** Validates against the schema (before any I/O) and encodes. */
+/** Validates `w.value` against the schema (before any I/O) and encodes it; `w.action` names the call in errors. */
 export function encode<T>(
   c: CacheCore<T>,
-  key: string,
-  value: T,
-  action: string,
+  w: { key: string; value: T; action: string },
 ): { value: T; bytes: Uint8Array } {
+  const { key, value, action } = w;
   let checked = value;
   if (c.o.schema) {
     const r = c.o.schema.safeParse(value);
@@ -156,14 +194,18 @@ export async function ttlFor<T>(
   if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
     throw new RangeError(`Cannot ${action}: "ttlMs" must be at least 1000, got ${ttlMs}`);
   }
-  assertServerVersion(c.d.nc, "per-key TTL", PER_KEY_TTL_VERSION, action);
+  assertServerVersion(c.d.nc, {
+    feature: "per-key TTL",
+    requiredVersion: PER_KEY_TTL_VERSION,
+    action,
+  });
   let config = c.lastInfo?.config ?? c.d.info.config;
   if (!config.subject_delete_marker_ttl) {
     // The bucket may have been given markers since it was last read.
     try {
       config = (await c.d.jsm.streams.info(kvStreamName(c.bucket))).config;
     } catch (err) {
-      throw mapNatsError(err, action, c.bucket);
+      throw mapNatsError(err, { action, bucket: c.bucket });
     }
   }
   if (!config.allow_msg_ttl || !config.subject_delete_marker_ttl) {
@@ -190,15 +232,25 @@ export async function ttlFor<T>(
  */
 const DOUBTFUL_HUB_WRITE_MS = 1_000;
 
-export async function publish<T>(
-  c: CacheCore<T>,
-  key: string,
-  data: Uint8Array | undefined,
-  op: Operation,
-  expected: number | undefined,
-  action: string,
-  ttl?: string,
-): Promise<number> {
+/** A message to publish to a key's subject. */
+export interface Publish {
+  /** The key. */
+  key: string;
+  /** The encoded value; undefined for a delete or purge. */
+  data: Uint8Array | undefined;
+  /** The operation (`KV-Operation` header for DEL and PURGE). */
+  op: Operation;
+  /** Compare-and-set: the key's expected last revision (0: absent); undefined for none. */
+  expected?: number | undefined;
+  /** What the caller is doing, for error messages (`set "k"`). */
+  action: string;
+  /** The `Nats-TTL` header value, if any. */
+  ttl?: string | undefined;
+}
+
+/** Publishes `m` with compare-and-set; resolves to the acknowledged revision. */
+export async function publish<T>(c: CacheCore<T>, m: Publish): Promise<number> {
+  const { key, data, op, expected, action, ttl } = m;
   let h;
   if (op !== "PUT") {
     h = natsHeaders();
@@ -231,7 +283,7 @@ export async function publish<T>(
         { key, expected, cause: err },
       );
     }
-    const e = mapNatsError(err, action, c.bucket, key);
+    const e = mapNatsError(err, { action, bucket: c.bucket, key });
     if (doubtful && e instanceof UnavailableError) throw link.unreachable(action, err);
     throw e;
   }

@@ -398,7 +398,7 @@ const AppOptionsSchema = z.object({
  * or `RangeError` (out of range) as `createApp` does, in openCache's style.
  */
 export function resolveAppOptions(options: CreateAppOptions): ResolvedAppOptions {
-  const o = parseOptions(AppOptionsSchema, options, "create app");
+  const o = parseOptions(AppOptionsSchema, options, { action: "create app" });
   const limits = o.limits ?? {};
   return {
     // The caller's objects, not zod's copies: a bucket's cache and codec are used as given.

@@ -106,7 +106,10 @@ const DefinitionSchema = z.object({
  */
 export function defineProjection<V = unknown>(options: ProjectionOptions<V>): Projection<V> {
   // Every problem is a TypeError, as it always was: a definition is code, not a tuned value.
-  const o = parseOptions(DefinitionSchema, options, "define projection", { rangeErrors: false });
+  const o = parseOptions(DefinitionSchema, options, {
+    action: "define projection",
+    rangeErrors: false,
+  });
   const source: Readonly<ProjectionStreamSource> | Readonly<Required<ProjectionBucketSource>> =
     o.source.bucket !== undefined
       ? Object.freeze({ bucket: o.source.bucket, keys: o.source.keys ?? ">" })

@@ -33,3 +33,24 @@ export function toEvent(m: JsMsg, kvPrefix: string | undefined): ProjectionEvent
     string: () => decoder.decode(data),
   });
 }
+
+/**
+ * Keeps the server from redelivering the event of `m` while this runner is
+ * still on it: a "working" signal every third of `ackWaitMs` (at least every
+ * 250 ms). Clear the returned timer when done.
+ *
+ * @example
+ * ```ts ignore
+ * const keepAlive = keepWorking(m, 30_000);
+ * try { await apply(m); } finally { clearInterval(keepAlive); }
+ * ```
+ */
+export function keepWorking(m: JsMsg, ackWaitMs: number): ReturnType<typeof setInterval> {
+  return setInterval(() => {
+    try {
+      m.working();
+    } catch {
+      // Disconnected: the runner's retry loop reports it.
+    }
+  }, Math.max(250, Math.floor(ackWaitMs / 3)));
+}

@@ -43,7 +43,7 @@ const RunOptionsSchema = z.object({
 
 /** Checks `input` (a `TypeError`/`RangeError` naming the bad option) and fills in the defaults. */
 export function resolveRunOptions(input: RunProjectionOptions): ResolvedRunOptions {
-  const o = parseOptions(RunOptionsSchema, input, "run projection");
+  const o = parseOptions(RunOptionsSchema, input, { action: "run projection" });
   const retryDelayMs = o.retryDelayMs ?? 250;
   return {
     fromStart: o.fromStart === true,

@@ -6,9 +6,11 @@
  * event acked. The consumer's ack floor is the checkpoint.
  *
  * This file holds the runner's lifecycle and its fetch-apply-ack loop; the
- * target bucket and the durable consumer are set up in `setup.ts`, the
- * options resolved in `run_options.ts`, a message becomes an event in
- * `event.ts`, and the callers waiting for progress in `waiting.ts` (pauses and backoff: `src/async.ts`).
+ * source and the consumer's name are resolved in `source.ts`, the target
+ * bucket and the durable consumer set up in `setup.ts`, the options resolved
+ * in `run_options.ts`, a message becomes an event in `event.ts`, the status
+ * is owned by `run_status.ts` and the callers waiting for progress are in
+ * `waiting.ts` (pauses and backoff: `src/async.ts`).
  *
  * @module
  */
@@ -24,23 +26,25 @@ import {
 } from "@nats-io/jetstream";
 import { describe } from "../describe.ts";
 import { KvedgeError, ProjectionMapError } from "../errors.ts";
-import { kvStreamName, kvSubject, kvSubjectPrefix } from "../kv_layout.ts";
+import { kvSubjectPrefix } from "../kv_layout.ts";
 import type { SharedConnection } from "../types.ts";
 import { domainApi } from "../region.ts";
 import { isProjection } from "./define.ts";
-import { applyEvent, ProjectionTarget } from "./target.ts";
-import { ProgressWaiters } from "./waiting.ts";
+import { applyEvent } from "./apply_event.ts";
+import { ProjectionTarget } from "./target.ts";
 import { Backoff, delay, settleWithin } from "../async.ts";
 import { isConsumerNotFound, isStreamNotFound } from "../nats_errors.ts";
 import type {
   Projection,
+  ProjectionEvent,
   ProjectionRunner,
-  ProjectionState,
   ProjectionStatus,
   RunProjectionOptions,
 } from "./types.ts";
 import { type ResolvedRunOptions, resolveRunOptions } from "./run_options.ts";
-import { toEvent } from "./event.ts";
+import { keepWorking, toEvent } from "./event.ts";
+import { initialStatus, resolveSource } from "./source.ts";
+import { RunStatus } from "./run_status.ts";
 import { bindConsumer, ensureTarget, readSource } from "./setup.ts";
 
 /**
@@ -110,7 +114,6 @@ class Runner implements ProjectionRunner {
   readonly #kvPrefix: string | undefined;
   readonly #durable: string;
   readonly #description: string;
-  readonly #sourceLabel: string;
   readonly #abort = new AbortController();
   #jsm!: JetStreamManager;
   #js!: JetStreamClient;
@@ -124,48 +127,20 @@ class Runner implements ProjectionRunner {
   #resetNeeded = false;
   #refreshing = false;
   #inFlight = false;
-  #lastAcked = 0;
   #failure: unknown;
-  readonly #progress = new ProgressWaiters();
-  #s: ProjectionStatus;
+  readonly #s: RunStatus;
 
   constructor(nc: NatsConnection, projection: Projection<unknown>, o: ResolvedRunOptions) {
     this.#nc = nc;
     this.projection = projection;
     this.#o = o;
-    const src = projection.source;
-    if ("bucket" in src) {
-      this.#stream = kvStreamName(src.bucket);
-      this.#kvPrefix = kvSubjectPrefix(src.bucket);
-      this.#filter = kvSubject(src.bucket, src.keys);
-      this.#sourceLabel = `bucket ${src.bucket} ${src.keys}`;
-    } else {
-      this.#stream = src.stream;
-      this.#kvPrefix = undefined;
-      this.#filter = src.subject;
-      this.#sourceLabel = `stream ${src.stream}${src.subject ? " " + src.subject : ""}`;
-    }
-    this.#durable = `projection_${projection.name}`;
-    this.#description = `kvedge projection ${projection.name} -> ${projection.target.bucket}`;
-    this.#s = {
-      name: projection.name,
-      source: this.#sourceLabel,
-      target: projection.target.bucket,
-      consumer: this.#durable,
-      state: "starting",
-      since: Date.now(),
-      checkpoint: 0,
-      sourceSeq: 0,
-      lag: 0,
-      epoch: "",
-      events: 0,
-      applied: 0,
-      skipped: 0,
-      ignored: 0,
-      conflicts: 0,
-      retries: 0,
-      mapErrors: 0,
-    };
+    const spec = resolveSource(projection);
+    this.#stream = spec.stream;
+    this.#kvPrefix = spec.kvPrefix;
+    this.#filter = spec.filter;
+    this.#durable = spec.durable;
+    this.#description = spec.description;
+    this.#s = new RunStatus(initialStatus(projection, spec));
   }
 
   async start(): Promise<void> {
@@ -194,7 +169,7 @@ class Runner implements ProjectionRunner {
   }
 
   status(): ProjectionStatus {
-    return { ...this.#s };
+    return this.#s.snapshot();
   }
 
   async caughtUp(options: { signal?: AbortSignal } = {}): Promise<ProjectionStatus> {
@@ -205,14 +180,14 @@ class Runner implements ProjectionRunner {
       let info: ConsumerInfo | undefined;
       try {
         info = await this.#jsm.consumers.info(this.#stream, this.#durable);
-        this.#applyConsumerInfo(info);
+        this.#s.consumerRead(info);
       } catch {
         // Consumer being recreated or NATS away: the loop deals with it; ask again.
       }
       if (info && info.num_pending === 0 && info.num_ack_pending === 0 && !this.#inFlight) {
         return this.status();
       }
-      await this.#progress.next(250, signal);
+      await this.#s.progress.next(250, signal);
     }
   }
 
@@ -223,7 +198,7 @@ class Runner implements ProjectionRunner {
   async stop(): Promise<ProjectionStatus> {
     if (!this.#stopping) {
       this.#stopping = true;
-      if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#setState("stopping");
+      if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#s.setState("stopping");
       this.#abort.abort();
     }
     // The loop ends when the pull request does (at most FETCH_EXPIRES_MS);
@@ -257,20 +232,13 @@ class Runner implements ProjectionRunner {
     }
   }
 
-  #setState(state: ProjectionState): void {
-    if (this.#s.state === state) return;
-    this.#s.state = state;
-    this.#s.since = Date.now();
-    this.#progress.notify();
-  }
-
   /** Reads the source's incarnation and creates or binds the durable consumer. */
   async #setup(fromStart: boolean): Promise<void> {
     const si = await readSource(this.#jsm, this.#stream, this.projection.name);
     const epoch = `${this.#stream}@${si.created}`;
     const sameEpoch = this.#s.epoch === epoch;
-    this.#s.epoch = epoch;
-    this.#s.sourceSeq = si.state.last_seq;
+    this.#s.setEpoch(epoch);
+    this.#s.sourceLast(si.state.last_seq);
     const info = await bindConsumer(this.#jsm, {
       projection: this.projection.name,
       stream: this.#stream,
@@ -284,18 +252,9 @@ class Runner implements ProjectionRunner {
       // runner acked; anything else (first start, replay, new incarnation of
       // the source) reads from the first event, which fencing makes safe.
       resumeAfter: () =>
-        !fromStart && sameEpoch && this.#lastAcked > 0 ? this.#lastAcked : undefined,
+        !fromStart && sameEpoch && this.#s.lastAcked > 0 ? this.#s.lastAcked : undefined,
     });
-    this.#applyConsumerInfo(info);
-  }
-
-  #applyConsumerInfo(info: ConsumerInfo): void {
-    this.#s.checkpoint = info.ack_floor.stream_seq;
-    if (this.#s.checkpoint > this.#lastAcked) this.#lastAcked = this.#s.checkpoint;
-    this.#s.lag = info.num_pending + info.num_ack_pending;
-    if (info.delivered.stream_seq > this.#s.sourceSeq) {
-      this.#s.sourceSeq = info.delivered.stream_seq;
-    }
+    this.#s.consumerRead(info);
   }
 
   /** Periodic refresh of lag and checkpoint; also notices a recreated source. */
@@ -304,12 +263,12 @@ class Runner implements ProjectionRunner {
     this.#refreshing = true;
     try {
       const si = await this.#jsm.streams.info(this.#stream);
-      this.#s.sourceSeq = si.state.last_seq;
+      this.#s.sourceLast(si.state.last_seq);
       if (`${this.#stream}@${si.created}` !== this.#s.epoch) {
         this.#reset("the source stream was recreated");
       }
       const info = await this.#jsm.consumers.info(this.#stream, this.#durable);
-      this.#applyConsumerInfo(info);
+      this.#s.consumerRead(info);
     } catch (err) {
       if (isStreamNotFound(err) || isConsumerNotFound(err)) this.#reset(describe(err));
     } finally {
@@ -320,7 +279,7 @@ class Runner implements ProjectionRunner {
   #reset(reason: string): void {
     if (this.#resetNeeded) return;
     this.#resetNeeded = true;
-    this.#s.lastError = reason;
+    this.#s.error(reason);
     this.#batch?.stop();
   }
 
@@ -347,7 +306,7 @@ class Runner implements ProjectionRunner {
           batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
           this.#batch = batch;
           void this.#watch(batch);
-          if (this.#s.state === "starting") this.#setState("running");
+          if (this.#s.state === "starting") this.#s.setState("running");
           for await (const m of batch) {
             if (this.#stopping || this.#failure !== undefined) {
               // Draining the request: each event given back counts against its batch.
@@ -357,16 +316,14 @@ class Runner implements ProjectionRunner {
             await this.#handle(m);
             backoff.reset();
           }
-          if (this.#s.state === "retrying" && !this.#inRetry) this.#setState("running");
+          if (this.#s.state === "retrying" && !this.#inRetry) this.#s.setState("running");
         } catch (err) {
           if (this.#stopping) break;
           if (this.#nc.isClosed()) {
             this.#fail(err);
             break;
           }
-          this.#s.lastError = describe(err);
-          this.#s.retries++;
-          this.#setState("retrying");
+          this.#s.retrying(describe(err));
           this.#resetNeeded = true;
           await delay(backoff.next(), { signal: this.#abort.signal });
         } finally {
@@ -381,8 +338,8 @@ class Runner implements ProjectionRunner {
       if (this.#timer !== undefined) clearInterval(this.#timer);
       this.#timer = undefined;
       if (this.#onAbort) this.#o.signal?.removeEventListener("abort", this.#onAbort);
-      if (this.#s.state !== "failed") this.#setState("stopped");
-      this.#progress.notify();
+      if (this.#s.state !== "failed") this.#s.setState("stopped");
+      this.#s.progress.notify();
     }
   }
 
@@ -405,91 +362,88 @@ class Runner implements ProjectionRunner {
 
   #fail(err: unknown): void {
     this.#failure = err ?? new Error("failed");
-    this.#s.lastError = describe(err);
-    this.#setState("failed");
+    this.#s.error(describe(err));
+    this.#s.setState("failed");
   }
 
   async #handle(m: JsMsg): Promise<void> {
     this.#inFlight = true;
-    this.#s.lag = m.info.pending + 1;
-    if (m.seq > this.#s.sourceSeq) this.#s.sourceSeq = m.seq;
+    this.#s.delivered(m.seq, m.info.pending);
     const event = toEvent(m, this.#kvPrefix);
-    // Keeps the server from redelivering an event this runner is still on.
-    const keepAlive = setInterval(() => {
-      try {
-        m.working();
-      } catch {
-        // Disconnected: the retry loop below reports it.
-      }
-    }, Math.max(250, Math.floor(this.#o.ackWaitMs / 3)));
+    const keepAlive = keepWorking(m, this.#o.ackWaitMs);
     try {
-      const backoff = this.#backoff();
-      for (;;) {
-        try {
-          const out = await applyEvent(
-            this.#target,
-            this.projection,
-            event,
-            this.#s.epoch,
-            this.#abort.signal,
-          );
-          this.#s.applied += out.applied;
-          this.#s.skipped += out.skipped;
-          this.#s.conflicts += out.conflicts;
-          if (out.ignored) this.#s.ignored++;
-          break;
-        } catch (err) {
-          if (err instanceof ProjectionMapError && this.#stopping) {
-            // Most likely the map gave up on ctx.signal: not the event's fault.
-            m.nak();
-            return;
-          }
-          if (err instanceof ProjectionMapError) {
-            this.#s.mapErrors++;
-            this.#s.lastError = describe(err);
-            if (this.#o.onMapError === "skip") {
-              // No reason text: nats-server before 2.10.4 ignores "+TERM <reason>".
-              m.term();
-              this.#acked(m);
-              return;
-            }
-            m.nak();
-            this.#fail(err);
-            return;
-          }
-          if (this.#nc.isClosed()) return; // Nothing can be acked; the run loop fails.
-          if (this.#stopping) {
-            // Give the event back at once rather than after ack_wait.
-            m.nak();
-            return;
-          }
-          this.#s.retries++;
-          this.#s.lastError = describe(err);
-          this.#setState("retrying");
-          this.#inRetry = true;
-          await delay(backoff.next(), { signal: this.#abort.signal });
-          this.#inRetry = false;
-        }
-      }
+      if (!await this.#apply(m, event)) return;
       try {
         await m.ackAck();
       } catch (err) {
         // The write is in the target: a redelivery will be skipped by the fence.
-        this.#s.lastError = `ack of event ${m.seq} unconfirmed: ${describe(err)}`;
+        this.#s.error(`ack of event ${m.seq} unconfirmed: ${describe(err)}`);
       }
       this.#acked(m);
-      if (this.#s.state === "retrying") this.#setState("running");
+      if (this.#s.state === "retrying") this.#s.setState("running");
     } finally {
       clearInterval(keepAlive);
       this.#inFlight = false;
-      this.#progress.notify();
+      this.#s.progress.notify();
     }
   }
 
+  /**
+   * Applies `event` to the target, retrying NATS failures with backoff. True
+   * when applied (ack it); false when the message was settled otherwise
+   * (given back, terminated or left to the failing run loop).
+   */
+  async #apply(m: JsMsg, event: ProjectionEvent): Promise<boolean> {
+    const backoff = this.#backoff();
+    for (;;) {
+      try {
+        const out = await applyEvent(
+          this.#target,
+          this.projection,
+          event,
+          this.#s.epoch,
+          this.#abort.signal,
+        );
+        this.#s.applied(out);
+        return true;
+      } catch (err) {
+        if (err instanceof ProjectionMapError) {
+          this.#mapFailed(m, err);
+          return false;
+        }
+        if (this.#nc.isClosed()) return false; // Nothing can be acked; the run loop fails.
+        if (this.#stopping) {
+          // Give the event back at once rather than after ack_wait.
+          m.nak();
+          return false;
+        }
+        this.#s.retrying(describe(err));
+        this.#inRetry = true;
+        await delay(backoff.next(), { signal: this.#abort.signal });
+        this.#inRetry = false;
+      }
+    }
+  }
+
+  /** `map()` threw for the event of `m`: skip it (`onMapError: "skip"`) or fail the run. */
+  #mapFailed(m: JsMsg, err: ProjectionMapError): void {
+    if (this.#stopping) {
+      // Most likely the map gave up on ctx.signal: not the event's fault.
+      m.nak();
+      return;
+    }
+    this.#s.mapError(describe(err));
+    if (this.#o.onMapError === "skip") {
+      // No reason text: nats-server before 2.10.4 ignores "+TERM <reason>".
+      m.term();
+      this.#acked(m);
+      return;
+    }
+    m.nak();
+    this.#fail(err);
+  }
+
   #acked(m: JsMsg): void {
-    this.#s.events++;
-    this.#lastAcked = Math.max(this.#lastAcked, m.seq);
-    this.#s.checkpoint = Math.max(this.#s.checkpoint, m.seq);
-    this.#s.lag = m.info.pending;
+    this.#s.acked(m.seq, m.info.pending);
   }
 }

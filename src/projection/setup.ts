@@ -35,7 +35,7 @@ export async function ensureTarget(
     return;
   } catch (err) {
     if (!isStreamNotFound(err)) {
-      throw mapNatsError(err, `run projection "${projection.name}"`, bucket);
+      throw mapNatsError(err, { action: `run projection "${projection.name}"`, bucket });
     }
   }
   if (create === false) {
@@ -56,7 +56,7 @@ export async function ensureTarget(
       storage: c.storage === "memory" ? "memory" : "file",
     });
   } catch (err) {
-    throw mapNatsError(err, `create target bucket "${bucket}"`, bucket);
+    throw mapNatsError(err, { action: `create target bucket "${bucket}"`, bucket });
   }
 }
 
@@ -79,7 +79,7 @@ export async function readSource(
         { cause: err },
       );
     }
-    throw mapNatsError(err, `run projection "${projectionName}"`, stream);
+    throw mapNatsError(err, { action: `run projection "${projectionName}"`, bucket: stream });
   }
 }
 

@@ -15,12 +15,12 @@ import { defineProjection } from "../../src/projection/define.ts";
 import { runProjection } from "../../src/projection/runner.ts";
 import type { Projection, ProjectionEvent, ProjectionStatus } from "../../src/projection/types.ts";
 import {
-  applyEvent,
   ProjectionTarget,
   SOURCE_EPOCH_HEADER,
   SOURCE_SEQ_HEADER,
   type SourcePosition,
 } from "../../src/projection/target.ts";
+import { applyEvent } from "../../src/projection/apply_event.ts";
 import orderSummary, { type OrderSummary } from "../../examples/orders/projection.ts";
 import { orderEvents, publishOrders } from "../../examples/orders/publish_orders.ts";
 

@@ -36,10 +36,13 @@ Deno.test("a missing bucket is reported for the operation attempted", () => {
     code: 404,
     description: "stream not found",
   });
-  const onOpen = mapNatsError(notFound, `open cache on bucket "users"`, "users");
+  const onOpen = mapNatsError(notFound, {
+    action: `open cache on bucket "users"`,
+    bucket: "users",
+  });
   assert.ok(onOpen instanceof BucketNotFoundError);
   assert.match(onOpen.message, /^Cannot open cache on bucket "users": .*pass "create"/);
-  const onRun = mapNatsError(notFound, `run projection "p"`, "src");
+  const onRun = mapNatsError(notFound, { action: `run projection "p"`, bucket: "src" });
   assert.ok(onRun instanceof BucketNotFoundError);
   assert.equal(onRun.code, "BUCKET_NOT_FOUND");
   assert.equal(onRun.message, `Cannot run projection "p": bucket "src" does not exist`);

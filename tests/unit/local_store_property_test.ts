@@ -228,7 +228,12 @@ function runStore(maxItems: number | undefined, maxBytes: number | undefined, op
           });
         }
         assert.equal(
-          store.putValue(o.key, o.rev, NOW - 1, tagOf(o, i), o.size),
+          store.putValue(o.key, {
+            rev: o.rev,
+            created: NOW - 1,
+            value: tagOf(o, i),
+            encodedBytes: o.size,
+          }),
           expected,
           `step ${i} putValue`,
         );

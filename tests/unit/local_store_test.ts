@@ -68,7 +68,7 @@ Deno.test("local store: a decoded value replaces the encoded one at the same rev
   // Rejected: a tombstone from then on, size and revision unchanged.
   store.put("bad", 7, 0, enc.encode("{"));
   const size = store.peek("bad")!.size;
-  store.decoded("bad", 7, undefined, new Error("not JSON"));
+  store.rejected("bad", 7, new Error("not JSON"));
   const bad = store.peek("bad")!;
   assert.equal(bad.deleted, true);
   assert.equal((bad.rejected as Error).message, "not JSON");
@@ -87,8 +87,9 @@ Deno.test("local store: bytes are counted exactly across replace, evict, delete 
     const key = `k${i % 300}`;
     const len = i % 17;
     if (i % 11 === 0) store.put(key, i + 1, 0, undefined);
-    else if (i % 13 === 0) store.putValue(key, i + 1, 0, { i }, len);
-    else if (i % 29 === 0) store.delete(key);
+    else if (i % 13 === 0) {
+      store.putValue(key, { rev: i + 1, created: 0, value: { i }, encodedBytes: len });
+    } else if (i % 29 === 0) store.delete(key);
     else store.put(key, i + 1, 0, i % 2 ? enc.encode("x".repeat(len)) : new Uint8Array(len));
     assert.equal(store.bytes, sum(), `step ${i}`);
     assert.ok(store.bytes <= 100 * (ENTRY_OVERHEAD_BYTES + 20));
@@ -153,7 +154,7 @@ Deno.test("local store: a refused value keeps its bytes and is no tombstone to d
   store.put("bad", 3, 1000, bytes);
   store.put("gone", 4, 1000, undefined); // a tombstone
   const why = new Error("schema: expected number");
-  store.decoded("bad", 3, undefined, why);
+  store.rejected("bad", 3, why);
   assert.equal(store.peek("bad")?.rejected, why);
   assert.equal(store.peek("bad")?.deleted, true);
   assert.equal(store.dropTombstones(10), 1, "only the real tombstone is dropped");
@@ -257,8 +258,9 @@ Deno.test("property: the negative bound keeps its count exact and never drops a 
           if (o.op === "value") store.put(o.key, o.rev, 1, enc.encode("v"));
           else if (o.op === "negative") store.put(o.key, 0, 1, undefined);
           else if (o.op === "tombstone") store.put(o.key, o.rev, 1, undefined);
-          else if (o.op === "loaded") store.putValue(o.key, 0, 1, "v", 1);
-          else if (o.op === "delete") store.delete(o.key);
+          else if (o.op === "loaded") {
+            store.putValue(o.key, { rev: 0, created: 1, value: "v", encodedBytes: 1 });
+          } else if (o.op === "delete") store.delete(o.key);
           else if (o.op === "get") store.get(o.key);
           else if (o.op === "dropBelow") store.dropBelow(o.rev);
           else if (o.op === "dropTombstones") store.dropTombstones(o.rev);

@@ -163,17 +163,20 @@ Deno.test("options: unbounded or contradictory configurations are refused", () =
 
 Deno.test("validate: parseOptions reports the first issue, ranged or not", () => {
   const schema = z.object({ n: z.number().int().min(1), s: z.string() }).strict();
-  assert.deepEqual(parseOptions(schema, { n: 1, s: "x" }, "do it"), { n: 1, s: "x" });
-  assert.throws(() => parseOptions(schema, { n: 0, s: "x" }, "do it"), RangeError);
+  assert.deepEqual(parseOptions(schema, { n: 1, s: "x" }, { action: "do it" }), { n: 1, s: "x" });
+  assert.throws(() => parseOptions(schema, { n: 0, s: "x" }, { action: "do it" }), RangeError);
   assert.throws(
-    () => parseOptions(schema, { n: 0, s: "x" }, "do it", { rangeErrors: false }),
+    () => parseOptions(schema, { n: 0, s: "x" }, { action: "do it", rangeErrors: false }),
     TypeError,
   );
   assert.throws(
-    () => parseOptions(schema, { n: 1, s: () => 1 }, "do it"),
+    () => parseOptions(schema, { n: 1, s: () => 1 }, { action: "do it" }),
     /^TypeError: Cannot do it: "s" must be a string, got a function$/,
   );
-  assert.throws(() => parseOptions(schema, "n=1", "do it"), /options must be an object/);
+  assert.throws(
+    () => parseOptions(schema, "n=1", { action: "do it" }),
+    /options must be an object/,
+  );
 });
 
 Deno.test("options: errors say the rule in words, in the documented form, never zod's wording", () => {
@@ -204,7 +207,7 @@ Deno.test("options: errors say the rule in words, in the documented form, never 
   const schema = z.object({ n: z.number().min(5), s: z.string().min(1), p: z.number().positive() });
   const msg = (input: unknown): string => {
     try {
-      parseOptions(schema, input, "do it");
+      parseOptions(schema, input, { action: "do it" });
       return "accepted";
     } catch (e) {
       return (e as Error).message;

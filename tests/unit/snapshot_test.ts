@@ -65,7 +65,12 @@ Deno.test("snapshot: a refused file hands out no record", async (t) => {
     const load = async (bytes: Uint8Array, accept?: () => string | undefined) => {
       await Deno.writeFile(path, bytes);
       let records = 0;
-      const r = await loadSnapshot(path, "b", ">", { accept, onRecord: () => records++ });
+      const r = await loadSnapshot(path, {
+        bucket: "b",
+        filter: ">",
+        accept,
+        onRecord: () => records++,
+      });
       return { r, records };
     };
     await t.step("intact", async () => {
@@ -92,7 +97,7 @@ Deno.test("snapshot: a refused file hands out no record", async (t) => {
     });
     await t.step("another bucket", async () => {
       await Deno.writeFile(path, good);
-      const r = await loadSnapshot(path, "other", ">", { onRecord: () => {} });
+      const r = await loadSnapshot(path, { bucket: "other", filter: ">", onRecord: () => {} });
       assert.equal(r.ok, false);
     });
   });
@@ -111,7 +116,7 @@ Deno.test("snapshot: records whose structure disagrees with the count are refuse
     out[at + needle.length - 1] = enc.encode(String(h.count + 1))[0]!;
     await Deno.writeFile(path, out);
     let records = 0;
-    const r = await loadSnapshot(path, "b", ">", { onRecord: () => records++ });
+    const r = await loadSnapshot(path, { bucket: "b", filter: ">", onRecord: () => records++ });
     assert.deepEqual(r, { ok: false, reason: "snapshot record count mismatch" });
     assert.equal(records, 0);
   });

@@ -1,0 +1,249 @@
+/**
+ * Applying one source event to a projection's target, idempotently: the
+ * fold (`map`) on the target's states before the event, writes fenced by
+ * the source sequence, compare-and-set on the revision the fold saw (see
+ * {@linkcode applyEvent}).
+ *
+ * @module
+ */
+import { assertKey } from "../keys.ts";
+import { isWrongLastSequence } from "../nats_errors.ts";
+import { ConflictError, ProjectionMapError } from "../errors.ts";
+import { describe } from "../describe.ts";
+import {
+  isFenced,
+  type ProjectionTarget,
+  type SourcePosition,
+  type TargetState,
+} from "./target.ts";
+import type {
+  Projection,
+  ProjectionContext,
+  ProjectionEntry,
+  ProjectionEvent,
+  ProjectionWrite,
+} from "./types.ts";
+
+/** A fold that loses this many compare-and-sets in a row gives the event back for a later retry. */
+const MAX_CONFLICTS_PER_EVENT = 64;
+
+/** What applying one event did. */
+export interface ApplyOutcome {
+  /** Writes made (puts and delete markers). */
+  applied: number;
+  /** Writes skipped because the target already held this event's result or a later one. */
+  skipped: number;
+  /** Whether `map` returned nothing (the event does not concern the target). */
+  ignored: boolean;
+  /** Compare-and-sets lost (each one re-ran `map` on fresh state). */
+  conflicts: number;
+}
+
+/** One normalized write. */
+interface Write {
+  key: string;
+  delete: boolean;
+  data: Uint8Array | undefined;
+}
+
+/**
+ * Applies one source event to the target, idempotently:
+ *
+ * 1. `map(event, ctx)` runs; `ctx.get()` reads target states and remembers
+ *    them (the fold's inputs). A key this very event already wrote (an
+ *    earlier attempt was interrupted between its writes) is shown as it was
+ *    before the event, so every attempt folds on the same inputs.
+ * 2. For each key returned: if the target's entry already carries this
+ *    event's sequence or a later one (same incarnation), the write is skipped.
+ * 3. Otherwise it is written with compare-and-set on the revision the fold
+ *    saw. A lost compare-and-set means someone else wrote in between: the
+ *    state is re-read and `map` runs again.
+ *
+ * Failures of `map` or of its result are {@linkcode ProjectionMapError}s;
+ * NATS failures propagate unchanged (the caller retries).
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await applyEvent(target, projection, event, "ORDERS@2025-01-01T00:00:00Z");
+ * ```
+ */
+export async function applyEvent<V>(
+  target: ProjectionTarget,
+  projection: Projection<V>,
+  event: ProjectionEvent,
+  epoch: string,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<ApplyOutcome> {
+  const position: SourcePosition = { seq: event.seq, epoch };
+  const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
+  attempt: for (;;) {
+    const seen = new Map<string, TargetState>();
+    // What `map` is shown of each key: its state before this event.
+    const views = new Map<string, TargetState>();
+    // Keys whose state came from memory: a write to one is checked by its
+    // compare-and-set, a key only read must be checked before writing others.
+    const fromMemory = new Set<string>();
+    let worldError: unknown;
+    const ctx: ProjectionContext<V> = {
+      signal,
+      get: async (key: string): Promise<ProjectionEntry<V> | undefined> => {
+        assertKey(key, `read "${key}" from projection target "${target.bucket}"`);
+        let state = seen.get(key);
+        if (!state) {
+          state = target.remembered(key);
+          if (state) fromMemory.add(key);
+          else {
+            try {
+              state = await target.read(key, { fresh: true });
+            } catch (err) {
+              worldError = err;
+              throw err;
+            }
+          }
+          seen.set(key, state);
+        }
+        let view = views.get(key);
+        if (!view) {
+          view = state;
+          if (state.sourceEpoch === epoch && state.sourceSeq === event.seq) {
+            // This event's own write, left by an attempt that did not finish
+            // (a kill, a lost connection, a lost compare-and-set on another
+            // key): the fold reads what the key held before it, as that
+            // attempt did, so the event's other keys get the same values.
+            try {
+              view = await target.readBefore(key, state.revision);
+            } catch (err) {
+              worldError = err;
+              throw err;
+            }
+          }
+          views.set(key, view);
+        }
+        return visibleEntry(view, epoch, projection);
+      },
+    };
+    let result;
+    try {
+      result = await projection.map(event, ctx);
+    } catch (err) {
+      // A read failure that surfaced through map is the world's, not the map's.
+      if (worldError !== undefined) throw worldError;
+      throw new ProjectionMapError(
+        `Cannot apply event ${event.seq} of projection "${projection.name}": map threw ${
+          describe(err)
+        }`,
+        event.seq,
+        err,
+      );
+    }
+    const writes = normalize(result, projection, event.seq);
+    if (writes.length === 0) {
+      outcome.ignored = true;
+      return outcome;
+    }
+    const written = new Set(writes.map((w) => w.key));
+    for (const key of fromMemory) {
+      if (written.has(key)) continue;
+      const now = await target.read(key, { fresh: true });
+      if (now.revision !== seen.get(key)!.revision) {
+        // Another runner moved a key this fold only read: fold again on the real value.
+        outcome.conflicts++;
+        continue attempt;
+      }
+    }
+    for (const w of writes) {
+      let state = seen.get(w.key);
+      if (!state) {
+        state = await target.read(w.key);
+        seen.set(w.key, state);
+      }
+      if (isFenced(state, position)) {
+        outcome.skipped++;
+        continue;
+      }
+      try {
+        if (w.delete) await target.delete(w.key, position, state.revision);
+        else await target.put(w.key, w.data!, position, state.revision);
+        outcome.applied++;
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        outcome.conflicts++;
+        target.forget(w.key);
+        if (outcome.conflicts >= MAX_CONFLICTS_PER_EVENT) {
+          throw new ConflictError(
+            `Cannot apply event ${event.seq} of projection "${projection.name}": ` +
+              `"${w.key}" changed under it ${outcome.conflicts} times in a row`,
+            { key: w.key, expected: state.revision, cause: err },
+          );
+        }
+        // Writes already made for this event are fenced now and will be skipped.
+        continue attempt;
+      }
+    }
+    return outcome;
+  }
+}
+
+/** The entry `map` sees: only values this projection's source incarnation produced. */
+function visibleEntry<V>(
+  state: TargetState,
+  epoch: string,
+  projection: Projection<V>,
+): ProjectionEntry<V> | undefined {
+  // An entry from another incarnation of the source (or a foreign writer) is
+  // not a valid fold input: the fold restarts from nothing, like a replay.
+  if (state.operation !== "PUT" || state.sourceEpoch !== epoch || state.data === undefined) {
+    return undefined;
+  }
+  return {
+    key: state.key,
+    value: projection.codec.decode(state.data),
+    revision: state.revision,
+    sourceSeq: state.sourceSeq,
+    createdMs: state.createdMs,
+  };
+}
+
+function normalize<V>(result: unknown, projection: Projection<V>, seq: number): Write[] {
+  if (result === null || result === undefined) return [];
+  const items = Array.isArray(result) ? result : [result];
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new ProjectionMapError(
+      `Cannot apply event ${seq} of projection "${projection.name}": ${reason}`,
+      seq,
+      cause,
+    );
+  };
+  const keys = new Set<string>();
+  const writes: Write[] = [];
+  for (const item of items as unknown[]) {
+    if (item === null || item === undefined) continue;
+    if (typeof item !== "object") {
+      fail("map must return { key, value }, { key, delete: true } or null");
+    }
+    const w = item as Partial<ProjectionWrite<V>> & { delete?: unknown; value?: unknown };
+    try {
+      assertKey(w.key, `write the projection's target`);
+    } catch (err) {
+      fail(err instanceof Error ? err.message : String(err), err);
+    }
+    const key = w.key as string;
+    if (keys.has(key)) fail(`map returned key "${key}" twice`);
+    keys.add(key);
+    if (w.delete === true) {
+      writes.push({ key, delete: true, data: undefined });
+      continue;
+    }
+    if (!("value" in w) || w.value === undefined) {
+      fail(`map returned key "${key}" without a value (use { key, delete: true } to delete)`);
+    }
+    let data: Uint8Array;
+    try {
+      data = projection.codec.encode(w.value as V);
+    } catch (err) {
+      return fail(`the value for "${key}" cannot be encoded: ${describe(err)}`, err);
+    }
+    writes.push({ key, delete: false, data });
+  }
+  return writes;
+}
