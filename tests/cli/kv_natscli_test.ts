@@ -44,7 +44,7 @@ async function output(cmd: string, args: string[], env: Record<string, string>, 
 function kv(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}) {
   return output(
     Deno.execPath(),
-    ["run", "-A", "--config", CONFIG, SCRIPT, ...args],
+    ["run", "-q", "-A", "--config", CONFIG, SCRIPT, ...args],
     opts.env ?? {},
     opts.cwd,
   );

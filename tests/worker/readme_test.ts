@@ -210,7 +210,7 @@ Deno.test("the docs name every worker variable and every openCache() option", as
   assert.deepEqual(undocumented, [], "every KVEDGE_ variable is in docs/http.md");
 
   const options = await Deno.readTextFile(`${ROOT}docs/options.md`);
-  const types = await Deno.readTextFile(`${ROOT}src/types.ts`);
+  const types = await Deno.readTextFile(`${ROOT}src/types/options.ts`);
   const body = /export interface CacheOptions[^{]*\{([\s\S]*?)\n\}/.exec(types)?.[1] ?? "";
   const names = [...body.matchAll(/^ {2}(?:readonly )?([a-zA-Z]+)\??:/gm)].map((m) => m[1]!);
   assert.ok(names.length > 10, "the options are found");
