@@ -203,7 +203,7 @@ export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
     c.store.dropBelow(c.gapFloor);
     c.gapFloor = 0;
   }
-  sweepGone(c);
+  sweepGone(c, true);
   transition(c, { on: "caught_up", revision: rev, hubInSync: c.d.region?.link.inSync !== false });
 }
 
@@ -266,8 +266,15 @@ export function readStreamInfo<T>(c: CacheCore<T>, info: StreamInfo): void {
   if (c.watcher?.caughtUp && !c.watcher.restarting) sweepGone(c);
 }
 
-export function sweepGone<T>(c: CacheCore<T>): void {
-  if (c.dropBelow > 1 && c.isReady) c.store.dropBelow(c.dropBelow);
+/**
+ * Drops entries below the stream's first sequence (gone from the bucket).
+ * At a catch-up (`caughtUp`) always: the first one after a warm start too,
+ * where the snapshot may hold keys a stream purge removed while the edge was
+ * away (resuming at the purge's first sequence shows no gap). Otherwise only
+ * once ready, when the watcher is caught up.
+ */
+export function sweepGone<T>(c: CacheCore<T>, caughtUp = false): void {
+  if (c.dropBelow > 1 && (caughtUp || c.isReady)) c.store.dropBelow(c.dropBelow);
   c.dropBelow = 0;
 }
 
