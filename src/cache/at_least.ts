@@ -277,7 +277,9 @@ function unreached<T>(
   const slot = c.store.peek(key);
   if (slot === undefined || !servable(c)) throw err;
   c.counters.add("staleHits");
-  if (!present(c, key, slot)) return undefined;
+  // An absent answer carries no mark: a held deletion (or negative entry)
+  // below the bookmark fails like no answer at all.
+  if (!present(c, key, slot)) throw err;
   return { value: slot.value as T, slot, source: "stale", belowBookmark: true };
 }
 

@@ -34,7 +34,8 @@ export interface GetOptions {
   /**
    * With `atLeast`: instead of failing with `BOOKMARK_NOT_REACHED`, answer
    * what the cache holds, marked `stale` and `belowBookmark` (see
-   * {@link Entry}). Default false.
+   * {@link Entry}). Default false. A resident deletion (or cached absence)
+   * cannot carry the mark: for it the read still fails.
    */
   allowStale?: boolean;
 }

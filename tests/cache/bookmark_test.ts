@@ -140,6 +140,7 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
       });
       await a.set("x", 1);
       assert.equal(await b.get("x"), 1);
+      assert.equal(await b.get("y"), undefined); // a cached absence
       proxy.cut();
       await waitFor(() => b.status().connected === false, { message: "b never disconnected" });
       const rev = await a.set("x", 2);
@@ -156,6 +157,15 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
       assert.equal(stale?.value, 1);
       assert.equal(stale?.stale, true);
       assert.equal(stale?.belowBookmark, true);
+      // A cached absence cannot carry the mark: with allowStale it still fails
+      // (an unmarked "absent" below the bookmark was answered before; found by
+      // the torture checker, seed 2422395).
+      const revY = await a.set("y", 9);
+      await assert.rejects(
+        b.getEntry("y", { atLeast: revY, allowStale: true }),
+        BookmarkError,
+        "an absence below the bookmark answered as if current",
+      );
       // Without the bookmark rule 7 serves the old value, marked stale: unchanged.
       assert.equal((await b.getEntry("x"))?.source, "stale");
 
