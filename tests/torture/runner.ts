@@ -210,8 +210,10 @@ class ScheduleRun {
   }
 
   async createBucket(): Promise<void> {
-    // An R3 stream takes longer to place (and a cluster just restarted a node).
-    const timeout = this.site.replicas > 1 ? 10_000 : 2_000;
+    // A stream on a cluster (the R3 site, the regional hub) takes longer to
+    // place, more so on a loaded machine or after a node restarted: retried.
+    const clustered = this.site.replicas > 1 || this.site.hubDomain !== undefined;
+    const timeout = clustered ? 10_000 : 2_000;
     const kvm = new Kvm(jetstream(this.site.writer, { timeout }));
     this.ttlSupported = versionAtLeast(this.site.version, "2.11.0");
     const config = {
@@ -219,7 +221,7 @@ class ScheduleRun {
       replicas: this.site.replicas,
       ...(this.ttlSupported ? { markerTTL: 1_000 } : {}),
     };
-    this.kv = this.site.replicas > 1
+    this.kv = clustered
       ? await waitFor(() => kvm.create(this.bucket, config).catch(() => undefined), {
         timeoutMs: 60_000,
         message: `R${this.site.replicas} bucket ${this.bucket} created`,
@@ -231,7 +233,7 @@ class ScheduleRun {
           createRegionalMirror(this.site.reader, this.bucket, { hubDomain: this.site.hubDomain! }),
         { timeoutMs: 30_000, message: `mirror of ${this.bucket} created` },
       );
-      const jsm = await jetstreamManager(this.site.reader);
+      const jsm = await jetstreamManager(this.site.reader, { checkAPI: false });
       await waitFor(async () => {
         const m = (await jsm.streams.info(kvStreamName(this.bucket))).mirror;
         return m !== undefined && m.active >= 0 && m.active < 3e9;
@@ -641,7 +643,7 @@ class ScheduleRun {
       const state = await streamState(this.site.writer, this.bucket);
       if (!state) return;
       if (kind === "purge") {
-        const jsm = await jetstreamManager(this.site.writer, { timeout: 5_000 });
+        const jsm = await jetstreamManager(this.site.writer, { timeout: 5_000, checkAPI: false });
         await jsm.streams.purge(kvStreamName(this.bucket));
         this.purges.push({ epoch: this.epoch, lastSeq: state.lastSeq, at: Date.now() });
       } else {
@@ -913,7 +915,9 @@ class ScheduleRun {
       await this.kv.destroy();
     } catch { /* already gone */ }
     if (this.site.hubDomain) {
-      const jsm = await jetstreamManager(this.site.reader).catch(() => undefined);
+      const jsm = await jetstreamManager(this.site.reader, { checkAPI: false }).catch(() =>
+        undefined
+      );
       await jsm?.streams.delete(kvStreamName(this.bucket)).catch(() => {});
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
