@@ -222,8 +222,11 @@ export function judge(ev: Evidence): Violation[] {
         v("values", `served ${res.id} as revision ${res.revision}; KV holds it at ${w.revision}`);
       }
       pos = { epoch: w.epoch, rev: w.revision };
-    } else if (known && (known.ttl || known.revision !== undefined)) {
-      // A TTL write gone from the stream, or an acknowledged one (checked below).
+    } else if (known && known.key === r.key) {
+      // Written to this key but not in the stream read back: a TTL write gone
+      // from it, or one a later purge of the key rolled up — acknowledged (its
+      // revision is checked below) or not (a write that timed out against a
+      // paused server can still be stored once it runs again).
       if (known.revision !== undefined) pos = { epoch: known.epoch, rev: known.revision };
     } else {
       v("values", `served ${res.id}, which KV never held for this key`);
@@ -454,9 +457,11 @@ function judgeChanges(ev: Evidence): Violation[] {
       });
       const written = c.id !== undefined ? ev.written.get(c.id) : undefined;
       if (epochs.length === 0 && !ttlKeys.has(c.key)) {
-        // An acknowledged value a later purge of its key rolled out of the stream.
-        const acked = written && written.key === c.key && written.revision === c.revision;
-        if (!acked && c.operation === "PUT") {
+        // A value written to this key that a later purge of the key rolled out
+        // of the stream (acknowledged at this revision, or never acknowledged).
+        const ours = written && written.key === c.key &&
+          (written.revision === undefined || written.revision === c.revision);
+        if (!ours && c.operation === "PUT") {
           out.push({ rule: "changes()", message: `${where}: KV never stored this` });
         }
       }
