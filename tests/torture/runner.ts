@@ -790,6 +790,13 @@ class ScheduleRun {
     const mirror = await mirrorState(this.site.reader, this.bucket);
     if (!hub || !mirror || mirror.lastSeq < hub.lastSeq) return; // not copied yet
     if (mirror.activeMs < 0 || mirror.activeMs > MAX_SILENCE_MS || mirror.lag > 0) return;
+    if (await this.mirrorHole()) {
+      // The server's mirror lacks revisions the hub holds (2.9.10 after a WAN
+      // cut): the edge rightly does not vouch for it (mirrorMissing > 0).
+      this.#probed = true;
+      this.count("server: mirror lacks revisions");
+      return;
+    }
     this.#probed = true;
     const seen =
       `the mirror: last revision ${mirror.lastSeq} (hub ${hub.lastSeq}), heard the hub ${mirror.activeMs} ms ago`;
