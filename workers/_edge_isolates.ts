@@ -137,7 +137,17 @@ export async function startIsolates(
     await stop(members.filter((_, i) => typeof results[i] !== "number"));
     return codes.includes(2) ? 2 : Math.max(...codes);
   }
-  const first = results[0] as IsolateReport & { type: "listening" };
+  const listening = results as (IsolateReport & { type: "listening" })[];
+  const first = listening[0]!;
+  // A listener that did not share the port would take another one (PORT=0)
+  // and never see a client: refuse to run half blind.
+  if (listening.some((r) => r.port !== first.port || r.hostname !== first.hostname)) {
+    log("error", "cannot listen: the isolates did not share one port", {
+      ports: listening.map((r) => r.port),
+    });
+    await stop(members);
+    return 1;
+  }
   return {
     addr: { hostname: first.hostname, port: first.port },
     gate: first.gate,

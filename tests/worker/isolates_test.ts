@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { parseEdgeConfig } from "../../host/edge_config.ts";
 import { spawnEdge, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -149,3 +150,17 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+Deno.test("KVEDGE_WORKERS: default 1, auto is the cores the runtime sees, and it needs the gate", () => {
+  assert.equal(parseEdgeConfig({}).workers, 1);
+  assert.equal(parseEdgeConfig({ KVEDGE_WORKERS: "3" }).workers, 3);
+  assert.equal(parseEdgeConfig({ KVEDGE_WORKERS: "auto" }).workers, navigator.hardwareConcurrency);
+  for (const bad of ["0", "-1", "two", "1.5", "257"]) {
+    assert.throws(() => parseEdgeConfig({ KVEDGE_WORKERS: bad }), /KVEDGE_WORKERS: must be auto/);
+  }
+  assert.throws(
+    () => parseEdgeConfig({ KVEDGE_WORKERS: "2", KVEDGE_CONNECTION_GATE: "0" }),
+    /needs the connection gate/,
+  );
+  assert.equal(parseEdgeConfig({ KVEDGE_WORKERS: "1", KVEDGE_CONNECTION_GATE: "0" }).workers, 1);
+});
