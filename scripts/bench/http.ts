@@ -198,58 +198,71 @@ export const scenario: Scenario = {
 
       const urls = {} as Record<Variant, string>;
       const pids = {} as Record<Variant, number>;
-      const edges = {} as Record<"edge" | "edge_w2", Spawned>;
+      const path = `/v1/buckets/${bucket}/keys/${KEY}`;
+      /** Starts variant `v` on a free port and waits until it serves; another port if that one was taken. */
+      const start = async (v: Variant, what: string, run: (port: number) => Spawned) => {
+        for (let attempt = 1;; attempt++) {
+          const port = freePort();
+          const proc = run(port);
+          procs.push(proc);
+          try {
+            await waitServing(`http://127.0.0.1:${port}${path}`, proc, what);
+          } catch (err) {
+            // The port was free when picked; a connection of another process may have taken it since.
+            if (attempt < 3 && /AddrInUse/.test(String(err))) continue;
+            throw err;
+          }
+          pids[v] = proc.child.pid;
+          urls[v] = `http://127.0.0.1:${port}${path}`;
+          return;
+        }
+      };
       for (const v of ["edge", "edge_w2"] as const) {
-        const port = freePort();
-        const proc = spawn(DENO, [
-          "run",
-          "-A",
-          "--config",
-          `${ROOT}/deno.json`,
-          `${ROOT}/workers/edge.ts`,
-        ], {
-          env: {
-            NATS_URL: server.url,
-            KVEDGE_BUCKETS: `${bucket}:replica`,
-            PORT: String(port),
-            KVEDGE_WORKERS: v === "edge" ? "1" : "2",
-          },
-        });
-        procs.push(proc);
-        edges[v] = proc;
-        pids[v] = proc.child.pid;
-        urls[v] = `http://127.0.0.1:${port}/v1/buckets/${bucket}/keys/${KEY}`;
+        await start(
+          v,
+          v === "edge" ? "edge worker" : "edge worker, 2 isolates",
+          (port) =>
+            spawn(DENO, [
+              "run",
+              "-A",
+              "--config",
+              `${ROOT}/deno.json`,
+              `${ROOT}/workers/edge.ts`,
+            ], {
+              env: {
+                NATS_URL: server.url,
+                KVEDGE_BUCKETS: `${bucket}:replica`,
+                PORT: String(port),
+                KVEDGE_WORKERS: v === "edge" ? "1" : "2",
+              },
+            }),
+        );
       }
       // Every bare server is `deno serve` of one module, on one isolate or
       // (`--parallel`, DENO_JOBS=2) on two, whose isolates share the port as
       // the edge worker's do: the same code and the same way to run it.
       const bares: BareKind[] = ["bare", "bare_headers", "bare_headers_inm"];
-      const bareProcs = {} as Record<BareKind | "bare_w2" | "bare_headers_w2", Spawned>;
       const bareRuns = [
         ...bares.map((kind) => [kind, kind, 1] as const),
         ["bare_w2", "bare", 2] as const,
         ["bare_headers_w2", "bare_headers", 2] as const,
       ];
       for (const [v, kind, jobs] of bareRuns) {
-        const port = freePort();
-        const proc = spawn(DENO, [
-          "serve",
-          ...(jobs > 1 ? ["--parallel"] : []),
-          "-A",
-          "--config",
-          `${ROOT}/deno.json`,
-          "--host",
-          "127.0.0.1",
-          "--port",
-          String(port),
-          new URL("./_bare_http.ts", import.meta.url).pathname,
-        ], {
-          env: { DENO_JOBS: String(jobs), KVEDGE_BENCH_BARE: kind, KVEDGE_BENCH_BUCKET: bucket },
-        });
-        procs.push(proc);
-        pids[v] = proc.child.pid;
-        bareProcs[v] = proc;
-        urls[v] = `http://127.0.0.1:${port}/v1/buckets/${bucket}/keys/${KEY}`;
+        await start(v, `${v} server`, (port) =>
+          spawn(DENO, [
+            "serve",
+            ...(jobs > 1 ? ["--parallel"] : []),
+            "-A",
+            "--config",
+            `${ROOT}/deno.json`,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            String(port),
+            new URL("./_bare_http.ts", import.meta.url).pathname,
+          ], {
+            env: { DENO_JOBS: String(jobs), KVEDGE_BENCH_BARE: kind, KVEDGE_BENCH_BUCKET: bucket },
+          }));
       }
 
       const variants: Variant[] = ["edge", ...bares, "edge_w2", "bare_w2", "bare_headers_w2"];
@@ -257,32 +270,22 @@ export const scenario: Scenario = {
         const r = new Redis(REDIS_URL);
         await r.set(redisKey, valueJson());
         r.disconnect();
-        const honoPort = freePort();
-        const hono = spawn(DENO, [
-          "run",
-          "-A",
-          "--config",
-          `${ROOT}/deno.json`,
-          import.meta.filename!,
-          "--child",
-          "hono",
-          "--port",
-          String(honoPort),
-          "--redis-key",
-          redisKey,
-        ]);
-        procs.push(hono);
-        pids.hono_redis = hono.child.pid;
-        urls.hono_redis = `http://127.0.0.1:${honoPort}/v1/buckets/${bucket}/keys/${KEY}`;
+        await start("hono_redis", "Hono+ioredis server", (port) =>
+          spawn(DENO, [
+            "run",
+            "-A",
+            "--config",
+            `${ROOT}/deno.json`,
+            import.meta.filename!,
+            "--child",
+            "hono",
+            "--port",
+            String(port),
+            "--redis-key",
+            redisKey,
+          ]));
         variants.push("hono_redis");
-        await waitServing(urls.hono_redis, hono, "Hono+ioredis server");
       }
-      await waitServing(urls.edge, edges.edge, "edge worker");
-      await waitServing(urls.edge_w2, edges.edge_w2, "edge worker, 2 isolates");
-      for (const v of ["bare_w2", "bare_headers_w2"] as const) {
-        await waitServing(urls[v], bareProcs[v], `${v} server`);
-      }
-      for (const kind of bares) await waitServing(urls[kind], bareProcs[kind], `${kind} server`);
       await sameHeaders(urls.edge, urls.bare_headers);
 
       ctx.log(`http: warm-up, then ${ctx.reps} reps × ${variants.length} variants × ${seconds} s`);
