@@ -87,9 +87,8 @@ export interface GatedServer {
  * listener (`Deno.listen`'s `loadBalanced` option, what `deno serve
  * --parallel` uses; not in Deno's type declarations): the first isolate of
  * the process to ask for an address binds it, every later one asking for the
- * same `hostname:port` (0 included) gets a copy of that socket, and the
- * isolates race to accept each connection, so an idle isolate takes the next
- * one. Unlike `reusePort` it needs no `--unstable-net`, and a second process
+ * same `hostname:port` (0 included) gets a copy of that socket, and whichever
+ * isolate accepts first gets the connection. Unlike `reusePort` it needs no `--unstable-net`, and a second process
  * on the port still fails with `AddrInUse`.
  *
  * @example
