@@ -148,6 +148,13 @@ export interface EdgeConfig extends EdgeLimits {
   logSlowMs: number;
   /** Bound on draining in-flight requests at shutdown, in ms. */
   shutdownTimeoutMs: number;
+  /**
+   * Isolates serving HTTP, from `KVEDGE_WORKERS` (`auto`: one per core the
+   * runtime sees). Default 1: the worker serves from its main isolate, as
+   * always. More: that many Web Workers, each with its own NATS connection,
+   * caches (its own `local` bounds) and connection gate, sharing the port.
+   */
+  workers: number;
 }
 
 const list = (v: string | undefined): string[] =>
@@ -214,6 +221,9 @@ const flagVar = z.string().transform((v, ctx) => {
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;
 
+/** The most isolates `KVEDGE_WORKERS` may ask for. */
+const MAX_WORKERS = 256;
+
 const EnvSchema = z.object({
   KVEDGE_BUCKETS: z.string().optional(),
   PORT: intVar(0, 65535).optional(),
@@ -255,6 +265,18 @@ const EnvSchema = z.object({
   KVEDGE_LOG_HITS_EVERY: intVar(1).optional(),
   KVEDGE_LOG_SLOW_MS: intVar(0).optional(),
   KVEDGE_SHUTDOWN_TIMEOUT_MS: intVar(0, 600_000).optional(),
+  KVEDGE_WORKERS: z.string().trim().toLowerCase().transform((v, ctx) => {
+    if (v === "auto") return Math.min(MAX_WORKERS, Math.max(1, navigator.hardwareConcurrency));
+    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+    if (!(n >= 1 && n <= MAX_WORKERS)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be auto or an integer from 1 to ${MAX_WORKERS}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  }).optional(),
 });
 
 function tokens(v: string | undefined, ctx: z.RefinementCtx): string[] {
@@ -350,6 +372,15 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     );
   }
 
+  const workers = e.KVEDGE_WORKERS ?? 1;
+  if (workers > 1 && e.KVEDGE_CONNECTION_GATE === false) {
+    // Deno.serve shares a port between isolates only with --unstable-net
+    // (reusePort) or inside `deno serve --parallel`; the gate's listener can.
+    throw new TypeError(
+      "Cannot start edge: KVEDGE_WORKERS above 1 needs the connection gate (KVEDGE_CONNECTION_GATE unset or 1)",
+    );
+  }
+
   return {
     natsServers: nats.servers,
     natsAuth: nats.auth,
@@ -397,6 +428,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     logHitsEvery: e.KVEDGE_LOG_HITS_EVERY ?? 100,
     logSlowMs: e.KVEDGE_LOG_SLOW_MS ?? 100,
     shutdownTimeoutMs: e.KVEDGE_SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    workers,
   };
 }
 
@@ -464,5 +496,6 @@ export function describeEdgeConfig(config: EdgeConfig): Record<string, unknown> 
     logHitsEvery: config.logHitsEvery,
     logSlowMs: config.logSlowMs,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    workers: config.workers,
   };
 }

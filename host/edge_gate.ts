@@ -2,8 +2,9 @@
  * The connection gate's vocabulary, shared by the files that serve behind it
  * (`edge_listener.ts`, `edge_accept.ts`, `edge_handoff.ts`, `edge_pipe.ts`):
  * its options, the events it reports, its counters and a running server.
- * Only types: the serving files import this instead of one another, so they
- * form no import cycle (`tests/unit/layout_test.ts`).
+ * Types, and the one TCP listen of the gate ({@link tcpListen}): the serving
+ * files import this instead of one another, so they form no import cycle
+ * (`tests/unit/layout_test.ts`).
  *
  * @module
  */
@@ -42,6 +43,13 @@ export interface GatedServeOptions {
    * handed to `Deno.serve` (the fallback; about half the throughput).
    */
   pipe?: boolean;
+  /**
+   * Share the port with the other isolates of this process that listen on
+   * the same `hostname:port` with `shared: true` (the edge worker's
+   * `KVEDGE_WORKERS`): one listening socket, each isolate accepting from it.
+   * See {@link tcpListen}.
+   */
+  shared?: boolean;
 }
 
 /** Something the gate did that an operator may want to see. */
@@ -72,4 +80,29 @@ export interface GatedServer {
   stats(): GateStats;
   /** Stops accepting, lets in-flight requests finish, closes every connection. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * Listens on TCP for the gate. With `shared`, through Deno's load-balanced
+ * listener (`Deno.listen`'s `loadBalanced` option, what `deno serve
+ * --parallel` uses; not in Deno's type declarations): the first isolate of
+ * the process to ask for an address binds it, every later one asking for the
+ * same `hostname:port` (0 included) gets a copy of that socket, and whichever
+ * isolate accepts first gets the connection. Unlike `reusePort` it needs no `--unstable-net`, and a second process
+ * on the port still fails with `AddrInUse`.
+ *
+ * @example
+ * ```ts ignore
+ * import { tcpListen } from "./edge_gate.ts";
+ * const a = tcpListen({ hostname: "127.0.0.1", port: 0, shared: true });
+ * const b = tcpListen({ hostname: "127.0.0.1", port: 0, shared: true }); // in another Worker
+ * ```
+ */
+export function tcpListen(
+  options: { hostname: string; port: number; shared?: boolean },
+): Deno.TcpListener {
+  const { hostname, port } = options;
+  return options.shared === true
+    ? Deno.listen({ hostname, port, loadBalanced: true } as Deno.TcpListenOptions)
+    : Deno.listen({ hostname, port });
 }

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
+import {
+  type GatedServeOptions,
+  type GatedServer,
+  type GateStats,
+  tcpListen,
+} from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
 import { settleWithin } from "../src/async.ts";
 
@@ -79,7 +84,7 @@ export function serveHandedOff(
   options: GatedServeOptions,
   serveOn: ServeOnConnection,
 ): GatedServer {
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const listener = tcpListen(options);
   const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
   const links = new Set<HandedOff>();
   const onError = options.onError ?? ((error: unknown) => {

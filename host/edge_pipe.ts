@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { GatedServeOptions, GatedServer, GateStats } from "./edge_gate.ts";
+import {
+  type GatedServeOptions,
+  type GatedServer,
+  type GateStats,
+  tcpListen,
+} from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
 import { retry, settleWithin } from "../src/async.ts";
 
@@ -115,7 +120,7 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
 
   let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
   try {
-    listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    listener = tcpListen(options);
   } catch (err) {
     stopping = true;
     for (const inner of innerServers) await inner.shutdown();

@@ -26,6 +26,14 @@ export interface JsonLoggerOptions {
    * `flush()` before exiting. Default `false` (every line written at once).
    */
   batch?: boolean;
+  /** Fields put on every line after `level`, `msg` and `ts` (e.g. `{ isolate: 2 }`). */
+  fields?: Record<string, unknown>;
+  /**
+   * Where the text goes instead of this process's stdout and stderr: an
+   * isolate of the edge worker hands its lines to the main isolate, the one
+   * writer of the process's output, so lines of two isolates never interleave.
+   */
+  sink?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 const encoder = new TextEncoder();
@@ -35,9 +43,24 @@ function writeAll(out: { writeSync(p: Uint8Array): number }, text: string): void
   for (let n = 0; n < bytes.length;) n += out.writeSync(bytes.subarray(n));
 }
 
-/** A JSON logger on this process's stdout and stderr. */
+/**
+ * Writes `text` to this process's stdout or stderr, whole.
+ *
+ * @example
+ * ```ts
+ * import { writeOutput } from "./_log.ts";
+ * writeOutput("stdout", "one line\n");
+ * ```
+ */
+export function writeOutput(stream: "stdout" | "stderr", text: string): void {
+  writeAll(stream === "stdout" ? Deno.stdout : Deno.stderr, text);
+}
+
+/** A JSON logger on this process's stdout and stderr (or `options.sink`). */
 export function jsonLogger(options: JsonLoggerOptions = {}): JsonLogger {
   const batch = options.batch ?? false;
+  const base = options.fields ?? {};
+  const write = options.sink ?? writeOutput;
   let pending: string[] = [];
   let pendingChars = 0;
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -49,18 +72,24 @@ export function jsonLogger(options: JsonLoggerOptions = {}): JsonLogger {
     const text = pending.join("");
     pending = [];
     pendingChars = 0;
-    writeAll(Deno.stdout, text);
+    write("stdout", text);
   };
 
   const log = (level: Level, msg: string, fields: Record<string, unknown> = {}): void => {
-    const line = JSON.stringify({ level, msg, ts: new Date().toISOString(), ...fields }) + "\n";
+    const line = JSON.stringify({
+      level,
+      msg,
+      ts: new Date().toISOString(),
+      ...base,
+      ...fields,
+    }) + "\n";
     if (level === "error" || level === "warn") {
       flush(); // keep the order of events across the two streams
-      writeAll(Deno.stderr, line);
+      write("stderr", line);
       return;
     }
     if (!batch) {
-      writeAll(Deno.stdout, line);
+      write("stdout", line);
       return;
     }
     pending.push(line);

@@ -3,6 +3,8 @@
  * environment, opens one cache per configured bucket over a shared NATS
  * connection (or an embedded nats-server when `NATS_URL` is unset), and
  * serves the HTTP facade. One JSON log line per request and per cache event.
+ * With `KVEDGE_WORKERS` above 1, that many isolates (Web Workers) serve the
+ * port, each with its own connection and caches (`_edge_isolates.ts`).
  *
  * `--help` prints the usage. SIGINT, SIGTERM and SIGHUP shut down gracefully.
  * Exit codes: 0 after a graceful shutdown, 1 when NATS or the listener
@@ -11,8 +13,7 @@
  * @module
  */
 import type { ConnectionOptions } from "@nats-io/nats-core";
-import { BucketNotFoundError, type CacheEvent, openCache } from "../mod.ts";
-import { connectNats, RECONNECT_POLICY, transportOf } from "../src/connect.ts";
+import { transportOf } from "../src/connect.ts";
 import { startEmbedded } from "../host/embedded.ts";
 import {
   describeEdgeConfig,
@@ -20,18 +21,12 @@ import {
   natsConnectOptions,
   parseEdgeConfig,
 } from "../host/edge_config.ts";
-import { describe, jsonLogger, type Level } from "./_log.ts";
+import { describe, jsonLogger } from "./_log.ts";
 import { nativeServeOnConnection } from "../host/edge_handoff.ts";
-import {
-  type GatedServeOptions,
-  type GatedServer,
-  serveDirect,
-  serveGated,
-} from "../host/edge_listener.ts";
 import { connectionBudget, raiseOpenFileLimit } from "../host/open_files.ts";
-import { edgeApp } from "./_edge_app.ts";
 import { closeResources, type EdgeResources, waitForStopSignal } from "./_edge_shutdown.ts";
-import { settleWithin } from "../src/async.ts";
+import { serveEdge, startFailed } from "./_edge_serve.ts";
+import { startIsolates } from "./_edge_isolates.ts";
 
 const USAGE = `usage: deno task serve   (deno run -A --unstable-no-legacy-abort workers/edge.ts)
 
@@ -53,6 +48,8 @@ bucket and accepts writes without a token (development).
 
   KVEDGE_MAX_CONNECTIONS, KVEDGE_HEADER_TIMEOUT_MS, KVEDGE_IDLE_TIMEOUT_MS
                          connection cap and timeouts (docs/http.md, Limits)
+  KVEDGE_WORKERS         isolates serving the port, each with its own caches:
+                         a number or auto (one per core); default 1
 
 Every variable: docs/http.md (Configuration). Booleans take true/false, 1/0,
 yes/no or on/off. SIGINT, SIGTERM or SIGHUP shut down gracefully; a second
@@ -65,20 +62,6 @@ const { log, flush: flushLog } = logger;
 
 /** The open-file limit after raising it, as `raiseOpenFileLimit()` reports it. */
 type FileLimit = Awaited<ReturnType<typeof raiseOpenFileLimit>>;
-
-function logCacheEvent(bucket: string, event: CacheEvent): void {
-  // Evictions are routine in a bounded LRU (one per insert when full): they
-  // are counted in /metrics, and a line each would drown the log.
-  if (event.type === "evicted") return;
-  const level: Level = event.type === "error"
-    ? "error"
-    : event.type === "stale" || event.type === "resync" || event.type === "rejected" ||
-        event.type === "overflow" || event.type === "disconnected"
-    ? "warn"
-    : "info";
-  const { type, at, ...fields } = event;
-  log(level, `cache ${type}`, { bucket, at: new Date(at).toISOString(), ...fields });
-}
 
 /** Handles `--help` and stray arguments: the exit code, or undefined to go on. */
 function checkArgs(): number | undefined {
@@ -153,120 +136,31 @@ async function connectionLimit(
   return { fileLimit, maxConnections };
 }
 
-/**
- * Starts the embedded nats-server (without `NATS_URL`), connects, opens one
- * cache per bucket, recording each in `opened`. Throws on failure.
- */
-async function openServed(
-  config: EdgeConfig,
-  connectOptions: Partial<ConnectionOptions>,
-  opened: EdgeResources,
-): Promise<void> {
-  if (config.natsServers === undefined) {
-    const embedded = opened.embedded = await startEmbedded({ dataDir: config.dataDir });
-    log("info", "embedded nats-server started", {
-      nats: embedded.url,
-      natsWs: embedded.wsUrl,
-      pid: embedded.pid,
-      storeDir: embedded.storeDir,
-    });
-  }
-  const servers = config.natsServers ?? [opened.embedded!.url];
-  const nc = opened.nc = await connectNats({
-    ...RECONNECT_POLICY,
-    ...connectOptions,
-    servers,
-  });
-  for (const b of config.buckets) {
-    const cache = await openCache<unknown>({
-      connection: nc,
-      bucket: b.name,
-      mode: b.mode,
-      local: {
-        ...config.local,
-        ...(config.maxNegativeShare === undefined
-          ? {}
-          : { maxNegativeShare: config.maxNegativeShare }),
-      },
-      ...(config.maxConcurrentMisses === undefined
-        ? {}
-        : { maxConcurrentMisses: config.maxConcurrentMisses }),
-      ...(config.createBuckets ? { create: true } : {}),
-      ...(config.missTimeoutMs === undefined ? {} : { missTimeoutMs: config.missTimeoutMs }),
-      ...(config.bookmarkWaitMs === undefined ? {} : { bookmarkWaitMs: config.bookmarkWaitMs }),
-      ...(config.staleIfErrorMs === undefined ? {} : { staleIfErrorMs: config.staleIfErrorMs }),
-      ...(config.hubDomain === undefined ? {} : { region: { hubDomain: config.hubDomain } }),
-      onEvent: (event) => logCacheEvent(b.name, event),
-    });
-    opened.caches.push(cache);
-  }
-}
-
-/** Logs why {@linkcode openServed} failed; exit code 2 for a missing bucket, else 1. */
-function startFailed(err: unknown): number {
-  const badConfig = err instanceof BucketNotFoundError;
-  log("error", badConfig ? "bad configuration" : "cannot start", {
-    error: describe(err),
-    ...(badConfig ? { hint: "create the bucket, or set KVEDGE_CREATE_BUCKETS=1" } : {}),
-  });
-  return badConfig ? 2 : 1;
-}
-
-/** The problem+json 500 for an error a handler threw past the app. */
-function internalError(err: unknown): Response {
-  log("error", "request failed", { error: describe(err) });
-  return new Response(
-    JSON.stringify({
-      type: "urn:kvedge:problem:internal",
-      title: "Internal error",
-      status: 500,
-      detail: "internal error",
-      code: "internal",
-    }),
-    { status: 500, headers: { "content-type": "application/problem+json" } },
-  );
-}
-
-/** Listens on `config.hostname:config.port`, through the connection gate unless it is off. */
-function listen(
-  config: EdgeConfig,
-  options: { maxConnections: number; handler: GatedServeOptions["handler"] },
-): Promise<GatedServer> {
-  // By default not Deno.serve on the port: it has no connection cap or idle
-  // timeout, and one EMFILE on accept ends its accept loop. The gate accepts
-  // and hands each connection to Deno.serve's native per-connection server
-  // (host/edge_listener.ts). KVEDGE_CONNECTION_GATE=0: Deno.serve on the port.
-  return (config.connectionGate ? serveGated : serveDirect)({
-    hostname: config.hostname,
-    port: config.port,
-    maxConnections: options.maxConnections,
-    headerTimeoutMs: config.headerTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    handler: options.handler,
-    onEvent(event) {
-      if (event.type === "accept_error") {
-        log("warn", "accept failed", {
-          error: describe(event.error),
-          retryInMs: event.retryInMs,
-        });
-      } else if (event.type === "refused") {
-        log("warn", "connection refused: too many connections", { open: event.open });
-      }
-      // Sheds are counted (GateStats), not logged: an idle flood would drown the log.
-    },
-    onError: internalError,
+/** Starts the embedded nats-server (without `NATS_URL`) into `opened`; throws on failure. */
+async function startEmbeddedServer(config: EdgeConfig, opened: EdgeResources): Promise<void> {
+  const embedded = opened.embedded = await startEmbedded({ dataDir: config.dataDir });
+  log("info", "embedded nats-server started", {
+    nats: embedded.url,
+    natsWs: embedded.wsUrl,
+    pid: embedded.pid,
+    storeDir: embedded.storeDir,
   });
 }
 
 /** Logs the `listening` line: where, which NATS, which buckets, and the warnings. */
 function logListening(
   config: EdgeConfig,
-  server: GatedServer,
-  state: { opened: EdgeResources; fileLimit: FileLimit; maxConnections: number },
+  addr: { hostname: string; port: number },
+  state: {
+    opened: EdgeResources;
+    fileLimit: FileLimit;
+    maxConnections: number;
+    gate: string | undefined;
+  },
 ): void {
   const { embedded } = state.opened;
   const { fileLimit, maxConnections } = state;
-  const { hostname, port } = server.addr;
+  const { hostname, port } = addr;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   log("info", "listening", {
     url: `http://${host}:${port}`,
@@ -275,9 +169,8 @@ function logListening(
     ...(embedded === undefined ? {} : { natsWs: embedded.wsUrl }),
     embedded: embedded !== undefined,
     buckets: config.buckets.map((b) => b.name),
-    ...(config.connectionGate
-      ? { maxConnections, gate: nativeServeOnConnection() === undefined ? "pipe" : "handoff" }
-      : { connectionGate: false }),
+    workers: config.workers,
+    ...(config.connectionGate ? { maxConnections, gate: state.gate } : { connectionGate: false }),
     ...(fileLimit === undefined ? {} : { openFiles: fileLimit.soft }),
     ...(config.anonymousWrites ? { warning: "writes need no token (development)" } : {}),
     ...(config.writeTokens.length === 0 && !config.anonymousWrites
@@ -286,19 +179,54 @@ function logListening(
   });
 }
 
-/** Stops serving (waiting up to `shutdownTimeoutMs` for in-flight requests), then closes everything. */
-async function stop(
+/** The gate's kind in this runtime, for the `listening` line. */
+function gateKind(config: EdgeConfig): string | undefined {
+  if (!config.connectionGate) return undefined;
+  return nativeServeOnConnection() === undefined ? "pipe" : "handoff";
+}
+
+/**
+ * Serves until a stop signal, then drains: from this isolate
+ * (`KVEDGE_WORKERS=1`, `_edge_serve.ts`) or from `config.workers` isolates
+ * (`_edge_isolates.ts`), which an isolate failing stops too (exit 1).
+ */
+async function serveUntilStopped(
   config: EdgeConfig,
-  server: GatedServer,
-  state: { opened: EdgeResources; shutdown: AbortController },
-): Promise<void> {
-  state.shutdown.abort(); // ends SSE streams, which would otherwise hold shutdown() forever
-  if (!await settleWithin(server.shutdown(), config.shutdownTimeoutMs)) {
-    log("warn", "in-flight requests did not finish in time", {
-      timeoutMs: config.shutdownTimeoutMs,
+  connectOptions: Partial<ConnectionOptions>,
+  state: { opened: EdgeResources; fileLimit: FileLimit; maxConnections: number },
+): Promise<number> {
+  const { opened, fileLimit, maxConnections } = state;
+  const servers = config.natsServers ?? [opened.embedded!.url];
+  if (config.workers === 1) {
+    const serving = await serveEdge(config, connectOptions, {
+      servers,
+      maxConnections,
+      log,
+      opened,
     });
+    if (typeof serving === "number") return serving;
+    logListening(config, serving.server.addr, { ...state, gate: gateKind(config) });
+    const signal = await waitForStopSignal(logger);
+    log("info", "shutting down", { signal });
+    await serving.stop();
+    return 0;
   }
-  await closeResources(state.opened, log);
+  const pool = await startIsolates(config, { servers, maxConnections, log });
+  if (typeof pool === "number") {
+    await closeResources(opened, log);
+    return pool;
+  }
+  logListening(config, pool.addr, { opened, fileLimit, maxConnections, gate: pool.gate });
+  const ended = await Promise.race([
+    waitForStopSignal(logger).then((signal) => ({ signal })),
+    pool.failed.then((isolate) => ({ isolate })),
+  ]);
+  if ("isolate" in ended) {
+    log("error", "an isolate failed: stopping the others", { isolate: ended.isolate });
+  } else log("info", "shutting down", ended);
+  await pool.stop();
+  await closeResources(opened, log);
+  return "isolate" in ended ? 1 : 0;
 }
 
 async function main(): Promise<number> {
@@ -313,45 +241,22 @@ async function main(): Promise<number> {
   const opened: EdgeResources = { caches: [] };
   // Before the embedded nats-server starts: it inherits the raised limit.
   const { fileLimit, maxConnections } = await connectionLimit(config);
-  try {
-    await openServed(config, connectOptions, opened);
-  } catch (err) {
-    const code = startFailed(err);
-    await closeResources(opened, log);
-    return code;
+  if (config.natsServers === undefined) {
+    try {
+      await startEmbeddedServer(config, opened);
+    } catch (err) {
+      const code = startFailed(log, err);
+      await closeResources(opened, log);
+      return code;
+    }
   }
-
-  const shutdown = new AbortController();
-  const app = edgeApp(config, {
-    caches: opened.caches,
-    signal: shutdown.signal,
-    log,
-    // The client's address, for the per-client bounds (replays): read from
-    // the connection only when a bound asks, not on every request.
-    clientOf: (_request, info) => {
-      const addr = (info as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
-      return addr !== undefined && addr.transport === "tcp" ? addr.hostname : undefined;
-    },
+  const code = await serveUntilStopped(config, connectOptions, {
+    opened,
+    fileLimit,
+    maxConnections,
   });
-  const handler: GatedServeOptions["handler"] = (request, info) => app.fetch(request, info);
-  let server: GatedServer;
-  try {
-    server = await listen(config, { maxConnections, handler });
-  } catch (err) {
-    log("error", "cannot listen", {
-      error: describe(err),
-      listen: `${config.hostname}:${config.port}`,
-    });
-    await closeResources(opened, log);
-    return 1;
-  }
-  logListening(config, server, { opened, fileLimit, maxConnections });
-
-  const signal = await waitForStopSignal(logger);
-  log("info", "shutting down", { signal });
-  await stop(config, server, { opened, shutdown });
-  log("info", "stopped");
-  return 0;
+  if (code === 0) log("info", "stopped");
+  return code;
 }
 
 if (import.meta.main) {

@@ -1,7 +1,8 @@
 /**
  * HTTP hit: `wrk -t2 -c64 -d10s --latency` GETs of one resident key from the
  * edge worker (`deno task serve`, i.e. `workers/edge.ts`, replica mode, the
- * shipped defaults), against a bare `Deno.serve` returning the value from a
+ * shipped defaults), on one isolate and on two (`KVEDGE_WORKERS=2`), against
+ * a bare `Deno.serve` returning the value from a
  * Map with one header (`content-type`), the same bare server sending the six
  * headers kvedge sends (`content-type`, `etag`, `last-modified`, `x-cache`,
  * `cache-control`, `kv-bookmark`) built the fastest way known here (a copy of
@@ -9,7 +10,10 @@
  * as well (information: what reading one request header costs in Deno), and
  * Hono + `ioredis` cache-aside against the local Redis on 127.0.0.1:6379
  * (row skipped if Redis is absent). All servers run for the whole scenario
- * and take turns under load; variants rotate per repetition.
+ * and take turns under load; variants rotate per repetition. The bare
+ * servers are `deno serve` of `_bare_http.ts`, on one isolate and (one header,
+ * six headers) on two with `--parallel`; each run also reads the server
+ * process's CPU time and, after it, its resident memory (all isolates).
  *
  * @module
  */
@@ -21,14 +25,9 @@ import { absRow, infoRow, ratioRow, type Row, type Scenario, stat } from "./_har
 import { benchBucket, connectRaw } from "./_helpers.ts";
 import { delay } from "../../src/async.ts";
 import { benchServer, childArgs, DENO, ROOT, spawn, type Spawned } from "./_processes.ts";
+import { type BareKind, KEY, valueJson } from "./_bare_http.ts";
 
-const KEY = "item.1";
 const REDIS_URL = "redis://127.0.0.1:6379";
-
-/** The value every server returns (about 100 bytes of JSON). */
-function valueJson(): string {
-  return JSON.stringify({ id: 1, name: "Ada Lovelace", plan: "pro", tags: ["a", "b"], n: 42 });
-}
 
 interface WrkFigures {
   rps: number;
@@ -144,10 +143,33 @@ async function waitServing(url: string, proc: Spawned, what: string): Promise<vo
   throw new Error(`${what} did not serve ${url} within 60 s (last: ${last})`);
 }
 
-type Variant = "edge" | "bare" | "bare_headers" | "bare_headers_inm" | "hono_redis";
+type Variant =
+  | "edge"
+  | "bare"
+  | "bare_headers"
+  | "bare_headers_inm"
+  | "hono_redis"
+  | "edge_w2"
+  | "bare_w2"
+  | "bare_headers_w2";
 
-/** The bare servers: one header; kvedge's six; kvedge's six and a look at `If-None-Match`. */
-type BareKind = "bare" | "bare_headers" | "bare_headers_inm";
+/** The servers run on two isolates, and the one-isolate server each is compared with. */
+const TWO_ISOLATES = [
+  ["edge_w2", "edge", "kvedge"],
+  ["bare_w2", "bare", "bare Deno.serve + Map"],
+  ["bare_headers_w2", "bare_headers", "bare, six headers"],
+] as const;
+
+/** Resident memory of process `pid` (all its isolates), in MB; undefined where unknown. */
+function rssMb(pid: number): number | undefined {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+    return Number.isFinite(kb) ? kb / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The HTTP-hit scenario. */
 export const scenario: Scenario = {
@@ -176,79 +198,112 @@ export const scenario: Scenario = {
 
       const urls = {} as Record<Variant, string>;
       const pids = {} as Record<Variant, number>;
-      const edgePort = freePort();
-      const edge = spawn(DENO, [
-        "run",
-        "-A",
-        "--config",
-        `${ROOT}/deno.json`,
-        `${ROOT}/workers/edge.ts`,
-      ], {
-        env: { NATS_URL: server.url, KVEDGE_BUCKETS: `${bucket}:replica`, PORT: String(edgePort) },
-      });
-      procs.push(edge);
-      pids.edge = edge.child.pid;
-      urls.edge = `http://127.0.0.1:${edgePort}/v1/buckets/${bucket}/keys/${KEY}`;
-
+      const path = `/v1/buckets/${bucket}/keys/${KEY}`;
+      /** Starts variant `v` on a free port and waits until it serves; another port if that one was taken. */
+      const start = async (v: Variant, what: string, run: (port: number) => Spawned) => {
+        for (let attempt = 1;; attempt++) {
+          const port = freePort();
+          const proc = run(port);
+          procs.push(proc);
+          try {
+            await waitServing(`http://127.0.0.1:${port}${path}`, proc, what);
+          } catch (err) {
+            // The port was free when picked; a connection of another process may have taken it since.
+            if (attempt < 3 && /AddrInUse/.test(String(err))) continue;
+            throw err;
+          }
+          pids[v] = proc.child.pid;
+          urls[v] = `http://127.0.0.1:${port}${path}`;
+          return;
+        }
+      };
+      for (const v of ["edge", "edge_w2"] as const) {
+        await start(
+          v,
+          v === "edge" ? "edge worker" : "edge worker, 2 isolates",
+          (port) =>
+            spawn(DENO, [
+              "run",
+              "-A",
+              "--config",
+              `${ROOT}/deno.json`,
+              `${ROOT}/workers/edge.ts`,
+            ], {
+              env: {
+                NATS_URL: server.url,
+                KVEDGE_BUCKETS: `${bucket}:replica`,
+                PORT: String(port),
+                KVEDGE_WORKERS: v === "edge" ? "1" : "2",
+              },
+            }),
+        );
+      }
+      // Every bare server is `deno serve` of one module, on one isolate or
+      // (`--parallel`, DENO_JOBS=2) on two, whose isolates share the port as
+      // the edge worker's do: the same code and the same way to run it.
       const bares: BareKind[] = ["bare", "bare_headers", "bare_headers_inm"];
-      const bareProcs = {} as Record<BareKind, Spawned>;
-      for (const kind of bares) {
-        const port = freePort();
-        const proc = spawn(DENO, [
-          "run",
-          "-A",
-          "--config",
-          `${ROOT}/deno.json`,
-          import.meta.filename!,
-          "--child",
-          kind,
-          "--port",
-          String(port),
-          "--bucket",
-          bucket,
-        ]);
-        procs.push(proc);
-        pids[kind] = proc.child.pid;
-        bareProcs[kind] = proc;
-        urls[kind] = `http://127.0.0.1:${port}/v1/buckets/${bucket}/keys/${KEY}`;
+      const bareRuns = [
+        ...bares.map((kind) => [kind, kind, 1] as const),
+        ["bare_w2", "bare", 2] as const,
+        ["bare_headers_w2", "bare_headers", 2] as const,
+      ];
+      for (const [v, kind, jobs] of bareRuns) {
+        await start(v, `${v} server`, (port) =>
+          spawn(DENO, [
+            "serve",
+            ...(jobs > 1 ? ["--parallel"] : []),
+            "-A",
+            "--config",
+            `${ROOT}/deno.json`,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            String(port),
+            new URL("./_bare_http.ts", import.meta.url).pathname,
+          ], {
+            env: { DENO_JOBS: String(jobs), KVEDGE_BENCH_BARE: kind, KVEDGE_BENCH_BUCKET: bucket },
+          }));
       }
 
-      const variants: Variant[] = ["edge", ...bares];
+      const variants: Variant[] = ["edge", ...bares, "edge_w2", "bare_w2", "bare_headers_w2"];
       if (redis) {
         const r = new Redis(REDIS_URL);
         await r.set(redisKey, valueJson());
         r.disconnect();
-        const honoPort = freePort();
-        const hono = spawn(DENO, [
-          "run",
-          "-A",
-          "--config",
-          `${ROOT}/deno.json`,
-          import.meta.filename!,
-          "--child",
-          "hono",
-          "--port",
-          String(honoPort),
-          "--redis-key",
-          redisKey,
-        ]);
-        procs.push(hono);
-        pids.hono_redis = hono.child.pid;
-        urls.hono_redis = `http://127.0.0.1:${honoPort}/v1/buckets/${bucket}/keys/${KEY}`;
+        await start("hono_redis", "Hono+ioredis server", (port) =>
+          spawn(DENO, [
+            "run",
+            "-A",
+            "--config",
+            `${ROOT}/deno.json`,
+            import.meta.filename!,
+            "--child",
+            "hono",
+            "--port",
+            String(port),
+            "--redis-key",
+            redisKey,
+          ]));
         variants.push("hono_redis");
-        await waitServing(urls.hono_redis, hono, "Hono+ioredis server");
       }
-      await waitServing(urls.edge, edge, "edge worker");
-      for (const kind of bares) await waitServing(urls[kind], bareProcs[kind], `${kind} server`);
       await sameHeaders(urls.edge, urls.bare_headers);
 
       ctx.log(`http: warm-up, then ${ctx.reps} reps × ${variants.length} variants × ${seconds} s`);
       if (!ctx.quick) { for (const v of variants) await wrk(urls[v], 2); }
       const fig = {} as Record<
         Variant,
-        { rps: number[]; p50: number[]; p99: number[]; errors: number[]; cpuUs: number[] }
+        {
+          rps: number[];
+          p50: number[];
+          p99: number[];
+          errors: number[];
+          cpuUs: number[];
+          rssMb: number[];
+        }
       >;
-      for (const v of variants) fig[v] = { rps: [], p50: [], p99: [], errors: [], cpuUs: [] };
+      for (const v of variants) {
+        fig[v] = { rps: [], p50: [], p99: [], errors: [], cpuUs: [], rssMb: [] };
+      }
       const ticks = await clockTicks();
       for (let r = 0; r < ctx.reps; r++) {
         for (let j = 0; j < variants.length; j++) {
@@ -259,6 +314,8 @@ export const scenario: Scenario = {
           if (cpu0 !== undefined && cpu1 !== undefined && w.requests > 0) {
             fig[v].cpuUs.push((cpu1 - cpu0) * 1e6 / w.requests);
           }
+          const rss = rssMb(pids[v]);
+          if (rss !== undefined) fig[v].rssMb.push(rss);
           fig[v].rps.push(w.rps);
           fig[v].p50.push(w.p50Ms);
           fig[v].p99.push(w.p99Ms);
@@ -330,6 +387,56 @@ export const scenario: Scenario = {
           );
         }
       }
+      // More than one core: each server on two isolates against itself on one,
+      // and kvedge on two against the bare servers on two.
+      for (const [two, one, name] of TWO_ISOLATES) {
+        rows.push(
+          infoRow("GET hit throughput, 2 isolates vs 1", "rps", stat(fig[two].rps), {
+            baselineName: `${name}, 1 isolate`,
+            baseline: stat(fig[one].rps),
+            note: `info: ${name} on 2 isolates (KVEDGE_WORKERS=2 / deno serve --parallel)`,
+          }),
+        );
+      }
+      for (
+        const [v, name] of [["bare_w2", "bare, 2 isolates"], [
+          "bare_headers_w2",
+          "bare, six headers, 2 isolates",
+        ]] as const
+      ) {
+        rows.push(
+          infoRow("GET hit throughput, kvedge on 2 isolates", "rps", stat(fig.edge_w2.rps), {
+            baselineName: name,
+            baseline: stat(fig[v].rps),
+            note: "info: both on 2 isolates",
+          }),
+        );
+      }
+      if (fig.edge_w2.cpuUs.length > 0) {
+        rows.push(
+          infoRow("server CPU per GET hit, 2 isolates", "µs", stat(fig.edge_w2.cpuUs), {
+            baselineName: "bare, six headers, 2 isolates",
+            baseline: stat(fig.bare_headers_w2.cpuUs),
+            note: "info: CPU time of the server process (all isolates) / requests",
+          }),
+          infoRow("server CPU per GET hit, 2 isolates vs 1", "µs", stat(fig.edge_w2.cpuUs), {
+            baselineName: "kvedge, 1 isolate",
+            baseline: stat(fig.edge.cpuUs),
+            note: "info",
+          }),
+        );
+      }
+      if (fig.edge.rssMb.length > 0) {
+        for (const [two, one, name] of TWO_ISOLATES) {
+          rows.push(
+            infoRow("server RSS after a run, 2 isolates vs 1", "MB", stat(fig[two].rssMb), {
+              baselineName: `${name}, 1 isolate`,
+              baseline: stat(fig[one].rssMb),
+              note: `info: ${name}, whole process (one cache per isolate for kvedge)`,
+            }),
+          );
+        }
+      }
       rows.push(
         infoRow("GET hit p99 latency", "ms", stat(fig.edge.p99), {
           baselineName: "bare Deno.serve + Map",
@@ -388,45 +495,6 @@ async function sameHeaders(edgeUrl: string, bareUrl: string): Promise<void> {
 
 // ---- child servers -------------------------------------------------------------------------
 
-function bareServer(port: number, kind: BareKind, bucket: string): void {
-  const value = valueJson();
-  const store = new Map<string, string>([[KEY, value]]);
-  // With kvedge's headers: one ready response per key, copied per request
-  // (what kvedge does; `new Response(value, { headers })` with six headers
-  // costs more in Deno 2.9).
-  const etag = '"1"';
-  const ready = new Map<string, Response>([[
-    KEY,
-    new Response(value, {
-      headers: {
-        "content-type": "application/json",
-        etag,
-        "last-modified": new Date().toUTCString(),
-        "x-cache": "hit",
-        "cache-control": "no-cache",
-        "kv-bookmark": `${bucket}:1`,
-      },
-    }),
-  ]]);
-  const prefix = "/v1/buckets/";
-  Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (req) => {
-    const path = new URL(req.url).pathname;
-    const at = path.indexOf("/keys/", prefix.length);
-    const key = at < 0 ? undefined : decodeURIComponent(path.slice(at + 6));
-    if (kind === "bare") {
-      const value = key === undefined ? undefined : store.get(key);
-      if (value === undefined) return new Response("not found", { status: 404 });
-      return new Response(value, { headers: { "content-type": "application/json" } });
-    }
-    const res = key === undefined ? undefined : ready.get(key);
-    if (res === undefined) return new Response("not found", { status: 404 });
-    if (kind === "bare_headers_inm" && req.headers.get("if-none-match") === etag) {
-      return new Response(null, { status: 304, headers: { etag } });
-    }
-    return res.clone();
-  });
-}
-
 function honoRedisServer(port: number, redisKey: string): void {
   const redis = new Redis(REDIS_URL);
   // The origin behind the cache; never reached while the key is in Redis.
@@ -450,5 +518,4 @@ if (import.meta.main) {
   const a = childArgs(Deno.args);
   const port = Number(a.port);
   if (a.child === "hono") honoRedisServer(port, a["redis-key"]!);
-  else bareServer(port, a.child as BareKind, a.bucket!);
 }

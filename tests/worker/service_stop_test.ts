@@ -110,6 +110,7 @@ async function stopAndCheck(
   how: string,
   argv: string[],
   kill: (pgid: number, draining: () => Promise<unknown>, srv: ServerHandle) => unknown,
+  env: Record<string, string> = {},
 ) {
   await using srv = await startServer();
   const bucket = uniqueBucket("svc");
@@ -118,6 +119,7 @@ async function stopAndCheck(
     KVEDGE_BUCKETS: bucket,
     KVEDGE_CREATE_BUCKETS: "1",
     KVEDGE_WRITE_TOKEN: "w-" + crypto.randomUUID(),
+    ...env,
   });
   const listening = await waitFor(() => proc.lines().find((l) => l.msg === "listening"), {
     timeoutMs: 60_000,
@@ -146,6 +148,15 @@ async function stopAndCheck(
   assert.ok(msgs.includes("shutting down"), `${how}: no "shutting down":\n${proc.output()}`);
   assert.ok(msgs.includes("stopped"), `${how}: no "stopped":\n${proc.output()}`);
   assert.equal(status.code, 0, `${how}: exit code; output:\n${proc.output()}`);
+  const workers = Number(env.KVEDGE_WORKERS ?? 1);
+  if (workers > 1) {
+    const stopped = proc.lines().filter((l) => l.msg === "isolate stopped").map((l) => l.isolate);
+    assert.deepEqual(
+      stopped.sort(),
+      Array.from({ length: workers }, (_, i) => i + 1),
+      `${how}: every isolate drained:\n${proc.output()}`,
+    );
+  }
 }
 
 const group = (pgid: number) => Deno.kill(-pgid, "SIGTERM");
@@ -187,6 +198,19 @@ Deno.test("deno task serve drains when the whole process group gets SIGTERM", as
       }
     },
   );
+});
+
+Deno.test("with KVEDGE_WORKERS=2 the unit's ExecStart and the ENTRYPOINT drain every isolate on systemd's and docker's stop", async () => {
+  const { argv, killMode } = unitCommand();
+  const two = { KVEDGE_WORKERS: "2" };
+  await stopAndCheck(
+    `KillMode=${killMode}, 2 isolates`,
+    argv,
+    killMode === "mixed" ? main : group,
+    two,
+  );
+  await stopAndCheck("KillMode=control-group, 2 isolates", argv, group, two);
+  await stopAndCheck("docker stop, 2 isolates", entrypoint(), main, two);
 });
 
 Deno.test("a second Ctrl-C while draining still exits at once", async () => {
