@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Cache, openCache } from "../../mod.ts";
+import { versionAtLeast } from "../../src/server_version.ts";
 import { connectTo, startCluster, uniqueBucket, waitFor } from "../_setup.ts";
 import {
   AckedWriter,
@@ -120,9 +121,15 @@ Deno.test("chaos: after a leader kill, edges are current soon after the new lead
       lastErrors: edges.map((e) => `${e.name}:${e.cache.status().lastError ?? "-"}`).join(" | "),
       rows: rows.join(" ; "),
     });
-    // Nothing forced a flush: a history that moved past an edge is resumed, not resynced.
+    // Nothing forced a flush: a history that moved past an edge is resumed, not
+    // resynced. Except on 2.9: its replicas can come back out of step after a
+    // leader kill, and the edge's resume check then resyncs on purpose
+    // (docs/nats-versions.md, "replicas disagree"; seen in a CI run here).
+    const outOfStep = !versionAtLeast(nc.info?.version ?? "0.0.0", "2.10.0");
     for (const e of edges) {
-      assert.equal(e.cache.stats().resyncs, 0, `${e.name}: ${e.cache.status().lastResyncReason}`);
+      const why = e.cache.status().lastResyncReason ?? "";
+      if (outOfStep && /^(replicas disagree|stream sequence went backwards)/.test(why)) continue;
+      assert.equal(e.cache.stats().resyncs, 0, `${e.name}: ${why}`);
     }
     // A write that timed out may still be stored, so the bucket may hold a newer value.
     for (const [key, value] of writer.acked) {
