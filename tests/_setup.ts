@@ -8,6 +8,8 @@
  * @module
  */
 
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { waitFor } from "../testing/wait_for.ts";
 
 export { type ClusterHandle, startCluster, type StartClusterOptions } from "../testing/cluster.ts";
@@ -42,6 +44,27 @@ export { type Truthy, waitFor, type WaitForOptions } from "../testing/wait_for.t
 export function uniqueBucket(prefix = "t"): string {
   const bytes = crypto.getRandomValues(new Uint8Array(4));
   return `${prefix}_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * Every present key of `bucket` with its value as text, read back from KV
+ * (keys sorted), for comparing a bucket with what it should hold.
+ *
+ * @example
+ * ```ts ignore
+ * assert.deepEqual(await dumpBucket(nc, "orders"), new Map([["o.1", "{}"]]));
+ * ```
+ */
+export async function dumpBucket(nc: NatsConnection, bucket: string): Promise<Map<string, string>> {
+  const kv = await new Kvm(nc).open(bucket);
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  const out = new Map<string, string>();
+  for (const k of keys.sort()) {
+    const e = await kv.get(k);
+    if (e && e.operation === "PUT") out.set(k, e.string());
+  }
+  return out;
 }
 
 /** Keeps the event loop busy for `ms` (a stand-in for a GC pause or a CPU-bound handler). */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { connectTo, dumpBucket, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 import { defineProjection } from "../../src/projection/define.ts";
 import { runProjection } from "../../src/projection/runner.ts";
 import type { Projection, ProjectionEvent, ProjectionStatus } from "../../src/projection/types.ts";
@@ -32,19 +32,6 @@ const ORDERS = 420; // about 2 000 events with the default seed
 /** The example projection, renamed and pointed at its own target bucket. */
 function ordersInto(target: string, name = uniqueBucket("p")): Projection<OrderSummary> {
   return defineProjection<OrderSummary>({ ...orderSummary, name, target });
-}
-
-/** Every present key of a bucket with its value as text. */
-async function dump(nc: NatsConnection, bucket: string): Promise<Map<string, string>> {
-  const kv = await new Kvm(nc).open(bucket);
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
-  const out = new Map<string, string>();
-  for (const k of keys.sort()) {
-    const e = await kv.get(k);
-    if (e && e.operation === "PUT") out.set(k, e.string());
-  }
-  return out;
 }
 
 /** The summaries the events should produce, folded here independently of the projection. */
@@ -83,7 +70,7 @@ async function freshReplay(nc: NatsConnection): Promise<Map<string, string>> {
     statusIntervalMs: 0,
   });
   await run.caughtUp({ signal: AbortSignal.timeout(60_000) });
-  return dump(nc, bucket);
+  return dumpBucket(nc, bucket);
 }
 
 /** The consumer's ack floor (the checkpoint) and what it still holds. */
@@ -159,7 +146,7 @@ Deno.test("orders projection: crash, restart and replay converge", async (t) => 
         const done = await run2.caughtUp({ signal: AbortSignal.timeout(60_000) });
         assert.equal(done.lag, 0);
         assert.equal(done.checkpoint, published.lastSeq);
-        assert.deepEqual(await dump(nc, bucket), replay);
+        assert.deepEqual(await dumpBucket(nc, bucket), replay);
       },
     );
 
@@ -183,7 +170,7 @@ Deno.test("orders projection: crash, restart and replay converge", async (t) => 
       assert.equal(s.skipped + s.ignored, published.events);
       assert.ok(s.skipped > 0);
       assert.equal((await jsm.streams.info(`KV_${bucket}`)).state.last_seq, before);
-      assert.deepEqual(await dump(nc, bucket), replay);
+      assert.deepEqual(await dumpBucket(nc, bucket), replay);
     });
 
     await t.step("two runners of one projection apply each event once, in order", async () => {
@@ -198,7 +185,7 @@ Deno.test("orders projection: crash, restart and replay converge", async (t) => 
         const stats = await Promise.all(runs.map((r) => r.stop()));
         assert.equal(stats[0]!.events + stats[1]!.events, published.events);
         assert.ok(stats.every((s) => s.events > 0), "both runners took part");
-        assert.deepEqual(await dump(nc, bucket), replay);
+        assert.deepEqual(await dumpBucket(nc, bucket), replay);
       } finally {
         for (const c of ncs) await c.close();
       }
@@ -227,7 +214,7 @@ Deno.test("orders projection: crash, restart and replay converge", async (t) => 
       await using resumed = await runProjection(nc, projection, { ackWaitMs, statusIntervalMs: 0 });
       const done = await resumed.caughtUp({ signal: AbortSignal.timeout(30_000) });
       assert.equal(done.events, published.lastSeq - before, "resumed after the checkpoint");
-      assert.deepEqual(await dump(nc, bucket), replay);
+      assert.deepEqual(await dumpBucket(nc, bucket), replay);
     });
   } finally {
     await nc.close();
@@ -259,7 +246,7 @@ Deno.test("a nats-server killed and restarted mid-stream is ridden out", async (
     assert.ok(done.events >= published.events);
     const replay = await freshReplay(nc);
     assertMatchesModel(replay);
-    assert.deepEqual(await dump(nc, bucket), replay);
+    assert.deepEqual(await dumpBucket(nc, bucket), replay);
   } finally {
     await nc.close();
   }
@@ -332,7 +319,7 @@ Deno.test("deno task project: SIGKILL mid-stream, restart, same state as a repla
     await t.step("the target equals a fresh replay into another bucket", async () => {
       const replay = await freshReplay(nc);
       assertMatchesModel(replay);
-      assert.deepEqual(await dump(nc, bucket), replay);
+      assert.deepEqual(await dumpBucket(nc, bucket), replay);
     });
 
     await t.step("bad modules and flags exit 2 with one error line", async () => {
@@ -606,7 +593,7 @@ Deno.test("a KV bucket as source: puts, updates and deletes follow live", async 
 
     await t.step("the target holds the view of the source's latest state", async () => {
       await run.caughtUp({ signal: AbortSignal.timeout(30_000) });
-      const got = await dump(nc, targetBucket);
+      const got = await dumpBucket(nc, targetBucket);
       assert.equal(got.size, 48);
       assert.equal(got.get("user.7"), JSON.stringify({ name: "Seven" }));
       assert.equal(got.has("user.3"), false);
@@ -670,7 +657,7 @@ Deno.test("a failing map stops the projection, or is skipped when asked", async 
       assert.equal(end.checkpoint, 1);
       await assert.rejects(() => run.caughtUp(), /failed/);
       assert.equal((await consumerState(nc, stream, p.name)).floor, 1);
-      assert.deepEqual([...(await dump(nc, target)).keys()], ["n.1"]);
+      assert.deepEqual([...(await dumpBucket(nc, target)).keys()], ["n.1"]);
     });
 
     await t.step("skip: the bad event is passed over and the rest applied", async () => {
@@ -682,7 +669,7 @@ Deno.test("a failing map stops the projection, or is skipped when asked", async 
       const s = await run.caughtUp({ signal: AbortSignal.timeout(30_000) });
       assert.equal(s.mapErrors, 1);
       assert.equal(s.checkpoint, 3);
-      assert.deepEqual([...(await dump(nc, target)).keys()], ["n.1", "n.3"]);
+      assert.deepEqual([...(await dumpBucket(nc, target)).keys()], ["n.1", "n.3"]);
     });
 
     await t.step("a consumer made for another target is refused, unless replaying", async () => {

@@ -14,14 +14,22 @@
  */
 import fc from "fast-check";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/nats-core";
 import { runProjection } from "../../projection.ts";
 import { versionAtLeast } from "../../src/server_version.ts";
-import { lines, uniqueBucket } from "../_setup.ts";
+import { dumpBucket, lines, uniqueBucket } from "../_setup.ts";
 import type { Violation } from "./checker.ts";
 import { scheduleSeed } from "./schedule.ts";
-import { type Site, World } from "./world.ts";
+import type { Site } from "./world.ts";
+import {
+  addMix,
+  type Failure,
+  logViolations,
+  outcomeOf,
+  type ScheduleOutcome,
+  summarize,
+  type TortureReport,
+  withWorld,
+} from "./session.ts";
 import {
   foldLedger,
   type LedgerEvent,
@@ -249,12 +257,6 @@ class Projector {
   }
 }
 
-/** The outcome of one projection schedule. */
-export interface ProjectionRunResult {
-  violations: Violation[];
-  mix: Map<string, number>;
-  ms: number;
-}
 
 /** How many times the projector was killed with SIGKILL. */
 function kills(mix: Map<string, number>): number {
@@ -280,19 +282,6 @@ function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Every present key of `bucket` with its value as text, read back from KV. */
-async function dump(nc: NatsConnection, bucket: string): Promise<Map<string, string>> {
-  const kv = await new Kvm(nc).open(bucket);
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
-  const out = new Map<string, string>();
-  for (const k of keys.sort()) {
-    const e = await kv.get(k);
-    if (e && e.operation === "PUT") out.set(k, e.string());
-  }
-  return out;
-}
-
 function diff(name: string, actual: Map<string, string>, expected: Map<string, string>): string[] {
   const out: string[] = [];
   for (const k of new Set([...actual.keys(), ...expected.keys()])) {
@@ -316,7 +305,7 @@ function diff(name: string, actual: Map<string, string>, expected: Map<string, s
 export async function runProjectionSchedule(
   site: Site,
   schedule: ProjectionSchedule,
-): Promise<ProjectionRunResult> {
+): Promise<ScheduleOutcome> {
   const t0 = Date.now();
   const mix = new Map<string, number>();
   const count = (k: string) => mix.set(k, (mix.get(k) ?? 0) + 1);
@@ -473,8 +462,8 @@ export async function runProjectionSchedule(
           `checkpoint ${ci.ack_floor.stream_seq} after the final run, ${events.length} events`,
       });
     }
-    const actual = await dump(site.writer, place.target);
-    const reference = await dump(site.writer, refPlace.target);
+    const actual = await dumpBucket(site.writer, place.target);
+    const reference = await dumpBucket(site.writer, refPlace.target);
     const folded = await foldLedger(events);
     for (const line of diff("reference run", actual, reference)) {
       violations.push({ rule: "projection", message: line });
@@ -525,21 +514,6 @@ export function projectionReplayCommand(
   ].join(" ");
 }
 
-/** One failing projection schedule. */
-export interface ProjectionFailure {
-  seed: number;
-  replay: string;
-  violations: Violation[];
-}
-
-/** The summary of a projection checker run. */
-export interface ProjectionTortureReport {
-  schedules: number;
-  failures: ProjectionFailure[];
-  mix: Map<string, number>;
-  ms: number;
-}
-
 /**
  * Runs projection schedules (schedule i has seed `scheduleSeed(o.seed, i)`)
  * on one server with a proxy in front; `log` gets every line it prints.
@@ -549,38 +523,23 @@ export interface ProjectionTortureReport {
  * const r = await tortureProjections({ seed: 1, schedules: 5, budgetMs: 60_000, failFast: false });
  * ```
  */
-export async function tortureProjections(
+export function tortureProjections(
   o: ProjectionTortureOptions,
   log: (line: string) => void = console.log,
-): Promise<ProjectionTortureReport> {
-  if (o.server) Deno.env.set("KVEDGE_NATS_SERVER", o.server);
-  const world = new World();
-  const started = Date.now();
-  const mix = new Map<string, number>();
-  const failures: ProjectionFailure[] = [];
-  let ran = 0;
-  const stop = () => void world.close().finally(() => Deno.exit(130));
-  const signals = ["SIGINT", "SIGTERM"] as const;
-  for (const sig of signals) Deno.addSignalListener(sig, stop);
-  try {
+): Promise<TortureReport> {
+  return withWorld(o.server, async (world) => {
+    const started = Date.now();
+    const mix = new Map<string, number>();
+    const failures: Failure[] = [];
+    let ran = 0;
     const site = await world.single();
     for (let i = 0; i < o.schedules; i++) {
       if (Date.now() - started > o.budgetMs) break;
       const seed = scheduleSeed(o.seed, i);
       const schedule = generateProjection(seed, o.steps);
-      let res: ProjectionRunResult;
-      try {
-        res = await runProjectionSchedule(site, schedule);
-      } catch (err) {
-        // The harness itself failed (a step threw): reported with the seed like a violation.
-        res = {
-          violations: [{ rule: "harness", message: String((err as Error)?.stack ?? err) }],
-          mix: new Map(),
-          ms: 0,
-        };
-      }
+      const res = await outcomeOf(() => runProjectionSchedule(site, schedule));
       ran++;
-      for (const [k, n] of res.mix) mix.set(k, (mix.get(k) ?? 0) + n);
+      addMix(mix, res.mix);
       const events = schedule.steps.reduce(
         (n, s) => n + (s.op === "publish" ? s.events.length : 0),
         0,
@@ -592,29 +551,18 @@ export async function tortureProjections(
           }`,
       );
       if (res.violations.length === 0) continue;
-      const failure = {
+      const failure: Failure = {
         seed,
         replay: projectionReplayCommand(seed, o.server, o.steps),
         violations: res.violations,
       };
       failures.push(failure);
-      log(`FAILED seed ${seed}`);
-      for (const v of res.violations.slice(0, 10)) log(`  [${v.rule}] ${v.message}`);
-      if (res.violations.length > 10) log(`  … and ${res.violations.length - 10} more`);
+      logViolations(log, failure);
       schedule.steps.forEach((s, j) => log(`  ${j}. ${describeProjectionStep(s)}`));
       log(`  replay: ${failure.replay}`);
       if (o.failFast) break;
     }
-  } finally {
-    for (const sig of signals) Deno.removeSignalListener(sig, stop);
-    await world.close();
-  }
-  const ms = Date.now() - started;
-  log(
-    `${ran} projection schedules in ${(ms / 1000).toFixed(0)} s, ${failures.length} failed; mix: ${
-      [...mix].sort().map(([k, n]) => `${k} ${n}`).join(", ")
-    }`,
-  );
-  for (const f of failures) log(`FAILED seed ${f.seed}: ${f.replay}`);
-  return { schedules: ran, failures, mix, ms };
+    const report = { schedules: ran, failures, mix, ms: Date.now() - started };
+    return summarize(log, "projection schedules", report);
+  });
 }
