@@ -355,7 +355,8 @@ function checkSynced(
  * stream), reads across a recreate, and values of an earlier incarnation (a
  * revision names no incarnation; rule 4 judges those). Where a purge of the
  * key rolled up its history past the newest PUT known, only values older
- * than that PUT are judged.
+ * than that PUT are judged. Nor are reads within 8 s of a stream purge
+ * (no event tells an edge of it before its next reconciliation).
  */
 function checkBookmark(
   ev: Evidence,
@@ -381,6 +382,14 @@ function checkBookmark(
   // documented limit: it notices within reconcileMs or a heartbeat, once
   // connected).
   if (e > 0 && (r.outage || r.start < r.lastDisturbance + RECREATE_NOTICE_MS)) return;
+  // Nor does a stream purge send any event: an edge that has not reconciled
+  // since may take a bookmark past it for reached while holding a purged key
+  // (the same documented limit; it notices within reconcileMs).
+  if (
+    ev.purges.some((p) => p.epoch === e && p.at <= r.end && r.start < p.at + RECREATE_NOTICE_MS)
+  ) {
+    return;
+  }
   if ([...ev.written.values()].some((w) => w.key === r.key && w.ttl && w.epoch === e)) return;
   const h = (ev.histories[e] ?? []).filter((x) => x.key === r.key);
   // The newest PUT at or below b: from the stream, or an acknowledged write a

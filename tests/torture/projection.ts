@@ -257,7 +257,6 @@ class Projector {
   }
 }
 
-
 /** How many times the projector was killed with SIGKILL. */
 function kills(mix: Map<string, number>): number {
   let n = 0;
