@@ -16,7 +16,19 @@ import type {
   HistoryEntry,
 } from "./status.ts";
 
-/** Options of reads that may do I/O. */
+/**
+ * Options of reads that may do I/O.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, GetOptions } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * // Read no older than this client's own write, on any edge; give up after 1 s.
+ * const revision = await users.set("user.1", { name: "Ada" });
+ * const o: GetOptions = { atLeast: revision, signal: AbortSignal.timeout(1_000) };
+ * const user = await users.get("user.1", o);
+ * ```
+ */
 export interface GetOptions {
   /** Aborts the wait (not the shared fetch). */
   signal?: AbortSignal;
@@ -63,7 +75,18 @@ export interface ReadyOptions {
   atLeast?: number | Bookmark;
 }
 
-/** Options of `set()`/`create()`. */
+/**
+ * Options of `set()`/`create()`.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, SetOptions } from "../types.ts";
+ * declare const sessions: Cache<{ user: string }>;
+ * // The server removes the key after 30 min, and every edge drops it then.
+ * const o: SetOptions = { ttlMs: 30 * 60_000 };
+ * await sessions.set("session.ab12", { user: "ada" }, o);
+ * ```
+ */
 export interface SetOptions {
   /**
    * Per-key TTL in milliseconds (at least 1000; the server counts whole
@@ -77,7 +100,18 @@ export interface SetOptions {
   ttlMs?: number;
 }
 
-/** Options of `delete()`/`purge()`. */
+/**
+ * Options of `delete()`/`purge()`.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, DeleteOptions } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * // Delete only if nobody changed the key since revision 7 (ConflictError otherwise).
+ * const o: DeleteOptions = { expectedRevision: 7 };
+ * await users.delete("user.1", o);
+ * ```
+ */
 export interface DeleteOptions {
   /** Compare-and-set: only if the key's latest revision is this one. */
   expectedRevision?: number;
@@ -92,6 +126,16 @@ export interface DeleteOptions {
  * (`structuredClone(v)`) to change one. A mutation would be seen by every
  * reader of this cache until the key changes. The cache itself never mutates
  * a value it handed out: a new revision is a new object.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, ReadonlyCache } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * // Hand a part of the service the read side only: it cannot write.
+ * const view: ReadonlyCache<{ name: string }> = users.readonly();
+ * const hit = view.peek("user.1"); // no I/O
+ * const entry = await view.getEntry("user.1"); // with its revision and `stale` mark
+ * ```
  */
 export interface ReadonlyCache<T> extends AsyncDisposable {
   /** The bucket. */
@@ -140,7 +184,23 @@ export interface ReadonlyCache<T> extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** The read-and-write handle of a cache. */
+/**
+ * The read-and-write handle of a cache.
+ *
+ * @example
+ * ```ts
+ * import { openCache } from "../../mod.ts";
+ * import type { Cache } from "../types.ts";
+ * const users: Cache<{ name: string }> = await openCache<{ name: string }>({
+ *   servers: "nats://127.0.0.1:4222",
+ *   bucket: "users",
+ *   local: { maxItems: 10_000 },
+ * });
+ * const revision = await users.set("user.1", { name: "Ada" });
+ * await users.update("user.1", { name: "Ada L." }, revision);
+ * await users.close();
+ * ```
+ */
 export interface Cache<T> extends ReadonlyCache<T> {
   /**
    * Writes `value` and returns its revision; the local entry is updated

@@ -30,6 +30,20 @@ export interface SchemaLike<T> {
 /**
  * An open NATS connection (`NatsConnection` from `@nats-io/transport-node`'s
  * `connect()`) to share with a cache; the cache never closes it.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "@nats-io/transport-node";
+ * import { openCache } from "../../mod.ts";
+ * import type { SharedConnection } from "../types.ts";
+ * const nc: SharedConnection = await connect({ servers: "nats://127.0.0.1:4222" });
+ * // Two caches on one connection; closing them leaves it open.
+ * const users = await openCache({ connection: nc, bucket: "users", local: { maxItems: 1_000 } });
+ * const prices = await openCache({ connection: nc, bucket: "prices", local: { maxItems: 1_000 } });
+ * await users.close();
+ * await prices.close();
+ * await nc.close();
+ * ```
  */
 export interface SharedConnection {
   /** Whether it is closed. */
@@ -41,6 +55,19 @@ export interface SharedConnection {
 /**
  * Options for the connection kvedge opens (those of nats.js `connect()`): the
  * common ones are listed; any other nats.js option is passed through.
+ *
+ * @example
+ * ```ts
+ * import type { NatsConnectOptions } from "../types.ts";
+ * // A least-privilege edge: its own user, TLS, and the inbox prefix its permissions allow.
+ * const o: NatsConnectOptions = {
+ *   user: "edge",
+ *   pass: "secret",
+ *   tls: { caFile: "/etc/kvedge/ca.pem" },
+ *   inboxPrefix: "_INBOX_edge",
+ *   name: "edge-eu-1",
+ * };
+ * ```
  */
 export interface NatsConnectOptions {
   /** User name (with `pass`). */
@@ -99,6 +126,18 @@ export interface Codec<T> {
 /**
  * Bounds of the local store. At least one of `maxItems` and `maxBytes` is
  * required: an unbounded cache is a `RangeError` at open.
+ *
+ * @example
+ * ```ts
+ * import type { LocalBounds } from "../types.ts";
+ * // At most 50 000 entries and 64 MiB, no entry older than 10 min, absences at most 10 %.
+ * const local: LocalBounds = {
+ *   maxItems: 50_000,
+ *   maxBytes: 64 * 1024 * 1024,
+ *   maxTtlMs: 10 * 60_000,
+ *   maxNegativeShare: 0.1,
+ * };
+ * ```
  */
 export interface LocalBounds {
   /** Most entries held (values and tombstones alike). Positive integer. No default. */
@@ -126,10 +165,28 @@ export interface LocalBounds {
   maxNegativeShare?: number;
 }
 
-/** Fixed per-entry overhead counted against `local.maxBytes`, in bytes. */
+/**
+ * Fixed per-entry overhead counted against `local.maxBytes`, in bytes.
+ *
+ * @example
+ * ```ts
+ * import { ENTRY_OVERHEAD_BYTES } from "../types.ts";
+ * // What one entry of key "user.1" with a 200-byte value counts against `local.maxBytes`.
+ * const counted = "user.1".length + 200 + ENTRY_OVERHEAD_BYTES; // 270
+ * ```
+ */
 export const ENTRY_OVERHEAD_BYTES = 64;
 
-/** Settings used when kvedge creates the bucket (`create` option). */
+/**
+ * Settings used when kvedge creates the bucket (`create` option).
+ *
+ * @example
+ * ```ts
+ * import type { CreateBucketOptions } from "../types.ts";
+ * // Created by the cache if missing: replicated, 5 revisions per key, per-key TTL possible.
+ * const create: CreateBucketOptions = { replicas: 3, history: 5, markerTtlMs: 60_000 };
+ * ```
+ */
 export interface CreateBucketOptions {
   /** Replicas of the KV stream (1, 3 or 5). Default 1. */
   replicas?: number;
@@ -154,7 +211,19 @@ export interface CreateBucketOptions {
   markerTtlMs?: number;
 }
 
-/** Options of {@link LoaderFn} calls. */
+/**
+ * Options of {@link LoaderFn} calls.
+ *
+ * @example
+ * ```ts
+ * import type { LoaderContext } from "../types.ts";
+ * // Pass the signal on, so a load stops when the cache closes or the load times out.
+ * async function load(key: string, ctx: LoaderContext): Promise<unknown> {
+ *   const res = await fetch(`https://origin.example/items/${key}`, { signal: ctx.signal });
+ *   return res.status === 404 ? undefined : await res.json();
+ * }
+ * ```
+ */
 export interface LoaderContext {
   /** Aborted when the cache closes or the load passes `loaderTimeoutMs`. */
   signal: AbortSignal;
@@ -163,10 +232,37 @@ export interface LoaderContext {
 /**
  * Loads a value from the origin for a key absent from KV. Return `undefined`
  * for "the origin has no such key" (cached negatively for `negativeTtlMs`).
+ *
+ * @example
+ * ```ts
+ * import type { LoaderFn } from "../types.ts";
+ * // Answers keys KV lacks from the origin; `undefined` means "no such key" (cached as absent).
+ * const loader: LoaderFn<{ name: string }> = async (key, { signal }) => {
+ *   const res = await fetch(`https://origin.example/users/${key}`, { signal });
+ *   return res.status === 404 ? undefined : await res.json() as { name: string };
+ * };
+ * ```
  */
 export type LoaderFn<T> = (key: string, ctx: LoaderContext) => Promise<T | undefined>;
 
-/** Options of `openCache()`. */
+/**
+ * Options of `openCache()`.
+ *
+ * @example
+ * ```ts
+ * import { openCache } from "../../mod.ts";
+ * import type { CacheOptions } from "../types.ts";
+ * // A replica of the whole bucket, warm-started from a file, bounded to 100 000 entries.
+ * const options: CacheOptions<{ price: number }> = {
+ *   servers: "nats://127.0.0.1:4222",
+ *   bucket: "prices",
+ *   mode: "replica",
+ *   local: { maxItems: 100_000 },
+ *   snapshot: { path: "/var/lib/kvedge/prices.snap" },
+ * };
+ * const prices = await openCache(options);
+ * ```
+ */
 export interface CacheOptions<T> {
   /** NATS URL(s) to connect to, e.g. `"nats://127.0.0.1:4222"`. Exactly one of `servers` and `connection`. */
   servers?: string | string[];

@@ -5,10 +5,29 @@
  * @module
  */
 
-/** What to do in replica mode. */
+/**
+ * What to do in replica mode.
+ *
+ * @example
+ * ```ts
+ * import type { CacheMode } from "../types.ts";
+ * // lazy: fetch on first read, then keep fresh; replica: hold the whole bucket.
+ * const mode: CacheMode = Deno.env.get("KVEDGE_MODE") === "replica" ? "replica" : "lazy";
+ * ```
+ */
 export type CacheMode = "lazy" | "replica";
 
-/** Where a served entry came from. */
+/**
+ * Where a served entry came from.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, EntrySource } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const e = await users.getEntry("user.1");
+ * const source: EntrySource | undefined = e?.source; // "hit", "miss" or "stale"
+ * ```
+ */
 export type EntrySource = "hit" | "miss" | "stale";
 
 /**
@@ -41,7 +60,19 @@ export interface Entry<T> {
   belowBookmark?: true;
 }
 
-/** A KV operation. */
+/**
+ * A KV operation.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, Operation } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * for await (const change of users.changes()) {
+ *   const op: Operation = change.operation;
+ *   if (op !== "PUT") console.log(`${change.key} removed at ${change.revision}`);
+ * }
+ * ```
+ */
 export type Operation = "PUT" | "DEL" | "PURGE";
 
 /**
@@ -52,6 +83,17 @@ export type Operation = "PUT" | "DEL" | "PURGE";
  * hold, e.g. one evicted from a bounded replica), and one the edge lacked
  * may come after higher revisions of other keys. A key's revisions never go
  * backwards within one incarnation of the bucket.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, Change } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * // Every change this edge applies, in revision order, from revision 1.
+ * for await (const c of users.changes({ fromRevision: 1 })) {
+ *   const change: Change<{ name: string }> = c;
+ *   console.log(change.key, change.operation, change.revision, change.value?.name);
+ * }
+ * ```
  */
 export interface Change<T> {
   /** The key. */
@@ -66,7 +108,18 @@ export interface Change<T> {
   value?: T;
 }
 
-/** Options of `changes()`. */
+/**
+ * Options of `changes()`.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, ChangesOptions } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * // Changes of `user.>` keys, at most 1 000 buffered for a slow reader.
+ * const o: ChangesOptions = { filter: "user.>", bufferSize: 1_000 };
+ * for await (const c of users.changes(o)) console.log(c.key);
+ * ```
+ */
 export interface ChangesOptions {
   /** Stops the iteration. */
   signal?: AbortSignal;
@@ -81,7 +134,17 @@ export interface ChangesOptions {
   bufferSize?: number;
 }
 
-/** One past revision of a key. */
+/**
+ * One past revision of a key.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, HistoryEntry } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const past: HistoryEntry<{ name: string }>[] = await users.history("user.1", { maxBytes: 1 << 20 });
+ * for (const h of past) console.log(h.revision, h.operation, h.value?.name);
+ * ```
+ */
 export interface HistoryEntry<T> {
   /** The key. */
   key: string;
@@ -95,7 +158,17 @@ export interface HistoryEntry<T> {
   value?: T;
 }
 
-/** Counters of a cache since it opened. */
+/**
+ * Counters of a cache since it opened.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, CacheStats } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const s: CacheStats = users.stats();
+ * console.log(`hit ratio ${s.hitRatio.toFixed(2)}, ${s.misses} misses, ${s.fetches} fetches`);
+ * ```
+ */
 export interface CacheStats {
   /** Reads answered locally and fresh. */
   hits: number;
@@ -133,10 +206,30 @@ export interface CacheStats {
   resyncs: number;
 }
 
-/** The lifecycle state of a cache. */
+/**
+ * The lifecycle state of a cache.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, CacheState } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const state: CacheState = users.status().state;
+ * if (state !== "synced") console.warn(`serving ${state} data`);
+ * ```
+ */
 export type CacheState = "starting" | "synced" | "stale" | "resyncing" | "closed";
 
-/** What `status()` returns. */
+/**
+ * What `status()` returns.
+ *
+ * @example
+ * ```ts
+ * import type { Cache, CacheStatus } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const st: CacheStatus = users.status();
+ * console.log(st.state, st.connected, st.lastRevision, st.lagRevisions);
+ * ```
+ */
 export interface CacheStatus {
   /** The bucket. */
   bucket: string;
@@ -178,7 +271,17 @@ export interface CacheStatus {
   region?: RegionStatus;
 }
 
-/** How a regional edge sees the hub (`CacheStatus.region`). */
+/**
+ * How a regional edge sees the hub (`CacheStatus.region`).
+ *
+ * @example
+ * ```ts
+ * import type { Cache, RegionStatus } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * const region: RegionStatus | undefined = users.status().region;
+ * if (region && !region.hubReachable) console.warn(`hub silent for ${region.mirrorActiveMs} ms`);
+ * ```
+ */
 export interface RegionStatus {
   /** The hub's JetStream domain. */
   hubDomain: string;
@@ -209,7 +312,19 @@ export interface RegionStatus {
   checkedAt: number;
 }
 
-/** Events a cache emits (`events()`, `onEvent`). */
+/**
+ * Events a cache emits (`events()`, `onEvent`).
+ *
+ * @example
+ * ```ts
+ * import type { Cache, CacheEvent } from "../types.ts";
+ * declare const users: Cache<{ name: string }>;
+ * for await (const ev of users.events()) {
+ *   const e: CacheEvent = ev;
+ *   if (e.type === "resync") console.warn(`resync: ${e.reason}`);
+ * }
+ * ```
+ */
 export type CacheEvent =
   | { type: "connected"; at: number }
   | { type: "disconnected"; at: number }
