@@ -9,26 +9,10 @@
  * the worker's facade bounds). Starts no server.
  */
 import assert from "node:assert/strict";
+import { ROOT, tsFiles, withoutComments } from "./_source.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 const IMPORT =
   /(?:^|\s)(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s*["']([^"']+)["']/gm;
-
-/** Every `.ts` file under `dir` (relative to the project root). */
-async function tsFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(new URL(dir, ROOT))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await tsFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out;
-}
-
-/** `text` without its block comments and whole-line `//` comments (JSDoc examples import too). */
-function withoutComments(text: string): string {
-  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-}
 
 /**
  * The project-relative targets of the relative imports of `file`; with

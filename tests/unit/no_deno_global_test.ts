@@ -6,19 +6,7 @@
  * Deno-only code belongs in host/ and workers/. Starts no server.
  */
 import assert from "node:assert/strict";
-
-const ROOT = new URL("../../", import.meta.url);
-
-/** Every `.ts` file under `dir` (relative to the project root). */
-async function tsFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(new URL(dir, ROOT))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await tsFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out;
-}
+import { ROOT, tsFiles } from "./_source.ts";
 
 /**
  * `source` split into code (comments blanked out) and the contents of its
