@@ -64,12 +64,14 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
   --out DIR        where to write <scenario>.json (default bench/results)
   --reps N         repetitions per figure (default 5, quick 2)
   --big            also the slow large sizes (scale: 3M keys)
+  --keys N,N…      scale: only the keys axis, at these sizes (e.g. --keys 10000000)
   --update-readme  replace the results table in bench/README.md`;
 
 interface Args {
   names: string[];
   quick: boolean;
   big: boolean;
+  keys: number[] | undefined;
   out: string | undefined;
   reps: number | undefined;
   updateReadme: boolean;
@@ -78,6 +80,7 @@ interface Args {
 const FLAGS: Record<string, FlagSpec> = {
   quick: { type: "boolean", help: "fewer repetitions, results in a temp dir" },
   big: { type: "boolean", help: "the larger sizes of the scale scenario" },
+  keys: { type: "string", help: "scale: only the keys axis, at these comma-separated sizes" },
   "update-readme": { type: "boolean", help: "replace the table in bench/README.md" },
   out: { type: "string", help: "where to write <scenario>.json" },
   reps: { type: "int", help: "repetitions per figure", min: 1 },
@@ -99,10 +102,20 @@ function parse(argv: string[]): Args {
     names: p.positionals,
     quick: p.flags.quick === true,
     big: p.flags.big === true,
+    keys: p.flags.keys === undefined ? undefined : keySizes(String(p.flags.keys)),
     out: p.flags.out as string | undefined,
     reps: p.flags.reps as number | undefined,
     updateReadme: p.flags["update-readme"] === true,
   };
+}
+
+/** `--keys 100000,10000000`: positive integers (underscores allowed), or a `TypeError`. */
+function keySizes(text: string): number[] {
+  const sizes = text.split(",").map((t) => Number(t.trim().replaceAll("_", "")));
+  if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+    throw new TypeError(`Cannot run bench: --keys wants sizes like 100000,10000000, got "${text}"`);
+  }
+  return sizes;
 }
 
 /**
@@ -192,6 +205,7 @@ async function main(): Promise<number> {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
     big: args.big,
+    keys: args.keys,
     out,
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),

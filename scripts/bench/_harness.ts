@@ -102,6 +102,8 @@ export interface BenchContext {
   reps: number;
   /** Also the slow large sizes (`--big`: the 3M-key point of `scale`). */
   big?: boolean;
+  /** `--keys`: the scale scenario measures only its keys axis, at these sizes. */
+  keys?: number[];
   /** Directory the JSON results go to (plots are written next to them). */
   out?: string;
   /** Prints a progress line (stderr, so stdout stays the tables). */
