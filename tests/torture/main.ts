@@ -16,6 +16,7 @@ import { tortureProjections } from "./projection.ts";
 import {
   addMix,
   type Failure,
+  logExcused,
   logViolations,
   outcomeOf,
   summarize,
@@ -46,8 +47,9 @@ export function torture(
       const faults = [...res.mix.keys()].filter((k) => k.startsWith("fault")).join(",");
       log(
         `schedule ${i} seed ${seed} ${mode}: ${schedule.steps.length} steps, ${res.ms} ms` +
-          `${faults ? `, ${faults}` : ""}: ${res.violations.length === 0 ? "ok" : "FAILED"}`,
+          `${faults ? `, ${faults}` : ""}: ${verdict(res)}`,
       );
+      if (res.excused) logExcused(log, seed, res.excused);
       if (res.violations.length === 0) continue;
       const failure: Failure = {
         seed,
@@ -93,6 +95,10 @@ async function shrinkFailure(
   log(`  shrunk to ${keep.length} of ${schedule.steps.length} steps (${rule}):`);
   log(describeSchedule(generate(failure.seed, [mode], { keep, gen: o.gen })));
   log(`  replay: ${failure.shrunk}`);
+}
+
+function verdict(res: { violations: unknown[]; excused?: unknown }): string {
+  return res.violations.length > 0 ? "FAILED" : res.excused ? "excused" : "ok";
 }
 
 function report(log: (l: string) => void, s: Schedule, f: Failure) {

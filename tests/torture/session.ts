@@ -29,6 +29,8 @@ export interface TortureReport {
 /** What one schedule's run returns. */
 export interface ScheduleOutcome {
   violations: Violation[];
+  /** Violations set aside as a known server defect, with the evidence (see runner.ts). */
+  excused?: { reason: string; violations: Violation[] };
   mix: Map<string, number>;
   ms: number;
 }
@@ -102,6 +104,16 @@ export function summarize(
   );
   for (const f of r.failures) log(`FAILED seed ${f.seed}: ${f.shrunk ?? f.replay}`);
   return r;
+}
+
+/** Logs a schedule whose violations were set aside as the server's defect, with the evidence. */
+export function logExcused(
+  log: (line: string) => void,
+  seed: number,
+  excused: NonNullable<ScheduleOutcome["excused"]>,
+): void {
+  log(`  excused (seed ${seed}): ${excused.reason}`);
+  for (const v of excused.violations.slice(0, 3)) log(`    [${v.rule}] ${v.message}`);
 }
 
 /** Logs a failure's first ten violations under its seed. */

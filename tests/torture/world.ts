@@ -25,6 +25,7 @@ import {
   waitFor,
 } from "../_setup.ts";
 import type { Proxy } from "../_proxy.ts";
+import { replicaViews } from "../_chaos.ts";
 import type { FaultKind } from "./schedule.ts";
 import type { NatsTransport } from "../../src/connect.ts";
 
@@ -50,6 +51,11 @@ export interface Site {
   heal(): Promise<void>;
   /** The faults active now. */
   readonly active: ReadonlySet<FaultKind>;
+  /**
+   * A clustered site: what each node's replica of `bucket`'s stream holds
+   * (`name: first … last … msgs … deleted …`, from the node's own `/jsz`).
+   */
+  replicaStates?(bucket: string): Promise<string[]>;
 }
 
 class SingleSite implements Site {
@@ -241,6 +247,18 @@ class ClusterSite implements Site {
     })
       // A bucket the schedule deleted meanwhile (recreate) has a new stream: not waited for.
       .catch(() => {});
+  }
+  async replicaStates(bucket: string): Promise<string[]> {
+    const views = await replicaViews(
+      this.#cluster.servers.map((s) => ({
+        name: s.name,
+        tcpUrl: s.tcpUrl,
+        monitorPort: s.monitorPort,
+      })),
+      kvStreamName(bucket),
+      [],
+    );
+    return views.map((v) => v.replace(/; direct gets .*$/, ""));
   }
   async close(): Promise<void> {
     if (this.#down?.running) this.#down.resume();
