@@ -149,10 +149,8 @@ export class Freshness {
     const { key, op, rev, created, raw } = w;
     let stored = false;
     if (this.#mode === "replica" || this.#store.has(key)) {
-      // The store keeps its own compact copy of `raw`. Rule 6: a value with
-      // its own TTL never outlives it here, even if the server's expiry
-      // marker never arrives (a regional mirror cut off for longer than the
-      // bucket's marker TTL never copies it: docs/topologies.md).
+      // The store copies `raw`. Rule 6: a value's own TTL holds here even if
+      // its expiry marker never arrives (a cut-off mirror: docs/topologies.md).
       stored = op === "PUT"
         ? this.#store.put(key, rev, created, raw, this.#gen, keyTtlLeft(created, w.ttlMs)) ===
           Applied.Stored
@@ -216,18 +214,16 @@ export class Freshness {
       this.#mode === "replica" && !this.#lossy &&
       (this.impliedAbsent(rev) || (!own && !this.#o.allowDirect))
     ) {
-      // No slot says "absent" as well as a tombstone here: the watcher will
-      // bring nothing older for the key, and a miss in flight holds a
-      // reservation (rule 3) while a later one reads the leader, which has
-      // this delete. A complete replica answers such misses itself.
+      // No slot says "absent" as well as a tombstone here: the watcher brings
+      // nothing older, a miss in flight holds a reservation (rule 3) and a
+      // later one reads the leader, which has this delete.
       const held = this.#store.peek(key);
       if (held === undefined || held.rev <= rev) this.#store.delete(key);
       return held !== undefined && held.rev < rev;
     }
-    // Rule 2: an own delete the watcher has not reached yet (it may still
-    // deliver an earlier PUT), a lazy cache's delete, or a replica's delete
-    // while direct gets may answer from a lagging replica, leaves a
-    // tombstone; a replica drops it when the watcher has passed it.
+    // Rule 2: an own delete the watcher has not reached (it may still bring an
+    // earlier PUT), a lazy cache's delete, or a replica's while direct gets
+    // may read a lagging replica leaves a tombstone (a replica drops it later).
     if (this.#store.put(key, rev, created, undefined, this.#gen) === Applied.Stored) {
       if (this.#mode === "replica") this.#tombstones++;
       return true;
@@ -267,7 +263,7 @@ export class Freshness {
 
   // ---- rule 3: reservations ---------------------------------------------------
 
-  /** A miss fetch of `key` begins: the watcher records its events for it until {@link release}. */
+  /** A miss fetch of `key` begins: the watcher records its events until {@link release}. */
   reserve(key: string): void {
     this.#reservations.set(key, { rev: 0, created: 0, raw: undefined, ttlMs: 0 });
   }
@@ -339,11 +335,7 @@ export class Freshness {
     this.#sweepGone(true);
   }
 
-  /**
-   * Resuming across a history gap from the stream's `firstSeq`: whatever
-   * left the stream below it was replaced by a later change or is gone, so
-   * entries below it are dropped at the catch-up.
-   */
+  /** Resuming across a history gap from `firstSeq`: entries below it are dropped at the catch-up. */
   historyGap(firstSeq: number): void {
     this.#gapFloor = Math.max(this.#gapFloor, firstSeq);
   }
@@ -363,10 +355,8 @@ export class Freshness {
   }
 
   /**
-   * Drops entries below the stream's first sequence (gone from the bucket).
-   * At a catch-up always: the first one after a warm start too, where the
-   * snapshot may hold keys a stream purge removed while the edge was away
-   * (resuming at the purge's first sequence shows no gap).
+   * Drops entries below the stream's first sequence. At a catch-up always: a
+   * snapshot may hold keys a stream purge removed while the edge was away.
    */
   #sweepGone(now: boolean): void {
     if (this.#dropBelow > 1 && now) this.#store.dropBelow(this.#dropBelow);
@@ -409,11 +399,7 @@ export class Freshness {
     return this.#mode === "replica" || this.#store.has(key);
   }
 
-  /**
-   * Whether a complete replica answers "absent at revision `rev`" for a key it
-   * has no slot for: every change up to the watcher's revision is applied, so
-   * a missing slot means deleted (or never written) as of then.
-   */
+  /** Whether a missing slot means "absent at `rev`": a complete replica applied every change up to it. */
   impliedAbsent(rev: number): boolean {
     return this.#complete && !this.#lossy && rev <= this.#o.appliedRevision();
   }
