@@ -11,6 +11,13 @@ import type { CacheMode, Operation } from "../types.ts";
 /**
  * The read side of the local store: lookups, slot copies, whole-store visits
  * and sizes. No method here changes a revision.
+ *
+ * @example
+ * ```ts ignore
+ * const view: StoreView = freshness.view;
+ * const i = view.find("user.42");
+ * if (i >= 0) console.log(view.revAt(i));
+ * ```
  */
 export type StoreView = Pick<
   LocalStore,
@@ -34,7 +41,14 @@ export type StoreView = Pick<
   | "negativeEvictions"
 >;
 
-/** A watcher message (per message: the only source on the hot path). */
+/**
+ * A watcher message (per message: the only source on the hot path).
+ *
+ * @example
+ * ```ts ignore
+ * freshness.apply({ source: "watch", key, op: "PUT", rev, created, raw: bytes, ttlMs: 0 });
+ * ```
+ */
 export interface WatchChange {
   source: "watch";
   key: string;
@@ -48,7 +62,14 @@ export interface WatchChange {
   ttlMs: number;
 }
 
-/** A read of KV: a miss fetch (`reserved`: under a reservation) or a leader read. */
+/**
+ * A read of KV: a miss fetch (`reserved`: under a reservation) or a leader read.
+ *
+ * @example
+ * ```ts ignore
+ * const slot = freshness.apply({ source: "fetch", key, rev: 0, created: Date.now(), raw: undefined, reserved: true });
+ * ```
+ */
 export interface FetchChange {
   source: "fetch";
   key: string;
@@ -63,7 +84,14 @@ export interface FetchChange {
   reserved?: boolean;
 }
 
-/** An acknowledged own write: a value (decoded already) or a delete/purge. */
+/**
+ * An acknowledged own write: a value (decoded already) or a delete/purge.
+ *
+ * @example
+ * ```ts ignore
+ * freshness.apply({ source: "write", key, rev, created: Date.now(), op: "DEL" });
+ * ```
+ */
 export type WriteChange =
   | {
     source: "write";
@@ -76,7 +104,14 @@ export type WriteChange =
   }
   | { source: "write"; key: string; rev: number; created: number; op: "DEL" | "PURGE" };
 
-/** A loader's answer (revision 0): a value, or undefined for "absent". */
+/**
+ * A loader's answer (revision 0): a value, or undefined for "absent".
+ *
+ * @example
+ * ```ts ignore
+ * freshness.apply({ source: "loader", key, value: undefined, encodedBytes: 0, offline: false });
+ * ```
+ */
 export interface LoaderChange {
   source: "loader";
   key: string;
@@ -87,7 +122,14 @@ export interface LoaderChange {
   offline: boolean;
 }
 
-/** A record of a warm-start snapshot. */
+/**
+ * A record of a warm-start snapshot.
+ *
+ * @example
+ * ```ts ignore
+ * freshness.apply({ source: "snapshot", key, rev, created, raw: bytes, deadline: 0 });
+ * ```
+ */
 export interface SnapshotChange {
   source: "snapshot";
   key: string;
@@ -98,7 +140,14 @@ export interface SnapshotChange {
   deadline: number;
 }
 
-/** A revision for the store, from any source. */
+/**
+ * A revision for the store, from any source, told apart by `source`.
+ *
+ * @example
+ * ```ts ignore
+ * const change: FreshnessChange = { source: "write", key, rev, created: Date.now(), op: "PURGE" };
+ * ```
+ */
 export type FreshnessChange =
   | WatchChange
   | FetchChange
@@ -106,7 +155,17 @@ export type FreshnessChange =
   | LoaderChange
   | SnapshotChange;
 
-/** Options of {@link Freshness}. */
+/**
+ * Options of `Freshness`.
+ *
+ * @example
+ * ```ts ignore
+ * const options: FreshnessOptions = {
+ *   mode: "lazy", maxItems: 1_000, maxBytes: 0, maxTtlMs: 0, maxNegativeShare: 0.25,
+ *   allowDirect: false, negativeTtlMs: 0, appliedRevision: () => watcher.lastRevision,
+ * };
+ * ```
+ */
 export interface FreshnessOptions {
   /** `replica` holds every key; `lazy` what was read. */
   mode: CacheMode;
@@ -127,7 +186,14 @@ export interface FreshnessOptions {
   onRemove?: (key: string, reason: "evict" | "too_large", overflow: boolean) => void;
 }
 
-/** What a miss fetch in flight recorded from the watcher for its key (rule 3). */
+/**
+ * What a miss fetch in flight recorded from the watcher for its key (rule 3).
+ *
+ * @example
+ * ```ts ignore
+ * const empty: Reservation = { rev: 0, created: 0, raw: undefined, ttlMs: 0 };
+ * ```
+ */
 export interface Reservation {
   rev: number;
   created: number;

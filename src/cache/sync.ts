@@ -276,7 +276,14 @@ export function startReconcile<T>(c: CacheCore<T>): void {
   unref(c.reconcileTimer);
 }
 
-/** The store dropped `key` for its bounds (`overflow`: the first time a replica lost a key). */
+/**
+ * The store dropped `key` for its bounds (`overflow`: the first time a replica lost a key).
+ *
+ * @example
+ * ```ts ignore
+ * new CacheCore(deps, (key, reason, overflow) => onEvicted(core, { key, reason, overflow }));
+ * ```
+ */
 export function onEvicted<T>(
   c: CacheCore<T>,
   removed: { key: string; reason: "evict" | "too_large"; overflow: boolean },
