@@ -8,7 +8,6 @@
 import { Bookmark } from "./bookmark.ts";
 import { ClosedError, UnavailableError } from "./errors.ts";
 import { assertFilter, matchesFilter } from "./keys.ts";
-import type { LocalStore } from "./local_store.ts";
 import { abortable, deadline, DeadlineError } from "./async.ts";
 import { SYNC_HIT } from "./sync_hit.ts";
 import type {
@@ -29,6 +28,7 @@ import type {
 } from "./types.ts";
 import { appliedThrough, getAtLeast, revisionAsked, waitApplied } from "./cache/at_least.ts";
 import { CacheCore, type CacheDeps, type CacheLink } from "./cache/core.ts";
+import type { StoreView } from "./cache/freshness_change.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
@@ -52,7 +52,7 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly mode: CacheMode;
   readonly #c: CacheCore<T>;
   // The hit path reads these three fields and nothing else.
-  readonly #store: LocalStore;
+  readonly #store: StoreView;
   readonly #reachedRev: Reached;
   #fresh = false;
   #hits = 0;
@@ -61,7 +61,10 @@ export class KvedgeCache<T> implements Cache<T> {
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
-    const c: CacheCore<T> = new CacheCore(deps, (key, reason) => onEvicted(c, key, reason));
+    const c: CacheCore<T> = new CacheCore(
+      deps,
+      (key, reason, overflow) => onEvicted(c, { key, reason, overflow }),
+    );
     c.onFresh = (fresh) => {
       this.#fresh = fresh;
       // Bookmarked reads wait for "applied up to"; synced is when it is known.
@@ -69,7 +72,7 @@ export class KvedgeCache<T> implements Cache<T> {
       else c.reached.applied = 0;
     };
     this.#c = c;
-    this.#store = c.store;
+    this.#store = c.freshness.view;
     this.#reachedRev = c.reached;
     this.bucket = c.bucket;
     this.mode = c.mode;

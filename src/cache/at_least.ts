@@ -5,7 +5,7 @@
  * cannot be older: a get answered by the stream leader (not a direct get,
  * which any lagging replica may answer), in a region the local mirror once
  * it holds the revision, else the hub. What such a fallback read returns
- * goes through rule 1 like a miss fetch (`keep`), or, for a key a lazy cache
+ * goes through rule 1 like a miss fetch (`Freshness.apply`), or, for a key a lazy cache
  * does not hold, is served once and not kept (no reservation guards it, so
  * a watcher event for the key during the read could otherwise be lost).
  *
@@ -20,7 +20,6 @@ import { assertKey } from "../keys.ts";
 import { kvStreamName, kvSubject, operationOf } from "../kv_layout.ts";
 import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
-import { keep } from "./apply.ts";
 import { assertInFilter, type CacheCore } from "./core.ts";
 import { getSlow, present } from "./read_path.ts";
 import { servable } from "./sync_state.ts";
@@ -65,7 +64,7 @@ export function revisionAsked(bucket: string, atLeast: number | Bookmark | undef
  */
 export function appliedThrough<T>(c: CacheCore<T>): number {
   if (c.state === "synced") return c.watcher.lastRevision;
-  if (c.state !== "stale" || !c.isReady || c.resyncing || c.gapFloor > 0) return 0;
+  if (c.state !== "stale" || !c.isReady || c.resyncing || c.freshness.acrossGap) return 0;
   return c.watcher.lastRevision;
 }
 
@@ -138,8 +137,9 @@ async function localAnswer<T>(
   ask: AtLeastAsk,
 ): Promise<AtLeastAnswer<T> | undefined | typeof NOT_LOCAL> {
   const { key, rev, options } = ask;
-  const i = c.store.find(key);
-  const slot = i < 0 ? undefined : c.store.slotAt(i);
+  const store = c.freshness.view;
+  const i = store.find(key);
+  const slot = i < 0 ? undefined : store.slotAt(i);
   const applied = appliedThrough(c);
   if (slot !== undefined && servable(c) && (slot.rev >= rev || applied >= rev)) {
     // Resident at `rev` or later (an own write, a fallback read), or resident
@@ -157,7 +157,7 @@ async function localAnswer<T>(
   if (applied < rev) return NOT_LOCAL;
   // Applied up to `rev` but not resident: a plain miss reads the leader (or a
   // complete replica answers "absent"); a direct get might not, so read here.
-  if (c.o.allowDirect && !(c.mode === "replica" && c.fresh && !c.lossy)) {
+  if (c.o.allowDirect && !(c.mode === "replica" && c.fresh && !c.freshness.lossy)) {
     return await fallback(c, ask, undefined);
   }
   const r = await getSlow(c, key, undefined, options);
@@ -241,10 +241,10 @@ async function fallback<T>(
   let slot: Slot;
   if (got.rev === 0) {
     return undefined; // no message for the key at all: absent, whatever an older slot says
-  } else if (c.mode === "replica" || c.store.has(key)) {
+  } else if (c.freshness.follows(key)) {
     // Rule 1: the watcher stores every change of a held key (or, in a
     // replica, of every key), so the higher revision wins whoever comes last.
-    slot = keep(c, key, got);
+    slot = c.freshness.apply({ source: "fetch", key, ...got });
   } else {
     slot = {
       rev: got.rev,
@@ -274,7 +274,7 @@ function unreached<T>(
     { bucket: c.bucket, revision: rev, reached: appliedThrough(c), cause },
   );
   if (!options.allowStale) throw err;
-  const slot = c.store.peek(key);
+  const slot = c.freshness.view.peek(key);
   if (slot === undefined || !servable(c)) throw err;
   c.counters.add("staleHits");
   // An absent answer carries no mark: a held deletion (or negative entry)

@@ -47,7 +47,7 @@ export async function closeCache<T>(c: CacheCore<T>, fresh: boolean): Promise<vo
   transition(c, { on: "closed" });
   c.changes.close();
   c.events.close();
-  c.store.clear();
+  c.freshness.clear();
   if (c.bound && c.d.ownsConnection && !c.d.nc.isClosed()) {
     const nc = c.d.nc;
     // drain() waits for the server: while it is unreachable just close,

@@ -1,9 +1,10 @@
 /**
  * The state the parts of a cache share: options, connection handles, the
- * local store, the watcher, counters and lifecycle flags. Plain fields, no
- * behaviour beyond emitting events and a few queries; each part
- * (`read_path.ts`, `writer.ts`, `apply.ts`, `sync.ts`, `sync_state.ts`,
- * `warm_start.ts`, `replay.ts`) is a set of functions over it.
+ * owners of the local store (`freshness`, src/cache/freshness.ts) and of the
+ * counters, the watcher and lifecycle flags. Plain fields, no behaviour
+ * beyond emitting events and a few queries; each part (`read_path.ts`,
+ * `writer.ts`, `apply.ts`, `sync.ts`, `sync_state.ts`, `warm_start.ts`,
+ * `replay.ts`) is a set of functions over it.
  *
  * @module
  */
@@ -13,7 +14,6 @@ import type { KV } from "@nats-io/kv";
 import { Broadcast } from "../broadcast.ts";
 import { KeyError, UnavailableError } from "../errors.ts";
 import { matchesFilter } from "../keys.ts";
-import { LocalStore } from "../local_store.ts";
 import type { Slot } from "../slot.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { RegionLink } from "../region.ts";
@@ -22,6 +22,8 @@ import type { CacheEvent, CacheMode, CacheState, Change } from "../types.ts";
 import { kvSubjectPrefix } from "../kv_layout.ts";
 import type { Watcher } from "../watcher.ts";
 import { Counters } from "./counters.ts";
+import { Freshness } from "./freshness.ts";
+import type { FreshnessOptions } from "./freshness_change.ts";
 import { Reached } from "./reached.ts";
 
 /** The connection and the handles bound to it (what a cache opened from its snapshot lacks). */
@@ -47,26 +49,15 @@ export interface CacheDeps<T> extends CacheLink {
   inboxPrefix?: string;
 }
 
-/** A miss fetch in flight records watcher events for its key here (rule 3). */
-export interface Reservation {
-  rev: number;
-  created: number;
-  raw: Uint8Array | undefined;
-  /** The recorded revision's own TTL (`Nats-TTL`), ms; 0 for none. */
-  ttlMs: number;
-}
-
 /** The shared state of one cache. */
 export class CacheCore<T> {
   readonly bucket: string;
   readonly mode: CacheMode;
   readonly o: ResolvedOptions<T>;
   d: CacheDeps<T>;
-  readonly store: LocalStore;
+  /** The local store and the rules of freshness over it (its only writer). */
+  readonly freshness: Freshness;
   readonly flight = new SingleFlight<string, Slot | undefined>();
-  readonly reservations = new Map<string, Reservation>();
-  /** Keys the loader answered while NATS was unreachable (dropped on reconnect). */
-  readonly offline = new Set<string>();
   /** Set right after construction, and on each attach, by `sync.ts` `installWatcher`. */
   watcher!: Watcher;
   readonly changes = new Broadcast<Change<T>>();
@@ -95,55 +86,44 @@ export class CacheCore<T> {
   readonly lastError: string | undefined = undefined;
   lastResyncReason: string | undefined;
   resyncs = 0;
-  /** Replica mode: every change up to the watcher's revision is applied (caught up once since the last clear). */
-  complete = false;
-  /** Replica mode: tombstones stored since the last drop (0: nothing to drop). */
-  tombstones = 0;
-  gen = 0;
-  sweepBefore = 0;
-  /** A missing slot does not mean "absent": bounds evicted, TTLs expired, or a partial snapshot. */
-  lossy: boolean;
-  overflowed = false;
   /** The highest revision emitted to `changes()` readers in this incarnation of the bucket. */
   emittedRev = 0;
-  /** Loaded from a partial snapshot: the store may lack keys until a full resync. */
-  partial = false;
-  bucketTtlMs = 0;
   lastCreated = 0;
   watching: Promise<void> | undefined;
   readonly aborter = new AbortController();
   /** Misses, fetches, loads, stale hits… (the facade counts hits itself). */
   readonly counters = new Counters();
-  dropBelow = 0;
   savedRevision = -1;
   lastInfo: StreamInfo | undefined;
   reconcileTimer: ReturnType<typeof setInterval> | undefined;
   stopStatus: (() => void) | undefined;
   snapshotTimer: ReturnType<typeof setInterval> | undefined;
-  /** After resuming across a history gap: entries below this revision are gone once caught up. */
-  gapFloor = 0;
   /** Whether `d` holds a real connection (false while opened from the snapshot only). */
   bound = true;
   /** Opened from the snapshot: the loop binding the connection once NATS is reachable. */
   binding: Promise<void> | undefined;
 
-  /** No I/O; `onRemove` hears the store's evictions. */
-  constructor(deps: CacheDeps<T>, onRemove: (key: string, reason: "evict" | "too_large") => void) {
+  /**
+   * No I/O; `onRemove` hears the store's evictions and too-large refusals
+   * (`overflow`: the first that made a replica lossy).
+   */
+  constructor(deps: CacheDeps<T>, onRemove: NonNullable<FreshnessOptions["onRemove"]>) {
     const o = deps.options;
     this.o = o;
     this.d = deps;
     this.bucket = o.bucket;
     this.mode = o.mode;
     this.prefix = deps.region?.writePrefix ?? kvSubjectPrefix(o.bucket);
-    this.lossy = o.maxTtlMs > 0;
-    this.store = new LocalStore({
-      maxItems: o.maxItems || undefined,
-      maxBytes: o.maxBytes || undefined,
-      maxTtlMs: o.maxTtlMs || undefined,
+    this.freshness = new Freshness({
+      mode: o.mode,
+      maxItems: o.maxItems,
+      maxBytes: o.maxBytes,
+      maxTtlMs: o.maxTtlMs,
       maxNegativeShare: o.maxNegativeShare,
-      onRemove: (key, _slot, reason) => {
-        if (reason !== "expire") onRemove(key, reason);
-      },
+      allowDirect: o.allowDirect,
+      negativeTtlMs: o.negativeTtlMs,
+      appliedRevision: () => this.watcher.lastRevision,
+      onRemove,
     });
     this.ready.promise.catch(() => {});
   }
@@ -161,21 +141,12 @@ export class CacheCore<T> {
 }
 
 /**
- * Whether a complete replica answers "absent at revision `rev`" for a key it
- * has no slot for: every change up to the watcher's revision is applied, so
- * a missing slot means deleted (or never written) as of then.
- */
-export function impliedAbsent<T>(c: CacheCore<T>, rev: number): boolean {
-  return c.complete && !c.lossy && rev <= c.watcher.lastRevision;
-}
-
-/**
  * Whether this replica holds the whole bucket now, so that listing it needs
  * no I/O: synced, caught up since its last clear, and nothing dropped
  * locally (no eviction, no local TTL, no partial snapshot).
  */
 export function listsLocally<T>(c: CacheCore<T>): boolean {
-  return c.mode === "replica" && c.fresh && c.complete && !c.lossy;
+  return c.mode === "replica" && c.fresh && c.freshness.holdsAll;
 }
 
 export function assertInFilter<T>(c: CacheCore<T>, key: string, action: string): void {

@@ -31,7 +31,7 @@ export async function* listKeys<T>(
   if (listsLocally(c)) {
     // Collected first: the store may change while the caller awaits between keys.
     const found: string[] = [];
-    c.store.forEach((k, _rev, _created, flags) => {
+    c.freshness.view.forEach((k, _rev, _created, flags) => {
       // A value the codec refused is still a key KV holds (a PUT).
       const present = (flags & SlotFlag.Deleted) === 0 || (flags & SlotFlag.Rejected) !== 0;
       if (present && (f === ">" || matchesFilter(f, k))) found.push(k);

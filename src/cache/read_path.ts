@@ -21,15 +21,14 @@ import { assertKey } from "../keys.ts";
 import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
 import { describe } from "../describe.ts";
-import { keep, keyTtlLeft } from "./apply.ts";
-import { assertInFilter, type CacheCore, type Reservation } from "./core.ts";
+import { assertInFilter, type CacheCore } from "./core.ts";
 import { abortable, deadline, DeadlineError } from "../async.ts";
 import { servable } from "./sync_state.ts";
 import { encode, publish } from "./writer.ts";
 
 /** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
 export function hitValue<T>(c: CacheCore<T>, key: string, i: number): T | undefined {
-  const slot = c.store.slotAt(i);
+  const slot = c.freshness.view.slotAt(i);
   if (!present(c, key, slot)) return undefined;
   return slot.value as T;
 }
@@ -50,7 +49,7 @@ export async function getSlow<T>(
     return { value: slot.value as T, slot, source: "stale" };
   }
   c.counters.add("misses");
-  if (c.mode === "replica" && c.fresh && !c.lossy) return undefined;
+  if (c.mode === "replica" && c.fresh && !c.freshness.lossy) return undefined;
   if (c.flight.size >= c.o.maxConcurrentMisses && !c.flight.has(key)) {
     c.counters.add("shedMisses");
     throw new OverloadedError(
@@ -78,8 +77,7 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
   // (a snapshot-opened replica binding once NATS answers) may take its
   // control deadlines (up to 15 s) to start.
   if (c.watching) await watcherStarted(c, key);
-  const reservation: Reservation = { rev: 0, created: 0, raw: undefined, ttlMs: 0 };
-  c.reservations.set(key, reservation);
+  c.freshness.reserve(key);
   try {
     c.counters.add("fetches");
     let entry: KvEntry | null;
@@ -89,30 +87,31 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
       if (c.o.loader && !c.connected) return load(c, key, false);
       throw mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
     }
-    if (entry === null && reservation.rev === 0 && c.o.loader) {
+    if (entry === null && c.freshness.reservedRevision(key) === 0 && c.o.loader) {
       return await load(c, key, true);
     }
-    let rev = 0;
-    let created = Date.now();
-    let raw: Uint8Array | undefined;
-    let ttlLeft = 0;
-    if (entry !== null) {
-      rev = entry.revision;
-      created = entry.created.getTime();
-      raw = entry.operation === "PUT" ? entry.value : undefined;
-      // Rule 6: a value with its own TTL is not kept (or served) past it,
-      // even where its expiry marker never arrives (a regional mirror).
-      const ttlMs = raw === undefined ? 0 : ttlOfHeader(entryHeaders(entry));
-      if (ttlMs > 0 && created + ttlMs <= Date.now()) raw = undefined;
-      else ttlLeft = keyTtlLeft(created, ttlMs);
+    if (entry === null) {
+      return c.freshness.apply({
+        source: "fetch",
+        key,
+        rev: 0,
+        created: Date.now(),
+        raw: undefined,
+        reserved: true,
+      });
     }
-    if (reservation.rev > rev) {
-      ({ rev, created, raw } = reservation);
-      ttlLeft = keyTtlLeft(created, reservation.ttlMs);
-    }
-    return keep(c, key, { rev, created, raw, ttlMs: ttlLeft });
+    const raw = entry.operation === "PUT" ? entry.value : undefined;
+    return c.freshness.apply({
+      source: "fetch",
+      key,
+      rev: entry.revision,
+      created: entry.created.getTime(),
+      raw,
+      ttlMs: raw === undefined ? 0 : ttlOfHeader(entryHeaders(entry)),
+      reserved: true,
+    });
   } finally {
-    c.reservations.delete(key);
+    c.freshness.release(key);
   }
 }
 
@@ -139,35 +138,20 @@ export async function load<T>(
   c.counters.add("loads");
   const value = await callLoader(c, key);
   // Rule 5: what the loader said during an outage is not checked against KV,
-  // so it is dropped when the connection returns (see `revalidateOffline`);
+  // so it is dropped when the connection returns (`Freshness.reconnected`);
   // an answer that arrives after the return is served once and not kept.
   const unchecked = !connected && c.connected;
-  if (!connected && !unchecked) {
-    c.offline.add(key);
-    // Bounded by the store: keys no longer held at revision 0 need no check.
-    if (c.offline.size > 2 * c.store.size + 1_000) {
-      for (const k of c.offline) if (c.store.peek(k)?.rev !== 0) c.offline.delete(k);
-    }
-  }
+  const offline = !connected && !unchecked;
   if (value === undefined) {
     if (unchecked) return undefined;
-    return keep(c, key, {
-      rev: 0,
-      created: Date.now(),
-      raw: undefined,
-      ttlMs: c.o.negativeTtlMs,
-    });
+    return c.freshness.apply({ source: "loader", key, value, encodedBytes: 0, offline });
   }
   const { value: checked, bytes } = encode(c, { key, value, action: "load" });
   if (unchecked) return looseSlot(checked);
   if (c.o.writeBack && connected) return await writeBack(c, key, { value: checked, bytes });
-  c.store.putValue(key, {
-    rev: 0,
-    created: Date.now(),
-    value: checked,
-    encodedBytes: bytes.byteLength,
-  });
-  return c.store.peek(key) ?? looseSlot(checked);
+  const encodedBytes = bytes.byteLength;
+  return c.freshness.apply({ source: "loader", key, value: checked, encodedBytes, offline }) ??
+    looseSlot(checked);
 }
 
 /**
@@ -213,11 +197,15 @@ async function writeBack<T>(
       expected: 0,
       action: `write back "${key}"`,
     });
-    c.store.putValue(key, {
+    const encodedBytes = bytes.byteLength;
+    c.freshness.apply({
+      source: "write",
+      key,
       rev,
       created: Date.now(),
+      op: "PUT",
       value,
-      encodedBytes: bytes.byteLength,
+      encodedBytes,
     });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
@@ -226,22 +214,16 @@ async function writeBack<T>(
       throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
     });
     if (entry !== null) {
-      return keep(c, key, {
+      return c.freshness.apply({
+        source: "fetch",
+        key,
         rev: entry.revision,
         created: entry.created.getTime(),
         raw: entry.operation === "PUT" ? entry.value : undefined,
       });
     }
   }
-  return c.store.peek(key);
-}
-
-/** The connection is back: drop what the loader answered while it was down (rule 5). */
-export function revalidateOffline<T>(c: CacheCore<T>): void {
-  for (const key of c.offline) {
-    if (c.store.peek(key)?.rev === 0) c.store.delete(key);
-  }
-  c.offline.clear();
+  return c.freshness.view.peek(key);
 }
 
 /**
@@ -267,13 +249,13 @@ export function decode<T>(c: CacheCore<T>, key: string, slot: Slot): boolean {
       value = r.data;
     }
     slot.value = value;
-    c.store.decoded(key, slot.rev, value);
+    c.freshness.decoded(key, slot.rev, value);
     return true;
   } catch (err) {
     slot.deleted = true;
     slot.value = undefined;
     slot.rejected = err;
-    c.store.rejected(key, slot.rev, err);
+    c.freshness.rejected(key, slot.rev, err);
     c.counters.add("rejected");
     c.emit({
       type: "rejected",

@@ -13,9 +13,8 @@ import { kvStreamName } from "../kv_layout.ts";
 import { type StartFrom, Watcher } from "../watcher.ts";
 import { Backoff, delay, unref } from "../async.ts";
 import { describe } from "../describe.ts";
-import { forgetEmitted, markLossy, onChange, replicaCaughtUp } from "./apply.ts";
+import { forgetEmitted, onChange } from "./apply.ts";
 import type { CacheCore, CacheLink } from "./core.ts";
-import { revalidateOffline } from "./read_path.ts";
 import { transition } from "./sync_state.ts";
 import { loadSnapshot, startSnapshotTimer } from "./warm_start.ts";
 
@@ -55,7 +54,7 @@ function newWatcher<T>(c: CacheCore<T>): Watcher {
         // bucket: whatever left the stream below it was either replaced by a
         // later change (delivered now) or is gone from the bucket, and
         // `onCaughtUp` drops those entries.
-        c.gapFloor = Math.max(c.gapFloor, first);
+        c.freshness.historyGap(first);
         return true;
       },
       onRestart: (reason) => {
@@ -174,7 +173,7 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   // What the loader said while NATS was unreachable is not checked against
   // KV: drop it now, as on a reconnect, so that the next read asks KV and a
   // synced cache never serves it as a fresh hit (rule 5).
-  revalidateOffline(c);
+  c.freshness.reconnected();
   c.watching = watcher.start("resume", "warm start (NATS reachable again)");
   try {
     await c.watching;
@@ -193,34 +192,19 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
 }
 
 export function onCaughtUp<T>(c: CacheCore<T>, rev: number): void {
-  if (c.resyncing && c.mode === "replica") c.store.sweep(c.gen, c.sweepBefore);
-  if (c.mode === "replica") {
-    c.complete = true;
-    replicaCaughtUp(c, c.resyncing);
-  }
+  c.freshness.caughtUp({ resynced: c.resyncing });
   c.counters.resetBootstrap();
-  if (c.gapFloor > 0) {
-    c.store.dropBelow(c.gapFloor);
-    c.gapFloor = 0;
-  }
-  sweepGone(c, true);
   transition(c, { on: "caught_up", revision: rev, hubInSync: c.d.region?.link.inSync !== false });
 }
 
 export function onResync<T>(c: CacheCore<T>, reason: string, epochChanged: boolean): StartFrom {
   c.resyncs++;
   c.lastResyncReason = reason;
-  c.gapFloor = 0; // a resync rebuilds from the stream as it is now
   transition(c, { on: "resync", reason, epochChanged });
   c.emit({ type: "resync", at: Date.now(), reason });
   const last = c.lastInfo?.state.last_seq ?? 0;
-  c.sweepBefore = last + 1;
   if (epochChanged) forgetEmitted(c);
-  if (epochChanged || c.mode === "lazy") {
-    c.store.clear();
-    c.complete = false;
-  }
-  c.gen++;
+  c.freshness.resync({ epochChanged, nextRevision: last + 1 });
   if (c.mode === "replica") return { kind: "snapshot" };
   return { kind: "seq", seq: last + 1 };
 }
@@ -256,26 +240,15 @@ export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
 
 export function readStreamInfo<T>(c: CacheCore<T>, info: StreamInfo): void {
   c.lastInfo = info;
-  const ttl = Math.floor((info.config.max_age ?? 0) / 1e6);
-  c.bucketTtlMs = ttl;
-  c.store.bucketTtlMs = ttl;
-  // Entries older than the stream's first message are gone from the bucket (a
-  // purge or a limit removed them without a marker) unless the watcher brings
-  // a newer revision: sweep once it has caught up.
-  c.dropBelow = info.state.first_seq;
-  if (c.watcher?.caughtUp && !c.watcher.restarting) sweepGone(c);
-}
-
-/**
- * Drops entries below the stream's first sequence (gone from the bucket).
- * At a catch-up (`caughtUp`) always: the first one after a warm start too,
- * where the snapshot may hold keys a stream purge removed while the edge was
- * away (resuming at the purge's first sequence shows no gap). Otherwise only
- * once ready, when the watcher is caught up.
- */
-export function sweepGone<T>(c: CacheCore<T>, caughtUp = false): void {
-  if (c.dropBelow > 1 && (caughtUp || c.isReady)) c.store.dropBelow(c.dropBelow);
-  c.dropBelow = 0;
+  // Entries older than the stream's first message are gone from the bucket:
+  // swept now if the watcher is caught up (and the cache ready), else at its
+  // catch-up.
+  c.freshness.streamInfo({
+    firstSeq: info.state.first_seq,
+    bucketTtlMs: Math.floor((info.config.max_age ?? 0) / 1e6),
+    settled: c.watcher?.caughtUp === true && !c.watcher.restarting,
+    ready: c.isReady,
+  });
 }
 
 /**
@@ -303,11 +276,21 @@ export function startReconcile<T>(c: CacheCore<T>): void {
   unref(c.reconcileTimer);
 }
 
-export function onEvicted<T>(c: CacheCore<T>, key: string, reason: "evict" | "too_large"): void {
-  if (c.mode === "replica" && !c.overflowed) {
-    c.overflowed = true;
-    markLossy(c, false);
-    c.emit({ type: "overflow", at: Date.now(), entries: c.store.size });
+/**
+ * The store dropped `key` for its bounds (`overflow`: the first time a replica lost a key).
+ *
+ * @example
+ * ```ts ignore
+ * new CacheCore(deps, (key, reason, overflow) => onEvicted(core, { key, reason, overflow }));
+ * ```
+ */
+export function onEvicted<T>(
+  c: CacheCore<T>,
+  removed: { key: string; reason: "evict" | "too_large"; overflow: boolean },
+): void {
+  const { key, reason } = removed;
+  if (removed.overflow) {
+    c.emit({ type: "overflow", at: Date.now(), entries: c.freshness.view.size });
   }
   if (c.events.active || c.o.onEvent) {
     c.emit({
@@ -338,7 +321,7 @@ export function followConnection<T>(c: CacheCore<T>): void {
         c.emit({ type: "error", at: Date.now(), message: c.lastError! });
       } else if (s.type === "reconnect") {
         transition(c, { on: "reconnected" });
-        revalidateOffline(c);
+        c.freshness.reconnected();
         c.emit({ type: "connected", at: Date.now() });
         c.watcher.reconnected();
       }

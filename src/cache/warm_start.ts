@@ -11,7 +11,6 @@ import type { SnapshotStorage } from "../snapshot_file.ts";
 import { unref } from "../async.ts";
 import { describe } from "../describe.ts";
 import type { CacheCore } from "./core.ts";
-import { markLossy } from "./apply.ts";
 import { transition } from "./sync_state.ts";
 
 /** Loads a snapshot into the store (served as stale until caught up); false if refused. */
@@ -20,8 +19,7 @@ export async function loadSnapshot<T>(
   storage: SnapshotStorage,
   epoch: string | undefined,
 ): Promise<boolean> {
-  const store = c.store;
-  const gen = c.gen;
+  const freshness = c.freshness;
   const snap = await readSnapshot(storage, {
     bucket: c.bucket,
     filter: c.o.keys,
@@ -29,14 +27,10 @@ export async function loadSnapshot<T>(
       epoch === undefined || header.epoch === epoch
         ? undefined
         : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
-    // Straight into the store, which keeps its own compact copy of each value.
-    // A value whose deadline (rule 6) passed while the cache was down is not
-    // loaded: KV has dropped it too (its own TTL), or it was bounded by this
-    // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
-    onRecord: (key, rev, created, value, deadline) => {
-      if (deadline === 0) return void store.put(key, rev, created, value, gen);
-      const left = deadline - Date.now();
-      if (left > 0) store.put(key, rev, created, value, gen, Math.ceil(left));
+    // Straight into the store, which keeps its own compact copy of each value
+    // (a record past its deadline is not loaded: `Freshness`, rule 6).
+    onRecord: (key, rev, created, raw, deadline) => {
+      freshness.apply({ source: "snapshot", key, rev, created, raw, deadline });
     },
   });
   if (!snap.ok) {
@@ -47,7 +41,7 @@ export async function loadSnapshot<T>(
   if (header.partial) {
     // A fraction of the bucket (a lazy cache's, an overflowed or TTL-bounded
     // replica's): a missing key is not absent until a full resync.
-    markLossy(c, true);
+    freshness.loadedPartial();
   }
   c.watcher.place({ lastRevision: header.lastRevision, epoch: header.epoch });
   c.savedRevision = header.lastRevision;
@@ -79,7 +73,7 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
   const rev = c.watcher.lastRevision;
   if (rev === c.savedRevision) return false;
   const codec = c.o.codec;
-  const store = c.store;
+  const store = c.freshness.view;
   // Values never read are written as held (encoded), without a copy each.
   // A value the codec or schema refused is written as it was stored, so that
   // after a warm start it is refused again (a DecodeError), never "absent".
@@ -108,7 +102,7 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
       // Complete only when this cache holds every key of its filter: a lazy
       // cache holds what was read, a lossy replica (overflowed, TTL-bounded,
       // or itself loaded from a partial snapshot) may lack some.
-      partial: c.mode === "lazy" || c.lossy,
+      partial: c.mode === "lazy" || c.freshness.lossy,
     }, records);
     c.savedRevision = rev;
     c.emit({

@@ -1,8 +1,9 @@
 /**
  * The writer: set/create/update/delete/purge. Checks the key and the schema
  * before any I/O, encodes, builds the KV headers (operation, rollup, TTL),
- * publishes with compare-and-set, and puts the acknowledged revision into
- * the store so a cache reads its own writes.
+ * publishes with compare-and-set, and hands the acknowledged revision to
+ * the store's owner (`Freshness.apply`, source "write") so a cache reads its
+ * own writes.
  *
  * @module
  */
@@ -27,7 +28,6 @@ import {
 } from "../kv_layout.ts";
 import { assertServerVersion, PER_KEY_TTL_VERSION, serverVersion } from "../server_version.ts";
 import type { DeleteOptions, Operation, SetOptions } from "../types.ts";
-import { applyDelete } from "./apply.ts";
 import { assertInFilter, assertUp, type CacheCore } from "./core.ts";
 
 /** A write of a value: its key, the value and the write's options. */
@@ -47,12 +47,7 @@ export async function set<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number>
   const { value: checked, bytes } = encode(c, { key, value: w.value, action: "set" });
   const ttl = await ttlFor(c, w.options?.ttlMs, `set "${key}"`);
   const rev = await publish(c, { key, data: bytes, op: "PUT", action: `set "${key}"`, ttl });
-  c.store.putValue(key, {
-    rev,
-    created: Date.now(),
-    value: checked,
-    encodedBytes: bytes.byteLength,
-  });
+  own(c, { key, rev, value: checked, encodedBytes: bytes.byteLength });
   return rev;
 }
 
@@ -84,12 +79,7 @@ export async function create<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<numb
       ttl,
     });
   }
-  c.store.putValue(key, {
-    rev,
-    created: Date.now(),
-    value: checked,
-    encodedBytes: bytes.byteLength,
-  });
+  own(c, { key, rev, value: checked, encodedBytes: bytes.byteLength });
   return rev;
 }
 
@@ -109,12 +99,7 @@ export async function update<T>(
     expected: expectedRevision,
     action: `update "${key}"`,
   });
-  c.store.putValue(key, {
-    rev,
-    created: Date.now(),
-    value: checked,
-    encodedBytes: bytes.byteLength,
-  });
+  own(c, { key, rev, value: checked, encodedBytes: bytes.byteLength });
   return rev;
 }
 
@@ -134,8 +119,16 @@ export async function remove<T>(
     expected: options.expectedRevision,
     action: `${action} "${key}"`,
   });
-  applyDelete(c, key, rev, Date.now(), true);
+  c.freshness.apply({ source: "write", key, rev, created: Date.now(), op });
   return rev;
+}
+
+/** An acknowledged own write goes into the store at once, so this cache reads its own writes. */
+function own<T>(
+  c: CacheCore<T>,
+  w: { key: string; rev: number; value: T; encodedBytes: number },
+): void {
+  c.freshness.apply({ source: "write", op: "PUT", created: Date.now(), ...w });
 }
 
 export function assertWritable<T>(c: CacheCore<T>, key: string, action: string): void {

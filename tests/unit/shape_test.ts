@@ -28,7 +28,6 @@ export const MAX_POSITIONAL = 3;
 export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
   // Every watcher message (and every fetch, own write) goes through them.
   ["src/cache/apply.ts:onChange", "per watcher message"],
-  ["src/cache/apply.ts:applyDelete", "per delete message (called by onChange)"],
   ["src/cache/sync.ts:onChange", "the cache's watcher handler: per message"],
   ["src/cache/replay.ts:onChange", "a replay's watcher handler: per message"],
   // The store's write: every applied revision.
