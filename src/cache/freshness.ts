@@ -233,6 +233,11 @@ export class Freshness {
 
   #load(l: LoaderChange): Slot | undefined {
     const { key, value } = l;
+    // Rule 3: a revision the watcher brought during the loader call wins.
+    const r = this.#reservations.get(key);
+    if (r !== undefined && r.rev > 0) {
+      return this.#keep(key, { ...r, ttlMs: keyTtlLeft(r.created, r.ttlMs) });
+    }
     if (l.offline) {
       // Rule 5: not checked against KV, so dropped when the connection returns.
       this.#offline.add(key);

@@ -91,6 +91,34 @@ Deno.test("loader (cache-aside for keys absent from KV)", async (t) => {
     assert.equal((await kv.get("race"))?.json(), "writer");
   });
 
+  await t.step(
+    "a write the watcher brings while the loader runs wins over the loader's answer (rule 3)",
+    async () => {
+      const bucket = uniqueBucket();
+      const kv = await kvm.create(bucket);
+      await using c = await openCache<string>({
+        servers: srv.url,
+        bucket,
+        local: { maxItems: 100 },
+        loader: async (key) => {
+          // KV gets the key while the origin is asked; the loader answers only
+          // once this cache's watcher has delivered that write.
+          const seen = (async () => {
+            for await (const ch of c.changes()) if (ch.key === key) return;
+          })();
+          await kv.put(key, JSON.stringify("kv"));
+          await seen;
+          return "origin";
+        },
+      });
+      await c.ready();
+      const first = await c.getEntry("raced");
+      assert.equal(first?.value, "kv", "KV's revision, not the loader's answer");
+      assert.ok(first.revision > 0);
+      assert.equal(await c.get("raced"), "kv", "and it is what stays resident");
+    },
+  );
+
   await t.step("'absent at the origin' is cached for negativeTtlMs", async () => {
     let calls = 0;
     await using c = await openCache<string>({
