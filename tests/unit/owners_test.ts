@@ -12,25 +12,11 @@
  */
 import assert from "node:assert/strict";
 import type { StoreView } from "../../src/cache/freshness_change.ts";
+import { ROOT, tsFiles, withoutComments } from "./_source.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-
-async function tsFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(new URL(dir, ROOT))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await tsFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out;
-}
-
-/** `text` without comments (a comment may show an assignment). */
+/** `text` without comments, trailing ones too (a comment may show an assignment). */
 function code(text: string): string {
-  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "").replace(
-    /\s\/\/.*$/gm,
-    "",
-  );
+  return withoutComments(text).replace(/\s\/\/.*$/gm, "");
 }
 
 /** The instance fields `CacheCore` declares. */
