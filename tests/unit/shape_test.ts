@@ -296,7 +296,7 @@ function closing(tokens: Token[], at: number): number {
   let d = 0;
   for (let k = at; k < tokens.length; k++) {
     const t = tokens[k]!.t;
-    if (t in OPEN) d++;
+    if (Object.hasOwn(OPEN, t)) d++;
     else if (t === ")" || t === "]" || t === "}") {
       d--;
       if (d === 0) return k;
@@ -314,7 +314,7 @@ function countParams(tokens: Token[], open: number, close: number): number {
   let first = true;
   for (let k = open + 1; k < close; k++) {
     const t = tokens[k]!.t;
-    if (t in OPEN) d++;
+    if (Object.hasOwn(OPEN, t)) d++;
     else if (t === ")" || t === "]" || t === "}") d--;
     else if (t === "<") angle++;
     else if (t === ">" && angle > 0) angle--;
@@ -348,7 +348,7 @@ function hasTypedParams(tokens: Token[], open: number, close: number): boolean {
   let d = 0;
   for (let k = open + 1; k < close; k++) {
     const t = tokens[k]!.t;
-    if (t in OPEN) d++;
+    if (Object.hasOwn(OPEN, t)) d++;
     else if (t === ")" || t === "]" || t === "}") d--;
     else if (t === ":" && d === 0) return true;
   }
@@ -515,6 +515,24 @@ Deno.test("the scanner finds functions, methods and arrows with their lengths an
     "onRecord@16:1/4",
     "forEach(callback)@17:1/4",
   ]);
+});
+
+Deno.test("the scanner is not misled by names Object.prototype has (toString, constructor)", () => {
+  // `"toString" in {}` is true: a bracket table read with `in` once took
+  // `.toString()` for an opening bracket and ran a 7-line function to the
+  // end of its file.
+  const src = [
+    "function a(x: { toString(): string }) {",
+    "  return x.toString();",
+    "}",
+    "function b(c = constructor, d = valueOf) {",
+    "  return c;",
+    "}",
+    "",
+    "",
+  ].join("\n");
+  const found = functionsOf(src).map((f) => `${f.name}@${f.line}:${f.lines}/${f.params}`);
+  assert.deepEqual(found, ["a@1:3/1", "b@4:3/2"]);
 });
 
 Deno.test("src/ keeps its shape: short files, short functions, few positional parameters", async () => {
