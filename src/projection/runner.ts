@@ -149,7 +149,10 @@ class Runner implements ProjectionRunner {
     this.#jsm = await jetstreamManager(this.#nc, { checkAPI: false, ...domain });
     this.#js = jetstream(this.#nc, domain);
     const bucket = this.projection.target.bucket;
-    this.#target = new ProjectionTarget(this.#jsm, this.#js, bucket, {
+    this.#target = new ProjectionTarget({
+      jsm: this.#jsm,
+      js: this.#js,
+      bucket,
       cacheMaxKeys: this.#o.cacheMaxKeys,
       ...(this.#o.hubDomain === undefined
         ? {}
@@ -397,12 +400,10 @@ class Runner implements ProjectionRunner {
     const backoff = this.#backoff();
     for (;;) {
       try {
+        const target = this.#target;
         const out = await applyEvent(
-          this.#target,
-          this.projection,
+          { target, projection: this.projection, epoch: this.#s.epoch, signal: this.#abort.signal },
           event,
-          this.#s.epoch,
-          this.#abort.signal,
         );
         this.#s.applied(out);
         return true;
