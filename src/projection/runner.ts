@@ -119,11 +119,9 @@ class Runner implements ProjectionRunner {
   #js!: JetStreamClient;
   #target!: ProjectionTarget;
   #batch: ConsumerMessages | undefined;
-  #inRetry = false;
   #loop: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #onAbort: (() => void) | undefined;
-  #stopping = false;
   #resetNeeded = false;
   #refreshing = false;
   #inFlight = false;
@@ -200,7 +198,6 @@ class Runner implements ProjectionRunner {
 
   async stop(): Promise<ProjectionStatus> {
     if (!this.#stopping) {
-      this.#stopping = true;
       if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#s.setState("stopping");
       this.#abort.abort();
     }
@@ -217,6 +214,11 @@ class Runner implements ProjectionRunner {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /** Whether `stop()` was called: it alone aborts `#abort` (the state may still say "failed"). */
+  get #stopping(): boolean {
+    return this.#abort.signal.aborted;
   }
 
   #throwIfEnded(action: string): void {
@@ -319,7 +321,7 @@ class Runner implements ProjectionRunner {
             await this.#handle(m);
             backoff.reset();
           }
-          if (this.#s.state === "retrying" && !this.#inRetry) this.#s.setState("running");
+          if (this.#s.state === "retrying") this.#s.setState("running");
         } catch (err) {
           if (this.#stopping) break;
           if (this.#nc.isClosed()) {
@@ -419,9 +421,7 @@ class Runner implements ProjectionRunner {
           return false;
         }
         this.#s.retrying(describe(err));
-        this.#inRetry = true;
         await delay(backoff.next(), { signal: this.#abort.signal });
-        this.#inRetry = false;
       }
     }
   }
