@@ -23,7 +23,6 @@ import type { CreateAppOptions } from "./app.ts";
 import { type FetchHandlerBucketOptions, IsolateOpening } from "./isolate_opening.ts";
 
 export type { FetchHandlerBucketOptions };
-import { problemInstance, toProblem } from "./problem.ts";
 
 /**
  * Options of {@link createFetchHandler}.
@@ -134,16 +133,9 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     app,
     onOpenError,
   });
-  const fetch = async (request: Request): Promise<Response> => {
-    try {
-      return await opening.fetch(request);
-    } catch (err) {
-      return toProblem(err).getResponse(problemInstance(new URL(request.url).pathname));
-    }
-  };
   const close = () => opening.close();
   return {
-    fetch,
+    fetch: (request) => opening.fetch(request),
     caches: () => opening.caches(),
     close,
     lastOpenError: () => opening.lastOpenError,

@@ -12,6 +12,7 @@ import { connectNats, RECONNECT_POLICY } from "../connect.ts";
 import { openCache } from "../open.ts";
 import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
 import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp } from "./app.ts";
+import { problemInstance, toProblem } from "./problem.ts";
 import { RequestBoundSocket } from "./request_bound_socket.ts";
 
 /**
@@ -98,14 +99,21 @@ export class IsolateOpening {
     return this.#lastOpenError;
   }
 
-  /** Answers `request` on the shared opening, or on one of its own once sharing was refused. */
+  /**
+   * Answers `request` on the shared opening, or on one of its own once
+   * sharing was refused. Never rejects: a failed opening answers its problem.
+   */
   async fetch(request: Request): Promise<Response> {
-    if (!this.#perRequest) {
-      // The warm path: two property reads, then the app's own pipeline.
-      const res = await this.#serveShared(this.#opened ?? await this.#ensure(), request);
-      if (res !== undefined) return res;
+    try {
+      if (!this.#perRequest) {
+        // The warm path: two property reads, then the app's own pipeline.
+        const res = await this.#serveShared(this.#opened ?? await this.#ensure(), request);
+        if (res !== undefined) return res;
+      }
+      return await servePerRequest(this.#config, request);
+    } catch (err) {
+      return toProblem(err).getResponse(problemInstance(new URL(request.url).pathname));
     }
-    return await servePerRequest(this.#config, request);
   }
 
   /** The open caches by bucket, opening them first if no request did yet. */
