@@ -15,37 +15,14 @@
  *
  * @module
  */
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connectNats, RECONNECT_POLICY, transportOf } from "../connect.ts";
-import { openCache } from "../open.ts";
+import { transportOf } from "../connect.ts";
 import { resolveOptions } from "../options.ts";
 import { assertRuntime } from "../runtime_check.ts";
-import type { Cache, CacheOptions, LocalBounds, NatsConnectOptions } from "../types.ts";
-import { type AppBucketOptions, createApp, type CreateAppOptions, type HttpApp } from "./app.ts";
-import { problemInstance, toProblem } from "./problem.ts";
-import { RequestBoundSocket } from "./request_bound_socket.ts";
+import type { Cache, LocalBounds, NatsConnectOptions } from "../types.ts";
+import type { CreateAppOptions } from "./app.ts";
+import { type FetchHandlerBucketOptions, IsolateOpening } from "./isolate_opening.ts";
 
-/**
- * One bucket served by {@link createFetchHandler}: the cache's options, minus the connection.
- *
- * @example
- * ```ts
- * import type { FetchHandlerBucketOptions } from "../../http.ts";
- * const config: FetchHandlerBucketOptions = { mode: "lazy", readOnly: true, maxAgeMs: 10_000 };
- * ```
- */
-export interface FetchHandlerBucketOptions extends
-  Omit<
-    CacheOptions<unknown>,
-    "servers" | "connection" | "connectOptions" | "bucket" | "local" | "snapshot"
-  > {
-  /** Bounds of this bucket's local store. Default: the handler's `local`. */
-  local?: LocalBounds;
-  /** Refuse writes to this bucket (`PUT`/`DELETE` answer 405). Default false. */
-  readOnly?: boolean;
-  /** `Cache-Control: max-age` of values, in ms (see `createApp`). Default 0. */
-  maxAgeMs?: number;
-}
+export type { FetchHandlerBucketOptions };
 
 /**
  * Options of {@link createFetchHandler}.
@@ -125,16 +102,6 @@ export interface FetchHandler extends AsyncDisposable {
   lastOpenError(): unknown;
 }
 
-interface Opened {
-  nc: NatsConnection;
-  socket: RequestBoundSocket;
-  /** Requests being answered on this opening. */
-  inFlight: number;
-  caches: Record<string, Cache<unknown>>;
-  app: HttpApp;
-  shutdown: AbortController;
-}
-
 /**
  * Builds the HTTP facade as a `fetch` handler that opens its NATS connection
  * and caches once per isolate, on the first request. A failed opening answers
@@ -156,167 +123,22 @@ interface Opened {
  */
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   validate(options);
-  const { servers, connectOptions, buckets, local, waitForSync, onOpenError, ...appOptions } =
-    options;
-  const serverList = typeof servers === "string" ? servers.split(",") : servers;
-  let opened: Opened | undefined;
-  let opening: Promise<Opened> | undefined;
-  let lastOpenError: unknown;
-
-  /** Set once the runtime refused the shared connection to a later request: then one per request. */
-  let perRequest = false;
-
-  const open = async (): Promise<Opened> => {
-    const socket = new RequestBoundSocket();
-    const nc = await connectNats(
-      {
-        ...RECONNECT_POLICY,
-        name: "kvedge-isolate",
-        ...connectOptions,
-        servers: serverList,
-        wsFactory: socket.factory(connectOptions?.wsFactory),
-      } as Parameters<typeof connectNats>[0],
-    );
-    const caches: Record<string, Cache<unknown>> = {};
-    try {
-      await Promise.all(
-        Object.entries(buckets).map(async ([bucket, b]) => {
-          const { readOnly: _r, maxAgeMs: _m, ...cacheOptions } = b;
-          caches[bucket] = await openCache<unknown>({
-            ...cacheOptions,
-            local: b.local ?? local,
-            bucket,
-            connection: nc,
-          });
-        }),
-      );
-      if (waitForSync) await Promise.all(Object.values(caches).map((c) => c.ready()));
-    } catch (err) {
-      await Promise.all(Object.values(caches).map((c) => c.close().catch(() => {})));
-      await nc.close().catch(() => {});
-      throw err;
-    }
-    const served: Record<string, AppBucketOptions> = {};
-    for (const [bucket, b] of Object.entries(buckets)) {
-      served[bucket] = {
-        cache: caches[bucket]!,
-        ...(b.readOnly === undefined ? {} : { readOnly: b.readOnly }),
-        ...(b.codec === undefined ? {} : { codec: b.codec }),
-        ...(b.maxAgeMs === undefined ? {} : { maxAgeMs: b.maxAgeMs }),
-      };
-    }
-    const shutdown = new AbortController();
-    const app = createApp({ ...appOptions, buckets: served, signal: shutdown.signal });
-    return { nc, socket, inFlight: 0, caches, app, shutdown };
-  };
-
-  const shut = async (o: Opened): Promise<void> => {
-    o.shutdown.abort();
-    await Promise.all(Object.values(o.caches).map((c) => c.close().catch(() => {})));
-    await o.nc.close().catch(() => {});
-  };
-
-  const ensure = (): Promise<Opened> => {
-    if (opened !== undefined) return Promise.resolve(opened);
-    opening ??= open().then(
-      (o) => {
-        opened = o;
-        opening = undefined;
-        lastOpenError = undefined;
-        return o;
-      },
-      (err) => {
-        // The next request tries again: an isolate must not stay broken after a blip.
-        opening = undefined;
-        lastOpenError = err;
-        try {
-          onOpenError?.(err);
-        } catch {
-          // A failing logger must not turn the 503 into a crash.
-        }
-        throw err;
-      },
-    );
-    return opening;
-  };
-
-  /** Answers on the shared opening, `undefined` when this request may not use it. */
-  const serveShared = async (o: Opened, request: Request): Promise<Response | undefined> => {
-    if (!o.socket.usable()) {
-      abandon(o);
-      return undefined;
-    }
-    o.inFlight++;
-    try {
-      return await o.app.fetch(request);
-    } finally {
-      o.inFlight--;
-    }
-  };
-
-  /**
-   * The shared opening belongs to another request: no request but its owner may
-   * close it, so it is closed from the owner's context, on its socket's next
-   * message once none of the owner's requests is being answered.
-   */
-  const abandon = (o: Opened): void => {
-    perRequest = true;
-    if (opened === o) opened = undefined;
-    const closeWhenIdle = () => {
-      if (o.inFlight > 0) o.socket.onNextActivity(closeWhenIdle);
-      else void shut(o);
-    };
-    o.socket.onNextActivity(closeWhenIdle);
-  };
-
-  /** One connection for this request alone, closed once the answer is complete. */
-  const servePerRequest = async (request: Request): Promise<Response> => {
-    const o = await open();
-    let res: Response;
-    try {
-      res = await o.app.fetch(request);
-      if (res.body !== null && res.headers.get("content-type")?.startsWith("text/event-stream")) {
-        // A stream holds the connection until the client or the shutdown ends it.
-        const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-        res.body.pipeTo(writable).catch(() => {}).finally(() => shut(o));
-        return new Response(readable, res);
-      }
-      const body = res.body === null ? null : await res.arrayBuffer();
-      res = new Response(body, res);
-    } catch (err) {
-      await shut(o);
-      throw err;
-    }
-    await shut(o);
-    return res;
-  };
-
-  const fetch = async (request: Request): Promise<Response> => {
-    try {
-      if (!perRequest) {
-        // The warm path: two property reads, then the app's own pipeline.
-        const res = await serveShared(opened ?? await ensure(), request);
-        if (res !== undefined) return res;
-      }
-      return await servePerRequest(request);
-    } catch (err) {
-      return toProblem(err).getResponse(problemInstance(new URL(request.url).pathname));
-    }
-  };
-
-  const close = async (): Promise<void> => {
-    const o = opened ?? await opening?.catch(() => undefined);
-    opened = undefined;
-    opening = undefined;
-    if (o === undefined) return;
-    await shut(o);
-  };
-
+  const { servers, connectOptions, buckets, local, waitForSync, onOpenError, ...app } = options;
+  const opening = new IsolateOpening({
+    servers: typeof servers === "string" ? servers.split(",") : servers,
+    connectOptions,
+    buckets,
+    local,
+    waitForSync: waitForSync === true,
+    app,
+    onOpenError,
+  });
+  const close = () => opening.close();
   return {
-    fetch,
-    caches: async () => ({ ...(await ensure()).caches }),
+    fetch: (request) => opening.fetch(request),
+    caches: () => opening.caches(),
     close,
-    lastOpenError: () => lastOpenError,
+    lastOpenError: () => opening.lastOpenError,
     [Symbol.asyncDispose]: close,
   };
 }

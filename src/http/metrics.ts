@@ -270,60 +270,14 @@ export class HttpMetrics {
 
   /** Every family, in the order of the exposition. */
   *#families(buckets: readonly MetricsBucket[]): Generator<MetricFamily> {
-    for (const s of CACHE_SERIES) {
-      yield {
-        name: s.name,
-        type: s.type,
-        help: s.help,
-        samples: buckets.map((b) => ({ labels: [["bucket", b.name]], value: s.value(b) })),
-      };
-    }
-    yield {
-      name: "kvedge_cache_state",
-      type: "gauge",
-      help: "1 for the cache's current lifecycle state.",
-      samples: buckets.flatMap((b) =>
-        STATES.map((st) => ({
-          labels: [["bucket", b.name], ["state", st]] as const,
-          value: b.status.state === st ? 1 : 0,
-        }))
-      ),
-    };
-    const routes = this.#routes;
-    const routeLabels = (r: RouteMetrics) => [["method", r.method], ["route", r.route]] as const;
-    yield {
-      name: "kvedge_http_requests_total",
-      type: "counter",
-      help: "HTTP requests by route and status.",
-      samples: (function* () {
-        for (const r of routes) {
-          for (let status = 100; status < 600; status++) {
-            const n = r.byStatus[status]!;
-            if (n > 0) yield { labels: [...routeLabels(r), ["status", status]], value: n };
-          }
-        }
-      })(),
-    };
-    yield {
-      name: "kvedge_http_request_duration_seconds",
-      type: "histogram",
-      help: "Time to the response headers, by route.",
-      samples: (function* () {
-        for (const r of routes) {
-          if (r.count === 0) continue;
-          const labels = routeLabels(r);
-          let cumulative = 0;
-          for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
-            cumulative += r.buckets[i]!;
-            const le = LATENCY_BUCKETS_SECONDS[i]!;
-            yield { suffix: "_bucket", labels: [...labels, ["le", le]], value: cumulative };
-          }
-          yield { suffix: "_bucket", labels: [...labels, ["le", "+Inf"]], value: r.count };
-          yield { suffix: "_sum", labels, value: r.sumSeconds };
-          yield { suffix: "_count", labels, value: r.count };
-        }
-      })(),
-    };
+    yield* cacheFamilies(buckets);
+    yield* routeFamilies(this.#routes);
+    yield* this.#sseFamilies();
+    yield* this.#boundFamilies();
+  }
+
+  /** The SSE streams: open, refused, closed as slow, bytes queued. */
+  *#sseFamilies(): Generator<MetricFamily> {
     yield {
       name: "kvedge_sse_streams",
       type: "gauge",
@@ -348,6 +302,10 @@ export class HttpMetrics {
       help: "Bytes queued in open streams for clients that have not read them.",
       samples: [{ value: this.#sseBufferedBytes() }],
     };
+  }
+
+  /** The facade's bounds: costly requests in progress, requests refused. */
+  *#boundFamilies(): Generator<MetricFamily> {
     yield {
       name: "kvedge_http_inflight",
       type: "gauge",
@@ -364,4 +322,66 @@ export class HttpMetrics {
       samples: [...this.#refused].map(([bound, n]) => ({ labels: [["bound", bound]], value: n })),
     };
   }
+}
+
+/** Each cache's series and its lifecycle state, by bucket. */
+function* cacheFamilies(buckets: readonly MetricsBucket[]): Generator<MetricFamily> {
+  for (const s of CACHE_SERIES) {
+    yield {
+      name: s.name,
+      type: s.type,
+      help: s.help,
+      samples: buckets.map((b) => ({ labels: [["bucket", b.name]], value: s.value(b) })),
+    };
+  }
+  yield {
+    name: "kvedge_cache_state",
+    type: "gauge",
+    help: "1 for the cache's current lifecycle state.",
+    samples: buckets.flatMap((b) =>
+      STATES.map((st) => ({
+        labels: [["bucket", b.name], ["state", st]] as const,
+        value: b.status.state === st ? 1 : 0,
+      }))
+    ),
+  };
+}
+
+const routeLabels = (r: RouteMetrics) => [["method", r.method], ["route", r.route]] as const;
+
+/** Requests by route and status, and their latency histogram by route. */
+function* routeFamilies(routes: readonly RouteMetrics[]): Generator<MetricFamily> {
+  yield {
+    name: "kvedge_http_requests_total",
+    type: "counter",
+    help: "HTTP requests by route and status.",
+    samples: (function* () {
+      for (const r of routes) {
+        for (let status = 100; status < 600; status++) {
+          const n = r.byStatus[status]!;
+          if (n > 0) yield { labels: [...routeLabels(r), ["status", status]], value: n };
+        }
+      }
+    })(),
+  };
+  yield {
+    name: "kvedge_http_request_duration_seconds",
+    type: "histogram",
+    help: "Time to the response headers, by route.",
+    samples: (function* () {
+      for (const r of routes) {
+        if (r.count === 0) continue;
+        const labels = routeLabels(r);
+        let cumulative = 0;
+        for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
+          cumulative += r.buckets[i]!;
+          const le = LATENCY_BUCKETS_SECONDS[i]!;
+          yield { suffix: "_bucket", labels: [...labels, ["le", le]], value: cumulative };
+        }
+        yield { suffix: "_bucket", labels: [...labels, ["le", "+Inf"]], value: r.count };
+        yield { suffix: "_sum", labels, value: r.sumSeconds };
+        yield { suffix: "_count", labels, value: r.count };
+      }
+    })(),
+  };
 }

@@ -96,6 +96,31 @@ export function readHead(request: Request): RequestHead {
   return head;
 }
 
+/**
+ * Options of {@link Pipeline.admit}: which admission, and how a refusal is
+ * counted and worded.
+ *
+ * @example
+ * ```ts ignore
+ * const release = p.admit(c.req.raw, {
+ *   admission: p.scans,
+ *   env: c.env,
+ *   bound: "scans",
+ *   what: "listings and history reads",
+ * });
+ * ```
+ */
+export interface AdmitOptions {
+  /** The admission to enter. */
+  admission: Admission;
+  /** The runtime's per-request environment (Hono's `c.env`), for `clientOf`. */
+  env: unknown;
+  /** The bound's name in `kvedge_http_refused_total{bound}` (`<bound>_per_client` for a client's cap). */
+  bound: string;
+  /** What is refused, plural, for the problem's detail ("listings and history reads"). */
+  what: string;
+}
+
 /** What every route of one app shares: its buckets, limits, checks and instruments. */
 export class Pipeline {
   readonly served = new Map<string, ServedBucket>();
@@ -175,17 +200,13 @@ export class Pipeline {
   }
 
   /**
-   * Takes a place in `admission` for the request, or throws 503 `overloaded`
-   * (counted as `kvedge_http_refused_total{bound}`). Returns the release.
+   * Takes a place in `options.admission` for the request, or throws 503
+   * `overloaded` (counted as `kvedge_http_refused_total{bound}`). Returns the
+   * release.
    */
-  admit(
-    admission: Admission,
-    request: Request,
-    env: unknown,
-    bound: string,
-    what: string,
-  ): () => void {
-    const entered = admission.enter(this.clientOf(request, env));
+  admit(request: Request, options: AdmitOptions): () => void {
+    const { admission, bound, what } = options;
+    const entered = admission.enter(this.clientOf(request, options.env));
     if (typeof entered === "function") return entered;
     const name = entered === "client" ? `${bound}_per_client` : bound;
     this.refused(name);

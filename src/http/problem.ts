@@ -179,6 +179,15 @@ const MAX_INSTANCE_LENGTH = 256;
  */
 export function toProblem(err: unknown): HttpProblem {
   if (err instanceof HttpProblem) return err;
+  return requestProblem(err) ?? upstreamProblem(err) ??
+    (err instanceof BookmarkError ? bookmarkProblem(err) : undefined) ??
+    unavailableProblem(err) ??
+    (err instanceof HTTPException ? honoProblem(err) : undefined) ??
+    new HttpProblem("internal", "internal error", { cause: err });
+}
+
+/** What the request asks cannot be done: too large, a lost precondition, a bad value or key. */
+function requestProblem(err: unknown): HttpProblem | undefined {
   if (isMessageTooLarge(err)) {
     // Not retryable: the same value will never fit.
     return new HttpProblem(
@@ -203,6 +212,11 @@ export function toProblem(err: unknown): HttpProblem {
   if (err instanceof KeyError) {
     return new HttpProblem("bad_key", err.message.replace(/^Cannot [^:]*: /, ""), { cause: err });
   }
+  return undefined;
+}
+
+/** What the edge's NATS identity, its server or the stored data refuse. */
+function upstreamProblem(err: unknown): HttpProblem | undefined {
   if (err instanceof PermissionError) {
     // The edge's own NATS credentials refuse this, for every client alike: not
     // retryable, and not the client's token at fault, hence its own code.
@@ -229,26 +243,32 @@ export function toProblem(err: unknown): HttpProblem {
       { cause: err },
     );
   }
-  if (err instanceof BookmarkError) {
-    // Rule 8: nothing older than the bookmark was served.
-    if (err.code === "BAD_BOOKMARK") {
-      return new HttpProblem("bad_bookmark", err.message.replace(/^Cannot [^:]*: /, ""), {
-        cause: err,
-      });
-    }
-    if (err.code === "BOOKMARK_AHEAD") {
-      return new HttpProblem(
-        "bookmark_ahead",
-        `the bookmark asks for revision ${err.revision} of "${err.bucket}", far beyond its last one`,
-        { cause: err },
-      );
-    }
+  return undefined;
+}
+
+/** A bookmark that cannot be honoured (rule 8: nothing older than it was served). */
+function bookmarkProblem(err: BookmarkError): HttpProblem {
+  if (err.code === "BAD_BOOKMARK") {
+    return new HttpProblem("bad_bookmark", err.message.replace(/^Cannot [^:]*: /, ""), {
+      cause: err,
+    });
+  }
+  if (err.code === "BOOKMARK_AHEAD") {
     return new HttpProblem(
-      "bookmark_not_reached",
-      `revision ${err.revision} of "${err.bucket}" cannot be read here now; retry later`,
-      { headers: { "retry-after": "1" }, cause: err },
+      "bookmark_ahead",
+      `the bookmark asks for revision ${err.revision} of "${err.bucket}", far beyond its last one`,
+      { cause: err },
     );
   }
+  return new HttpProblem(
+    "bookmark_not_reached",
+    `revision ${err.revision} of "${err.bucket}" cannot be read here now; retry later`,
+    { headers: { "retry-after": "1" }, cause: err },
+  );
+}
+
+/** No answer here: the loader failed, the answer is over its limit, a bound refused, or the store is unreachable. */
+function unavailableProblem(err: unknown): HttpProblem | undefined {
   if (err instanceof LoaderError) {
     return new HttpProblem("loader_failed", "the origin loader failed", { cause: err });
   }
@@ -275,25 +295,26 @@ export function toProblem(err: unknown): HttpProblem {
       cause: err,
     });
   }
-  if (err instanceof HTTPException) {
-    // Hono's own exceptions (none are thrown today, but middleware may).
-    const status = err.status;
-    const code: ProblemCode = status === 401
-      ? "unauthorized"
-      : status === 403
-      ? "forbidden"
-      : status === 404
-      ? "not_found"
-      : status === 413
-      ? "too_large"
-      : status >= 500
-      ? "internal"
-      : "bad_request";
-    return new HttpProblem(code, code === "internal" ? "internal error" : err.message || code, {
-      cause: err,
-    });
-  }
-  return new HttpProblem("internal", "internal error", { cause: err });
+  return undefined;
+}
+
+/** Hono's own exceptions (none are thrown today, but middleware may). */
+function honoProblem(err: HTTPException): HttpProblem {
+  const status = err.status;
+  const code: ProblemCode = status === 401
+    ? "unauthorized"
+    : status === 403
+    ? "forbidden"
+    : status === 404
+    ? "not_found"
+    : status === 413
+    ? "too_large"
+    : status >= 500
+    ? "internal"
+    : "bad_request";
+  return new HttpProblem(code, code === "internal" ? "internal error" : err.message || code, {
+    cause: err,
+  });
 }
 
 /**

@@ -47,6 +47,21 @@ interface Write {
 }
 
 /**
+ * What applying events needs besides the event: the target, the projection,
+ * and the source incarnation.
+ */
+export interface ApplyRun<V> {
+  /** The target's reads and fenced writes. */
+  target: ProjectionTarget;
+  /** The fold (`map`) and the codec of its values. */
+  projection: Projection<V>;
+  /** Incarnation of the source stream, recorded with every write. */
+  epoch: string;
+  /** Passed to `map` as `ctx.signal`; default: never aborted. */
+  signal?: AbortSignal;
+}
+
+/**
  * Applies one source event to the target, idempotently:
  *
  * 1. `map(event, ctx)` runs; `ctx.get()` reads target states and remembers
@@ -64,106 +79,114 @@ interface Write {
  *
  * @example
  * ```ts ignore
- * const outcome = await applyEvent(target, projection, event, "ORDERS@2025-01-01T00:00:00Z");
+ * const run = { target, projection, epoch: "ORDERS@2025-01-01T00:00:00Z" };
+ * const outcome = await applyEvent(run, event);
  * ```
  */
 export async function applyEvent<V>(
-  target: ProjectionTarget,
-  projection: Projection<V>,
+  run: ApplyRun<V>,
   event: ProjectionEvent,
-  epoch: string,
-  signal: AbortSignal = new AbortController().signal,
 ): Promise<ApplyOutcome> {
-  const position: SourcePosition = { seq: event.seq, epoch };
   const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
-  attempt: for (;;) {
-    const seen = new Map<string, TargetState>();
-    // What `map` is shown of each key: its state before this event.
-    const views = new Map<string, TargetState>();
-    // Keys whose state came from memory: a write to one is checked by its
-    // compare-and-set, a key only read must be checked before writing others.
-    const fromMemory = new Set<string>();
-    let worldError: unknown;
-    const ctx: ProjectionContext<V> = {
-      signal,
-      get: async (key: string): Promise<ProjectionEntry<V> | undefined> => {
-        assertKey(key, `read "${key}" from projection target "${target.bucket}"`);
-        let state = seen.get(key);
-        if (!state) {
-          state = target.remembered(key);
-          if (state) fromMemory.add(key);
-          else {
-            try {
-              state = await target.read(key, { fresh: true });
-            } catch (err) {
-              worldError = err;
-              throw err;
-            }
-          }
-          seen.set(key, state);
-        }
-        let view = views.get(key);
-        if (!view) {
-          view = state;
-          if (state.sourceEpoch === epoch && state.sourceSeq === event.seq) {
-            // This event's own write, left by an attempt that did not finish
-            // (a kill, a lost connection, a lost compare-and-set on another
-            // key): the fold reads what the key held before it, as that
-            // attempt did, so the event's other keys get the same values.
-            try {
-              view = await target.readBefore(key, state.revision);
-            } catch (err) {
-              worldError = err;
-              throw err;
-            }
-          }
-          views.set(key, view);
-        }
-        return visibleEntry(view, epoch, projection);
-      },
-    };
-    let result;
-    try {
-      result = await projection.map(event, ctx);
-    } catch (err) {
-      // A read failure that surfaced through map is the world's, not the map's.
-      if (worldError !== undefined) throw worldError;
-      throw new ProjectionMapError(
-        `Cannot apply event ${event.seq} of projection "${projection.name}": map threw ${
-          describe(err)
-        }`,
-        event.seq,
-        err,
-      );
-    }
-    const writes = normalize(result, projection, event.seq);
+  for (;;) {
+    const attempt = new FoldAttempt(run, event);
+    const writes = await attempt.fold();
     if (writes.length === 0) {
       outcome.ignored = true;
       return outcome;
     }
-    const written = new Set(writes.map((w) => w.key));
-    for (const key of fromMemory) {
-      if (written.has(key)) continue;
-      const now = await target.read(key, { fresh: true });
-      if (now.revision !== seen.get(key)!.revision) {
-        // Another runner moved a key this fold only read: fold again on the real value.
-        outcome.conflicts++;
-        continue attempt;
-      }
+    if (await attempt.readMoved(writes)) {
+      // Another runner moved a key this fold only read: fold again on the real value.
+      outcome.conflicts++;
+      continue;
     }
+    // Writes already made for this event are fenced now and will be skipped.
+    if (await attempt.write(writes, outcome)) return outcome;
+  }
+}
+
+/**
+ * One attempt at folding an event: the states its `map` read, and its
+ * writes. A lost compare-and-set ends the attempt; the next starts afresh.
+ */
+class FoldAttempt<V> {
+  readonly #run: ApplyRun<V>;
+  readonly #event: ProjectionEvent;
+  readonly #position: SourcePosition;
+  /** Each key's state as this attempt found it. */
+  readonly #seen = new Map<string, TargetState>();
+  /** What `map` is shown of each key: its state before this event. */
+  readonly #views = new Map<string, TargetState>();
+  /**
+   * Keys whose state came from memory: a write to one is checked by its
+   * compare-and-set, a key only read must be checked before writing others.
+   */
+  readonly #fromMemory = new Set<string>();
+  /** A read of `ctx.get()` that failed: the world's failure, even if `map` rethrew it. */
+  #worldError: unknown;
+
+  constructor(run: ApplyRun<V>, event: ProjectionEvent) {
+    this.#run = run;
+    this.#event = event;
+    this.#position = { seq: event.seq, epoch: run.epoch };
+  }
+
+  /** Runs `map` on the target's states; its writes, checked and encoded. */
+  async fold(): Promise<Write[]> {
+    const { projection } = this.#run;
+    const ctx: ProjectionContext<V> = {
+      signal: this.#run.signal ?? new AbortController().signal,
+      get: (key: string) => this.#get(key),
+    };
+    let result;
+    try {
+      result = await projection.map(this.#event, ctx);
+    } catch (err) {
+      // A read failure that surfaced through map is the world's, not the map's.
+      if (this.#worldError !== undefined) throw this.#worldError;
+      throw new ProjectionMapError(
+        `Cannot apply event ${this.#event.seq} of projection "${projection.name}": map threw ${
+          describe(err)
+        }`,
+        this.#event.seq,
+        err,
+      );
+    }
+    return normalize(result, projection, this.#event.seq);
+  }
+
+  /** Whether a key the fold read from memory, and does not write, has moved since. */
+  async readMoved(writes: Write[]): Promise<boolean> {
+    const written = new Set(writes.map((w) => w.key));
+    for (const key of this.#fromMemory) {
+      if (written.has(key)) continue;
+      const now = await this.#run.target.read(key, { fresh: true });
+      if (now.revision !== this.#seen.get(key)!.revision) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Makes `writes`, each fenced and compare-and-set on the revision the fold
+   * saw, counting them in `outcome`. `false` when one lost its
+   * compare-and-set (the event must be folded again).
+   */
+  async write(writes: Write[], outcome: ApplyOutcome): Promise<boolean> {
+    const { target, projection } = this.#run;
     for (const w of writes) {
-      let state = seen.get(w.key);
+      let state = this.#seen.get(w.key);
       if (!state) {
         state = await target.read(w.key);
-        seen.set(w.key, state);
+        this.#seen.set(w.key, state);
       }
-      if (isFenced(state, position)) {
+      if (isFenced(state, this.#position)) {
         outcome.skipped++;
         continue;
       }
+      const fence = { position: this.#position, expectedRevision: state.revision };
       try {
-        if (w.delete) await target.delete(w.key, position, state.revision);
-        else await target.put(w.key, w.data!, position, state.revision);
+        if (w.delete) await target.delete(w.key, fence);
+        else await target.put(w.key, w.data!, fence);
         outcome.applied++;
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
@@ -171,16 +194,52 @@ export async function applyEvent<V>(
         target.forget(w.key);
         if (outcome.conflicts >= MAX_CONFLICTS_PER_EVENT) {
           throw new ConflictError(
-            `Cannot apply event ${event.seq} of projection "${projection.name}": ` +
+            `Cannot apply event ${this.#event.seq} of projection "${projection.name}": ` +
               `"${w.key}" changed under it ${outcome.conflicts} times in a row`,
             { key: w.key, expected: state.revision, cause: err },
           );
         }
-        // Writes already made for this event are fenced now and will be skipped.
-        continue attempt;
+        return false;
       }
     }
-    return outcome;
+    return true;
+  }
+
+  /** `ctx.get()`: the key's entry as `map` may see it. */
+  async #get(key: string): Promise<ProjectionEntry<V> | undefined> {
+    const { target, projection, epoch } = this.#run;
+    assertKey(key, `read "${key}" from projection target "${target.bucket}"`);
+    let state = this.#seen.get(key);
+    if (!state) {
+      state = target.remembered(key);
+      if (state) this.#fromMemory.add(key);
+      else state = await this.#world(() => target.read(key, { fresh: true }));
+      this.#seen.set(key, state);
+    }
+    let view = this.#views.get(key);
+    if (!view) {
+      view = state;
+      if (state.sourceEpoch === epoch && state.sourceSeq === this.#event.seq) {
+        // This event's own write, left by an attempt that did not finish
+        // (a kill, a lost connection, a lost compare-and-set on another
+        // key): the fold reads what the key held before it, as that
+        // attempt did, so the event's other keys get the same values.
+        const revision = state.revision;
+        view = await this.#world(() => target.readBefore(key, revision));
+      }
+      this.#views.set(key, view);
+    }
+    return visibleEntry(view, epoch, projection);
+  }
+
+  /** Runs a read of the target, keeping its failure as the world's. */
+  async #world(read: () => Promise<TargetState>): Promise<TargetState> {
+    try {
+      return await read();
+    } catch (err) {
+      this.#worldError = err;
+      throw err;
+    }
   }
 }
 

@@ -119,11 +119,9 @@ class Runner implements ProjectionRunner {
   #js!: JetStreamClient;
   #target!: ProjectionTarget;
   #batch: ConsumerMessages | undefined;
-  #inRetry = false;
   #loop: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #onAbort: (() => void) | undefined;
-  #stopping = false;
   #resetNeeded = false;
   #refreshing = false;
   #inFlight = false;
@@ -149,7 +147,10 @@ class Runner implements ProjectionRunner {
     this.#jsm = await jetstreamManager(this.#nc, { checkAPI: false, ...domain });
     this.#js = jetstream(this.#nc, domain);
     const bucket = this.projection.target.bucket;
-    this.#target = new ProjectionTarget(this.#jsm, this.#js, bucket, {
+    this.#target = new ProjectionTarget({
+      jsm: this.#jsm,
+      js: this.#js,
+      bucket,
       cacheMaxKeys: this.#o.cacheMaxKeys,
       ...(this.#o.hubDomain === undefined
         ? {}
@@ -197,7 +198,6 @@ class Runner implements ProjectionRunner {
 
   async stop(): Promise<ProjectionStatus> {
     if (!this.#stopping) {
-      this.#stopping = true;
       if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#s.setState("stopping");
       this.#abort.abort();
     }
@@ -214,6 +214,11 @@ class Runner implements ProjectionRunner {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /** Whether `stop()` was called: it alone aborts `#abort` (the state may still say "failed"). */
+  get #stopping(): boolean {
+    return this.#abort.signal.aborted;
   }
 
   #throwIfEnded(action: string): void {
@@ -316,7 +321,7 @@ class Runner implements ProjectionRunner {
             await this.#handle(m);
             backoff.reset();
           }
-          if (this.#s.state === "retrying" && !this.#inRetry) this.#s.setState("running");
+          if (this.#s.state === "retrying") this.#s.setState("running");
         } catch (err) {
           if (this.#stopping) break;
           if (this.#nc.isClosed()) {
@@ -397,12 +402,10 @@ class Runner implements ProjectionRunner {
     const backoff = this.#backoff();
     for (;;) {
       try {
+        const target = this.#target;
         const out = await applyEvent(
-          this.#target,
-          this.projection,
+          { target, projection: this.projection, epoch: this.#s.epoch, signal: this.#abort.signal },
           event,
-          this.#s.epoch,
-          this.#abort.signal,
         );
         this.#s.applied(out);
         return true;
@@ -418,9 +421,7 @@ class Runner implements ProjectionRunner {
           return false;
         }
         this.#s.retrying(describe(err));
-        this.#inRetry = true;
         await delay(backoff.next(), { signal: this.#abort.signal });
-        this.#inRetry = false;
       }
     }
   }

@@ -56,6 +56,17 @@ export interface SourcePosition {
   epoch: string;
 }
 
+/**
+ * What a fenced write carries and expects: the source event it records, and
+ * the key's latest revision it must find (0: the key has no message).
+ */
+export interface Fence {
+  /** The source event the write records. */
+  position: SourcePosition;
+  /** The key's revision the compare-and-set expects; 0 when it must have none. */
+  expectedRevision: number;
+}
+
 /** Options of {@linkcode ProjectionTarget}. */
 export interface ProjectionTargetStoreOptions {
   /**
@@ -73,6 +84,16 @@ export interface ProjectionTargetStoreOptions {
   writePrefix?: string;
 }
 
+/** What {@linkcode ProjectionTarget} reads and writes through, and how it remembers. */
+export interface ProjectionTargetOptions extends ProjectionTargetStoreOptions {
+  /** Reads: the stream leader's `STREAM.MSG.GET`. */
+  jsm: JetStreamManager;
+  /** Writes: publishes with the fence headers and `expect.lastSubjectSequence`. */
+  js: JetStreamClient;
+  /** Name of the target KV bucket. */
+  bucket: string;
+}
+
 /**
  * Reads and fenced writes on one target bucket, through the standard KV
  * layout (`KV_<bucket>` stream, `$KV.<bucket>.<key>` subjects). The
@@ -81,9 +102,14 @@ export interface ProjectionTargetStoreOptions {
  * @example
  * ```ts ignore
  * import { jetstream, jetstreamManager } from "@nats-io/jetstream";
- * const target = new ProjectionTarget(await jetstreamManager(nc), jetstream(nc), "order-summary");
+ * const target = new ProjectionTarget({
+ *   jsm: await jetstreamManager(nc),
+ *   js: jetstream(nc),
+ *   bucket: "order-summary",
+ * });
  * const state = await target.read("order.1");
- * await target.put("order.1", bytes, { seq: 42, epoch: "ORDERS@2025-01-01T00:00:00Z" }, state.revision);
+ * const position = { seq: 42, epoch: "ORDERS@2025-01-01T00:00:00Z" };
+ * await target.put("order.1", bytes, { position, expectedRevision: state.revision });
  * ```
  */
 export class ProjectionTarget {
@@ -95,14 +121,10 @@ export class ProjectionTarget {
   readonly #writePrefix: string;
 
   /** Builds the accessor; no I/O. */
-  constructor(
-    jsm: JetStreamManager,
-    js: JetStreamClient,
-    bucket: string,
-    options: ProjectionTargetStoreOptions = {},
-  ) {
-    this.#jsm = jsm;
-    this.#js = js;
+  constructor(options: ProjectionTargetOptions) {
+    const { bucket } = options;
+    this.#jsm = options.jsm;
+    this.#js = options.js;
     this.#bucket = bucket;
     this.#stream = kvStreamName(bucket);
     this.#writePrefix = options.writePrefix ?? kvSubjectPrefix(bucket);
@@ -168,16 +190,11 @@ export class ProjectionTarget {
 
   /**
    * Writes `data` for `key` with the fence headers, only if the key's latest
-   * revision is `expectedRevision` (0: the key has no message). Throws the
-   * NATS error on a lost compare-and-set (see `isWrongLastSequence`).
+   * revision is `fence.expectedRevision`. Throws the NATS error on a lost
+   * compare-and-set (see `isWrongLastSequence`).
    */
-  put(
-    key: string,
-    data: Uint8Array,
-    position: SourcePosition,
-    expectedRevision: number,
-  ): Promise<number> {
-    return this.#write(key, data, "PUT", position, expectedRevision);
+  put(key: string, data: Uint8Array, fence: Fence): Promise<number> {
+    return this.#write(key, fence, data);
   }
 
   /**
@@ -185,26 +202,23 @@ export class ProjectionTarget {
    * repeated older event cannot bring the key back; same compare-and-set as
    * {@linkcode put}.
    */
-  delete(key: string, position: SourcePosition, expectedRevision: number): Promise<number> {
-    return this.#write(key, new Uint8Array(0), "DEL", position, expectedRevision);
+  delete(key: string, fence: Fence): Promise<number> {
+    return this.#write(key, fence, undefined);
   }
 
-  async #write(
-    key: string,
-    data: Uint8Array,
-    operation: "PUT" | "DEL",
-    position: SourcePosition,
-    expectedRevision: number,
-  ): Promise<number> {
+  /** A `PUT` of `data`, or a delete marker when `data` is `undefined`. */
+  async #write(key: string, fence: Fence, data: Uint8Array | undefined): Promise<number> {
+    const { position } = fence;
+    const operation = data === undefined ? "DEL" : "PUT";
     const h = natsHeaders();
     h.set(SOURCE_SEQ_HEADER, String(position.seq));
     h.set(SOURCE_EPOCH_HEADER, position.epoch);
     if (operation === "DEL") h.set(KV_OPERATION_HEADER, "DEL");
     let ack;
     try {
-      ack = await this.#js.publish(this.#writePrefix + key, data, {
+      ack = await this.#js.publish(this.#writePrefix + key, data ?? new Uint8Array(0), {
         headers: h,
-        expect: { lastSubjectSequence: expectedRevision },
+        expect: { lastSubjectSequence: fence.expectedRevision },
       });
     } catch (err) {
       this.#cache?.delete(key);
@@ -214,7 +228,7 @@ export class ProjectionTarget {
       key,
       revision: ack.seq,
       operation,
-      data: operation === "PUT" ? data : undefined,
+      data,
       sourceSeq: position.seq,
       sourceEpoch: position.epoch,
       createdMs: Date.now(),

@@ -15,10 +15,10 @@ import { defineProjection } from "../../src/projection/define.ts";
 import { runProjection } from "../../src/projection/runner.ts";
 import type { Projection, ProjectionEvent, ProjectionStatus } from "../../src/projection/types.ts";
 import {
+  type Fence,
   ProjectionTarget,
   SOURCE_EPOCH_HEADER,
   SOURCE_SEQ_HEADER,
-  type SourcePosition,
 } from "../../src/projection/target.ts";
 import { applyEvent } from "../../src/projection/apply_event.ts";
 import orderSummary, { type OrderSummary } from "../../examples/orders/projection.ts";
@@ -386,7 +386,7 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
         return { key: "n", value: n + 1 };
       },
     });
-    const target = new ProjectionTarget(jsm, jetstream(nc), bucket);
+    const target = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
     const E1 = "COUNTS@one";
     const value = async () => {
       const e = await kv.get("n");
@@ -395,18 +395,25 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
 
     await t.step("an event is applied once, however often it comes", async () => {
       assert.deepEqual(
-        await applyEvent(target, counter, event(10, { op: "inc" }), E1),
+        await applyEvent({ target, projection: counter, epoch: E1 }, event(10, { op: "inc" })),
         { applied: 1, skipped: 0, ignored: false, conflicts: 0 },
       );
-      const again = await applyEvent(target, counter, event(10, { op: "inc" }), E1);
+      const again = await applyEvent(
+        { target, projection: counter, epoch: E1 },
+        event(10, { op: "inc" }),
+      );
       assert.equal(again.skipped, 1);
       assert.equal(await value(), 1);
     });
 
     await t.step("an older event after a newer one is skipped", async () => {
-      assert.equal((await applyEvent(target, counter, event(5, { op: "inc" }), E1)).skipped, 1);
+      assert.equal(
+        (await applyEvent({ target, projection: counter, epoch: E1 }, event(5, { op: "inc" })))
+          .skipped,
+        1,
+      );
       assert.equal(await value(), 1);
-      await applyEvent(target, counter, event(11, { op: "inc" }), E1);
+      await applyEvent({ target, projection: counter, epoch: E1 }, event(11, { op: "inc" }));
       assert.equal(await value(), 2);
     });
 
@@ -418,33 +425,52 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
     });
 
     await t.step("a delete is fenced too: an older put cannot bring the key back", async () => {
-      assert.equal((await applyEvent(target, counter, event(12, { op: "del" }), E1)).applied, 1);
+      assert.equal(
+        (await applyEvent({ target, projection: counter, epoch: E1 }, event(12, { op: "del" })))
+          .applied,
+        1,
+      );
       assert.equal(await value(), "DEL");
-      const fresh = new ProjectionTarget(jsm, jetstream(nc), bucket); // nothing remembered
-      assert.equal((await applyEvent(fresh, counter, event(11, { op: "inc" }), E1)).skipped, 1);
+      const fresh = new ProjectionTarget({ jsm, js: jetstream(nc), bucket }); // nothing remembered
+      assert.equal(
+        (await applyEvent(
+          { target: fresh, projection: counter, epoch: E1 },
+          event(11, { op: "inc" }),
+        )).skipped,
+        1,
+      );
       assert.equal(await value(), "DEL");
     });
 
     await t.step("a new incarnation of the source starts the fold afresh", async () => {
-      await applyEvent(target, counter, event(13, { op: "inc" }), E1);
+      await applyEvent({ target, projection: counter, epoch: E1 }, event(13, { op: "inc" }));
       assert.equal(await value(), 1);
       const E2 = "COUNTS@two";
-      const out = await applyEvent(target, counter, event(1, { op: "inc" }), E2);
+      const out = await applyEvent(
+        { target, projection: counter, epoch: E2 },
+        event(1, { op: "inc" }),
+      );
       assert.equal(out.applied, 1, "a lower sequence of another incarnation is not fenced");
       assert.equal(await value(), 1, "the old incarnation's value is not a fold input");
     });
 
     await t.step("a write that lands between read and write is not lost", async () => {
       const E3 = "COUNTS@three";
-      await applyEvent(target, counter, event(1, { op: "inc" }), E3);
+      await applyEvent({ target, projection: counter, epoch: E3 }, event(1, { op: "inc" }));
       assert.equal(await value(), 1);
       const hits = mapCalls;
       // Another writer of this projection applies event 2 while event 3 is being folded.
       beforeWrite = async () => {
-        const other = new ProjectionTarget(jsm, jetstream(nc), bucket);
-        await applyEvent(other, counter, event(2, { op: "inc" }), E3);
+        const other = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
+        await applyEvent(
+          { target: other, projection: counter, epoch: E3 },
+          event(2, { op: "inc" }),
+        );
       };
-      const out = await applyEvent(target, counter, event(3, { op: "inc" }), E3);
+      const out = await applyEvent(
+        { target, projection: counter, epoch: E3 },
+        event(3, { op: "inc" }),
+      );
       assert.equal(out.conflicts, 1);
       assert.equal(out.applied, 1);
       assert.equal(
@@ -467,11 +493,11 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
         },
       });
       const E4 = "COUNTS@four";
-      const mine = new ProjectionTarget(jsm, jetstream(nc), bucket);
-      const theirs = new ProjectionTarget(jsm, jetstream(nc), bucket);
-      await applyEvent(mine, copier, event(1, { set: 1 }), E4); // remembered by `mine`
-      await applyEvent(theirs, copier, event(2, { set: 2 }), E4); // another runner moves it
-      const out = await applyEvent(mine, copier, event(3, {}), E4);
+      const mine = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
+      const theirs = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
+      await applyEvent({ target: mine, projection: copier, epoch: E4 }, event(1, { set: 1 })); // remembered by `mine`
+      await applyEvent({ target: theirs, projection: copier, epoch: E4 }, event(2, { set: 2 })); // another runner moves it
+      const out = await applyEvent({ target: mine, projection: copier, epoch: E4 }, event(3, {}));
       assert.equal(out.conflicts, 1);
       assert.equal((await kv.get("copy.3"))?.json<number>(), 2, "folded on the real value");
     });
@@ -518,12 +544,12 @@ Deno.test("an event interrupted between its writes is refolded on the values fro
     /** A target whose next write of `customer` fails: the process dies between two writes. */
     class DiesBeforeCustomer extends ProjectionTarget {
       armed = true;
-      override put(key: string, data: Uint8Array, position: SourcePosition, revision: number) {
+      override put(key: string, data: Uint8Array, fence: Fence) {
         if (this.armed && key === "customer") {
           this.armed = false;
           return Promise.reject(new Error("killed between two writes"));
         }
-        return super.put(key, data, position, revision);
+        return super.put(key, data, fence);
       }
     }
     const E = "LEDGER@one";
@@ -531,30 +557,39 @@ Deno.test("an event interrupted between its writes is refolded on the values fro
       const e = await kv.get(key);
       return e?.operation === "PUT" ? e.json<V>().total : e?.operation;
     };
-    const target = new ProjectionTarget(jsm, jetstream(nc), bucket);
-    await applyEvent(target, ledger, event(1, { o: "a", add: 5 }), E);
-    await applyEvent(target, ledger, event(2, { o: "b", add: 7 }), E);
+    const target = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
+    await applyEvent({ target, projection: ledger, epoch: E }, event(1, { o: "a", add: 5 }));
+    await applyEvent({ target, projection: ledger, epoch: E }, event(2, { o: "b", add: 7 }));
     assert.equal(await total("customer"), 12);
 
     await t.step("redelivered to a new process", async () => {
-      const dying = new DiesBeforeCustomer(jsm, jetstream(nc), bucket);
+      const dying = new DiesBeforeCustomer({ jsm, js: jetstream(nc), bucket });
       await assert.rejects(
-        applyEvent(dying, ledger, event(3, { o: "a", cancel: true }), E),
+        applyEvent(
+          { target: dying, projection: ledger, epoch: E },
+          event(3, { o: "a", cancel: true }),
+        ),
         /killed between two writes/,
       );
       assert.equal(await total("order.a"), "DEL", "the first write landed");
-      const next = new ProjectionTarget(jsm, jetstream(nc), bucket);
-      const out = await applyEvent(next, ledger, event(3, { o: "a", cancel: true }), E);
+      const next = new ProjectionTarget({ jsm, js: jetstream(nc), bucket });
+      const out = await applyEvent(
+        { target: next, projection: ledger, epoch: E },
+        event(3, { o: "a", cancel: true }),
+      );
       assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
       assert.equal(await total("customer"), 7, "the cancelled order's 5 is taken off once");
     });
 
     await t.step("retried by the same process, which remembers its own write", async () => {
-      const dying = new DiesBeforeCustomer(jsm, jetstream(nc), bucket);
+      const dying = new DiesBeforeCustomer({ jsm, js: jetstream(nc), bucket });
       const e4 = event(4, { o: "b", add: 3 });
-      await assert.rejects(applyEvent(dying, ledger, e4, E), /killed between two writes/);
+      await assert.rejects(
+        applyEvent({ target: dying, projection: ledger, epoch: E }, e4),
+        /killed between two writes/,
+      );
       assert.equal(await total("order.b"), 10);
-      const out = await applyEvent(dying, ledger, e4, E);
+      const out = await applyEvent({ target: dying, projection: ledger, epoch: E }, e4);
       assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
       assert.equal(await total("customer"), 10, "order b's 3 is added once");
       assert.equal(await total("order.b"), 10);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { ConflictError } from "../../errors.ts";
 import type { Cache, Entry, SetOptions } from "../../types.ts";
 import { readBodyCapped } from "../body.ts";
@@ -82,61 +82,47 @@ export function keyRoutes(p: Pipeline): Hono {
   app.get(KEY, p.measure(p.metrics.route("GET", KEY)), ...p.readGuards, function getKey(c) {
     return readKey(p.bucketOf(c), p.keyOf(c), c.req.raw, c.req.method === "HEAD", p.bookmarks);
   });
+  app.put(KEY, p.measure(p.metrics.route("PUT", KEY)), ...p.writeGuards, putKey(p));
+  app.delete(KEY, p.measure(p.metrics.route("DELETE", KEY)), ...p.writeGuards, deleteKey(p));
+  app.all(
+    KEY,
+    p.measure(p.metrics.route("OTHER", KEY)),
+    methodNotAllowed("GET, HEAD, PUT, DELETE"),
+  );
+  return app;
+}
 
-  app.put(KEY, p.measure(p.metrics.route("PUT", KEY)), ...p.writeGuards, async function putKey(c) {
+/** A PUT as its request asks it: the value and the preconditions from its headers and query. */
+interface PutRequest {
+  key: string;
+  value: unknown;
+  /** `If-None-Match: *`: the key must not exist. */
+  createOnly: boolean;
+  /** `If-Match`: the revisions the key must have. */
+  ifMatch: IfMatch | undefined;
+  /** `?ttl=`: the key's TTL. */
+  setOptions: SetOptions;
+}
+
+/** `PUT`: 201 with a `Location` when it created the key, else 200. */
+function putKey(p: Pipeline): (c: Context) => Promise<Response> {
+  return async function putKey(c) {
     const b = p.bucketOf(c);
     const w = p.writerOf(b);
     const key = p.keyOf(c);
     const incoming = p.bookmarks.of(c.req.raw);
-    const ifMatchHeader = c.req.raw.headers.get("if-match");
-    const ifNoneMatchHeader = c.req.raw.headers.get("if-none-match");
-    let createOnly = false;
-    if (ifNoneMatchHeader !== null) {
-      if (parseEntityTags(ifNoneMatchHeader) !== "*") {
-        throw new HttpProblem(
-          "bad_request",
-          'a PUT supports only "If-None-Match: *" (create only)',
-        );
-      }
-      createOnly = true;
-    }
-    const ifMatch = ifMatchHeader === null ? undefined : parseIfMatch(ifMatchHeader);
-    // ?ttl=<seconds>: per-key TTL (nats-server 2.11+, a bucket with limit markers).
-    const ttlText = c.req.query("ttl");
-    if (ttlText !== undefined && (!/^[1-9]\d{0,8}$/.test(ttlText) || ifMatch !== undefined)) {
-      throw new HttpProblem(
-        "bad_request",
-        "ttl must be a whole number of seconds (1 or more), on a PUT without If-Match",
-      );
-    }
-    const setOptions = ttlText === undefined ? {} : { ttlMs: Number(ttlText) * 1000 };
-    if (createOnly && ifMatch !== undefined) {
-      // "must exist" and "must not exist" at once can never hold.
-      throw new HttpProblem("precondition_failed", "If-Match and If-None-Match: * contradict");
-    }
+    const { createOnly, ifMatch, setOptions } = putPreconditions(c);
     const value = b.decode(
       await readBodyCapped(c.req.raw, p.limits.maxBodyBytes),
       p.limits.maxJsonDepth,
     );
-
-    let revision: number;
-    let created = false;
-    if (createOnly) {
-      revision = await createOrConflict(w, key, value, setOptions);
-      created = true;
-    } else if (ifMatch !== undefined) {
-      revision = await w.update(key, value, await expectedRevision(b, key, ifMatch));
-    } else {
-      // Try create first so a new key answers 201; a conflict means it exists.
-      // (Not peek() first: that would count every write as a cache hit.)
-      try {
-        revision = await w.create(key, value, setOptions);
-        created = true;
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        revision = await w.set(key, value, setOptions);
-      }
-    }
+    const { revision, created } = await writePut(b, w, {
+      key,
+      value,
+      createOnly,
+      ifMatch,
+      setOptions,
+    });
     const headers: Record<string, string> = {
       etag: formatEtag(revision),
       ...p.bookmarks.record(incoming, p.bookmarks.answer(b, incoming, revision)),
@@ -145,47 +131,66 @@ export function keyRoutes(p: Pipeline): Hono {
       headers.location = `/v1/buckets/${b.name}/keys/${encodeURIComponent(key)}`;
     }
     return c.json({ key, revision }, created ? 201 : 200, headers);
-  });
-
-  app.delete(
-    KEY,
-    p.measure(p.metrics.route("DELETE", KEY)),
-    ...p.writeGuards,
-    async function deleteKey(c) {
-      const b = p.bucketOf(c);
-      const w = p.writerOf(b);
-      const key = p.keyOf(c);
-      const incoming = p.bookmarks.of(c.req.raw);
-      const purge = c.req.query("purge");
-      if (purge !== undefined && purge !== "true" && purge !== "false") {
-        throw new HttpProblem("bad_request", 'purge must be "true" or "false"');
-      }
-      const ifMatchHeader = c.req.raw.headers.get("if-match");
-      const opts = ifMatchHeader === null
-        ? {}
-        : { expectedRevision: await expectedRevision(b, key, parseIfMatch(ifMatchHeader)) };
-      const revision = purge === "true" ? await w.purge(key, opts) : await w.delete(key, opts);
-      const answer = p.bookmarks.answer(b, incoming, revision);
-      return c.json({ key, revision }, 200, p.bookmarks.record(incoming, answer));
-    },
-  );
-  app.all(
-    KEY,
-    p.measure(p.metrics.route("OTHER", KEY)),
-    methodNotAllowed("GET, HEAD, PUT, DELETE"),
-  );
-
-  return app;
+  };
 }
 
-async function createOrConflict(
+/** A PUT's `If-None-Match`, `If-Match` and `?ttl=`, checked against each other. */
+function putPreconditions(c: Context): Pick<PutRequest, "createOnly" | "ifMatch" | "setOptions"> {
+  const ifMatchHeader = c.req.raw.headers.get("if-match");
+  const ifNoneMatchHeader = c.req.raw.headers.get("if-none-match");
+  let createOnly = false;
+  if (ifNoneMatchHeader !== null) {
+    if (parseEntityTags(ifNoneMatchHeader) !== "*") {
+      throw new HttpProblem(
+        "bad_request",
+        'a PUT supports only "If-None-Match: *" (create only)',
+      );
+    }
+    createOnly = true;
+  }
+  const ifMatch = ifMatchHeader === null ? undefined : parseIfMatch(ifMatchHeader);
+  // ?ttl=<seconds>: per-key TTL (nats-server 2.11+, a bucket with limit markers).
+  const ttlText = c.req.query("ttl");
+  if (ttlText !== undefined && (!/^[1-9]\d{0,8}$/.test(ttlText) || ifMatch !== undefined)) {
+    throw new HttpProblem(
+      "bad_request",
+      "ttl must be a whole number of seconds (1 or more), on a PUT without If-Match",
+    );
+  }
+  const setOptions = ttlText === undefined ? {} : { ttlMs: Number(ttlText) * 1000 };
+  if (createOnly && ifMatch !== undefined) {
+    // "must exist" and "must not exist" at once can never hold.
+    throw new HttpProblem("precondition_failed", "If-Match and If-None-Match: * contradict");
+  }
+  return { createOnly, ifMatch, setOptions };
+}
+
+/** Writes `put` as its preconditions say; whether it created the key. */
+async function writePut(
+  b: ServedBucket,
   w: Cache<unknown>,
-  key: string,
-  value: unknown,
-  options: SetOptions,
-) {
+  put: PutRequest,
+): Promise<{ revision: number; created: boolean }> {
+  const { key, value, setOptions } = put;
+  if (put.createOnly) return { revision: await createOrConflict(w, put), created: true };
+  if (put.ifMatch !== undefined) {
+    const expected = await expectedRevision(b, key, put.ifMatch);
+    return { revision: await w.update(key, value, expected), created: false };
+  }
+  // Try create first so a new key answers 201; a conflict means it exists.
+  // (Not peek() first: that would count every write as a cache hit.)
   try {
-    return await w.create(key, value, options);
+    return { revision: await w.create(key, value, setOptions), created: true };
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    return { revision: await w.set(key, value, setOptions), created: false };
+  }
+}
+
+/** `If-None-Match: *`: creates the key, or answers 412 when it exists. */
+async function createOrConflict(w: Cache<unknown>, put: PutRequest): Promise<number> {
+  try {
+    return await w.create(put.key, put.value, put.setOptions);
   } catch (err) {
     if (err instanceof ConflictError) {
       throw new HttpProblem("precondition_failed", "the key already exists", { cause: err });
@@ -194,11 +199,35 @@ async function createOrConflict(
   }
 }
 
+/** `DELETE`: a delete marker, or `?purge=true` to drop the key's history too. */
+function deleteKey(p: Pipeline): (c: Context) => Promise<Response> {
+  return async function deleteKey(c) {
+    const b = p.bucketOf(c);
+    const w = p.writerOf(b);
+    const key = p.keyOf(c);
+    const incoming = p.bookmarks.of(c.req.raw);
+    const purge = c.req.query("purge");
+    if (purge !== undefined && purge !== "true" && purge !== "false") {
+      throw new HttpProblem("bad_request", 'purge must be "true" or "false"');
+    }
+    const ifMatchHeader = c.req.raw.headers.get("if-match");
+    const opts = ifMatchHeader === null
+      ? {}
+      : { expectedRevision: await expectedRevision(b, key, parseIfMatch(ifMatchHeader)) };
+    const revision = purge === "true" ? await w.purge(key, opts) : await w.delete(key, opts);
+    const answer = p.bookmarks.answer(b, incoming, revision);
+    return c.json({ key, revision }, 200, p.bookmarks.record(incoming, answer));
+  };
+}
+
+/** What `If-Match` asks. */
+type IfMatch = ReturnType<typeof parseIfMatch>;
+
 /** The revision a conditional write must find, from `If-Match`. */
 async function expectedRevision(
   b: ServedBucket,
   key: string,
-  ifMatch: ReturnType<typeof parseIfMatch>,
+  ifMatch: IfMatch,
 ): Promise<number> {
   const fail = () => new HttpProblem("precondition_failed", "If-Match does not match the key");
   if (!ifMatch.any && ifMatch.revisions.length === 1) return ifMatch.revisions[0]!;
