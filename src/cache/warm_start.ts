@@ -20,8 +20,6 @@ export async function loadSnapshot<T>(
   storage: SnapshotStorage,
   epoch: string | undefined,
 ): Promise<boolean> {
-  const store = c.store;
-  const gen = c.gen;
   const snap = await readSnapshot(storage, {
     bucket: c.bucket,
     filter: c.o.keys,
@@ -29,18 +27,16 @@ export async function loadSnapshot<T>(
       epoch === undefined || header.epoch === epoch
         ? undefined
         : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
-    // Straight into the store, which keeps its own compact copy of each value.
-    // A value whose deadline (rule 6) passed while the cache was down is not
-    // loaded: KV has dropped it too (its own TTL), or it was bounded by this
-    // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
-    onRecord: (key, rev, created, value, deadline) => {
-      if (deadline === 0) return void store.put(key, rev, created, value, gen);
-      const left = deadline - Date.now();
-      if (left > 0) store.put(key, rev, created, value, gen, Math.ceil(left));
-    },
   });
-  if (!snap.ok) {
-    c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
+  // The store takes the file's columns as its image (src/store_image.ts),
+  // keeping each key and value in the file's buffer until first touched. A
+  // value whose deadline (rule 6) passed while the cache was down is not
+  // loaded: KV has dropped it too (its own TTL), or it was bounded by this
+  // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
+  const loaded = snap.ok ? c.store.loadImage(snap.image, c.gen) : -1;
+  if (!snap.ok || loaded < 0) {
+    const detail = snap.ok ? "the store was not empty" : snap.reason;
+    c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail });
     return false;
   }
   const { header } = snap;
