@@ -345,7 +345,7 @@ export class LocalStore {
 
   /** Slot `i`, taken out of the image first if it is still there (its key unset). */
   #touch(i: number): number {
-    if (this.#s.keys[i] === undefined) this.#fromImage(this.#image!.key(i));
+    if (this.#s.keys[i] === null) this.#fromImage(this.#image!.key(i));
     return i;
   }
 

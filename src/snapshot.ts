@@ -18,7 +18,7 @@
  *   zero padding                     to a multiple of 8 bytes
  *   key block                        the keys, UTF-8, back to back
  *   value block                      the encoded values, back to back
- * SHA-256 of every byte before it    32 bytes
+ * checksum of every byte before it   16 bytes (src/checksum.ts)
  * ```
  *
  * Records are in the store's recency order, most recently used first. The
@@ -34,6 +34,10 @@
  */
 
 import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
+import { checksum } from "./checksum.ts";
+
+/** Bytes of the checksum that ends the file. */
+const SUM_BYTES = 16;
 
 const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 3\n");
 /** The magic lines of the older formats, each with why it is refused. */
@@ -73,8 +77,8 @@ export interface SnapshotHeader {
   partial: boolean;
   /** When it was written, epoch ms. */
   savedAt: number;
-  /** SHA-256 of the file before its last 32 bytes (which hold it), hex; not in the JSON header. */
-  sha256: string;
+  /** Checksum of the file before its last 16 bytes (which hold it), hex; not in the JSON header. */
+  checksum: string;
 }
 
 /** One record of a snapshot. */
@@ -204,14 +208,14 @@ class Columns {
 
   /**
    * The whole file but its checksum: `lead` (magic, header, padding; a
-   * multiple of 8 bytes), then the body, aligned as the layout says, with 32
-   * bytes left at the end for the checksum.
+   * multiple of 8 bytes), then the body, aligned as the layout says, with
+   * {@link SUM_BYTES} left at the end for the checksum.
    */
   file(lead: Uint8Array): Uint8Array {
     const parts = [lead, ...[...this.nums, this.keyOff, this.valOff].map((g) => g.bytes)];
     const fixed = parts.reduce((n, p) => n + p.byteLength, 0);
     const blocksAt = align8(fixed);
-    const out = new Uint8Array(blocksAt + this.keys.at + this.values.at + 32);
+    const out = new Uint8Array(blocksAt + this.keys.at + this.values.at + SUM_BYTES);
     let at = 0;
     for (const p of parts) {
       out.set(p, at);
@@ -239,7 +243,7 @@ function align8(n: number): number {
  */
 export async function writeSnapshot(
   path: string | SnapshotStorage,
-  header: Omit<SnapshotHeader, "count" | "sha256" | "savedAt">,
+  header: Omit<SnapshotHeader, "count" | "checksum" | "savedAt">,
   records:
     | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
     | SnapshotSource,
@@ -255,11 +259,11 @@ export async function writeSnapshot(
   new DataView(lead.buffer).setUint32(MAGIC.length, head.length, true);
   lead.set(head, MAGIC.length + 4);
   const file = cols.file(lead);
-  const end = file.length - 32;
-  const digest = await sha256(file.subarray(0, end));
-  file.set(digest, end);
+  const end = file.length - SUM_BYTES;
+  const sum = checksum(file.subarray(0, end));
+  file.set(sum, end);
   await snapshotStorage(path).write([file]);
-  return { ...written, sha256: hex(digest) };
+  return { ...written, checksum: hex(sum) };
 }
 
 /** Result of reading a snapshot: its header and records, or why it was refused. */
@@ -308,30 +312,32 @@ export async function loadSnapshot(
   }
   const older = olderFormat(data);
   if (older !== undefined) return { ok: false, reason: older };
-  const end = data.length - 32;
-  const digest = await sha256(data.subarray(0, end));
-  if (!digest.every((b, i) => data[end + i] === b)) {
+  // Views need an 8-aligned body; a storage may hand out any slice.
+  if (data.byteOffset % 8 !== 0) data = data.slice();
+  const end = data.length - SUM_BYTES;
+  const sum = checksum(data.subarray(0, end));
+  if (!sum.every((b, i) => data[end + i] === b)) {
     return { ok: false, reason: "snapshot checksum mismatch" };
   }
   const head = readHeader(data.subarray(0, end), options);
   if (typeof head === "string") return { ok: false, reason: head };
   const { header, bodyAt } = head;
-  // Views need an 8-aligned body; a storage may hand out any slice.
-  if (data.byteOffset % 8 !== 0) data = data.slice();
   const body = data.subarray(bodyAt, end);
   if (!LITTLE_ENDIAN) return { ok: false, reason: "snapshot format 3 needs a little-endian host" };
   const image = columns(body, header.count);
   if (image === undefined) return { ok: false, reason: "snapshot records are corrupt" };
   const refused = options.accept?.(header);
   if (refused !== undefined) return { ok: false, reason: refused };
-  return { ok: true, header: { ...header, sha256: hex(digest) }, image };
+  return { ok: true, header: { ...header, checksum: hex(sum) }, image };
 }
 
 /** Why `data` is refused before its checksum: not this format, or too short to hold one. */
 function olderFormat(data: Uint8Array): string | undefined {
   const starts = (magic: Uint8Array) =>
     data.length >= magic.length && magic.every((b, i) => data[i] === b);
-  if (starts(MAGIC)) return data.length < MAGIC.length + 4 + 32 ? "snapshot truncated" : undefined;
+  if (starts(MAGIC)) {
+    return data.length < MAGIC.length + 4 + SUM_BYTES ? "snapshot truncated" : undefined;
+  }
   for (const [magic, why] of OLDER) if (starts(magic)) return why;
   return "not a kvedge snapshot (bad magic)";
 }
@@ -421,10 +427,6 @@ export async function readSnapshot(
     });
   }
   return { ok: true, header: r.header, records };
-}
-
-async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
 
 function hex(d: Uint8Array): string {

@@ -232,7 +232,7 @@ function hashBytes(b: Uint8Array, from: number, to: number): number {
  * Fills slots `0 … o.fit.count - 1` of empty columns `c` from `img` as `o.fit`
  * placed them (at generation `o.gen`, their deadlines in `o.ttl`), linked in
  * `o.lru` with slot 0 the most recently used, and returns the image that
- * keeps their keys and values (so their keys stay undefined in `c`), or
+ * keeps their keys and values (their keys are null in `c` until taken), or
  * undefined when no slot was filled.
  *
  * @example
@@ -248,7 +248,7 @@ export function fillColumns(
   const { fit } = o;
   const { records, ttls } = fit;
   const n = fit.count;
-  c.extend(n);
+  c.fillImage(n);
   for (let s = 0; s < n; s++) {
     const r = records[s]!;
     c.rev[s] = img.rev[r]!;
@@ -259,7 +259,6 @@ export function fillColumns(
   c.gen.fill(o.gen, 0, n);
   if (c.sized) c.size.set(fit.sizes.subarray(0, n));
   for (let s = n - 1; s >= 0; s--) o.lru.link(s);
-  c.top = n;
   return n === 0 ? undefined : new StoreImage(img, fit);
 }
 

@@ -29,7 +29,7 @@ export type SlotVisitor = (
  * (the store replaces its arrays when it grows).
  */
 export interface SlotView {
-  /** The slots' columns (a key is undefined while its slot is still in {@link image}). */
+  /** The slots' columns (a key is null while its slot is still in {@link image}). */
   readonly s: SlotColumns;
   /** The recency order. */
   readonly lru: LruList;
@@ -59,17 +59,11 @@ export function forEachSlot(v: SlotView, fn: SlotVisitor): void {
   const { lru, ttl, s } = v;
   for (let i = lru.tail; i !== NONE; i = lru.prev[i]!) {
     if (ttl.expired(i)) continue;
-    const key = s.keys[i];
-    if (key === undefined) {
+    const key = s.keys[i]!;
+    if (key === null) {
       const image = v.image!;
-      fn(
-        image.key(i),
-        s.rev[i]!,
-        s.created[i]!,
-        SlotFlag.RawBytes,
-        image.value(i),
-        ttl.deadline(i),
-      );
+      const at = image.value(i);
+      fn(image.key(i), s.rev[i]!, s.created[i]!, SlotFlag.RawBytes, at, ttl.deadline(i));
     } else {
       fn(key, s.rev[i]!, s.created[i]!, s.flags[i]!, s.vals[i], ttl.deadline(i));
     }
