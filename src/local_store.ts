@@ -27,11 +27,12 @@ import {
   slotEntries,
   type SlotView,
   type SlotVisitor,
+  snapshotRecords,
 } from "./store_scan.ts";
 import { droppedSlots, fillColumns, fitImage } from "./store_image.ts";
 import type { ImageBounds, StoreImage } from "./store_image.ts";
 import { SlotColumns } from "./slot_columns.ts";
-import type { SnapshotImage } from "./snapshot.ts";
+import type { SnapshotImage, SnapshotSource } from "./snapshot.ts";
 import { Applied, compact, rawFlag, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
 
 export type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
@@ -117,8 +118,6 @@ export class LocalStore {
   set bucketTtlMs(ms: number) {
     this.#ttl.bucketTtlMs = ms;
   }
-
-  // ---- the hit path: indexes ------------------------------------------------
 
   /**
    * The index of `key`'s slot, marking it recently used, or -1 if absent or expired (then
@@ -298,6 +297,11 @@ export class LocalStore {
   /** Calls `fn` for every resident slot, most recently used first (see `forEachSlot` in `store_scan.ts`). */
   forEach(fn: SlotVisitor): void {
     forEachSlot(this.#view(), fn);
+  }
+
+  /** The records of a snapshot of this store, values decoded since through `encode` (`snapshotRecords`). */
+  records(encode: (value: unknown) => Uint8Array): SnapshotSource {
+    return snapshotRecords(this.#view(), encode);
   }
 
   /** The columns for one whole-store pass (src/store_scan.ts). */

@@ -125,11 +125,12 @@ export interface SnapshotImage {
 /**
  * Records pushed by a function instead of pulled from an iterable, so a big
  * store can be written without an object per record: `source(add)` calls
- * `add` once per record.
+ * `add` once per record. A key or a value given as bytes is UTF-8 (a key) or
+ * the encoded value, copied as they are; as text, its UTF-8 encoding.
  */
 export type SnapshotSource = (
   add: (
-    key: string,
+    key: string | Uint8Array,
     rev: number,
     created: number,
     value: Uint8Array | string,
@@ -162,7 +163,7 @@ class Growing {
 
 /** The columns of a snapshot being written, each growing on its own. */
 class Columns {
-  readonly nums = [new Growing(), new Growing(), new Growing()]; // rev, created, deadline
+  readonly nums = [new Growing(), new Growing(), new Growing()] as const; // rev, created, deadline
   readonly keyOff = new Growing();
   readonly valOff = new Growing();
   readonly keys = new Growing();
@@ -175,26 +176,26 @@ class Columns {
     this.keyOff.at = this.valOff.at = 4;
   }
 
-  add(key: string, rev: number, created: number, value: Uint8Array | string, deadline = 0) {
-    const [r, c, d] = this.nums as [Growing, Growing, Growing];
-    for (const g of this.nums) g.reserve(8);
+  add(
+    key: string | Uint8Array,
+    rev: number,
+    created: number,
+    value: Uint8Array | string,
+    deadline = 0,
+  ) {
+    const { nums: [r, c, d], keys, values } = this;
+    r.reserve(8);
+    c.reserve(8);
+    d.reserve(8);
     r.view.setFloat64(r.at, rev, true);
     c.view.setFloat64(c.at, created, true);
     d.view.setFloat64(d.at, deadline, true);
     r.at = c.at = d.at = r.at + 8;
-    const { keys, values } = this;
-    // Worst case of UTF-8 is 3 bytes per UTF-16 unit.
-    keys.reserve(key.length * 3);
-    keys.at += encoder.encodeInto(key, keys.buf.subarray(keys.at)).written;
-    if (typeof value === "string") {
-      values.reserve(value.length * 3);
-      values.at += encoder.encodeInto(value, values.buf.subarray(values.at)).written;
-    } else {
-      values.reserve(value.byteLength);
-      values.buf.set(value, values.at);
-      values.at += value.byteLength;
+    append(keys, key);
+    append(values, value);
+    if (values.at > 0xffffffff || keys.at > 0xffffffff) {
+      throw new RangeError("Cannot write snapshot: over 4 GiB of keys or values");
     }
-    if (values.at > 0xffffffff) throw new RangeError("Cannot write snapshot: over 4 GiB of values");
     this.#offset(this.keyOff, keys.at);
     this.#offset(this.valOff, values.at);
     this.count++;
@@ -224,6 +225,18 @@ class Columns {
     out.set(this.keys.bytes, blocksAt);
     out.set(this.values.bytes, blocksAt + this.keys.at);
     return out;
+  }
+}
+
+/** Appends `v` to `g`: bytes as they are, text as UTF-8. */
+function append(g: Growing, v: string | Uint8Array): void {
+  if (typeof v === "string") {
+    g.reserve(v.length * 3); // the worst case of UTF-8: 3 bytes per UTF-16 unit
+    g.at += encoder.encodeInto(v, g.buf.subarray(g.at)).written;
+  } else {
+    g.reserve(v.byteLength);
+    g.buf.set(v, g.at);
+    g.at += v.byteLength;
   }
 }
 

@@ -40,12 +40,12 @@ export interface ImageBounds {
 export interface ImageFit {
   /** Slots loaded: slot `s` holds record `records[s]`. */
   count: number;
-  /** The record of each slot. */
-  records: Uint32Array;
-  /** Each slot's life from now, ms (0 for unbounded); see `SlotTtl.ttlFor`. */
-  ttls: Float64Array;
-  /** Each slot's bytes (key bytes + value bytes + overhead). */
-  sizes: Uint32Array;
+  /** The record of each slot; undefined when slot `s` is record `s` (nothing left out before it). */
+  records: Uint32Array | undefined;
+  /** Each slot's life from now, ms (0 for unbounded; see `SlotTtl.ttlFor`); undefined for none. */
+  ttls: Float64Array | undefined;
+  /** Each slot's bytes (key bytes + value bytes + overhead); undefined without `maxBytes`. */
+  sizes: Uint32Array | undefined;
   /** Total of `sizes`. */
   bytes: number;
   /** Records left out by the bounds, with why (records past their deadline are not listed). */
@@ -67,6 +67,13 @@ export interface ImageFit {
 export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
   const n = img.count;
   const cap = b.maxItems > 0 ? Math.min(n, b.maxItems) : n;
+  // The common case, a replica without TTLs or byte bound: the first `cap`
+  // records load as they are, in one copy per column (no pass per record).
+  if (b.maxBytes === 0 && !b.ttl.bounded && img.deadline.every((d) => d === 0)) {
+    const dropped: [number, RemovalReason][] = [];
+    for (let r = cap; r < n; r++) dropped.push([r, "evict"]);
+    return { count: cap, records: undefined, ttls: undefined, sizes: undefined, bytes: 0, dropped };
+  }
   const records = new Uint32Array(cap);
   const ttls = new Float64Array(cap);
   const sizes = new Uint32Array(cap);
@@ -107,7 +114,7 @@ export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
  */
 export class StoreImage {
   readonly #img: SnapshotImage;
-  readonly #records: Uint32Array;
+  readonly #records: Uint32Array | undefined;
   /** Open addressing over key bytes: a slot index, {@link EMPTY} or {@link GONE}. */
   readonly #table: Int32Array;
   readonly #mask: number;
@@ -122,15 +129,26 @@ export class StoreImage {
     this.pending = fit.count;
     let size = 16;
     while (size < fit.count * 2) size *= 2;
-    this.#table = new Int32Array(size).fill(EMPTY);
-    this.#mask = size - 1;
+    const table = this.#table = new Int32Array(size).fill(EMPTY);
+    const mask = this.#mask = size - 1;
     const { keys, keyOff } = img;
+    const records = fit.records;
+    // One pass over every key: kept in this one loop (FNV-1a inline) so that
+    // it is optimized while it runs.
     for (let s = 0; s < fit.count; s++) {
-      const r = fit.records[s]!;
-      let h = hashBytes(keys, keyOff[r]!, keyOff[r + 1]!) & this.#mask;
-      while (this.#table[h] !== EMPTY) h = (h + 1) & this.#mask;
-      this.#table[h] = s;
+      const r = records === undefined ? s : records[s]!;
+      const to = keyOff[r + 1]!;
+      let h = FNV_OFFSET;
+      for (let j = keyOff[r]!; j < to; j++) h = Math.imul(h ^ keys[j]!, FNV_PRIME);
+      h &= mask;
+      while (table[h] !== EMPTY) h = (h + 1) & mask;
+      table[h] = s;
     }
+  }
+
+  /** The record of slot `s`. */
+  #record(s: number): number {
+    return this.#records === undefined ? s : this.#records[s]!;
   }
 
   /** The slot holding `key`, or {@link NONE}. */
@@ -150,12 +168,11 @@ export class StoreImage {
       bytes = this.#encode(key);
       h = hashBytes(bytes, 0, bytes.length);
     }
-    const { keys, keyOff } = this.#img;
     for (let p = h & this.#mask;; p = (p + 1) & this.#mask) {
       const s = this.#table[p]!;
       if (s === EMPTY) return NONE;
       if (s === GONE) continue;
-      const r = this.#records[s]!;
+      const r = this.#record(s);
       if (bytes === undefined ? this.#sameAscii(key, r) : this.#sameBytes(bytes, r)) return s;
     }
   }
@@ -180,13 +197,19 @@ export class StoreImage {
 
   /** The key of slot `s`. */
   key(s: number): string {
-    const r = this.#records[s]!;
+    const r = this.#record(s);
     return decoder.decode(this.#img.keys.subarray(this.#img.keyOff[r], this.#img.keyOff[r + 1]));
+  }
+
+  /** The key of slot `s` as UTF-8: a view of the file's buffer, to copy before keeping. */
+  keyBytes(s: number): Uint8Array {
+    const r = this.#record(s);
+    return this.#img.keys.subarray(this.#img.keyOff[r], this.#img.keyOff[r + 1]);
   }
 
   /** The encoded value of slot `s`: a view of the file's buffer, to copy before keeping. */
   value(s: number): Uint8Array {
-    const r = this.#records[s]!;
+    const r = this.#record(s);
     return this.#img.values.subarray(this.#img.valOff[r], this.#img.valOff[r + 1]);
   }
 
@@ -208,7 +231,7 @@ export class StoreImage {
   }
 
   #drop(s: number): void {
-    const r = this.#records[s]!;
+    const r = this.#record(s);
     const { keys, keyOff } = this.#img;
     let p = hashBytes(keys, keyOff[r]!, keyOff[r + 1]!) & this.#mask;
     while (this.#table[p] !== s) p = (p + 1) & this.#mask;
@@ -249,16 +272,23 @@ export function fillColumns(
   const { records, ttls } = fit;
   const n = fit.count;
   c.fillImage(n);
-  for (let s = 0; s < n; s++) {
-    const r = records[s]!;
-    c.rev[s] = img.rev[r]!;
-    c.created[s] = img.created[r]!;
-    if (ttls[s]! > 0) o.ttl.set(s, ttls[s]!, c.capacity);
+  if (records === undefined) {
+    c.rev.set(img.rev.subarray(0, n));
+    c.created.set(img.created.subarray(0, n));
+  } else {
+    const { rev, created } = img;
+    for (let s = 0; s < n; s++) {
+      c.rev[s] = rev[records[s]!]!;
+      c.created[s] = created[records[s]!]!;
+    }
+  }
+  if (ttls !== undefined) {
+    for (let s = 0; s < n; s++) if (ttls[s]! > 0) o.ttl.set(s, ttls[s]!, c.capacity);
   }
   c.flags.fill(SlotFlag.RawBytes, 0, n);
   c.gen.fill(o.gen, 0, n);
-  if (c.sized) c.size.set(fit.sizes.subarray(0, n));
-  for (let s = n - 1; s >= 0; s--) o.lru.link(s);
+  if (c.sized && fit.sizes !== undefined) c.size.set(fit.sizes.subarray(0, n));
+  o.lru.chain(n);
   return n === 0 ? undefined : new StoreImage(img, fit);
 }
 

@@ -9,7 +9,8 @@
  */
 import type { LruList } from "./lru_list.ts";
 import { NONE } from "./lru_list.ts";
-import { type Slot, SlotFlag } from "./slot.ts";
+import { type Refusal, type Slot, SlotFlag } from "./slot.ts";
+import type { SnapshotSource } from "./snapshot.ts";
 import type { SlotTtl } from "./slot_ttl.ts";
 import type { StoreImage } from "./store_image.ts";
 import type { SlotColumns } from "./slot_columns.ts";
@@ -137,4 +138,43 @@ export function dropTombstones(v: SlotView, rev: number): number {
   const { rev: r, flags } = v.s;
   const mask = SlotFlag.Deleted | SlotFlag.Rejected;
   return removeWhere(v, (i) => (flags[i]! & mask) === SlotFlag.Deleted && r[i]! <= rev);
+}
+
+/**
+ * The records a snapshot of `v` holds (see `src/snapshot.ts`): every value at
+ * a revision above 0, most recently used first, with its deadline. A value
+ * never read is written as held (encoded; a slot still in the image as its
+ * key and value bytes, copied from the snapshot's buffer without decoding the
+ * key), a decoded one through `encode`. A value the codec or schema refused
+ * is written as it was stored, so that after a warm start it is refused
+ * again (a DecodeError), never "absent". Tombstones and revision-0 slots
+ * (loader results, negative fetches) are not written.
+ *
+ * @example
+ * ```ts ignore
+ * await writeSnapshot(path, header, snapshotRecords(view, (v) => codec.encode(v)));
+ * ```
+ */
+export function snapshotRecords(
+  v: SlotView,
+  encode: (value: unknown) => Uint8Array,
+): SnapshotSource {
+  return (add) => {
+    const { lru, ttl, s, image } = v;
+    for (let i = lru.tail; i !== NONE; i = lru.prev[i]!) {
+      const rev = s.rev[i]!;
+      if (rev === 0 || ttl.expired(i)) continue;
+      const key = s.keys[i]!;
+      if (key === null) {
+        add(image!.keyBytes(i), rev, s.created[i]!, image!.value(i), ttl.deadline(i));
+        continue;
+      }
+      const flags = s.flags[i]!;
+      let held = s.vals[i] as string | Uint8Array;
+      if ((flags & SlotFlag.Rejected) !== 0) held = (s.vals[i] as Refusal).encoded;
+      else if ((flags & SlotFlag.Deleted) !== 0) continue;
+      else if ((flags & SlotFlag.Raw) === 0) held = encode(s.vals[i]);
+      add(key, rev, s.created[i]!, held, ttl.deadline(i));
+    }
+  };
 }

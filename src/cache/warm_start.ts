@@ -5,10 +5,8 @@
  *
  * @module
  */
-import { type Refusal, SlotFlag } from "../slot.ts";
-import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
+import { loadSnapshot as readSnapshot, writeSnapshot } from "../snapshot.ts";
 import type { SnapshotStorage } from "../snapshot_file.ts";
-import type { LocalStore } from "../local_store.ts";
 import { unref } from "../async.ts";
 import { describe } from "../describe.ts";
 import type { CacheCore } from "./core.ts";
@@ -67,37 +65,6 @@ export function startSnapshotTimer<T>(c: CacheCore<T>): void {
 }
 
 /**
- * The records a snapshot of `store` holds: every value at a revision above 0,
- * most recently used first, with its deadline. Values never read are written
- * as held (encoded; a slot still in the store's image as a view of its
- * buffer), without a copy each; decoded ones through `encode`. A value the
- * codec or schema refused is written as it was stored, so that after a warm
- * start it is refused again (a DecodeError), never "absent". Tombstones and
- * revision-0 slots (loader results, negative fetches) are not written.
- *
- * @example
- * ```ts ignore
- * await writeSnapshot(path, header, storeRecords(store, (v) => codec.encode(v)));
- * ```
- */
-export function storeRecords(
-  store: LocalStore,
-  encode: (value: unknown) => Uint8Array,
-): SnapshotSource {
-  return (add) =>
-    store.forEach((key, rev, created, flags, value, deadline) => {
-      if (rev === 0) return;
-      if ((flags & SlotFlag.Rejected) !== 0) {
-        add(key, rev, created, (value as Refusal).encoded, deadline);
-        return;
-      }
-      if ((flags & SlotFlag.Deleted) !== 0) return;
-      const held = (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : encode(value);
-      add(key, rev, created, held, deadline);
-    });
-}
-
-/**
  * Writes the replica to the snapshot file now (only when synced and changed
  * since the last save). Resolves to whether a file was written.
  */
@@ -106,7 +73,8 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
   if (!snap || !c.isReady || c.resyncing) return false;
   const rev = c.watcher.lastRevision;
   if (rev === c.savedRevision) return false;
-  const records = storeRecords(c.store, (v) => c.o.codec.encode(v as T));
+  // What the store holds, most recently used first (`snapshotRecords` in src/store_scan.ts).
+  const records = c.store.records((v) => c.o.codec.encode(v as T));
   try {
     const header = await writeSnapshot(snap.storage, {
       bucket: c.bucket,

@@ -11,7 +11,6 @@ import { LocalStore } from "../../src/local_store.ts";
 import { Applied, type RemovalReason, type Slot } from "../../src/slot.ts";
 import { loadSnapshot, readSnapshot, writeSnapshot } from "../../src/snapshot.ts";
 import type { SnapshotStorage } from "../../src/snapshot_file.ts";
-import { storeRecords } from "../../src/cache/warm_start.ts";
 import { ENTRY_OVERHEAD_BYTES } from "../../src/types.ts";
 
 const enc = new TextEncoder();
@@ -41,7 +40,7 @@ async function reload(
   gen = 3,
 ): Promise<{ loaded: LocalStore; count: number; storage: ReturnType<typeof memory> }> {
   const storage = memory();
-  await writeSnapshot(storage, HEADER, storeRecords(store, (v) => enc.encode(JSON.stringify(v))));
+  await writeSnapshot(storage, HEADER, store.records((v) => enc.encode(JSON.stringify(v))));
   const snap = await loadSnapshot(storage, { bucket: "b", filter: ">" });
   assert.ok(snap.ok, snap.ok ? "" : snap.reason);
   const loaded = new LocalStore(options);
@@ -77,7 +76,7 @@ Deno.test("store image: a saved store loads back the same, most recently used fi
   const first = await saved(storage);
   assert.deepEqual(first.map((r) => r[0]), ["a", "decoded", "bad", "ttl", "empty", "ключ.ü"]);
   const again = memory();
-  await writeSnapshot(again, HEADER, storeRecords(loaded, () => assert.fail("nothing decoded")));
+  await writeSnapshot(again, HEADER, loaded.records(() => assert.fail("nothing decoded")));
   const resaved = await saved(again);
   // The deadlines are kept as time left, so they may move by a millisecond.
   const exact = (rs: unknown[][]) => rs.map((r) => r.slice(0, 4));
