@@ -35,6 +35,7 @@
 
 import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
 import { checksum } from "./checksum.ts";
+import { align8, SnapshotColumns } from "./snapshot_columns.ts";
 
 /** Bytes of the checksum that ends the file. */
 const SUM_BYTES = 16;
@@ -138,112 +139,6 @@ export type SnapshotSource = (
   ) => void,
 ) => void;
 
-/** A byte buffer that doubles when full. */
-class Growing {
-  buf: Uint8Array;
-  view: DataView;
-  at = 0;
-  constructor(size = 1 << 16) {
-    this.buf = new Uint8Array(size);
-    this.view = new DataView(this.buf.buffer);
-  }
-  reserve(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.at + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.at));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
-  }
-  get bytes(): Uint8Array {
-    return this.buf.subarray(0, this.at);
-  }
-}
-
-/** The columns of a snapshot being written, each growing on its own. */
-class Columns {
-  readonly nums = [new Growing(), new Growing(), new Growing()] as const; // rev, created, deadline
-  readonly keyOff = new Growing();
-  readonly valOff = new Growing();
-  readonly keys = new Growing();
-  readonly values = new Growing(1 << 20);
-  count = 0;
-
-  constructor() {
-    this.keyOff.view.setUint32(0, 0, true);
-    this.valOff.view.setUint32(0, 0, true);
-    this.keyOff.at = this.valOff.at = 4;
-  }
-
-  add(
-    key: string | Uint8Array,
-    rev: number,
-    created: number,
-    value: Uint8Array | string,
-    deadline = 0,
-  ) {
-    const { nums: [r, c, d], keys, values } = this;
-    r.reserve(8);
-    c.reserve(8);
-    d.reserve(8);
-    r.view.setFloat64(r.at, rev, true);
-    c.view.setFloat64(c.at, created, true);
-    d.view.setFloat64(d.at, deadline, true);
-    r.at = c.at = d.at = r.at + 8;
-    append(keys, key);
-    append(values, value);
-    if (values.at > 0xffffffff || keys.at > 0xffffffff) {
-      throw new RangeError("Cannot write snapshot: over 4 GiB of keys or values");
-    }
-    this.#offset(this.keyOff, keys.at);
-    this.#offset(this.valOff, values.at);
-    this.count++;
-  }
-
-  #offset(g: Growing, at: number): void {
-    g.reserve(4);
-    g.view.setUint32(g.at, at, true);
-    g.at += 4;
-  }
-
-  /**
-   * The whole file but its checksum: `lead` (magic, header, padding; a
-   * multiple of 8 bytes), then the body, aligned as the layout says, with
-   * {@link SUM_BYTES} left at the end for the checksum.
-   */
-  file(lead: Uint8Array): Uint8Array {
-    const parts = [lead, ...[...this.nums, this.keyOff, this.valOff].map((g) => g.bytes)];
-    const fixed = parts.reduce((n, p) => n + p.byteLength, 0);
-    const blocksAt = align8(fixed);
-    const out = new Uint8Array(blocksAt + this.keys.at + this.values.at + SUM_BYTES);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.byteLength;
-    }
-    out.set(this.keys.bytes, blocksAt);
-    out.set(this.values.bytes, blocksAt + this.keys.at);
-    return out;
-  }
-}
-
-/** Appends `v` to `g`: bytes as they are, text as UTF-8. */
-function append(g: Growing, v: string | Uint8Array): void {
-  if (typeof v === "string") {
-    g.reserve(v.length * 3); // the worst case of UTF-8: 3 bytes per UTF-16 unit
-    g.at += encoder.encodeInto(v, g.buf.subarray(g.at)).written;
-  } else {
-    g.reserve(v.byteLength);
-    g.buf.set(v, g.at);
-    g.at += v.byteLength;
-  }
-}
-
-function align8(n: number): number {
-  return (n + 7) & ~7;
-}
-
 /**
  * Writes `records` to `path` atomically (a file: temporary file, then rename;
  * or a {@link SnapshotStorage}), in the column layout of this module's
@@ -261,7 +156,27 @@ export async function writeSnapshot(
     | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
     | SnapshotSource,
 ): Promise<SnapshotHeader> {
-  const cols = new Columns();
+  const { file, header: written } = encodeSnapshot(header, records);
+  await snapshotStorage(path).write([file]);
+  return written;
+}
+
+/**
+ * The bytes of a snapshot of `records` ({@link writeSnapshot} without the
+ * storage), and its full header.
+ *
+ * @example
+ * ```ts ignore
+ * const { file, header } = encodeSnapshot(head, (add) => add("k", 1, 0, "v"));
+ * ```
+ */
+export function encodeSnapshot(
+  header: Omit<SnapshotHeader, "count" | "checksum" | "savedAt">,
+  records:
+    | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
+    | SnapshotSource,
+): { file: Uint8Array; header: SnapshotHeader } {
+  const cols = new SnapshotColumns();
   const add = cols.add.bind(cols);
   if (typeof records === "function") records(add);
   else for (const r of records) add(r.key, r.rev, r.created, r.value, r.deadline ?? 0);
@@ -271,12 +186,11 @@ export async function writeSnapshot(
   lead.set(MAGIC);
   new DataView(lead.buffer).setUint32(MAGIC.length, head.length, true);
   lead.set(head, MAGIC.length + 4);
-  const file = cols.file(lead);
+  const file = cols.file(lead, SUM_BYTES);
   const end = file.length - SUM_BYTES;
   const sum = checksum(file.subarray(0, end));
   file.set(sum, end);
-  await snapshotStorage(path).write([file]);
-  return { ...written, checksum: hex(sum) };
+  return { file, header: { ...written, checksum: hex(sum) } };
 }
 
 /** Result of reading a snapshot: its header and records, or why it was refused. */
@@ -323,6 +237,20 @@ export async function loadSnapshot(
   } catch (err) {
     return { ok: false, reason: `cannot read snapshot: ${(err as Error).message}` };
   }
+  return decodeSnapshot(data, options);
+}
+
+/**
+ * Verifies the snapshot `data` ({@link loadSnapshot} without the storage)
+ * and hands out its columns, views of `data`'s buffer (copied first only if
+ * `data` does not start at a multiple of 8 bytes). Never throws for bad bytes.
+ *
+ * @example
+ * ```ts ignore
+ * const snap = decodeSnapshot(bytes, { bucket: "users", filter: ">" });
+ * ```
+ */
+export function decodeSnapshot(data: Uint8Array, options: LoadSnapshotOptions): SnapshotLoad {
   const older = olderFormat(data);
   if (older !== undefined) return { ok: false, reason: older };
   // Views need an 8-aligned body; a storage may hand out any slice.

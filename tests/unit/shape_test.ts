@@ -38,7 +38,7 @@ export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
   ["src/cache/read_path.ts:getSlow", "per stale hit"],
   // Whole-store passes: per slot or per snapshot record (a million of them).
   ["src/cache/listing.ts:forEach(callback)", "per slot of a local key listing"],
-  ["src/snapshot.ts:add", "per record of a snapshot write"],
+  ["src/snapshot_columns.ts:add", "per record of a snapshot write"],
   // The HTTP GET path: every request (bench/README.md, "where the microseconds go").
   ["src/http/fast_get.ts:fastGet", "per GET request"],
   ["src/http/fast_get.ts:awaitedRead", "per GET that is not a synchronous hit"],
