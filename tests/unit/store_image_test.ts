@@ -106,8 +106,15 @@ Deno.test("store image: a saved store loads back the same, most recently used fi
 
 Deno.test("store image: a key still in the image obeys the revision rule and leaves", async () => {
   const store = new LocalStore({ maxItems: 100 });
-  for (let i = 0; i < 50; i++) store.put(`k.${i}`, i + 10, 0, enc.encode(`${i}`));
+  for (let i = 0; i < 50; i++) store.put(`k.${i}`, i + 10, 1000 + i, enc.encode(`${i}`));
+  // No TTL anywhere: the columns are taken whole (no pass per record).
   const { loaded } = await reload(store, { maxItems: 100 });
+  for (let i = 40; i < 50; i++) {
+    const slot = loaded.peek(`k.${i}`)!;
+    assert.deepEqual([slot.rev, slot.created, [...slot.raw!]], [i + 10, 1000 + i, [
+      ...enc.encode(`${i}`),
+    ]]);
+  }
   assert.equal(loaded.put("k.1", 11, 0, enc.encode("older")), Applied.Older); // equal revision
   assert.equal(loaded.put("k.2", 5, 0, enc.encode("older")), Applied.Older);
   assert.deepEqual([...loaded.peek("k.2")!.raw!], [...enc.encode("2")]);
