@@ -19,9 +19,9 @@ export class SlotColumns {
   /** Each slot's value: decoded, encoded (see {@link SlotFlag}), a {@link Refusal}, or undefined. */
   vals: unknown[] = [];
   /** Each slot's revision. */
-  rev = new Float64Array(0);
+  rev: Float64Array<ArrayBufferLike> = new Float64Array(0);
   /** Each slot's write time, epoch ms. */
-  created = new Float64Array(0);
+  created: Float64Array<ArrayBufferLike> = new Float64Array(0);
   /** Each slot's resync generation. */
   gen = new Uint32Array(0);
   /** Each slot's bytes, kept only when {@link sized} (4 B a slot otherwise saved). */
@@ -34,6 +34,12 @@ export class SlotColumns {
   top = 0;
   /** Slots freed since, reused first. */
   free: number[] = [];
+  /**
+   * Whether {@link rev} and {@link created} are views of a snapshot's buffer
+   * (taken as they are by a warm start), which they keep alive: replaced by
+   * arrays of their own when they grow, are cleared, or by {@link own}.
+   */
+  borrowed = false;
   /** Whether `maxBytes` bounds the store, so {@link size} is kept. */
   readonly sized: boolean;
 
@@ -57,6 +63,7 @@ export class SlotColumns {
     this.gen = grown(this.gen, (n) => new Uint32Array(n));
     if (this.sized) this.size = grown(this.size, (n) => new Uint32Array(n));
     this.flags = grown(this.flags, (n) => new Uint8Array(n));
+    this.borrowed = false;
     // keys and vals grow by assignment at their end (a preallocated
     // `new Array(n)` of this size would hold dictionary elements).
     this.capacity = capacity;
@@ -75,10 +82,23 @@ export class SlotColumns {
 
   /** Frees every slot (new arrays: filling a million slots with undefined is slow in V8). */
   clear(): void {
+    if (this.borrowed) {
+      this.rev = new Float64Array(this.capacity);
+      this.created = new Float64Array(this.capacity);
+      this.borrowed = false;
+    }
     this.keys = [];
     this.vals = [];
     this.free = [];
     this.top = 0;
+  }
+
+  /** Copies {@link borrowed} columns into arrays of their own, so the snapshot's buffer can go. */
+  own(): void {
+    if (!this.borrowed) return;
+    this.rev = this.rev.slice();
+    this.created = this.created.slice();
+    this.borrowed = false;
   }
 
   /** A copy of slot `i`. */

@@ -227,6 +227,7 @@ export class StoreImage {
     c.keys[s] = key;
     index.set(key, s);
     this.#drop(s);
+    if (this.pending === 0) c.own(); // the last slot: the snapshot's buffer can go
     return s;
   }
 
@@ -272,7 +273,13 @@ export function fillColumns(
   const { records, ttls } = fit;
   const n = fit.count;
   c.fillImage(n);
-  if (records === undefined) {
+  if (records === undefined && n === c.capacity) {
+    // The file's columns become the store's: views of its buffer, no copy
+    // and no fresh memory to fault in (see `SlotColumns.borrowed`).
+    c.rev = img.rev.subarray(0, n);
+    c.created = img.created.subarray(0, n);
+    c.borrowed = true;
+  } else if (records === undefined) {
     c.rev.set(img.rev.subarray(0, n));
     c.created.set(img.created.subarray(0, n));
   } else {

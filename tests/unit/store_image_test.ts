@@ -216,3 +216,29 @@ Deno.test("store image: the bounds apply to what loads, the most recently used f
     assert.deepEqual([busy.size, busy.has("own"), busy.has("k.9")], [1, true, false]);
   });
 });
+
+Deno.test("store image: columns taken from the file stay right when touched, grown and cleared", async () => {
+  const n = 2000; // over the store's first capacity: the columns are the file's own
+  const store = new LocalStore({ maxItems: n });
+  for (let i = 0; i < n; i++) store.put(`k.${i}`, i + 1, 5000 + i, enc.encode(`${i}`));
+  const check = (s: LocalStore, from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const slot = s.peek(`k.${i}`)!;
+      assert.deepEqual([slot.rev, slot.created], [i + 1, 5000 + i], `k.${i}`);
+    }
+  };
+  const { loaded, count } = await reload(store, { maxItems: n });
+  assert.equal(count, n);
+  check(loaded, 0, n); // every key touched: the image is gone, the columns copied
+  assert.equal(loaded.put("k.7", 9999, 1, enc.encode("new")), Applied.Stored);
+  check(loaded, 0, 7);
+  assert.equal(loaded.put("extra", 1, 2, enc.encode("e")), Applied.Stored); // evicts the LRU
+  assert.equal(loaded.size, n);
+  const again = await reload(store, { maxItems: 4 * n });
+  check(again.loaded, 0, 10);
+  for (let i = 0; i < 10; i++) again.loaded.put(`new.${i}`, 1, 3, enc.encode("n")); // grows
+  check(again.loaded, 10, n);
+  again.loaded.clear();
+  again.loaded.put("after", 1, 4, enc.encode("a"));
+  assert.deepEqual([again.loaded.size, again.loaded.peek("after")!.created], [1, 4]);
+});
