@@ -69,7 +69,7 @@ export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
   const cap = b.maxItems > 0 ? Math.min(n, b.maxItems) : n;
   // The common case, a replica without TTLs or byte bound: the first `cap`
   // records load as they are, in one copy per column (no pass per record).
-  if (b.maxBytes === 0 && !b.ttl.bounded && img.deadline.every((d) => d === 0)) {
+  if (b.maxBytes === 0 && !b.ttl.bounded && allZero(img.deadline)) {
     const dropped: [number, RemovalReason][] = [];
     for (let r = cap; r < n; r++) dropped.push([r, "evict"]);
     return { count: cap, records: undefined, ttls: undefined, sizes: undefined, bytes: 0, dropped };
@@ -106,6 +106,12 @@ export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
     count++;
   }
   return { count, records, ttls, sizes, bytes, dropped };
+}
+
+/** Whether every value of `a` is 0 (a plain loop: `every()` with a callback is ~10× slower here). */
+function allZero(a: Float64Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
+  return true;
 }
 
 /**
