@@ -2,18 +2,15 @@
  * The local store: a bounded LRU of revision-bearing slots (values and
  * tombstones) that enforces rule 1 (revision wins) and rule 6 (TTL alignment).
  *
- * It keeps its own LRU as parallel arrays (one `Map` from key to index, typed
- * arrays for revision, time, size and links) instead of one object per entry:
- * a hit is one `Map` lookup and one array read, like a plain LRU, and a
- * replica's never-read values cost their bytes and little else. Values are
- * held encoded until first read: as a one-byte string when the bytes are
- * ASCII (JSON almost always is), otherwise as a copy of the bytes.
- *
- * This file holds the store's columns, its hit path and its revision rule; a
- * slot's form is in `slot.ts`, the recency list in `lru_list.ts`, the TTLs in
- * `slot_ttl.ts`, the negative slots and their bound in `negative_slots.ts`,
- * the whole-store passes (visit, copy, sweep) in `store_scan.ts` and the
- * options in `local_store_options.ts`.
+ * One `Map` from key to slot index and typed-array columns instead of one
+ * object per entry: a hit is one `Map` lookup and one array read, and a
+ * replica's never-read values cost their bytes and little else (held encoded
+ * until first read). This file holds which key has which slot, the hit path,
+ * the rules and the bounds; the columns are in `slot_columns.ts`, a slot's
+ * form in `slot.ts`, the recency list in `lru_list.ts`, the TTLs in
+ * `slot_ttl.ts`, the negative slots in `negative_slots.ts`, the whole-store
+ * passes in `store_scan.ts`, a warm start's snapshot held as the store's
+ * image in `store_image.ts` and the options in `local_store_options.ts`.
  *
  * @module
  */
@@ -23,21 +20,20 @@ import { SlotTtl } from "./slot_ttl.ts";
 import { NegativeSlots } from "./negative_slots.ts";
 import type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
 import {
+  dropBelow,
+  dropTombstones,
   forEachSlot,
   removeWhere,
   slotEntries,
   type SlotView,
   type SlotVisitor,
+  snapshotRecords,
 } from "./store_scan.ts";
-import {
-  Applied,
-  compact,
-  rawBytes,
-  type Refusal,
-  type RemovalReason,
-  type Slot,
-  SlotFlag,
-} from "./slot.ts";
+import { droppedSlots, fillColumns, fitImage } from "./store_image.ts";
+import type { ImageBounds, StoreImage } from "./store_image.ts";
+import { SlotColumns } from "./slot_columns.ts";
+import type { SnapshotImage, SnapshotSource } from "./snapshot.ts";
+import { Applied, compact, rawFlag, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
 
 export type { LocalStoreOptions, StoredValue } from "./local_store_options.ts";
 
@@ -66,20 +62,12 @@ export class LocalStore {
   readonly #negs: NegativeSlots | undefined;
 
   readonly #index = new Map<string, number>();
-  #keys: (string | undefined)[] = [];
-  #vals: unknown[] = [];
-  #rev = new Float64Array(0);
-  #created = new Float64Array(0);
-  #gen = new Uint32Array(0);
-  /** Bytes of each slot, kept only when `maxBytes` bounds the store (4 B a slot otherwise saved). */
-  #size = new Uint32Array(0);
-  #flags = new Uint8Array(0);
+  readonly #s: SlotColumns;
   readonly #ttl: SlotTtl;
-  #capacity = 0;
-  /** Next never-used index. */
-  #top = 0;
-  #free: number[] = [];
   readonly #lru = new LruList();
+  readonly #bounds: ImageBounds;
+  /** Slots loaded from a snapshot and not touched since (their key is not in `#index` yet). */
+  #image: StoreImage | undefined;
 
   /** Builds an empty store; at least one of `maxItems`/`maxBytes` must be set. */
   constructor(options: LocalStoreOptions) {
@@ -89,22 +77,21 @@ export class LocalStore {
     }
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
+    this.#s = new SlotColumns(this.#maxBytes > 0);
     this.#negs = NegativeSlots.bounded(options.maxNegativeShare ?? 1, {
       maxItems: this.#maxItems,
       maxBytes: this.#maxBytes,
     });
-    this.#ttl = new SlotTtl(
-      options.maxTtlMs ?? 0,
-      options.bucketTtlMs ?? 0,
-      options.now ?? Date.now,
-    );
+    const { maxTtlMs = 0, bucketTtlMs = 0, now = Date.now } = options;
+    this.#ttl = new SlotTtl(maxTtlMs, bucketTtlMs, now);
+    this.#bounds = { maxItems: this.#maxItems, maxBytes: this.#maxBytes, ttl: this.#ttl };
     this.#onRemove = options.onRemove;
     this.#grow(Math.min(this.#maxItems || INITIAL_CAPACITY, INITIAL_CAPACITY));
   }
 
   /** Number of resident slots. */
   get size(): number {
-    return this.#index.size;
+    return this.#index.size + (this.#image?.pending ?? 0);
   }
 
   /** Bytes counted against `maxBytes` (0 when only `maxItems` bounds the store). */
@@ -132,15 +119,12 @@ export class LocalStore {
     this.#ttl.bucketTtlMs = ms;
   }
 
-  // ---- the hit path: indexes ------------------------------------------------
-
   /**
-   * The index of `key`'s slot, marking it recently used, or -1 if absent or
-   * expired (an expired slot is removed). Read it with the `…At(i)` methods
-   * before the next change to the store.
+   * The index of `key`'s slot, marking it recently used, or -1 if absent or expired (then
+   * removed). Read it with the `…At(i)` methods before the next change to the store.
    */
   find(key: string): number {
-    const i = this.#index.get(key);
+    const i = this.#index.get(key) ?? this.#fromImage(key);
     if (i === undefined) return NONE;
     if (this.#ttl.expired(i)) {
       this.#remove(i, "expire");
@@ -152,97 +136,52 @@ export class LocalStore {
 
   /** The index of `key`'s slot without touching its recency, or -1. */
   findQuiet(key: string): number {
-    const i = this.#index.get(key);
+    const i = this.#index.get(key) ?? this.#fromImage(key);
     if (i === undefined || (this.#ttl.expired(i))) return NONE;
     return i;
   }
 
   /** {@link SlotFlag} bits of the slot at `i`. */
   flagsAt(i: number): number {
-    return this.#flags[i]!;
+    return this.#s.flags[i]!;
   }
 
   /** The decoded value at `i`, or its encoded form while a {@link SlotFlag.Raw} flag is set. */
   valueAt(i: number): unknown {
-    return this.#vals[i];
+    return this.#s.vals[i];
   }
 
   /** The revision of the slot at `i`. */
   revAt(i: number): number {
-    return this.#rev[i]!;
+    return this.#s.rev[i]!;
   }
 
   /** When the slot's value was written to KV, epoch ms. */
   createdAt(i: number): number {
-    return this.#created[i]!;
-  }
-
-  /**
-   * Replaces the encoded value at `i` by its decoded `value`, or, when
-   * `rejected` is given (why the codec or schema refused the value), turns the
-   * slot into a rejected tombstone that keeps the encoded value (a
-   * {@link Refusal}). Size and revision stay.
-   */
-  setDecodedAt(i: number, value: unknown, rejected?: unknown): void {
-    if (rejected === undefined) {
-      this.#vals[i] = value;
-      this.#flags[i] = 0;
-    } else {
-      const held = this.#vals[i];
-      const encoded = (this.#flags[i]! & SlotFlag.Raw) !== 0
-        ? held as string | Uint8Array
-        : (held as Refusal | undefined)?.encoded ?? "";
-      this.#vals[i] = { reason: rejected, encoded } satisfies Refusal;
-      this.#flags[i] = SlotFlag.Deleted | SlotFlag.Rejected;
-    }
+    return this.#s.created[i]!;
   }
 
   /** The encoded bytes at `i` if it was never decoded. */
   rawAt(i: number): Uint8Array | undefined {
-    const f = this.#flags[i]!;
-    if ((f & SlotFlag.Raw) === 0) return undefined;
-    return rawBytes(this.#vals[i] as string | Uint8Array);
+    return this.#s.rawAt(i);
   }
 
   /** A copy of the slot at `i`. */
   slotAt(i: number): Slot {
-    const f = this.#flags[i]!;
-    const raw = (f & SlotFlag.Raw) !== 0;
-    const slot: Slot = {
-      rev: this.#rev[i]!,
-      created: this.#created[i]!,
-      deleted: (f & SlotFlag.Deleted) !== 0,
-      raw: raw ? rawBytes(this.#vals[i] as string | Uint8Array) : undefined,
-      value: raw || (f & SlotFlag.Deleted) !== 0 ? undefined : this.#vals[i],
-      size: this.#maxBytes > 0 ? this.#size[i]! : 0,
-      gen: this.#gen[i]!,
-    };
-    if ((f & SlotFlag.Rejected) !== 0) slot.rejected = (this.#vals[i] as Refusal).reason;
-    return slot;
+    return this.#s.slotAt(i);
   }
 
   /** Records that the resident slot of `key` at revision `rev` was decoded to `value`. */
   decoded(key: string, rev: number, value: unknown): void {
-    const i = this.#encodedAt(key, rev);
-    if (i !== NONE) this.setDecodedAt(i, value);
+    const i = this.#index.get(key) ?? this.#fromImage(key);
+    if (i !== undefined && this.#s.encodedAt(i, rev)) this.#s.setDecodedAt(i, value);
   }
 
   /** Records that the codec or schema refused the resident slot of `key` at `rev`, and why. */
   rejected(key: string, rev: number, why: unknown): void {
-    const i = this.#encodedAt(key, rev);
-    if (i !== NONE) this.setDecodedAt(i, undefined, why);
+    const i = this.#index.get(key) ?? this.#fromImage(key);
+    if (i !== undefined && this.#s.encodedAt(i, rev)) this.#s.setDecodedAt(i, undefined, why);
   }
-
-  /** The index of `key`'s slot if it is at `rev` and still encoded, else {@link NONE}. */
-  #encodedAt(key: string, rev: number): number {
-    const i = this.#index.get(key);
-    if (i === undefined || this.#rev[i] !== rev || (this.#flags[i]! & SlotFlag.Raw) === 0) {
-      return NONE;
-    }
-    return i;
-  }
-
-  // ---- slot copies ------------------------------------------------------------
 
   /** A copy of the slot of `key`, marking it recently used; undefined if absent or expired. */
   get(key: string): Slot | undefined {
@@ -261,13 +200,10 @@ export class LocalStore {
     return this.findQuiet(key) !== NONE;
   }
 
-  // ---- writes -------------------------------------------------------------------
-
   /**
-   * Stores a value (`raw` bytes, decoded later; copied, so the caller may
-   * reuse them) or a tombstone (`raw` undefined) at `rev`, unless an equal or
-   * newer revision is resident. `ttlMs` further bounds this slot's life
-   * (negative caching).
+   * Stores a value (`raw` bytes, decoded later; copied) or a tombstone (`raw` undefined) at
+   * `rev`, unless an equal or newer revision is resident (rule 1). `ttlMs`
+   * further bounds this slot's life (negative caching).
    */
   put(
     key: string,
@@ -277,14 +213,11 @@ export class LocalStore {
     gen = 0,
     ttlMs = 0,
   ): Applied {
-    const at = this.#index.size === 0 ? undefined : this.#index.get(key);
+    const at = this.#index.get(key) ?? this.#fromImage(key);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
-    if (held !== NONE) {
-      const heldRev = this.#rev[held]!;
-      if (heldRev >= rev && !(rev === 0 && heldRev === 0)) {
-        if (heldRev === rev) this.#gen[held] = gen;
-        return Applied.Older;
-      }
+    if (held !== NONE && this.#keeps(held, rev)) {
+      if (this.#s.rev[held] === rev) this.#s.gen[held] = gen;
+      return Applied.Older;
     }
     const ttl = this.#ttl.ttlFor(created, ttlMs);
     if (ttl < 0) {
@@ -293,24 +226,12 @@ export class LocalStore {
     }
     const size = key.length + (raw?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
-      const refused = {
-        rev,
-        created,
-        deleted: raw === undefined,
-        raw,
-        value: undefined,
-        size,
-        gen,
-      };
-      this.#refuse(key, held, refused);
+      const deleted = raw === undefined;
+      this.#refuse(key, held, { rev, created, deleted, raw, value: undefined, size, gen });
       return Applied.TooLarge;
     }
     const value = raw === undefined ? undefined : compact(raw);
-    const flags = raw === undefined
-      ? SlotFlag.Deleted
-      : typeof value === "string"
-      ? SlotFlag.RawText
-      : SlotFlag.RawBytes;
+    const flags = raw === undefined ? SlotFlag.Deleted : rawFlag(value as string | Uint8Array);
     this.#set(key, at, rev, created, value, flags, size, gen, ttl);
     return Applied.Stored;
   }
@@ -322,14 +243,12 @@ export class LocalStore {
    */
   putValue(key: string, v: StoredValue): Applied {
     const { rev, created, value, encodedBytes } = v;
-    const at = this.#index.get(key);
+    const at = this.#index.get(key) ?? this.#fromImage(key);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
-    if (held !== NONE && this.#rev[held]! >= rev && !(rev === 0 && this.#rev[held] === 0)) {
-      return Applied.Older;
-    }
+    if (held !== NONE && this.#keeps(held, rev)) return Applied.Older;
     const ttl = this.#ttl.ttlFor(created, 0);
     if (ttl < 0) return Applied.Expired;
-    const gen = held === NONE ? 0 : this.#gen[held]!;
+    const gen = held === NONE ? 0 : this.#s.gen[held]!;
     const size = key.length + encodedBytes + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
       this.#refuse(key, held, { rev, created, deleted: false, raw: undefined, value, size, gen });
@@ -341,48 +260,33 @@ export class LocalStore {
 
   /** Removes `key` (no revision check). */
   delete(key: string): void {
-    const i = this.#index.get(key);
+    const i = this.#index.get(key) ?? this.#fromImage(key);
     if (i !== undefined) this.#remove(i, "delete");
   }
 
   /** Removes every slot. */
   clear(): void {
     this.#index.clear();
-    this.#keys.fill(undefined);
-    this.#vals.fill(undefined);
-    this.#free = [];
-    this.#top = 0;
+    this.#s.clear();
     this.#lru.clear();
     this.#bytes = 0;
     this.#negs?.clear();
+    this.#image = undefined;
   }
 
-  /** Removes slots whose generation is below `gen` and whose revision is below `beforeRev`. */
+  /** Removes slots whose generation is below `gen` and revision below `beforeRev` (a resync's sweep). */
   sweep(gen: number, beforeRev: number): number {
-    const v = this.#view();
-    return removeWhere(v, (i) => this.#gen[i]! < gen && v.rev[i]! < beforeRev);
+    return removeWhere(this.#view(), (i) => this.#s.gen[i]! < gen && this.#s.rev[i]! < beforeRev);
   }
 
-  /**
-   * Removes slots with a revision in `[1, rev)`: their message is no longer in
-   * the stream (purged, aged out or dropped by a limit) and nothing newer was
-   * seen, so the key is gone. Slots at revision 0 (loader results, negative
-   * fetches) are kept.
-   */
+  /** Removes slots at a revision in `[1, rev)` (see `dropBelow` in `store_scan.ts`). */
   dropBelow(rev: number): number {
-    const v = this.#view();
-    return removeWhere(v, (i) => v.rev[i]! > 0 && v.rev[i]! < rev);
+    return dropBelow(this.#view(), rev);
   }
 
-  /**
-   * Removes tombstones with a revision up to `rev`; returns how many. A
-   * refused value ({@link SlotFlag.Rejected}) is not a tombstone to drop: its
-   * key holds a value, which must keep answering "refused", not "absent".
-   */
+  /** Removes tombstones at a revision up to `rev` (see `dropTombstones` in `store_scan.ts`). */
   dropTombstones(rev: number): number {
-    const v = this.#view();
-    const mask = SlotFlag.Deleted | SlotFlag.Rejected;
-    return removeWhere(v, (i) => (v.flags[i]! & mask) === SlotFlag.Deleted && v.rev[i]! <= rev);
+    return dropTombstones(this.#view(), rev);
   }
 
   /** Iterates resident slots (copies), most recently used first. */
@@ -390,39 +294,66 @@ export class LocalStore {
     return slotEntries(this.#view());
   }
 
-  /**
-   * Calls `fn` for every resident slot, most recently used first, with its
-   * value in compact encoded form when never decoded (see {@link SlotFlag})
-   * and its deadline on the wall clock (`Date.now()` ms, 0 for none: rule 6's
-   * `maxTtlMs`, bucket TTL or the value's own `Nats-TTL`, whichever ends
-   * first). `fn` must not change the store.
-   */
+  /** Calls `fn` for every resident slot, most recently used first (see `forEachSlot` in `store_scan.ts`). */
   forEach(fn: SlotVisitor): void {
     forEachSlot(this.#view(), fn);
+  }
+
+  /** The records of a snapshot of this store, values decoded since through `encode` (`snapshotRecords`). */
+  records(encode: (value: unknown) => Uint8Array): SnapshotSource {
+    return snapshotRecords(this.#view(), encode);
   }
 
   /** The columns for one whole-store pass (src/store_scan.ts). */
   #view(): SlotView {
     return {
-      keys: this.#keys,
-      vals: this.#vals,
-      rev: this.#rev,
-      created: this.#created,
-      flags: this.#flags,
+      s: this.#s,
       lru: this.#lru,
       ttl: this.#ttl,
-      slotAt: (i) => this.slotAt(i),
+      image: this.#image,
+      slotAt: (i) => this.slotAt(this.#touch(i)),
       remove: (i) => this.#remove(i, "delete"),
     };
   }
 
-  // ---- internals -------------------------------------------------------------------
-
   /**
-   * Refuses `slot`, larger than `maxBytes`: like lru-cache, drops the key's
-   * old value (`held`) and says so, so the caller can serve it without
-   * holding it.
+   * Loads a verified snapshot into this empty store as its image (`store_image.ts`), within
+   * the bounds (`onRemove` hears what does not fit) and TTLs. Returns the slots
+   * loaded, or -1 (nothing loaded) when the store is not empty.
    */
+  loadImage(img: SnapshotImage, gen: number): number {
+    if (this.size !== 0) return NONE;
+    this.clear();
+    const fit = fitImage(img, this.#bounds);
+    if (fit.count > this.#s.capacity) this.#grow(fit.count);
+    this.#image = fillColumns(this.#s, img, { fit, lru: this.#lru, ttl: this.#ttl, gen });
+    this.#bytes = fit.bytes;
+    for (const [k, slot, why] of droppedSlots(img, fit, gen)) this.#onRemove?.(k, slot, why);
+    return fit.count;
+  }
+
+  /** Rule 1 (revision wins): whether the live slot `held` stays against `rev` (equal or newer). */
+  #keeps(held: number, rev: number): boolean {
+    const heldRev = this.#s.rev[held]!;
+    return heldRev >= rev && !(rev === 0 && heldRev === 0);
+  }
+
+  /** The slot of `key` if the image holds it, taken into `#index` first; else undefined. */
+  #fromImage(key: string): number | undefined {
+    const image = this.#image;
+    if (image === undefined) return undefined;
+    const i = image.take(key, this.#s, this.#index);
+    if (image.pending === 0) this.#image = undefined;
+    return i === NONE ? undefined : i;
+  }
+
+  /** Slot `i`, taken out of the image first if it is still there (its key unset). */
+  #touch(i: number): number {
+    if (this.#s.keys[i] === null) this.#fromImage(this.#image!.key(i));
+    return i;
+  }
+
+  /** Refuses `slot`, over `maxBytes`: drops the key's old value (`held`) and says so (like lru-cache). */
   #refuse(key: string, held: number, slot: Slot): void {
     if (held !== NONE) this.#remove(held, "delete");
     this.#onRemove?.(key, slot, "too_large");
@@ -441,30 +372,30 @@ export class LocalStore {
     ttl: number,
   ): void {
     let i = at;
-    if (i !== undefined && this.#keys[i] !== key) i = this.#index.get(key); // moved by an eviction
+    if (i !== undefined && this.#s.keys[i] !== key) i = this.#index.get(key); // moved by an eviction
     if (i === undefined) {
-      if (this.#maxItems > 0 && this.#index.size >= this.#maxItems) this.#evictHead();
+      if (this.#maxItems > 0 && this.size >= this.#maxItems) this.#evictHead();
       i = this.#alloc();
-      this.#keys[i] = key;
+      this.#s.keys[i] = key;
       this.#index.set(key, i);
       this.#lru.link(i);
     } else {
       if (i !== this.#lru.tail) this.#lru.moveToTail(i);
-      if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
-      if (this.#isNegative(i)) this.#unlinkNegative(i);
+      if (this.#maxBytes > 0) this.#bytes -= this.#s.size[i]!;
+      this.#unlinkIfNegative(i);
     }
-    this.#vals[i] = value;
-    this.#flags[i] = flags;
-    this.#rev[i] = rev;
-    this.#created[i] = created;
-    this.#gen[i] = gen;
+    this.#s.vals[i] = value;
+    this.#s.flags[i] = flags;
+    this.#s.rev[i] = rev;
+    this.#s.created[i] = created;
+    this.#s.gen[i] = gen;
     if (this.#maxBytes > 0) {
-      this.#size[i] = size;
+      this.#s.size[i] = size;
       const room = this.#maxBytes - size;
       while (this.#bytes > room) this.#evictHead();
       this.#bytes += size;
     }
-    this.#ttl.set(i, ttl, this.#capacity);
+    this.#ttl.set(i, ttl, this.#s.capacity);
     const negs = this.#negs;
     if (rev === 0 && flags === SlotFlag.Deleted && negs !== undefined) {
       negs.link(i, size);
@@ -473,46 +404,26 @@ export class LocalStore {
     }
   }
 
-  /** Whether slot `i` counts as negative (linked in `#negs`). */
-  #isNegative(i: number): boolean {
-    return this.#negs !== undefined && this.#rev[i] === 0 && this.#flags[i] === SlotFlag.Deleted;
-  }
-
-  /** Unlinks negative slot `i`; its bytes are kept in `#size` only with `maxBytes`. */
-  #unlinkNegative(i: number): void {
-    const size = this.#maxBytes > 0 ? this.#size[i]! : this.#keys[i]!.length + ENTRY_OVERHEAD_BYTES;
-    this.#negs!.unlink(i, size);
+  /** Unlinks slot `i` from `#negs` if it is a negative slot (revision-0 tombstone). */
+  #unlinkIfNegative(i: number): void {
+    const s = this.#s;
+    if (this.#negs === undefined || s.rev[i] !== 0 || s.flags[i] !== SlotFlag.Deleted) return;
+    this.#negs.unlink(i, s.sized ? s.size[i]! : s.keys[i]!.length + ENTRY_OVERHEAD_BYTES);
   }
 
   #alloc(): number {
-    const f = this.#free.pop();
-    if (f !== undefined) return f;
-    if (this.#top === this.#capacity) this.#grow(this.#capacity * 2);
-    return this.#top++;
+    const s = this.#s;
+    if (s.free.length === 0 && s.top === s.capacity) this.#grow(s.capacity * 2);
+    return s.free.pop() ?? s.top++;
   }
 
   #grow(capacity: number): void {
     if (this.#maxItems > 0) capacity = Math.min(capacity, this.#maxItems);
     capacity = Math.max(capacity, 1);
-    const grown = <A extends Float64Array | Uint32Array | Uint8Array | Int32Array>(
-      a: A,
-      make: (n: number) => A,
-    ): A => {
-      const b = make(capacity);
-      b.set(a as never);
-      return b;
-    };
-    this.#rev = grown(this.#rev, (n) => new Float64Array(n));
-    this.#created = grown(this.#created, (n) => new Float64Array(n));
-    this.#gen = grown(this.#gen, (n) => new Uint32Array(n));
-    if (this.#maxBytes > 0) this.#size = grown(this.#size, (n) => new Uint32Array(n));
-    this.#flags = grown(this.#flags, (n) => new Uint8Array(n));
+    this.#s.grow(capacity);
     this.#lru.grow(capacity);
     this.#negs?.grow(capacity);
     this.#ttl.grow(capacity);
-    // #keys and #vals grow by assignment at their end (a preallocated
-    // `new Array(n)` of this size would hold dictionary elements).
-    this.#capacity = capacity;
   }
 
   #evictHead(): void {
@@ -524,15 +435,15 @@ export class LocalStore {
 
   /** Removes the slot at `i`; tells `onRemove` about evictions and expiries. */
   #remove(i: number, reason: RemovalReason | "delete"): void {
-    const key = this.#keys[i]!;
+    const key = this.#s.keys[this.#touch(i)]!;
     const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
-    if (this.#isNegative(i)) this.#unlinkNegative(i);
+    this.#unlinkIfNegative(i);
     this.#index.delete(key);
     this.#lru.unlink(i);
-    if (this.#maxBytes > 0) this.#bytes -= this.#size[i]!;
-    this.#keys[i] = undefined;
-    this.#vals[i] = undefined;
-    this.#free.push(i);
+    if (this.#maxBytes > 0) this.#bytes -= this.#s.size[i]!;
+    this.#s.keys[i] = undefined;
+    this.#s.vals[i] = undefined;
+    this.#s.free.push(i);
     if (slot !== undefined) this.#onRemove!(key, slot, reason as RemovalReason);
   }
 }

@@ -45,6 +45,19 @@ export class LruList {
     this.link(i);
   }
 
+  /** Links slots `0 … n - 1` of an empty list, slot 0 the most recently used. */
+  chain(n: number): void {
+    const { next, prev } = this;
+    for (let i = 0; i < n; i++) {
+      next[i] = i - 1;
+      prev[i] = i + 1;
+    }
+    if (n === 0) return;
+    prev[n - 1] = NONE;
+    this.head = n - 1;
+    this.tail = 0;
+  }
+
   /** Empties the list. */
   clear(): void {
     this.head = this.tail = NONE;

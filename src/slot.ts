@@ -91,6 +91,11 @@ export function compact(raw: Uint8Array): string | Uint8Array {
   return raw.slice();
 }
 
+/** The {@link SlotFlag} of a value held in compact form `v`: `RawText` or `RawBytes`. */
+export function rawFlag(v: string | Uint8Array): number {
+  return typeof v === "string" ? SlotFlag.RawText : SlotFlag.RawBytes;
+}
+
 /** The bytes of a compact value. */
 export function rawBytes(v: string | Uint8Array): Uint8Array {
   return typeof v === "string" ? encoder.encode(v) : v;

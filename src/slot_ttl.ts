@@ -23,6 +23,11 @@ export class SlotTtl {
     this.#now = now;
   }
 
+  /** Whether any rule bounds a slot's life (`maxTtlMs` or a bucket TTL); a slot's own TTL aside. */
+  get bounded(): boolean {
+    return this.#maxTtlMs > 0 || this.bucketTtlMs > 0;
+  }
+
   /** Whether the slot at `i` has outlived its deadline. */
   expired(i: number): boolean {
     if (this.#expires === undefined) return false;

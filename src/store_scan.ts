@@ -9,8 +9,11 @@
  */
 import type { LruList } from "./lru_list.ts";
 import { NONE } from "./lru_list.ts";
-import type { Slot } from "./slot.ts";
+import { type Refusal, type Slot, SlotFlag } from "./slot.ts";
+import type { SnapshotSource } from "./snapshot.ts";
 import type { SlotTtl } from "./slot_ttl.ts";
+import type { StoreImage } from "./store_image.ts";
+import type { SlotColumns } from "./slot_columns.ts";
 
 /** Receives one resident slot of a pass (see {@link forEachSlot}). */
 export type SlotVisitor = (
@@ -27,21 +30,15 @@ export type SlotVisitor = (
  * (the store replaces its arrays when it grows).
  */
 export interface SlotView {
-  /** Each slot's key. */
-  readonly keys: readonly (string | undefined)[];
-  /** Each slot's value or encoded form. */
-  readonly vals: readonly unknown[];
-  /** Each slot's revision. */
-  readonly rev: Float64Array;
-  /** Each slot's write time. */
-  readonly created: Float64Array;
-  /** Each slot's {@link SlotFlag} bits. */
-  readonly flags: Uint8Array;
+  /** The slots' columns (a key is null while its slot is still in {@link image}). */
+  readonly s: SlotColumns;
   /** The recency order. */
   readonly lru: LruList;
   /** The slots' deadlines. */
   readonly ttl: SlotTtl;
-  /** A copy of slot `i`. */
+  /** The slots loaded from a snapshot and not touched since, if any. */
+  readonly image: StoreImage | undefined;
+  /** A copy of slot `i` (taking it out of the image first). */
   slotAt(i: number): Slot;
   /** Removes slot `i` (no revision check, no `onRemove`). */
   remove(i: number): void;
@@ -49,7 +46,10 @@ export interface SlotView {
 
 /**
  * Calls `fn` for every resident slot of `v`, most recently used first, with
- * its deadline on the wall clock (0 for none). `fn` must not change the store.
+ * its deadline on the wall clock (0 for none). A slot still in the image is
+ * handed out as its key and its encoded bytes (a view of the snapshot's
+ * buffer, {@link SlotFlag.RawBytes}), without taking it out. `fn` must not
+ * change the store.
  *
  * @example
  * ```ts ignore
@@ -57,10 +57,17 @@ export interface SlotView {
  * ```
  */
 export function forEachSlot(v: SlotView, fn: SlotVisitor): void {
-  const { lru, ttl } = v;
+  const { lru, ttl, s } = v;
   for (let i = lru.tail; i !== NONE; i = lru.prev[i]!) {
     if (ttl.expired(i)) continue;
-    fn(v.keys[i]!, v.rev[i]!, v.created[i]!, v.flags[i]!, v.vals[i], ttl.deadline(i));
+    const key = s.keys[i]!;
+    if (key === null) {
+      const image = v.image!;
+      const at = image.value(i);
+      fn(image.key(i), s.rev[i]!, s.created[i]!, SlotFlag.RawBytes, at, ttl.deadline(i));
+    } else {
+      fn(key, s.rev[i]!, s.created[i]!, s.flags[i]!, s.vals[i], ttl.deadline(i));
+    }
   }
 }
 
@@ -75,7 +82,8 @@ export function forEachSlot(v: SlotView, fn: SlotVisitor): void {
 export function* slotEntries(v: SlotView): IterableIterator<[string, Slot]> {
   for (let i = v.lru.tail; i !== NONE; i = v.lru.prev[i]!) {
     if (v.ttl.expired(i)) continue;
-    yield [v.keys[i]!, v.slotAt(i)];
+    const slot = v.slotAt(i); // takes it out of the image, which sets its key
+    yield [v.s.keys[i]!, slot];
   }
 }
 
@@ -98,4 +106,75 @@ export function removeWhere(v: SlotView, drop: (i: number) => boolean): number {
     i = prev;
   }
   return removed;
+}
+
+/**
+ * Removes the slots of `v` at a revision in `[1, rev)`: their message is no
+ * longer in the stream (purged, aged out or dropped by a limit) and nothing
+ * newer was seen, so the key is gone. Slots at revision 0 (loader results,
+ * negative fetches) are kept. Returns how many went.
+ *
+ * @example
+ * ```ts ignore
+ * const gone = dropBelow(view, firstSeqOfTheStream);
+ * ```
+ */
+export function dropBelow(v: SlotView, rev: number): number {
+  const r = v.s.rev;
+  return removeWhere(v, (i) => r[i]! > 0 && r[i]! < rev);
+}
+
+/**
+ * Removes the tombstones of `v` at a revision up to `rev`; returns how many.
+ * A refused value ({@link SlotFlag.Rejected}) is not a tombstone to drop: its
+ * key holds a value, which must keep answering "refused", not "absent".
+ *
+ * @example
+ * ```ts ignore
+ * const dropped = dropTombstones(view, lastRevision);
+ * ```
+ */
+export function dropTombstones(v: SlotView, rev: number): number {
+  const { rev: r, flags } = v.s;
+  const mask = SlotFlag.Deleted | SlotFlag.Rejected;
+  return removeWhere(v, (i) => (flags[i]! & mask) === SlotFlag.Deleted && r[i]! <= rev);
+}
+
+/**
+ * The records a snapshot of `v` holds (see `src/snapshot.ts`): every value at
+ * a revision above 0, most recently used first, with its deadline. A value
+ * never read is written as held (encoded; a slot still in the image as its
+ * key and value bytes, copied from the snapshot's buffer without decoding the
+ * key), a decoded one through `encode`. A value the codec or schema refused
+ * is written as it was stored, so that after a warm start it is refused
+ * again (a DecodeError), never "absent". Tombstones and revision-0 slots
+ * (loader results, negative fetches) are not written.
+ *
+ * @example
+ * ```ts ignore
+ * await writeSnapshot(path, header, snapshotRecords(view, (v) => codec.encode(v)));
+ * ```
+ */
+export function snapshotRecords(
+  v: SlotView,
+  encode: (value: unknown) => Uint8Array,
+): SnapshotSource {
+  return (add) => {
+    const { lru, ttl, s, image } = v;
+    for (let i = lru.tail; i !== NONE; i = lru.prev[i]!) {
+      const rev = s.rev[i]!;
+      if (rev === 0 || ttl.expired(i)) continue;
+      const key = s.keys[i]!;
+      if (key === null) {
+        add(image!.keyBytes(i), rev, s.created[i]!, image!.value(i), ttl.deadline(i));
+        continue;
+      }
+      const flags = s.flags[i]!;
+      let held = s.vals[i] as string | Uint8Array;
+      if ((flags & SlotFlag.Rejected) !== 0) held = (s.vals[i] as Refusal).encoded;
+      else if ((flags & SlotFlag.Deleted) !== 0) continue;
+      else if ((flags & SlotFlag.Raw) === 0) held = encode(s.vals[i]);
+      add(key, rev, s.created[i]!, held, ttl.deadline(i));
+    }
+  };
 }

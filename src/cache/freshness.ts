@@ -15,8 +15,9 @@
  *   recorded against a reservation (`#watch`), the higher of the two kept
  *   (`#fetch`); one fetch per key is the read path's single flight;
  * - rule 6, TTL alignment: a value's own TTL (`keyTtlLeft`, an expired
- *   fetched value), the negative TTL of a loader's "absent", a snapshot
- *   record's deadline, the bucket TTL given to the store (`streamInfo`).
+ *   fetched value), the negative TTL of a loader's "absent", the bucket TTL
+ *   given to the store (`streamInfo`); a snapshot record's deadline is
+ *   checked by the store as it loads the image.
  *
  * It also says whether a missing slot means "absent" (`lossy`,
  * `impliedAbsent`, `holdsAll`). Readers get the store's read side only
@@ -123,7 +124,7 @@ export class Freshness {
 
   // ---- the one way in ---------------------------------------------------------
 
-  /** Applies a watcher message, an own write or a snapshot record; true if the store changed. */
+  /** Applies a watcher message, an own write or a snapshot (whole); true if the store changed. */
   apply(change: WatchChange | WriteChange | SnapshotChange): boolean;
   /** Applies a read of KV; returns what is resident (or would be, served once). */
   apply(change: FetchChange): Slot;
@@ -254,16 +255,8 @@ export class Freshness {
   }
 
   #restore(s: SnapshotChange): boolean {
-    // A record whose deadline (rule 6) passed while the cache was down is not
-    // loaded: KV has dropped it too (its own TTL), or it was bounded by this
-    // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
-    const { key, rev, created, raw, deadline } = s;
-    if (deadline === 0) {
-      return this.#store.put(key, rev, created, raw, this.#gen) === Applied.Stored;
-    }
-    const left = deadline - Date.now();
-    if (left <= 0) return false;
-    return this.#store.put(key, rev, created, raw, this.#gen, Math.ceil(left)) === Applied.Stored;
+    // Rule 6 for its records (a passed deadline) and the bounds: `loadImage`.
+    return this.#store.loadImage(s.image, this.#gen) >= 0;
   }
 
   // ---- rule 3: reservations ---------------------------------------------------

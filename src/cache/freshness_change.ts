@@ -6,6 +6,7 @@
  * @module
  */
 import type { LocalStore } from "../local_store.ts";
+import type { SnapshotImage } from "../snapshot.ts";
 import type { CacheMode, Operation } from "../types.ts";
 
 /**
@@ -34,6 +35,7 @@ export type StoreView = Pick<
   | "has"
   | "entries"
   | "forEach"
+  | "records"
   | "size"
   | "bytes"
   | "evictions"
@@ -123,21 +125,18 @@ export interface LoaderChange {
 }
 
 /**
- * A record of a warm-start snapshot.
+ * A warm-start snapshot, whole: the store takes its columns as its image
+ * (`src/store_image.ts`); a record whose deadline (rule 6) passed while the
+ * cache was down is not loaded, and the store's bounds apply.
  *
  * @example
  * ```ts ignore
- * freshness.apply({ source: "snapshot", key, rev, created, raw: bytes, deadline: 0 });
+ * const loaded = freshness.apply({ source: "snapshot", image: snap.image });
  * ```
  */
 export interface SnapshotChange {
   source: "snapshot";
-  key: string;
-  rev: number;
-  created: number;
-  raw: Uint8Array;
-  /** The record's deadline on the wall clock, epoch ms; 0 for none. */
-  deadline: number;
+  image: SnapshotImage;
 }
 
 /**

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { type Refusal, SlotFlag } from "../slot.ts";
-import { loadSnapshot as readSnapshot, type SnapshotSource, writeSnapshot } from "../snapshot.ts";
+import { loadSnapshot as readSnapshot, writeSnapshot } from "../snapshot.ts";
 import type { SnapshotStorage } from "../snapshot_file.ts";
 import { unref } from "../async.ts";
 import { describe } from "../describe.ts";
@@ -27,14 +26,16 @@ export async function loadSnapshot<T>(
       epoch === undefined || header.epoch === epoch
         ? undefined
         : `bucket was recreated since the snapshot (epoch ${header.epoch})`,
-    // Straight into the store, which keeps its own compact copy of each value
-    // (a record past its deadline is not loaded: `Freshness`, rule 6).
-    onRecord: (key, rev, created, raw, deadline) => {
-      freshness.apply({ source: "snapshot", key, rev, created, raw, deadline });
-    },
   });
-  if (!snap.ok) {
-    c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail: snap.reason });
+  // The store takes the file's columns as its image (src/store_image.ts),
+  // keeping each key and value in the file's buffer until first touched. A
+  // value whose deadline (rule 6) passed while the cache was down is not
+  // loaded: KV has dropped it too (its own TTL), or it was bounded by this
+  // cache's maxTtlMs, whose snapshots are partial (absent there means "ask").
+  const loaded = snap.ok && freshness.apply({ source: "snapshot", image: snap.image });
+  if (!snap.ok || !loaded) {
+    const detail = snap.ok ? "the store was not empty" : snap.reason;
+    c.emit({ type: "snapshot", at: Date.now(), action: "ignored", detail });
     return false;
   }
   const { header } = snap;
@@ -72,27 +73,8 @@ export async function saveSnapshot<T>(c: CacheCore<T>): Promise<boolean> {
   if (!snap || !c.isReady || c.resyncing) return false;
   const rev = c.watcher.lastRevision;
   if (rev === c.savedRevision) return false;
-  const codec = c.o.codec;
-  const store = c.freshness.view;
-  // Values never read are written as held (encoded), without a copy each.
-  // A value the codec or schema refused is written as it was stored, so that
-  // after a warm start it is refused again (a DecodeError), never "absent".
-  const records: SnapshotSource = (add) =>
-    store.forEach((key, rev, created, flags, value, deadline) => {
-      if (rev === 0) return;
-      if ((flags & SlotFlag.Rejected) !== 0) {
-        add(key, rev, created, (value as Refusal).encoded, deadline);
-        return;
-      }
-      if ((flags & SlotFlag.Deleted) !== 0) return;
-      add(
-        key,
-        rev,
-        created,
-        (flags & SlotFlag.Raw) !== 0 ? value as string | Uint8Array : codec.encode(value as T),
-        deadline,
-      );
-    });
+  // What the store holds, most recently used first (`snapshotRecords` in src/store_scan.ts).
+  const records = c.freshness.view.records((v) => c.o.codec.encode(v as T));
   try {
     const header = await writeSnapshot(snap.storage, {
       bucket: c.bucket,

@@ -21,6 +21,7 @@ import fc from "fast-check";
 import { Freshness } from "../../src/cache/freshness.ts";
 import type { FreshnessChange } from "../../src/cache/freshness_change.ts";
 import type { CacheMode } from "../../src/types.ts";
+import { decodeSnapshot, encodeSnapshot, type SnapshotImage } from "../../src/snapshot.ts";
 
 const SEED = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
 const RUNS_FACTOR = Math.max(1, Number(Deno.env.get("KVEDGE_FC_RUNS") ?? 1));
@@ -74,6 +75,15 @@ function freshness(mode: CacheMode): Freshness {
   });
 }
 
+/** A verified snapshot image holding one record. */
+function imageOf(key: string, rev: number, created: number): SnapshotImage {
+  const head = { bucket: "b", filter: ">", epoch: "e", lastRevision: rev, partial: false };
+  const { file } = encodeSnapshot(head, (add) => add(key, rev, created, BYTES));
+  const snap = decodeSnapshot(file, { bucket: "b", filter: ">" });
+  if (!snap.ok) throw new Error(`a one-record snapshot was refused: ${snap.reason}`);
+  return snap.image;
+}
+
 /** The change `o` stands for (undefined for reserve/release). */
 function changeOf(o: Op): FreshnessChange | undefined {
   const created = Date.now();
@@ -111,7 +121,8 @@ function changeOf(o: Op): FreshnessChange | undefined {
         offline: false,
       };
     case "snapshot":
-      return { source: "snapshot", key: o.key, rev: o.rev, created, raw: BYTES, deadline: 0 };
+      // A one-record warm start: loaded only into an empty store, refused otherwise.
+      return { source: "snapshot", image: imageOf(o.key, o.rev, created) };
     default:
       return undefined;
   }

@@ -3,7 +3,9 @@
  *
  * 1. The local store against an exact model (revision wins, tombstones,
  *    LRU bounds, sweeps), driven by random interleavings of puts, deletes,
- *    reads, sweeps and evictions.
+ *    reads, sweeps, evictions and warm starts (the store saved as a snapshot
+ *    and loaded into a new store as its image, whose keys then go through
+ *    the same rules).
  * 2. Watcher deliveries reordered and duplicated: the store ends at the
  *    highest revision of every key, whatever the order.
  *
@@ -18,8 +20,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { LocalStore } from "../../src/local_store.ts";
-import { Applied, type Slot } from "../../src/slot.ts";
+import { Applied, type Slot, SlotFlag } from "../../src/slot.ts";
 import { ENTRY_OVERHEAD_BYTES } from "../../src/types.ts";
+import { decodeSnapshot, encodeSnapshot } from "../../src/snapshot.ts";
 
 const SEED = Number(Deno.env.get("KVEDGE_FC_SEED") ?? Date.now() % 2 ** 31);
 const RUNS_FACTOR = Math.max(1, Number(Deno.env.get("KVEDGE_FC_RUNS") ?? 1));
@@ -43,6 +46,7 @@ type StoreOp =
   | { op: "get" | "peek" | "delete"; key: string }
   | { op: "sweep"; gen: number; beforeRev: number }
   | { op: "dropBelow"; rev: number }
+  | { op: "reload"; gen: number }
   | { op: "clear" };
 
 interface ModelSlot {
@@ -152,6 +156,13 @@ const storeOp = (): fc.Arbitrary<StoreOp> => {
     },
     { weight: 1, arbitrary: fc.record({ op: fc.constant("dropBelow" as const), rev }) },
     { weight: 1, arbitrary: fc.constant({ op: "clear" as const }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant("reload" as const),
+        gen: fc.integer({ min: 0, max: 4 }),
+      }),
+    },
   );
 };
 
@@ -183,10 +194,11 @@ function slotMatches(s: Slot, m: ModelSlot, key: string, counted: boolean): void
 
 /** Runs `ops` on a store and the model side by side, comparing after every step. */
 function runStore(maxItems: number | undefined, maxBytes: number | undefined, ops: StoreOp[]) {
-  const store = new LocalStore({ maxItems, maxBytes, bucketTtlMs: BUCKET_TTL, now: () => NOW });
+  const options = { maxItems, maxBytes, bucketTtlMs: BUCKET_TTL, now: () => NOW };
+  let store = new LocalStore(options);
   const model = new StoreModel(maxItems, maxBytes);
   ops.forEach((o, i) => {
-    const before = new Map([...store.entries()].map(([k, s]) => [k, s.rev]));
+    const before = new Map(visible(store).map(([k, s]) => [k, s.rev]));
     switch (o.op) {
       case "put": {
         const created = o.old ? NOW - 2 * BUCKET_TTL : NOW - 1;
@@ -278,11 +290,25 @@ function runStore(maxItems: number | undefined, maxBytes: number | undefined, op
         store.clear();
         model.clear();
         break;
+      case "reload":
+        store = reload(store, model, o.gen, () => new LocalStore(options));
+        break;
     }
-    // The whole state, in recency order, equals the model's.
-    const actual = [...store.entries()];
+    // The whole state, in recency order, equals the model's: seen through a
+    // pass that leaves the slots of a warm start's image where they are (so
+    // that the next steps meet them there), and every slot copy at the end.
+    const actual = visible(store);
     assert.deepEqual(actual.map(([k]) => k), [...model.order].reverse(), `step ${i} LRU order`);
-    for (const [k, s] of actual) slotMatches(s, model.slots.get(k)!, k, maxBytes !== undefined);
+    for (const [k, s] of actual) {
+      const m = model.slots.get(k)!;
+      assert.deepEqual([s.rev, s.deleted], [m.rev, m.deleted], `step ${i} ${k}`);
+      if (!m.deleted) assert.equal(s.tag, m.tag, `step ${i} value of ${k}`);
+    }
+    if (i === ops.length - 1) {
+      for (const [k, s] of store.entries()) {
+        slotMatches(s, model.slots.get(k)!, k, maxBytes !== undefined);
+      }
+    }
     assert.equal(store.evictions, model.evictions, `step ${i} evictions`);
     // The bounds hold after every step.
     if (maxItems !== undefined) assert.ok(store.size <= maxItems, `step ${i} maxItems`);
@@ -298,6 +324,42 @@ function runStore(maxItems: number | undefined, maxBytes: number | undefined, op
       }
     }
   });
+}
+
+/**
+ * A warm start: `store` saved as a snapshot (a decoded value encoded as its
+ * tag padded to its size) and loaded into a new store at generation `gen`.
+ * The model loses its tombstones and revision-0 slots (never saved), every
+ * slot gets `gen`, and the new store has evicted nothing yet.
+ */
+function reload(store: LocalStore, model: StoreModel, gen: number, make: () => LocalStore) {
+  const sizes = new Map([...model.slots].map(([k, s]) => [s.tag, s.size - k.length]));
+  const encode = (v: unknown) =>
+    bytesTagged(v as string, sizes.get(v as string)! - ENTRY_OVERHEAD_BYTES);
+  const header = { bucket: "b", filter: ">", epoch: "e", lastRevision: 1, partial: false };
+  const snap = decodeSnapshot(encodeSnapshot(header, store.records(encode)).file, header);
+  assert.ok(snap.ok, snap.ok ? "" : snap.reason);
+  const loaded = make();
+  for (const [k, s] of [...model.slots]) {
+    if (s.deleted || s.rev === 0) model.delete(k);
+    else s.gen = gen;
+  }
+  model.evictions = 0;
+  assert.equal(loaded.loadImage(snap.image, gen), model.slots.size, "slots loaded");
+  return loaded;
+}
+
+/** The store's slots, most recently used first, read without taking any out of an image. */
+function visible(store: LocalStore): [string, { rev: number; deleted: boolean; tag: unknown }][] {
+  const out: [string, { rev: number; deleted: boolean; tag: unknown }][] = [];
+  store.forEach((key, rev, _created, flags, value) => {
+    const deleted = (flags & SlotFlag.Deleted) !== 0;
+    const raw = (flags & SlotFlag.Raw) !== 0;
+    const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
+    const tag = raw ? new TextDecoder().decode(bytes as Uint8Array).trim() : value;
+    out.push([key, { rev, deleted, tag }]);
+  });
+  return out;
 }
 
 /** `size` bytes whose leading part spells `tag` (padded with spaces). */
@@ -340,10 +402,13 @@ Deno.test("property: the local store behaves as the model of revision-checked LR
   console.log(`  local store: ${runs + bytesRuns} runs passed`);
 });
 
-/** Tags are compared from the raw bytes: make every raw value long enough to hold its tag. */
+/**
+ * Tags are compared from the raw bytes: make every raw value (and every
+ * decoded one, raw again after a warm start) long enough to hold its tag.
+ */
 function fixTags(ops: StoreOp[]): StoreOp[] {
   return ops.map((o, i) => {
-    if (o.op === "put" && o.size !== undefined) {
+    if ((o.op === "put" || o.op === "putValue") && o.size !== undefined) {
       return { ...o, size: Math.max(o.size, tagOf(o, i).length) };
     }
     return o;

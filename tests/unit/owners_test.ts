@@ -108,7 +108,8 @@ const FRESHNESS_STATE = [
 ];
 
 /** The store's own files: they may name `LocalStore` and write its columns. */
-const STORE_FILES = /^src\/(local_store.*|store_scan|negative_slots|lru_list|slot.*)\.ts$/;
+const STORE_FILES =
+  /^src\/(local_store.*|store_scan|store_image|negative_slots|lru_list|slot.*)\.ts$/;
 const FRESHNESS = "src/cache/freshness.ts";
 /** Freshness's own files: the class, and the shapes it takes (`StoreView` is typed from `LocalStore`). */
 const FRESHNESS_FILES = new Set([FRESHNESS, "src/cache/freshness_change.ts"]);
@@ -124,7 +125,7 @@ const STORE_WRITERS = [
   "dropTombstones",
   "decoded",
   "rejected",
-  "setDecodedAt",
+  "loadImage",
   "bucketTtlMs",
 ] as const;
 

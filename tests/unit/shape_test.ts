@@ -37,10 +37,7 @@ export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
   ["src/cache/read_path.ts:getSlow", "per stale hit"],
   // Whole-store passes: per slot or per snapshot record (a million of them).
   ["src/cache/listing.ts:forEach(callback)", "per slot of a local key listing"],
-  ["src/cache/warm_start.ts:forEach(callback)", "per slot of a snapshot save"],
-  ["src/cache/warm_start.ts:onRecord", "per record of a snapshot load"],
-  ["src/snapshot.ts:add", "per record of a snapshot write"],
-  ["src/snapshot.ts:onRecord", "per record of readSnapshot()"],
+  ["src/snapshot_columns.ts:add", "per record of a snapshot write"],
   // The HTTP GET path: every request (bench/README.md, "where the microseconds go").
   ["src/http/fast_get.ts:fastGet", "per GET request"],
   ["src/http/fast_get.ts:awaitedRead", "per GET that is not a synchronous hit"],
@@ -61,11 +58,6 @@ export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
  * `file` (too long), `file:function` (too long or too many parameters).
  */
 export const KNOWN_DEBT: ReadonlyMap<string, string> = new Map([
-  // The store's columns (#private typed arrays) and every method that reads
-  // or writes them per hit or per message (find, the …At readers, put, #set)
-  // stay one class: moving more out means an indirection on those paths.
-  // Its negative slots, options and whole-store passes already left it.
-  ["src/local_store.ts", "the store's hot columns (538 lines)"],
   // Public API: `new DecodeError(action, key, revision, cause)` is exported
   // from mod.ts; an options object there is a breaking change.
   ["src/errors/data.ts:constructor", "public constructor (DecodeError)"],

@@ -1,12 +1,13 @@
 /**
- * The snapshot file: written from one growing buffer (values as bytes or as
- * text), read back verified, and streamed record by record only once the
- * whole file checked out.
+ * The snapshot file (format 3, columns): written from growing columns
+ * (values as bytes or as text), read back verified, and handed out as columns
+ * only once the whole file checked out.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { loadSnapshot, readSnapshot, writeSnapshot } from "../../src/snapshot.ts";
+import { checksum } from "../../src/checksum.ts";
 
 const enc = new TextEncoder();
 const HEADER = { bucket: "b", filter: ">", epoch: "e1", lastRevision: 42, partial: false };
@@ -46,12 +47,13 @@ Deno.test("snapshot: records written as bytes or text come back byte for byte", 
       ],
     );
     assert.deepEqual([...r.records[2]!.value], [0, 0xff, 0x80]);
-    // The iterable form writes the same file content.
+    // The iterable form writes the same records.
     const path2 = `${dir}/s2.snap`;
     await writeSnapshot(path2, HEADER, r.records);
     const r2 = await readSnapshot(path2, "b", ">");
     assert.ok(r2.ok);
-    assert.equal(r2.header.sha256, r.header.sha256);
+    assert.deepEqual(r2.records, r.records);
+    assert.equal(r.header.checksum, written.checksum);
   });
 });
 
@@ -64,14 +66,8 @@ Deno.test("snapshot: a refused file hands out no record", async (t) => {
     const good = await Deno.readFile(path);
     const load = async (bytes: Uint8Array, accept?: () => string | undefined) => {
       await Deno.writeFile(path, bytes);
-      let records = 0;
-      const r = await loadSnapshot(path, {
-        bucket: "b",
-        filter: ">",
-        accept,
-        onRecord: () => records++,
-      });
-      return { r, records };
+      const r = await loadSnapshot(path, { bucket: "b", filter: ">", accept });
+      return { r: r.ok ? { ok: true } : r, records: r.ok ? r.image.count : 0 };
     };
     await t.step("intact", async () => {
       const { r, records } = await load(good);
@@ -97,28 +93,65 @@ Deno.test("snapshot: a refused file hands out no record", async (t) => {
     });
     await t.step("another bucket", async () => {
       await Deno.writeFile(path, good);
-      const r = await loadSnapshot(path, { bucket: "other", filter: ">", onRecord: () => {} });
+      const r = await loadSnapshot(path, { bucket: "other", filter: ">" });
       assert.equal(r.ok, false);
     });
   });
 });
 
-Deno.test("snapshot: records whose structure disagrees with the count are refused", async () => {
+/** `bytes` with its trailing checksum recomputed: a file whose checksum is right whatever it says. */
+function resealed(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  const end = out.length - 16;
+  out.set(checksum(out.subarray(0, end)), end);
+  return out;
+}
+
+/** Replaces the one-digit `"count":N` of a file's header by `count` (same length). */
+function withCount(file: Uint8Array, count: number, claimed: number): Uint8Array {
+  const out = file.slice();
+  const needle = enc.encode(`"count":${count}`);
+  const at = out.findIndex((_, i) => needle.every((b, j) => out[i + j] === b));
+  assert.ok(at > 0);
+  out[at + needle.length - 1] = enc.encode(String(claimed))[0]!;
+  return out;
+}
+
+Deno.test("snapshot: columns whose size disagrees with the count are refused", async (t) => {
   await withDir(async (dir) => {
     const path = `${dir}/s.snap`;
-    // A file whose checksum is right but whose header claims one record too many.
-    const h = await writeSnapshot(path, HEADER, (add) => add("k", 1, 0, "v"));
-    const out = await Deno.readFile(path);
-    // Same length ("1" → "2"), so the header's length prefix still holds.
-    const needle = enc.encode(`"count":${h.count}`);
-    const at = out.findIndex((_, i) => needle.every((b, j) => out[i + j] === b));
-    assert.ok(at > 0);
-    out[at + needle.length - 1] = enc.encode(String(h.count + 1))[0]!;
-    await Deno.writeFile(path, out);
-    let records = 0;
-    const r = await loadSnapshot(path, { bucket: "b", filter: ">", onRecord: () => records++ });
-    assert.deepEqual(r, { ok: false, reason: "snapshot record count mismatch" });
-    assert.equal(records, 0);
+    const h = await writeSnapshot(path, HEADER, (add) => {
+      add("k", 1, 0, "v");
+      add("l", 2, 0, "w");
+    });
+    const good = await Deno.readFile(path);
+    const load = async (bytes: Uint8Array) => {
+      await Deno.writeFile(path, bytes);
+      return await loadSnapshot(path, { bucket: "b", filter: ">" });
+    };
+    await t.step("a header changed after the checksum: refused by it", async () => {
+      const r = await load(withCount(good, h.count, h.count + 1));
+      assert.deepEqual(r, { ok: false, reason: "snapshot checksum mismatch" });
+    });
+    for (const claimed of [h.count + 1, h.count - 1]) {
+      await t.step(`count ${claimed} of ${h.count}, checksum right: refused`, async () => {
+        const r = await load(resealed(withCount(good, h.count, claimed)));
+        assert.deepEqual(r, { ok: false, reason: "snapshot records are corrupt" });
+      });
+    }
+    await t.step("offsets going down, checksum right: refused", async () => {
+      const bad = good.slice();
+      // From the end: the checksum (16), the value and key blocks (2 + 2),
+      // the value offsets (3 × 4), then the key offsets (3 × 4).
+      const keyOffAt = good.length - 16 - (2 + 2) - 12 - 12;
+      const offs = new Uint32Array(bad.buffer, keyOffAt, 3);
+      assert.deepEqual([...offs], [0, 1, 2]);
+      offs[1] = 2;
+      offs[2] = 1;
+      const r = await load(resealed(bad));
+      assert.deepEqual(r, { ok: false, reason: "snapshot records are corrupt" });
+    });
+    await t.step("the intact file still reads", async () => assert.ok((await load(good)).ok));
   });
 });
 
@@ -148,20 +181,28 @@ Deno.test("snapshot: missing, foreign and cut-short files are refused with the r
       v1.set(enc.encode("KVEDGE-SNAPSHOT 1\n"));
       assert.equal(await reason(v1), "snapshot format 1 is not trusted (its partial flag may lie)");
     });
+    await t.step("format 2 (record by record): refused, a cold start", async () => {
+      const v2 = good.slice();
+      v2.set(enc.encode("KVEDGE-SNAPSHOT 2\n"));
+      assert.equal(await reason(v2), "snapshot format 2 (record by record) is no longer read");
+    });
+    await t.step("cut inside the magic line", async () => {
+      assert.equal(await reason(good.subarray(0, 10)), "not a kvedge snapshot (bad magic)");
+    });
     await t.step("cut inside the header", async () => {
-      assert.equal(
-        await reason(good.subarray(0, good.indexOf(0x7b) + 5)),
-        "snapshot truncated (header)",
-      );
+      const cut = good.subarray(0, good.indexOf(0x7b) + 5);
+      assert.match(await reason(cut), /^snapshot (truncated|checksum mismatch)$/);
     });
-    await t.step("cut after the header", async () => {
-      const headerEnd = good.length - 20;
-      assert.match(await reason(good.subarray(0, headerEnd)), /checksum mismatch|corrupt/);
-    });
-    await t.step("header bytes that are not JSON", async () => {
+    for (const lost of [1, 8, 17, 40]) {
+      await t.step(`cut ${lost} bytes short`, async () => {
+        const cut = good.subarray(0, good.length - lost);
+        assert.equal(await reason(cut), "snapshot checksum mismatch");
+      });
+    }
+    await t.step("header bytes that are not JSON, checksum right", async () => {
       const bad = good.slice();
       bad[good.indexOf(0x7b)] = 0x21; // the header's opening "{" becomes "!"
-      assert.equal(await reason(bad), "snapshot header is corrupt");
+      assert.equal(await reason(resealed(bad)), "snapshot header is corrupt");
     });
     await t.step("another filter of the same bucket", async () => {
       assert.match(await reason(good, "b", "user.>"), /filter ">", not "b" "user\.>"/);
