@@ -11,8 +11,7 @@
  * see every violation by name.
  */
 import assert from "node:assert/strict";
-
-const ROOT = new URL("../../", import.meta.url);
+import { ROOT, tsFiles } from "./_source.ts";
 
 export const MAX_FILE_LINES = 450;
 export const MAX_FUNCTION_LINES = 80;
@@ -62,16 +61,6 @@ export const KNOWN_DEBT: ReadonlyMap<string, string> = new Map([
   // from mod.ts; an options object there is a breaking change.
   ["src/errors/data.ts:constructor", "public constructor (DecodeError)"],
 ]);
-
-async function tsFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(new URL(dir, ROOT))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await tsFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out.sort();
-}
 
 interface Token {
   /** An identifier, a keyword, a punctuator, or `"s"` for a string/template/regex/number. */
