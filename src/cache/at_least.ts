@@ -141,6 +141,11 @@ async function localAnswer<T>(
   const i = store.find(key);
   const slot = i < 0 ? undefined : store.slotAt(i);
   const applied = appliedThrough(c);
+  // The loader's answers given while NATS was unreachable vouch for no
+  // revision, and a miss now would ask the loader again.
+  if (!c.connected && c.o.loader && (slot === undefined || c.freshness.unchecked(key))) {
+    return NOT_LOCAL;
+  }
   if (slot !== undefined && servable(c) && (slot.rev >= rev || applied >= rev)) {
     // Resident at `rev` or later (an own write, a fallback read), or resident
     // in a cache that applied every change up to `rev`.

@@ -422,6 +422,11 @@ export class Freshness {
     return this.#bucketTtlMs;
   }
 
+  /** `key` holds what the loader said while NATS was unreachable (not checked against KV). */
+  unchecked(key: string): boolean {
+    return this.#offline.has(key) && this.#store.peek(key)?.rev === 0;
+  }
+
   /** Resuming across a history gap: "applied up to" is unknown until caught up. */
   get acrossGap(): boolean {
     return this.#gapFloor > 0;

@@ -181,6 +181,49 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
     },
   );
 
+  await t.step(
+    "disconnected with a loader: its answers vouch for no bookmark (found by the torture checker, seed 10227100)",
+    async () => {
+      const bucket = uniqueBucket();
+      await using proxy = startProxy(srv.port);
+      await using a = await openCache<number>({
+        ...fast,
+        servers: srv.url,
+        bucket,
+        create: true,
+        local: { maxItems: 100 },
+      });
+      await using b = await openCache<number>({
+        ...fast,
+        servers: proxy.url,
+        bucket,
+        local: { maxItems: 100 },
+        loader: () => Promise.resolve(-1),
+        connectOptions: { ...fast.connectOptions, reconnectTimeWait: 2_000, reconnectJitter: 0 },
+      });
+      const rev = await a.set("never-read", 1);
+      await a.set("loaded", 1);
+      const last = await a.set("other", 1);
+      await b.ready({ atLeast: last, timeoutMs: 10_000 });
+      proxy.cut();
+      await waitFor(() => b.status().connected === false, { message: "b never disconnected" });
+      // Applied past the bookmark, but the key is not held: a miss now asks
+      // the loader, which cannot say what KV held at the bookmark.
+      await assert.rejects(
+        b.getEntry("never-read", { atLeast: rev, allowStale: true }),
+        BookmarkError,
+        "the loader's answer taken for KV's state at the bookmark",
+      );
+      // A loader answer held from the outage is marked when allowed, refused when not.
+      assert.equal((await b.getEntry("loaded"))?.value, -1);
+      await assert.rejects(b.getEntry("loaded", { atLeast: last }), BookmarkError);
+      const marked = await b.getEntry("loaded", { atLeast: last, allowStale: true });
+      assert.equal(marked?.value, -1);
+      assert.equal(marked?.belowBookmark, true);
+      assert.equal(marked?.stale, true);
+    },
+  );
+
   await t.step("a bookmark far beyond the bucket is refused at once, not waited for", async () => {
     const bucket = uniqueBucket();
     await using a = await openCache<number>({
