@@ -98,6 +98,7 @@ export class RegionLink {
   #timer: ReturnType<typeof setInterval> | undefined;
   #nudgeTimer: ReturnType<typeof setTimeout> | undefined;
   #onChange: ((reachable: boolean) => void) | undefined;
+  #onRead: (() => (info: StreamInfo) => void) | undefined;
   #checking: Promise<void> | undefined;
 
   /** No I/O; see {@link RegionLinkOptions}. */
@@ -125,9 +126,17 @@ export class RegionLink {
     return this.#inSync;
   }
 
-  /** Starts the checks; `onChange` hears every change of {@link inSync}. */
-  start(onChange: (reachable: boolean) => void): void {
+  /**
+   * Starts the checks; `onChange` hears every change of {@link inSync}.
+   * `onRead` is called as each read of the mirror's state begins, and the
+   * function it returns gets the state read.
+   */
+  start(
+    onChange: (reachable: boolean) => void,
+    onRead?: () => (info: StreamInfo) => void,
+  ): void {
     this.#onChange = onChange;
+    this.#onRead = onRead;
     this.#timer = setInterval(() => {
       // A check still unanswered says nothing new: only let the belief age.
       if (this.#checking) this.#expire();
@@ -148,7 +157,9 @@ export class RegionLink {
     this.#attemptedAt = Date.now();
     const started = this.#attemptedAt;
     // An answer after the deadline still counts, unless a newer one came first.
+    const seen = this.#onRead?.();
     const read = this.#jsm.streams.info(this.#stream).then(async (info) => {
+      seen?.(info);
       await this.#compare(info);
       if (this.#checkedAt <= started) this.#read(info);
     });
@@ -208,6 +219,7 @@ export class RegionLink {
     this.#timer = undefined;
     this.#nudgeTimer = undefined;
     this.#onChange = undefined;
+    this.#onRead = undefined;
   }
 
   /** No check succeeded for `maxSilenceMs`: the hub counts as unreachable. */

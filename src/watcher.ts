@@ -19,10 +19,11 @@ import { isPermissionDenied } from "./nats_errors.ts";
 import { unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
-import type { StartFrom, WatcherOptions } from "./watcher_handler.ts";
+import type { StartFrom, WatcherOptions, WatcherPlacement } from "./watcher_handler.ts";
 import { WatcherConsumers } from "./watcher_consumers.ts";
 import { RestartPolicy, type RestartStage } from "./watcher_restart.ts";
 import { consumerConfig, planStart } from "./watcher_start.ts";
+import { MirrorTally } from "./mirror_tally.ts";
 export type {
   ResyncRequest,
   StartFrom,
@@ -78,6 +79,8 @@ export class Watcher {
   #connected = true;
   readonly #policy = new RestartPolicy();
   readonly #consumers: WatcherConsumers;
+  /** Its deliveries against the stream's message count: a mirror's late fills (src/mirror_tally.ts). */
+  readonly tally: MirrorTally = new MirrorTally();
 
   /** Builds an idle watcher; no I/O until {@link start}. */
   constructor(options: WatcherOptions) {
@@ -101,10 +104,11 @@ export class Watcher {
    * the bucket's `epoch` (its stream's creation time), the last applied
    * revision (`lastRevision`: a warm start from a snapshot, a live-only or
    * replay start) and the stream's last sequence read before the first start
-   * (`streamLastSeq`: the bootstrap's target). Fields left out are kept.
+   * (`streamLastSeq`: the bootstrap's target) with its message count
+   * (`streamMessages`, see {@link tally}). Fields left out are kept.
    * Throws once started: from then on only the watcher moves its position.
    */
-  place(at: { epoch?: string; lastRevision?: number; streamLastSeq?: number }): void {
+  place(at: WatcherPlacement): void {
     if (this.#sub !== undefined || this.#restarting !== undefined || this.#closed) {
       throw new Error("Watcher.place() after start(): the watcher owns its position now");
     }
@@ -115,6 +119,7 @@ export class Watcher {
       this.#appliedSeq = 0;
     }
     if (at.streamLastSeq !== undefined) this.#streamLastSeq = at.streamLastSeq;
+    if (at.streamMessages !== undefined) this.tally.readBefore(at.streamMessages);
   }
 
   /** Messages the server reported as still to deliver at the last delivery. */
@@ -235,6 +240,7 @@ export class Watcher {
     const handler = this.#o.handler;
     handler.onStreamInfo(info);
     this.#streamLastSeq = info.state.last_seq;
+    this.tally.readBefore(info.state.messages);
     const plan = planStart(info, {
       epoch: this.#epoch,
       lastRev: this.#lastRev,
@@ -288,6 +294,7 @@ export class Watcher {
     });
     this.#sub = sub;
     this.#consumer = name;
+    this.tally.opened(from.kind === "seq");
     let pending: number;
     try {
       pending = (await this.#consumers.create(sub, config, createDeadlineMs)).num_pending;
@@ -390,6 +397,7 @@ export class Watcher {
       this.#appliedSeq = sseq;
       this.#appliedKey = key;
       this.#appliedOp = op;
+      this.tally.delivered();
       this.#o.handler.onChange(
         key,
         op,

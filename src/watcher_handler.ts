@@ -58,6 +58,18 @@ export interface WatcherHandler {
   onStreamInfo(info: StreamInfo): void;
 }
 
+/** Where a watcher stands before its first start (`Watcher.place`); fields left out are kept. */
+export interface WatcherPlacement {
+  /** The bucket's epoch: its stream's creation time. */
+  epoch?: string;
+  /** The last applied revision. */
+  lastRevision?: number;
+  /** The stream's last sequence read before the first start. */
+  streamLastSeq?: number;
+  /** The stream's message count in that same read. */
+  streamMessages?: number;
+}
+
 /** Options of {@link Watcher}. */
 export interface WatcherOptions {
   /** Shared with the cache; the watcher never closes it. */

@@ -86,12 +86,14 @@ function newWatcher<T>(c: CacheCore<T>): Watcher {
  */
 export async function start<T>(c: CacheCore<T>): Promise<void> {
   followConnection(c);
-  c.d.region?.link.start((inSync) => onHubLink(c, inSync));
+  c.d.region?.link.start((inSync) => onHubLink(c, inSync), () => mirrorRead(c));
   if (c.o.reconcileMs > 0) startReconcile(c);
   let from: StartFrom | "resume" = c.mode === "replica"
     ? { kind: "snapshot" }
     : { kind: "seq", seq: c.d.info.state.last_seq + 1 };
-  if (from.kind === "seq") c.watcher.place({ lastRevision: from.seq - 1 });
+  if (from.kind === "seq") {
+    c.watcher.place({ lastRevision: from.seq - 1, streamMessages: c.d.info.state.messages });
+  }
   if (c.mode === "replica" && c.o.snapshot) {
     if (await loadSnapshot(c, c.o.snapshot.storage, c.d.info.created)) from = "resume";
     startSnapshotTimer(c);
@@ -185,7 +187,7 @@ export async function attach<T>(c: CacheCore<T>, link: CacheLink): Promise<void>
   }
   c.bound = true;
   c.prefix = link.region?.writePrefix ?? c.prefix;
-  link.region?.link.start((inSync) => onHubLink(c, inSync));
+  link.region?.link.start((inSync) => onHubLink(c, inSync), () => mirrorRead(c));
   c.emit({ type: "connected", at: Date.now() });
   followConnection(c);
   if (c.o.reconcileMs > 0) startReconcile(c);
@@ -236,6 +238,25 @@ export function onHubLink<T>(c: CacheCore<T>, inSync: boolean): void {
     inSync,
     watcherLive: c.watcher.caughtUp && !c.watcher.restarting,
   });
+}
+
+/**
+ * A read of the regional mirror's state begins: once it answers, a mirror
+ * that holds messages the watcher passed before they were stored (a backlog
+ * copied out of order, docs/nats-versions.md) is re-read. Only a watcher
+ * over the whole bucket can tell (with a key filter it sees only some).
+ */
+function mirrorRead<T>(c: CacheCore<T>): (info: StreamInfo) => void {
+  const watcher = c.watcher;
+  if (c.o.keys !== ">") return () => {};
+  const mark = watcher.tally.mark(watcher.lastRevision);
+  return (info) => {
+    const unseen = watcher.tally.unseen(mark, info.state);
+    if (unseen === 0 || watcher !== c.watcher || c.closed || !c.bound) return;
+    void watcher.resync(
+      `the regional mirror holds ${unseen} message(s) stored below its watcher's position: re-reading it`,
+    );
+  };
 }
 
 export function readStreamInfo<T>(c: CacheCore<T>, info: StreamInfo): void {
