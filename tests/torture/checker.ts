@@ -94,6 +94,10 @@ export interface ChangeObservation {
   epoch: number;
   /** The cache may repeat a change after a re-read: a replica whose store cannot hold every key. */
   mayRepeat: boolean;
+  /** The cache's `status().resyncs` when it was received. */
+  resyncs?: number;
+  /** Its `status().lastResyncReason` then. */
+  lastResync?: string;
 }
 
 /** How a `changes()` reader ended: at close (no error) or with an error. */
@@ -453,7 +457,7 @@ function judgeChanges(ev: Evidence): Violation[] {
   }
   for (const [k, seq] of seqs) {
     seq.sort((a, b) => a.n - b.n);
-    const prevOfKey = new Map<string, { epoch: number; rev: number }>();
+    const prevOfKey = new Map<string, { epoch: number; rev: number; resyncs?: number }>();
     for (const c of seq) {
       const where = `changes() reader ${k}, change ${c.n} (${c.operation} ${c.key}@${c.revision})`;
       // The incarnations that stored exactly this.
@@ -485,10 +489,12 @@ function judgeChanges(ev: Evidence): Violation[] {
       } else if (before && before.epoch === epoch && c.revision === before.rev && !c.mayRepeat) {
         out.push({
           rule: "changes()",
-          message: `${where}: repeated, by a cache whose store holds every key`,
+          message: `${where}: repeated, by a cache whose store holds every key (resyncs ${
+            before.resyncs ?? "?"
+          } → ${c.resyncs ?? "?"}, last: ${c.lastResync ?? "none"})`,
         });
       }
-      prevOfKey.set(c.key, { epoch, rev: c.revision });
+      prevOfKey.set(c.key, { epoch, rev: c.revision, resyncs: c.resyncs });
     }
   }
   for (const end of ev.readerEnds ?? []) {

@@ -361,6 +361,7 @@ class ScheduleRun {
           const r = await it.next();
           if (r.done) break;
           const ch = r.value;
+          const st = c.status();
           this.changes.push({
             inst,
             reader,
@@ -371,6 +372,8 @@ class ScheduleRun {
             ...(ch.value && "w" in ch.value ? { id: ch.value.w } : {}),
             epoch: this.epoch,
             mayRepeat,
+            resyncs: st.resyncs,
+            lastResync: st.lastResyncReason,
           });
         }
         this.readerEnds.push({ inst, reader, count: n });
