@@ -19,6 +19,7 @@ import { isPermissionDenied } from "./nats_errors.ts";
 import { unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
+import { purgeMaySkip } from "./purge_skip.ts";
 import type { StartFrom, WatcherOptions } from "./watcher_handler.ts";
 import { WatcherConsumers } from "./watcher_consumers.ts";
 import { RestartPolicy, type RestartStage } from "./watcher_restart.ts";
@@ -270,13 +271,11 @@ export class Watcher {
       ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
       : undefined;
     // With no key filter every message of the stream is ours, so the stream's
-    // last sequence when we (re)started is an exact target. Set before the
-    // consumer exists: its first deliveries may overtake the create response,
-    // and must not be judged by the previous consumer's target (a recreated
-    // bucket's old, lower last sequence would mark a resync caught up early).
-    // nats-server 2.9 sometimes reports num_pending one too high for a
-    // filtered consumer, and under load pending may never reach 0; idle
-    // heartbeats cover filters.
+    // last sequence at the (re)start is an exact target, set before the
+    // consumer exists: its first deliveries may overtake the create response
+    // (a recreated bucket's old, lower target would end a resync early).
+    // Filters rely on idle heartbeats: nats-server 2.9 may report num_pending
+    // one too high for a filtered consumer, and then it never reaches 0.
     this.#snapshotTarget = filter === ">" ? this.#streamLastSeq : 0;
     const sub = nc.subscribe(inbox, { callback: (err, msg) => this.#onMsg(sub, err, msg) });
     const config = consumerConfig({
@@ -294,9 +293,8 @@ export class Watcher {
       if (this.#sub !== sub) throw new Error("consumer create superseded by a newer restart");
     } catch (err) {
       sub.unsubscribe();
-      // The name stays: a create that timed out may still have made the
-      // consumer, and the next restart deletes it. A newer restart's
-      // subscription is left alone.
+      // The name stays (a create that timed out may have made the consumer:
+      // the next restart deletes it); a newer restart's subscription stays.
       if (this.#sub === sub) this.#sub = undefined;
       throw err;
     }
@@ -385,6 +383,7 @@ export class Watcher {
       // "same" is dropped below as already applied; "unknown" goes on as usual.
       if (this.#diverges(sub, verify, { seq: sseq, key, op })) return;
     }
+    if (op === "PURGE" && this.#purgeSkipped(sub, sseq)) return;
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
       this.#appliedSeq = sseq;
@@ -417,6 +416,16 @@ export class Watcher {
     sub.unsubscribe();
     this.#diverged = verdict.reason;
     this.restart(`the consumer's first message disagrees with revision ${applied.seq}`);
+    return true;
+  }
+
+  /** Replaces the consumer if purge marker `seq` may have made it skip revisions (src/purge_skip.ts). */
+  #purgeSkipped(sub: Subscription, seq: number): boolean {
+    const at = { seq, lastRev: this.#lastRev, streamLastSeq: this.#streamLastSeq };
+    if (!purgeMaySkip(at, this.#o.nc)) return false;
+    this.#rejected = sub;
+    sub.unsubscribe();
+    this.restart(`purge marker ${seq} jumps over revisions after ${at.lastRev}`);
     return true;
   }
 
