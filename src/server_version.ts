@@ -11,7 +11,7 @@ import { UnsupportedError } from "./errors.ts";
 export const PER_KEY_TTL_VERSION = "2.11.0";
 
 /** The version the server reported when the connection was made, e.g. `"2.9.10"`. */
-export function serverVersion(nc: NatsConnection): string | undefined {
+export function serverVersion(nc: Pick<NatsConnection, "info">): string | undefined {
   return nc.info?.version;
 }
 

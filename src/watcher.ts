@@ -19,6 +19,7 @@ import { isPermissionDenied } from "./nats_errors.ts";
 import { unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
 import { judgeResume, type SeenMessage } from "./resume_check.ts";
+import { purgeMaySkip } from "./purge_skip.ts";
 import type { StartFrom, WatcherOptions, WatcherPlacement } from "./watcher_handler.ts";
 import { WatcherConsumers } from "./watcher_consumers.ts";
 import { RestartPolicy, type RestartStage } from "./watcher_restart.ts";
@@ -50,11 +51,7 @@ export class Watcher {
   #consumer = "";
   #dseq = 0;
   #lastRev = 0;
-  /**
-   * Key and operation this watcher delivered at {@link lastRevision}, if it
-   * delivered it (`#appliedSeq` equals it then; 0: not known). Plain fields,
-   * not an object: they change on every message.
-   */
+  /** Key and operation delivered at {@link lastRevision} (`#appliedSeq` equals it; 0: not known). */
   #appliedSeq = 0;
   #appliedKey = "";
   #appliedOp: Operation = "PUT";
@@ -100,13 +97,10 @@ export class Watcher {
   }
 
   /**
-   * Where this watcher stands before {@link start}, as its owner knows it:
-   * the bucket's `epoch` (its stream's creation time), the last applied
-   * revision (`lastRevision`: a warm start from a snapshot, a live-only or
-   * replay start) and the stream's last sequence read before the first start
-   * (`streamLastSeq`: the bootstrap's target) with its message count
-   * (`streamMessages`, see {@link tally}). Fields left out are kept.
-   * Throws once started: from then on only the watcher moves its position.
+   * Where this watcher stands before {@link start}: the bucket's `epoch`, the
+   * last applied revision (a warm start, a live-only or replay start), the
+   * stream's last sequence (the bootstrap's target) and message count (see
+   * {@link tally}). Fields left out are kept. Throws once started.
    */
   place(at: WatcherPlacement): void {
     if (this.#sub !== undefined || this.#restarting !== undefined || this.#closed) {
@@ -276,13 +270,11 @@ export class Watcher {
       ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
       : undefined;
     // With no key filter every message of the stream is ours, so the stream's
-    // last sequence when we (re)started is an exact target. Set before the
-    // consumer exists: its first deliveries may overtake the create response,
-    // and must not be judged by the previous consumer's target (a recreated
-    // bucket's old, lower last sequence would mark a resync caught up early).
-    // nats-server 2.9 sometimes reports num_pending one too high for a
-    // filtered consumer, and under load pending may never reach 0; idle
-    // heartbeats cover filters.
+    // last sequence at the (re)start is an exact target, set before the
+    // consumer exists: its first deliveries may overtake the create response
+    // (a recreated bucket's old, lower target would end a resync early).
+    // Filters rely on idle heartbeats: nats-server 2.9 may report num_pending
+    // one too high for a filtered consumer, and then it never reaches 0.
     this.#snapshotTarget = filter === ">" ? this.#streamLastSeq : 0;
     const sub = nc.subscribe(inbox, { callback: (err, msg) => this.#onMsg(sub, err, msg) });
     const config = consumerConfig({
@@ -301,9 +293,8 @@ export class Watcher {
       if (this.#sub !== sub) throw new Error("consumer create superseded by a newer restart");
     } catch (err) {
       sub.unsubscribe();
-      // The name stays: a create that timed out may still have made the
-      // consumer, and the next restart deletes it. A newer restart's
-      // subscription is left alone.
+      // The name stays (a create that timed out may have made the consumer:
+      // the next restart deletes it); a newer restart's subscription stays.
       if (this.#sub === sub) this.#sub = undefined;
       throw err;
     }
@@ -392,21 +383,15 @@ export class Watcher {
       // "same" is dropped below as already applied; "unknown" goes on as usual.
       if (this.#diverges(sub, verify, { seq: sseq, key, op })) return;
     }
+    if (op === "PURGE" && this.#purgeSkipped(sub, sseq)) return;
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
       this.#appliedSeq = sseq;
       this.#appliedKey = key;
       this.#appliedOp = op;
       this.tally.delivered();
-      this.#o.handler.onChange(
-        key,
-        op,
-        sseq,
-        Math.floor(created),
-        msg.data,
-        pending,
-        op === "PUT" ? ttlOfHeader(h) : 0,
-      );
+      const ttlMs = op === "PUT" ? ttlOfHeader(h) : 0;
+      this.#o.handler.onChange(key, op, sseq, Math.floor(created), msg.data, pending, ttlMs);
     }
     if (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget)) {
       this.#markCaughtUp();
@@ -421,10 +406,25 @@ export class Watcher {
   #diverges(sub: Subscription, applied: SeenMessage, first: SeenMessage): boolean {
     const verdict = judgeResume(applied, first);
     if (verdict.kind !== "diverged") return false;
+    this.#diverged = verdict.reason;
+    return this.#abandon(
+      sub,
+      `the consumer's first message disagrees with revision ${applied.seq}`,
+    );
+  }
+
+  /** Replaces the consumer if purge marker `seq` may have made it skip revisions (src/purge_skip.ts). */
+  #purgeSkipped(sub: Subscription, seq: number): boolean {
+    const at = { seq, lastRev: this.#lastRev, streamLastSeq: this.#streamLastSeq };
+    return purgeMaySkip(at, this.#o.nc) &&
+      this.#abandon(sub, `purge marker ${seq} jumps over revisions after ${at.lastRev}`);
+  }
+
+  /** Applies nothing more from `sub` and replaces the consumer. */
+  #abandon(sub: Subscription, reason: string): true {
     this.#rejected = sub;
     sub.unsubscribe();
-    this.#diverged = verdict.reason;
-    this.restart(`the consumer's first message disagrees with revision ${applied.seq}`);
+    this.restart(reason);
     return true;
   }
 
