@@ -64,6 +64,8 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
   --out DIR        where to write <scenario>.json (default bench/results)
   --reps N         repetitions per figure (default 5, quick 2)
   --big            also the slow large sizes (scale: 3M keys)
+  --edges N[,N..]  scale: only the edges axis, at these edge counts (e.g. --edges 1000)
+  --history N      scale: history of the edges bucket (default 1)
   --update-readme  replace the results table in bench/README.md`;
 
 interface Args {
@@ -72,6 +74,8 @@ interface Args {
   big: boolean;
   out: string | undefined;
   reps: number | undefined;
+  edges: number[] | undefined;
+  history: number | undefined;
   updateReadme: boolean;
 }
 
@@ -81,6 +85,8 @@ const FLAGS: Record<string, FlagSpec> = {
   "update-readme": { type: "boolean", help: "replace the table in bench/README.md" },
   out: { type: "string", help: "where to write <scenario>.json" },
   reps: { type: "int", help: "repetitions per figure", min: 1 },
+  edges: { type: "string", help: "scale: only the edges axis, at these edge counts" },
+  history: { type: "int", help: "scale: history of the edges bucket", min: 1 },
 };
 
 function parse(argv: string[]): Args {
@@ -101,8 +107,22 @@ function parse(argv: string[]): Args {
     big: p.flags.big === true,
     out: p.flags.out as string | undefined,
     reps: p.flags.reps as number | undefined,
+    edges: edgeCounts(p.flags.edges as string | undefined),
+    history: p.flags.history as number | undefined,
     updateReadme: p.flags["update-readme"] === true,
   };
+}
+
+/** `--edges 100,1000` as counts; undefined when the flag is absent. */
+function edgeCounts(flag: string | undefined): number[] | undefined {
+  if (flag === undefined) return undefined;
+  const counts = flag.split(",").map((n) => Number(n.trim()));
+  if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+    throw new TypeError(
+      `Cannot run bench: --edges wants edge counts like 1000 or 100,1000, not "${flag}"`,
+    );
+  }
+  return counts;
 }
 
 /**
@@ -192,6 +212,8 @@ async function main(): Promise<number> {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 2 : 5),
     big: args.big,
+    ...(args.edges ? { edges: args.edges } : {}),
+    ...(args.history ? { history: args.history } : {}),
     out,
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),
