@@ -64,7 +64,10 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(", ")} (default: all)
   --out DIR        where to write <scenario>.json (default bench/results)
   --reps N         repetitions per figure (default 5, quick 2)
   --big            also the slow large sizes (scale: 3M keys)
-  --keys N,N…      scale: only the keys axis, at these sizes (e.g. --keys 10000000)
+  --keys N,N…      scale: the keys axis at these sizes (e.g. --keys 10000000)
+  --edges N,N…     scale: the edges axis at these edge counts (e.g. --edges 1000)
+                   (either alone runs only its axis)
+  --history N      scale: history of the edges bucket (default 1)
   --update-readme  replace the results table in bench/README.md`;
 
 interface Args {
@@ -74,6 +77,8 @@ interface Args {
   keys: number[] | undefined;
   out: string | undefined;
   reps: number | undefined;
+  edges: number[] | undefined;
+  history: number | undefined;
   updateReadme: boolean;
 }
 
@@ -84,6 +89,8 @@ const FLAGS: Record<string, FlagSpec> = {
   "update-readme": { type: "boolean", help: "replace the table in bench/README.md" },
   out: { type: "string", help: "where to write <scenario>.json" },
   reps: { type: "int", help: "repetitions per figure", min: 1 },
+  edges: { type: "string", help: "scale: only the edges axis, at these edge counts" },
+  history: { type: "int", help: "scale: history of the edges bucket", min: 1 },
 };
 
 function parse(argv: string[]): Args {
@@ -102,20 +109,28 @@ function parse(argv: string[]): Args {
     names: p.positionals,
     quick: p.flags.quick === true,
     big: p.flags.big === true,
-    keys: p.flags.keys === undefined ? undefined : keySizes(String(p.flags.keys)),
+    keys: countList(p.flags.keys, "--keys"),
     out: p.flags.out as string | undefined,
     reps: p.flags.reps as number | undefined,
+    edges: countList(p.flags.edges, "--edges"),
+    history: p.flags.history as number | undefined,
     updateReadme: p.flags["update-readme"] === true,
   };
 }
 
-/** `--keys 100000,10000000`: positive integers (underscores allowed), or a `TypeError`. */
-function keySizes(text: string): number[] {
-  const sizes = text.split(",").map((t) => Number(t.trim().replaceAll("_", "")));
-  if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n < 1)) {
-    throw new TypeError(`Cannot run bench: --keys wants sizes like 100000,10000000, got "${text}"`);
+/**
+ * `--keys 100000,10000000` or `--edges 100,1000`: positive integers
+ * (underscores allowed); undefined when the flag is absent, else a `TypeError`.
+ */
+function countList(flag: unknown, name: string): number[] | undefined {
+  if (flag === undefined) return undefined;
+  const counts = String(flag).split(",").map((t) => Number(t.trim().replaceAll("_", "")));
+  if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+    throw new TypeError(
+      `Cannot run bench: ${name} wants counts like 1000 or 100,1000, not "${flag}"`,
+    );
   }
-  return sizes;
+  return counts;
 }
 
 /**
@@ -206,6 +221,8 @@ async function main(): Promise<number> {
     reps: args.reps ?? (args.quick ? 2 : 5),
     big: args.big,
     keys: args.keys,
+    ...(args.edges ? { edges: args.edges } : {}),
+    ...(args.history ? { history: args.history } : {}),
     out,
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),

@@ -102,8 +102,12 @@ export interface BenchContext {
   reps: number;
   /** Also the slow large sizes (`--big`: the 3M-key point of `scale`). */
   big?: boolean;
-  /** `--keys`: the scale scenario measures only its keys axis, at these sizes. */
+  /** `--keys`: the scale scenario measures its keys axis (only it, without `--edges`), at these sizes. */
   keys?: number[];
+  /** Only these edge counts of `scale`'s edges axis, and not its keys axis unless `--keys` is given (`--edges 1000`). */
+  edges?: number[];
+  /** History of `scale`'s edges bucket (`--history N`; default 1, as a KV bucket's). */
+  history?: number;
   /** Directory the JSON results go to (plots are written next to them). */
   out?: string;
   /** Prints a progress line (stderr, so stdout stays the tables). */
