@@ -308,7 +308,8 @@ export class Watcher {
   }
 
   #markCaughtUp(): void {
-    if (this.#caughtUp) return;
+    // A restart queued behind this consumer (a re-read asked for meanwhile) catches up instead.
+    if (this.#caughtUp || this.#restartAgain !== "") return;
     this.#caughtUp = true;
     this.#o.handler.onCaughtUp(this.#lastRev);
   }
