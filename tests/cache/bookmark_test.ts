@@ -46,6 +46,37 @@ async function pairs(
   return { older, sources };
 }
 
+/**
+ * On one new bucket: edge `a` on the server, and edge `b` behind `proxyUrl`,
+ * slow to reconnect (so a cut stays a cut while the step reads), with `bOptions`.
+ */
+async function edgePair(
+  serverUrl: string,
+  proxyUrl: string,
+  bOptions: Partial<CacheOptions<number>> = {},
+): Promise<{ a: Cache<number>; b: Cache<number> } & AsyncDisposable> {
+  const bucket = uniqueBucket();
+  const a = await openCache<number>({
+    ...fast,
+    servers: serverUrl,
+    bucket,
+    create: true,
+    local: { maxItems: 100 },
+  });
+  const b = await openCache<number>({
+    ...fast,
+    servers: proxyUrl,
+    bucket,
+    local: { maxItems: 100 },
+    connectOptions: { ...fast.connectOptions, reconnectTimeWait: 2_000, reconnectJitter: 0 },
+    ...bOptions,
+  }).catch(async (err) => {
+    await a.close();
+    throw err;
+  });
+  return { a, b, [Symbol.asyncDispose]: () => Promise.all([b.close(), a.close()]).then(() => {}) };
+}
+
 Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => {
   await using srv = await startServer();
 
@@ -122,22 +153,9 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
   await t.step(
     "the lagging edge disconnected: typed failure (or stale when allowed), then a leader read once reachable",
     async () => {
-      const bucket = uniqueBucket();
       await using proxy = startProxy(srv.port);
-      await using a = await openCache<number>({
-        ...fast,
-        servers: srv.url,
-        bucket,
-        create: true,
-        local: { maxItems: 100 },
-      });
-      await using b = await openCache<number>({
-        ...fast,
-        servers: proxy.url,
-        bucket,
-        local: { maxItems: 100 },
-        connectOptions: { ...fast.connectOptions, reconnectTimeWait: 2_000, reconnectJitter: 0 },
-      });
+      await using pair = await edgePair(srv.url, proxy.url);
+      const { a, b } = pair;
       await a.set("x", 1);
       assert.equal(await b.get("x"), 1);
       assert.equal(await b.get("y"), undefined); // a cached absence
@@ -184,23 +202,9 @@ Deno.test("read your writes across edges with bookmarks (rule 8)", async (t) => 
   await t.step(
     "disconnected with a loader: its answers vouch for no bookmark (found by the torture checker, seed 10227100)",
     async () => {
-      const bucket = uniqueBucket();
       await using proxy = startProxy(srv.port);
-      await using a = await openCache<number>({
-        ...fast,
-        servers: srv.url,
-        bucket,
-        create: true,
-        local: { maxItems: 100 },
-      });
-      await using b = await openCache<number>({
-        ...fast,
-        servers: proxy.url,
-        bucket,
-        local: { maxItems: 100 },
-        loader: () => Promise.resolve(-1),
-        connectOptions: { ...fast.connectOptions, reconnectTimeWait: 2_000, reconnectJitter: 0 },
-      });
+      await using pair = await edgePair(srv.url, proxy.url, { loader: () => Promise.resolve(-1) });
+      const { a, b } = pair;
       const rev = await a.set("never-read", 1);
       await a.set("loaded", 1);
       const last = await a.set("other", 1);
