@@ -8,11 +8,10 @@
  */
 import { z } from "zod";
 import type { ConnectionOptions } from "@nats-io/nats-core";
-import { type NatsAuth, natsConnectionOptions, parseNatsEnv } from "./nats_env.ts";
-import { bucketProblem } from "../src/keys.ts";
-import type { CacheMode } from "../src/types.ts";
+import { type NatsAuth, natsConnectionOptions, type NatsEnv, parseNatsEnv } from "./nats_env.ts";
 import { OPTION_BOUNDS } from "../src/options.ts";
-import { integerRule } from "../src/validate.ts";
+import { flagVar, intVar, list } from "./env_vars.ts";
+import { type EdgeBucketConfig, parseBuckets } from "./edge_buckets.ts";
 import { APP_LIMIT_DEFAULTS, type AppLimits } from "../src/http/app_options.ts";
 
 /**
@@ -62,16 +61,6 @@ export function edgeLimits(config: EdgeLimits): EdgeLimits {
   const out = {} as EdgeLimits;
   for (const k of Object.keys(EDGE_LIMITS) as EdgeLimit[]) out[k] = config[k];
   return out;
-}
-
-/** One bucket the edge serves, from `KVEDGE_BUCKETS`. */
-export interface EdgeBucketConfig {
-  /** Bucket name. */
-  name: string;
-  /** Cache mode. Default `lazy`. */
-  mode: CacheMode;
-  /** Writes refused at this edge (`:ro` suffix). */
-  readOnly: boolean;
 }
 
 /** How the edge authenticates to NATS (at most one method). */
@@ -157,16 +146,6 @@ export interface EdgeConfig extends EdgeLimits {
   workers: number;
 }
 
-const list = (v: string | undefined): string[] =>
-  (v ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
-
-const intVar = (min: number, max = Number.MAX_SAFE_INTEGER) => {
-  const message = integerRule(min, max);
-  return z.string().trim().regex(/^[0-9]+$/, { message })
-    .transform(Number)
-    .pipe(z.number().int().min(min, { message }).max(max, { message }));
-};
-
 /** A variable that sets an `openCache()` option: the library's own bounds (src/options.ts). */
 const optionVar = (name: keyof typeof OPTION_BOUNDS) => {
   const [min, max] = OPTION_BOUNDS[name];
@@ -188,35 +167,6 @@ function limitsOf(e: Record<string, unknown>): EdgeLimits {
   }
   return out;
 }
-
-/** What every boolean environment variable accepts, in the error message of a bad one. */
-export const BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off";
-
-/**
- * The one parser of boolean environment variables: `true`/`false`, `1`/`0`,
- * `yes`/`no`, `on`/`off` in any case; `undefined` for anything else.
- *
- * @example
- * ```ts
- * import { parseBoolean } from "./edge_config.ts";
- * console.log(parseBoolean("Yes"), parseBoolean("off"), parseBoolean("banana")); // true false undefined
- * ```
- */
-export function parseBoolean(text: string): boolean | undefined {
-  const v = text.trim().toLowerCase();
-  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
-  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
-  return undefined;
-}
-
-const flagVar = z.string().transform((v, ctx) => {
-  const b = parseBoolean(v);
-  if (b === undefined) {
-    ctx.addIssue({ code: "custom", message: `must be ${BOOLEAN_WORDS}` });
-    return z.NEVER;
-  }
-  return b;
-});
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/[^/\s]+)$/i;
@@ -279,6 +229,9 @@ const EnvSchema = z.object({
   }).optional(),
 });
 
+/** The worker's variables, parsed. */
+type EdgeEnv = z.infer<typeof EnvSchema>;
+
 function tokens(v: string | undefined, ctx: z.RefinementCtx): string[] {
   const ts = list(v);
   if (ts.some((t) => !B64TOKEN.test(t))) {
@@ -287,40 +240,6 @@ function tokens(v: string | undefined, ctx: z.RefinementCtx): string[] {
     return z.NEVER;
   }
   return ts;
-}
-
-function parseBuckets(v: string | undefined, embedded: boolean): EdgeBucketConfig[] {
-  const items = list(v);
-  if (items.length === 0) {
-    if (embedded) return [{ name: "demo", mode: "lazy", readOnly: false }];
-    throw new TypeError(
-      "Cannot start edge: KVEDGE_BUCKETS is required with NATS_URL (e.g. users:replica,products:lazy:ro)",
-    );
-  }
-  const seen = new Set<string>();
-  return items.map((item) => {
-    const [name = "", ...flags] = item.split(":").map((s) => s.trim());
-    const problem = bucketProblem(name);
-    if (problem !== undefined) throw new TypeError(`Cannot start edge: KVEDGE_BUCKETS: ${problem}`);
-    if (seen.has(name)) {
-      throw new TypeError(`Cannot start edge: KVEDGE_BUCKETS: bucket "${name}" is listed twice`);
-    }
-    seen.add(name);
-    let mode: CacheMode = "lazy";
-    let readOnly = false;
-    for (const f of flags) {
-      if (f === "lazy" || f === "replica") mode = f;
-      else if (f === "ro") readOnly = true;
-      else {
-        throw new TypeError(
-          `Cannot start edge: KVEDGE_BUCKETS: unknown flag ${
-            JSON.stringify(f.slice(0, 32))
-          } for "${name}" (lazy, replica or ro)`,
-        );
-      }
-    }
-    return { name, mode, readOnly };
-  });
 }
 
 /**
@@ -335,7 +254,31 @@ function parseBuckets(v: string | undefined, embedded: boolean): EdgeBucketConfi
  * ```
  */
 export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeConfig {
-  // Only our variables, and an empty one counts as unset (`PORT= deno task serve`).
+  const e = parseEnv(env);
+  const nats = parseNatsEnv(env, { action: "start edge" });
+  const embedded = nats.servers === undefined;
+  checkCombinations(e, nats, embedded);
+  return {
+    natsServers: nats.servers,
+    natsAuth: nats.auth,
+    natsTls: nats.tls,
+    natsInboxPrefix: nats.inboxPrefix,
+    natsDeprecated: nats.deprecated,
+    buckets: parseBuckets(e.KVEDGE_BUCKETS, embedded),
+    readTokens: e.KVEDGE_READ_TOKEN,
+    writeTokens: e.KVEDGE_WRITE_TOKEN,
+    // Writes without a token only in the self-contained dev setup, or when asked for.
+    anonymousWrites: e.KVEDGE_WRITE_TOKEN.length === 0 && (e.KVEDGE_ANONYMOUS_WRITES ?? embedded),
+    ...cacheSettings(e, embedded),
+    corsOrigins: e.KVEDGE_CORS_ORIGINS,
+    ...limitsOf(e),
+    ...servingSettings(e),
+  };
+}
+
+/** The worker's variables of `env`, checked: only ours, and an empty one counts as unset. */
+function parseEnv(env: Record<string, string | undefined>): EdgeEnv {
+  // `PORT= deno task serve` means the default port.
   const known: Record<string, string> = {};
   for (const name of Object.keys(EnvSchema.shape)) {
     const v = env[name];
@@ -346,53 +289,38 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     const issue = r.error.issues[0]!;
     throw new TypeError(`Cannot start edge: ${issue.path.join(".")}: ${issue.message}`);
   }
-  const e = r.data;
-  const nats = parseNatsEnv(env, { action: "start edge" });
-  const embedded = nats.servers === undefined;
+  return r.data;
+}
+
+/** Refuses settings that are each valid but contradict one another. */
+function checkCombinations(e: EdgeEnv, nats: NatsEnv, embedded: boolean): void {
   if (embedded && (nats.auth.kind !== "none" || nats.tls !== undefined)) {
     throw new TypeError(
       "Cannot start edge: NATS credentials or TLS files are set but NATS_URL is not",
     );
   }
-
-  const readTokens = e.KVEDGE_READ_TOKEN;
-  const writeTokens = e.KVEDGE_WRITE_TOKEN;
-  // Writes without a token only in the self-contained dev setup, or when asked for.
-  const anonymousWrites = writeTokens.length === 0 &&
-    (e.KVEDGE_ANONYMOUS_WRITES ?? embedded);
-  if (e.KVEDGE_ANONYMOUS_WRITES === true && writeTokens.length > 0) {
+  if (e.KVEDGE_ANONYMOUS_WRITES === true && e.KVEDGE_WRITE_TOKEN.length > 0) {
     throw new TypeError(
       "Cannot start edge: KVEDGE_ANONYMOUS_WRITES=1 contradicts KVEDGE_WRITE_TOKEN",
     );
   }
-
   if (e.KVEDGE_HUB_DOMAIN !== undefined && (embedded || e.KVEDGE_CREATE_BUCKETS === true)) {
     throw new TypeError(
       "Cannot start edge: KVEDGE_HUB_DOMAIN needs NATS_URL (the region's leaf node) and no KVEDGE_CREATE_BUCKETS",
     );
   }
-
-  const workers = e.KVEDGE_WORKERS ?? 1;
-  if (workers > 1 && e.KVEDGE_CONNECTION_GATE === false) {
+  if ((e.KVEDGE_WORKERS ?? 1) > 1 && e.KVEDGE_CONNECTION_GATE === false) {
     // Deno.serve shares a port between isolates only with --unstable-net
     // (reusePort) or inside `deno serve --parallel`; the gate's listener can.
     throw new TypeError(
       "Cannot start edge: KVEDGE_WORKERS above 1 needs the connection gate (KVEDGE_CONNECTION_GATE unset or 1)",
     );
   }
+}
 
+/** What the config passes to each `openCache()`. */
+function cacheSettings(e: EdgeEnv, embedded: boolean) {
   return {
-    natsServers: nats.servers,
-    natsAuth: nats.auth,
-    natsTls: nats.tls,
-    natsInboxPrefix: nats.inboxPrefix,
-    natsDeprecated: nats.deprecated,
-    buckets: parseBuckets(e.KVEDGE_BUCKETS, embedded),
-    port: e.PORT ?? 8080,
-    hostname: e.HOSTNAME ?? "127.0.0.1",
-    readTokens,
-    writeTokens,
-    anonymousWrites,
     local: {
       maxItems: e.KVEDGE_MAX_ITEMS ?? 100_000,
       maxBytes: e.KVEDGE_MAX_BYTES ?? 64 << 20,
@@ -408,14 +336,20 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     ...(e.KVEDGE_STALE_IF_ERROR_MS === undefined
       ? {}
       : { staleIfErrorMs: e.KVEDGE_STALE_IF_ERROR_MS }),
-    corsOrigins: e.KVEDGE_CORS_ORIGINS,
-    ...limitsOf(e),
     ...(e.KVEDGE_MAX_CONCURRENT_MISSES === undefined
       ? {}
       : { maxConcurrentMisses: e.KVEDGE_MAX_CONCURRENT_MISSES }),
     ...(e.KVEDGE_MAX_NEGATIVE_PERCENT === undefined
       ? {}
       : { maxNegativeShare: e.KVEDGE_MAX_NEGATIVE_PERCENT / 100 }),
+  };
+}
+
+/** How the worker listens, logs, reports readiness and stops. */
+function servingSettings(e: EdgeEnv) {
+  return {
+    port: e.PORT ?? 8080,
+    hostname: e.HOSTNAME ?? "127.0.0.1",
     connectionGate: e.KVEDGE_CONNECTION_GATE ?? true,
     ...(e.KVEDGE_MAX_CONNECTIONS === undefined ? {} : { maxConnections: e.KVEDGE_MAX_CONNECTIONS }),
     headerTimeoutMs: e.KVEDGE_HEADER_TIMEOUT_MS ?? 10_000,
@@ -428,7 +362,7 @@ export function parseEdgeConfig(env: Record<string, string | undefined>): EdgeCo
     logHitsEvery: e.KVEDGE_LOG_HITS_EVERY ?? 100,
     logSlowMs: e.KVEDGE_LOG_SLOW_MS ?? 100,
     shutdownTimeoutMs: e.KVEDGE_SHUTDOWN_TIMEOUT_MS ?? 10_000,
-    workers,
+    workers: e.KVEDGE_WORKERS ?? 1,
   };
 }
 

@@ -106,3 +106,18 @@ export function tcpListen(
     ? Deno.listen({ hostname, port, loadBalanced: true } as Deno.TcpListenOptions)
     : Deno.listen({ hostname, port });
 }
+
+/**
+ * How often the gate sweeps its connections for timeouts: a fraction of the
+ * shortest timeout (one sweep, not a timer per connection), from 50 ms to 1 s.
+ *
+ * @example
+ * ```ts ignore
+ * sweepIntervalMs({ headerTimeoutMs: 10_000, idleTimeoutMs: 60_000 }); // 1000
+ * ```
+ */
+export function sweepIntervalMs(
+  options: Pick<GatedServeOptions, "headerTimeoutMs" | "idleTimeoutMs">,
+): number {
+  return Math.max(50, Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4));
+}

@@ -10,6 +10,7 @@ import {
   type GatedServeOptions,
   type GatedServer,
   type GateStats,
+  sweepIntervalMs,
   tcpListen,
 } from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
@@ -74,6 +75,9 @@ class HandedOff {
   }
 }
 
+/** Why the gate closes a connection. */
+type ShedReason = "capacity" | "header_timeout" | "idle_timeout";
+
 /**
  * The gate without a pipe: the worker accepts each TCP connection itself
  * (cap, shedding, timeouts, accept errors) and hands it to `Deno.serve`'s
@@ -92,84 +96,29 @@ export function serveHandedOff(
     return new Response("Internal Server Error", { status: 500 });
   });
   let stopping = false;
-  const sweepMs = Math.max(
-    50,
-    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
-  );
+  const sweepMs = sweepIntervalMs(options);
   // Time in sweep ticks; a link's age is known to within one tick.
   let tick = 0;
   const ticks = (ms: number) => Math.ceil(ms / sweepMs);
-
-  const shed = (link: HandedOff, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+  const limits = { header: ticks(options.headerTimeoutMs), idle: ticks(options.idleTimeoutMs) };
+  const shed = (link: HandedOff, reason: ShedReason) => {
     stats.shed++;
     options.onEvent?.({ type: "shed", reason });
     link.close();
   };
-
-  const sweeper = setInterval(() => {
-    tick++;
-    for (const link of links) {
-      if (link.active > 0) {
-        // A response being streamed (a watch) is not idle; a request whose
-        // body or answer has not come for idleTimeoutMs is.
-        if (link.answering > 0 && tick - link.lastTick > ticks(options.idleTimeoutMs)) {
-          shed(link, "idle_timeout");
-        }
-        continue;
-      }
-      // Every request head, not only the first, must arrive within
-      // headerTimeoutMs: counted from the open, then from the end of the
-      // previous response. Rust reads the head, so a head trickled in byte by
-      // byte and an idle keep-alive connection look alike here: both close.
-      const since = link.requests === 0 ? link.openedTick : link.lastTick;
-      if (tick - since > ticks(options.headerTimeoutMs)) {
-        shed(link, "header_timeout");
-      } else if (tick - link.lastTick > ticks(options.idleTimeoutMs)) shed(link, "idle_timeout");
-    }
-  }, sweepMs);
-
-  /** The connection idle the longest (request-less first), if idle ≥ 1 s. */
-  function victim(): HandedOff | undefined {
-    const recent = tick - ticks(1000);
-    let best: HandedOff | undefined;
-    for (const l of links) {
-      if (l.active > 0 || l.lastTick > recent) continue;
-      if (
-        best === undefined || (l.requests === 0 && best.requests > 0) ||
-        ((l.requests === 0) === (best.requests === 0) && l.lastTick < best.lastTick)
-      ) best = l;
-    }
-    return best;
-  }
+  const sweeper = setInterval(() => sweep(links, ++tick, limits, shed), sweepMs);
 
   function handOff(conn: Deno.TcpConn): void {
     const link = new HandedOff(tick);
-    const done = () => {
-      link.active--;
-      link.lastTick = tick;
-    };
-    const answered = () => {
-      link.answering--;
-      link.lastTick = tick;
-    };
-    const handler = (request: Request, info: Deno.ServeHandlerInfo) => {
-      link.requests++;
-      link.active++;
-      link.lastTick = tick;
-      info.completed.then(done, done);
-      if (request.method === "GET" || request.method === "HEAD") {
-        return options.handler(request, info);
-      }
-      // A request with a body: the handler answers once it has read it, so a
-      // body that stops arriving shows as a handler that does not answer.
-      link.answering++;
-      const response = Promise.resolve(options.handler(request, info));
-      response.then(answered, answered);
-      return response;
-    };
     links.add(link);
     try {
-      link.server = serveOn(conn, link.abort.signal, handler, onError, () => {});
+      link.server = serveOn(
+        conn,
+        link.abort.signal,
+        watched(link, options, () => tick),
+        onError,
+        () => {},
+      );
     } catch {
       links.delete(link);
       try {
@@ -185,7 +134,7 @@ export function serveHandedOff(
     stats,
     options,
     open: () => links.size,
-    victim,
+    victim: () => idlest(links, tick - ticks(1000)),
     shed: (link) => shed(link, "capacity"),
     noDelay: false,
     take: handOff,
@@ -208,5 +157,73 @@ export function serveHandedOff(
       await settleWithin(drained, SHUTDOWN_GRACE_MS);
       for (const l of links) l.close();
     },
+  };
+}
+
+/** One sweep at `tick`: sheds the links past a timeout (`limits` in ticks). */
+function sweep(
+  links: Set<HandedOff>,
+  tick: number,
+  limits: { header: number; idle: number },
+  shed: (link: HandedOff, reason: ShedReason) => void,
+): void {
+  for (const link of links) {
+    if (link.active > 0) {
+      // A response being streamed (a watch) is not idle; a request whose
+      // body or answer has not come for idleTimeoutMs is.
+      if (link.answering > 0 && tick - link.lastTick > limits.idle) shed(link, "idle_timeout");
+      continue;
+    }
+    // Every request head, not only the first, must arrive within
+    // headerTimeoutMs: counted from the open, then from the end of the
+    // previous response. Rust reads the head, so a head trickled in byte by
+    // byte and an idle keep-alive connection look alike here: both close.
+    const since = link.requests === 0 ? link.openedTick : link.lastTick;
+    if (tick - since > limits.header) shed(link, "header_timeout");
+    else if (tick - link.lastTick > limits.idle) shed(link, "idle_timeout");
+  }
+}
+
+/** The connection idle the longest (request-less first), if idle since before `recent`. */
+function idlest(links: Set<HandedOff>, recent: number): HandedOff | undefined {
+  let best: HandedOff | undefined;
+  for (const l of links) {
+    if (l.active > 0 || l.lastTick > recent) continue;
+    if (
+      best === undefined || (l.requests === 0 && best.requests > 0) ||
+      ((l.requests === 0) === (best.requests === 0) && l.lastTick < best.lastTick)
+    ) best = l;
+  }
+  return best;
+}
+
+/** `options.handler`, noting on `link` each request's start, answer and end (at `now()` ticks). */
+function watched(
+  link: HandedOff,
+  options: GatedServeOptions,
+  now: () => number,
+): (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response> {
+  const done = () => {
+    link.active--;
+    link.lastTick = now();
+  };
+  const answered = () => {
+    link.answering--;
+    link.lastTick = now();
+  };
+  return (request, info) => {
+    link.requests++;
+    link.active++;
+    link.lastTick = now();
+    info.completed.then(done, done);
+    if (request.method === "GET" || request.method === "HEAD") {
+      return options.handler(request, info);
+    }
+    // A request with a body: the handler answers once it has read it, so a
+    // body that stops arriving shows as a handler that does not answer.
+    link.answering++;
+    const response = Promise.resolve(options.handler(request, info));
+    response.then(answered, answered);
+    return response;
   };
 }

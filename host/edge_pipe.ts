@@ -10,6 +10,7 @@ import {
   type GatedServeOptions,
   type GatedServer,
   type GateStats,
+  sweepIntervalMs,
   tcpListen,
 } from "./edge_gate.ts";
 import { acceptLoop } from "./edge_accept.ts";
@@ -81,117 +82,109 @@ async function pump(
   }
 }
 
-/** The gate with the pipe: for a Deno without `serveHttpOnConnection`. */
-export async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
-  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
-  let generation = 0;
-  let path = "";
-  let stopping = false;
-  const innerServers = new Set<Deno.HttpServer>();
-  const startInner = async (): Promise<void> => {
-    const next = `${dir}/http${generation++}.sock`;
+/** Why the gate closes a connection. */
+type ShedReason = "capacity" | "header_timeout" | "idle_timeout";
+
+/**
+ * The `Deno.serve` behind the pipe, on a Unix socket in `dir`. Its accept
+ * loop can meet EMFILE too, which ends it for good: its connections keep
+ * being served, and new links go to a new socket ({@link path}).
+ */
+class InnerServers {
+  readonly #dir: string;
+  readonly #options: GatedServeOptions;
+  readonly #stats: GateStats;
+  readonly #stopping: () => boolean;
+  readonly #servers = new Set<Deno.HttpServer>();
+  #generation = 0;
+  #path = "";
+
+  /** `stopping`: the gate is shutting down, a server that ends is not replaced. */
+  constructor(
+    dir: string,
+    gate: { options: GatedServeOptions; stats: GateStats; stopping: () => boolean },
+  ) {
+    this.#dir = dir;
+    this.#options = gate.options;
+    this.#stats = gate.stats;
+    this.#stopping = gate.stopping;
+  }
+
+  /** The socket new links connect to. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Starts a server on a new socket and makes it the one new links use. */
+  async start(): Promise<void> {
+    const next = `${this.#dir}/http${this.#generation++}.sock`;
     const ready = Promise.withResolvers<void>();
+    const options = this.#options;
     const server = Deno.serve({
       path: next,
       onListen: () => ready.resolve(),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
     }, (request) => options.handler(request));
     await ready.promise;
-    innerServers.add(server);
-    path = next;
-    // The inner accept loop can meet EMFILE too, which ends it for good:
-    // its connections keep being served, new links go to a new socket.
-    server.finished.then(() => innerServers.delete(server), async (err) => {
-      innerServers.delete(server);
-      if (stopping) return;
-      stats.acceptErrors++;
-      await retry(startInner, {
+    this.#servers.add(server);
+    this.#path = next;
+    server.finished.then(() => this.#servers.delete(server), async (err) => {
+      this.#servers.delete(server);
+      if (this.#stopping()) return;
+      this.#stats.acceptErrors++;
+      await retry(() => this.start(), {
         after: err,
         firstMs: 50,
         maxMs: 2000,
-        stopped: () => stopping,
+        stopped: this.#stopping,
         onRetry: (error, retryInMs) =>
           options.onEvent?.({ type: "accept_error", error, retryInMs }),
       });
     });
-  };
+  }
+
+  /** In-flight requests finish, idle keep-alive connections close (call once stopping). */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#servers].map((s) => s.shutdown().catch(() => {})));
+  }
+}
+
+/** The gate with the pipe: for a Deno without `serveHttpOnConnection`. */
+export async function servePiped(options: GatedServeOptions): Promise<GatedServer> {
+  const dir = await Deno.makeTempDir({ prefix: "kvedge_edge_" });
+  let stopping = false;
   const stats: GateStats = { open: 0, accepted: 0, refused: 0, shed: 0, acceptErrors: 0 };
-  await startInner();
+  const inner = new InnerServers(dir, { options, stats, stopping: () => stopping });
+  await inner.start();
 
   let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
   try {
     listener = tcpListen(options);
   } catch (err) {
     stopping = true;
-    for (const inner of innerServers) await inner.shutdown();
+    await inner.shutdown();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
   }
   const links = new Map<Link, Promise<void>>();
-
-  const shed = (link: Link, reason: "capacity" | "header_timeout" | "idle_timeout") => {
+  const shed = (link: Link, reason: ShedReason) => {
     stats.shed++;
     options.onEvent?.({ type: "shed", reason });
     link.close();
   };
-
-  // One sweep a fraction of the shortest timeout, not a timer per connection.
-  const sweepMs = Math.max(
-    50,
-    Math.min(1000, options.headerTimeoutMs / 4, options.idleTimeoutMs / 4),
-  );
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const link of links.keys()) {
-      if (!link.headSeen && now - link.openedAt > options.headerTimeoutMs) {
-        shed(link, "header_timeout");
-      } else if (now - link.lastActivity > options.idleTimeoutMs) shed(link, "idle_timeout");
-    }
-  }, sweepMs);
-
-  /** The connection idle the longest (header-less first), if idle ≥ 1 s. */
-  function victim(): Link | undefined {
-    const now = Date.now();
-    let best: Link | undefined;
-    for (const l of links.keys()) {
-      if (now - l.lastActivity < 1000) continue;
-      if (
-        best === undefined || (!l.headSeen && best.headSeen) ||
-        (l.headSeen === best.headSeen && l.lastActivity < best.lastActivity)
-      ) best = l;
-    }
-    return best;
-  }
-
-  async function handle(link: Link): Promise<void> {
-    try {
-      link.upstream = await Deno.connect({ transport: "unix", path });
-    } catch {
-      link.close();
-      return;
-    }
-    if (link.closed) {
-      link.upstream.close();
-      return;
-    }
-    await Promise.all([
-      pump(link.client, link.upstream, link, true),
-      pump(link.upstream, link.client, link, false),
-    ]);
-    link.close();
-  }
+  const sweeper = setInterval(() => sweep(links.keys(), options, shed), sweepIntervalMs(options));
 
   const accepting = acceptLoop(listener, {
     stopping: () => stopping,
     stats,
     options,
     open: () => links.size,
-    victim,
+    victim: () => idlest(links.keys()),
     shed: (link) => shed(link, "capacity"),
     noDelay: true,
     take(conn) {
       const link = new Link(conn);
-      links.set(link, handle(link).finally(() => links.delete(link)));
+      links.set(link, carry(link, inner.path).finally(() => links.delete(link)));
     },
   });
 
@@ -207,11 +200,58 @@ export async function servePiped(options: GatedServeOptions): Promise<GatedServe
       clearInterval(sweeper);
       // In-flight requests finish; idle keep-alive connections close, which
       // ends their links once their last bytes are passed on.
-      await Promise.all([...innerServers].map((s) => s.shutdown().catch(() => {})));
+      await inner.shutdown();
       const drained = Promise.all(links.values());
       await settleWithin(drained, SHUTDOWN_GRACE_MS);
       for (const l of links.keys()) l.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** One sweep: sheds the links past the header or idle timeout. */
+function sweep(
+  links: Iterable<Link>,
+  options: GatedServeOptions,
+  shed: (link: Link, reason: ShedReason) => void,
+): void {
+  const now = Date.now();
+  for (const link of links) {
+    if (!link.headSeen && now - link.openedAt > options.headerTimeoutMs) {
+      shed(link, "header_timeout");
+    } else if (now - link.lastActivity > options.idleTimeoutMs) shed(link, "idle_timeout");
+  }
+}
+
+/** The connection idle the longest (header-less first), if idle ≥ 1 s. */
+function idlest(links: Iterable<Link>): Link | undefined {
+  const now = Date.now();
+  let best: Link | undefined;
+  for (const l of links) {
+    if (now - l.lastActivity < 1000) continue;
+    if (
+      best === undefined || (!l.headSeen && best.headSeen) ||
+      (l.headSeen === best.headSeen && l.lastActivity < best.lastActivity)
+    ) best = l;
+  }
+  return best;
+}
+
+/** Connects `link` to the inner server at `path` and passes its bytes both ways until closed. */
+async function carry(link: Link, path: string): Promise<void> {
+  try {
+    link.upstream = await Deno.connect({ transport: "unix", path });
+  } catch {
+    link.close();
+    return;
+  }
+  if (link.closed) {
+    link.upstream.close();
+    return;
+  }
+  await Promise.all([
+    pump(link.client, link.upstream, link, true),
+    pump(link.upstream, link.client, link, false),
+  ]);
+  link.close();
 }

@@ -128,47 +128,86 @@ export function parseNatsEnv(
   const deprecated: string[] = [];
   const urlVar = o.server !== undefined && o.server !== "" ? "--server" : "NATS_URL";
   const urlText = urlVar === "--server" ? o.server : pick(env, "NATS_URL");
-
-  // Servers, with their credentials taken out.
-  let servers: string[] | undefined;
-  let urlAuth: NatsAuth | undefined;
-  if (urlText !== undefined) {
-    servers = [];
-    const seen = new Set<string>();
-    for (const raw of urlText.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
-      const scheme = SCHEME.exec(raw)?.[0] ?? "";
-      let rest = raw.slice(scheme.length);
-      const at = rest.lastIndexOf("@");
-      if (at >= 0) {
-        const info = rest.slice(0, at);
-        rest = rest.slice(at + 1);
-        const colon = info.indexOf(":");
-        const fail = () => bad(urlVar, "the credentials in the URL are not percent-encoded");
-        const auth: NatsAuth = colon >= 0
-          ? {
-            kind: "user",
-            user: decodePart(info.slice(0, colon), fail),
-            pass: decodePart(info.slice(colon + 1), fail),
-          }
-          : { kind: "token", token: decodePart(info, fail) };
-        const key = JSON.stringify(auth);
-        seen.add(key);
-        if (seen.size > 1) throw bad(urlVar, "every URL must carry the same credentials");
-        if ((auth.kind === "user" && auth.user === "") || (auth.kind === "token" && !auth.token)) {
-          throw bad(urlVar, "the credentials in the URL are empty");
-        }
-        urlAuth = auth;
-      }
-      if (!HOST_PORT.test(rest)) {
-        throw bad(urlVar, "every entry must be a nats://[user:password@]host:port URL");
-      }
-      servers.push(scheme + rest);
-    }
-    if (servers.length === 0) servers = undefined;
+  const { servers, urlAuth } = parseServers(urlText, (why) => bad(urlVar, why));
+  const methods = authMethods(env, { o, action, deprecated, bad });
+  if (urlAuth !== undefined) methods.unshift([`credentials in ${urlVar}`, urlAuth]);
+  if (methods.length > 1) {
+    throw new TypeError(
+      `Cannot ${action}: set only one way to authenticate, got ${
+        methods.map(([n]) => n).join(" and ")
+      }`,
+    );
   }
+  const tls = parseTls(env, action);
+  const inboxPrefix = pick(env, "NATS_INBOX_PREFIX")?.trim();
+  if (inboxPrefix !== undefined && !INBOX.test(inboxPrefix)) {
+    throw bad("NATS_INBOX_PREFIX", "must be subject tokens without wildcards, e.g. _INBOX_edge");
+  }
+  return {
+    servers,
+    auth: methods[0]?.[1] ?? { kind: "none" },
+    tls,
+    inboxPrefix,
+    deprecated,
+  };
+}
 
+/** The server URLs of `urlText` with their credentials taken out; `bad` names the variable. */
+function parseServers(
+  urlText: string | undefined,
+  bad: (why: string) => TypeError,
+): { servers: string[] | undefined; urlAuth: NatsAuth | undefined } {
+  if (urlText === undefined) return { servers: undefined, urlAuth: undefined };
+  const servers: string[] = [];
+  let urlAuth: NatsAuth | undefined;
+  const seen = new Set<string>();
+  for (const raw of urlText.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const scheme = SCHEME.exec(raw)?.[0] ?? "";
+    let rest = raw.slice(scheme.length);
+    const at = rest.lastIndexOf("@");
+    if (at >= 0) {
+      const auth = urlCredentials(rest.slice(0, at), bad);
+      rest = rest.slice(at + 1);
+      seen.add(JSON.stringify(auth));
+      if (seen.size > 1) throw bad("every URL must carry the same credentials");
+      if ((auth.kind === "user" && auth.user === "") || (auth.kind === "token" && !auth.token)) {
+        throw bad("the credentials in the URL are empty");
+      }
+      urlAuth = auth;
+    }
+    if (!HOST_PORT.test(rest)) {
+      throw bad("every entry must be a nats://[user:password@]host:port URL");
+    }
+    servers.push(scheme + rest);
+  }
+  return { servers: servers.length === 0 ? undefined : servers, urlAuth };
+}
+
+/** The credentials of a URL's `user:password` or `token` part. */
+function urlCredentials(info: string, bad: (why: string) => TypeError): NatsAuth {
+  const colon = info.indexOf(":");
+  const fail = () => bad("the credentials in the URL are not percent-encoded");
+  return colon >= 0
+    ? {
+      kind: "user",
+      user: decodePart(info.slice(0, colon), fail),
+      pass: decodePart(info.slice(colon + 1), fail),
+    }
+    : { kind: "token", token: decodePart(info, fail) };
+}
+
+/** Every authentication method the variables (and flags) set, each with the names that set it. */
+function authMethods(
+  env: Record<string, string | undefined>,
+  ctx: {
+    o: NatsEnvOverrides;
+    action: string;
+    deprecated: string[];
+    bad: (what: string, why: string) => TypeError;
+  },
+): [string, NatsAuth][] {
+  const { o, action, deprecated, bad } = ctx;
   const methods: [string, NatsAuth][] = [];
-  if (urlAuth !== undefined) methods.push([`credentials in ${urlVar}`, urlAuth]);
   const creds = o.creds ?? pick(env, "NATS_CREDS");
   if (creds !== undefined) methods.push(["NATS_CREDS", { kind: "creds", file: creds.trim() }]);
   const user = o.user ?? pick(env, "NATS_USER");
@@ -186,39 +225,26 @@ export function parseNatsEnv(
     if (!NKEY_SEED.test(seed)) throw bad("NATS_NKEY", "must be a user nkey seed (SU…)");
     methods.push(["NATS_NKEY", { kind: "nkey", seed }]);
   }
-  if (methods.length > 1) {
-    throw new TypeError(
-      `Cannot ${action}: set only one way to authenticate, got ${
-        methods.map(([n]) => n).join(" and ")
-      }`,
-    );
-  }
+  return methods;
+}
 
+/** The TLS files of the variables, if any. */
+function parseTls(
+  env: Record<string, string | undefined>,
+  action: string,
+): NatsTlsFiles | undefined {
   const caFile = pick(env, "NATS_TLS_CA")?.trim();
   const certFile = pick(env, "NATS_TLS_CERT")?.trim();
   const keyFile = pick(env, "NATS_TLS_KEY")?.trim();
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new TypeError(`Cannot ${action}: NATS_TLS_CERT and NATS_TLS_KEY go together`);
   }
-  const tls = caFile !== undefined || certFile !== undefined
+  return caFile !== undefined || certFile !== undefined
     ? {
       ...(caFile !== undefined ? { caFile } : {}),
       ...(certFile !== undefined ? { certFile, keyFile } : {}),
     }
     : undefined;
-
-  const inboxPrefix = pick(env, "NATS_INBOX_PREFIX")?.trim();
-  if (inboxPrefix !== undefined && !INBOX.test(inboxPrefix)) {
-    throw bad("NATS_INBOX_PREFIX", "must be subject tokens without wildcards, e.g. _INBOX_edge");
-  }
-
-  return {
-    servers,
-    auth: methods[0]?.[1] ?? { kind: "none" },
-    tls,
-    inboxPrefix,
-    deprecated,
-  };
 }
 
 /**

@@ -193,10 +193,10 @@ async function latestTable(out: string, ran: ScenarioResult[], header: string): 
   ].join("\n");
 }
 
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   let args: Args;
   try {
-    args = parse(Deno.args);
+    args = parse(argv);
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -227,42 +227,13 @@ async function main(): Promise<number> {
     log: (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`),
     shared: new Map(),
   };
-  const command = `deno task bench ${Deno.args.join(" ")}`.trim();
+  const command = `deno task bench ${argv.join(" ")}`.trim();
   const results: ScenarioResult[] = [];
   let failed = 0;
   const started = performance.now();
   for (const s of chosen) {
-    const t0 = performance.now();
-    const load0 = Deno.loadavg()[0];
-    ctx.log(`${s.name}: ${s.title}`);
-    let result: ScenarioResult;
-    try {
-      result = await s.run(ctx);
-    } catch (err) {
-      failed++;
-      console.error(`bench ${s.name} failed:`, err);
-      result = {
-        name: s.name,
-        title: s.title,
-        params: {},
-        rows: [],
-        skipped: `failed: ${(err as Error).message?.split("\n")[0]}`,
-        raw: { error: String((err as Error).stack ?? err) },
-      };
-    }
-    await cleanupAll();
-    const seconds = (performance.now() - t0) / 1000;
-    result.params = {
-      ...result.params,
-      quick: args.quick,
-      seconds: Math.round(seconds),
-      // Other work on the machine shows here: the 1-minute load average
-      // before and after, on a machine with `machine.cpus` cores.
-      loadavg: { before: load0, after: Deno.loadavg()[0] },
-    };
-    const path = await writeResult(out, result, machine, command);
-    ctx.log(`${s.name}: done in ${seconds.toFixed(1)} s → ${path}`);
-    console.log(`\n${table([result])}`);
+    const { result, ok } = await runScenario(s, ctx, { machine, command, out });
+    if (!ok) failed++;
     results.push(result);
   }
   const total = (performance.now() - started) / 1000;
@@ -283,6 +254,51 @@ async function main(): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/**
+ * Runs scenario `s` (a failure becomes a skipped result saying why), cleans
+ * up after it, notes its time and the machine's load, writes its JSON and
+ * prints its table.
+ */
+async function runScenario(
+  s: Scenario,
+  ctx: BenchContext,
+  run: { machine: Awaited<ReturnType<typeof machineInfo>>; command: string; out: string },
+): Promise<{ result: ScenarioResult; ok: boolean }> {
+  const t0 = performance.now();
+  const load0 = Deno.loadavg()[0];
+  ctx.log(`${s.name}: ${s.title}`);
+  let result: ScenarioResult;
+  let ok = true;
+  try {
+    result = await s.run(ctx);
+  } catch (err) {
+    ok = false;
+    console.error(`bench ${s.name} failed:`, err);
+    result = {
+      name: s.name,
+      title: s.title,
+      params: {},
+      rows: [],
+      skipped: `failed: ${(err as Error).message?.split("\n")[0]}`,
+      raw: { error: String((err as Error).stack ?? err) },
+    };
+  }
+  await cleanupAll();
+  const seconds = (performance.now() - t0) / 1000;
+  result.params = {
+    ...result.params,
+    quick: ctx.quick,
+    seconds: Math.round(seconds),
+    // Other work on the machine shows here: the 1-minute load average
+    // before and after, on a machine with `machine.cpus` cores.
+    loadavg: { before: load0, after: Deno.loadavg()[0] },
+  };
+  const path = await writeResult(run.out, result, run.machine, run.command);
+  ctx.log(`${s.name}: done in ${seconds.toFixed(1)} s → ${path}`);
+  console.log(`\n${table([result])}`);
+  return { result, ok };
+}
+
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(sig, () => {
     cleanupAll().finally(() => Deno.exit(130));
@@ -291,7 +307,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 
 let code = 1;
 try {
-  code = await main();
+  code = await main(Deno.args);
 } finally {
   await cleanupAll();
 }

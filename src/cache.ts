@@ -32,8 +32,8 @@ import type { StoreView } from "./cache/freshness_change.ts";
 import { decode, getSlow, hitValue, present } from "./cache/read_path.ts";
 import type { Reached } from "./cache/reached.ts";
 import { filtered, replay } from "./cache/replay.ts";
-import { installWatcher, onEvicted, readStreamInfo, start, startUnbound } from "./cache/sync.ts";
-import { servable } from "./cache/sync_state.ts";
+import { SyncLoop } from "./cache/sync_loop.ts";
+import { servable } from "./cache/offline.ts";
 import { saveSnapshot } from "./cache/warm_start.ts";
 import { history, listKeys } from "./cache/listing.ts";
 import { statsOf, statusOf } from "./cache/report.ts";
@@ -51,33 +51,32 @@ export class KvedgeCache<T> implements Cache<T> {
   readonly bucket: string;
   readonly mode: CacheMode;
   readonly #c: CacheCore<T>;
-  // The hit path reads these three fields and nothing else.
+  readonly #sync: SyncLoop<T>;
+  // The hit path reads these three fields and nothing else. `#fresh` mirrors
+  // `Lifecycle.fresh` (src/cache/lifecycle.ts), set only by the `onFresh`
+  // callback handed to the core: a hit tests a field of its own, not a getter
+  // through the core.
   readonly #store: StoreView;
   readonly #reachedRev: Reached;
   #fresh = false;
   #hits = 0;
-  #closing: Promise<void> | undefined;
   #bookmark: Bookmark = Bookmark.EMPTY;
 
   /** Wires the parts together; no I/O. */
   constructor(deps: CacheDeps<T>) {
-    const c: CacheCore<T> = new CacheCore(
-      deps,
-      (key, reason, overflow) => onEvicted(c, { key, reason, overflow }),
-    );
-    c.onFresh = (fresh) => {
-      this.#fresh = fresh;
-      // Bookmarked reads wait for "applied up to"; synced is when it is known.
-      if (fresh) c.reached.advance(c.watcher.lastRevision);
-      else c.reached.applied = 0;
-    };
+    let sync!: SyncLoop<T>;
+    const c: CacheCore<T> = new CacheCore(deps, {
+      sync: (core) => (sync = new SyncLoop(core, deps)),
+      onFresh: (fresh) => {
+        this.#fresh = fresh;
+      },
+    });
+    this.#sync = sync;
     this.#c = c;
     this.#store = c.freshness.view;
     this.#reachedRev = c.reached;
     this.bucket = c.bucket;
     this.mode = c.mode;
-    readStreamInfo(c, deps.info);
-    installWatcher(c, { epoch: deps.info.created, streamLastSeq: deps.info.state.last_seq });
   }
 
   /**
@@ -86,7 +85,7 @@ export class KvedgeCache<T> implements Cache<T> {
    * @internal
    */
   start(): Promise<void> {
-    return start(this.#c);
+    return this.#sync.start();
   }
 
   /**
@@ -98,17 +97,17 @@ export class KvedgeCache<T> implements Cache<T> {
    * @internal
    */
   startUnbound(bind: () => Promise<CacheLink>, cause: UnavailableError): Promise<void> {
-    return startUnbound(this.#c, bind, cause);
+    return this.#sync.startUnbound(bind, cause);
   }
 
   ready(options: ReadyOptions = {}): Promise<void> {
     const rev = revisionAsked(this.bucket, options.atLeast);
     if (rev > 0) return this.#readyAt(rev, options);
-    if (this.#c.isReady) return Promise.resolve();
-    if (this.#c.closed) return Promise.reject(new ClosedError("wait for ready"));
+    if (this.#c.life.isReady) return Promise.resolve();
+    if (this.#c.life.closed) return Promise.reject(new ClosedError("wait for ready"));
     const { signal, timeoutMs } = options;
-    if (signal === undefined && timeoutMs === undefined) return this.#c.ready.promise;
-    const ready = this.#c.ready.promise;
+    if (signal === undefined && timeoutMs === undefined) return this.#c.life.ready;
+    const ready = this.#c.life.ready;
     if (timeoutMs === undefined) return abortable(ready, signal!);
     return deadline(ready, timeoutMs, { signal }).catch((err) => {
       throw err instanceof DeadlineError
@@ -137,14 +136,27 @@ export class KvedgeCache<T> implements Cache<T> {
 
   // ---- reads ---------------------------------------------------------------
 
-  async get(key: string, options?: GetOptions): Promise<T | undefined> {
-    // The hit path: one lookup, one flag test; keys are validated on misses only.
-    const store = this.#store;
-    const i = store.find(key);
-    if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
-      this.#hits++;
-      return store.flagsAt(i) === 0 ? store.valueAt(i) as T : hitValue(this.#c, key, i);
+  get(key: string, options?: GetOptions): Promise<T | undefined> {
+    // The hit path: one lookup, one flag test, no async frame (an async
+    // function allocates its frame for every await it holds, even untaken);
+    // keys are validated on misses only. Whatever throws rejects, as before.
+    try {
+      const store = this.#store;
+      const i = store.find(key);
+      if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
+        this.#hits++;
+        return Promise.resolve(
+          store.flagsAt(i) === 0 ? store.valueAt(i) as T : hitValue(this.#c, key, i),
+        ) as Promise<T | undefined>;
+      }
+      return this.#getAwaited(key, i, options);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** `get()` when slot `i` (or -1) is not a fresh hit: a bookmarked read, a stale serve or a miss. */
+  async #getAwaited(key: string, i: number, options?: GetOptions): Promise<T | undefined> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
@@ -152,7 +164,7 @@ export class KvedgeCache<T> implements Cache<T> {
         return a === undefined ? undefined : a.value;
       }
     }
-    const r = await getSlow(this.#c, key, i < 0 ? undefined : store.slotAt(i), options);
+    const r = await getSlow(this.#c, key, i < 0 ? undefined : this.#store.slotAt(i), options);
     return r === undefined ? undefined : r.value;
   }
 
@@ -206,32 +218,49 @@ export class KvedgeCache<T> implements Cache<T> {
     };
   }
 
-  async getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
-    const store = this.#store;
-    const i = store.find(key);
-    if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
-      this.#hits++;
-      if (store.flagsAt(i) === 0) {
-        return {
+  getEntry(key: string, options?: GetOptions): Promise<Entry<T> | undefined> {
+    // As get(): no async frame on a fresh hit, and whatever throws rejects.
+    try {
+      const store = this.#store;
+      const i = store.find(key);
+      if (i >= 0 && this.#fresh && (options?.atLeast === undefined || this.#reached(i, options))) {
+        this.#hits++;
+        if (store.flagsAt(i) !== 0) return Promise.resolve(this.#hitEntry(key, i));
+        return Promise.resolve({
           key,
           value: store.valueAt(i) as T,
           revision: store.revAt(i),
           createdMs: store.createdAt(i),
           source: "hit",
           stale: false,
-        };
+        });
       }
-      const slot = store.slotAt(i);
-      if (!present(this.#c, key, slot)) return undefined;
-      return {
-        key,
-        value: slot.value as T,
-        revision: slot.rev,
-        createdMs: slot.created,
-        source: "hit",
-        stale: false,
-      };
+      return this.#getEntryAwaited(key, i, options);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** The entry of fresh hit `i` that is a tombstone or not decoded yet (decodes it once). */
+  #hitEntry(key: string, i: number): Entry<T> | undefined {
+    const slot = this.#store.slotAt(i);
+    if (!present(this.#c, key, slot)) return undefined;
+    return {
+      key,
+      value: slot.value as T,
+      revision: slot.rev,
+      createdMs: slot.created,
+      source: "hit",
+      stale: false,
+    };
+  }
+
+  /** `getEntry()` when slot `i` (or -1) is not a fresh hit. */
+  async #getEntryAwaited(
+    key: string,
+    i: number,
+    options?: GetOptions,
+  ): Promise<Entry<T> | undefined> {
     if (options?.atLeast !== undefined) {
       const rev = revisionAsked(this.bucket, options.atLeast);
       if (rev > 0) {
@@ -249,7 +278,7 @@ export class KvedgeCache<T> implements Cache<T> {
         return e;
       }
     }
-    const r = await getSlow(this.#c, key, i < 0 ? undefined : store.slotAt(i), options);
+    const r = await getSlow(this.#c, key, i < 0 ? undefined : this.#store.slotAt(i), options);
     if (r === undefined) return undefined;
     return {
       key,
@@ -262,7 +291,7 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   keys(filter?: string, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
-    return listKeys(this.#c, filter, options.signal);
+    return listKeys(this.#c, filter, { signal: options.signal });
   }
 
   history(
@@ -273,7 +302,7 @@ export class KvedgeCache<T> implements Cache<T> {
   }
 
   changes(options: ChangesOptions = {}): AsyncIterableIterator<Change<T>> {
-    if (this.#c.closed) throw new ClosedError("follow changes");
+    if (this.#c.life.closed) throw new ClosedError("follow changes");
     const filter = options.filter;
     if (filter !== undefined) assertFilter(filter, "follow changes");
     if (options.fromRevision !== undefined) return replay(this.#c, options);
@@ -332,8 +361,7 @@ export class KvedgeCache<T> implements Cache<T> {
   // ---- lifecycle -------------------------------------------------------------
 
   close(): Promise<void> {
-    this.#closing ??= closeCache(this.#c, this.#fresh);
-    return this.#closing;
+    return this.#c.life.close(() => closeCache(this.#c, this.#fresh));
   }
 
   [Symbol.asyncDispose](): Promise<void> {

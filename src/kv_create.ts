@@ -20,8 +20,8 @@ import {
 import { KV_SUBJECT_PREFIX, kvStreamName } from "./kv_layout.ts";
 import { isStreamNotFound } from "./nats_errors.ts";
 
-/** The settings of a new bucket (0 or absent: unlimited / none). */
-export interface KvBucketSettings {
+/** The options of a new bucket (0 or absent: unlimited / none). */
+export interface KvBucketOptions {
   /** Revisions kept per key (at least 1). */
   history: number;
   /** Stream replicas. */
@@ -55,7 +55,7 @@ const DUPLICATE_WINDOW_MS = 120_000;
  */
 export function kvStreamConfig(
   bucket: string,
-  s: KvBucketSettings,
+  s: KvBucketOptions,
 ): Partial<StreamConfig> & { name: string } {
   const ttlMs = s.ttlMs ?? 0;
   const markerTtlMs = s.markerTtlMs ?? 0;
@@ -100,12 +100,12 @@ export function kvStreamConfig(
 export async function ensureKvBucket(
   jsm: JetStreamManager,
   bucket: string,
-  settings: KvBucketSettings,
+  options: KvBucketOptions,
 ): Promise<StreamInfo> {
   try {
     return await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
     if (!isStreamNotFound(err)) throw err;
   }
-  return await jsm.streams.add(kvStreamConfig(bucket, settings));
+  return await jsm.streams.add(kvStreamConfig(bucket, options));
 }

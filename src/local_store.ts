@@ -2,15 +2,16 @@
  * The local store: a bounded LRU of revision-bearing slots (values and
  * tombstones) that enforces rule 1 (revision wins) and rule 6 (TTL alignment).
  *
- * One `Map` from key to slot index and typed-array columns instead of one
- * object per entry: a hit is one `Map` lookup and one array read, and a
- * replica's never-read values cost their bytes and little else (held encoded
- * until first read). This file holds which key has which slot, the hit path,
- * the rules and the bounds; the columns are in `slot_columns.ts`, a slot's
- * form in `slot.ts`, the recency list in `lru_list.ts`, the TTLs in
- * `slot_ttl.ts`, the negative slots in `negative_slots.ts`, the whole-store
- * passes in `store_scan.ts`, a warm start's snapshot held as the store's
- * image in `store_image.ts` and the options in `local_store_options.ts`.
+ * Typed-array columns instead of one object per entry. A value never read
+ * is cold: its key and bytes in shared slabs found through an open-addressing
+ * table (`cold_slots.ts`), no `Map` entry and no string; its first read puts
+ * its key in one `Map` from key to slot, so a hit is one `Map` lookup and one
+ * array read. This file holds which key has which slot, the hit path, the
+ * rules and the bounds; the columns are in `slot_columns.ts`, a slot's form
+ * in `slot.ts`, the slots not in the `Map` (cold, or a warm start's image,
+ * `store_image.ts`) in `unindexed_slots.ts`, the recency list in `lru_list.ts`,
+ * the TTLs in `slot_ttl.ts`, the negative slots in `negative_slots.ts`, the
+ * passes in `store_scan.ts` and the options in `local_store_options.ts`.
  *
  * @module
  */
@@ -30,8 +31,9 @@ import {
   snapshotRecords,
 } from "./store_scan.ts";
 import { droppedSlots, fillColumns, fitImage } from "./store_image.ts";
-import type { ImageBounds, StoreImage } from "./store_image.ts";
+import type { ImageBounds } from "./store_image.ts";
 import { SlotColumns } from "./slot_columns.ts";
+import { UnindexedSlots } from "./unindexed_slots.ts";
 import type { SnapshotImage, SnapshotSource } from "./snapshot.ts";
 import { Applied, compact, rawFlag, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
 
@@ -66,8 +68,8 @@ export class LocalStore {
   readonly #ttl: SlotTtl;
   readonly #lru = new LruList();
   readonly #bounds: ImageBounds;
-  /** Slots loaded from a snapshot and not touched since (their key is not in `#index` yet). */
-  #image: StoreImage | undefined;
+  /** Slots whose key is not in `#index`: a snapshot's image, cold values never read. */
+  readonly #off: UnindexedSlots;
 
   /** Builds an empty store; at least one of `maxItems`/`maxBytes` must be set. */
   constructor(options: LocalStoreOptions) {
@@ -78,20 +80,18 @@ export class LocalStore {
     this.#maxItems = maxItems ?? 0;
     this.#maxBytes = maxBytes ?? 0;
     this.#s = new SlotColumns(this.#maxBytes > 0);
-    this.#negs = NegativeSlots.bounded(options.maxNegativeShare ?? 1, {
-      maxItems: this.#maxItems,
-      maxBytes: this.#maxBytes,
-    });
+    this.#off = new UnindexedSlots(this.#s, this.#index);
     const { maxTtlMs = 0, bucketTtlMs = 0, now = Date.now } = options;
-    this.#ttl = new SlotTtl(maxTtlMs, bucketTtlMs, now);
+    this.#ttl = new SlotTtl({ maxTtlMs, bucketTtlMs, now });
     this.#bounds = { maxItems: this.#maxItems, maxBytes: this.#maxBytes, ttl: this.#ttl };
+    this.#negs = NegativeSlots.bounded(options.maxNegativeShare ?? 1, this.#bounds);
     this.#onRemove = options.onRemove;
     this.#grow(Math.min(this.#maxItems || INITIAL_CAPACITY, INITIAL_CAPACITY));
   }
 
   /** Number of resident slots. */
   get size(): number {
-    return this.#index.size + (this.#image?.pending ?? 0);
+    return this.#index.size + this.#off.pending;
   }
 
   /** Bytes counted against `maxBytes` (0 when only `maxItems` bounds the store). */
@@ -119,12 +119,10 @@ export class LocalStore {
     this.#ttl.bucketTtlMs = ms;
   }
 
-  /**
-   * The index of `key`'s slot, marking it recently used, or -1 if absent or expired (then
-   * removed). Read it with the `…At(i)` methods before the next change to the store.
-   */
+  /** The index of `key`'s slot, marking it recently used, or -1 if absent or expired (then removed);
+   * read it with the `…At(i)` methods before the next change to the store. */
   find(key: string): number {
-    const i = this.#index.get(key) ?? this.#fromImage(key);
+    const i = this.#index.get(key) ?? this.#off.find(key, true);
     if (i === undefined) return NONE;
     if (this.#ttl.expired(i)) {
       this.#remove(i, "expire");
@@ -136,7 +134,7 @@ export class LocalStore {
 
   /** The index of `key`'s slot without touching its recency, or -1. */
   findQuiet(key: string): number {
-    const i = this.#index.get(key) ?? this.#fromImage(key);
+    const i = this.#index.get(key) ?? this.#off.find(key, true);
     if (i === undefined || (this.#ttl.expired(i))) return NONE;
     return i;
   }
@@ -168,18 +166,18 @@ export class LocalStore {
 
   /** A copy of the slot at `i`. */
   slotAt(i: number): Slot {
-    return this.#s.slotAt(i);
+    return this.#off.slotAt(i);
   }
 
   /** Records that the resident slot of `key` at revision `rev` was decoded to `value`. */
   decoded(key: string, rev: number, value: unknown): void {
-    const i = this.#index.get(key) ?? this.#fromImage(key);
+    const i = this.#index.get(key) ?? this.#off.find(key, true);
     if (i !== undefined && this.#s.encodedAt(i, rev)) this.#s.setDecodedAt(i, value);
   }
 
   /** Records that the codec or schema refused the resident slot of `key` at `rev`, and why. */
   rejected(key: string, rev: number, why: unknown): void {
-    const i = this.#index.get(key) ?? this.#fromImage(key);
+    const i = this.#index.get(key) ?? this.#off.find(key, true);
     if (i !== undefined && this.#s.encodedAt(i, rev)) this.#s.setDecodedAt(i, undefined, why);
   }
 
@@ -197,14 +195,12 @@ export class LocalStore {
 
   /** Whether `key` holds a slot (value or tombstone), without touching recency. */
   has(key: string): boolean {
-    return this.findQuiet(key) !== NONE;
+    const i = this.#index.get(key) ?? this.#off.find(key, false);
+    return i !== undefined && !this.#ttl.expired(i);
   }
 
-  /**
-   * Stores a value (`raw` bytes, decoded later; copied) or a tombstone (`raw` undefined) at
-   * `rev`, unless an equal or newer revision is resident (rule 1). `ttlMs`
-   * further bounds this slot's life (negative caching).
-   */
+  /** Stores value bytes `raw` (copied, decoded later) or a tombstone (`raw` undefined) at `rev`, unless
+   * an equal or newer revision is resident (rule 1); `ttlMs` bounds its life (negative caching). */
   put(
     key: string,
     rev: number,
@@ -213,7 +209,7 @@ export class LocalStore {
     gen = 0,
     ttlMs = 0,
   ): Applied {
-    const at = this.#index.get(key) ?? this.#fromImage(key);
+    const at = this.#index.get(key) ?? this.#off.find(key, false);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#keeps(held, rev)) {
       if (this.#s.rev[held] === rev) this.#s.gen[held] = gen;
@@ -227,23 +223,22 @@ export class LocalStore {
     const size = key.length + (raw?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
       const deleted = raw === undefined;
-      this.#refuse(key, held, { rev, created, deleted, raw, value: undefined, size, gen });
+      this.#refuse({ key, held }, { rev, created, deleted, raw, value: undefined, size, gen });
       return Applied.TooLarge;
     }
-    const value = raw === undefined ? undefined : compact(raw);
-    const flags = raw === undefined ? SlotFlag.Deleted : rawFlag(value as string | Uint8Array);
+    // A value for a key not resident, or resident unread (cold or in the image), is held cold.
+    const cold = raw !== undefined && (at === undefined || this.#s.keys[at] === null);
+    const value = raw === undefined || cold ? raw : compact(raw);
+    const flags = raw === undefined ? SlotFlag.Deleted : cold ? SlotFlag.Cold : rawFlag(value!);
     this.#set(key, at, rev, created, value, flags, size, gen, ttl);
     return Applied.Stored;
   }
 
-  /**
-   * Stores an already-decoded value (own writes and loader results): `rev`,
-   * `created` and `encodedBytes` (the encoded length, counted against
-   * `maxBytes`). Same revision rule as {@link put}.
-   */
+  /** Stores a decoded value (own writes, loader results), its encoded length counted against
+   * `maxBytes`; the revision rule of {@link put}. */
   putValue(key: string, v: StoredValue): Applied {
     const { rev, created, value, encodedBytes } = v;
-    const at = this.#index.get(key) ?? this.#fromImage(key);
+    const at = this.#index.get(key) ?? this.#off.find(key, false);
     const held = at === undefined || this.#ttl.expired(at) ? NONE : at;
     if (held !== NONE && this.#keeps(held, rev)) return Applied.Older;
     const ttl = this.#ttl.ttlFor(created, 0);
@@ -251,7 +246,8 @@ export class LocalStore {
     const gen = held === NONE ? 0 : this.#s.gen[held]!;
     const size = key.length + encodedBytes + ENTRY_OVERHEAD_BYTES;
     if (this.#maxBytes > 0 && size > this.#maxBytes) {
-      this.#refuse(key, held, { rev, created, deleted: false, raw: undefined, value, size, gen });
+      const slot = { rev, created, deleted: false, raw: undefined, value, size, gen };
+      this.#refuse({ key, held }, slot);
       return Applied.TooLarge;
     }
     this.#set(key, at, rev, created, value, 0, size, gen, ttl);
@@ -260,8 +256,15 @@ export class LocalStore {
 
   /** Removes `key` (no revision check). */
   delete(key: string): void {
-    const i = this.#index.get(key) ?? this.#fromImage(key);
-    if (i !== undefined) this.#remove(i, "delete");
+    const i = this.#index.get(key) ?? this.#off.find(key, false);
+    if (i !== undefined) this.#shrunk(this.#remove(i, "delete"));
+  }
+
+  /** Room for `n` slots at once, up to `maxItems` (none without it): `n` new keys grow nothing. */
+  reserve(n: number): void {
+    if (this.#maxItems === 0 || !(n > this.#s.capacity)) return; // (not a number: nothing)
+    this.#grow(n);
+    this.#off.cold.reserve(Math.min(n, this.#maxItems));
   }
 
   /** Removes every slot. */
@@ -271,22 +274,23 @@ export class LocalStore {
     this.#lru.clear();
     this.#bytes = 0;
     this.#negs?.clear();
-    this.#image = undefined;
+    this.#off.clear();
   }
 
   /** Removes slots whose generation is below `gen` and revision below `beforeRev` (a resync's sweep). */
   sweep(gen: number, beforeRev: number): number {
-    return removeWhere(this.#view(), (i) => this.#s.gen[i]! < gen && this.#s.rev[i]! < beforeRev);
+    const { gen: g, rev } = this.#s;
+    return this.#shrunk(removeWhere(this.#view(), (i) => g[i]! < gen && rev[i]! < beforeRev));
   }
 
   /** Removes slots at a revision in `[1, rev)` (see `dropBelow` in `store_scan.ts`). */
   dropBelow(rev: number): number {
-    return dropBelow(this.#view(), rev);
+    return this.#shrunk(dropBelow(this.#view(), rev));
   }
 
   /** Removes tombstones at a revision up to `rev` (see `dropTombstones` in `store_scan.ts`). */
   dropTombstones(rev: number): number {
-    return dropTombstones(this.#view(), rev);
+    return this.#shrunk(dropTombstones(this.#view(), rev));
   }
 
   /** Iterates resident slots (copies), most recently used first. */
@@ -310,25 +314,24 @@ export class LocalStore {
       s: this.#s,
       lru: this.#lru,
       ttl: this.#ttl,
-      image: this.#image,
-      slotAt: (i) => this.slotAt(this.#touch(i)),
+      held: (i) => this.#off.held(i),
+      slotAt: (i) => this.slotAt(this.#off.touch(i)),
       remove: (i) => this.#remove(i, "delete"),
     };
   }
 
   /**
-   * Loads a verified snapshot into this empty store as its image (`store_image.ts`), within
-   * the bounds (`onRemove` hears what does not fit) and TTLs. Returns the slots
-   * loaded, or -1 (nothing loaded) when the store is not empty.
+   * Loads a verified snapshot into this empty store as its image (`store_image.ts`), within the
+   * bounds (`onRemove` hears what does not fit) and TTLs. Returns the slots loaded, or -1 if not empty.
    */
   loadImage(img: SnapshotImage, gen: number): number {
     if (this.size !== 0) return NONE;
     this.clear();
     const fit = fitImage(img, this.#bounds);
     if (fit.count > this.#s.capacity) this.#grow(fit.count);
-    this.#image = fillColumns(this.#s, img, { fit, lru: this.#lru, ttl: this.#ttl, gen });
+    this.#off.image = fillColumns(this.#s, img, { fit, lru: this.#lru, ttl: this.#ttl, gen });
     this.#bytes = fit.bytes;
-    for (const [k, slot, why] of droppedSlots(img, fit, gen)) this.#onRemove?.(k, slot, why);
+    for (const [k, slot, why] of droppedSlots(img, { fit, gen })) this.#onRemove?.(k, slot, why);
     return fit.count;
   }
 
@@ -338,28 +341,16 @@ export class LocalStore {
     return heldRev >= rev && !(rev === 0 && heldRev === 0);
   }
 
-  /** The slot of `key` if the image holds it, taken into `#index` first; else undefined. */
-  #fromImage(key: string): number | undefined {
-    const image = this.#image;
-    if (image === undefined) return undefined;
-    const i = image.take(key, this.#s, this.#index);
-    if (image.pending === 0) this.#image = undefined;
-    return i === NONE ? undefined : i;
-  }
-
-  /** Slot `i`, taken out of the image first if it is still there (its key unset). */
-  #touch(i: number): number {
-    if (this.#s.keys[i] === null) this.#fromImage(this.#image!.key(i));
-    return i;
-  }
-
   /** Refuses `slot`, over `maxBytes`: drops the key's old value (`held`) and says so (like lru-cache). */
-  #refuse(key: string, held: number, slot: Slot): void {
+  #refuse({ key, held }: { key: string; held: number }, slot: Slot): void {
     if (held !== NONE) this.#remove(held, "delete");
     this.#onRemove?.(key, slot, "too_large");
   }
 
-  /** `at` is the key's index if it is in the map (even expired), from the caller's lookup. */
+  /**
+   * `at` is the key's slot if it is resident (even expired), from the caller's lookup.
+   * `flags` {@link SlotFlag.Cold}: `value` is the encoded bytes, held cold.
+   */
   #set(
     key: string,
     at: number | undefined,
@@ -372,19 +363,24 @@ export class LocalStore {
     ttl: number,
   ): void {
     let i = at;
-    if (i !== undefined && this.#s.keys[i] !== key) i = this.#index.get(key); // moved by an eviction
+    const cold = flags === SlotFlag.Cold;
+    if (i !== undefined && this.#s.keys[i] === null) {
+      if (cold) this.#off.release(i); // cold, or in the image: stays out of the Map
+      else this.#off.heat(i, key);
+    } else if (i !== undefined && this.#s.keys[i] !== key) i = this.#index.get(key); // moved by an eviction
     if (i === undefined) {
       if (this.#maxItems > 0 && this.size >= this.#maxItems) this.#evictHead();
       i = this.#alloc();
-      this.#s.keys[i] = key;
-      this.#index.set(key, i);
+      this.#s.keys[i] = cold ? null : key;
+      if (!cold) this.#index.set(key, i);
       this.#lru.link(i);
     } else {
       if (i !== this.#lru.tail) this.#lru.moveToTail(i);
       if (this.#maxBytes > 0) this.#bytes -= this.#s.size[i]!;
-      this.#unlinkIfNegative(i);
+      this.#negs?.release(i, this.#s);
     }
-    this.#s.vals[i] = value;
+    if (cold) this.#off.cold.add(i, key, value as Uint8Array); // sets vals[i], its address
+    else this.#s.vals[i] = value;
     this.#s.flags[i] = flags;
     this.#s.rev[i] = rev;
     this.#s.created[i] = created;
@@ -404,13 +400,6 @@ export class LocalStore {
     }
   }
 
-  /** Unlinks slot `i` from `#negs` if it is a negative slot (revision-0 tombstone). */
-  #unlinkIfNegative(i: number): void {
-    const s = this.#s;
-    if (this.#negs === undefined || s.rev[i] !== 0 || s.flags[i] !== SlotFlag.Deleted) return;
-    this.#negs.unlink(i, s.sized ? s.size[i]! : s.keys[i]!.length + ENTRY_OVERHEAD_BYTES);
-  }
-
   #alloc(): number {
     const s = this.#s;
     if (s.free.length === 0 && s.top === s.capacity) this.#grow(s.capacity * 2);
@@ -426,6 +415,14 @@ export class LocalStore {
     this.#ttl.grow(capacity);
   }
 
+  /** Returns `n`; an empty store's columns go back to their first size (a purge frees them). */
+  #shrunk(n: number): number {
+    if (this.size !== 0 || this.#s.capacity <= INITIAL_CAPACITY) return n;
+    this.clear();
+    this.#grow(INITIAL_CAPACITY);
+    return n;
+  }
+
   #evictHead(): void {
     const i = this.#lru.head;
     if (i === NONE) return;
@@ -433,17 +430,21 @@ export class LocalStore {
     this.#remove(i, "evict");
   }
 
-  /** Removes the slot at `i`; tells `onRemove` about evictions and expiries. */
-  #remove(i: number, reason: RemovalReason | "delete"): void {
-    const key = this.#s.keys[this.#touch(i)]!;
-    const slot = reason !== "delete" && this.#onRemove !== undefined ? this.slotAt(i) : undefined;
-    this.#unlinkIfNegative(i);
-    this.#index.delete(key);
+  /** Removes the slot at `i` (a cold one without making its key); tells `onRemove` of evictions and expiries. */
+  #remove(i: number, reason: RemovalReason | "delete"): number {
+    const tell = reason !== "delete" && this.#onRemove !== undefined;
+    const cold = (this.#s.flags[i]! & SlotFlag.Cold) !== 0;
+    const key = cold ? (tell ? this.#off.cold.key(i) : "") : this.#s.keys[this.#off.touch(i)]!;
+    const slot = tell ? this.slotAt(i) : undefined;
+    if (!cold) this.#negs?.release(i, this.#s);
+    if (cold) this.#off.cold.drop(i);
+    else this.#index.delete(key);
     this.#lru.unlink(i);
     if (this.#maxBytes > 0) this.#bytes -= this.#s.size[i]!;
     this.#s.keys[i] = undefined;
     this.#s.vals[i] = undefined;
     this.#s.free.push(i);
     if (slot !== undefined) this.#onRemove!(key, slot, reason as RemovalReason);
+    return 1;
   }
 }

@@ -63,13 +63,13 @@ export class LruList {
     this.head = this.tail = NONE;
   }
 
-  /** Makes room for `capacity` slots, keeping the links. */
+  /** Makes room for `capacity` slots, keeping the links (or, emptied, the first `capacity`). */
   grow(capacity: number): void {
     const next = new Int32Array(capacity);
-    next.set(this.next);
+    next.set(this.next.subarray(0, Math.min(this.next.length, capacity)));
     this.next = next;
     const prev = new Int32Array(capacity);
-    prev.set(this.prev);
+    prev.set(this.prev.subarray(0, Math.min(this.prev.length, capacity)));
     this.prev = prev;
   }
 }

@@ -4,10 +4,15 @@
  * the same slot indexes, oldest stored first, and their count and bytes. Past
  * the bound the oldest negative slot goes, so a flood of reads of
  * never-written keys displaces its own kind, not the values being read.
+ * The list's arrays (8 B a slot) are made when the first negative slot is
+ * linked: a replica that never fetched an absent key does not pay them.
  *
  * @module
  */
 import { LruList, NONE } from "./lru_list.ts";
+import type { SlotColumns } from "./slot_columns.ts";
+import { SlotFlag } from "./slot.ts";
+import { ENTRY_OVERHEAD_BYTES } from "./types.ts";
 
 /**
  * The negative slots of a store and their bound.
@@ -23,6 +28,8 @@ import { LruList, NONE } from "./lru_list.ts";
  */
 export class NegativeSlots {
   readonly #list = new LruList();
+  /** Slot indexes the store has room for; the list grows to it at its first link. */
+  #capacity = 0;
   /** Most negative slots and their bytes (0: no bound of that kind). */
   readonly #maxItems: number;
   readonly #maxBytes: number;
@@ -68,7 +75,8 @@ export class NegativeSlots {
 
   /** Makes room for slot indexes below `capacity`. */
   grow(capacity: number): void {
-    this.#list.grow(capacity);
+    this.#capacity = capacity;
+    if (this.#list.next.length > 0) this.#list.grow(capacity);
   }
 
   /** Forgets every negative slot (the store was cleared). */
@@ -80,6 +88,7 @@ export class NegativeSlots {
 
   /** Slot `i`, of `size` bytes, became negative. */
   link(i: number, size: number): void {
+    if (this.#list.next.length < this.#capacity) this.#list.grow(this.#capacity);
     this.#list.link(i);
     this.#items++;
     this.#bytes += size;
@@ -90,6 +99,12 @@ export class NegativeSlots {
     this.#list.unlink(i);
     this.#items--;
     this.#bytes -= size;
+  }
+
+  /** Unlinks slot `i` of columns `s` if it is a negative slot (a revision-0 tombstone). */
+  release(i: number, s: SlotColumns): void {
+    if (s.rev[i] !== 0 || s.flags[i] !== SlotFlag.Deleted) return;
+    this.unlink(i, s.sized ? s.size[i]! : s.keys[i]!.length + ENTRY_OVERHEAD_BYTES);
   }
 
   /**

@@ -15,6 +15,7 @@ import {
   transportOf,
 } from "./connect.ts";
 import { assertRuntime } from "./runtime_check.ts";
+import { readAhead } from "./snapshot_file.ts";
 import { UnavailableError } from "./errors.ts";
 import { mapNatsError } from "./errors_map.ts";
 import { type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -56,11 +57,18 @@ const CONTROL_TIMEOUT_MS = 15_000;
  * ```
  */
 export async function openCache<T>(options: CacheOptions<T>): Promise<Cache<T>> {
-  const o = resolveOptions(options);
+  const resolved = resolveOptions(options);
   assertRuntime("open cache", {
-    websocket: o.servers !== undefined && transportOf(o.servers) === "websocket",
-    wsFactory: typeof o.connectOptions?.wsFactory === "function",
+    websocket: resolved.servers !== undefined && transportOf(resolved.servers) === "websocket",
+    wsFactory: typeof resolved.connectOptions?.wsFactory === "function",
   });
+  // A replica reads its snapshot while it connects (it loads it right after).
+  const o = resolved.mode === "replica" && resolved.snapshot
+    ? {
+      ...resolved,
+      snapshot: { ...resolved.snapshot, storage: readAhead(resolved.snapshot.storage) },
+    }
+    : resolved;
   const owns = o.connection === undefined;
   // The watcher subscribes under the connection's inbox prefix: a given
   // connection's own (a least-privilege identity may subscribe there only),
@@ -129,7 +137,7 @@ async function bind<T>(o: ResolvedOptions<T>): Promise<CacheLink> {
     // A regional mirror keeps the bucket's name, so binding by name reads the right subjects.
     const kv = await new Kvm(readJs).open(o.bucket, { allow_direct: o.allowDirect });
     const region = o.region && {
-      writePrefix: hubWritePrefix(info, o.bucket, o.region.hubDomain),
+      writePrefix: hubWritePrefix(info, { bucket: o.bucket, hubDomain: o.region.hubDomain }),
       link: new RegionLink({
         jsm,
         bucket: o.bucket,

@@ -44,7 +44,7 @@ export function formatValue(value: number): string {
 }
 
 /** The `# HELP` and `# TYPE` lines that open a metric family. */
-function familyHeader(name: string, type: MetricType, help: string): [string, string] {
+function familyHeader({ name, type, help }: MetricFamily): [string, string] {
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
 }
 
@@ -92,7 +92,7 @@ export interface MetricFamily {
 export function renderMetrics(families: Iterable<MetricFamily>): string {
   const out: string[] = [];
   for (const f of families) {
-    out.push(...familyHeader(f.name, f.type, f.help));
+    out.push(...familyHeader(f));
     for (const s of f.samples) {
       const name = s.suffix === undefined ? f.name : f.name + s.suffix;
       out.push(`${name}${labelSet(s.labels)} ${formatValue(s.value)}`);

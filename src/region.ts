@@ -7,9 +7,10 @@
  *
  * @module
  */
-import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { JetStreamManager, MsgRequest, StreamInfo } from "@nats-io/jetstream";
 import { UnavailableError } from "./errors.ts";
 import { kvStreamName, kvSubjectPrefix } from "./kv_layout.ts";
+import { MirrorShortfall } from "./mirror_shortfall.ts";
 import type { RegionStatus } from "./types.ts";
 import { deadline, unref } from "./async.ts";
 
@@ -32,7 +33,10 @@ export function domainApi(domain: string): string {
  * way). Throws a `TypeError` unless the local `KV_<bucket>` is a mirror of the
  * hub's `KV_<bucket>` in that domain.
  */
-export function hubWritePrefix(info: StreamInfo, bucket: string, hubDomain: string): string {
+export function hubWritePrefix(
+  info: StreamInfo,
+  { bucket, hubDomain }: { bucket: string; hubDomain: string },
+): string {
   const stream = kvStreamName(bucket);
   const mirror = info.config.mirror;
   const why = (s: string) =>
@@ -53,6 +57,13 @@ export function hubWritePrefix(info: StreamInfo, bucket: string, hubDomain: stri
  * mirror copying a backlog delivers many changes, one check is enough.
  */
 const NUDGE_SPACING_MS = 100;
+/**
+ * A mirror in sync is compared with the hub again after this long (at the
+ * least five checks): a WAN cut shorter than `maxSilenceMs` never takes the
+ * link out of sync, yet nats-server 2.9.10 lost revisions in one (torture
+ * seed 13242938), and only a comparison finds them.
+ */
+const RECOMPARE_MS = 5_000;
 
 /**
  * Reads the mirror's state on a timer and reports the hub link's changes.
@@ -79,6 +90,7 @@ export interface RegionLinkOptions {
 export class RegionLink {
   readonly #jsm: JetStreamManager;
   readonly #stream: string;
+  readonly #subjects: string;
   readonly #r: ResolvedRegion;
   #reachable = false;
   #inSync = false;
@@ -87,10 +99,18 @@ export class RegionLink {
   #lastSeq = 0;
   /** The hub's bucket, through its domain: to check the mirror against it. */
   readonly #hub: JetStreamManager | undefined;
-  /** Whether the mirror was compared with the hub since open. */
-  #compared = false;
+  /** When the mirror was last compared with the hub (epoch ms; 0: not since open). */
+  #comparedAt = 0;
   /** Messages the hub holds that the mirror lacks at the same last sequence. */
   #missing = 0;
+  /** When the mirror last stored a message, had no lag, or was not hearing the hub (epoch ms). */
+  #progressAt = 0;
+  /** How long the mirror has lagged while hearing the hub without storing anything, ms. */
+  #stalledMs = 0;
+  /** A mirror with no lag that stays behind the hub's last sequence. */
+  readonly #short: MirrorShortfall;
+  /** What is wrong with the mirror, as last told to `onChange` (see {@link diagnosis}). */
+  #told: "missing" | "stalled" | undefined;
   /** When a check last succeeded (epoch ms). */
   #checkedAt = 0;
   /** When a check last started (epoch ms). */
@@ -106,7 +126,9 @@ export class RegionLink {
     this.#jsm = options.jsm;
     this.#hub = options.hub;
     this.#stream = kvStreamName(options.bucket);
+    this.#subjects = `${kvSubjectPrefix(options.bucket)}>`;
     this.#r = options.region;
+    this.#short = new MirrorShortfall(2 * this.#r.maxSilenceMs);
     this.#read(options.info);
   }
 
@@ -208,8 +230,52 @@ export class RegionLink {
       mirrorActiveMs: this.#activeMs,
       mirrorLastRevision: this.#lastSeq,
       mirrorMissing: this.#missing,
+      mirrorStalledMs: this.#stalledMs,
       checkedAt: this.#checkedAt,
     };
+  }
+
+  /**
+   * Why the mirror cannot vouch for the hub although it hears from it, in
+   * words for `lastError`; undefined when nothing is known to be wrong. A
+   * mirror that lacks revisions the hub holds (`mirrorMissing`), or one that
+   * has stored nothing for twice `maxSilenceMs` while lagging behind the hub
+   * it hears (`mirrorStalledMs`: a message it cannot store, such as one over
+   * the region's `max_payload`, or a server defect, docs/nats-versions.md),
+   * or one that reports no lag yet has stood behind a message the hub holds
+   * for as long (`mirrorStalledMs` too: nats-server dropped a message the
+   * mirror cannot store, e.g. one over its `max_msg_size`, without a word).
+   * Either way only re-creating the mirror helps.
+   *
+   * @example
+   * ```ts ignore
+   * const why = link.diagnosis(); // "it lacks 1 revision(s) the hub holds …"
+   * ```
+   */
+  diagnosis(): string | undefined {
+    const fix = "(re-create it: docs/topologies.md)";
+    const short = this.#short.found;
+    switch (this.#wrong()) {
+      case "missing":
+        return `it lacks ${this.#missing} revision(s) the hub holds at the same last revision ${fix}`;
+      case "stalled":
+        if (short !== undefined) {
+          return `it has stored nothing past revision ${short.mirrorLast} for ` +
+            `${Math.round(this.#stalledMs / 1000)} s while the hub it hears from holds revision ` +
+            `${short.hubSeq}, yet it reports no lag (a message it cannot store, e.g. over its ` +
+            `max_msg_size or the region's max_payload, dropped without a word) ${fix}`;
+        }
+        return `it has stored nothing for ${Math.round(this.#stalledMs / 1000)} s while ` +
+          `${this.#lag} message(s) behind the hub it hears from (one it cannot store, e.g. over ` +
+          `the region's max_payload, or a server defect) ${fix}`;
+      default:
+        return undefined;
+    }
+  }
+
+  #wrong(): "missing" | "stalled" | undefined {
+    if (this.#missing > 0) return "missing";
+    return this.#stalledMs > 2 * this.#r.maxSilenceMs ? "stalled" : undefined;
   }
 
   /** Stops the checks. Idempotent. */
@@ -237,7 +303,9 @@ export class RegionLink {
 
   /**
    * Compares the mirror with the hub's stream once after open, whenever the
-   * link is about to vouch for the mirror again, and while a loss is known:
+   * link is about to vouch for the mirror again, while a loss is known or a
+   * mirror with no lag stands behind the hub ({@link MirrorShortfall}), and
+   * every {@link RECOMPARE_MS} (or five checks) while it vouches:
    * at the same last sequence a straight copy holds as many messages as the
    * hub (it keeps at least the hub's history and age, and honours no per-key
    * TTL, so it may hold more, never fewer). Fewer: the mirror skipped
@@ -247,17 +315,55 @@ export class RegionLink {
    * what it knew.
    */
   async #compare(info: StreamInfo): Promise<void> {
-    if (this.#hub === undefined || info.mirror === undefined || info.mirror.lag !== 0) return;
-    if (this.#compared && this.#inSync && this.#missing === 0) return;
+    if (this.#hub === undefined || info.mirror === undefined) return;
+    this.#short.mirror(info.state.last_seq, this.#hears(info));
+    // A lagging mirror is compared only once stalled (then the lag it reports is stuck).
+    if (info.mirror.lag !== 0 && this.#wrong() !== "stalled") return;
+    const fresh = Date.now() - this.#comparedAt < Math.max(RECOMPARE_MS, 5 * this.#r.checkMs);
+    const idle = this.#missing === 0 && !this.#short.pending;
+    if (this.#comparedAt > 0 && this.#inSync && idle && fresh) return;
     let hub: StreamInfo;
     try {
       hub = await this.#hub.streams.info(this.#stream);
     } catch {
       return;
     }
+    await this.#shortOf(info, hub);
     if (hub.state.last_seq !== info.state.last_seq) return;
-    this.#compared = true;
+    this.#comparedAt = Date.now();
     this.#missing = Math.max(0, hub.state.messages - info.state.messages);
+  }
+
+  /**
+   * A mirror with no lag behind the hub's last sequence read after it: told
+   * to {@link MirrorShortfall}, which asks, once it has stood there for twice
+   * `maxSilenceMs`, for the hub's first message above the mirror's last
+   * sequence (one read; a failed one is asked again at the next check).
+   */
+  async #shortOf(info: StreamInfo, hub: StreamInfo): Promise<void> {
+    if (info.mirror?.lag !== 0 || !this.#hears(info)) return;
+    const from = this.#short.hub({
+      mirrorLast: info.state.last_seq,
+      hubLast: hub.state.last_seq,
+      now: Date.now(),
+    });
+    if (from === undefined) return;
+    try {
+      // nats-server takes `next_by_subj` in STREAM.MSG.GET (2.9.0 on); nats.js
+      // types it for direct gets only, which leaf.conf's edge may not send.
+      const next = { seq: from, next_by_subj: this.#subjects } as unknown as MsgRequest;
+      const m = await this.#hub!.streams.getMessage(this.#stream, next);
+      this.#short.probed(from, m?.seq ?? 0);
+    } catch {
+      // Inconclusive: asked again at the next check.
+    }
+  }
+
+  /** Whether the mirror heard from the hub within `maxSilenceMs`, as `info` says. */
+  #hears(info: StreamInfo): boolean {
+    const m = info.mirror;
+    return m !== undefined && m.active >= 0 &&
+      Math.round(m.active / 1e6) <= this.#r.maxSilenceMs && m.error === undefined;
   }
 
   #read(info: StreamInfo): void {
@@ -266,15 +372,29 @@ export class RegionLink {
     // (messages or the origin consumer's 1 s heartbeats); -1: never.
     this.#activeMs = m === undefined || m.active < 0 ? -1 : Math.round(m.active / 1e6);
     this.#lag = m?.lag ?? 0;
+    const stored = info.state.last_seq !== this.#lastSeq;
     this.#lastSeq = info.state.last_seq;
     this.#checkedAt = Date.now();
-    this.#reachable = this.#activeMs >= 0 && this.#activeMs <= this.#r.maxSilenceMs &&
-      m?.error === undefined;
-    // Leaving the cut-off state waits for the backlog; under steady traffic
-    // the lag is rarely exactly 0, so an in-sync link stays so while reachable.
-    // A mirror known to lack revisions the hub holds vouches for nothing.
-    this.#setInSync(
-      this.#reachable && this.#missing === 0 && (this.#inSync || this.#lag === 0),
+    this.#reachable = this.#hears(info);
+    if (stored || !this.#reachable || this.#lag === 0 || this.#progressAt === 0) {
+      this.#progressAt = this.#checkedAt;
+    }
+    this.#short.mirror(this.#lastSeq, this.#reachable);
+    this.#stalledMs = Math.max(
+      this.#checkedAt - this.#progressAt,
+      this.#short.stalledMs(this.#checkedAt),
     );
+    // Leaving the cut-off state waits for the backlog; under steady traffic
+    // the lag is rarely exactly 0, so an in-sync link stays so while reachable
+    // and storing. A mirror known to lack revisions the hub holds, or stalled,
+    // vouches for nothing.
+    const wrong = this.#wrong();
+    const was = this.#inSync;
+    this.#setInSync(this.#reachable && wrong === undefined && (this.#inSync || this.#lag === 0));
+    // A new reason not to vouch is told too, though the link was out of sync already.
+    if (wrong !== undefined && wrong !== this.#told && was === this.#inSync) {
+      this.#onChange?.(this.#inSync);
+    }
+    this.#told = wrong;
   }
 }

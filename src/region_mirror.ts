@@ -52,7 +52,7 @@ export async function createRegionalMirror(
   let existing: StreamInfo | undefined;
   try {
     existing = await local.streams.info(stream);
-    hubWritePrefix(existing, bucket, options.hubDomain);
+    hubWritePrefix(existing, { bucket, hubDomain: options.hubDomain });
   } catch (err) {
     if (err instanceof TypeError) throw err;
     if (!isStreamNotFound(err)) {
@@ -75,7 +75,7 @@ export async function createRegionalMirror(
   }
   const c = origin.config;
   if (existing !== undefined) {
-    assertKeepsHistory(existing, origin, bucket);
+    assertMirrorLimits(existing, { origin, bucket });
     return existing;
   }
   const config: Partial<StreamConfig> & { name: string } = {
@@ -103,9 +103,22 @@ export async function createRegionalMirror(
 
 /**
  * Throws a `TypeError` if the mirror `local` keeps less of each key than the
- * hub's bucket `origin`: fewer revisions, or a shorter max age.
+ * hub's bucket `origin` (fewer revisions, or a shorter max age), or takes
+ * smaller messages (a lower `max_msg_size`: nats-server drops a hub message
+ * over it without a word and reports no lag, docs/nats-versions.md).
+ *
+ * @example
+ * ```ts ignore
+ * assertMirrorLimits(await leaf.streams.info("KV_cfg"), {
+ *   origin: await hub.streams.info("KV_cfg"),
+ *   bucket: "cfg",
+ * });
+ * ```
  */
-export function assertKeepsHistory(local: StreamInfo, origin: StreamInfo, bucket: string): void {
+export function assertMirrorLimits(
+  local: StreamInfo,
+  { origin, bucket }: { origin: StreamInfo; bucket: string },
+): void {
   const have = local.config.max_msgs_per_subject ?? 0;
   const want = origin.config.max_msgs_per_subject ?? 0;
   const problems: string[] = [];
@@ -123,11 +136,20 @@ export function assertKeepsHistory(local: StreamInfo, origin: StreamInfo, bucket
       }`,
     );
   }
+  const haveSize = local.config.max_msg_size ?? -1;
+  const wantSize = origin.config.max_msg_size ?? -1;
+  if (haveSize > 0 && (wantSize <= 0 || haveSize < wantSize)) {
+    problems.push(
+      `takes messages of at most ${haveSize} bytes, the hub's bucket ${
+        wantSize > 0 ? wantSize : "any size"
+      } (a larger value would stall the mirror)`,
+    );
+  }
   if (problems.length === 0) return;
   const stream = kvStreamName(bucket);
   throw new TypeError(
-    `Cannot use the mirror ${stream} in the region: it ${problems.join(", and ")}, so history ` +
-      `read in the region is cut short; remove it (\`nats stream rm ${stream}\`) and create it ` +
+    `Cannot use the mirror ${stream} in the region: it ${problems.join(", and ")}, so what ` +
+      `the region reads falls short of the hub; remove it (\`nats stream rm ${stream}\`) and create it ` +
       `again with \`deno task kv mirror ${bucket} --hub-domain <hub>\` (or \`nats kv add ${bucket} ` +
       `--mirror ${bucket} --mirror-domain <hub> --history ${want > 0 ? want : 64}\`)`,
   );

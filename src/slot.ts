@@ -59,6 +59,12 @@ export const SlotFlag = {
   Raw: 6,
   /** A stored value the codec or schema refused (with Deleted); `valueAt()` is its {@link Refusal}. */
   Rejected: 8,
+  /**
+   * The slot is cold (`cold_slots.ts`): its key and encoded value are bytes in
+   * the store's slabs, its key column null, its value column the address. Never seen outside the
+   * store: finding a slot takes it out of the cold slots first.
+   */
+  Cold: 16,
 } as const;
 
 /**

@@ -17,7 +17,9 @@ export class SlotTtl {
   #expires: Float64Array | undefined;
 
   /** `now` is the wall clock the write times are compared with. */
-  constructor(maxTtlMs: number, bucketTtlMs: number, now: () => number) {
+  constructor(
+    { maxTtlMs, bucketTtlMs, now }: { maxTtlMs: number; bucketTtlMs: number; now: () => number },
+  ) {
     this.#maxTtlMs = maxTtlMs;
     this.bucketTtlMs = bucketTtlMs;
     this.#now = now;
@@ -63,11 +65,11 @@ export class SlotTtl {
     }
   }
 
-  /** Makes room for `capacity` slots, keeping their deadlines. */
+  /** Makes room for `capacity` slots, keeping their deadlines (or, emptied, the first `capacity`). */
   grow(capacity: number): void {
     if (this.#expires === undefined) return;
     const b = new Float64Array(capacity);
-    b.set(this.#expires);
+    b.set(this.#expires.subarray(0, Math.min(this.#expires.length, capacity)));
     this.#expires = b;
   }
 }

@@ -3,18 +3,20 @@
  * last applied revision in one checksummed file, written atomically, laid out
  * as columns so that loading it is reading it (no record-by-record parse).
  *
- * Layout (format 3, every number little-endian):
+ * Layout (format 4, every number little-endian):
  *
  * ```text
- * "KVEDGE-SNAPSHOT 3\n"              18 bytes, the magic line
+ * "KVEDGE-SNAPSHOT 4\n"              18 bytes, the magic line
  * u32 headerLength, header           JSON, a SnapshotHeader
  * zero padding                       to a multiple of 8 bytes from the file's start
  * body:
  *   f64 revision[count]
  *   f64 created[count]               write time, epoch ms
- *   f64 deadline[count]              when the value stops being served, wall-clock ms, 0 for never
+ *   f64 deadline[count]              only if header.deadlines: when the value stops being
+ *                                    served, wall-clock ms, 0 for never (absent: all 0)
  *   u32 keyOffset[count + 1]         into the key block; keyOffset[0] = 0
  *   u32 valueOffset[count + 1]       into the value block; valueOffset[0] = 0
+ *   i32 keyTable[keyTableSize(count)] record per position or -1 (src/key_table.ts)
  *   zero padding                     to a multiple of 8 bytes
  *   key block                        the keys, UTF-8, back to back
  *   value block                      the encoded values, back to back
@@ -26,9 +28,10 @@
  * decide what a warm start trusts): a corrupt or truncated file, or one whose
  * count and offsets do not add up, is refused whole (a cold start), never
  * half loaded. The body is aligned so that a reader takes
- * its columns as typed-array views of the file's buffer, without a copy.
- * Formats 1 and 2 (records one after another) are refused: the first warm
- * start after an upgrade is a cold one.
+ * its columns and key table as typed-array views of the file's buffer,
+ * without a copy or a hash per key. Formats 1 and 2 (records one after
+ * another) and 3 (no key table, always a deadline column) are refused: the
+ * first warm start after an upgrade is a cold one.
  *
  * @module
  */
@@ -36,13 +39,18 @@
 import { type SnapshotStorage, snapshotStorage } from "./snapshot_file.ts";
 import { checksum } from "./checksum.ts";
 import { align8, SnapshotColumns } from "./snapshot_columns.ts";
+import { keyTableSize, validTable } from "./key_table.ts";
 
 /** Bytes of the checksum that ends the file. */
 const SUM_BYTES = 16;
 
-const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 3\n");
+const MAGIC = new TextEncoder().encode("KVEDGE-SNAPSHOT 4\n");
 /** The magic lines of the older formats, each with why it is refused. */
 const OLDER: readonly [Uint8Array, string][] = [
+  [
+    new TextEncoder().encode("KVEDGE-SNAPSHOT 3\n"),
+    "snapshot format 3 (no key table) is no longer read",
+  ],
   [
     new TextEncoder().encode("KVEDGE-SNAPSHOT 2\n"),
     "snapshot format 2 (record by record) is no longer read",
@@ -69,6 +77,8 @@ export interface SnapshotHeader {
   lastRevision: number;
   /** Records in the file. */
   count: number;
+  /** Whether the file has a deadline column (a record with a deadline); without, every deadline is 0. */
+  deadlines: boolean;
   /**
    * Whether the records may lack keys the bucket held at `lastRevision`
    * (taken by a lazy cache, or by a replica that overflowed its bounds, has a
@@ -111,8 +121,8 @@ export interface SnapshotImage {
   readonly rev: Float64Array;
   /** Write time of each record, epoch ms. */
   readonly created: Float64Array;
-  /** Deadline of each record, wall-clock ms, 0 for none. */
-  readonly deadline: Float64Array;
+  /** Deadline of each record, wall-clock ms, 0 for none; undefined when every one is 0. */
+  readonly deadline: Float64Array | undefined;
   /** `count + 1` offsets into {@link keys}. */
   readonly keyOff: Uint32Array;
   /** `count + 1` offsets into {@link values}. */
@@ -121,6 +131,8 @@ export interface SnapshotImage {
   readonly keys: Uint8Array;
   /** The encoded values. */
   readonly values: Uint8Array;
+  /** The open-addressing table of the keys, a record index or -1 per position (`key_table.ts`). */
+  readonly keyTable: Int32Array;
 }
 
 /**
@@ -140,23 +152,27 @@ export type SnapshotSource = (
 ) => void;
 
 /**
- * Writes `records` to `path` atomically (a file: temporary file, then rename;
- * or a {@link SnapshotStorage}), in the column layout of this module's
- * documentation. A value may be given as text, meaning its UTF-8 encoding.
+ * Writes `snapshot.records` under `snapshot.header` to `path` atomically (a
+ * file: temporary file, then rename; or a {@link SnapshotStorage}), in the
+ * column layout of this module's documentation. A value may be given as
+ * text, meaning its UTF-8 encoding.
  *
  * @example
  * ```ts ignore
- * await writeSnapshot("/tmp/users.snap", header, [{ key: "a", rev: 1, created: 0, value: new Uint8Array() }]);
+ * const records = [{ key: "a", rev: 1, created: 0, value: new Uint8Array() }];
+ * await writeSnapshot("/tmp/users.snap", { header, records });
  * ```
  */
 export async function writeSnapshot(
   path: string | SnapshotStorage,
-  header: Omit<SnapshotHeader, "count" | "checksum" | "savedAt">,
-  records:
-    | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
-    | SnapshotSource,
+  snapshot: {
+    header: Omit<SnapshotHeader, "count" | "deadlines" | "checksum" | "savedAt">;
+    records:
+      | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
+      | SnapshotSource;
+  },
 ): Promise<SnapshotHeader> {
-  const { file, header: written } = encodeSnapshot(header, records);
+  const { file, header: written } = encodeSnapshot(snapshot.header, snapshot.records);
   await snapshotStorage(path).write([file]);
   return written;
 }
@@ -171,7 +187,7 @@ export async function writeSnapshot(
  * ```
  */
 export function encodeSnapshot(
-  header: Omit<SnapshotHeader, "count" | "checksum" | "savedAt">,
+  header: Omit<SnapshotHeader, "count" | "deadlines" | "checksum" | "savedAt">,
   records:
     | Iterable<Omit<SnapshotRecord, "value"> & { value: Uint8Array | string }>
     | SnapshotSource,
@@ -180,7 +196,7 @@ export function encodeSnapshot(
   const add = cols.add.bind(cols);
   if (typeof records === "function") records(add);
   else for (const r of records) add(r.key, r.rev, r.created, r.value, r.deadline ?? 0);
-  const written = { ...header, count: cols.count, savedAt: Date.now() };
+  const written = { ...header, count: cols.count, deadlines: cols.deadlines, savedAt: Date.now() };
   const head = encoder.encode(JSON.stringify(written));
   const lead = new Uint8Array(align8(MAGIC.length + 4 + head.length));
   lead.set(MAGIC);
@@ -264,8 +280,8 @@ export function decodeSnapshot(data: Uint8Array, options: LoadSnapshotOptions): 
   if (typeof head === "string") return { ok: false, reason: head };
   const { header, bodyAt } = head;
   const body = data.subarray(bodyAt, end);
-  if (!LITTLE_ENDIAN) return { ok: false, reason: "snapshot format 3 needs a little-endian host" };
-  const image = columns(body, header.count);
+  if (!LITTLE_ENDIAN) return { ok: false, reason: "snapshot format 4 needs a little-endian host" };
+  const image = columns(body, { count: header.count, deadlines: header.deadlines === true });
   if (image === undefined) return { ok: false, reason: "snapshot records are corrupt" };
   const refused = options.accept?.(header);
   if (refused !== undefined) return { ok: false, reason: refused };
@@ -305,29 +321,40 @@ function readHeader(
 }
 
 /**
- * The columns of a verified `body` of `count` records, or undefined when its
- * length or offsets do not add up (so a refused file hands out nothing).
+ * The columns of a verified `body` of `count` records (with a deadline
+ * column if `deadlines`), or undefined when its length, offsets or key table
+ * do not add up (so a refused file hands out nothing).
  */
-function columns(body: Uint8Array, count: number): SnapshotImage | undefined {
-  const fixed = count * 24 + (count + 1) * 8;
+function columns(
+  body: Uint8Array,
+  { count, deadlines }: { count: number; deadlines: boolean },
+): SnapshotImage | undefined {
+  const nums = deadlines ? 3 : 2;
+  const tableSize = keyTableSize(count);
+  const offsAt = count * 8 * nums;
+  const tableAt = offsAt + (count + 1) * 8;
+  const fixed = tableAt + tableSize * 4;
   if (body.byteLength < align8(fixed)) return undefined;
   const { buffer, byteOffset } = body;
   const f64 = (k: number) => new Float64Array(buffer, byteOffset + k * count * 8, count);
-  const keyOff = new Uint32Array(buffer, byteOffset + count * 24, count + 1);
-  const valOff = new Uint32Array(buffer, byteOffset + count * 28 + 4, count + 1);
+  const keyOff = new Uint32Array(buffer, byteOffset + offsAt, count + 1);
+  const valOff = new Uint32Array(buffer, byteOffset + offsAt + (count + 1) * 4, count + 1);
   if (!ascending(keyOff) || !ascending(valOff)) return undefined;
   const blocksAt = align8(fixed);
   const keyBytes = keyOff[count]!;
   if (blocksAt + keyBytes + valOff[count]! !== body.byteLength) return undefined;
+  const keyTable = new Int32Array(buffer, byteOffset + tableAt, tableSize);
+  if (!validTable(keyTable, count)) return undefined;
   return {
     count,
     rev: f64(0),
     created: f64(1),
-    deadline: f64(2),
+    deadline: deadlines ? f64(2) : undefined,
     keyOff,
     valOff,
     keys: body.subarray(blocksAt, blocksAt + keyBytes),
     values: body.subarray(blocksAt + keyBytes),
+    keyTable,
   };
 }
 
@@ -345,16 +372,15 @@ function ascending(offsets: Uint32Array): boolean {
  *
  * @example
  * ```ts ignore
- * const snap = await readSnapshot("/tmp/users.snap", "users", ">");
+ * const snap = await readSnapshot("/tmp/users.snap", { bucket: "users", filter: ">" });
  * if (snap.ok) console.log(snap.header.lastRevision);
  * ```
  */
 export async function readSnapshot(
   path: string | SnapshotStorage,
-  bucket: string,
-  filter: string,
+  expect: { bucket: string; filter: string },
 ): Promise<SnapshotRead> {
-  const r = await loadSnapshot(path, { bucket, filter });
+  const r = await loadSnapshot(path, expect);
   if (!r.ok) return r;
   const { image: m } = r;
   const records: SnapshotRecord[] = [];
@@ -363,7 +389,7 @@ export async function readSnapshot(
       key: decoder.decode(m.keys.subarray(m.keyOff[i], m.keyOff[i + 1])),
       rev: m.rev[i]!,
       created: m.created[i]!,
-      deadline: m.deadline[i]!,
+      deadline: m.deadline?.[i] ?? 0,
       value: m.values.slice(m.valOff[i], m.valOff[i + 1]),
     });
   }

@@ -1,11 +1,14 @@
 /**
  * A snapshot being written (`src/snapshot.ts` is the format): one growing
  * buffer per column (revision, created, deadline, key and value offsets) and
- * per block (keys, values), laid out as the file at the end, so a million
- * records cost no object each.
+ * per block (keys, values), laid out as the file at the end with the key
+ * table (`key_table.ts`) built over the keys, so a million records cost no
+ * object each.
  *
  * @module
  */
+
+import { EMPTY, indexKeys, keyTableSize } from "./key_table.ts";
 
 const encoder = new TextEncoder();
 
@@ -43,6 +46,8 @@ export class SnapshotColumns {
   readonly keys = new Growing();
   readonly values = new Growing(1 << 20);
   count = 0;
+  /** Whether a record has a deadline (else the file leaves the deadline column out). */
+  deadlines = false;
 
   constructor() {
     this.keyOff.view.setUint32(0, 0, true);
@@ -65,6 +70,7 @@ export class SnapshotColumns {
     c.view.setFloat64(c.at, created, true);
     d.view.setFloat64(d.at, deadline, true);
     r.at = c.at = d.at = r.at + 8;
+    if (deadline !== 0) this.deadlines = true;
     append(keys, key);
     append(values, value);
     if (values.at > 0xffffffff || keys.at > 0xffffffff) {
@@ -83,19 +89,26 @@ export class SnapshotColumns {
 
   /**
    * The whole file but its checksum: `lead` (magic, header, padding; a
-   * multiple of 8 bytes), then the body, aligned as the layout says, with
-   * `tail` bytes left at the end for the checksum.
+   * multiple of 8 bytes), then the body, aligned as the layout says (the
+   * deadline column only if {@link deadlines}), with `tail` bytes left at the
+   * end for the checksum.
    */
   file(lead: Uint8Array, tail: number): Uint8Array {
-    const parts = [lead, ...[...this.nums, this.keyOff, this.valOff].map((g) => g.bytes)];
-    const fixed = parts.reduce((n, p) => n + p.byteLength, 0);
-    const blocksAt = align8(fixed);
+    const [rev, created, deadline] = this.nums;
+    const cols = [rev, created, ...(this.deadlines ? [deadline] : []), this.keyOff, this.valOff];
+    const parts = [lead, ...cols.map((g) => g.bytes)];
+    const columnsEnd = parts.reduce((n, p) => n + p.byteLength, 0);
+    const tableSize = keyTableSize(this.count);
+    const blocksAt = align8(columnsEnd + tableSize * 4);
     const out = new Uint8Array(blocksAt + this.keys.at + this.values.at + tail);
     let at = 0;
     for (const p of parts) {
       out.set(p, at);
       at += p.byteLength;
     }
+    const table = new Int32Array(out.buffer, columnsEnd, tableSize).fill(EMPTY);
+    const keyOff = new Uint32Array(this.keyOff.buf.buffer, 0, this.count + 1);
+    indexKeys(table, { keys: this.keys.buf, keyOff, count: this.count });
     out.set(this.keys.bytes, blocksAt);
     out.set(this.values.bytes, blocksAt + this.keys.at);
     return out;

@@ -112,3 +112,29 @@ export function fileStorage(path: string): SnapshotStorage {
 export function snapshotStorage(where: string | SnapshotStorage): SnapshotStorage {
   return typeof where === "string" ? fileStorage(where) : where;
 }
+
+/**
+ * `storage` with its first `read()` already started: a replica opened with a
+ * snapshot reads the file while it connects and asks for the stream's info,
+ * instead of after. The first `read()` returns that read (its rejection is
+ * held for it, not left unhandled) and lets it go; later calls read anew.
+ *
+ * @example
+ * ```ts ignore
+ * const storage = readAhead(fileStorage("/var/lib/kvedge/users.snap"));
+ * await connect(); // the file is read meanwhile
+ * const bytes = await storage.read();
+ * ```
+ */
+export function readAhead(storage: SnapshotStorage): SnapshotStorage {
+  let first: Promise<Uint8Array | undefined> | undefined = storage.read();
+  first.catch(() => {}); // read by the first read() call, which sees the rejection
+  return {
+    read() {
+      const p = first ?? storage.read();
+      first = undefined;
+      return p;
+    },
+    write: (parts) => storage.write(parts),
+  };
+}

@@ -3,10 +3,12 @@
  * takes the snapshot's columns (revision, write time, deadline) into its own
  * typed arrays in one pass, and leaves each key and value in the file's
  * buffer until first touched. Finding a key that is not yet in the store's
- * `Map` is a probe of an open-addressing table over the key bytes, built at
- * load (FNV-1a, linear probing); the first touch of a slot (a read, a write,
- * its removal) moves it into the store's `Map` and out of this image, so a
- * hit after that is the store's usual hit. Once every slot was touched or
+ * `Map` is a probe of an open-addressing table over the key bytes
+ * (`key_table.ts`: FNV-1a, linear probing), the file's own when every record
+ * loads into the slot of its number, else built at load; the first touch of
+ * a slot (a read, its removal) moves it into the store's `Map` and out of
+ * this image, so a hit after that is the store's usual hit; a new encoded
+ * value makes it a cold slot instead (`cold_slots.ts`: no `Map` entry). Once every slot was touched or
  * removed, the image (and the file's buffer) is dropped.
  *
  * @module
@@ -18,11 +20,10 @@ import type { SnapshotImage } from "./snapshot.ts";
 import type { SlotTtl } from "./slot_ttl.ts";
 import { compact, rawFlag, type RemovalReason, type Slot, SlotFlag } from "./slot.ts";
 
-const EMPTY = -1;
+import { EMPTY, hashAscii, hashBytes, indexKeys, keyTableSize } from "./key_table.ts";
+
 /** A table entry whose slot left the image: probing goes on past it. */
 const GONE = -2;
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -69,7 +70,7 @@ export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
   const cap = b.maxItems > 0 ? Math.min(n, b.maxItems) : n;
   // The common case, a replica without TTLs or byte bound: the first `cap`
   // records load as they are, in one copy per column (no pass per record).
-  if (b.maxBytes === 0 && !b.ttl.bounded && allZero(img.deadline)) {
+  if (b.maxBytes === 0 && !b.ttl.bounded && (img.deadline === undefined || allZero(img.deadline))) {
     const dropped: [number, RemovalReason][] = [];
     for (let r = cap; r < n; r++) dropped.push([r, "evict"]);
     return { count: cap, records: undefined, ttls: undefined, sizes: undefined, bytes: 0, dropped };
@@ -83,7 +84,7 @@ export function fitImage(img: SnapshotImage, b: ImageBounds): ImageFit {
   let bytes = 0;
   let full = false;
   for (let r = 0; r < n; r++) {
-    const deadline = img.deadline[r]!;
+    const deadline = img.deadline?.[r] ?? 0;
     const left = deadline === 0 ? 0 : Math.ceil(deadline - now);
     if (deadline !== 0 && left <= 0) continue;
     const ttl = b.ttl.ttlFor(img.created[r]!, left);
@@ -128,28 +129,22 @@ export class StoreImage {
   /** Slots still held here (neither touched nor removed). */
   pending: number;
 
-  /** Indexes slots `0 … fit.count - 1` of `img`, as `fit` placed them. */
+  /**
+   * Indexes slots `0 … fit.count - 1` of `img`, as `fit` placed them: with
+   * the file's key table when slot `s` is record `s` for every record, else
+   * with a table built here.
+   */
   constructor(img: SnapshotImage, fit: ImageFit) {
     this.#img = img;
     this.#records = fit.records;
     this.pending = fit.count;
-    let size = 16;
-    while (size < fit.count * 2) size *= 2;
-    const table = this.#table = new Int32Array(size).fill(EMPTY);
-    const mask = this.#mask = size - 1;
-    const { keys, keyOff } = img;
-    const records = fit.records;
-    // One pass over every key: kept in this one loop (FNV-1a inline) so that
-    // it is optimized while it runs.
-    for (let s = 0; s < fit.count; s++) {
-      const r = records === undefined ? s : records[s]!;
-      const to = keyOff[r + 1]!;
-      let h = FNV_OFFSET;
-      for (let j = keyOff[r]!; j < to; j++) h = Math.imul(h ^ keys[j]!, FNV_PRIME);
-      h &= mask;
-      while (table[h] !== EMPTY) h = (h + 1) & mask;
-      table[h] = s;
+    if (fit.records === undefined && fit.count === img.count) {
+      this.#table = img.keyTable; // a view of the file's buffer, written to as slots leave
+    } else {
+      this.#table = new Int32Array(keyTableSize(fit.count)).fill(EMPTY);
+      indexKeys(this.#table, { ...img, count: fit.count, records: fit.records });
     }
+    this.#mask = this.#table.length - 1;
   }
 
   /** The record of slot `s`. */
@@ -159,18 +154,9 @@ export class StoreImage {
 
   /** The slot holding `key`, or {@link NONE}. */
   find(key: string): number {
-    let ascii = true;
-    let h = FNV_OFFSET;
-    for (let j = 0; j < key.length; j++) {
-      const c = key.charCodeAt(j);
-      if (c > 0x7f) {
-        ascii = false;
-        break;
-      }
-      h = Math.imul(h ^ c, FNV_PRIME);
-    }
+    let h = hashAscii(key);
     let bytes: Uint8Array | undefined;
-    if (!ascii) {
+    if (h === undefined) {
       bytes = this.#encode(key);
       h = hashBytes(bytes, 0, bytes.length);
     }
@@ -232,9 +218,14 @@ export class StoreImage {
     c.flags[s] = rawFlag(v);
     c.keys[s] = key;
     index.set(key, s);
+    this.leave(s, c);
+    return s;
+  }
+
+  /** Slot `s` of columns `c` leaves the image (its key and value are set by the caller). */
+  leave(s: number, c: SlotColumns): void {
     this.#drop(s);
     if (this.pending === 0) c.own(); // the last slot: the snapshot's buffer can go
-    return s;
   }
 
   #drop(s: number): void {
@@ -250,12 +241,6 @@ export class StoreImage {
     if (this.#scratch.length < key.length * 3) this.#scratch = new Uint8Array(key.length * 3);
     return this.#scratch.subarray(0, encoder.encodeInto(key, this.#scratch).written);
   }
-}
-
-function hashBytes(b: Uint8Array, from: number, to: number): number {
-  let h = FNV_OFFSET;
-  for (let j = from; j < to; j++) h = Math.imul(h ^ b[j]!, FNV_PRIME);
-  return h;
 }
 
 /**
@@ -311,13 +296,12 @@ export function fillColumns(
  *
  * @example
  * ```ts ignore
- * for (const [key, , reason] of droppedSlots(image, fit, 0)) console.log(key, reason);
+ * for (const [key, , reason] of droppedSlots(image, { fit, gen: 0 })) console.log(key, reason);
  * ```
  */
 export function* droppedSlots(
   img: SnapshotImage,
-  fit: ImageFit,
-  gen: number,
+  { fit, gen }: { fit: ImageFit; gen: number },
 ): Generator<[string, Slot, RemovalReason]> {
   for (const [r, reason] of fit.dropped) {
     const key = decoder.decode(img.keys.subarray(img.keyOff[r], img.keyOff[r + 1]));

@@ -14,6 +14,7 @@ import type { SnapshotSource } from "./snapshot.ts";
 import type { SlotTtl } from "./slot_ttl.ts";
 import type { StoreImage } from "./store_image.ts";
 import type { SlotColumns } from "./slot_columns.ts";
+import type { ColdSlots } from "./cold_slots.ts";
 
 /** Receives one resident slot of a pass (see {@link forEachSlot}). */
 export type SlotVisitor = (
@@ -36,8 +37,8 @@ export interface SlotView {
   readonly lru: LruList;
   /** The slots' deadlines. */
   readonly ttl: SlotTtl;
-  /** The slots loaded from a snapshot and not touched since, if any. */
-  readonly image: StoreImage | undefined;
+  /** Where slot `i`, whose key is null, is held (a snapshot's image or the cold slots). */
+  held(i: number): ColdSlots | StoreImage;
   /** A copy of slot `i` (taking it out of the image first). */
   slotAt(i: number): Slot;
   /** Removes slot `i` (no revision check, no `onRemove`). */
@@ -62,7 +63,7 @@ export function forEachSlot(v: SlotView, fn: SlotVisitor): void {
     if (ttl.expired(i)) continue;
     const key = s.keys[i]!;
     if (key === null) {
-      const image = v.image!;
+      const image = v.held(i);
       const at = image.value(i);
       fn(image.key(i), s.rev[i]!, s.created[i]!, SlotFlag.RawBytes, at, ttl.deadline(i));
     } else {
@@ -152,7 +153,7 @@ export function dropTombstones(v: SlotView, rev: number): number {
  *
  * @example
  * ```ts ignore
- * await writeSnapshot(path, header, snapshotRecords(view, (v) => codec.encode(v)));
+ * await writeSnapshot(path, { header, records: snapshotRecords(view, (v) => codec.encode(v)) });
  * ```
  */
 export function snapshotRecords(
@@ -160,13 +161,14 @@ export function snapshotRecords(
   encode: (value: unknown) => Uint8Array,
 ): SnapshotSource {
   return (add) => {
-    const { lru, ttl, s, image } = v;
+    const { lru, ttl, s } = v;
     for (let i = lru.tail; i !== NONE; i = lru.prev[i]!) {
       const rev = s.rev[i]!;
       if (rev === 0 || ttl.expired(i)) continue;
       const key = s.keys[i]!;
       if (key === null) {
-        add(image!.keyBytes(i), rev, s.created[i]!, image!.value(i), ttl.deadline(i));
+        const held = v.held(i);
+        add(held.keyBytes(i), rev, s.created[i]!, held.value(i), ttl.deadline(i));
         continue;
       }
       const flags = s.flags[i]!;

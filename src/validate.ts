@@ -68,12 +68,14 @@ const ARTICLE: Record<string, string> = {
 };
 
 /**
- * The reason of a zod issue in the house form ("must be …"), for the issues
- * zod words itself ("Invalid input: expected string, received number", "Too
- * small: expected number to be >0"); a message a schema set is kept.
+ * The reason of a zod issue in the house form ("must be …"), from the issue's
+ * fields (`code`, `expected`, `minimum`, `origin`, …), never from zod's
+ * wording ("Invalid input: expected string, received number"). Passed to
+ * `safeParse` as its error map, so it words only the issues a schema left
+ * without a message of its own; `undefined` keeps zod's.
  */
-function reason(issue: z.core.$ZodIssue): string {
-  const i = issue as z.core.$ZodIssue & {
+function reason(issue: z.core.$ZodRawIssue): string | undefined {
+  const i = issue as z.core.$ZodRawIssue & {
     expected?: string;
     minimum?: number | bigint;
     maximum?: number | bigint;
@@ -81,9 +83,6 @@ function reason(issue: z.core.$ZodIssue): string {
     origin?: string;
     values?: unknown[];
   };
-  if (!/^(Invalid input|Too small|Too big|Invalid option|Unrecognized key)/.test(issue.message)) {
-    return issue.message;
-  }
   switch (issue.code) {
     case "invalid_type":
       return `must be ${ARTICLE[i.expected ?? ""] ?? i.expected}`;
@@ -100,8 +99,10 @@ function reason(issue: z.core.$ZodIssue): string {
         : `must have at most ${i.maximum}`;
     case "invalid_value":
       return `must be ${(i.values ?? []).map((v) => JSON.stringify(v)).join(" or ")}`;
+    case "invalid_union":
+      return i.inclusive === false ? "more than one option matched" : undefined;
     default:
-      return issue.message.replace(/^Invalid input: /, "");
+      return undefined;
   }
 }
 
@@ -113,8 +114,11 @@ function shown(got: unknown): string {
     : JSON.stringify(got) ?? String(got);
 }
 
-/** Formats a zod issue as `Cannot <action>: "<path>" <message>, got <value>`. */
-function problem(action: string, input: unknown, issue: z.core.$ZodIssue): string {
+/** Formats a zod issue about `input` as `Cannot <action>: "<path>" <message>, got <value>`. */
+function problem(
+  issue: z.core.$ZodIssue,
+  { action, input }: { action: string; input: unknown },
+): string {
   const path = issue.path.map(String).join(".");
   let got: unknown = input;
   for (const p of issue.path) {
@@ -129,7 +133,7 @@ function problem(action: string, input: unknown, issue: z.core.$ZodIssue): strin
     }`;
   }
   const where = path ? `"${path}" ` : "";
-  return `Cannot ${action}: ${where}${reason(issue)}, got ${shown(got)}`;
+  return `Cannot ${action}: ${where}${issue.message}, got ${shown(got)}`;
 }
 
 /** What {@linkcode parseOptions} is parsing for, and how it reports a bad value. */
@@ -158,11 +162,11 @@ export function parseOptions<S extends z.ZodType>(
   if (typeof input !== "object" || input === null) {
     throw new TypeError(`Cannot ${action}: options must be an object`);
   }
-  const parsed = schema.safeParse(input);
+  const parsed = schema.safeParse(input, { error: reason });
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const ranged = (options.rangeErrors ?? true) &&
     (issue.code === "too_small" || issue.code === "too_big" || issue.code === "invalid_value");
-  const msg = problem(action, input, issue);
+  const msg = problem(issue, { action, input });
   throw ranged ? new RangeError(msg) : new TypeError(msg);
 }

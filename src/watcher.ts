@@ -25,6 +25,8 @@ import { WatcherConsumers } from "./watcher_consumers.ts";
 import { RestartPolicy, type RestartStage } from "./watcher_restart.ts";
 import { consumerConfig, planStart } from "./watcher_start.ts";
 import { MirrorTally } from "./mirror_tally.ts";
+import { caughtUpIn, resyncIn, WatcherLifecycle } from "./watcher_phase.ts";
+import { AckSubject } from "./ack_subject.ts";
 export type {
   ResyncRequest,
   StartFrom,
@@ -62,20 +64,19 @@ export class Watcher {
   /** A subscription whose deliveries must no longer be applied (it saw the replicas disagree). */
   #rejected: Subscription | undefined;
   #pending = 0;
-  #caughtUp = false;
   #snapshotTarget = 0;
   #streamLastSeq = 0;
-  /** Reason of a resync asked for by {@link resync}, until a restart takes it up. */
-  #resyncNext = "";
   #lastActivityMs = Date.now();
   #epoch: string | undefined;
-  #restarting: Promise<void> | undefined;
-  #restartAgain = "";
   #watchdog: ReturnType<typeof setInterval> | undefined;
-  #closed = false;
-  #connected = true;
+  /** The lifecycle: one phase with its data, and the connection beside it (src/watcher_phase.ts). */
+  readonly #phase = new WatcherLifecycle({
+    restarting: (reason) => this.#o.handler.onRestart(reason),
+    loop: (reason) => this.#restartLoop(reason),
+  });
   readonly #policy = new RestartPolicy();
   readonly #consumers: WatcherConsumers;
+  readonly #ack = new AckSubject();
   /** Its deliveries against the stream's message count: a mirror's late fills (src/mirror_tally.ts). */
   readonly tally: MirrorTally = new MirrorTally();
 
@@ -103,7 +104,7 @@ export class Watcher {
    * {@link tally}). Fields left out are kept. Throws once started.
    */
   place(at: WatcherPlacement): void {
-    if (this.#sub !== undefined || this.#restarting !== undefined || this.#closed) {
+    if (this.#phase.now.kind !== "idle") {
       throw new Error("Watcher.place() after start(): the watcher owns its position now");
     }
     if ("epoch" in at) this.#epoch = at.epoch;
@@ -123,12 +124,12 @@ export class Watcher {
 
   /** Whether the watcher has delivered everything it knew of. */
   get caughtUp(): boolean {
-    return this.#caughtUp;
+    return caughtUpIn(this.#phase.now);
   }
 
   /** Whether a restart is in progress. */
   get restarting(): boolean {
-    return this.#restarting !== undefined;
+    return this.#phase.now.kind === "restarting";
   }
 
   /** The epoch known for the bucket (its stream's creation time). */
@@ -142,21 +143,28 @@ export class Watcher {
    * or asks the handler for a resync if it cannot.
    */
   async start(from: StartFrom | "resume", reason: string): Promise<void> {
-    await this.#open(from === "resume" ? await this.#decideStart(reason) : from, reason);
+    this.#phase.on({ on: "start" });
+    try {
+      await this.#open(from === "resume" ? await this.#decideStart(reason) : from, { reason });
+    } catch (err) {
+      this.#phase.on({ on: "start_failed" });
+      throw err;
+    }
+    if (this.#closed()) return; // closed meanwhile: no watchdog
     this.#watchdog = setInterval(() => this.#checkLiveness(), this.#o.heartbeatMs);
     unref(this.#watchdog);
   }
 
   /** Tells the watcher the connection went down (it stops judging liveness). */
   disconnected(): void {
-    this.#connected = false;
+    this.#phase.connected("down");
     // A request in flight now may be lost by the client: give up on it at once.
     this.#policy.abandon(new Error("disconnected"));
   }
 
   /** Tells the watcher the connection is back: it re-checks the epoch and resumes. */
   reconnected(): void {
-    this.#connected = true;
+    this.#phase.connected("up");
     this.restart("reconnected");
   }
 
@@ -166,18 +174,7 @@ export class Watcher {
    * jittered backoff until it succeeds or the watcher is closed.
    */
   restart(reason: string): Promise<void> {
-    if (this.#restarting) {
-      this.#restartAgain = reason;
-      return this.#restarting;
-    }
-    this.#o.handler.onRestart(reason);
-    this.#restarting = this.#restartLoop(reason).finally(() => {
-      this.#restarting = undefined;
-      const again = this.#restartAgain;
-      this.#restartAgain = "";
-      if (again && !this.#closed) this.restart(again);
-    });
-    return this.#restarting;
+    return this.#phase.restart(reason, "");
   }
 
   /**
@@ -187,14 +184,12 @@ export class Watcher {
    * regional mirror copying its backlog after a WAN cut).
    */
   resync(reason: string): Promise<void> {
-    this.#resyncNext = reason;
-    return this.restart(reason);
+    return this.#phase.restart(reason, reason);
   }
 
   /** Stops delivery and deletes the consumer (best effort). */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#phase.on({ on: "close" })) return; // closed already
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#policy.endPause();
     this.#dropConsumer();
@@ -202,10 +197,9 @@ export class Watcher {
   }
 
   async #restartLoop(reason: string): Promise<void> {
-    this.#caughtUp = false;
-    while (!this.#closed) {
+    while (this.#phase.now.kind !== "closed") {
       // While disconnected there is nothing to do: reconnected() restarts us.
-      if (!this.#connected) return;
+      if (this.#phase.connection === "down") return;
       // The old consumer is deleted in the background: while the stream has no
       // leader the delete is not answered either, and it must not hold us up.
       this.#dropConsumer();
@@ -217,11 +211,12 @@ export class Watcher {
         await this.#policy.attempt(async () => {
           const from = await this.#decideStart(reason, probe);
           stage = "consumer create";
-          await this.#open(from, reason, createDeadlineMs);
+          await this.#open(from, { reason, createDeadlineMs });
         });
         this.#policy.succeeded();
         return;
       } catch (err) {
+        if (this.#closed()) return; // close() dropped the consumer
         this.#o.handler.onError(`watcher restart failed (${reason}, ${stage}): ${describe(err)}`);
         await this.#policy.pause(this.#policy.failed(stage, err));
       }
@@ -240,10 +235,10 @@ export class Watcher {
       lastRev: this.#lastRev,
       appliedSeq: this.#appliedSeq,
       diverged: this.#diverged,
-      resyncNext: this.#resyncNext,
-    }, (first) => handler.onHistoryGap?.(first) ?? false);
+      resyncNext: resyncIn(this.#phase.now),
+    }, { onHistoryGap: (first) => handler.onHistoryGap?.(first) ?? false });
     // A re-read is taken up once; a failed attempt after this point retries from sequence 1.
-    this.#resyncNext = "";
+    this.#phase.on({ on: "resync_taken" });
     this.#epoch = info.created;
     this.#diverged = "";
     if (plan.kind === "resume") return plan.from;
@@ -255,16 +250,17 @@ export class Watcher {
     return from;
   }
 
-  async #open(
-    from: StartFrom,
-    reason: string,
-    createDeadlineMs = this.#o.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS,
-  ): Promise<void> {
+  /** Opens a consumer at `from`, its create given `how.createDeadlineMs` (or the control timeout). */
+  async #open(from: StartFrom, how: { reason: string; createDeadlineMs?: number }): Promise<void> {
+    const { reason, createDeadlineMs } = how;
+    const deadlineMs = createDeadlineMs ?? this.#o.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+    // Closed while the stream's info was read: no consumer nobody would delete.
+    if (this.#closed()) return;
     const { nc, filter, heartbeatMs } = this.#o;
     const name = `kvedge_${nuid.next()}`;
     const inbox = `${this.#o.inboxPrefix ?? inboxPrefixOf(nc) ?? "_INBOX"}.${name}`;
     this.#dseq = 0;
-    this.#caughtUp = false;
+    this.#phase.on({ on: "opening" });
     this.#rejected = undefined;
     this.#verify = from.kind === "seq" && this.#appliedSeq > 0 && from.seq === this.#appliedSeq
       ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
@@ -289,7 +285,7 @@ export class Watcher {
     this.tally.opened(from.kind === "seq");
     let pending: number;
     try {
-      pending = (await this.#consumers.create(sub, config, createDeadlineMs)).num_pending;
+      pending = (await this.#consumers.create(sub, config, { deadlineMs })).num_pending;
       if (this.#sub !== sub) throw new Error("consumer create superseded by a newer restart");
     } catch (err) {
       sub.unsubscribe();
@@ -308,10 +304,13 @@ export class Watcher {
   }
 
   #markCaughtUp(): void {
-    // A restart queued behind this consumer (a re-read asked for meanwhile) catches up instead.
-    if (this.#caughtUp || this.#restartAgain !== "") return;
-    this.#caughtUp = true;
-    this.#o.handler.onCaughtUp(this.#lastRev);
+    // Refused while a restart is queued behind this consumer (src/watcher_phase.ts).
+    if (this.#phase.on({ on: "caught_up" })) this.#o.handler.onCaughtUp(this.#lastRev);
+  }
+
+  /** Whether close() was called (read anew: an await may have passed since the last look). */
+  #closed(): boolean {
+    return this.#phase.now.kind === "closed";
   }
 
   /** Stops delivery at once and deletes the consumer in the background (see {@link close}). */
@@ -321,11 +320,12 @@ export class Watcher {
     this.#sub = undefined;
     this.#consumer = "";
     if (sub) sub.unsubscribe();
-    if (name && this.#connected) this.#consumers.drop(name);
+    if (name && this.#phase.connection === "up") this.#consumers.drop(name);
   }
 
   #checkLiveness(): void {
-    if (this.#closed || !this.#connected || this.#restarting) return;
+    const kind = this.#phase.now.kind;
+    if (kind === "closed" || kind === "restarting" || this.#phase.connection === "down") return;
     const silentMs = Date.now() - this.#lastActivityMs;
     if (silentMs > this.#o.heartbeatMs * 2.5) {
       this.restart(`no message or heartbeat for ${silentMs} ms`);
@@ -359,16 +359,12 @@ export class Watcher {
       this.#onStatus(msg);
       return;
     }
-    const reply = msg.reply;
-    if (!reply) return;
-    const t = reply.split(".");
-    // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (v1, 9 tokens)
-    // or with <domain>.<account hash> after ACK and a random suffix (v2, 12 tokens).
-    const i = t.length >= 11 ? 7 : 5;
-    const sseq = Number(t[i]);
-    const dseq = Number(t[i + 1]);
-    const created = Number(t[i + 2]) / 1e6;
-    const pending = Number(t[i + 3]);
+    // $JS.ACK.[<domain>.<account hash>.]<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>…
+    const ack = this.#ack;
+    if (!ack.readReply(msg)) return;
+    const sseq = ack.streamSeq;
+    const dseq = ack.consumerSeq;
+    const pending = ack.pending;
     if (dseq !== this.#dseq + 1) {
       this.restart(`consumer sequence gap (expected ${this.#dseq + 1}, got ${dseq})`);
       return;
@@ -382,7 +378,7 @@ export class Watcher {
     if (verify !== undefined) {
       this.#verify = undefined;
       // "same" is dropped below as already applied; "unknown" goes on as usual.
-      if (this.#diverges(sub, verify, { seq: sseq, key, op })) return;
+      if (this.#diverges(sub, { applied: verify, first: { seq: sseq, key, op } })) return;
     }
     if (op === "PURGE" && this.#purgeSkipped(sub, sseq)) return;
     if (sseq > this.#lastRev) {
@@ -392,7 +388,7 @@ export class Watcher {
       this.#appliedOp = op;
       this.tally.delivered();
       const ttlMs = op === "PUT" ? ttlOfHeader(h) : 0;
-      this.#o.handler.onChange(key, op, sseq, Math.floor(created), msg.data, pending, ttlMs);
+      this.#o.handler.onChange(key, op, sseq, ack.timestampMs, msg.data, pending, ttlMs);
     }
     if (pending === 0 || (this.#snapshotTarget > 0 && sseq >= this.#snapshotTarget)) {
       this.#markCaughtUp();
@@ -404,7 +400,8 @@ export class Watcher {
    * last; true when they disagree, and then nothing from this consumer may be
    * applied (its revisions do not compare with what the edge holds).
    */
-  #diverges(sub: Subscription, applied: SeenMessage, first: SeenMessage): boolean {
+  #diverges(sub: Subscription, seen: { applied: SeenMessage; first: SeenMessage }): boolean {
+    const { applied, first } = seen;
     const verdict = judgeResume(applied, first);
     if (verdict.kind !== "diverged") return false;
     this.#diverged = verdict.reason;

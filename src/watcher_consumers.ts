@@ -35,7 +35,7 @@ export interface WatcherConsumersOptions {
  * @example
  * ```ts ignore
  * const consumers = new WatcherConsumers({ nc, jsm, stream: "KV_users" });
- * const info = await consumers.create(sub, config, 3_000);
+ * const info = await consumers.create(sub, config, { deadlineMs: 3_000 });
  * consumers.drop(config.name!);
  * await consumers.settled();
  * ```
@@ -59,16 +59,16 @@ export class WatcherConsumers {
   }
 
   /**
-   * Creates the consumer delivering to `sub`, one request with `deadlineMs`.
+   * Creates the consumer delivering to `sub`, one request with `options.deadlineMs`.
    * Throws the `PermissionError` of a refused delivery subject: the server
    * refuses a subscription before it answers the create that followed it.
    */
   async create(
     sub: Subscription,
     config: Partial<ConsumerConfig>,
-    deadlineMs: number,
+    options: { deadlineMs: number },
   ): Promise<ConsumerInfo> {
-    const jsm = await this.manager(deadlineMs);
+    const jsm = await this.manager(options.deadlineMs);
     let info: ConsumerInfo;
     this.#creating = sub;
     try {

@@ -21,6 +21,12 @@ export interface ResyncRequest {
   reason: string;
   /** The bucket was recreated or lost its tail: revisions are not comparable, clear at once. */
   epochChanged: boolean;
+  /**
+   * The stream's creation time changed: a new incarnation of the bucket. False
+   * for the other reasons to clear (the same stream's sequence went backwards,
+   * or its replicas disagree): the re-read may bring what was applied again.
+   */
+  recreated?: boolean;
 }
 
 /** What the watcher calls; every callback is synchronous. */

@@ -43,24 +43,30 @@ export type StartPlan =
 
 /**
  * Decides how the next consumer starts from the stream's `info` and the
- * watcher's position. `onHistoryGap` is asked only when the stream's history
- * no longer reaches the next revision (and nothing else forces a resync).
+ * watcher's position. `options.onHistoryGap` is asked only when the stream's
+ * history no longer reaches the next revision (and nothing else forces a
+ * resync).
  *
  * @example
  * ```ts ignore
- * const plan = planStart(info, position, (first) => handler.onHistoryGap?.(first) ?? false);
+ * const plan = planStart(info, position, { onHistoryGap: (first) => gapOk(first) });
  * ```
  */
 export function planStart(
   info: StreamInfo,
   at: WatcherPosition,
-  onHistoryGap: (firstSeq: number) => boolean,
+  options: { onHistoryGap: (firstSeq: number) => boolean },
 ): StartPlan {
+  const { onHistoryGap } = options;
   const created = info.created;
   const { first_seq: first, last_seq: last } = info.state;
   let resync: ResyncRequest | undefined;
   if (at.epoch !== undefined && created !== at.epoch) {
-    resync = { reason: `bucket was recreated (created ${created})`, epochChanged: true };
+    resync = {
+      reason: `bucket was recreated (created ${created})`,
+      epochChanged: true,
+      recreated: true,
+    };
   } else if (last < at.lastRev) {
     resync = {
       reason: `stream sequence went backwards (last ${last} < applied ${at.lastRev})`,

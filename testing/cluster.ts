@@ -7,6 +7,7 @@
  */
 import { freePort } from "../host/free_port.ts";
 import { startNatsServer } from "../host/nats_server.ts";
+import { UnavailableError } from "../src/errors.ts";
 import { suiteTransport } from "./transport.ts";
 import { type ServerHandle, TestServer } from "./server.ts";
 import { live, removeDir, tempDirs } from "./server_cleanup.ts";
@@ -59,14 +60,14 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   tempDirs.add(root);
   try {
     for (let attempt = 1;; attempt++) {
-      try {
-        const websocket = opts.websocket ?? suiteTransport() === "websocket";
-        return await launchCluster(root, size, opts, attempt, websocket);
-      } catch (err) {
-        // A route port picked free may be taken before its node binds it;
-        // the other nodes already know it, so the whole cluster starts over.
-        if (attempt >= 3 || !/address already in use/i.test(String(err))) throw err;
-      }
+      const websocket = opts.websocket ?? suiteTransport() === "websocket";
+      const launched = await launchCluster(root, size, opts, attempt, websocket);
+      if ("cluster" in launched) return launched.cluster;
+      // A route port picked free may be taken before its node binds it; the
+      // other nodes already know it, so the whole cluster starts over on
+      // fresh ports. nats-server tells that only in its log, so every node
+      // that did not come up (an UnavailableError) gets the same retry.
+      if (attempt >= 3 || !(launched.failed instanceof UnavailableError)) throw launched.failed;
     }
   } catch (err) {
     await removeDir(root);
@@ -74,13 +75,16 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   }
 }
 
+/** A started cluster, or why one of its nodes did not start (every node is stopped then). */
+type Launch = { cluster: ClusterHandle } | { failed: unknown };
+
 async function launchCluster(
   root: string,
   size: number,
   opts: StartClusterOptions,
   attempt: number,
   websocket: boolean,
-): Promise<ClusterHandle> {
+): Promise<Launch> {
   const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const clusterPorts = names.map(() => freePort());
   const routes = clusterPorts.map((port) => `nats-route://127.0.0.1:${port}`);
@@ -102,7 +106,7 @@ async function launchCluster(
   const failed = started.find((r) => r.status === "rejected");
   if (failed) {
     await Promise.all(processes.map((p) => p.kill()));
-    throw (failed as PromiseRejectedResult).reason;
+    return { failed: (failed as PromiseRejectedResult).reason };
   }
   const cluster = new TestCluster(root, processes.map((p) => new TestServer(p, undefined)));
   try {
@@ -115,7 +119,7 @@ async function launchCluster(
     for (const p of processes) live.delete(p);
     throw err;
   }
-  return cluster;
+  return { cluster };
 }
 
 interface JszAccount {

@@ -33,6 +33,13 @@ export interface Proxy extends AsyncDisposable {
    * `{ frames: true }`. Frames held by several holds wait for all of them.
    */
   hold(match: (frame: Frame) => boolean): { release(): void };
+  /**
+   * Passes on, until the returned `release()`, the bytes `change` returns for
+   * a frame instead of the frame's own (undefined: unchanged); needs
+   * `{ frames: true }`. A server that says something else than it holds: a
+   * replica out of step delivering another message at a sequence.
+   */
+  alter(change: (frame: Frame, bytes: Uint8Array) => Uint8Array | undefined): { release(): void };
   /** Stops listening and closes everything. */
   close(): Promise<void>;
 }
@@ -74,70 +81,26 @@ export function startProxy(
     throw new TypeError("Cannot start proxy: frames need NATS over TCP");
   }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
   let isCut = false;
   let delayMs = 0;
-  const holds = new Set<(frame: Frame) => boolean>();
-  const framers = new Set<Framer>();
-  const pipe = async (
-    from: Deno.Conn,
-    to: Deno.Conn,
-    side: Frame["from"],
-    subs: Map<string, string>,
-  ) => {
-    let framer: Framer | undefined;
-    try {
-      let readable: ReadableStream<Uint8Array> = from.readable;
-      if (options.frames) {
-        framer = new Framer(side, (f) => [...holds].some((h) => h(f)), subs);
-        framers.add(framer);
-        readable = readable.pipeThrough(framer.stream);
-      }
-      await readable.pipeThrough(delayed(() => delayMs)).pipeTo(to.writable);
-    } catch {
-      // reset by cut() or by the peer
-    } finally {
-      if (framer) framers.delete(framer);
-      for (const c of [from, to]) {
-        try {
-          c.close();
-        } catch { /* already closed */ }
-        open.delete(c);
-      }
-    }
+  const traffic: Traffic = {
+    open: new Set(),
+    holds: new Set(),
+    changes: new Set(),
+    framers: new Set(),
+    frames: options.frames ?? false,
+    delayMs: () => delayMs,
   };
-  const accepting = (async () => {
-    for await (const client of listener) {
-      if (isCut) {
-        client.close();
-        continue;
-      }
-      try {
-        const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-        // Latency, not Nagle: without it a small reply behind an unacknowledged
-        // chunk waits for the peer's delayed ACK (measured: +20 ms per leader
-        // get on an edge whose watcher was receiving, over a 20 ms link).
-        client.setNoDelay(true);
-        server.setNoDelay(true);
-        open.add(client);
-        open.add(server);
-        const subs = new Map<string, string>(); // sid → subject, for this connection
-        pipe(client, server, "client", subs);
-        pipe(server, client, "server", subs);
-      } catch {
-        client.close();
-      }
-    }
-  })().catch(() => {});
+  const accepting = accept(listener, { targetPort, traffic, isCut: () => isCut }).catch(() => {});
   const port = (listener.addr as Deno.NetAddr).port;
   const cut = () => {
     isCut = true;
-    for (const c of open) {
+    for (const c of traffic.open) {
       try {
         c.close();
       } catch { /* already closed */ }
     }
-    open.clear();
+    traffic.open.clear();
   };
   const close = async () => {
     cut();
@@ -158,17 +121,96 @@ export function startProxy(
     },
     hold: (match: (frame: Frame) => boolean) => {
       if (!options.frames) throw new TypeError("Cannot hold frames: start the proxy with frames");
-      holds.add(match);
+      traffic.holds.add(match);
       return {
         release: () => {
-          holds.delete(match);
-          for (const f of framers) f.flushHeld();
+          traffic.holds.delete(match);
+          for (const f of traffic.framers) f.flushHeld();
         },
       };
+    },
+    alter: (change: Change) => {
+      if (!options.frames) throw new TypeError("Cannot alter frames: start the proxy with frames");
+      traffic.changes.add(change);
+      return { release: () => void traffic.changes.delete(change) };
     },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** A replacement of a frame's bytes ({@link Proxy.alter}); undefined: unchanged. */
+type Change = (frame: Frame, bytes: Uint8Array) => Uint8Array | undefined;
+
+/** What the proxy's pipes share: the open connections, the holds, the changes, the delay. */
+interface Traffic {
+  open: Set<Deno.Conn>;
+  holds: Set<(frame: Frame) => boolean>;
+  changes: Set<Change>;
+  framers: Set<Framer>;
+  /** Split into frames ({@link ProxyOptions.frames}). */
+  frames: boolean;
+  delayMs: () => number;
+}
+
+/** Accepts clients until the listener closes, each linked to a new connection to the target. */
+async function accept(
+  listener: Deno.TcpListener,
+  ctx: { targetPort: number; traffic: Traffic; isCut: () => boolean },
+): Promise<void> {
+  const { open } = ctx.traffic;
+  for await (const client of listener) {
+    if (ctx.isCut()) {
+      client.close();
+      continue;
+    }
+    try {
+      const server = await Deno.connect({ hostname: "127.0.0.1", port: ctx.targetPort });
+      // Latency, not Nagle: without it a small reply behind an unacknowledged
+      // chunk waits for the peer's delayed ACK (measured: +20 ms per leader
+      // get on an edge whose watcher was receiving, over a 20 ms link).
+      client.setNoDelay(true);
+      server.setNoDelay(true);
+      open.add(client);
+      open.add(server);
+      const subs = new Map<string, string>(); // sid → subject, for this connection
+      pipe(ctx.traffic, { from: client, to: server, side: "client", subs });
+      pipe(ctx.traffic, { from: server, to: client, side: "server", subs });
+    } catch {
+      client.close();
+    }
+  }
+}
+
+/** Passes one direction's bytes on (through a {@link Framer} with frames) until either end closes. */
+async function pipe(
+  t: Traffic,
+  p: { from: Deno.Conn; to: Deno.Conn; side: Frame["from"]; subs: Map<string, string> },
+): Promise<void> {
+  let framer: Framer | undefined;
+  try {
+    let readable: ReadableStream<Uint8Array> = p.from.readable;
+    if (t.frames) {
+      const altered = (frame: Frame, bytes: Uint8Array) => {
+        for (const change of t.changes) bytes = change(frame, bytes) ?? bytes;
+        return bytes;
+      };
+      framer = new Framer(p.side, (f) => [...t.holds].some((h) => h(f)), p.subs, altered);
+      t.framers.add(framer);
+      readable = readable.pipeThrough(framer.stream);
+    }
+    await readable.pipeThrough(delayed(t.delayMs)).pipeTo(p.to.writable);
+  } catch {
+    // reset by cut() or by the peer
+  } finally {
+    if (framer) t.framers.delete(framer);
+    for (const c of [p.from, p.to]) {
+      try {
+        c.close();
+      } catch { /* already closed */ }
+      t.open.delete(c);
+    }
+  }
 }
 
 /** A frame held back, with its bytes. */
@@ -195,6 +237,7 @@ class Framer {
     readonly side: Frame["from"],
     readonly isHeld: (frame: Frame) => boolean,
     readonly subs: Map<string, string>,
+    readonly alter: (frame: Frame, bytes: Uint8Array) => Uint8Array = (_, b) => b,
   ) {
     this.stream = new TransformStream({
       start: (controller) => {
@@ -247,7 +290,7 @@ class Framer {
       if (replyAt !== undefined && tokens.length === replyAt) {
         frame.reply = tokens[op.startsWith("H") ? replyAt - 3 : replyAt - 2];
       }
-      const bytes = buf.slice(at, end);
+      const bytes = this.alter(frame, buf.slice(at, end));
       if (this.#held.length > 0 && this.#held.some((h) => sameStream(h.frame, frame))) {
         // Keep per-subject order behind what is held for that subject.
         this.#held.push({ frame, bytes });

@@ -8,11 +8,12 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { BOOLEAN_WORDS, parseBoolean } from "../host/edge_config.ts";
+import { BOOLEAN_WORDS, parseBoolean } from "../host/env_vars.ts";
 import { errorChain } from "../src/describe.ts";
 
 /** `KVEDGE_CHAOS_LONG=1` selects the longer variants (`deno task chaos`). */
@@ -463,7 +464,8 @@ async function burstMain(url: string, bucket: string, count: number, keys: numbe
 }
 
 if (import.meta.main) {
-  const [mode, url, bucket, count, keys] = Deno.args;
+  const [mode, url, bucket, count, keys] =
+    parseArgs({ args: Deno.args, allowPositionals: true }).positionals;
   if (mode !== "burst" || !url || !bucket) {
     console.error("usage: deno run -A tests/_chaos.ts burst <url> <bucket> <count> <keys>");
     Deno.exit(2);

@@ -6,11 +6,15 @@
  *
  * Usage: deno run -A tests/_no_deno_child.ts <ws url> <bucket>
  */
+import { parseArgs } from "node:util";
 import { connectNats } from "../src/connect.ts";
 import { Kvm } from "@nats-io/kv";
 import { openCache } from "../mod.ts";
 
-const [url, bucket] = Deno.args as [string, string];
+const [url, bucket] = parseArgs({ args: Deno.args, allowPositionals: true }).positionals as [
+  string,
+  string,
+];
 delete (globalThis as { Deno?: unknown }).Deno;
 if ("Deno" in globalThis) throw new Error("the Deno global is still there");
 

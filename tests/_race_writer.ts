@@ -6,10 +6,12 @@
  *
  * Usage: deno run -A tests/_race_writer.ts <url> <bucket> <n> [put|delete] [delayMs]
  */
+import { parseArgs } from "node:util";
 import { connectNats } from "../src/connect.ts";
 import { Kvm } from "@nats-io/kv";
 
-const [url, bucket, n, op, delayMs] = Deno.args;
+const [url, bucket, n, op, delayMs] =
+  parseArgs({ args: Deno.args, allowPositionals: true }).positionals;
 const nc = await connectNats({ servers: [url!] });
 const kv = await new Kvm(nc).open(bucket!);
 const reader = Deno.stdin.readable.getReader();

@@ -199,6 +199,21 @@ Deno.test("a 3-node cluster serves R3 buckets and reports stream leaders", async
   }
 });
 
+Deno.test("a cluster whose node fails to start starts over on fresh ports", async () => {
+  // Stands for a route port taken before its node binds it: nats-server says
+  // why only in its log, so any node that does not come up is retried.
+  const attempts = new Set<string>();
+  await using cluster = await startCluster({
+    nodeConfig: ({ name, storeDir }) => {
+      const attempt = storeDir.split("/").at(-2)!;
+      attempts.add(attempt);
+      return name === "n2" && attempt === "a1" ? "this is { not a config" : "";
+    },
+  });
+  assert.deepEqual([...attempts], ["a1", "a2"]);
+  assert.deepEqual(cluster.servers.map((s) => s.name), ["n1", "n2", "n3"]);
+});
+
 Deno.test("waitFor() resolves with the first truthy value or rejects at its deadline", async (t) => {
   await t.step("resolves with the first truthy value", async () => {
     let calls = 0;

@@ -78,45 +78,7 @@ export async function startIsolates(
   // The open-file limit is the process's: the isolates share the cap.
   const share = Math.max(1, Math.floor(options.maxConnections / config.workers));
   for (let isolate = 1; isolate <= config.workers; isolate++) {
-    const worker = new Worker(new URL("./_edge_isolate.ts", import.meta.url), {
-      type: "module",
-      name: `kvedge-isolate-${isolate}`,
-    });
-    const m: Member = {
-      isolate,
-      worker,
-      started: Promise.withResolvers(),
-      stopped: Promise.withResolvers(),
-    };
-    let listening = false;
-    const fail = (code: number) => {
-      if (listening) failed.resolve(isolate);
-      else m.started.resolve(code);
-      m.stopped.resolve();
-    };
-    worker.onmessage = (e: MessageEvent<IsolateReport>) => {
-      const r = e.data;
-      if (r.type === "log") writeOutput(r.stream, r.text);
-      else if (r.type === "listening") {
-        listening = true;
-        m.started.resolve(r);
-      } else if (r.type === "failed") fail(r.code);
-      else m.stopped.resolve();
-    };
-    worker.onerror = (e) => {
-      e.preventDefault();
-      log("error", "isolate failed", { isolate, error: describe(e.error ?? e.message) });
-      fail(1);
-    };
-    worker.postMessage(
-      {
-        type: "start",
-        isolate,
-        servers: options.servers,
-        maxConnections: share,
-      } satisfies IsolateStart,
-    );
-    members.push(m);
+    members.push(spawnIsolate(isolate, { servers: options.servers, share, failed, log }));
   }
 
   const stop = async (which: Member[]) => {
@@ -154,4 +116,59 @@ export async function startIsolates(
     failed: failed.promise,
     stop: () => stop(members),
   };
+}
+
+/**
+ * Starts isolate number `isolate` in a Web Worker and tells it to start;
+ * its reports settle the member's promises (`failed`: one failed after it
+ * listened).
+ */
+function spawnIsolate(
+  isolate: number,
+  ctx: {
+    servers: string[];
+    share: number;
+    failed: PromiseWithResolvers<number>;
+    log: JsonLogger["log"];
+  },
+): Member {
+  const worker = new Worker(new URL("./_edge_isolate.ts", import.meta.url), {
+    type: "module",
+    name: `kvedge-isolate-${isolate}`,
+  });
+  const m: Member = {
+    isolate,
+    worker,
+    started: Promise.withResolvers(),
+    stopped: Promise.withResolvers(),
+  };
+  let listening = false;
+  const fail = (code: number) => {
+    if (listening) ctx.failed.resolve(isolate);
+    else m.started.resolve(code);
+    m.stopped.resolve();
+  };
+  worker.onmessage = (e: MessageEvent<IsolateReport>) => {
+    const r = e.data;
+    if (r.type === "log") writeOutput(r.stream, r.text);
+    else if (r.type === "listening") {
+      listening = true;
+      m.started.resolve(r);
+    } else if (r.type === "failed") fail(r.code);
+    else m.stopped.resolve();
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    ctx.log("error", "isolate failed", { isolate, error: describe(e.error ?? e.message) });
+    fail(1);
+  };
+  worker.postMessage(
+    {
+      type: "start",
+      isolate,
+      servers: ctx.servers,
+      maxConnections: ctx.share,
+    } satisfies IsolateStart,
+  );
+  return m;
 }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import type { ConnectionOptions } from "@nats-io/nats-core";
 import { transportOf } from "../src/connect.ts";
 import { startEmbedded } from "../host/embedded.ts";
@@ -63,14 +64,27 @@ const { log, flush: flushLog } = logger;
 /** The open-file limit after raising it, as `raiseOpenFileLimit()` reports it. */
 type FileLimit = Awaited<ReturnType<typeof raiseOpenFileLimit>>;
 
-/** Handles `--help` and stray arguments: the exit code, or undefined to go on. */
-function checkArgs(): number | undefined {
-  if (Deno.args.some((a) => a === "--help" || a === "-h" || a === "help")) {
+/**
+ * Handles `--help` and stray arguments (the worker takes none: it reads its
+ * environment): the exit code, or undefined to go on.
+ */
+function checkArgs(argv: string[]): number | undefined {
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    options: { help: { type: "boolean", short: "h" } },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  if (values.help === true || positionals.includes("help")) {
     console.log(USAGE);
     return 0;
   }
-  if (Deno.args.length > 0) {
-    log("error", "bad usage", { error: `unexpected argument ${JSON.stringify(Deno.args[0])}` });
+  const first = tokens[0];
+  if (first !== undefined) {
+    log("error", "bad usage", {
+      error: `unexpected argument ${JSON.stringify(argv[first.index])}`,
+    });
     flushLog();
     console.error(USAGE);
     return 2;
@@ -229,8 +243,8 @@ async function serveUntilStopped(
   return "isolate" in ended ? 1 : 0;
 }
 
-async function main(): Promise<number> {
-  const usage = checkArgs();
+async function main(argv: string[]): Promise<number> {
+  const usage = checkArgs(argv);
   if (usage !== undefined) return usage;
   const read = await readConfig();
   if (typeof read === "number") return read;
@@ -266,7 +280,7 @@ if (import.meta.main) {
     e.preventDefault();
     log("error", "unhandled rejection", { error: describe(e.reason) });
   });
-  const code = await main();
+  const code = await main(Deno.args);
   flushLog();
   Deno.exit(code);
 }

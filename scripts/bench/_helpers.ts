@@ -1,6 +1,7 @@
 /**
  * Small helpers the benchmark scenarios share: bucket names and filling,
- * raw connections, shuffling, waiting, and the process's peak memory.
+ * raw connections, shuffling, waiting, and the process's memory (peak RSS;
+ * heap + external after forced GCs).
  *
  * @module
  */
@@ -8,7 +9,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { delay } from "../../src/async.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 
 /** A fresh bucket name for the bench. */
 export function benchBucket(prefix: string): string {
@@ -31,21 +32,6 @@ export function shuffle<T>(items: T[], seed = 0x2545f491): T[] {
   return items;
 }
 
-/** Polls `fn` until it is truthy or `timeoutMs` passes. */
-export async function until(
-  fn: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(10);
-  }
-}
-
 /** Peak resident set size of this process (VmHWM), in bytes; falls back to current RSS. */
 export function peakRss(): number {
   try {
@@ -56,6 +42,19 @@ export function peakRss(): number {
     // Not Linux.
   }
   return Deno.memoryUsage().rss;
+}
+
+/**
+ * V8 heap used + external memory (`Deno.memoryUsage()`) after four forced
+ * GCs, in bytes: what the memory scenario takes the growth of, per entry.
+ * Needs the process to run with `--v8-flags=--expose-gc`.
+ */
+export function usedAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with --v8-flags=--expose-gc");
+  for (let i = 0; i < 4; i++) gc();
+  const m = Deno.memoryUsage();
+  return m.heapUsed + m.external;
 }
 
 /**
@@ -85,15 +84,19 @@ export async function fillBucket(
     // nats-server 2.10+ drops what exceeds a stream's ingest queue (100 000
     // messages by default): stay well below it.
     if (i % 50_000 === 49_999) {
-      await until(async () => (await stored()) >= i + 1 - 25_000, 60_000, `ingest of ${bucket}`);
+      await waitFor(async () => (await stored()) >= i + 1 - 25_000, {
+        timeoutMs: 60_000,
+        intervalMs: 10,
+        message: `ingest of ${bucket}`,
+      });
     }
   }
   await nc.flush();
-  await until(
-    async () => (await stored()) >= count,
-    60_000 + count / 10,
-    `${count} keys in bucket ${bucket}`,
-  );
+  await waitFor(async () => (await stored()) >= count, {
+    timeoutMs: 60_000 + count / 10,
+    intervalMs: 10,
+    message: `${count} keys in bucket ${bucket}`,
+  });
 }
 
 /** Connects a raw nats.js client (no reconnect games: the bench owns the servers). */

@@ -16,7 +16,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Cache } from "../../mod.ts";
 import { percentile, ratioRow, type Row, stat } from "./_harness.ts";
-import { until } from "./_helpers.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 import { delay } from "../../src/async.ts";
 
 /** How many keys the writes cycle through. */
@@ -181,7 +181,11 @@ export async function measureRep(
   try {
     const sent = await writePaced(put, total, options.ratePerS);
     // A write never seen counts as lost (reported), not as a failure of the run.
-    await until(() => rx.received() >= total, options.timeoutMs, "all writes").catch(() => {});
+    await waitFor(() => rx.received() >= total, {
+      timeoutMs: options.timeoutMs,
+      intervalMs: 10,
+      message: "all writes",
+    }).catch(() => {});
     const lat: number[] = [];
     let lost = 0;
     for (let i = warm; i < total; i++) {

@@ -20,7 +20,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { serverVersion, versionAtLeast } from "../../src/server_version.ts";
 import { keyOf, valueOf } from "./bootstrap.ts";
 import { type BenchContext, infoRow, percentile, type Row, skippedRow, stat } from "./_harness.ts";
-import { benchBucket, fillBucket, until } from "./_helpers.ts";
+import { benchBucket, fillBucket } from "./_helpers.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 import { delay } from "../../src/async.ts";
 import { runChild } from "./_processes.ts";
 import { lineChart } from "./_chart.ts";
@@ -266,7 +267,14 @@ async function startEdges(o: RoundOptions, round: string): Promise<Promise<EdgeF
   const failed = Promise.all(children).then(() => {
     throw new Error("an edge process ended before the writes");
   });
-  await Promise.race([until(() => ready === processes, 600_000, "edge processes ready"), failed]);
+  await Promise.race([
+    waitFor(() => ready === processes, {
+      timeoutMs: 600_000,
+      intervalMs: 10,
+      message: "edge processes ready",
+    }),
+    failed,
+  ]);
   sub.unsubscribe();
   failed.catch(() => {});
   return children;

@@ -17,7 +17,8 @@ import { Bookmark, openCache } from "../../mod.ts";
 import type { Cache } from "../../mod.ts";
 import { startProxy } from "../../testing/proxy.ts";
 import { infoRow, percentile, ratioRow, type Scenario, stat } from "./_harness.ts";
-import { benchBucket, connectRaw, until } from "./_helpers.ts";
+import { benchBucket, connectRaw } from "./_helpers.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 import { benchServer } from "./_processes.ts";
 
 /** One-way delay of the lagging edge's link, ms. */
@@ -55,10 +56,9 @@ export const scenario: Scenario = {
       for (let i = 0; i < KEYS; i++) rev = await writer.set(`k.${i}`, { i });
       const waiting = await open(proxy.url);
       const fetching = await open(proxy.url, { bookmarkWaitMs: 0 });
-      await until(
+      await waitFor(
         () => waiting.stats().lastRevision >= rev && fetching.stats().lastRevision >= rev,
-        30_000,
-        "both lagging edges caught up",
+        { timeoutMs: 30_000, intervalMs: 10, message: "both lagging edges caught up" },
       );
 
       // ---- caught up: ns per awaited get, interleaved per repetition -----------

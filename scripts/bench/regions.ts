@@ -23,7 +23,8 @@ import {
 } from "../../testing/regions.ts";
 import { connectTo } from "../../testing/server.ts";
 import { infoRow, type Row, type Scenario, stat } from "./_harness.ts";
-import { benchBucket, until } from "./_helpers.ts";
+import { benchBucket } from "./_helpers.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 import {
   changesReceiver,
   figures,
@@ -96,11 +97,19 @@ async function wanCut(
 ): Promise<{ detectMs: number; convergeMs: number }> {
   await using edge = await regionalEdge<number>(region, bucket);
   await edge.ready({ timeoutMs: 60_000 });
-  await until(() => edge.status().state === "synced", 60_000, "edge synced");
+  await waitFor(() => edge.status().state === "synced", {
+    timeoutMs: 60_000,
+    intervalMs: 10,
+    message: "edge synced",
+  });
   const cutAt = performance.now();
   region.cut();
   try {
-    await until(() => edge.status().region?.hubReachable === false, 60_000, "cut detected");
+    await waitFor(() => edge.status().region?.hubReachable === false, {
+      timeoutMs: 60_000,
+      intervalMs: 10,
+      message: "cut detected",
+    });
   } catch (err) {
     region.heal();
     throw err;
@@ -110,11 +119,11 @@ async function wanCut(
   for (let i = 0; i < CUT_WRITES; i++) last = await hubPut(1_000_000 + i);
   const healAt = performance.now();
   region.heal();
-  await until(
-    () => edge.status().state === "synced" && edge.stats().lastRevision >= last,
-    120_000,
-    "converged after heal",
-  );
+  await waitFor(() => edge.status().state === "synced" && edge.stats().lastRevision >= last, {
+    timeoutMs: 120_000,
+    intervalMs: 10,
+    message: "converged after heal",
+  });
   return { detectMs, convergeMs: performance.now() - healAt };
 }
 

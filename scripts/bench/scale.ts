@@ -1,9 +1,12 @@
 /**
  * How cost grows, on the two axes that matter for an edge cache:
  *
- * - keys: replica `ready()` time and peak RSS at 100k and 1M keys (3M with
- *   `--big`) against the raw `kv.watch()` + Map, fresh process each (the
- *   bootstrap scenario's measurement, over more sizes; `_scale_keys.ts`);
+ * - keys: replica `ready()` time, peak RSS and bytes per entry just
+ *   bootstrapped at 100k and 1M keys (3M with `--big`) against the raw
+ *   `kv.watch()` + Map, fresh process each (the bootstrap scenario's
+ *   measurement, over more sizes), and the warm start from a snapshot after
+ *   1 % of the keys changed against the cold `ready()` (the warm_start
+ *   scenario's; `_scale_keys.ts`);
  * - edges: 1, 10, 100 and 1 000 caches on one bucket, spread over up to 4
  *   processes (one NATS connection each), against as many raw `kv.watch()`
  *   consumers: put → visible at the slowest edge (p50/p99 over the writes),
@@ -37,7 +40,8 @@ async function writePlots(out: string, plots: Record<string, string>): Promise<v
 /** The scale scenario. */
 export const scenario: Scenario = {
   name: "scale",
-  title: "how cost grows: keys (bootstrap time, peak RSS) and edges (put→visible, server CPU)",
+  title:
+    "how cost grows: keys (bootstrap time, peak RSS, bytes/entry, warm start) and edges (put→visible, server CPU)",
   async run(ctx) {
     const keySizes = ctx.keys ??
       (ctx.quick
@@ -75,6 +79,12 @@ export const scenario: Scenario = {
         history,
         reps: ctx.reps,
         plots: Object.keys(into.plots),
+        keysBytes: "Δ(heapUsed + external) after 4 forced GCs, from before connect to ready(), " +
+          "per key, in each cold bootstrap's child (--expose-gc); includes the connection and " +
+          "compiled code",
+        keysWarm: "after the cold opens: one open with snapshot.path writes the file on close; " +
+          "then per rep 1% of the keys rewritten (another 1% each rep) and a fresh process " +
+          "reopens from the snapshot; compared with the cold kvedge ready() of the unchanged bucket",
         cpu: "nats-server utime + stime over the write phase / writes (10 ms ticks)",
         latency: "writer's send time (in the value) → change seen, max over all edges, per write",
         converged: `last write sent → every edge's own view (kvedge: a local hit; raw: the last ` +

@@ -37,8 +37,7 @@ interface ColdStart {
 }
 
 /** The child: one cold isolate answering two requests. */
-async function child(): Promise<void> {
-  const a = childArgs(Deno.args);
+async function child(a: Record<string, string>): Promise<void> {
   const t0 = performance.now();
   const handler = createFetchHandler({
     servers: a.url!,
@@ -200,4 +199,7 @@ export const scenario: Scenario = {
   },
 };
 
-if (import.meta.main && Deno.args.includes("--child")) await child();
+if (import.meta.main) {
+  const a = childArgs(Deno.args);
+  if (a.child === "true") await child(a);
+}

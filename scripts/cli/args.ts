@@ -86,24 +86,7 @@ export interface ParsedArgs {
  * ```
  */
 export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): ParsedArgs {
-  const byName = new Map<string, [string, FlagSpec]>();
-  const byShort = new Map<string, [string, FlagSpec]>();
-  // node:util splits argv into tokens (long and short options, inline values,
-  // clustered shorts, `--`); what each flag means and every message is ours.
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
-  for (const spec of specs) {
-    for (const [name, flag] of Object.entries(spec)) {
-      const type = flag.type === "boolean" ? "boolean" : "string";
-      for (const n of [name, ...flag.aliases ?? []]) {
-        byName.set(n, [name, flag]);
-        options[n] = { type };
-      }
-      if (flag.short) {
-        byShort.set(flag.short, [name, flag]);
-        options[name]!.short = flag.short;
-      }
-    }
-  }
+  const table = flagTable(specs);
   const flags: FlagValues = {};
   for (const spec of specs) {
     for (const [name, flag] of Object.entries(spec)) {
@@ -112,7 +95,7 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): Pa
   }
   const { tokens } = nodeParseArgs({
     args: argv,
-    options,
+    options: table.options,
     strict: false,
     allowPositionals: true,
     tokens: true,
@@ -131,60 +114,113 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>[]): Pa
     const arg = argv[t.index]!;
     if (t.kind === "positional") {
       positionals.push(t.value);
-      continue;
-    }
-    if (arg === "--help" || arg === "-h") {
+    } else if (arg === "--help" || arg === "-h") {
       help = true;
-      continue;
-    }
-    if (t.rawName.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const rawName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-      let entry = byName.get(rawName);
-      let negated = false;
-      if (!entry && rawName.startsWith("no-")) {
-        const positive = byName.get(rawName.slice(3));
-        if (positive && positive[1].type === "boolean") {
-          entry = positive;
-          negated = true;
-        }
-      }
-      if (!entry) throw new UsageError(`unknown flag --${rawName}`);
-      const [name, flag] = entry;
-      if (flag.type === "boolean") {
-        if (t.inlineValue) {
-          const v = t.value!;
-          if (v !== "true" && v !== "false") {
-            throw new UsageError(`flag --${rawName} takes true or false, got ${JSON.stringify(v)}`);
-          }
-          flags[name] = (v === "true") !== negated;
-        } else {
-          flags[name] = !negated;
-        }
-        continue;
-      }
-      if (t.value === undefined) throw new UsageError(`flag --${rawName} needs a value`);
-      flags[name] = parseFlagValue(`--${rawName}`, flag, t.value);
-      continue;
-    }
-    if (/^-\d/.test(arg)) {
+    } else if (t.rawName.startsWith("--")) {
+      longFlag(arg, t, { byName: table.byName, flags });
+    } else if (/^-\d/.test(arg)) {
       // A negative number is an argument, not a cluster of short flags.
       positionals.push(arg);
       skip = t.index;
-      continue;
+    } else {
+      shortFlag(t, { byShort: table.byShort, flags });
     }
-    const letter = t.rawName.slice(1);
-    const entry = byShort.get(letter);
-    if (!entry) throw new UsageError(`unknown flag -${letter}`);
-    const [name, flag] = entry;
-    if (flag.type === "boolean") {
-      flags[name] = true;
-      continue;
-    }
-    if (t.value === undefined) throw new UsageError(`flag -${letter} needs a value`);
-    flags[name] = parseFlagValue(`-${letter}`, flag, t.value);
   }
   return { positionals, flags, help };
+}
+
+/** A flag's canonical name and spec, by one of the names it answers to. */
+type FlagEntry = [string, FlagSpec];
+
+/** An option token of node:util's `parseArgs`. */
+type OptionToken = {
+  kind: "option";
+  index: number;
+  rawName: string;
+  value: string | undefined;
+  inlineValue: boolean | undefined;
+};
+
+/**
+ * Every flag by long name (aliases included) and by short letter, and the
+ * table node:util splits argv with: it splits argv into tokens (long and
+ * short options, inline values, clustered shorts, `--`); what each flag
+ * means and every message is ours.
+ */
+function flagTable(specs: Record<string, FlagSpec>[]): {
+  byName: Map<string, FlagEntry>;
+  byShort: Map<string, FlagEntry>;
+  options: Record<string, { type: "string" | "boolean"; short?: string }>;
+} {
+  const byName = new Map<string, FlagEntry>();
+  const byShort = new Map<string, FlagEntry>();
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const spec of specs) {
+    for (const [name, flag] of Object.entries(spec)) {
+      const type = flag.type === "boolean" ? "boolean" : "string";
+      for (const n of [name, ...flag.aliases ?? []]) {
+        byName.set(n, [name, flag]);
+        options[n] = { type };
+      }
+      if (flag.short) {
+        byShort.set(flag.short, [name, flag]);
+        options[name]!.short = flag.short;
+      }
+    }
+  }
+  return { byName, byShort, options };
+}
+
+/** Sets the flag of a `--name`, `--name=value`, `--name value` or `--no-name` argument. */
+function longFlag(
+  arg: string,
+  t: OptionToken,
+  ctx: { byName: Map<string, FlagEntry>; flags: FlagValues },
+): void {
+  const eq = arg.indexOf("=");
+  const rawName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+  let entry = ctx.byName.get(rawName);
+  let negated = false;
+  if (!entry && rawName.startsWith("no-")) {
+    const positive = ctx.byName.get(rawName.slice(3));
+    if (positive && positive[1].type === "boolean") {
+      entry = positive;
+      negated = true;
+    }
+  }
+  if (!entry) throw new UsageError(`unknown flag --${rawName}`);
+  const [name, flag] = entry;
+  if (flag.type === "boolean") {
+    if (t.inlineValue) {
+      const v = t.value!;
+      if (v !== "true" && v !== "false") {
+        throw new UsageError(`flag --${rawName} takes true or false, got ${JSON.stringify(v)}`);
+      }
+      ctx.flags[name] = (v === "true") !== negated;
+    } else {
+      ctx.flags[name] = !negated;
+    }
+    return;
+  }
+  if (t.value === undefined) throw new UsageError(`flag --${rawName} needs a value`);
+  ctx.flags[name] = parseFlagValue(`--${rawName}`, flag, t.value);
+}
+
+/** Sets the flag of a `-x` or `-x value` argument (one letter of a cluster). */
+function shortFlag(
+  t: OptionToken,
+  ctx: { byShort: Map<string, FlagEntry>; flags: FlagValues },
+): void {
+  const letter = t.rawName.slice(1);
+  const entry = ctx.byShort.get(letter);
+  if (!entry) throw new UsageError(`unknown flag -${letter}`);
+  const [name, flag] = entry;
+  if (flag.type === "boolean") {
+    ctx.flags[name] = true;
+    return;
+  }
+  if (t.value === undefined) throw new UsageError(`flag -${letter} needs a value`);
+  ctx.flags[name] = parseFlagValue(`-${letter}`, flag, t.value);
 }
 
 function parseFlagValue(shown: string, flag: FlagSpec, value: string): string | number {

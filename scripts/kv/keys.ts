@@ -67,7 +67,9 @@ export async function writeCmd(ctx: Ctx, op: "put" | "create" | "update"): Promi
       : await kv.update(key, value, expected!);
   } catch (err) {
     if (isWrongLastSequence(err)) {
-      const current = /(\d+)\s*$/.exec((err as Error).message)?.[1];
+      // JetStream names the current revision only in its message text:
+      // ask the bucket instead (best effort; the answer only words the error).
+      const current = await kv.get(key).then((e) => e?.revision, () => undefined);
       throw new CliError(
         op === "create"
           ? `Cannot create ${quote(key)}: the key exists${current ? ` (revision ${current})` : ""}`

@@ -80,69 +80,30 @@ export async function* readRecords(
   const fromLine = options.fromLine ?? 1;
   const maxLine = options.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
   let format = options.format ?? "auto";
-  // Strict: a byte sequence that is not UTF-8 stops the input with its line,
-  // rather than becoming U+FFFD in a stored value.
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const utf8 = new StrictUtf8();
   const reader = stream.getReader();
-  let pending = "";
+  const lines = new LineRecords({ keyColumn: options.keyColumn, fromLine, maxLine });
+  let head = ""; // the start of an "auto" input, until its format is known
   let jsonText = "";
-  let lineNo = 0;
-  let physicalLine = 1; // line of the next byte read
-  let skipping = false; // discarding the rest of an over-long NDJSON line
-  let csv: CsvReader | undefined;
-  /** NDJSON: complete lines of `pending + text` into `out`, over-long lines as bad records. */
-  const ndjson = (text: string, done: boolean, out: SeedRecord[]) => {
-    if (skipping) {
-      const nl = text.indexOf("\n");
-      if (nl === -1) return;
-      skipping = false;
-      text = text.slice(nl + 1);
-    }
-    lineNo = splitNdjson(pending + text, done, lineNo, fromLine, maxLine, out, (rest) => {
-      pending = rest;
-    });
-    if (pending.length > maxLine) {
-      lineNo++;
-      if (lineNo >= fromLine) out.push(bad(lineNo, `line longer than ${maxLine} characters`));
-      pending = "";
-      skipping = true;
-    }
-  };
   try {
     while (true) {
       const { done, value } = await reader.read();
-      let text: string;
-      try {
-        text = done ? decoder.decode() : decoder.decode(value, { stream: true });
-      } catch {
-        const at = done ? physicalLine : physicalLine + countNewlines(value!, firstInvalid(value!));
-        throw new SeedInputError(`the input is not valid UTF-8 (line ${at})`);
-      }
-      if (!done) {
-        physicalLine += countNewlines(value, value.length);
-        options.onBytes?.(value.length);
-      }
+      const text = utf8.decode(value);
+      if (!done) options.onBytes?.(value.length);
       if (format === "auto") {
-        pending += text;
-        if (!done && !pending.includes("\n") && pending.length < 1 << 20) continue;
-        format = sniffFormat(pending);
+        head += text;
+        if (!done && !head.includes("\n") && head.length < 1 << 20) continue;
+        format = sniffFormat(head);
         if (format === "csv" && options.keyColumn === undefined) {
           throw new SeedInputError(
             "the input looks like CSV; name its key column with --key-column (or pass --format)",
           );
         }
-        const all = pending;
-        pending = "";
+        const all = head;
+        head = "";
         if (format === "json") jsonText = all;
-        else if (format === "csv") {
-          csv = new CsvReader(options.keyColumn!, fromLine, maxLine);
-          const out: SeedRecord[] = [];
-          csv.push(all, out);
-          if (done) csv.end(out);
-          if (out.length) yield out;
-        } else {
-          const out: SeedRecord[] = [];
-          ndjson(all, done, out);
+        else {
+          const out = lines.push(format, all, done);
           if (out.length) yield out;
         }
       } else if (format === "json") {
@@ -152,18 +113,8 @@ export async function* readRecords(
             `a JSON object input is limited to ${MAX_JSON_OBJECT_CHARS} characters; use NDJSON`,
           );
         }
-      } else if (format === "csv") {
-        if (options.keyColumn === undefined) {
-          throw new SeedInputError("CSV input needs --key-column NAME");
-        }
-        csv ??= new CsvReader(options.keyColumn, fromLine, maxLine);
-        const out: SeedRecord[] = [];
-        csv.push(text, out);
-        if (done) csv.end(out);
-        if (out.length) yield out;
       } else {
-        const out: SeedRecord[] = [];
-        ndjson(text, done, out);
+        const out = lines.push(format, text, done);
         if (out.length) yield out;
       }
       if (done) break;
@@ -173,6 +124,97 @@ export async function* readRecords(
     await stream.cancel().catch(() => {});
   }
   if (format === "json") yield* jsonObjectRecords(jsonText, fromLine);
+}
+
+/**
+ * Strict UTF-8: a byte sequence that is not UTF-8 stops the input with its
+ * line, rather than becoming U+FFFD in a stored value.
+ */
+class StrictUtf8 {
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
+  /** Line of the next byte read. */
+  #physicalLine = 1;
+
+  /** The text of the next chunk (`undefined`: the end of the input). */
+  decode(value: Uint8Array | undefined): string {
+    let text: string;
+    try {
+      text = value === undefined
+        ? this.#decoder.decode()
+        : this.#decoder.decode(value, { stream: true });
+    } catch {
+      const at = value === undefined
+        ? this.#physicalLine
+        : this.#physicalLine + countNewlines(value, firstInvalid(value));
+      throw new SeedInputError(`the input is not valid UTF-8 (line ${at})`);
+    }
+    if (value !== undefined) this.#physicalLine += countNewlines(value, value.length);
+    return text;
+  }
+}
+
+/** The line formats, NDJSON and CSV: text in, the records of its complete lines out. */
+class LineRecords {
+  readonly #keyColumn: string | undefined;
+  readonly #fromLine: number;
+  readonly #maxLine: number;
+  #csv: CsvReader | undefined;
+  #pending = "";
+  #lineNo = 0;
+  /** Discarding the rest of an over-long NDJSON line. */
+  #skipping = false;
+
+  constructor(o: { keyColumn: string | undefined; fromLine: number; maxLine: number }) {
+    this.#keyColumn = o.keyColumn;
+    this.#fromLine = o.fromLine;
+    this.#maxLine = o.maxLine;
+  }
+
+  /** The records `text` completes (`done`: it ends the input). */
+  push(format: "ndjson" | "csv", text: string, done: boolean): SeedRecord[] {
+    const out: SeedRecord[] = [];
+    if (format === "ndjson") {
+      this.#ndjson(text, done, out);
+      return out;
+    }
+    if (this.#keyColumn === undefined) {
+      throw new SeedInputError("CSV input needs --key-column NAME");
+    }
+    this.#csv ??= new CsvReader(this.#keyColumn, this.#fromLine, this.#maxLine);
+    this.#csv.push(text, out);
+    if (done) this.#csv.end(out);
+    return out;
+  }
+
+  /** NDJSON: complete lines of `pending + text` into `out`, over-long lines as bad records. */
+  #ndjson(text: string, done: boolean, out: SeedRecord[]): void {
+    const maxLine = this.#maxLine;
+    if (this.#skipping) {
+      const nl = text.indexOf("\n");
+      if (nl === -1) return;
+      this.#skipping = false;
+      text = text.slice(nl + 1);
+    }
+    this.#lineNo = splitNdjson(
+      this.#pending + text,
+      done,
+      this.#lineNo,
+      this.#fromLine,
+      maxLine,
+      out,
+      (rest) => {
+        this.#pending = rest;
+      },
+    );
+    if (this.#pending.length > maxLine) {
+      this.#lineNo++;
+      if (this.#lineNo >= this.#fromLine) {
+        out.push(bad(this.#lineNo, `line longer than ${maxLine} characters`));
+      }
+      this.#pending = "";
+      this.#skipping = true;
+    }
+  }
 }
 
 /** Newlines among the first `end` bytes of `bytes`. */

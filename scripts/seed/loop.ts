@@ -13,6 +13,7 @@ import type { KV } from "@nats-io/kv";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { keyProblem } from "../../src/keys.ts";
 import type { SeedRecord } from "./record.ts";
+import { WriteWindow } from "./window.ts";
 
 /**
  * Default number of puts in flight.
@@ -125,167 +126,154 @@ function isRecordRejection(err: unknown): boolean {
  * ```
  */
 export async function seed(options: SeedOptions): Promise<SeedResult> {
-  const window = options.window ?? DEFAULT_WINDOW;
-  if (!Number.isInteger(window) || window < 1) {
-    throw new RangeError(`Cannot seed: "window" must be a positive integer, got ${window}`);
-  }
-  const dryRun = options.dryRun ?? false;
-  const kv = options.kv;
-  if (!dryRun && !kv) throw new TypeError('Cannot seed: "kv" is required unless "dryRun" is set');
-  const failFast = (options.onError ?? "skip") === "fail";
-  const validate = options.validate;
-  const maxValueBytes = options.maxValueBytes ?? Infinity;
-  const onBad = options.onBadRecord;
-  const signal = options.signal;
-  const fromLine = options.fromLine ?? 1;
-  const encoder = new TextEncoder();
+  const o = resolveOptions(options);
   const start = performance.now();
-
   let written = 0;
   let skipped = 0;
-  let lastLine = fromLine - 1;
-  let handledLine = fromLine - 1; // every line up to here is done, if nothing is in flight
+  let lastLine = o.fromLine - 1;
+  let handledLine = o.fromLine - 1; // every line up to here is done, if nothing is in flight
   let stopped: SeedStop | undefined;
-
-  // Ring of in-flight writes by sequence number: the line each started on and
-  // whether it settled well. `head` is the oldest write not yet acknowledged.
-  const ringLine = new Float64Array(window);
-  const ringDone = new Uint8Array(window);
-  let head = 0;
-  let tail = 0;
-  let inFlight = 0;
-  let wake: (() => void) | undefined;
-
-  const notify = () => {
-    if (wake) {
-      const w = wake;
-      wake = undefined;
-      w();
-    }
-  };
-  const advance = () => {
-    while (head < tail && ringDone[head % window] === 1) {
-      ringDone[head % window] = 0;
-      head++;
-    }
-  };
+  const ring = new WriteWindow(o.window);
   const stop = (line: number, reason: string) => {
     if (!stopped || line < stopped.line) stopped = { line, reason };
   };
-  const settle = () => {
-    inFlight--;
-    notify();
-  };
   const acked = (seq: number) => {
     written++;
-    ringDone[seq % window] = 1;
-    advance();
-    settle();
+    ring.settle(seq, true);
   };
   const failed = (seq: number, line: number, err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     if (isRecordRejection(err)) {
       skipped++;
-      onBad?.(line, `the server refused the write: ${message}`);
-      if (failFast) {
-        stop(line, `the server refused the write: ${message}`);
-      } else {
-        ringDone[seq % window] = 1;
-        advance();
-      }
+      o.onBad?.(line, `the server refused the write: ${message}`);
+      if (o.failFast) stop(line, `the server refused the write: ${message}`);
+      ring.settle(seq, !o.failFast);
     } else {
       stop(line, `write failed: ${message}`);
+      ring.settle(seq, false);
     }
-    settle();
   };
-
-  let timer: ReturnType<typeof setInterval> | undefined;
-  if (options.onProgress) {
-    const report = options.onProgress;
-    const t = setInterval(
-      () => report({ written, skipped, lastLine, elapsedMs: performance.now() - start }),
-      options.progressIntervalMs ?? 250,
-    );
-    Deno.unrefTimer(t);
-    timer = t;
-  }
-
+  const timer = progressTimer(
+    options,
+    () => ({ written, skipped, lastLine, elapsedMs: performance.now() - start }),
+  );
   try {
     outer: for await (const batch of options.records) {
-      if (signal?.aborted) {
+      if (o.signal?.aborted) {
         stop(lastLine + 1, "interrupted");
         break;
       }
-      for (let i = 0; i < batch.length; i++) {
-        const r = batch[i]!;
+      for (const r of batch) {
         const line = r.line;
         lastLine = line;
-        let problem = r.problem;
-        let bytes = r.bytes;
-        if (problem === undefined) {
-          problem = keyProblem(r.key);
-          if (problem !== undefined) {
-            problem = `bad key ${JSON.stringify(r.key.slice(0, 64))}: ${problem}`;
-          } else if (validate !== undefined && bytes === undefined) {
-            problem = validate(r.value);
-          }
-          if (problem === undefined) {
-            bytes ??= encoder.encode(JSON.stringify(r.value));
-            if (bytes.length > maxValueBytes) {
-              problem = `value is ${bytes.length} bytes, more than the limit of ${maxValueBytes}`;
-            }
-          }
-        }
+        const { problem, bytes } = checkRecord(r, o);
         if (problem !== undefined) {
           skipped++;
-          onBad?.(line, problem);
-          if (failFast) {
+          o.onBad?.(line, problem);
+          if (o.failFast) {
             stop(line, problem);
             break outer;
           }
-          handledLine = line;
-          continue;
-        }
-        if (dryRun) {
+        } else if (o.dryRun) {
           written++;
-          handledLine = line;
-          continue;
+        } else {
+          while (ring.full && stopped === undefined) await ring.next();
+          if (stopped !== undefined) break outer;
+          const seq = ring.begin(line);
+          o.kv!.put(r.key, bytes!).then(() => acked(seq), (err) => failed(seq, line, err));
         }
-        while (tail - head >= window && stopped === undefined) {
-          await new Promise<void>((resolve) => (wake = resolve));
-        }
-        if (stopped !== undefined) break outer;
-        const seq = tail++;
-        ringLine[seq % window] = line;
-        inFlight++;
-        kv!.put(r.key, bytes!).then(() => acked(seq), (err) => failed(seq, line, err));
         handledLine = line;
       }
     }
   } finally {
-    while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve));
+    while (ring.inFlight > 0) await ring.next();
     if (timer !== undefined) clearInterval(timer);
-  }
-
-  // The oldest unacknowledged write bounds what is safe; with none left, the
-  // last line handled (or the one before the record that stopped the run) is.
-  let lastAckedLine: number;
-  if (head < tail) {
-    lastAckedLine = ringLine[head % window]! - 1;
-  } else if (stopped !== undefined) {
-    lastAckedLine = Math.min(handledLine, stopped.line - 1);
-  } else {
-    lastAckedLine = Math.max(handledLine, lastLine);
   }
   const elapsedMs = performance.now() - start;
   return {
     written,
     skipped,
     lastLine,
-    lastAckedLine,
+    lastAckedLine: safeLine(ring, { handledLine, lastLine, stopped }),
     elapsedMs,
     keysPerSecond: elapsedMs > 0 ? (written * 1000) / elapsedMs : 0,
-    dryRun,
+    dryRun: o.dryRun,
     ...(stopped ? { stopped } : {}),
   };
+}
+
+/** The options of a seed with their defaults, checked. */
+function resolveOptions(options: SeedOptions) {
+  const window = options.window ?? DEFAULT_WINDOW;
+  if (!Number.isInteger(window) || window < 1) {
+    throw new RangeError(`Cannot seed: "window" must be a positive integer, got ${window}`);
+  }
+  const dryRun = options.dryRun ?? false;
+  if (!dryRun && !options.kv) {
+    throw new TypeError('Cannot seed: "kv" is required unless "dryRun" is set');
+  }
+  return {
+    window,
+    dryRun,
+    kv: options.kv,
+    failFast: (options.onError ?? "skip") === "fail",
+    validate: options.validate,
+    maxValueBytes: options.maxValueBytes ?? Infinity,
+    onBad: options.onBadRecord,
+    signal: options.signal,
+    fromLine: options.fromLine ?? 1,
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** What is wrong with record `r` (key, schema, size), if anything, and its encoded value. */
+function checkRecord(
+  r: SeedRecord,
+  check: { validate: SeedOptions["validate"]; maxValueBytes: number },
+): { problem: string | undefined; bytes: Uint8Array | undefined } {
+  let problem = r.problem;
+  let bytes = r.bytes;
+  if (problem === undefined) {
+    problem = keyProblem(r.key);
+    if (problem !== undefined) {
+      problem = `bad key ${JSON.stringify(r.key.slice(0, 64))}: ${problem}`;
+    } else if (check.validate !== undefined && bytes === undefined) {
+      problem = check.validate(r.value);
+    }
+    if (problem === undefined) {
+      bytes ??= encoder.encode(JSON.stringify(r.value));
+      if (bytes.length > check.maxValueBytes) {
+        problem = `value is ${bytes.length} bytes, more than the limit of ${check.maxValueBytes}`;
+      }
+    }
+  }
+  return { problem, bytes };
+}
+
+/** Calls `onProgress` every `progressIntervalMs` with `now()`, if asked for (an unref'd timer). */
+function progressTimer(
+  options: SeedOptions,
+  now: () => SeedProgress,
+): ReturnType<typeof setInterval> | undefined {
+  if (!options.onProgress) return undefined;
+  const report = options.onProgress;
+  const t = setInterval(() => report(now()), options.progressIntervalMs ?? 250);
+  Deno.unrefTimer(t);
+  return t;
+}
+
+/**
+ * The last line below which everything is handled: the oldest unacknowledged
+ * write bounds it; with none left, the last line handled (or the one before
+ * the record that stopped the run) is.
+ */
+function safeLine(
+  ring: WriteWindow,
+  at: { handledLine: number; lastLine: number; stopped: SeedStop | undefined },
+): number {
+  const pending = ring.oldestPendingLine();
+  if (pending !== undefined) return pending - 1;
+  if (at.stopped !== undefined) return Math.min(at.handledLine, at.stopped.line - 1);
+  return Math.max(at.handledLine, at.lastLine);
 }

@@ -22,7 +22,7 @@ import type { Slot } from "../slot.ts";
 import type { EntrySource, GetOptions } from "../types.ts";
 import { assertInFilter, type CacheCore } from "./core.ts";
 import { getSlow, present } from "./read_path.ts";
-import { servable } from "./sync_state.ts";
+import { servable } from "./offline.ts";
 
 /**
  * A bookmark more than this many revisions past the bucket's last sequence
@@ -63,16 +63,18 @@ export function revisionAsked(bucket: string, atLeast: number | Bookmark | undef
  * last-per-key, not in order) and while resuming across a history gap.
  */
 export function appliedThrough<T>(c: CacheCore<T>): number {
-  if (c.state === "synced") return c.watcher.lastRevision;
-  if (c.state !== "stale" || !c.isReady || c.resyncing || c.freshness.acrossGap) return 0;
-  return c.watcher.lastRevision;
+  if (c.life.state === "synced") return c.sync.watcher.lastRevision;
+  if (c.life.state !== "stale" || !c.life.isReady || c.life.resyncing || c.freshness.acrossGap) {
+    return 0;
+  }
+  return c.sync.watcher.lastRevision;
 }
 
 /** The highest revision known to exist in the bucket now. */
 function known<T>(c: CacheCore<T>): number {
-  const epoch = c.watcher.epoch;
-  c.reached.learn(c.watcher.lastRevision, epoch);
-  const mirror = c.d.region?.link.status().mirrorLastRevision ?? 0;
+  const epoch = c.sync.watcher.epoch;
+  c.reached.learn(c.sync.watcher.lastRevision, epoch);
+  const mirror = c.sync.link.region?.link.status().mirrorLastRevision ?? 0;
   if (mirror > 0) c.reached.learn(mirror, epoch);
   return c.reached.known(epoch);
 }
@@ -97,7 +99,7 @@ export async function getAtLeast<T>(
   ask: AtLeastAsk,
 ): Promise<AtLeastAnswer<T> | undefined> {
   const { key, rev, options } = ask;
-  if (c.closed) throw new ClosedError("get");
+  if (c.life.closed) throw new ClosedError("get");
   assertKey(key, "get");
   assertInFilter(c, key, "get");
   const deadline = Date.now() + c.o.bookmarkWaitMs;
@@ -106,8 +108,8 @@ export async function getAtLeast<T>(
   for (;;) {
     const local = await localAnswer(c, ask);
     if (local !== NOT_LOCAL) return local;
-    if (c.closed) throw new ClosedError("get");
-    if (!c.connected) return unreached(c, ask, { why: "NATS is disconnected" });
+    if (c.life.closed) throw new ClosedError("get");
+    if (!c.life.connected) return unreached(c, ask, { why: "NATS is disconnected" });
     if (probe === undefined && rev > known(c)) {
       probing = true;
       probe = checkNotAhead(c, rev).finally(() => {
@@ -119,7 +121,7 @@ export async function getAtLeast<T>(
     if (remaining <= 0) break;
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const woken = c.reached.until(rev, remaining, signal);
+    const woken = c.reached.until(rev, { timeoutMs: remaining, signal });
     try {
       // A probe that finds the bookmark far ahead ends the wait at once.
       await (probing ? Promise.race([woken, probe]) : woken);
@@ -128,7 +130,7 @@ export async function getAtLeast<T>(
     }
     options.signal?.throwIfAborted();
   }
-  return await fallback(c, ask, probe);
+  return await fallback(c, ask, { probe });
 }
 
 /** The local answer if the cache can give one no older than `rev`, else NOT_LOCAL. */
@@ -143,27 +145,27 @@ async function localAnswer<T>(
   const applied = appliedThrough(c);
   // The loader's answers given while NATS was unreachable vouch for no
   // revision, and a miss now would ask the loader again.
-  if (!c.connected && c.o.loader && (slot === undefined || c.freshness.unchecked(key))) {
+  if (!c.life.connected && c.o.loader && (slot === undefined || c.freshness.unchecked(key))) {
     return NOT_LOCAL;
   }
   if (slot !== undefined && servable(c) && (slot.rev >= rev || applied >= rev)) {
     // Resident at `rev` or later (an own write, a fallback read), or resident
     // in a cache that applied every change up to `rev`.
-    if (c.fresh) ask.countHit();
+    if (c.life.fresh) ask.countHit();
     else c.counters.add("staleHits");
     if (!present(c, key, slot)) return undefined;
     return {
       value: slot.value as T,
       slot,
-      source: c.fresh ? "hit" : "stale",
+      source: c.life.fresh ? "hit" : "stale",
       belowBookmark: false,
     };
   }
   if (applied < rev) return NOT_LOCAL;
   // Applied up to `rev` but not resident: a plain miss reads the leader (or a
   // complete replica answers "absent"); a direct get might not, so read here.
-  if (c.o.allowDirect && !(c.mode === "replica" && c.fresh && !c.freshness.lossy)) {
-    return await fallback(c, ask, undefined);
+  if (c.o.allowDirect && !(c.mode === "replica" && c.life.fresh && !c.freshness.lossy)) {
+    return await fallback(c, ask, {});
   }
   const r = await getSlow(c, key, undefined, options);
   return r === undefined ? undefined : { ...r, belowBookmark: false };
@@ -174,13 +176,16 @@ async function checkNotAhead<T>(c: CacheCore<T>, rev: number): Promise<void> {
   let last: number;
   try {
     last = await c.reached.probe(async () => {
-      const jsm = await manager(c.d.nc, c.o.missTimeoutMs, c.d.region?.link.status().hubDomain);
+      const jsm = await manager(c.sync.link.nc, {
+        timeoutMs: c.o.missTimeoutMs,
+        domain: c.sync.link.region?.link.status().hubDomain,
+      });
       return (await jsm.streams.info(kvStreamName(c.bucket))).state.last_seq;
     });
   } catch {
     return; // unreachable: the fallback read finds out and says so
   }
-  c.reached.learn(last, c.watcher.epoch);
+  c.reached.learn(last, c.sync.watcher.epoch);
   if (rev > last + AHEAD_SLACK) {
     throw new BookmarkError(
       "BOOKMARK_AHEAD",
@@ -190,15 +195,19 @@ async function checkNotAhead<T>(c: CacheCore<T>, rev: number): Promise<void> {
   }
 }
 
-/** Reads `key` where the answer cannot be older than `rev`. */
+/**
+ * Reads `key` where the answer cannot be older than `rev`; `options.probe`
+ * is the check that the bookmark is not far ahead, if one was started.
+ */
 async function fallback<T>(
   c: CacheCore<T>,
   ask: AtLeastAsk,
-  probe: Promise<void> | undefined,
+  options: { probe?: Promise<void> },
 ): Promise<AtLeastAnswer<T> | undefined> {
   const { key, rev } = ask;
-  if (!c.connected) return unreached(c, ask, { why: "NATS is disconnected" });
-  const region = c.d.region?.link.status();
+  const { probe } = options;
+  if (!c.life.connected) return unreached(c, ask, { why: "NATS is disconnected" });
+  const region = c.sync.link.region?.link.status();
   // A mirror that held `rev` at its last check holds it now (it only grows).
   const fromMirror = region !== undefined && region.mirrorLastRevision >= rev;
   const where = region === undefined ? "the stream leader" : fromMirror ? "the mirror" : "the hub";
@@ -211,13 +220,12 @@ async function fallback<T>(
     );
   }
   let got: { rev: number; created: number; raw: Uint8Array | undefined };
-  c.reached.fetching++;
+  c.reached.beginFetch();
   try {
-    const jsm = await manager(
-      c.d.nc,
-      c.o.missTimeoutMs,
-      region !== undefined && !fromMirror ? region.hubDomain : undefined,
-    );
+    const jsm = await manager(c.sync.link.nc, {
+      timeoutMs: c.o.missTimeoutMs,
+      domain: region !== undefined && !fromMirror ? region.hubDomain : undefined,
+    });
     c.counters.add("fetches");
     const m = await jsm.streams.getMessage(kvStreamName(c.bucket), {
       last_by_subj: kvSubject(c.bucket, key),
@@ -231,7 +239,7 @@ async function fallback<T>(
     const e = mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
     return unreached(c, ask, { why: `${where} did not answer (${e.message})`, cause: e });
   } finally {
-    c.reached.fetching--;
+    c.reached.endFetch();
   }
   c.counters.add("misses");
   if (got.rev < rev && !fromMirror) {
@@ -300,9 +308,9 @@ export async function waitApplied<T>(
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let probe: Promise<void> | undefined;
   while (appliedThrough(c) < rev) {
-    if (c.closed) throw new ClosedError("wait for the bookmark");
+    if (c.life.closed) throw new ClosedError("wait for the bookmark");
     options.signal?.throwIfAborted();
-    if (probe === undefined && c.connected && rev > known(c)) {
+    if (probe === undefined && c.life.connected && rev > known(c)) {
       probe = checkNotAhead(c, rev);
       probe.catch(() => {});
     }
@@ -319,7 +327,7 @@ export async function waitApplied<T>(
     // Waking is on applied changes; a state change (caught up) is seen on the next turn.
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const woken = c.reached.until(rev, Math.min(remaining, 100), signal);
+    const woken = c.reached.until(rev, { timeoutMs: Math.min(remaining, 100), signal });
     try {
       await (probe === undefined ? woken : Promise.race([woken, probe]));
     } finally {
@@ -333,9 +341,9 @@ const managers = new WeakMap<NatsConnection, Map<string, Promise<JetStreamManage
 
 function manager(
   nc: NatsConnection,
-  timeoutMs: number,
-  domain: string | undefined,
+  options: { timeoutMs: number; domain: string | undefined },
 ): Promise<JetStreamManager> {
+  const { timeoutMs, domain } = options;
   let byKey = managers.get(nc);
   if (byKey === undefined) managers.set(nc, byKey = new Map());
   const k = `${timeoutMs}/${domain ?? ""}`;

@@ -8,7 +8,6 @@
 import { ClosedError } from "../errors.ts";
 import { deadline, settleWithin } from "../async.ts";
 import type { CacheCore } from "./core.ts";
-import { transition } from "./sync_state.ts";
 import { saveSnapshot } from "./warm_start.ts";
 
 /**
@@ -26,9 +25,7 @@ const CLOSE_GRACE_MS = 100;
  * ```
  */
 export async function closeCache<T>(c: CacheCore<T>, fresh: boolean): Promise<void> {
-  if (c.snapshotTimer !== undefined) clearInterval(c.snapshotTimer);
-  if (c.reconcileTimer !== undefined) clearInterval(c.reconcileTimer);
-  c.d.region?.link.close();
+  c.sync.stopTimers();
   // Local work, not a wait on NATS: outside the close deadline.
   if (c.o.snapshot && fresh) await saveSnapshot(c);
   // From here every wait on NATS shares one deadline (closeTimeoutMs): a
@@ -37,22 +34,19 @@ export async function closeCache<T>(c: CacheCore<T>, fresh: boolean): Promise<vo
   // effort anyway: the server drops an inactive consumer by itself.
   const end = Date.now() + c.o.closeTimeoutMs;
   const left = () => Math.max(0, end - Date.now());
-  transition(c, { on: "closing" });
+  c.life.transition({ on: "closing" }); // `ready` rejects from now on
   c.reached.wakeAll();
-  c.stopStatus?.();
   c.aborter.abort(new ClosedError("continue"));
-  c.ready.reject(new ClosedError("wait for ready"));
-  if (c.binding) await settleWithin(c.binding, left());
-  await settleWithin(c.watcher.close(), left());
-  transition(c, { on: "closed" });
+  await c.sync.stop((p) => settleWithin(p, left()));
+  c.life.transition({ on: "closed" });
   c.changes.close();
   c.events.close();
   c.freshness.clear();
-  if (c.bound && c.d.ownsConnection && !c.d.nc.isClosed()) {
-    const nc = c.d.nc;
+  if (c.sync.bound && c.sync.link.ownsConnection && !c.sync.link.nc.isClosed()) {
+    const nc = c.sync.link.nc;
     // drain() waits for the server: while it is unreachable just close,
     // and a drain the server leaves unanswered is cut at the deadline.
-    const drained = c.connected ? await settledBy(nc.drain(), left()) : false;
+    const drained = c.life.connected ? await settledBy(nc.drain(), left()) : false;
     if (!drained && !nc.isClosed()) {
       await settleWithin(nc.close(), Math.max(left(), CLOSE_GRACE_MS));
     }

@@ -306,6 +306,11 @@ export class Freshness {
     this.#gen++;
   }
 
+  /** A replica's watcher will read `keys` keys (a whole-bucket pass): the store makes room at once. */
+  expect(keys: number): void {
+    if (this.#mode === "replica") this.#store.reserve(keys);
+  }
+
   /**
    * The watcher caught up (`resynced`: at the end of a resync): sweep what
    * the pass did not confirm, what a history gap or the stream's first
@@ -387,7 +392,7 @@ export class Freshness {
       this.#overflowed = true;
       this.#lossy = true;
     }
-    this.#o.onRemove?.(key, reason, overflow);
+    this.#o.onRemove?.({ key, reason, overflow });
   }
 
   // ---- queries --------------------------------------------------------------------

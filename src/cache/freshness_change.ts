@@ -182,7 +182,7 @@ export interface FreshnessOptions {
   /** The highest revision the watcher applied. */
   appliedRevision: () => number;
   /** Hears evictions and too-large refusals; `overflow` is true for the one that made a replica lossy. */
-  onRemove?: (key: string, reason: "evict" | "too_large", overflow: boolean) => void;
+  onRemove?: (removed: { key: string; reason: "evict" | "too_large"; overflow: boolean }) => void;
 }
 
 /**

@@ -13,19 +13,21 @@ import type { HistoryEntry } from "../types.ts";
 import { assertUp, type CacheCore, decodeOrUndefined, listsLocally } from "./core.ts";
 
 /**
- * The keys matching `filter` (default: the cache's own filter); stops when `signal` aborts.
+ * The keys matching `filter` (default: the cache's own filter); stops when
+ * `options.signal` aborts.
  *
  * @example
  * ```ts ignore
- * for await (const key of listKeys(core, "users.>", undefined)) console.log(key);
+ * for await (const key of listKeys(core, "users.>", {})) console.log(key);
  * ```
  */
 export async function* listKeys<T>(
   c: CacheCore<T>,
   filter: string | undefined,
-  signal: AbortSignal | undefined,
+  options: { signal?: AbortSignal },
 ): AsyncIterable<string> {
-  if (c.closed) throw new ClosedError("list keys");
+  const { signal } = options;
+  if (c.life.closed) throw new ClosedError("list keys");
   const f = filter ?? c.o.keys;
   assertFilter(f, "list keys");
   if (listsLocally(c)) {
@@ -45,7 +47,7 @@ export async function* listKeys<T>(
   assertUp(c, "list keys");
   let it: AsyncIterable<string> & { stop?: () => void };
   try {
-    it = await c.d.kv.keys(f);
+    it = await c.sync.link.kv.keys(f);
   } catch (err) {
     throw mapNatsError(err, { action: "list keys", bucket: c.bucket });
   }
@@ -77,7 +79,7 @@ export async function history<T>(
   key: string,
   options: { signal?: AbortSignal; maxBytes?: number },
 ): Promise<HistoryEntry<T>[]> {
-  if (c.closed) throw new ClosedError("read history");
+  if (c.life.closed) throw new ClosedError("read history");
   assertKey(key, "read history");
   assertUp(c, `read history of "${key}"`);
   const { signal, maxBytes = Infinity } = options;
@@ -85,7 +87,7 @@ export async function history<T>(
   let bytes = 0;
   let it: (AsyncIterable<KvEntry> & { stop?: () => void }) | undefined;
   try {
-    it = await c.d.kv.history({ key });
+    it = await c.sync.link.kv.history({ key });
     for await (const e of it) {
       if (signal?.aborted) break;
       bytes += e.value.byteLength;

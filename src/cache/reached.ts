@@ -18,12 +18,12 @@ interface Waiter {
 export class Reached {
   /**
    * The last revision applied from the watcher, set by {@link advance} and
-   * reset by the facade when the cache becomes synced: while synced it equals
+   * {@link reset} when the cache stops being synced: while synced it equals
    * the watcher's last revision, and the hit path reads this one field.
    */
-  applied = 0;
+  #applied = 0;
   /** Bookmarked reads reading KV now (they count against `maxConcurrentMisses`). */
-  fetching = 0;
+  #fetching = 0;
   /** The lowest revision a waiter waits for (Infinity: none). */
   #next = Infinity;
   readonly #waiters = new Set<Waiter>();
@@ -31,9 +31,34 @@ export class Reached {
   #knownEpoch: string | undefined;
   #probe: Promise<number> | undefined;
 
+  /** The last revision applied from the watcher while synced (0: not known). */
+  get applied(): number {
+    return this.#applied;
+  }
+
+  /** The cache is no longer synced: what it applied is not known to be everything. */
+  reset(): void {
+    this.#applied = 0;
+  }
+
+  /** Bookmarked reads reading KV now. */
+  get fetching(): number {
+    return this.#fetching;
+  }
+
+  /** A bookmarked read starts reading KV; {@link endFetch} when it is done. */
+  beginFetch(): void {
+    this.#fetching++;
+  }
+
+  /** A bookmarked read is done reading KV. */
+  endFetch(): void {
+    this.#fetching--;
+  }
+
   /** The watcher applied `rev`: wakes every waiter at or below it. */
   advance(rev: number): void {
-    this.applied = rev;
+    this.#applied = rev;
     if (rev < this.#next) return;
     let next = Infinity;
     for (const w of this.#waiters) {
@@ -44,10 +69,12 @@ export class Reached {
   }
 
   /**
-   * Resolves when {@link advance} reaches `rev`, after `ms`, or when `signal`
-   * aborts, whichever comes first; never rejects. The caller checks again.
+   * Resolves when {@link advance} reaches `rev`, after `options.timeoutMs`,
+   * or when `options.signal` aborts, whichever comes first; never rejects.
+   * The caller checks again.
    */
-  until(rev: number, ms: number, signal?: AbortSignal): Promise<void> {
+  until(rev: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    const { timeoutMs: ms, signal } = options;
     if (signal?.aborted) return Promise.resolve();
     const woken = Promise.withResolvers<void>();
     const w: Waiter = { rev, wake: woken.resolve };

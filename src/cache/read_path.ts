@@ -23,7 +23,7 @@ import type { EntrySource, GetOptions } from "../types.ts";
 import { describe } from "../describe.ts";
 import { assertInFilter, type CacheCore } from "./core.ts";
 import { abortable, deadline, DeadlineError } from "../async.ts";
-import { servable } from "./sync_state.ts";
+import { fellOffline, missOffline, servable } from "./offline.ts";
 import { encode, publish } from "./writer.ts";
 
 /** The value of resident slot `i` that is a tombstone or not decoded yet (decodes it once). */
@@ -39,7 +39,7 @@ export async function getSlow<T>(
   slot: Slot | undefined,
   options: GetOptions | undefined,
 ): Promise<{ value: T; slot: Slot; source: EntrySource } | undefined> {
-  if (c.closed) throw new ClosedError("get");
+  if (c.life.closed) throw new ClosedError("get");
   assertKey(key, "get");
   assertInFilter(c, key, "get");
   if (slot !== undefined && servable(c)) {
@@ -49,7 +49,7 @@ export async function getSlow<T>(
     return { value: slot.value as T, slot, source: "stale" };
   }
   c.counters.add("misses");
-  if (c.mode === "replica" && c.fresh && !c.freshness.lossy) return undefined;
+  if (c.mode === "replica" && c.life.fresh && !c.freshness.lossy) return undefined;
   if (c.flight.size >= c.o.maxConcurrentMisses && !c.flight.has(key)) {
     c.counters.add("shedMisses");
     throw new OverloadedError(
@@ -62,33 +62,33 @@ export async function getSlow<T>(
   const got = await fetched;
   if (got === undefined || !present(c, key, got)) return undefined;
   // A regional mirror cut off from the hub answers, but cannot vouch for it.
-  const source = c.d.region?.link.inSync === false ? "stale" : "miss";
+  const source = c.sync.link.region?.link.inSync === false ? "stale" : "miss";
   return { value: got.value as T, slot: got, source };
 }
 
 /** One miss: reserve the key, read KV (or the loader), keep the higher revision. */
 export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | undefined> {
-  if (!c.connected) {
-    if (c.o.loader) return load(c, key, false);
-    throw new UnavailableError(`Cannot get "${key}": NATS is disconnected`);
-  }
+  // Rule 7: while NATS is down the loader answers, or the miss fails now.
+  if (missOffline(c, key)) return load(c, key, { connected: false });
   // Rule 3 needs the watcher running before a fetched value may be cached.
   // Waiting for it counts against the miss's deadline: a watcher attaching
   // (a snapshot-opened replica binding once NATS answers) may take its
-  // control deadlines (up to 15 s) to start.
-  if (c.watching) await watcherStarted(c, key);
+  // control deadlines (up to 15 s) to start. Once it has settled, a miss
+  // goes on at once (no timer, no extra turn: src/cache/start_gate.ts).
+  const starting = c.sync.starting;
+  if (starting !== undefined) await watcherStarted(c, { key, starting });
   c.freshness.reserve(key);
   try {
     c.counters.add("fetches");
     let entry: KvEntry | null;
     try {
-      entry = await c.d.kv.get(key);
+      entry = await c.sync.link.kv.get(key);
     } catch (err) {
-      if (c.o.loader && !c.connected) return load(c, key, false);
+      if (fellOffline(c)) return load(c, key, { connected: false });
       throw mapNatsError(err, { action: `get "${key}"`, bucket: c.bucket, key });
     }
     if (entry === null && c.freshness.reservedRevision(key) === 0 && c.o.loader) {
-      return await load(c, key, true);
+      return await load(c, key, { connected: true });
     }
     if (entry === null) {
       return c.freshness.apply({
@@ -116,12 +116,17 @@ export async function fetch<T>(c: CacheCore<T>, key: string): Promise<Slot | und
 }
 
 /**
- * Waits for the watcher's start (or attach) at most `missTimeoutMs`; then the
- * miss fails with `UnavailableError`, as a fetch that timed out does.
+ * Waits for the watcher's `starting` (a start or attach) at most
+ * `missTimeoutMs`; then the miss of `key` fails with `UnavailableError`, as a
+ * fetch that timed out does.
  */
-async function watcherStarted<T>(c: CacheCore<T>, key: string): Promise<void> {
+async function watcherStarted<T>(
+  c: CacheCore<T>,
+  miss: { key: string; starting: Promise<void> },
+): Promise<void> {
+  const { key, starting } = miss;
   const ms = c.o.missTimeoutMs;
-  const started = c.watching!.then(() => {}, () => {});
+  const started = starting.then(() => {}, () => {});
   await deadline(started, ms).catch(() => {
     throw new UnavailableError(
       `Cannot get "${key}": the watcher of bucket "${c.bucket}" did not start within ${ms} ms`,
@@ -129,18 +134,23 @@ async function watcherStarted<T>(c: CacheCore<T>, key: string): Promise<void> {
   });
 }
 
-/** Asks the origin for a key absent from KV; optionally writes it back with create(). */
+/**
+ * Asks the origin for a key absent from KV; optionally writes it back with
+ * create(). `options.connected`: whether KV was read first (false: NATS is
+ * down, rule 5).
+ */
 export async function load<T>(
   c: CacheCore<T>,
   key: string,
-  connected: boolean,
+  options: { connected: boolean },
 ): Promise<Slot | undefined> {
+  const { connected } = options;
   c.counters.add("loads");
   const value = await callLoader(c, key);
   // Rule 5: what the loader said during an outage is not checked against KV,
   // so it is dropped when the connection returns (`Freshness.reconnected`);
   // an answer that arrives after the return is served once and not kept.
-  const unchecked = !connected && c.connected;
+  const unchecked = !connected && c.life.connected;
   const offline = !connected && !unchecked;
   if (value === undefined) {
     if (unchecked) return undefined;
@@ -210,7 +220,7 @@ async function writeBack<T>(
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Somebody wrote the key meanwhile: theirs wins; read it.
-    const entry = await c.d.kv.get(key).catch((e) => {
+    const entry = await c.sync.link.kv.get(key).catch((e) => {
       throw mapNatsError(e, { action: `get "${key}"`, bucket: c.bucket, key });
     });
     if (entry !== null) {

@@ -9,7 +9,6 @@ import type { Change, ChangesOptions } from "../types.ts";
 import { Watcher, type WatcherHandler } from "../watcher.ts";
 import { describe } from "../describe.ts";
 import { type CacheCore, toChange } from "./core.ts";
-import { transition } from "./sync_state.ts";
 
 /** A dedicated watcher replaying from a revision, then following live changes. */
 export function replay<T>(
@@ -26,12 +25,12 @@ export function replay<T>(
   const it = out.iterate(options);
   const run: ReplayRun<T> = { out, last: from - 1, ended: false, stop: () => {} };
   const watcher = new Watcher({
-    nc: c.d.nc,
-    jsm: c.d.jsm,
+    nc: c.sync.link.nc,
+    jsm: c.sync.link.jsm,
     bucket: c.bucket,
     filter: options.filter ?? c.o.keys,
     heartbeatMs: c.o.heartbeatMs,
-    inboxPrefix: c.d.inboxPrefix,
+    inboxPrefix: c.sync.link.inboxPrefix,
     handler: replayHandler(c, run),
   });
   // `fromRevision` counts in the bucket the cache knows: a bucket recreated
@@ -39,7 +38,7 @@ export function replay<T>(
   // stream's creation time tells.
   watcher.place({
     lastRevision: from - 1,
-    epoch: c.watcher.epoch ?? c.lastInfo?.created ?? c.d.info?.created,
+    epoch: c.sync.watcher.epoch ?? c.sync.lastInfo?.created ?? c.sync.link.info?.created,
   });
   // Every way the replay ends removes its listeners from the long-lived
   // signals, so a finished replay keeps nothing alive.
@@ -55,7 +54,7 @@ export function replay<T>(
   c.aborter.signal.addEventListener("abort", stop, { once: true });
   options.signal?.addEventListener("abort", stop, { once: true });
   watcher.start({ kind: "seq", seq: from }, "replay").catch((err) => {
-    transition(c, { on: "error", message: `replay failed: ${describe(err)}` });
+    c.life.recordError(`replay failed: ${describe(err)}`);
     stop();
   });
   const ret = it.return!.bind(it);
@@ -91,13 +90,10 @@ function replayHandler<T>(c: CacheCore<T>, run: ReplayRun<T>): WatcherHandler {
         // Revisions start over in a recreated bucket: the replay cannot go
         // on, so it ends (the watcher stops once its consumer exists).
         run.ended = true;
-        transition(c, { on: "error", message: `replay ended: ${req.reason}` });
+        c.life.recordError(`replay ended: ${req.reason}`);
         run.out.close();
       } else {
-        transition(c, {
-          on: "error",
-          message: `replay resumed after revision ${run.last}: ${req.reason}`,
-        });
+        c.life.recordError(`replay resumed after revision ${run.last}: ${req.reason}`);
       }
       // Resume after what was delivered: the server starts at the oldest
       // revision it still has, never at revision 1 again.

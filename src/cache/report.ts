@@ -34,10 +34,10 @@ export function statsOf<T>(c: CacheCore<T>, hits: number): CacheStats {
     entries: c.freshness.view.size,
     bytes: c.freshness.view.bytes,
     applied: c.counters.get("applied"),
-    lastRevision: c.watcher.lastRevision,
-    lagRevisions: c.watcher.pending,
+    lastRevision: c.sync.watcher.lastRevision,
+    lagRevisions: c.sync.watcher.pending,
     lagMs: lagMs(c),
-    resyncs: c.resyncs,
+    resyncs: c.sync.resyncs,
   };
 }
 
@@ -53,25 +53,25 @@ export function statusOf<T>(c: CacheCore<T>): CacheStatus {
   const s: CacheStatus = {
     bucket: c.bucket,
     mode: c.mode,
-    state: c.state,
-    connected: c.connected,
-    lastRevision: c.watcher.lastRevision,
-    lagRevisions: c.watcher.pending,
+    state: c.life.state,
+    connected: c.life.connected,
+    lastRevision: c.sync.watcher.lastRevision,
+    lagRevisions: c.sync.watcher.pending,
     lagMs: lagMs(c),
-    since: c.since,
-    resyncs: c.resyncs,
+    since: c.life.since,
+    resyncs: c.sync.resyncs,
     overflowed: c.freshness.overflowed,
     listing: listsLocally(c) ? "local" : "kv",
     bucketTtlMs: c.freshness.bucketTtlMs,
     maxTtlMs: c.o.maxTtlMs,
   };
-  if (c.lastError !== undefined) s.lastError = c.lastError;
-  if (c.lastResyncReason !== undefined) s.lastResyncReason = c.lastResyncReason;
-  if (c.d.region) s.region = c.d.region.link.status();
-  if (!c.watcher.caughtUp && c.mode === "replica") {
+  if (c.life.lastError !== undefined) s.lastError = c.life.lastError;
+  if (c.sync.lastResyncReason !== undefined) s.lastResyncReason = c.sync.lastResyncReason;
+  if (c.sync.link.region) s.region = c.sync.link.region.link.status();
+  if (!c.sync.watcher.caughtUp && c.mode === "replica") {
     s.bootstrap = {
       applied: c.counters.get("bootstrapApplied"),
-      pending: c.watcher.pending,
+      pending: c.sync.watcher.pending,
     };
   }
   return s;
@@ -79,6 +79,6 @@ export function statusOf<T>(c: CacheCore<T>): CacheStatus {
 
 /** How far behind the newest change the watcher is, ms (0 when it has nothing pending). */
 function lagMs<T>(c: CacheCore<T>): number {
-  if (c.watcher.pending === 0 || c.lastCreated === 0) return 0;
-  return Math.max(0, Date.now() - c.lastCreated);
+  if (c.sync.watcher.pending === 0 || c.sync.lastCreated === 0) return 0;
+  return Math.max(0, Date.now() - c.sync.lastCreated);
 }

@@ -43,9 +43,9 @@ export interface ValueWrite<T> {
 /** `set()`: writes `w.value` whatever the key holds. */
 export async function set<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number> {
   const { key } = w;
-  assertWritable(c, key, "set");
+  assertWritable(c, { key, action: "set" });
   const { value: checked, bytes } = encode(c, { key, value: w.value, action: "set" });
-  const ttl = await ttlFor(c, w.options?.ttlMs, `set "${key}"`);
+  const ttl = await ttlFor(c, { ttlMs: w.options?.ttlMs, action: `set "${key}"` });
   const rev = await publish(c, { key, data: bytes, op: "PUT", action: `set "${key}"`, ttl });
   own(c, { key, rev, value: checked, encodedBytes: bytes.byteLength });
   return rev;
@@ -54,9 +54,9 @@ export async function set<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number>
 /** `create()`: writes `w.value` only if the key holds nothing (or a delete). */
 export async function create<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<number> {
   const { key } = w;
-  assertWritable(c, key, "create");
+  assertWritable(c, { key, action: "create" });
   const { value: checked, bytes } = encode(c, { key, value: w.value, action: "create" });
-  const ttl = await ttlFor(c, w.options?.ttlMs, `create "${key}"`);
+  const ttl = await ttlFor(c, { ttlMs: w.options?.ttlMs, action: `create "${key}"` });
   const action = `create "${key}"`;
   let rev: number;
   try {
@@ -64,7 +64,7 @@ export async function create<T>(c: CacheCore<T>, w: ValueWrite<T>): Promise<numb
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Present in the stream, but maybe only as a delete marker: then create over it.
-    const last = await c.d.kv.get(key).catch((e) => {
+    const last = await c.sync.link.kv.get(key).catch((e) => {
       throw mapNatsError(e, { action: `create "${key}"`, bucket: c.bucket, key });
     });
     if (last === null || last.operation === "PUT") {
@@ -89,7 +89,7 @@ export async function update<T>(
   w: { key: string; value: T; expectedRevision: number },
 ): Promise<number> {
   const { key, expectedRevision } = w;
-  assertWritable(c, key, "update");
+  assertWritable(c, { key, action: "update" });
   assertRevision(expectedRevision, "update");
   const { value: checked, bytes } = encode(c, { key, value: w.value, action: "update" });
   const rev = await publish(c, {
@@ -110,7 +110,7 @@ export async function remove<T>(
 ): Promise<number> {
   const { key, op, options } = w;
   const action = op === "DEL" ? "delete" : "purge";
-  assertWritable(c, key, action);
+  assertWritable(c, { key, action });
   if (options.expectedRevision !== undefined) assertRevision(options.expectedRevision, action);
   const rev = await publish(c, {
     key,
@@ -131,8 +131,13 @@ function own<T>(
   c.freshness.apply({ source: "write", op: "PUT", created: Date.now(), ...w });
 }
 
-export function assertWritable<T>(c: CacheCore<T>, key: string, action: string): void {
-  if (c.closed) throw new ClosedError(action);
+/**
+ * Throws unless `w.key` may be written now: the cache is open, the key is
+ * valid and in its filter, NATS is up. `w.action` names the call in errors.
+ */
+export function assertWritable<T>(c: CacheCore<T>, w: { key: string; action: string }): void {
+  const { key, action } = w;
+  if (c.life.closed) throw new ClosedError(action);
   assertKey(key, action);
   assertInFilter(c, key, action);
   assertUp(c, `${action} "${key}"`);
@@ -174,35 +179,35 @@ export function encode<T>(
 }
 
 /**
- * The `Nats-TTL` value of a write with `ttlMs`, once the server and the
+ * The `Nats-TTL` value of a write with `w.ttlMs`, once the server and the
  * bucket are known to honour it: a 2.9 server would store the header and
- * never expire the key.
+ * never expire the key. `w.action` names the call in errors.
  */
 export async function ttlFor<T>(
   c: CacheCore<T>,
-  ttlMs: number | undefined,
-  action: string,
+  w: { ttlMs: number | undefined; action: string },
 ): Promise<string | undefined> {
+  const { ttlMs, action } = w;
   if (ttlMs === undefined) return undefined;
   if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
     throw new RangeError(`Cannot ${action}: "ttlMs" must be at least 1000, got ${ttlMs}`);
   }
-  assertServerVersion(c.d.nc, {
+  assertServerVersion(c.sync.link.nc, {
     feature: "per-key TTL",
     requiredVersion: PER_KEY_TTL_VERSION,
     action,
   });
-  let config = c.lastInfo?.config ?? c.d.info.config;
+  let config = c.sync.lastInfo?.config ?? c.sync.link.info.config;
   if (!config.subject_delete_marker_ttl) {
     // The bucket may have been given markers since it was last read.
     try {
-      config = (await c.d.jsm.streams.info(kvStreamName(c.bucket))).config;
+      config = (await c.sync.link.jsm.streams.info(kvStreamName(c.bucket))).config;
     } catch (err) {
       throw mapNatsError(err, { action, bucket: c.bucket });
     }
   }
   if (!config.allow_msg_ttl || !config.subject_delete_marker_ttl) {
-    const version = serverVersion(c.d.nc);
+    const version = serverVersion(c.sync.link.nc);
     throw new UnsupportedError(
       `Cannot ${action}: bucket "${c.bucket}" has no limit markers, so its edges would ` +
         `not see the key expire (create it with "create.markerTtlMs", or ` +
@@ -256,10 +261,10 @@ export async function publish<T>(c: CacheCore<T>, m: Publish): Promise<number> {
     // No older revision may come back when this one expires.
     h.set(ROLLUP_HEADER, ROLLUP_SUBJECT);
   }
-  const link = c.d.region?.link;
+  const link = c.sync.link.region?.link;
   const doubtful = link !== undefined && !link.reachable;
   try {
-    const ack = await c.d.js.publish(c.prefix + key, data ?? new Uint8Array(0), {
+    const ack = await c.sync.link.js.publish(c.sync.writePrefix + key, data ?? new Uint8Array(0), {
       ...(h ? { headers: h } : {}),
       ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
       timeout: doubtful ? Math.min(c.o.writeTimeoutMs, DOUBTFUL_HUB_WRITE_MS) : c.o.writeTimeoutMs,

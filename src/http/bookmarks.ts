@@ -69,14 +69,6 @@ export class HttpBookmarks {
     return memo;
   }
 
-  /** Sets the answer's bookmark on `headers` (and the cookie, when on and changed). */
-  decorate(headers: Headers, incoming: Bookmark, answer: Bookmark): void {
-    if (answer.isEmpty) return;
-    headers.set(BOOKMARK_HEADER, answer.toString());
-    const cookie = this.setCookie(incoming, answer);
-    if (cookie !== undefined) headers.append("set-cookie", cookie);
-  }
-
   /** The headers of an answer's bookmark as a record (for a problem response). */
   record(incoming: Bookmark, answer: Bookmark): Record<string, string> {
     if (answer.isEmpty) return {};

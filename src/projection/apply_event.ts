@@ -37,6 +37,12 @@ export interface ApplyOutcome {
   ignored: boolean;
   /** Compare-and-sets lost (each one re-ran `map` on fresh state). */
   conflicts: number;
+  /**
+   * Whether the event was skipped whole: `map` read a key that a later event
+   * of the same source incarnation has written, so this one was applied
+   * before (the writes `map` returned count as `skipped`).
+   */
+  superseded: boolean;
 }
 
 /** One normalized write. */
@@ -68,8 +74,11 @@ export interface ApplyRun<V> {
  *    them (the fold's inputs). A key this very event already wrote (an
  *    earlier attempt was interrupted between its writes) is shown as it was
  *    before the event, so every attempt folds on the same inputs.
- * 2. For each key returned: if the target's entry already carries this
- *    event's sequence or a later one (same incarnation), the write is skipped.
+ * 2. If a key `map` read carries a later event's sequence (same
+ *    incarnation), the event was applied before and is skipped whole: its
+ *    fold saw values from after it. Otherwise, for each key returned: if the
+ *    target's entry already carries this event's sequence or a later one,
+ *    the write is skipped.
  * 3. Otherwise it is written with compare-and-set on the revision the fold
  *    saw. A lost compare-and-set means someone else wrote in between: the
  *    state is re-read and `map` runs again.
@@ -87,10 +96,26 @@ export async function applyEvent<V>(
   run: ApplyRun<V>,
   event: ProjectionEvent,
 ): Promise<ApplyOutcome> {
-  const outcome: ApplyOutcome = { applied: 0, skipped: 0, ignored: false, conflicts: 0 };
+  const outcome: ApplyOutcome = {
+    applied: 0,
+    skipped: 0,
+    ignored: false,
+    conflicts: 0,
+    superseded: false,
+  };
   for (;;) {
     const attempt = new FoldAttempt(run, event);
     const writes = await attempt.fold();
+    if (attempt.superseded) {
+      // Events are applied in order, so a later event's write means this one
+      // was done. Delivered again (a checkpoint the server lost, a replay),
+      // its fold read values from after it: the keys later events did not
+      // write would get it a second time, or a result it never had.
+      outcome.superseded = true;
+      outcome.skipped += writes.length;
+      outcome.ignored = writes.length === 0;
+      return outcome;
+    }
     if (writes.length === 0) {
       outcome.ignored = true;
       return outcome;
@@ -124,6 +149,8 @@ class FoldAttempt<V> {
   readonly #fromMemory = new Set<string>();
   /** A read of `ctx.get()` that failed: the world's failure, even if `map` rethrew it. */
   #worldError: unknown;
+  /** Whether `map` read a key that a later event wrote (see `ApplyOutcome.superseded`). */
+  #superseded = false;
 
   constructor(run: ApplyRun<V>, event: ProjectionEvent) {
     this.#run = run;
@@ -131,7 +158,15 @@ class FoldAttempt<V> {
     this.#position = { seq: event.seq, epoch: run.epoch };
   }
 
-  /** Runs `map` on the target's states; its writes, checked and encoded. */
+  /** Whether `map` read a key that a later event of this source incarnation wrote. */
+  get superseded(): boolean {
+    return this.#superseded;
+  }
+
+  /**
+   * Runs `map` on the target's states; its writes, checked and encoded (none
+   * if it failed on values from after a superseded event: that is moot).
+   */
   async fold(): Promise<Write[]> {
     const { projection } = this.#run;
     const ctx: ProjectionContext<V> = {
@@ -144,6 +179,7 @@ class FoldAttempt<V> {
     } catch (err) {
       // A read failure that surfaced through map is the world's, not the map's.
       if (this.#worldError !== undefined) throw this.#worldError;
+      if (this.#superseded) return [];
       throw new ProjectionMapError(
         `Cannot apply event ${this.#event.seq} of projection "${projection.name}": map threw ${
           describe(err)
@@ -152,7 +188,12 @@ class FoldAttempt<V> {
         err,
       );
     }
-    return normalize(result, projection, this.#event.seq);
+    try {
+      return normalize(result, { projection, seq: this.#event.seq });
+    } catch (err) {
+      if (this.#superseded) return [];
+      throw err;
+    }
   }
 
   /** Whether a key the fold read from memory, and does not write, has moved since. */
@@ -186,7 +227,7 @@ class FoldAttempt<V> {
       const fence = { position: this.#position, expectedRevision: state.revision };
       try {
         if (w.delete) await target.delete(w.key, fence);
-        else await target.put(w.key, w.data!, fence);
+        else await target.put(w.key, { data: w.data!, fence });
         outcome.applied++;
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
@@ -215,6 +256,10 @@ class FoldAttempt<V> {
       if (state) this.#fromMemory.add(key);
       else state = await this.#world(() => target.read(key, { fresh: true }));
       this.#seen.set(key, state);
+      // A key's source sequences only grow: even a remembered state proves it.
+      if (state.sourceEpoch === epoch && state.sourceSeq > this.#event.seq) {
+        this.#superseded = true;
+      }
     }
     let view = this.#views.get(key);
     if (!view) {
@@ -229,7 +274,7 @@ class FoldAttempt<V> {
       }
       this.#views.set(key, view);
     }
-    return visibleEntry(view, epoch, projection);
+    return visibleEntry(view, { epoch, projection });
   }
 
   /** Runs a read of the target, keeping its failure as the world's. */
@@ -246,8 +291,7 @@ class FoldAttempt<V> {
 /** The entry `map` sees: only values this projection's source incarnation produced. */
 function visibleEntry<V>(
   state: TargetState,
-  epoch: string,
-  projection: Projection<V>,
+  { epoch, projection }: { epoch: string; projection: Projection<V> },
 ): ProjectionEntry<V> | undefined {
   // An entry from another incarnation of the source (or a foreign writer) is
   // not a valid fold input: the fold restarts from nothing, like a replay.
@@ -263,7 +307,11 @@ function visibleEntry<V>(
   };
 }
 
-function normalize<V>(result: unknown, projection: Projection<V>, seq: number): Write[] {
+/** The writes `map` returned for the event at `seq`, checked. */
+function normalize<V>(
+  result: unknown,
+  { projection, seq }: { projection: Projection<V>; seq: number },
+): Write[] {
   if (result === null || result === undefined) return [];
   const items = Array.isArray(result) ? result : [result];
   const fail = (reason: string, cause?: unknown): never => {

@@ -1,16 +1,27 @@
 /**
- * A projection run's status, owned: its state and when it changed, its
+ * A projection run's status, owned: its state (a union that carries what
+ * belongs to each state: when it was entered, and a failed run's error), its
  * position in the source (source sequence, checkpoint, lag, the source's
- * incarnation) and its counters. The runner tells it what happened; only
- * this file writes the status, and every change of state wakes the callers
- * waiting for progress.
+ * incarnation) and its counters. The runner tells it what happened; only this
+ * file writes the status, each change of state is one method here, and every
+ * change of state wakes the callers waiting for progress. A run that failed or
+ * stopped stays so.
  *
  * @module
  */
 import type { ConsumerInfo } from "@nats-io/jetstream";
+import { describe } from "../describe.ts";
 import type { ApplyOutcome } from "./apply_event.ts";
 import type { ProjectionState, ProjectionStatus } from "./types.ts";
 import { ProgressWaiters } from "./waiting.ts";
+
+/** A run's state with its data: when it was entered and, once failed, the failure. */
+export type RunPhase =
+  | { readonly state: Exclude<ProjectionState, "failed">; readonly since: number }
+  | { readonly state: "failed"; readonly since: number; readonly error: unknown };
+
+/** Everything `status()` shows but the state. */
+type Position = Omit<ProjectionStatus, "state" | "since">;
 
 /**
  * The status of one run.
@@ -18,30 +29,42 @@ import { ProgressWaiters } from "./waiting.ts";
  * @example
  * ```ts ignore
  * const status = new RunStatus(initialStatus(projection, spec));
- * status.setState("running");
- * console.log(status.snapshot().state);
+ * status.started();
+ * console.log(status.snapshot().state); // "running"
  * ```
  */
 export class RunStatus {
-  readonly #s: ProjectionStatus;
+  #phase: RunPhase;
+  readonly #s: Position;
   /** The highest source sequence this run acked (or found acked). */
   #lastAcked = 0;
   /** Callers waiting for the next change of state or progress. */
-  readonly progress = new ProgressWaiters();
+  readonly #progress = new ProgressWaiters();
 
-  /** Starts from `initial`. */
+  /** Starts from `initial` (a run starts "starting"). */
   constructor(initial: ProjectionStatus) {
-    this.#s = initial;
+    const { state, since, ...position } = initial;
+    this.#s = position;
+    this.#phase = state === "failed"
+      ? { state, since, error: new Error(initial.lastError ?? "failed") }
+      : { state, since };
   }
 
   /** A copy of the status. */
   snapshot(): ProjectionStatus {
-    return { ...this.#s };
+    const { name, source, target, consumer, ...position } = this.#s;
+    const { state, since } = this.#phase;
+    return { name, source, target, consumer, state, since, ...position };
   }
 
   /** The current state. */
   get state(): ProjectionState {
-    return this.#s.state;
+    return this.#phase.state;
+  }
+
+  /** What the run failed of, once it failed (undefined before). */
+  get failure(): unknown {
+    return this.#phase.state === "failed" ? this.#phase.error : undefined;
   }
 
   /** The source's incarnation, `<stream>@<created>` ("" before the first read). */
@@ -59,12 +82,54 @@ export class RunStatus {
     return this.#lastAcked;
   }
 
-  /** Moves to `state` (a no-op if already there) and wakes the waiters. */
-  setState(state: ProjectionState): void {
-    if (this.#s.state === state) return;
-    this.#s.state = state;
-    this.#s.since = Date.now();
-    this.progress.notify();
+  /** Resolves at the next change of state or progress, after `ms`, or when `signal` aborts. */
+  nextProgress(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return this.#progress.next(ms, signal);
+  }
+
+  /** Wakes the callers waiting for progress (an event was settled). */
+  progressed(): void {
+    this.#progress.notify();
+  }
+
+  /** The first pull request started: "starting" becomes "running". */
+  started(): void {
+    if (this.#phase.state === "starting") this.#enter("running");
+  }
+
+  /** Work went through after a retried failure: "retrying" becomes "running". */
+  recovered(): void {
+    if (this.#phase.state === "retrying") this.#enter("running");
+  }
+
+  /** `stop()` was called: "stopping", unless the run already ended. */
+  stopping(): void {
+    if (!this.#ended) this.#enter("stopping");
+  }
+
+  /** The run's loop ended: "stopped", unless it failed; wakes the waiters either way. */
+  ended(): void {
+    if (this.#phase.state !== "failed") this.#enter("stopped");
+    this.#progress.notify();
+  }
+
+  /** The run failed of `err` (reported as its last error); it stays failed. */
+  fail(err: unknown): void {
+    this.#s.lastError = describe(err);
+    this.#enter("failed", err ?? new Error("failed"));
+  }
+
+  /** Whether the run failed or stopped: no state follows. */
+  get #ended(): boolean {
+    return this.#phase.state === "failed" || this.#phase.state === "stopped";
+  }
+
+  /** Moves to `state` (keeping `since` if already there) and wakes the waiters on a change. */
+  #enter(state: ProjectionState, error?: unknown): void {
+    const same = this.#phase.state === state;
+    const since = same ? this.#phase.since : Date.now();
+    this.#phase = state === "failed" ? { state, since, error } : { state, since };
+    if (!same) this.#progress.notify();
   }
 
   /** The source stream's last sequence, as read now. */
@@ -114,11 +179,11 @@ export class RunStatus {
     this.#s.lastError = message;
   }
 
-  /** A NATS failure, retried: counts it and moves to "retrying". */
+  /** A NATS failure, retried: counts it and moves to "retrying" (unless the run is ending). */
   retrying(message: string): void {
     this.#s.lastError = message;
     this.#s.retries++;
-    this.setState("retrying");
+    if (!this.#ended && this.#phase.state !== "stopping") this.#enter("retrying");
   }
 
   /** `map()` threw. */

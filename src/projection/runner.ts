@@ -8,9 +8,14 @@
  * This file holds the runner's lifecycle and its fetch-apply-ack loop; the
  * source and the consumer's name are resolved in `source.ts`, the target
  * bucket and the durable consumer set up in `setup.ts`, the options resolved
- * in `run_options.ts`, a message becomes an event in `event.ts`, the status
- * is owned by `run_status.ts` and the callers waiting for progress are in
- * `waiting.ts` (pauses and backoff: `src/async.ts`).
+ * in `run_options.ts`, a message becomes an event in `event.ts`. What changes
+ * while it runs has owners, and the runner asks them: the status and its
+ * state (a failure carrying its error) `RunStatus` (`run_status.ts`), what
+ * the loop is doing with the consumer (the pull request, the event in flight,
+ * a set-up due and its reason) `PullPhase` (`pull_phase.ts`), the periodic
+ * refresh `StatusRefresh` (`status_refresh.ts`). The runner's own fields are
+ * wired once, in its constructor and `start()` (`tests/unit/owners_test.ts`).
+ * Pauses and backoff: `src/async.ts`.
  *
  * @module
  */
@@ -43,8 +48,10 @@ import type {
 } from "./types.ts";
 import { type ResolvedRunOptions, resolveRunOptions } from "./run_options.ts";
 import { keepWorking, toEvent } from "./event.ts";
-import { initialStatus, resolveSource } from "./source.ts";
+import { initialStatus, resolveSource, type SourceSpec } from "./source.ts";
 import { RunStatus } from "./run_status.ts";
+import { PullPhase } from "./pull_phase.ts";
+import { StatusRefresh } from "./status_refresh.ts";
 import { bindConsumer, ensureTarget, readSource } from "./setup.ts";
 
 /**
@@ -109,36 +116,21 @@ class Runner implements ProjectionRunner {
   readonly projection: Projection<unknown>;
   readonly #nc: NatsConnection;
   readonly #o: ResolvedRunOptions;
-  readonly #stream: string;
-  readonly #filter: string | undefined;
-  readonly #kvPrefix: string | undefined;
-  readonly #durable: string;
-  readonly #description: string;
+  readonly #spec: SourceSpec;
   readonly #abort = new AbortController();
   #jsm!: JetStreamManager;
   #js!: JetStreamClient;
   #target!: ProjectionTarget;
-  #batch: ConsumerMessages | undefined;
   #loop: Promise<void> = Promise.resolve();
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #onAbort: (() => void) | undefined;
-  #resetNeeded = false;
-  #refreshing = false;
-  #inFlight = false;
-  #failure: unknown;
   readonly #s: RunStatus;
+  readonly #pull = new PullPhase();
 
   constructor(nc: NatsConnection, projection: Projection<unknown>, o: ResolvedRunOptions) {
     this.#nc = nc;
     this.projection = projection;
     this.#o = o;
-    const spec = resolveSource(projection);
-    this.#stream = spec.stream;
-    this.#kvPrefix = spec.kvPrefix;
-    this.#filter = spec.filter;
-    this.#durable = spec.durable;
-    this.#description = spec.description;
-    this.#s = new RunStatus(initialStatus(projection, spec));
+    this.#spec = resolveSource(projection);
+    this.#s = new RunStatus(initialStatus(projection, this.#spec));
   }
 
   async start(): Promise<void> {
@@ -158,15 +150,17 @@ class Runner implements ProjectionRunner {
     });
     await this.#setup(this.#o.fromStart);
     await ensureTarget(this.#jsm, this.projection);
-    this.#loop = this.#run();
-    if (this.#o.statusIntervalMs > 0) {
-      this.#timer = setInterval(() => void this.#refresh(), this.#o.statusIntervalMs);
-    }
+    const refresh = this.#o.statusIntervalMs > 0
+      ? new StatusRefresh(this.#o.statusIntervalMs, () => this.#refresh())
+      : undefined;
     const signal = this.#o.signal;
-    if (signal) {
-      this.#onAbort = () => void this.stop();
-      signal.addEventListener("abort", this.#onAbort, { once: true });
-    }
+    const onAbort = () => void this.stop();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // Both are let go the moment the loop ends, before its state says so.
+    this.#loop = this.#run(() => {
+      refresh?.stop();
+      signal?.removeEventListener("abort", onAbort);
+    });
   }
 
   status(): ProjectionStatus {
@@ -180,15 +174,15 @@ class Runner implements ProjectionRunner {
       this.#throwIfEnded("wait for the projection to catch up");
       let info: ConsumerInfo | undefined;
       try {
-        info = await this.#jsm.consumers.info(this.#stream, this.#durable);
+        info = await this.#jsm.consumers.info(this.#spec.stream, this.#spec.durable);
         this.#s.consumerRead(info);
       } catch {
         // Consumer being recreated or NATS away: the loop deals with it; ask again.
       }
-      if (info && info.num_pending === 0 && info.num_ack_pending === 0 && !this.#inFlight) {
+      if (info && info.num_pending === 0 && info.num_ack_pending === 0 && !this.#pull.inFlight) {
         return this.status();
       }
-      await this.#s.progress.next(250, signal);
+      await this.#s.nextProgress(250, signal);
     }
   }
 
@@ -198,12 +192,12 @@ class Runner implements ProjectionRunner {
 
   async stop(): Promise<ProjectionStatus> {
     if (!this.#stopping) {
-      if (this.#s.state !== "failed" && this.#s.state !== "stopped") this.#s.setState("stopping");
+      this.#s.stopping();
       this.#abort.abort();
     }
     // The loop ends when the pull request does (at most FETCH_EXPIRES_MS);
     // should the request hang (NATS away), it is abandoned after a while.
-    if (!await settleWithin(this.#loop, 3 * FETCH_EXPIRES_MS)) this.#batch?.stop();
+    if (!await settleWithin(this.#loop, 3 * FETCH_EXPIRES_MS)) this.#pull.batch?.stop();
     await this.#loop;
     return this.status();
   }
@@ -226,7 +220,7 @@ class Runner implements ProjectionRunner {
       throw new KvedgeError(
         "CLOSED",
         `Cannot ${action}: projection "${this.projection.name}" failed: ${this.#s.lastError}`,
-        { cause: this.#failure },
+        { cause: this.#s.failure },
       );
     }
     if (this.#stopping || this.#s.state === "stopped") {
@@ -239,17 +233,18 @@ class Runner implements ProjectionRunner {
 
   /** Reads the source's incarnation and creates or binds the durable consumer. */
   async #setup(fromStart: boolean): Promise<void> {
-    const si = await readSource(this.#jsm, this.#stream, this.projection.name);
-    const epoch = `${this.#stream}@${si.created}`;
+    const { stream, durable, filter, description } = this.#spec;
+    const si = await readSource(this.#jsm, { stream, projectionName: this.projection.name });
+    const epoch = `${stream}@${si.created}`;
     const sameEpoch = this.#s.epoch === epoch;
     this.#s.setEpoch(epoch);
     this.#s.sourceLast(si.state.last_seq);
     const info = await bindConsumer(this.#jsm, {
       projection: this.projection.name,
-      stream: this.#stream,
-      durable: this.#durable,
-      filter: this.#filter,
-      description: this.#description,
+      stream,
+      durable,
+      filter,
+      description,
     }, {
       fromStart,
       ackWaitMs: this.#o.ackWaitMs,
@@ -264,28 +259,26 @@ class Runner implements ProjectionRunner {
 
   /** Periodic refresh of lag and checkpoint; also notices a recreated source. */
   async #refresh(): Promise<void> {
-    if (this.#stopping || this.#refreshing || this.#nc.isClosed()) return;
-    this.#refreshing = true;
+    if (this.#stopping || this.#nc.isClosed()) return;
+    const { stream, durable } = this.#spec;
     try {
-      const si = await this.#jsm.streams.info(this.#stream);
+      const si = await this.#jsm.streams.info(stream);
       this.#s.sourceLast(si.state.last_seq);
-      if (`${this.#stream}@${si.created}` !== this.#s.epoch) {
+      if (`${stream}@${si.created}` !== this.#s.epoch) {
         this.#reset("the source stream was recreated");
       }
-      const info = await this.#jsm.consumers.info(this.#stream, this.#durable);
+      const info = await this.#jsm.consumers.info(stream, durable);
       this.#s.consumerRead(info);
     } catch (err) {
       if (isStreamNotFound(err) || isConsumerNotFound(err)) this.#reset(describe(err));
-    } finally {
-      this.#refreshing = false;
     }
   }
 
+  /** The consumer must be set up again: the first reason is reported and ends the pull request. */
   #reset(reason: string): void {
-    if (this.#resetNeeded) return;
-    this.#resetNeeded = true;
+    if (!this.#pull.reset(reason)) return;
     this.#s.error(reason);
-    this.#batch?.stop();
+    this.#pull.batch?.stop();
   }
 
   /** The pauses after NATS failures: `retryDelayMs` doubling to `maxRetryDelayMs`. */
@@ -293,27 +286,25 @@ class Runner implements ProjectionRunner {
     return new Backoff({ firstMs: this.#o.retryDelayMs, maxMs: this.#o.maxRetryDelayMs });
   }
 
-  async #run(): Promise<void> {
+  /** The fetch-apply-ack loop, until stopped or failed; `release` lets go of what watches it. */
+  async #run(release: () => void): Promise<void> {
     const backoff = this.#backoff();
     try {
-      while (!this.#stopping && this.#failure === undefined) {
+      while (!this.#stopping && this.#s.failure === undefined) {
         let batch: ConsumerMessages | undefined;
         try {
-          if (this.#resetNeeded) {
-            this.#resetNeeded = false;
-            await this.#setup(false);
-          }
-          const consumer = await this.#js.consumers.get(this.#stream, this.#durable);
+          if (this.#pull.takeReset() !== undefined) await this.#setup(false);
+          const consumer = await this.#js.consumers.get(this.#spec.stream, this.#spec.durable);
           // One bounded pull request at a time (not consume(), which keeps
           // pulls outstanding): a stop can then wait for the request to end
           // instead of abandoning it, so no event is delivered to an inbox
           // nobody reads and held there for ack_wait.
           batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
-          this.#batch = batch;
+          this.#pull.pulling(batch);
           void this.#watch(batch);
-          if (this.#s.state === "starting") this.#s.setState("running");
+          this.#s.started();
           for await (const m of batch) {
-            if (this.#stopping || this.#failure !== undefined) {
+            if (this.#stopping || this.#s.failure !== undefined) {
               // Draining the request: each event given back counts against its batch.
               m.nak();
               continue;
@@ -321,30 +312,28 @@ class Runner implements ProjectionRunner {
             await this.#handle(m);
             backoff.reset();
           }
-          if (this.#s.state === "retrying") this.#s.setState("running");
+          this.#s.recovered();
         } catch (err) {
           if (this.#stopping) break;
           if (this.#nc.isClosed()) {
-            this.#fail(err);
+            this.#s.fail(err);
             break;
           }
-          this.#s.retrying(describe(err));
-          this.#resetNeeded = true;
+          const reason = describe(err);
+          this.#s.retrying(reason);
+          this.#pull.reset(reason);
           await delay(backoff.next(), { signal: this.#abort.signal });
         } finally {
           batch?.stop();
-          this.#batch = undefined;
+          this.#pull.pulled();
         }
         if (!this.#stopping && this.#nc.isClosed()) {
-          this.#fail(new KvedgeError("CLOSED", "the NATS connection was closed"));
+          this.#s.fail(new KvedgeError("CLOSED", "the NATS connection was closed"));
         }
       }
     } finally {
-      if (this.#timer !== undefined) clearInterval(this.#timer);
-      this.#timer = undefined;
-      if (this.#onAbort) this.#o.signal?.removeEventListener("abort", this.#onAbort);
-      if (this.#s.state !== "failed") this.#s.setState("stopped");
-      this.#s.progress.notify();
+      release();
+      this.#s.ended();
     }
   }
 
@@ -365,16 +354,10 @@ class Runner implements ProjectionRunner {
     }
   }
 
-  #fail(err: unknown): void {
-    this.#failure = err ?? new Error("failed");
-    this.#s.error(describe(err));
-    this.#s.setState("failed");
-  }
-
   async #handle(m: JsMsg): Promise<void> {
-    this.#inFlight = true;
+    this.#pull.handling(m.seq);
     this.#s.delivered(m.seq, m.info.pending);
-    const event = toEvent(m, this.#kvPrefix);
+    const event = toEvent(m, this.#spec.kvPrefix);
     const keepAlive = keepWorking(m, this.#o.ackWaitMs);
     try {
       if (!await this.#apply(m, event)) return;
@@ -385,11 +368,11 @@ class Runner implements ProjectionRunner {
         this.#s.error(`ack of event ${m.seq} unconfirmed: ${describe(err)}`);
       }
       this.#acked(m);
-      if (this.#s.state === "retrying") this.#s.setState("running");
+      this.#s.recovered();
     } finally {
       clearInterval(keepAlive);
-      this.#inFlight = false;
-      this.#s.progress.notify();
+      this.#pull.handled();
+      this.#s.progressed();
     }
   }
 
@@ -441,7 +424,7 @@ class Runner implements ProjectionRunner {
       return;
     }
     m.nak();
-    this.#fail(err);
+    this.#s.fail(err);
   }
 
   #acked(m: JsMsg): void {

@@ -66,8 +66,7 @@ export async function ensureTarget(
  */
 export async function readSource(
   jsm: JetStreamManager,
-  stream: string,
-  projectionName: string,
+  { stream, projectionName }: { stream: string; projectionName: string },
 ): Promise<StreamInfo> {
   try {
     return await jsm.streams.info(stream);

@@ -109,7 +109,7 @@ export interface ProjectionTargetOptions extends ProjectionTargetStoreOptions {
  * });
  * const state = await target.read("order.1");
  * const position = { seq: 42, epoch: "ORDERS@2025-01-01T00:00:00Z" };
- * await target.put("order.1", bytes, { position, expectedRevision: state.revision });
+ * await target.put("order.1", { data: bytes, fence: { position, expectedRevision: state.revision } });
  * ```
  */
 export class ProjectionTarget {
@@ -193,8 +193,8 @@ export class ProjectionTarget {
    * revision is `fence.expectedRevision`. Throws the NATS error on a lost
    * compare-and-set (see `isWrongLastSequence`).
    */
-  put(key: string, data: Uint8Array, fence: Fence): Promise<number> {
-    return this.#write(key, fence, data);
+  put(key: string, write: { data: Uint8Array; fence: Fence }): Promise<number> {
+    return this.#write(key, write);
   }
 
   /**
@@ -203,11 +203,14 @@ export class ProjectionTarget {
    * {@linkcode put}.
    */
   delete(key: string, fence: Fence): Promise<number> {
-    return this.#write(key, fence, undefined);
+    return this.#write(key, { fence, data: undefined });
   }
 
   /** A `PUT` of `data`, or a delete marker when `data` is `undefined`. */
-  async #write(key: string, fence: Fence, data: Uint8Array | undefined): Promise<number> {
+  async #write(
+    key: string,
+    { fence, data }: { fence: Fence; data: Uint8Array | undefined },
+  ): Promise<number> {
     const { position } = fence;
     const operation = data === undefined ? "DEL" : "PUT";
     const h = natsHeaders();

@@ -339,9 +339,9 @@ export interface ProjectionStatus {
 export interface RunProjectionOptions {
   /**
    * Replay: delete the durable consumer and read the source from its first
-   * event. Keys already holding an event's result (or a later one) are
-   * skipped, so replaying into a populated target changes nothing; replay
-   * into an empty bucket to rebuild. Default `false`.
+   * event. An event whose keys (read or written) already hold its result or
+   * a later event's is skipped, so replaying into a populated target changes
+   * nothing; replay into an empty bucket to rebuild. Default `false`.
    */
   fromStart?: boolean;
   /**

@@ -81,7 +81,10 @@ export type Operation = "PUT" | "DEL" | "PURGE";
  * fresh read of the bucket: a key's current revision may come again (one
  * the edge already passed is repeated only for a key its store did not
  * hold, e.g. one evicted from a bounded replica), and one the edge lacked
- * may come after higher revisions of other keys. A key's revisions never go
+ * may come after higher revisions of other keys. A rebuild without the
+ * bucket being recreated (its replicas found disagreeing, its sequence seen
+ * going backwards) repeats nothing a reader was told among the last 1 024
+ * changes nor, in a replica, what its store held. A key's revisions never go
  * backwards within one incarnation of the bucket.
  *
  * @example
@@ -308,6 +311,21 @@ export interface RegionStatus {
    * mirror (docs/topologies.md). 0 when none is known.
    */
   mirrorMissing: number;
+  /**
+   * How long the mirror has lagged behind the hub while hearing from it
+   * without storing a message, ms (0 while it has no lag, stores, or does
+   * not hear the hub). Past twice `maxSilenceMs` the edge says why in
+   * `lastError` (an "error" event): a message the mirror cannot store (one
+   * over the region's `max_payload` or `max_msg_size`) or a server defect;
+   * re-create the mirror (docs/topologies.md). It also counts a mirror that
+   * reports no lag yet has stood behind a message the hub holds for more
+   * than twice `maxSilenceMs` (nats-server drops a message over the mirror's
+   * `max_msg_size` without a word and reports lag 0): found by comparing the
+   * hub's last sequence with the mirror's and one read of the hub's first
+   * message above it, counted from when the mirror was first seen behind.
+   * While it is past twice `maxSilenceMs` the edge is never `synced`.
+   */
+  mirrorStalledMs: number;
   /** When a check of the mirror last succeeded, epoch ms (the other fields are as of then). */
   checkedAt: number;
 }

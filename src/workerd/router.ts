@@ -100,7 +100,9 @@ export function createEdgeRouter(options: EdgeRouterOptions): EdgeRouter {
     async fetch(request, env) {
       const namespace = env?.[binding] as DurableObjectNamespaceLike | undefined;
       if (typeof namespace?.idFromName !== "function") {
-        return unavailable(request, `the Worker has no Durable Object binding named ${binding}`);
+        return unavailable(request, {
+          detail: `the Worker has no Durable Object binding named ${binding}`,
+        });
       }
       const bucket = by === "bucket"
         ? BUCKET_PATH.exec(new URL(request.url).pathname)?.[1]
@@ -117,7 +119,10 @@ export function createEdgeRouter(options: EdgeRouterOptions): EdgeRouter {
         const stub = namespace.get(namespace.idFromName(object) as never);
         return await stub.fetch(forwarded);
       } catch (err) {
-        return unavailable(request, `the Durable Object "${object}" did not answer`, err);
+        return unavailable(request, {
+          detail: `the Durable Object "${object}" did not answer`,
+          cause: err,
+        });
       }
     },
   };
@@ -132,7 +137,10 @@ function safeDecode(s: string): string {
 }
 
 /** A 503 in the facade's own shape, for failures before any object answers. */
-function unavailable(request: Request, detail: string, cause?: unknown): Response {
+function unavailable(
+  request: Request,
+  { detail, cause }: { detail: string; cause?: unknown },
+): Response {
   return new HttpProblem("unavailable", detail, { cause })
     .getResponse(problemInstance(new URL(request.url).pathname));
 }

@@ -328,6 +328,9 @@ Deno.test("core cache against a real nats-server", async (t) => {
       // Never served, and not passed off as absent either.
       await assert.rejects(c.get("u.2"), DecodeError);
       await assert.rejects(c.get("u.3"), DecodeError);
+      // Resident now and refused: the hit path rejects too (a promise, never a throw).
+      await assert.rejects(c.get("u.2"), DecodeError);
+      await assert.rejects(c.getEntry("u.3"), DecodeError);
       assert.equal(c.stats().rejected, 2);
       assert.ok(events.some((e) => e.type === "rejected" && e.key === "u.2"));
       await c.set("u.4", { name: "ok" });

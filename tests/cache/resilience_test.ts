@@ -12,7 +12,7 @@ import {
   uniqueBucket,
   waitFor,
 } from "../_setup.ts";
-import { startProxy } from "../_proxy.ts";
+import { serverBehindProxy, startProxy } from "../_proxy.ts";
 import { fill } from "../_seed.ts";
 import { createReplicatedBucket, explainMissing, replicaViews, streamSettled } from "../_chaos.ts";
 
@@ -622,58 +622,51 @@ Deno.test({
     // Everything the server sends to the watcher's delivery subject (changes
     // and heartbeats) is held back; pings, replies and the connection itself
     // go on, so only the watcher's own freshness check can tell.
-    await using srv = await startServer();
-    await using proxy = startProxy(Number(new URL(srv.tcpUrl).port), "tcp", { frames: true });
-    const nc = await connectTo(srv);
-    try {
-      const bucket = uniqueBucket();
-      const kv = await new Kvm(nc).create(bucket);
-      await kv.put("a", "1");
-      let watcherInbox = "";
-      let silenced = "";
-      let held = 0;
-      proxy.hold((f) => {
-        if (f.from === "client" && f.op === "SUB" && f.subject.startsWith("_INBOX.kvedge_")) {
-          watcherInbox = f.subject;
-        }
-        const hold = f.from === "server" && silenced !== "" && f.subscription === silenced;
-        if (hold) held++;
-        return hold;
-      });
-      const events: CacheEvent[] = [];
-      await using c = await openCache<number>({
-        servers: proxy.url,
-        bucket,
-        local: { maxItems: 100 },
-        heartbeatMs: 1_000, // the watchdog fires after 2.5 s of silence
-        onEvent: (e) => events.push(e),
-      });
-      await c.ready({ timeoutMs: 5_000 });
-      assert.equal(await c.get("a"), 1);
-      assert.notEqual(watcherInbox, "", "the watcher's subscription was seen");
-      silenced = watcherInbox;
-      const rev = await kv.put("a", "2");
-      await waitFor(() => c.peek("a") === 2, {
-        timeoutMs: 15_000,
-        message: "the change reached the edge through a new consumer",
-      });
-      assert.ok(held > 0, "nothing was held: the consumer never went silent");
-      assert.ok(c.stats().lastRevision >= rev);
-      // Its deliveries may overtake the answer to its create, after which the
-      // event is emitted.
-      const restart = await waitFor(() => events.find((e) => e.type === "watcher_restart"), {
-        message: "a watcher_restart event",
-      });
-      assert.match(
-        restart?.type === "watcher_restart" ? restart.reason : "",
-        /no message or heartbeat for \d+ ms/,
-        `events: ${JSON.stringify(events.map((e) => e.type))}; held ${held}`,
-      );
-      assert.ok(!events.some((e) => e.type === "disconnected"), "the connection never dropped");
-      assert.equal(c.stats().resyncs, 0);
-      await waitFor(() => c.status().state === "synced", { message: "synced again" });
-    } finally {
-      await nc.close();
-    }
+    await using t = await serverBehindProxy();
+    const { proxy, kv, bucket } = t;
+    await kv.put("a", "1");
+    let watcherInbox = "";
+    let silenced = "";
+    let held = 0;
+    proxy.hold((f) => {
+      if (f.from === "client" && f.op === "SUB" && f.subject.startsWith("_INBOX.kvedge_")) {
+        watcherInbox = f.subject;
+      }
+      const hold = f.from === "server" && silenced !== "" && f.subscription === silenced;
+      if (hold) held++;
+      return hold;
+    });
+    const events: CacheEvent[] = [];
+    await using c = await openCache<number>({
+      servers: proxy.url,
+      bucket,
+      local: { maxItems: 100 },
+      heartbeatMs: 1_000, // the watchdog fires after 2.5 s of silence
+      onEvent: (e) => events.push(e),
+    });
+    await c.ready({ timeoutMs: 5_000 });
+    assert.equal(await c.get("a"), 1);
+    assert.notEqual(watcherInbox, "", "the watcher's subscription was seen");
+    silenced = watcherInbox;
+    const rev = await kv.put("a", "2");
+    await waitFor(() => c.peek("a") === 2, {
+      timeoutMs: 15_000,
+      message: "the change reached the edge through a new consumer",
+    });
+    assert.ok(held > 0, "nothing was held: the consumer never went silent");
+    assert.ok(c.stats().lastRevision >= rev);
+    // Its deliveries may overtake the answer to its create, after which the
+    // event is emitted.
+    const restart = await waitFor(() => events.find((e) => e.type === "watcher_restart"), {
+      message: "a watcher_restart event",
+    });
+    assert.match(
+      restart?.type === "watcher_restart" ? restart.reason : "",
+      /no message or heartbeat for \d+ ms/,
+      `events: ${JSON.stringify(events.map((e) => e.type))}; held ${held}`,
+    );
+    assert.ok(!events.some((e) => e.type === "disconnected"), "the connection never dropped");
+    assert.equal(c.stats().resyncs, 0);
+    await waitFor(() => c.status().state === "synced", { message: "synced again" });
   },
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { percentile, stat } from "../../scripts/bench/_harness.ts";
-import { parseWrk } from "../../scripts/bench/http.ts";
+import { parseWrk } from "../../scripts/bench/_wrk.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SCENARIOS = [
@@ -126,7 +126,13 @@ Deno.test({
       clearTimeout(guard);
       const stdout = new TextDecoder().decode(result.stdout);
       const stderr = new TextDecoder().decode(result.stderr);
-      assert.equal(result.code, 0, `bench exited ${result.code}:\n${stderr.slice(-4000)}`);
+      // A failed scenario says so in the middle of a long log: its own lines first.
+      const failures = [...stderr.matchAll(/^bench \S+ failed:[\s\S]{0,1500}/gm)].map((m) => m[0]);
+      assert.equal(
+        result.code,
+        0,
+        `bench exited ${result.code}:\n${failures.join("\n---\n") || stderr.slice(-4000)}`,
+      );
       assert.match(stdout, /\| scenario \| metric \|/);
       for (const name of SCENARIOS) {
         const file = JSON.parse(await Deno.readTextFile(`${out}/${name}.json`)) as ResultFile;
@@ -134,7 +140,16 @@ Deno.test({
       }
       assert.ok((await Deno.stat(`${out}/summary.md`)).isFile);
       // The scale scenario draws its curves next to the JSON.
-      for (const plot of ["keys_ready", "keys_rss", "edges_latency", "edges_cpu"]) {
+      for (
+        const plot of [
+          "keys_ready",
+          "keys_rss",
+          "keys_warm",
+          "keys_bytes",
+          "edges_latency",
+          "edges_cpu",
+        ]
+      ) {
         const svg = await Deno.readTextFile(`${out}/scale_${plot}.svg`);
         assert.match(svg, /^<svg [^>]*>[\s\S]*<polyline [\s\S]*<\/svg>\n$/, plot);
       }

@@ -172,7 +172,7 @@ Deno.test("kv CLI", async (t) => {
       assertOneLineError(
         await kv([...s, "create", b, "k", "v2"]),
         1,
-        /Cannot create "k": the key exists/,
+        /Cannot create "k": the key exists \(revision 1\)/,
       );
       const u1 = await kv([...s, "--json", "update", b, "k", "v2", "1"]);
       assert.equal(u1.code, 0, u1.stderr);

@@ -396,7 +396,7 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
     await t.step("an event is applied once, however often it comes", async () => {
       assert.deepEqual(
         await applyEvent({ target, projection: counter, epoch: E1 }, event(10, { op: "inc" })),
-        { applied: 1, skipped: 0, ignored: false, conflicts: 0 },
+        { applied: 1, skipped: 0, ignored: false, conflicts: 0, superseded: false },
       );
       const again = await applyEvent(
         { target, projection: counter, epoch: E1 },
@@ -407,11 +407,12 @@ Deno.test("fencing: repeated, older and cross-incarnation events", async (t) => 
     });
 
     await t.step("an older event after a newer one is skipped", async () => {
-      assert.equal(
-        (await applyEvent({ target, projection: counter, epoch: E1 }, event(5, { op: "inc" })))
-          .skipped,
-        1,
+      const old = await applyEvent(
+        { target, projection: counter, epoch: E1 },
+        event(5, { op: "inc" }),
       );
+      assert.equal(old.skipped, 1);
+      assert.equal(old.superseded, true, "its fold read a later event's value");
       assert.equal(await value(), 1);
       await applyEvent({ target, projection: counter, epoch: E1 }, event(11, { op: "inc" }));
       assert.equal(await value(), 2);
@@ -544,12 +545,12 @@ Deno.test("an event interrupted between its writes is refolded on the values fro
     /** A target whose next write of `customer` fails: the process dies between two writes. */
     class DiesBeforeCustomer extends ProjectionTarget {
       armed = true;
-      override put(key: string, data: Uint8Array, fence: Fence) {
+      override put(key: string, write: { data: Uint8Array; fence: Fence }) {
         if (this.armed && key === "customer") {
           this.armed = false;
           return Promise.reject(new Error("killed between two writes"));
         }
-        return super.put(key, data, fence);
+        return super.put(key, write);
       }
     }
     const E = "LEDGER@one";
@@ -577,7 +578,13 @@ Deno.test("an event interrupted between its writes is refolded on the values fro
         { target: next, projection: ledger, epoch: E },
         event(3, { o: "a", cancel: true }),
       );
-      assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
+      assert.deepEqual(out, {
+        applied: 1,
+        skipped: 1,
+        ignored: false,
+        conflicts: 0,
+        superseded: false,
+      });
       assert.equal(await total("customer"), 7, "the cancelled order's 5 is taken off once");
     });
 
@@ -590,7 +597,13 @@ Deno.test("an event interrupted between its writes is refolded on the values fro
       );
       assert.equal(await total("order.b"), 10);
       const out = await applyEvent({ target: dying, projection: ledger, epoch: E }, e4);
-      assert.deepEqual(out, { applied: 1, skipped: 1, ignored: false, conflicts: 0 });
+      assert.deepEqual(out, {
+        applied: 1,
+        skipped: 1,
+        ignored: false,
+        conflicts: 0,
+        superseded: false,
+      });
       assert.equal(await total("customer"), 10, "order b's 3 is added once");
       assert.equal(await total("order.b"), 10);
     });

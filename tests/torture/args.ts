@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { type FlagSpec, parseArgs as parseFlags } from "../../scripts/cli/args.ts";
+import { UsageError } from "../../host/usage_error.ts";
 import { GENERATIONS, LATEST_GEN, MODE_NAMES, type ModeName } from "./schedule.ts";
 
 /** Options of a checker run. */
@@ -32,82 +34,67 @@ export interface TortureOptions {
    * Default false.
    */
   projection: boolean;
+  /** `--help` was given: print {@linkcode USAGE} and run nothing. */
+  help?: boolean;
 }
 
-const USAGE = `usage: deno task torture [--seed N] [--schedules N] [--modes ${MODE_NAMES.join(",")}]
+/** The usage line of `deno task torture`, printed by `--help` and after a bad argument. */
+export const USAGE = `usage: deno task torture [--seed N] [--schedules N] [--modes ${
+  MODE_NAMES.join(",")
+}]
                           [--server PATH] [--budget-ms MS] [--steps i,j,…] [--shrink-ms MS]
                           [--fail-fast] [--gen ${GENERATIONS.join("|")}] [--projection]`;
 
-/** Parses `args`; throws a `TypeError` with the usage on a bad one. */
+/** The flags of {@linkcode USAGE}, for the project's one argv parser. */
+const FLAGS: Record<string, FlagSpec> = {
+  seed: { type: "int", min: 0, help: "seed of the first schedule (default: random)" },
+  schedules: { type: "int", min: 0, help: "schedules to run at most", default: 20 },
+  modes: { type: "string", help: "mode families to pick from (default: all)" },
+  server: { type: "string", help: "nats-server executable (sets KVEDGE_NATS_SERVER)" },
+  "budget-ms": { type: "int", min: 0, help: "stop starting schedules after this long" },
+  steps: { type: "string", help: "replay only these steps of the schedule" },
+  "shrink-ms": { type: "int", min: 0, help: "time allowed to shrink a failing schedule" },
+  "fail-fast": { type: "boolean", help: "stop at the first failing schedule" },
+  gen: { type: "int", min: 0, help: "the step generator's generation" },
+  projection: { type: "boolean", help: "run projection schedules instead" },
+};
+
+/**
+ * Parses `args` with the project's one argv parser (scripts/cli/args.ts, on
+ * `node:util`); throws its `UsageError` on a bad one (print it with
+ * {@linkcode USAGE}).
+ */
 export function parseArgs(args: string[]): TortureOptions {
+  const p = parseFlags(args, [FLAGS]);
+  const bad = (reason: string) => new UsageError(reason);
+  if (p.positionals.length > 0) throw bad(`unknown argument "${p.positionals[0]}"`);
+  const f = p.flags;
   const o: TortureOptions = {
-    seed: Math.floor(Math.random() * 2 ** 31),
-    schedules: 20,
+    seed: (f.seed as number | undefined) ?? Math.floor(Math.random() * 2 ** 31),
+    schedules: f.schedules as number,
     modes: [...MODE_NAMES],
-    budgetMs: Infinity,
-    shrinkMs: 180_000,
-    failFast: false,
-    gen: LATEST_GEN,
-    projection: false,
+    budgetMs: (f["budget-ms"] as number | undefined) ?? Infinity,
+    shrinkMs: (f["shrink-ms"] as number | undefined) ?? 180_000,
+    failFast: f["fail-fast"] === true,
+    gen: (f.gen as number | undefined) ?? LATEST_GEN,
+    projection: f.projection === true,
+    help: p.help,
   };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const next = () => {
-      const v = args[++i];
-      if (v === undefined) throw new TypeError(`Cannot run torture: ${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    const int = (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) {
-        throw new TypeError(`Cannot run torture: ${a} must be a non-negative integer, got ${v}`);
-      }
-      return n;
-    };
-    switch (a) {
-      case "--seed":
-        o.seed = int(next());
-        break;
-      case "--schedules":
-        o.schedules = int(next());
-        break;
-      case "--modes":
-        o.modes = next().split(",").map((m) => {
-          if (!(MODE_NAMES as readonly string[]).includes(m)) {
-            throw new TypeError(`Cannot run torture: unknown mode "${m}"\n${USAGE}`);
-          }
-          return m as ModeName;
-        });
-        break;
-      case "--server":
-        o.server = next();
-        break;
-      case "--budget-ms":
-        o.budgetMs = int(next());
-        break;
-      case "--steps":
-        o.steps = next().split(",").filter(Boolean).map(int);
-        break;
-      case "--shrink-ms":
-        o.shrinkMs = int(next());
-        break;
-      case "--fail-fast":
-        o.failFast = true;
-        break;
-      case "--gen": {
-        const g = int(next());
-        if (!(GENERATIONS as readonly number[]).includes(g)) {
-          throw new TypeError(`Cannot run torture: unknown generation ${g}\n${USAGE}`);
-        }
-        o.gen = g;
-        break;
-      }
-      case "--projection":
-        o.projection = true;
-        break;
-      default:
-        throw new TypeError(`Cannot run torture: unknown argument "${a}"\n${USAGE}`);
-    }
+  if (f.server !== undefined) o.server = f.server as string;
+  if (f.modes !== undefined) {
+    o.modes = (f.modes as string).split(",").map((m) => {
+      if (!(MODE_NAMES as readonly string[]).includes(m)) throw bad(`unknown mode "${m}"`);
+      return m as ModeName;
+    });
+  }
+  if (f.steps !== undefined) {
+    o.steps = (f.steps as string).split(",").filter(Boolean).map((v) => {
+      if (!/^\d{1,15}$/.test(v)) throw bad(`flag --steps takes integers, got ${JSON.stringify(v)}`);
+      return Number(v);
+    });
+  }
+  if (!(GENERATIONS as readonly number[]).includes(o.gen)) {
+    throw bad(`unknown generation ${o.gen}`);
   }
   return o;
 }

@@ -140,6 +140,16 @@ export interface Evidence {
   purges: StreamPurge[];
   /** Values written (acknowledged or not), by id; for TTL writes that may be gone. */
   written: Map<string, Written>;
+  /**
+   * Values the schema refuses, written raw (they carry no id): a reader may
+   * get one that a later purge of its key rolled out of the stream.
+   */
+  badPuts: Omit<Written, "ttl">[];
+  /**
+   * Purges of a key made while the server could not be asked for the
+   * history first: what they rolled up of the key is unknown.
+   */
+  blindPurges: { key: string; epoch: number }[];
   reads: ReadObservation[];
   /** What `changes()` readers got (optional: runs without readers). */
   changes?: ChangeObservation[];
@@ -153,6 +163,22 @@ export interface Violation {
   rule: string;
   message: string;
   step?: number;
+  /** A `changes()` violation: the change it is about. */
+  change?: ChangeObservation;
+  /**
+   * Set when all it says is that a value KV holds for the key came at another
+   * revision (served, told or held): the symptom of R3 replicas out of step
+   * on nats-server 2.9 (tests/torture/replica_defect.ts).
+   */
+  shifted?: Shift[];
+}
+
+/** A value KV holds for `key` at `kvRevision`, seen at `revision`. */
+export interface Shift {
+  key: string;
+  id: string;
+  revision: number;
+  kvRevision: number;
 }
 
 type Pos = { epoch: number; rev: number };
@@ -223,7 +249,22 @@ export function judge(ev: Evidence): Violation[] {
     if (w) {
       if (w.key !== r.key) v("values", `served ${res.id}, a value of key ${w.key}`);
       if (res.revision !== undefined && res.revision !== w.revision) {
-        v("values", `served ${res.id} as revision ${res.revision}; KV holds it at ${w.revision}`);
+        out.push({
+          rule: "values",
+          message:
+            `${where}: served ${res.id} as revision ${res.revision}; KV holds it at ${w.revision}`,
+          step: r.step,
+          ...(w.key === r.key
+            ? {
+              shifted: [{
+                key: r.key,
+                id: res.id,
+                revision: res.revision,
+                kvRevision: w.revision,
+              }],
+            }
+            : {}),
+        });
       }
       pos = { epoch: w.epoch, rev: w.revision };
     } else if (known && known.key === r.key) {
@@ -277,6 +318,11 @@ function removalAfter(ev: Evidence, key: string, p: Pos): Pos | undefined {
     w.key === key && w.ttl && w.epoch === p.epoch && w.revision === p.rev
   );
   if (ttl) cands.push({ epoch: p.epoch, rev: p.rev + 0.5 });
+  // A purge of the key whose history could not be read first may have rolled
+  // up a removal anywhere between p and it.
+  const blind = ev.blindPurges.some((b) => b.key === key && b.epoch === p.epoch) &&
+    h.some((x) => x.key === key && x.revision > p.rev && x.operation === "PURGE");
+  if (blind) cands.push({ epoch: p.epoch, rev: p.rev + 0.5 });
   // A later TTL write of the key expired (its value and marker may both be gone).
   for (const w of ev.written.values()) {
     if (w.key === key && w.ttl && w.epoch === p.epoch && (w.revision ?? Infinity) > p.rev) {
@@ -449,6 +495,7 @@ function judgeChanges(ev: Evidence): Violation[] {
   const changes = ev.changes ?? [];
   const ttlKeys = new Set([...ev.written.values()].filter((w) => w.ttl).map((w) => w.key));
   const byRev = ev.histories.map((h) => new Map(h.map((x) => [x.revision, x])));
+  const byId = new Map(ev.histories.flat().flatMap((x) => x.id ? [[x.id, x] as const] : []));
   const seqs = new Map<string, ChangeObservation[]>();
   for (const c of changes) {
     const k = `${c.inst}/${c.reader}`;
@@ -457,7 +504,10 @@ function judgeChanges(ev: Evidence): Violation[] {
   }
   for (const [k, seq] of seqs) {
     seq.sort((a, b) => a.n - b.n);
-    const prevOfKey = new Map<string, { epoch: number; rev: number; resyncs?: number }>();
+    const prevOfKey = new Map<
+      string,
+      { epoch: number; rev: number; id?: string; resyncs?: number }
+    >();
     for (const c of seq) {
       const where = `changes() reader ${k}, change ${c.n} (${c.operation} ${c.key}@${c.revision})`;
       // The incarnations that stored exactly this.
@@ -472,19 +522,49 @@ function judgeChanges(ev: Evidence): Violation[] {
       if (epochs.length === 0 && !ttlKeys.has(c.key)) {
         // A value written to this key that a later purge of the key rolled out
         // of the stream (acknowledged at this revision, or never acknowledged).
-        const ours = written && written.key === c.key &&
-          (written.revision === undefined || written.revision === c.revision);
+        const at = (w: { key: string; revision?: number }) =>
+          w.key === c.key && (w.revision === undefined || w.revision === c.revision);
+        const ours = written ? at(written) : c.id === undefined && ev.badPuts.some(at);
         if (!ours && c.operation === "PUT") {
-          out.push({ rule: "changes()", message: `${where}: KV never stored this` });
+          // The value KV stored for the key at another revision?
+          const heldAt = c.id !== undefined ? byId.get(c.id) : undefined;
+          out.push({
+            rule: "changes()",
+            message: `${where}: KV never stored this${
+              heldAt?.key === c.key ? ` (KV holds it at ${heldAt.revision})` : ""
+            }`,
+            change: c,
+            ...(heldAt?.key === c.key && c.id !== undefined
+              ? {
+                shifted: [{
+                  key: c.key,
+                  id: c.id,
+                  revision: c.revision,
+                  kvRevision: heldAt.revision,
+                }],
+              }
+              : {}),
+          });
         }
       }
       const epoch = epochs.includes(c.epoch) ? c.epoch : epochs.at(-1) ?? written?.epoch;
       if (epoch === undefined) continue;
       const before = prevOfKey.get(c.key);
       if (before && before.epoch === epoch && c.revision < before.rev) {
+        // The same value at two revisions: told first where it was not stored.
+        const same = c.id !== undefined && before.id === c.id;
         out.push({
           rule: "changes()",
-          message: `${where}: after ${c.key}@${before.rev} of the same incarnation: older`,
+          message: `${where}: after ${c.key}@${before.rev} of the same incarnation: older${
+            same ? " (the same value)" : ""
+          } (resyncs ${before.resyncs ?? "?"} → ${c.resyncs ?? "?"}, last: ${
+            c.lastResync ?? "none"
+          })`,
+          ...(same
+            ? {
+              shifted: [{ key: c.key, id: c.id!, revision: before.rev, kvRevision: c.revision }],
+            }
+            : {}),
         });
       } else if (before && before.epoch === epoch && c.revision === before.rev && !c.mayRepeat) {
         out.push({
@@ -494,7 +574,7 @@ function judgeChanges(ev: Evidence): Violation[] {
           } → ${c.resyncs ?? "?"}, last: ${c.lastResync ?? "none"})`,
         });
       }
-      prevOfKey.set(c.key, { epoch, rev: c.revision, resyncs: c.resyncs });
+      prevOfKey.set(c.key, { epoch, rev: c.revision, id: c.id, resyncs: c.resyncs });
     }
   }
   for (const end of ev.readerEnds ?? []) {

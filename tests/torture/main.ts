@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { parseArgs, replayCommand, type TortureOptions } from "./args.ts";
+import { parseArgs, replayCommand, type TortureOptions, USAGE } from "./args.ts";
+import { UsageError } from "../../host/usage_error.ts";
 import { describeSchedule, runSchedule } from "./runner.ts";
 import { generate, type ModeName, pickMode, type Schedule, scheduleSeed } from "./schedule.ts";
 import { shrink } from "./shrink.ts";
@@ -112,8 +113,13 @@ if (import.meta.main) {
   try {
     o = parseArgs(Deno.args);
   } catch (err) {
-    console.error((err as Error).message);
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`Cannot run torture: ${err.message}\n${USAGE}`);
     Deno.exit(2);
+  }
+  if (o.help) {
+    console.log(USAGE);
+    Deno.exit(0);
   }
   if (o.projection) {
     console.log(`torture: seed ${o.seed}, ${o.schedules} projection schedules`);

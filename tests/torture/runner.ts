@@ -15,6 +15,7 @@ import { type Cache, type CacheOptions, KvedgeError, openCache } from "../../mod
 import { kvStreamName, kvSubject, TTL_HEADER } from "../../src/kv_layout.ts";
 import { createRegionalMirror } from "../../src/region_mirror.ts";
 import { versionAtLeast } from "../../src/server_version.ts";
+import { isStreamNotFound } from "../../src/nats_errors.ts";
 import { uniqueBucket, waitFor } from "../_setup.ts";
 import {
   type ChangeObservation,
@@ -24,6 +25,7 @@ import {
   type ReaderEnd,
   type ReadObservation,
   type ReadResult,
+  type Shift,
   type StreamPurge,
   type Violation,
   type Written,
@@ -39,6 +41,7 @@ import {
   type Schedule,
 } from "./schedule.ts";
 import type { Site, World } from "./world.ts";
+import { shiftedRevisions, unexplained } from "./replica_defect.ts";
 
 /** Bounds of the checker, ms: generous for a loaded two-core machine, stated in the docs. */
 export const BOUNDS = {
@@ -156,6 +159,8 @@ class ScheduleRun {
   readonly reads: ReadObservation[] = [];
   readonly loaderCalls = new Map<string, LoaderCall>();
   readonly written = new Map<string, Written>();
+  readonly badPuts: Evidence["badPuts"] = [];
+  readonly blindPurges: Evidence["blindPurges"] = [];
   readonly histories: Revision[][] = [];
   readonly purges: StreamPurge[] = [];
   readonly origin = new Map<string, string | undefined>();
@@ -211,21 +216,55 @@ class ScheduleRun {
   /**
    * On nats-server 2.9, an R3 stream leader killed or paused can leave its
    * replicas holding the same messages at different sequences (a known
-   * server defect, docs/nats-versions.md): an edge whose consumer sat on the
-   * replica out of step serves right values at revisions one off the
-   * leader's. When a cluster schedule failed and the nodes' own states of
-   * the stream differ once all are current, its violations are set aside
-   * with that evidence (and counted); on 2.10+ never.
+   * server defect, tests/torture/replica_defect.ts): an edge whose consumer
+   * sat on the replica out of step serves right values at revisions off the
+   * leader's. When a cluster schedule failed, the nodes' own states of the
+   * stream differ, and every violation is such a value that some node's own
+   * replica holds at the revision seen, the violations are set aside with
+   * that evidence (and counted); on 2.10+ never. Any other violation fails
+   * the schedule, with the replicas' states added to its message.
    */
   async serverDefect(): Promise<RunResult["excused"]> {
-    if (this.violations.length === 0 || !this.site.replicaStates) return undefined;
-    if (versionAtLeast(this.site.version, "2.10.0")) return undefined;
-    const states = await this.site.replicaStates(this.bucket).catch(() => [] as string[]);
+    if (this.violations.length === 0) return undefined;
+    const d = this.#diverged;
+    // The diverged mirror: only what it explains is set aside, an edge that
+    // converged to nothing else (never synced), and changes() that are the
+    // mirror's own messages at the mirror's own sequences.
+    if (d) {
+      const explained = (v: Violation) =>
+        this.#onDivergedMirror.has(v) ||
+        (v.rule === "changes()" && v.change !== undefined &&
+          sameMessage(d.mirror.get(v.change.revision), v.change));
+      if (this.violations.every(explained)) {
+        this.count("server: mirror diverged");
+        return {
+          reason: `nats-server ${this.site.version} regional mirror diverged: ${d.evidence}`,
+          violations: this.violations,
+        };
+      }
+    }
+    const site = this.site;
+    if (!site.replicaStates || !site.replicaHolds) return undefined;
+    if (versionAtLeast(site.version, "2.10.0")) return undefined;
+    const states = await site.replicaStates(this.bucket).catch(() => [] as string[]);
     const held = new Set(states.map((s) => s.replace(/^[^:]*: /, "")));
     if (states.length < 2 || held.size < 2) return undefined;
+    const nodes = await site.replicaHolds(this.bucket, shiftedRevisions(this.violations))
+      .catch(() => []);
+    const { left, explainedBy } = unexplained(this.violations, nodes);
+    if (left.length > 0) {
+      for (const v of left) {
+        v.message += ` [not the 2.9 replica defect, though the replicas are out of step: ${
+          states.join(" | ")
+        }]`;
+      }
+      return undefined;
+    }
     this.count("server: replicas out of step");
     return {
-      reason: `nats-server ${this.site.version} replicas out of step: ${states.join(" | ")}`,
+      reason: `nats-server ${site.version} replicas out of step: ${states.join(" | ")}; ${
+        explainedBy.join("; ")
+      }`,
       violations: this.violations,
     };
   }
@@ -504,6 +543,10 @@ class ScheduleRun {
     if (op !== "delete" && op !== "purge" && op !== "putBad") {
       this.written.set(id, { key, epoch: this.epoch, ttl });
     }
+    const bad = op === "putBad"
+      ? { key, epoch: this.epoch } as Evidence["badPuts"][number]
+      : undefined;
+    if (bad) this.badPuts.push(bad);
     const epoch = this.epoch;
     const attempt = async (): Promise<number> => {
       switch (op) {
@@ -531,10 +574,12 @@ class ScheduleRun {
           return await this.kv.put(key, data);
       }
     };
+    if (op === "purge") await this.beforeKeyPurge(key);
     const r = await within(attempt(), 5_000);
     if (r !== "hang" && r.ok && r.value > 0) {
       const w = this.written.get(id);
       if (w && w.epoch === epoch) w.revision = r.value;
+      if (bad) bad.revision = r.value;
       this.ack(epoch, r.value);
     }
   }
@@ -570,6 +615,18 @@ class ScheduleRun {
       }
       this.ack(epoch, r.value);
     }
+  }
+
+  /**
+   * A key's purge rolls every older message of the key (its deletes too) out
+   * of the stream: read the history first, or the checker would take the
+   * purge for the key's first removal after a value it served. With no
+   * server to ask (killed or paused) the purge is recorded as blind.
+   */
+  async beforeKeyPurge(key: string): Promise<void> {
+    const down = (["kill", "pause", "leader"] as const).some((f) => this.site.active.has(f));
+    if (!down && await this.captureHistory()) return;
+    this.blindPurges.push({ key, epoch: this.epoch });
   }
 
   /** Reads this incarnation's history before a purge or recreate destroys it. */
@@ -680,7 +737,7 @@ class ScheduleRun {
         await jsm.streams.purge(kvStreamName(this.bucket));
         this.purges.push({ epoch: this.epoch, lastSeq: state.lastSeq, at: Date.now() });
       } else {
-        await this.kv.destroy();
+        await this.destroyBucket();
         this.epoch++;
         await this.createBucket();
       }
@@ -692,6 +749,26 @@ class ScheduleRun {
     await this.site.fault(kind, this.bucket);
     if (this.site.active.has(kind)) this.count(`fault ${kind}`);
     this.lastDisturbance = Date.now();
+  }
+
+  /**
+   * Deletes the bucket's stream. Right after an R3 leader kill the cluster
+   * may still be electing and a delete can time out (seed 11973692, 2.15.2:
+   * the harness failed, not the cache): it is asked again, and a stream
+   * already gone on a later attempt counts as deleted.
+   */
+  async destroyBucket(): Promise<void> {
+    const jsm = await jetstreamManager(this.site.writer, { timeout: 5_000, checkAPI: false });
+    const stream = kvStreamName(this.bucket);
+    for (let attempt = 1;; attempt++) {
+      try {
+        await jsm.streams.delete(stream);
+        return;
+      } catch (err) {
+        if (attempt > 1 && isStreamNotFound(err)) return;
+        if (attempt >= 6 || (err as Error).name !== "TimeoutError") throw err;
+      }
+    }
   }
 
   /** Heals, checks convergence and the status, then judges every read. */
@@ -732,6 +809,8 @@ class ScheduleRun {
           histories: this.histories,
           purges: this.purges,
           written: this.written,
+          badPuts: this.badPuts,
+          blindPurges: this.blindPurges,
           reads: this.reads,
           changes: this.changes,
           readerEnds: this.readerEnds,
@@ -761,6 +840,7 @@ class ScheduleRun {
     const start = Date.now();
     let syncedSince: number | undefined;
     let diff = "";
+    let shifted: Shift[] | undefined;
     let offlineLoader = "";
     for (;;) {
       const st = c.status();
@@ -771,6 +851,7 @@ class ScheduleRun {
       want = await kvNow();
       const d = await this.differences(c, want);
       diff = d.diff;
+      shifted = d.shifted;
       offlineLoader = d.offlineLoader;
       if (d.diff === "" && synced) break;
       if (d.valuesCurrent && this.site.hubDomain && !this.#probed) {
@@ -782,6 +863,7 @@ class ScheduleRun {
           message: `status() has said synced for ${BOUNDS.syncedMs} ms but the cache serves ${
             offlineLoader || diff
           }${await this.mirrorSays()}`,
+          ...(shifted && !offlineLoader ? { shifted } : {}),
         });
         return;
       }
@@ -794,14 +876,19 @@ class ScheduleRun {
           this.count("server: mirror lacks revisions");
           return;
         }
-        this.violations.push({
+        const v: Violation = {
           rule: offlineLoader ? "loader after NATS" : "rule 5",
           message: `not converged ${BOUNDS.convergeMs} ms after the last heal: ${
             offlineLoader || diff || `state ${st.state}`
           } (status ${
             JSON.stringify({ state: st.state, connected: st.connected, region: st.region })
           })`,
-        });
+          ...(shifted && !offlineLoader ? { shifted } : {}),
+        };
+        this.violations.push(v);
+        if (!offlineLoader && st.state !== "synced" && await this.mirrorDiverged(c)) {
+          this.#onDivergedMirror.add(v);
+        }
         return;
       }
       await sleep(100);
@@ -810,6 +897,59 @@ class ScheduleRun {
   }
 
   #probed = false;
+
+  /** Rule 5 violations of an edge that serves what its diverged mirror holds. */
+  readonly #onDivergedMirror = new Set<Violation>();
+  /** The leaf's mirror, message by sequence, once found diverged from the hub. */
+  #diverged: { mirror: Map<number, Revision>; evidence: string } | undefined;
+
+  /**
+   * Regional, before 2.10: the leaf's mirror stores, at a sequence the hub
+   * holds, a different message than the hub's (nats-server 2.9.10 after a
+   * WAN cut, docs/nats-versions.md: the hub's newer message one sequence
+   * down, the mirror then stuck with lag above 0), and the cache `c` serves
+   * what the mirror holds for every key (stale or not, nothing else). Records
+   * the mirror's messages for {@link serverDefect}.
+   */
+  async mirrorDiverged(c: Cache<Value>): Promise<boolean> {
+    if (!this.site.hubDomain || versionAtLeast(this.site.version, "2.10.0")) return false;
+    const read = await Promise.all([
+      readHistory(this.site.writer, this.bucket),
+      readHistory(this.site.reader, this.bucket),
+      mirrorState(this.site.reader, this.bucket),
+    ]).catch(() => undefined);
+    if (!read) return false;
+    const [hub, mirror, state] = read;
+    const hubAt = new Map(hub.map((r) => [r.revision, r]));
+    // A lagging mirror may still hold what the hub removed since: only a
+    // different message where the hub holds one is a divergence.
+    const wrong = mirror.flatMap((m) => {
+      const h = hubAt.get(m.revision);
+      return h && !sameMessage(h, m) ? [[m, h] as const] : [];
+    });
+    if (wrong.length === 0) return false;
+    const held = await latest(this.site.reader, this.bucket, READ_KEYS).catch(() => undefined);
+    if (!held) return false;
+    const d = await this.differences(c, held);
+    if (!d.valuesCurrent || d.offlineLoader) return false;
+    const last = (rs: Revision[]) => rs.at(-1)?.revision ?? 0;
+    const shown = wrong.slice(0, 3).map(([m, h]) =>
+      `${m.revision}: ${m.operation} ${m.key} ${
+        m.id ?? ""
+      } where the hub has ${h.operation} ${h.key} ${h.id ?? ""}`
+    );
+    this.#diverged = {
+      mirror: new Map(mirror.map((r) => [r.revision, r])),
+      evidence: `the mirror stores other messages than the hub at ${wrong.length} sequence(s) (${
+        shown.join("; ")
+      }); mirror ${mirror.length} messages up to ${last(mirror)}, lag ${
+        state?.lag ?? "?"
+      }, heard the hub ${state?.activeMs ?? "?"} ms ago; hub ${hub.length} up to ${
+        last(hub)
+      }; the edge serves what the mirror holds`,
+    };
+    return true;
+  }
 
   /**
    * Regional: once the values equal the hub's and the mirror, read here
@@ -906,6 +1046,8 @@ class ScheduleRun {
 
   async differences(c: Cache<Value>, want: Map<string, Revision | undefined>) {
     const parts: string[] = [];
+    /** The parts that are KV's value at another revision (a replica out of step, see Shift). */
+    const shifts: Shift[] = [];
     let offlineLoader = "";
     let valuesCurrent = true;
     for (const k of READ_KEYS) {
@@ -941,9 +1083,15 @@ class ScheduleRun {
       if (got !== expect) {
         parts.push(`${k}: cache ${got}, KV ${expect}`);
         valuesCurrent = false;
+        const id = e && "w" in e.value ? e.value.w : undefined;
+        if (id !== undefined && w?.operation === "PUT" && w.id === id) {
+          shifts.push({ key: k, id, revision: e!.revision, kvRevision: w.revision });
+        }
       } else if (e?.stale) parts.push(`${k}: stale`);
     }
-    return { diff: parts.join("; "), offlineLoader, valuesCurrent };
+    // Only when that is all it differs by.
+    const shifted = shifts.length > 0 && shifts.length === parts.length ? shifts : undefined;
+    return { diff: parts.join("; "), offlineLoader, valuesCurrent, shifted };
   }
 
   async tearDown(): Promise<void> {
@@ -962,6 +1110,14 @@ class ScheduleRun {
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Whether two records name the same message (key, operation, value id). */
+function sameMessage(
+  a: { key: string; operation: string; id?: string } | undefined,
+  b: { key: string; operation: string; id?: string },
+): boolean {
+  return a !== undefined && a.key === b.key && a.operation === b.operation && a.id === b.id;
 }
 
 function errorName(err: unknown): string {

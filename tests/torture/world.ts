@@ -9,6 +9,7 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
 import { startProxy } from "../_proxy.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { kvStreamName } from "../../src/kv_layout.ts";
@@ -27,6 +28,7 @@ import {
 import type { Proxy } from "../_proxy.ts";
 import { replicaViews } from "../_chaos.ts";
 import type { FaultKind } from "./schedule.ts";
+import type { ReplicaHolds } from "./replica_defect.ts";
 import type { NatsTransport } from "../../src/connect.ts";
 
 /** Where one schedule's cache and writers connect. */
@@ -56,6 +58,12 @@ export interface Site {
    * (`name: first … last … msgs … deleted …`, from the node's own `/jsz`).
    */
   replicaStates?(bucket: string): Promise<string[]>;
+  /**
+   * A clustered site: what each node's own replica of `bucket`'s stream holds
+   * at `seqs` (direct gets over a connection to that node alone: 2.9
+   * followers answer them from their own replica).
+   */
+  replicaHolds?(bucket: string, seqs: number[]): Promise<ReplicaHolds[]>;
 }
 
 class SingleSite implements Site {
@@ -192,6 +200,9 @@ class RegionalSite implements Site {
  * `leader` kills it with SIGKILL (restarted at heal), `pause` stops it with
  * SIGSTOP (continued at heal).
  */
+/** Direct gets per sequence and node when asking what the replicas hold (see replicaHolds). */
+const DIRECT_GET_ASKS = 4;
+
 class ClusterSite implements Site {
   readonly replicas = 3;
   readonly #cluster: ClusterHandle;
@@ -259,6 +270,40 @@ class ClusterSite implements Site {
       [],
     );
     return views.map((v) => v.replace(/; direct gets .*$/, ""));
+  }
+  async replicaHolds(bucket: string, seqs: number[]): Promise<ReplicaHolds[]> {
+    const out: ReplicaHolds[] = [];
+    for (const node of this.#cluster.servers) {
+      const held: ReplicaHolds["held"] = new Map();
+      let nc: NatsConnection | undefined;
+      try {
+        nc = await connect({ servers: node.tcpUrl, reconnect: false, timeout: 5_000 });
+        const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
+        // A node may hand a direct get on to another replica (seen on 2.9.10):
+        // asked a few times, the node's own answer is among them.
+        for (const seq of seqs) {
+          for (let attempt = 0; attempt < DIRECT_GET_ASKS; attempt++) {
+            const m = await jsm.direct.getMessage(kvStreamName(bucket), { seq }).catch(() => null);
+            if (!m) continue;
+            const key = m.subject.split(".").slice(2).join(".");
+            let id: string | undefined;
+            try {
+              const v = m.json<{ w?: unknown }>();
+              if (typeof v?.w === "string") id = v.w;
+            } catch { /* not one of the checker's values */ }
+            const at = held.get(seq) ?? [];
+            if (!at.some((h) => h.key === key && h.id === id)) at.push({ key, id });
+            held.set(seq, at);
+          }
+        }
+      } catch {
+        /* a node that does not answer holds nothing we can show */
+      } finally {
+        await nc?.close().catch(() => {});
+      }
+      out.push({ name: node.name, held });
+    }
+    return out;
   }
   async close(): Promise<void> {
     if (this.#down?.running) this.#down.resume();

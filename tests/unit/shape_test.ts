@@ -1,44 +1,95 @@
 /**
- * The shape of src/, checked: no file over 450 lines, no function over 80
- * lines, no function with more than 3 positional parameters unless it is a
- * hot path on the short allowlist below (an options object there would be
- * one allocation per message or per hit). Starts no server.
+ * The shape of the code, checked: no file over 450 lines in src/, host/,
+ * workers/, scripts/ and testing/; no function over 80 lines there (in
+ * scripts/, a straight-line benchmark scenario may stay longer, listed as
+ * known debt below); and in src/, no function with more than 2 positional
+ * parameters (past two, an options object; STYLE §6) unless it is a hot path
+ * or public API on the short allowlist below (an options object on a hot path
+ * would be one allocation per message or per hit). A last parameter that is
+ * an options object (typed `…Options` or as an object literal, or a `{ … }`
+ * pattern) is not positional. Test files
+ * are not held to the limits: they are scenario lists. Starts no server.
  *
- * The functions are found by a small scanner (no TypeScript compiler in the
- * tree): it drops comments, strings, template texts and regular expressions,
- * then looks for `function` declarations, methods (a name, its parameters,
- * an optional return type and a body) and arrow functions. Run this file to
- * see every violation by name.
+ * The functions are found by a small scanner (`_scanner.ts`). Run this file
+ * to see every violation by name.
  */
 import assert from "node:assert/strict";
 import { ROOT, tsFiles } from "./_source.ts";
+import { functionsOf } from "./_scanner.ts";
 
 export const MAX_FILE_LINES = 450;
 export const MAX_FUNCTION_LINES = 80;
-export const MAX_POSITIONAL = 3;
+export const MAX_POSITIONAL = 2;
+
+/** The folders whose files and functions are held to the limits. */
+export const CHECKED_DIRS = ["src", "host", "workers", "scripts", "testing"];
+
+/** The folder whose functions are held to the positional-parameter limit. */
+const POSITIONAL_DIR = "src/";
 
 /**
  * Hot paths that keep their positional parameters: each runs once per
- * message, per hit or per slot of a whole-store pass, where an options object
- * would be one allocation per call. `file:function` (an arrow handed to a
- * call is `callee(callback)`), with the reason; docs/architecture.md lists
- * them too.
+ * message, per hit, per byte or per slot of a whole-store pass, where an
+ * options object would be one allocation per call; and public API, whose
+ * signatures do not change. `file:function` (an arrow handed to a call is
+ * `callee(callback)`), with the reason; docs/architecture.md lists them too.
  */
 export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
+  // Public API (mod.ts, projection.ts): changing these breaks callers.
+  ["src/cache.ts:update", "public API: Cache.update(key, value, expectedRevision)"],
+  [
+    "src/errors/data.ts:constructor",
+    "public API: new DecodeError(...), new ProjectionMapError(...)",
+  ],
+  // A platform's signature: Hono and Workers call fetch(request, env, ctx), per request.
+  ["src/http/app.ts:fetch", "the platform's fetch(request, env, ctx): per request"],
   // Every watcher message (and every fetch, own write) goes through them.
-  ["src/cache/apply.ts:onChange", "per watcher message"],
-  ["src/cache/sync.ts:onChange", "the cache's watcher handler: per message"],
+  ["src/cache/sync_loop.ts:#onChange", "per watcher message"],
+  ["src/cache/told.ts:news", "per watcher message"],
+  ["src/cache/sync_loop.ts:onChange", "the cache's watcher handler: per message"],
   ["src/cache/replay.ts:onChange", "a replay's watcher handler: per message"],
+  ["src/cache/core.ts:toChange", "per watcher message told to changes() readers"],
+  [
+    "src/watcher.ts:#onMsg",
+    "the subscription's callback, per message: nats.js's (err, msg), and which subscription",
+  ],
+  // The ack subject of every watcher message is parsed.
+  ["src/ack_subject.ts:digits", "per watcher message (its ack subject)"],
+  ["src/ack_subject.ts:digitBytes", "per watcher message (its ack subject, as bytes)"],
   // The store's write: every applied revision.
   ["src/local_store.ts:put", "per applied revision"],
   ["src/local_store.ts:#set", "per stored revision (called by put)"],
+  ["src/slot_ttl.ts:set", "per stored revision with a TTL (called by #set)"],
+  ["src/cold_slots.ts:add", "per new key held cold (called by #set)"],
+  ["src/cold_slots.ts:putVarint", "per number of a cold slot's encoding"],
+  [
+    "src/cache/freshness.ts:onRemove",
+    "the store's onRemove(key, slot, reason): per eviction (a full store evicts one per key it takes in)",
+  ],
+  // Store lookups: every hit.
+  ["src/key_table.ts:hashBytes", "per lookup of a cold or warm-started key"],
+  ["src/store_image.ts:take", "per first lookup of a key in a warm-started store"],
+  ["src/cache/read_path.ts:hitValue", "per hit on a slot not decoded yet, or a tombstone"],
+  ["src/cache/read_path.ts:present", "per hit, stale hit or miss answered from a slot"],
+  // A value's first read decodes it once.
+  ["src/local_store.ts:decoded", "per hit that decodes a value"],
+  ["src/local_store.ts:rejected", "per hit whose value the codec refuses"],
+  ["src/slot_columns.ts:setDecodedAt", "per hit that decodes a value (called by decoded)"],
+  ["src/cache/read_path.ts:decode", "per hit that decodes a value (called by present)"],
+  ["src/cache/freshness.ts:decoded", "per hit that decodes a value (calls LocalStore.decoded)"],
+  ["src/cache/freshness.ts:rejected", "per hit whose value the codec refuses"],
   // A read while the cache is not fresh: every stale hit.
   ["src/cache/read_path.ts:getSlow", "per stale hit"],
+  [
+    "src/cache/core.ts:assertInFilter",
+    "per stale or bookmarked hit (called by getSlow, getAtLeast), and per write",
+  ],
   // Whole-store passes: per slot or per snapshot record (a million of them).
   ["src/cache/listing.ts:forEach(callback)", "per slot of a local key listing"],
   ["src/snapshot_columns.ts:add", "per record of a snapshot write"],
   // The HTTP GET path: every request (bench/README.md, "where the microseconds go").
   ["src/http/fast_get.ts:fastGet", "per GET request"],
+  ["src/http/bookmarks.ts:answer", "per GET answered"],
   ["src/http/fast_get.ts:awaitedRead", "per GET that is not a synchronous hit"],
   ["src/http/fast_get.ts:failed", "per failed GET"],
   ["src/http/fast_get.ts:finish", "per GET request"],
@@ -56,363 +107,43 @@ export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
  * fails when one is fixed but still listed, so the list only shrinks.
  * `file` (too long), `file:function` (too long or too many parameters).
  */
-export const KNOWN_DEBT: ReadonlyMap<string, string> = new Map([
-  // Public API: `new DecodeError(action, key, revision, cause)` is exported
-  // from mod.ts; an options object there is a breaking change.
-  ["src/errors/data.ts:constructor", "public constructor (DecodeError)"],
+export const KNOWN_DEBT: ReadonlyMap<string, string> = new Map([]);
+
+/**
+ * Long functions scripts/ keeps, known debt like {@link KNOWN_DEBT} (the list
+ * only shrinks): benchmark scenarios that read as one straight line (set up,
+ * measure, tear down) whose steps share their counters, so that each step
+ * split out would take or return half the scenario's locals. `file:function`,
+ * with the reason. Only scripts/ may have such entries: one elsewhere is
+ * never matched and fails the check as stale.
+ */
+export const LONG_SCENARIOS: ReadonlyMap<string, string> = new Map([
+  ["scripts/bench/_scale_keys.ts:coldReps", "scale scenario: cold opens measured per rep, in line"],
+  [
+    "scripts/bench/bookmark.ts:run",
+    "bench scenario: one set-up, then its two phases (caught up, lagging) in line",
+  ],
+  [
+    "scripts/bench/local_hit.ts:run",
+    "bench scenario: set-up, reps over the read variants, rows, in line",
+  ],
+  ["scripts/bench/memory.ts:run", "bench scenario: reps of fill-and-measure, then rows, in line"],
+  [
+    "scripts/bench/miss.ts:run",
+    "bench scenario: set-up, rotated reps over the variants, rows, in line",
+  ],
+  ["scripts/bench/regions.ts:run", "bench scenario: regions set-up, rotated reps, rows, in line"],
+  ["scripts/bench/warm_start.ts:run", "bench scenario: probe, cold figures, reps, rows, in line"],
+  [
+    "scripts/bench/workerd.ts:run",
+    "bench scenario: workerd set-up, rotated reps per target, rows, in line",
+  ],
+  ["scripts/soak.ts:main", "soak run: load, sample, judge, sharing its counters"],
 ]);
 
-interface Token {
-  /** An identifier, a keyword, a punctuator, or `"s"` for a string/template/regex/number. */
-  t: string;
-  line: number;
-}
-
-const PUNCT3 = ["...", "===", "!==", "**=", "<<=", ">>=", "&&=", "||=", "??="];
-const PUNCT2 = [
-  "=>",
-  "==",
-  "!=",
-  "<=",
-  ">=",
-  "&&",
-  "||",
-  "??",
-  "?.",
-  "++",
-  "--",
-  "+=",
-  "-=",
-  "*=",
-  "/=",
-  "%=",
-  "&=",
-  "|=",
-  "^=",
-  "**",
-  "<<",
-];
-/** After these a `/` starts a regular expression, not a division. */
-const BEFORE_REGEX = new Set([
-  "(",
-  ",",
-  "=",
-  ":",
-  "[",
-  "!",
-  "&",
-  "|",
-  "?",
-  "{",
-  "}",
-  ";",
-  "&&",
-  "||",
-  "??",
-  "=>",
-  "return",
-  "typeof",
-  "case",
-  "+",
-  "-",
-  "*",
-  "%",
-  "<",
-  ">",
-  "==",
-  "===",
-  "!=",
-  "!==",
-  "in",
-  "of",
-  "void",
-]);
-
-/** The tokens of `src`: no comments, strings and template texts as one `"s"` token each. */
-export function tokenize(src: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  let line = 1;
-  // Open template literals: the brace depth at which each `${` was entered.
-  const templates: number[] = [];
-  let depth = 0;
-  const n = src.length;
-  const prev = () => out[out.length - 1]?.t ?? ";";
-  const readTemplate = () => {
-    // At the character after "`" or after the "}" closing an interpolation.
-    while (i < n) {
-      const c = src[i]!;
-      if (c === "\\") i += 2;
-      else if (c === "`") {
-        i++;
-        return;
-      } else if (c === "$" && src[i + 1] === "{") {
-        i += 2;
-        templates.push(depth);
-        depth++;
-        out.push({ t: "{", line });
-        return;
-      } else {
-        if (c === "\n") line++;
-        i++;
-      }
-    }
-  };
-  while (i < n) {
-    const c = src[i]!;
-    if (c === "\n") {
-      line++;
-      i++;
-    } else if (c === " " || c === "\t" || c === "\r") i++;
-    else if (c === "/" && src[i + 1] === "/") {
-      while (i < n && src[i] !== "\n") i++;
-    } else if (c === "/" && src[i + 1] === "*") {
-      const end = src.indexOf("*/", i + 2);
-      const stop = end < 0 ? n : end + 2;
-      for (let k = i; k < stop; k++) if (src[k] === "\n") line++;
-      i = stop;
-    } else if (c === '"' || c === "'") {
-      i++;
-      while (i < n && src[i] !== c) i += src[i] === "\\" ? 2 : 1;
-      i++;
-      out.push({ t: "s", line });
-    } else if (c === "`") {
-      out.push({ t: "s", line });
-      i++;
-      readTemplate();
-    } else if (c === "/" && BEFORE_REGEX.has(prev())) {
-      i++;
-      let inClass = false;
-      while (i < n && (src[i] !== "/" || inClass) && src[i] !== "\n") {
-        if (src[i] === "\\") i++;
-        else if (src[i] === "[") inClass = true;
-        else if (src[i] === "]") inClass = false;
-        i++;
-      }
-      i++;
-      while (i < n && /[a-z]/.test(src[i]!)) i++;
-      out.push({ t: "s", line });
-    } else if (/[A-Za-z_$#]/.test(c)) {
-      let j = i + 1;
-      while (j < n && /[\w$]/.test(src[j]!)) j++;
-      out.push({ t: src.slice(i, j), line });
-      i = j;
-    } else if (/[0-9]/.test(c)) {
-      let j = i + 1;
-      while (j < n && /[\w.]/.test(src[j]!)) j++;
-      out.push({ t: "s", line });
-      i = j;
-    } else {
-      const three = src.slice(i, i + 3);
-      const two = src.slice(i, i + 2);
-      const p = PUNCT3.includes(three) ? three : PUNCT2.includes(two) ? two : c;
-      i += p.length;
-      if (p === "{") depth++;
-      if (p === "}") {
-        depth--;
-        if (templates.length > 0 && templates[templates.length - 1] === depth) {
-          templates.pop();
-          out.push({ t: p, line });
-          readTemplate();
-          continue;
-        }
-      }
-      out.push({ t: p, line });
-    }
-  }
-  return out;
-}
-
-/** A function found by the scanner. */
-export interface Fn {
-  name: string;
-  line: number;
-  lines: number;
-  params: number;
-}
-
-const NOT_A_METHOD = new Set([
-  "if",
-  "for",
-  "while",
-  "switch",
-  "catch",
-  "with",
-  "return",
-  "function",
-  "typeof",
-  "await",
-  "new",
-  "delete",
-  "void",
-  "in",
-  "of",
-  "instanceof",
-  "yield",
-  "super",
-  "import",
-]);
-const OPEN: Record<string, string> = { "(": ")", "[": "]", "{": "}" };
-
-/** Index of the token closing the bracket opened at `at`. */
-function closing(tokens: Token[], at: number): number {
-  let d = 0;
-  for (let k = at; k < tokens.length; k++) {
-    const t = tokens[k]!.t;
-    if (Object.hasOwn(OPEN, t)) d++;
-    else if (t === ")" || t === "]" || t === "}") {
-      d--;
-      if (d === 0) return k;
-    }
-  }
-  return tokens.length - 1;
-}
-
-/** Number of parameters between the parentheses at `open`..`close`. */
-function countParams(tokens: Token[], open: number, close: number): number {
-  if (close === open + 1) return 0;
-  let d = 0;
-  let angle = 0;
-  let count = 1;
-  let first = true;
-  for (let k = open + 1; k < close; k++) {
-    const t = tokens[k]!.t;
-    if (Object.hasOwn(OPEN, t)) d++;
-    else if (t === ")" || t === "]" || t === "}") d--;
-    else if (t === "<") angle++;
-    else if (t === ">" && angle > 0) angle--;
-    else if (t === "," && d === 0 && angle === 0) {
-      // A trailing comma adds no parameter.
-      if (k + 1 < close) count++;
-    }
-    // TypeScript's `this` parameter is not passed.
-    if (first && t === "this" && tokens[k + 1]?.t === ":") count--;
-    first = false;
-  }
-  return count;
-}
-
-/** Whether the `=` at `eq` is a type alias's (`type Name = ...`, `type Name<T> = ...`). */
-function isTypeAlias(tokens: Token[], eq: number): boolean {
-  let m = eq - 1;
-  if (tokens[m]?.t === ">") {
-    for (let a = 0; m >= 0; m--) {
-      if (tokens[m]!.t === ">") a++;
-      else if (tokens[m]!.t === "<") a--;
-      if (a === 0) break;
-    }
-    m--;
-  }
-  return tokens[m - 1]?.t === "type";
-}
-
-/** Whether a parameter list has a type annotation at its top level. */
-function hasTypedParams(tokens: Token[], open: number, close: number): boolean {
-  let d = 0;
-  for (let k = open + 1; k < close; k++) {
-    const t = tokens[k]!.t;
-    if (Object.hasOwn(OPEN, t)) d++;
-    else if (t === ")" || t === "]" || t === "}") d--;
-    else if (t === ":" && d === 0) return true;
-  }
-  return close === open + 1;
-}
-
-/** Skips a return type annotation starting at `k` (a `:`); returns the index after it. */
-function skipReturnType(tokens: Token[], k: number, stop: Set<string>): number {
-  if (tokens[k]?.t !== ":") return k;
-  k++;
-  let angle = 0;
-  while (k < tokens.length) {
-    const t = tokens[k]!.t;
-    if (t === "<") angle++;
-    else if (t === ">") angle--;
-    else if (t === "(" || t === "[") k = closing(tokens, k);
-    else if (t === "{" && angle > 0) k = closing(tokens, k);
-    else if (t === "{" && ["", ":", "|", "&", "=>"].includes(tokens[k - 1]!.t)) {
-      // An object type right after `:`, `|`, `&` or `=>` belongs to the type.
-      k = closing(tokens, k);
-    } else if (angle <= 0 && stop.has(t)) return k;
-    k++;
-  }
-  return k;
-}
-
-/** Every function in `src` with its first line, its length in lines and its parameter count. */
-export function functionsOf(src: string): Fn[] {
-  const tokens = tokenize(src);
-  const out: Fn[] = [];
-  const add = (name: string, open: number, close: number, body: number) => {
-    const start = tokens[open]!.line;
-    const end = tokens[tokens[body]!.t === "{" ? closing(tokens, body) : body]!.line;
-    out.push({
-      name,
-      line: start,
-      lines: end - start + 1,
-      params: countParams(tokens, open, close),
-    });
-  };
-  for (let k = 0; k < tokens.length; k++) {
-    const t = tokens[k]!.t;
-    if (t !== "(") continue;
-    const close = closing(tokens, k);
-    const before = tokens[k - 1]?.t ?? "";
-    // `function name(...)`, `function (...)`, `function* name(...)`.
-    let name: string | undefined;
-    let generic = k - 1;
-    if (before === ">") {
-      // `name<T>(...)`: step back over the type parameters.
-      let a = 0;
-      for (let m = k - 1; m >= 0; m--) {
-        if (tokens[m]!.t === ">") a++;
-        else if (tokens[m]!.t === "<") a--;
-        if (a === 0) {
-          generic = m - 1;
-          break;
-        }
-      }
-    }
-    const head = tokens[generic]?.t ?? "";
-    const headBefore = tokens[generic - 1]?.t ?? "";
-    if (head === "function" || (headBefore === "function" && /^[\w$#]+$/.test(head))) {
-      name = head === "function" ? "(anonymous)" : head;
-    } else if (headBefore === "*" && tokens[generic - 2]?.t === "function") name = head;
-    const after = skipReturnType(tokens, close + 1, new Set(["{", "=>", ";", ",", ")"]));
-    if (name !== undefined) {
-      if (tokens[after]?.t === "{") add(name, k, close, after);
-      continue;
-    }
-    if (tokens[after]?.t === "=>") {
-      // An arrow function, or a function type (`x: (a: A) => T`). Under
-      // noImplicitAny a function type names the type of each parameter, while
-      // an arrow passed as a property (`onRecord: (key, rev) => ...`) leaves
-      // them to the context: after `:` typed parameters mean a type.
-      if (before === ":" && hasTypedParams(tokens, k, close)) continue;
-      if (before === "=>" || before === "|" || before === "<" || before === "&") continue;
-      if (before === "=" && isTypeAlias(tokens, k - 1)) continue;
-      const body = after + 1;
-      let label = "(arrow)";
-      const assign = before === "async" ? generic - 1 : generic;
-      // An arrow passed straight to a call: named after the callee, `forEach(callback)`.
-      if (tokens[assign]?.t === "(" && /^[\w$#]+$/.test(tokens[assign - 1]?.t ?? "")) {
-        label = `${tokens[assign - 1]!.t}(callback)`;
-      }
-      if (tokens[assign]?.t === "=" && /^[\w$#]+$/.test(tokens[assign - 1]?.t ?? "")) {
-        label = tokens[assign - 1]!.t;
-      } else if (tokens[assign]?.t === ":" && /^[\w$#]+$/.test(tokens[assign - 1]?.t ?? "")) {
-        label = tokens[assign - 1]!.t;
-      }
-      add(label, k, close, body);
-      continue;
-    }
-    // A method: `name(...) {`, `#name(...) {`, `get name() {`, `[Symbol.x](...) {`.
-    if (tokens[after]?.t === "{" && /^[\w$#]+$/.test(head) && !NOT_A_METHOD.has(head)) {
-      add(head, k, close, after);
-    } else if (tokens[after]?.t === "{" && head === "]") {
-      add("[computed]", k, close, after);
-    }
-  }
-  return out;
+/** Every `.ts` file of {@link CHECKED_DIRS}. */
+async function checkedFiles(): Promise<string[]> {
+  return (await Promise.all(CHECKED_DIRS.map((dir) => tsFiles(dir)))).flat();
 }
 
 /** The violations found, as `file:line name (what)`, and the debt entries no longer violated. */
@@ -426,26 +157,36 @@ export async function violations(): Promise<{
   const long: string[] = [];
   const positional: string[] = [];
   const seenDebt = new Set<string>();
+  const seenScenarios = new Set<string>();
+  const longScenario = (file: string, key: string) => {
+    if (!file.startsWith("scripts/") || !LONG_SCENARIOS.has(key)) return false;
+    seenScenarios.add(key);
+    return true;
+  };
   const owed = (key: string) => {
     if (!KNOWN_DEBT.has(key)) return false;
     seenDebt.add(key);
     return true;
   };
-  for (const file of await tsFiles("src")) {
+  for (const file of await checkedFiles()) {
     const text = await Deno.readTextFile(new URL(file, ROOT));
     const lines = text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
     if (lines > MAX_FILE_LINES && !owed(file)) files.push(`${file} (${lines} lines)`);
     for (const f of functionsOf(text)) {
       const key = `${file}:${f.name}`;
-      if (f.lines > MAX_FUNCTION_LINES && !owed(key)) {
+      if (f.lines > MAX_FUNCTION_LINES && !owed(key) && !longScenario(file, key)) {
         long.push(`${file}:${f.line} ${f.name} (${f.lines} lines)`);
       }
+      if (!file.startsWith(POSITIONAL_DIR)) continue;
       if (f.params > MAX_POSITIONAL && !POSITIONAL_ALLOWED.has(key) && !owed(key)) {
         positional.push(`${file}:${f.line} ${f.name} (${f.params} parameters)`);
       }
     }
   }
-  const paidDebt = [...KNOWN_DEBT.keys()].filter((k) => !seenDebt.has(k));
+  const paidDebt = [
+    ...[...KNOWN_DEBT.keys()].filter((k) => !seenDebt.has(k)),
+    ...[...LONG_SCENARIOS.keys()].filter((k) => !seenScenarios.has(k)),
+  ];
   return { files, long, positional, paidDebt };
 }
 
@@ -468,6 +209,11 @@ Deno.test("the scanner finds functions, methods and arrows with their lengths an
     "export type V<X> = (a: X, b: X, c: X, d: X) => void;",
     "load({ onRecord: (k, r, c, v) => n++ });",
     "xs.forEach((a, b, c, d) => {});",
+    "function g(a: A, b: B, options?: GOptions) {}",
+    "function h(a, { x }: { x: 1 } = {}) {}",
+    "function i(a, b, o: Partial<IOptions> | undefined, ) {}",
+    "function j(a, b, o: Options2) {}",
+    "function k(a, b, c): (x: number) => void { return (x) => {}; }",
   ].join("\n");
   const found = functionsOf(src).map((f) => `${f.name}@${f.line}:${f.lines}/${f.params}`);
   assert.deepEqual(found, [
@@ -477,6 +223,12 @@ Deno.test("the scanner finds functions, methods and arrows with their lengths an
     "f@11:3/4",
     "onRecord@16:1/4",
     "forEach(callback)@17:1/4",
+    "g@18:1/2",
+    "h@19:1/1",
+    "i@20:1/2",
+    "j@21:1/3",
+    "k@22:1/3",
+    "(arrow)@22:1/1",
   ]);
 });
 
@@ -495,10 +247,11 @@ Deno.test("the scanner is not misled by names Object.prototype has (toString, co
     "",
   ].join("\n");
   const found = functionsOf(src).map((f) => `${f.name}@${f.line}:${f.lines}/${f.params}`);
-  assert.deepEqual(found, ["a@1:3/1", "b@4:3/2"]);
+  // `a`'s one parameter is typed as an object literal: an options object, not positional.
+  assert.deepEqual(found, ["a@1:3/0", "b@4:3/2"]);
 });
 
-Deno.test("src/ keeps its shape: short files, short functions, few positional parameters", async () => {
+Deno.test("src/, host/, workers/, scripts/ and testing/ keep their shape: short files, short functions; src/ few positional parameters", async () => {
   const { files, long, positional, paidDebt } = await violations();
   assert.deepEqual(files, [], `files over ${MAX_FILE_LINES} lines:\n${files.join("\n")}`);
   assert.deepEqual(long, [], `functions over ${MAX_FUNCTION_LINES} lines:\n${long.join("\n")}`);
@@ -507,7 +260,11 @@ Deno.test("src/ keeps its shape: short files, short functions, few positional pa
     [],
     `functions with more than ${MAX_POSITIONAL} positional parameters:\n${positional.join("\n")}`,
   );
-  assert.deepEqual(paidDebt, [], `fixed: take these off KNOWN_DEBT:\n${paidDebt.join("\n")}`);
+  assert.deepEqual(
+    paidDebt,
+    [],
+    `fixed: take these off KNOWN_DEBT or LONG_SCENARIOS:\n${paidDebt.join("\n")}`,
+  );
 });
 
 Deno.test("every allowed hot path still exists and still needs its positional parameters", async () => {

@@ -1,13 +1,14 @@
 /**
- * The snapshot file (format 3, columns): written from growing columns
- * (values as bytes or as text), read back verified, and handed out as columns
- * only once the whole file checked out.
+ * The snapshot file (format 4, columns and key table): written from growing
+ * columns (values as bytes or as text), read back verified, and handed out as
+ * columns only once the whole file checked out.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { loadSnapshot, readSnapshot, writeSnapshot } from "../../src/snapshot.ts";
 import { checksum } from "../../src/checksum.ts";
+import { readAhead } from "../../src/snapshot_file.ts";
 
 const enc = new TextEncoder();
 const HEADER = { bucket: "b", filter: ">", epoch: "e1", lastRevision: 42, partial: false };
@@ -25,15 +26,18 @@ Deno.test("snapshot: records written as bytes or text come back byte for byte", 
   await withDir(async (dir) => {
     const path = `${dir}/s.snap`;
     const big = "x".repeat(200_000); // forces the buffer to grow
-    const written = await writeSnapshot(path, HEADER, (add) => {
-      add("a", 1, 1000.5, enc.encode('{"n":1}'));
-      add("ключ.ü", 2, 2000, '{"name":"Zoë 🚀"}');
-      add("bin", 3, 3000, new Uint8Array([0, 0xff, 0x80]));
-      add("empty", 4, 4000, "");
-      add("big", 5, 5000, big);
+    const written = await writeSnapshot(path, {
+      header: HEADER,
+      records: (add) => {
+        add("a", 1, 1000.5, enc.encode('{"n":1}'));
+        add("ключ.ü", 2, 2000, '{"name":"Zoë 🚀"}');
+        add("bin", 3, 3000, new Uint8Array([0, 0xff, 0x80]));
+        add("empty", 4, 4000, "");
+        add("big", 5, 5000, big);
+      },
     });
     assert.equal(written.count, 5);
-    const r = await readSnapshot(path, "b", ">");
+    const r = await readSnapshot(path, { bucket: "b", filter: ">" });
     assert.ok(r.ok);
     assert.equal(r.header.lastRevision, 42);
     assert.deepEqual(
@@ -49,8 +53,8 @@ Deno.test("snapshot: records written as bytes or text come back byte for byte", 
     assert.deepEqual([...r.records[2]!.value], [0, 0xff, 0x80]);
     // The iterable form writes the same records.
     const path2 = `${dir}/s2.snap`;
-    await writeSnapshot(path2, HEADER, r.records);
-    const r2 = await readSnapshot(path2, "b", ">");
+    await writeSnapshot(path2, { header: HEADER, records: r.records });
+    const r2 = await readSnapshot(path2, { bucket: "b", filter: ">" });
     assert.ok(r2.ok);
     assert.deepEqual(r2.records, r.records);
     assert.equal(r.header.checksum, written.checksum);
@@ -60,8 +64,11 @@ Deno.test("snapshot: records written as bytes or text come back byte for byte", 
 Deno.test("snapshot: a refused file hands out no record", async (t) => {
   await withDir(async (dir) => {
     const path = `${dir}/s.snap`;
-    await writeSnapshot(path, HEADER, (add) => {
-      for (let i = 0; i < 100; i++) add(`k.${i}`, i + 1, 0, `{"i":${i}}`);
+    await writeSnapshot(path, {
+      header: HEADER,
+      records: (add) => {
+        for (let i = 0; i < 100; i++) add(`k.${i}`, i + 1, 0, `{"i":${i}}`);
+      },
     });
     const good = await Deno.readFile(path);
     const load = async (bytes: Uint8Array, accept?: () => string | undefined) => {
@@ -120,9 +127,12 @@ function withCount(file: Uint8Array, count: number, claimed: number): Uint8Array
 Deno.test("snapshot: columns whose size disagrees with the count are refused", async (t) => {
   await withDir(async (dir) => {
     const path = `${dir}/s.snap`;
-    const h = await writeSnapshot(path, HEADER, (add) => {
-      add("k", 1, 0, "v");
-      add("l", 2, 0, "w");
+    const h = await writeSnapshot(path, {
+      header: HEADER,
+      records: (add) => {
+        add("k", 1, 0, "v");
+        add("l", 2, 0, "w");
+      },
     });
     const good = await Deno.readFile(path);
     const load = async (bytes: Uint8Array) => {
@@ -142,8 +152,8 @@ Deno.test("snapshot: columns whose size disagrees with the count are refused", a
     await t.step("offsets going down, checksum right: refused", async () => {
       const bad = good.slice();
       // From the end: the checksum (16), the value and key blocks (2 + 2),
-      // the value offsets (3 × 4), then the key offsets (3 × 4).
-      const keyOffAt = good.length - 16 - (2 + 2) - 12 - 12;
+      // the key table (16 × 4), the value offsets (3 × 4), then the key offsets (3 × 4).
+      const keyOffAt = good.length - 16 - (2 + 2) - 64 - 12 - 12;
       const offs = new Uint32Array(bad.buffer, keyOffAt, 3);
       assert.deepEqual([...offs], [0, 1, 2]);
       offs[1] = 2;
@@ -151,6 +161,24 @@ Deno.test("snapshot: columns whose size disagrees with the count are refused", a
       const r = await load(resealed(bad));
       assert.deepEqual(r, { ok: false, reason: "snapshot records are corrupt" });
     });
+    const tableAt = good.length - 16 - (2 + 2) - 64;
+    for (
+      const [what, plant] of [
+        ["a record twice", (t: Int32Array) => t[t.findIndex((e) => e === 0)] = 1],
+        ["an extra entry", (t: Int32Array) => t[t.findIndex((e) => e === -1)] = 1],
+        ["a record past the count", (t: Int32Array) => t[t.findIndex((e) => e === 1)] = 2],
+        ["no empty position", (t: Int32Array) => t.fill(0)],
+      ] as const
+    ) {
+      await t.step(`key table with ${what}, checksum right: refused`, async () => {
+        const bad = good.slice();
+        const table = new Int32Array(bad.buffer, tableAt, 16);
+        assert.equal(table.filter((e) => e !== -1).length, 2);
+        plant(table);
+        const r = await load(resealed(bad));
+        assert.deepEqual(r, { ok: false, reason: "snapshot records are corrupt" });
+      });
+    }
     await t.step("the intact file still reads", async () => assert.ok((await load(good)).ok));
   });
 });
@@ -158,12 +186,12 @@ Deno.test("snapshot: columns whose size disagrees with the count are refused", a
 Deno.test("snapshot: missing, foreign and cut-short files are refused with the reason", async (t) => {
   await withDir(async (dir) => {
     const path = `${dir}/s.snap`;
-    await writeSnapshot(path, HEADER, (add) => add("k", 1, 0, "v"));
+    await writeSnapshot(path, { header: HEADER, records: (add) => add("k", 1, 0, "v") });
     const good = await Deno.readFile(path);
     const reason = async (bytes: Uint8Array | undefined, bucket = "b", filter = ">") => {
       if (bytes === undefined) await Deno.remove(path).catch(() => {});
       else await Deno.writeFile(path, bytes);
-      const r = await readSnapshot(path, bucket, filter);
+      const r = await readSnapshot(path, { bucket, filter });
       return r.ok ? "(accepted)" : r.reason;
     };
     await t.step("no file", async () => assert.equal(await reason(undefined), "no snapshot file"));
@@ -180,6 +208,11 @@ Deno.test("snapshot: missing, foreign and cut-short files are refused with the r
       const v1 = good.slice();
       v1.set(enc.encode("KVEDGE-SNAPSHOT 1\n"));
       assert.equal(await reason(v1), "snapshot format 1 is not trusted (its partial flag may lie)");
+    });
+    await t.step("format 3 (no key table): refused, a cold start", async () => {
+      const v3 = good.slice();
+      v3.set(enc.encode("KVEDGE-SNAPSHOT 3\n"));
+      assert.equal(await reason(v3), "snapshot format 3 (no key table) is no longer read");
     });
     await t.step("format 2 (record by record): refused, a cold start", async () => {
       const v2 = good.slice();
@@ -216,15 +249,72 @@ Deno.test("snapshot: missing, foreign and cut-short files are refused with the r
 Deno.test("snapshot: each record keeps its deadline (rule 6 across a warm start)", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/d.snap`;
-    await writeSnapshot(path, HEADER, (add) => {
-      add("ttl", 1, 10, "v", 1_900_000_000_000);
-      add("forever", 2, 20, "w");
+    await writeSnapshot(path, {
+      header: HEADER,
+      records: (add) => {
+        add("ttl", 1, 10, "v", 1_900_000_000_000);
+        add("forever", 2, 20, "w");
+      },
     });
-    const r = await readSnapshot(path, "b", ">");
+    const r = await readSnapshot(path, { bucket: "b", filter: ">" });
     assert.ok(r.ok);
     assert.deepEqual(
       r.records.map((x) => [x.key, x.deadline]),
       [["ttl", 1_900_000_000_000], ["forever", 0]],
     );
   });
+});
+
+Deno.test("snapshot: without a deadline the column is left out and every deadline reads 0", async () => {
+  await withDir(async (dir) => {
+    const write = async (name: string, deadline: number) => {
+      const path = `${dir}/${name}.snap`;
+      const h = await writeSnapshot(path, {
+        header: HEADER,
+        records: (add) => {
+          for (let i = 0; i < 100; i++) add(`k${i}`, i + 1, 10, "v", i === 50 ? deadline : 0);
+        },
+      });
+      return {
+        h,
+        size: (await Deno.stat(path)).size,
+        r: await readSnapshot(path, { bucket: "b", filter: ">" }),
+      };
+    };
+    const none = await write("none", 0);
+    const one = await write("one", 1_900_000_000_000);
+    assert.equal(none.h.deadlines, false);
+    assert.equal(one.h.deadlines, true);
+    // The deadline column, 8 bytes a record (give or take the header's padding to 8:
+    // "deadlines":false is a byte longer than "deadlines":true).
+    assert.ok(Math.abs(one.size - none.size - 100 * 8) < 8, `${one.size} - ${none.size}`);
+    assert.ok(none.r.ok && one.r.ok);
+    assert.ok(none.r.records.every((x) => x.deadline === 0));
+    assert.deepEqual(
+      one.r.records.filter((x) => x.deadline !== 0).map((x) => x.key),
+      ["k50"],
+    );
+  });
+});
+
+Deno.test("snapshot: readAhead starts the first read at once and hands it to the first read()", async () => {
+  let reads = 0;
+  let fail = true;
+  const storage = {
+    read: () => {
+      reads++;
+      return fail
+        ? Promise.reject(new Error("disk on fire"))
+        : Promise.resolve(new Uint8Array([reads]));
+    },
+    write: () => Promise.resolve(),
+  };
+  const ahead = readAhead(storage);
+  assert.equal(reads, 1); // started before anyone asked
+  await new Promise((r) => setTimeout(r, 0)); // its rejection is held, not unhandled
+  await assert.rejects(ahead.read(), /disk on fire/);
+  assert.equal(reads, 1);
+  fail = false;
+  assert.deepEqual(await ahead.read(), new Uint8Array([2])); // later calls read anew
+  assert.equal(reads, 2);
 });

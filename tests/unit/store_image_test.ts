@@ -1,5 +1,5 @@
 /**
- * A snapshot (format 3) loaded as the local store's image: what a store
+ * A snapshot (format 4) loaded as the local store's image: what a store
  * saves comes back the same (values, refused values, deadlines, recency),
  * a key in the image is found, replaced and removed by the store's usual
  * rules, and the bounds apply to what loads. Starts no server.
@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { LocalStore } from "../../src/local_store.ts";
-import { Applied, type RemovalReason, type Slot } from "../../src/slot.ts";
+import { Applied, type RemovalReason, type Slot, SlotFlag } from "../../src/slot.ts";
 import { loadSnapshot, readSnapshot, writeSnapshot } from "../../src/snapshot.ts";
 import type { SnapshotStorage } from "../../src/snapshot_file.ts";
 import { ENTRY_OVERHEAD_BYTES } from "../../src/types.ts";
@@ -40,7 +40,10 @@ async function reload(
   gen = 3,
 ): Promise<{ loaded: LocalStore; count: number; storage: ReturnType<typeof memory> }> {
   const storage = memory();
-  await writeSnapshot(storage, HEADER, store.records((v) => enc.encode(JSON.stringify(v))));
+  await writeSnapshot(storage, {
+    header: HEADER,
+    records: store.records((v) => enc.encode(JSON.stringify(v))),
+  });
   const snap = await loadSnapshot(storage, { bucket: "b", filter: ">" });
   assert.ok(snap.ok, snap.ok ? "" : snap.reason);
   const loaded = new LocalStore(options);
@@ -50,7 +53,7 @@ async function reload(
 
 /** The records of a saved snapshot: key, revision, created, value bytes, deadline. */
 async function saved(storage: SnapshotStorage) {
-  const r = await readSnapshot(storage, "b", ">");
+  const r = await readSnapshot(storage, { bucket: "b", filter: ">" });
   assert.ok(r.ok);
   return r.records.map((x) => [x.key, x.rev, x.created, [...x.value], x.deadline]);
 }
@@ -76,7 +79,10 @@ Deno.test("store image: a saved store loads back the same, most recently used fi
   const first = await saved(storage);
   assert.deepEqual(first.map((r) => r[0]), ["a", "decoded", "bad", "ttl", "empty", "ключ.ü"]);
   const again = memory();
-  await writeSnapshot(again, HEADER, loaded.records(() => assert.fail("nothing decoded")));
+  await writeSnapshot(again, {
+    header: HEADER,
+    records: loaded.records(() => assert.fail("nothing decoded")),
+  });
   const resaved = await saved(again);
   // The deadlines are kept as time left, so they may move by a millisecond.
   const exact = (rs: unknown[][]) => rs.map((r) => r.slice(0, 4));
@@ -123,15 +129,27 @@ Deno.test("store image: a key still in the image obeys the revision rule and lea
     Applied.Older,
   );
   assert.equal(loaded.put("k.4", 99, 0, enc.encode("newer")), Applied.Stored);
+  // Slot s is record s, most recently used first: k.4 is slot 45. Its new
+  // value, not read yet, is a cold slot (no Map entry), and still obeys the rules.
+  assert.equal(loaded.flagsAt(45), SlotFlag.Cold);
+  assert.equal(loaded.put("k.4", 98, 0, enc.encode("older")), Applied.Older);
+  assert.equal(loaded.size, 50);
   assert.deepEqual([...loaded.peek("k.4")!.raw!], [...enc.encode("newer")]);
+  assert.equal(loaded.flagsAt(45) & SlotFlag.Cold, 0); // read: an ordinary slot now
+  assert.equal(
+    loaded.putValue("k.6", { rev: 100, created: 0, value: "decoded", encodedBytes: 9 }),
+    Applied.Stored,
+  );
+  assert.equal(loaded.flagsAt(43), 0); // a decoded value: ordinary at once
+  assert.equal(loaded.peek("k.6")!.value, "decoded");
   loaded.delete("k.5");
   assert.equal(loaded.has("k.5"), false);
-  assert.equal(loaded.dropBelow(20), 8); // k.0 … k.9 but k.4 (now 99) and k.5 (deleted)
-  assert.equal(loaded.size, 50 - 1 - 8);
+  assert.equal(loaded.dropBelow(20), 7); // k.0 … k.9 but k.4 (99), k.5 (deleted), k.6 (100)
+  assert.equal(loaded.size, 50 - 1 - 7);
   assert.equal(loaded.peek("k.0"), undefined);
   assert.deepEqual([...loaded.peek("k.49")!.raw!], [...enc.encode("49")]);
   assert.equal(loaded.put("new", 100, 0, enc.encode("n")), Applied.Stored);
-  assert.equal(loaded.size, 42);
+  assert.equal(loaded.size, 43);
   loaded.clear();
   assert.equal(loaded.size, 0);
   assert.equal(loaded.peek("k.49"), undefined);
@@ -193,9 +211,12 @@ Deno.test("store image: the bounds apply to what loads, the most recently used f
 
   await t.step("a record past its deadline does not load", async () => {
     const storage = memory();
-    await writeSnapshot(storage, HEADER, (add) => {
-      add("past", 1, 0, "p", Date.now() - 1);
-      add("future", 2, 0, "f", Date.now() + 60_000);
+    await writeSnapshot(storage, {
+      header: HEADER,
+      records: (add) => {
+        add("past", 1, 0, "p", Date.now() - 1);
+        add("future", 2, 0, "f", Date.now() + 60_000);
+      },
     });
     const snap = await loadSnapshot(storage, { bucket: "b", filter: ">" });
     assert.ok(snap.ok);
@@ -241,4 +262,48 @@ Deno.test("store image: columns taken from the file stay right when touched, gro
   again.loaded.clear();
   again.loaded.put("after", 1, 4, enc.encode("a"));
   assert.deepEqual([again.loaded.size, again.loaded.peek("after")!.created], [1, 4]);
+});
+
+Deno.test("store image: every key is found through the file's key table or one built at load", async (t) => {
+  const store = new LocalStore({ maxItems: 3000 });
+  for (let i = 0; i < 3000; i++) store.put(`k.${i}`, i + 1, 1000, enc.encode(`v${i}`));
+  // Loaded whole, slot r is record r: the file's table. Fewer slots: a table built at load.
+  for (const maxItems of [3000, 2000]) {
+    await t.step(`maxItems ${maxItems}`, async () => {
+      const { loaded, count } = await reload(store, { maxItems });
+      assert.equal(count, maxItems);
+      // Records are most recently used first: k.2999 … k.0; the last 1000 are left out at 2000.
+      for (let i = 0; i < 3000; i++) {
+        const slot = loaded.peek(`k.${i}`);
+        if (i < 3000 - maxItems) assert.equal(slot, undefined, `k.${i}`);
+        else assert.deepEqual([slot?.rev, [...slot!.raw!]], [i + 1, [...enc.encode(`v${i}`)]]);
+      }
+      assert.equal(loaded.peek("k.3000"), undefined);
+      assert.equal(loaded.size, maxItems);
+    });
+  }
+});
+
+Deno.test("store image: every slot given a new value leaves the image as a cold slot", async () => {
+  const store = new LocalStore({ maxItems: 20 });
+  for (let i = 0; i < 20; i++) store.put(`k.${i}`, i + 1, 1000, enc.encode(`old${i}`));
+  const { loaded } = await reload(store, { maxItems: 20 });
+  for (let i = 0; i < 20; i++) {
+    assert.equal(loaded.put(`k.${i}`, 100 + i, 2000, enc.encode(`new${i}`)), Applied.Stored);
+  }
+  assert.equal(loaded.size, 20);
+  // The image drained: the file's buffer is let go, the columns are the store's own.
+  const again = memory();
+  await writeSnapshot(again, {
+    header: HEADER,
+    records: loaded.records(() => assert.fail("nothing decoded")),
+  });
+  const records = await saved(again);
+  assert.deepEqual(
+    records.map((r) => [r[0], r[1], new TextDecoder().decode(new Uint8Array(r[3] as number[]))]),
+    Array.from({ length: 20 }, (_, j) => [`k.${19 - j}`, 119 - j, `new${19 - j}`]),
+  );
+  assert.equal(loaded.put("k.20", 200, 0, enc.encode("x")), Applied.Stored); // evicts k.0, the oldest
+  assert.equal(loaded.peek("k.0"), undefined);
+  assert.deepEqual([loaded.peek("k.1")?.rev, loaded.peek("k.20")?.rev], [101, 200]);
 });

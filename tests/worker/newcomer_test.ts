@@ -9,7 +9,8 @@ import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { DecodeError, openCache } from "../../mod.ts";
 import { createApp } from "../../http.ts";
-import { BOOLEAN_WORDS, parseEdgeConfig } from "../../host/edge_config.ts";
+import { parseEdgeConfig } from "../../host/edge_config.ts";
+import { BOOLEAN_WORDS } from "../../host/env_vars.ts";
 import { connectTo, spawnEdge, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -116,7 +116,7 @@ function putKey(p: Pipeline): (c: Context) => Promise<Response> {
       await readBodyCapped(c.req.raw, p.limits.maxBodyBytes),
       p.limits.maxJsonDepth,
     );
-    const { revision, created } = await writePut(b, w, {
+    const { revision, created } = await writePut({ bucket: b, writer: w }, {
       key,
       value,
       createOnly,
@@ -165,16 +165,16 @@ function putPreconditions(c: Context): Pick<PutRequest, "createOnly" | "ifMatch"
   return { createOnly, ifMatch, setOptions };
 }
 
-/** Writes `put` as its preconditions say; whether it created the key. */
+/** Writes `put` to the bucket's writer as its preconditions say; whether it created the key. */
 async function writePut(
-  b: ServedBucket,
-  w: Cache<unknown>,
+  to: { bucket: ServedBucket; writer: Cache<unknown> },
   put: PutRequest,
 ): Promise<{ revision: number; created: boolean }> {
+  const { bucket: b, writer: w } = to;
   const { key, value, setOptions } = put;
   if (put.createOnly) return { revision: await createOrConflict(w, put), created: true };
   if (put.ifMatch !== undefined) {
-    const expected = await expectedRevision(b, key, put.ifMatch);
+    const expected = await expectedRevision(b, { key, ifMatch: put.ifMatch });
     return { revision: await w.update(key, value, expected), created: false };
   }
   // Try create first so a new key answers 201; a conflict means it exists.
@@ -211,9 +211,9 @@ function deleteKey(p: Pipeline): (c: Context) => Promise<Response> {
       throw new HttpProblem("bad_request", 'purge must be "true" or "false"');
     }
     const ifMatchHeader = c.req.raw.headers.get("if-match");
-    const opts = ifMatchHeader === null
-      ? {}
-      : { expectedRevision: await expectedRevision(b, key, parseIfMatch(ifMatchHeader)) };
+    const opts = ifMatchHeader === null ? {} : {
+      expectedRevision: await expectedRevision(b, { key, ifMatch: parseIfMatch(ifMatchHeader) }),
+    };
     const revision = purge === "true" ? await w.purge(key, opts) : await w.delete(key, opts);
     const answer = p.bookmarks.answer(b, incoming, revision);
     return c.json({ key, revision }, 200, p.bookmarks.record(incoming, answer));
@@ -223,11 +223,10 @@ function deleteKey(p: Pipeline): (c: Context) => Promise<Response> {
 /** What `If-Match` asks. */
 type IfMatch = ReturnType<typeof parseIfMatch>;
 
-/** The revision a conditional write must find, from `If-Match`. */
+/** The revision a conditional write of `key` must find, from `If-Match`. */
 async function expectedRevision(
   b: ServedBucket,
-  key: string,
-  ifMatch: IfMatch,
+  { key, ifMatch }: { key: string; ifMatch: IfMatch },
 ): Promise<number> {
   const fail = () => new HttpProblem("precondition_failed", "If-Match does not match the key");
   if (!ifMatch.any && ifMatch.revisions.length === 1) return ifMatch.revisions[0]!;

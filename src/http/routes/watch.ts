@@ -32,7 +32,7 @@ function watch(p: Pipeline): (c: Context) => Promise<Response> {
     const b = p.bucketOf(c);
     const incoming = p.bookmarks.of(c.req.raw);
     const prefix = checkPrefix(c.req.query("prefix"));
-    const fromRevision = await startRevision(c, b, incoming);
+    const fromRevision = await startRevision(c, { bucket: b, incoming });
     if (p.metrics.sse.open >= p.limits.maxSseStreams) {
       p.metrics.sse.refused++;
       throw new HttpProblem("too_many_streams", "too many open watch streams; retry later", {
@@ -65,8 +65,7 @@ function watch(p: Pipeline): (c: Context) => Promise<Response> {
  */
 async function startRevision(
   c: Context,
-  b: ServedBucket,
-  incoming: Bookmark,
+  { bucket: b, incoming }: { bucket: ServedBucket; incoming: Bookmark },
 ): Promise<number | undefined> {
   const lastEventId = c.req.raw.headers.get("last-event-id");
   if (lastEventId !== null && lastEventId.trim() !== "") {

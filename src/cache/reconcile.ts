@@ -1,0 +1,96 @@
+/**
+ * Reconciliation's verdict on a stream info read now and then while the
+ * watcher runs: a stream purge, a recreated bucket, a lost tail and a new
+ * stream leader produce no watcher event, so each is read from the stream's
+ * state here and answered with the reason to restart the watcher.
+ *
+ * A new leader matters because a running consumer outlives it: nats-server
+ * 2.9.10, every server of a cluster paused and resumed, delivered a write the
+ * new leader never held (it was never acknowledged) and then took the next
+ * write at the same revision; the consumer, on the old leader's replica,
+ * went on past it, so the edge held a value the bucket does not and lacked
+ * the one it does, at a revision equal to the stream's (docs/nats-versions.md).
+ * A restart resumes at the applied revision and judges what the stream holds
+ * there (src/resume_check.ts): the same message, nothing lost; another one,
+ * a resync.
+ *
+ * @module
+ */
+import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import { BucketNotFoundError } from "../errors.ts";
+import { mapNatsError } from "../errors_map.ts";
+import { kvStreamName } from "../kv_layout.ts";
+
+/** What the watcher knew of the stream when reconciliation reads it again. */
+export interface ReconcileBase {
+  /** The stream's creation time the watcher follows. */
+  epoch: string | undefined;
+  /** The last revision the watcher delivered. */
+  lastRevision: number;
+  /**
+   * The stream's leader as last known (undefined: not clustered, or not
+   * known). A read during an election has none and must not erase it: the
+   * next read, with the new leader, would then have nothing to differ from.
+   */
+  leader: string | undefined;
+}
+
+/**
+ * Why the watcher must restart given the stream's `info` read now, or
+ * undefined when the stream is the one it follows.
+ *
+ * @example
+ * ```ts
+ * import { reconcileVerdict } from "./reconcile.ts";
+ * const info = { created: "t0", state: { last_seq: 9 }, cluster: { leader: "n2" } };
+ * const why = reconcileVerdict(info as never, { epoch: "t0", lastRevision: 9, leader: "n1" });
+ * // why === "reconciliation found the stream's leader changed (n1 → n2)"
+ * ```
+ */
+export function reconcileVerdict(info: StreamInfo, base: ReconcileBase): string | undefined {
+  if (info.created !== base.epoch || info.state.last_seq < base.lastRevision) {
+    return "reconciliation found the stream changed";
+  }
+  const leader = info.cluster?.leader;
+  if (leader && base.leader && leader !== base.leader) {
+    return `reconciliation found the stream's leader changed (${base.leader} → ${leader})`;
+  }
+  return undefined;
+}
+
+/** What one round of reconciliation reads and drives (the sync loop's, which owns the watcher). */
+export interface ReconcileRound {
+  bucket: string;
+  /** The cache's current JetStream manager. */
+  jsm: JetStreamManager;
+  closed: () => boolean;
+  /** What the watcher knows, read once the stream's info arrived. */
+  base: () => ReconcileBase;
+  /** Restarts the watcher for `reason`. */
+  restart: (reason: string) => void;
+  /** Takes the info as the last one read (nothing to restart for). */
+  read: (info: StreamInfo) => void;
+}
+
+/**
+ * One round: reads the stream's info, restarts the watcher if
+ * {@link reconcileVerdict} says so (its own stream info then becomes the last
+ * one read) or a bucket that is gone; a failed read changes nothing.
+ *
+ * @example
+ * ```ts ignore
+ * await reconcileOnce({ bucket, jsm, closed, base, restart: (r) => w.restart(r), read });
+ * ```
+ */
+export async function reconcileOnce(r: ReconcileRound): Promise<void> {
+  try {
+    const info = await r.jsm.streams.info(kvStreamName(r.bucket));
+    if (r.closed()) return;
+    const restart = reconcileVerdict(info, r.base());
+    if (restart) r.restart(restart);
+    else r.read(info);
+  } catch (err) {
+    const e = mapNatsError(err, { action: "reconcile", bucket: r.bucket });
+    if (e instanceof BucketNotFoundError) r.restart("bucket not found");
+  }
+}
