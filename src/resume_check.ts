@@ -51,3 +51,39 @@ export function judgeResume(applied: SeenMessage, first: SeenMessage): ResumeVer
       `the stream now holds ${first.op} "${first.key}" there)`,
   };
 }
+
+/**
+ * The message the watcher delivered at its last revision: the base of the
+ * resume check (a replacing consumer's first message) and of
+ * reconciliation's revision check (the stream leader's message there).
+ *
+ * @example
+ * ```ts
+ * import { AppliedMark } from "./resume_check.ts";
+ * const mark = new AppliedMark();
+ * mark.note(7, "user.1", "PUT");
+ * // mark.at(7) is { seq: 7, key: "user.1", op: "PUT" }; mark.at(8) is undefined
+ * ```
+ */
+export class AppliedMark {
+  #seq = 0;
+  #key = "";
+  #op: Operation = "PUT";
+
+  /** Notes `op` on `key` delivered at `seq` (per message: nothing allocated). */
+  note(seq: number, key: string, op: Operation): void {
+    this.#seq = seq;
+    this.#key = key;
+    this.#op = op;
+  }
+
+  /** Nothing is known of what the last revision held (it was not delivered here). */
+  forget(): void {
+    this.#seq = 0;
+  }
+
+  /** What was delivered at `seq`, if that is the revision noted last. */
+  at(seq: number): SeenMessage | undefined {
+    return seq > 0 && seq === this.#seq ? { seq, key: this.#key, op: this.#op } : undefined;
+  }
+}

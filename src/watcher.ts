@@ -18,7 +18,7 @@ import { describe } from "./describe.ts";
 import { isPermissionDenied } from "./nats_errors.ts";
 import { unref } from "./async.ts";
 import { inboxPrefixOf } from "./connect.ts";
-import { judgeResume, type SeenMessage } from "./resume_check.ts";
+import { AppliedMark, judgeResume, type SeenMessage } from "./resume_check.ts";
 import { purgeMaySkip } from "./purge_skip.ts";
 import type { StartFrom, WatcherOptions, WatcherPlacement } from "./watcher_handler.ts";
 import { WatcherConsumers } from "./watcher_consumers.ts";
@@ -27,12 +27,6 @@ import { consumerConfig, planStart } from "./watcher_start.ts";
 import { MirrorTally } from "./mirror_tally.ts";
 import { caughtUpIn, resyncIn, WatcherLifecycle } from "./watcher_phase.ts";
 import { AckSubject } from "./ack_subject.ts";
-export type {
-  ResyncRequest,
-  StartFrom,
-  WatcherHandler,
-  WatcherOptions,
-} from "./watcher_handler.ts";
 
 const DEFAULT_CONTROL_TIMEOUT_MS = 15_000;
 
@@ -53,10 +47,8 @@ export class Watcher {
   #consumer = "";
   #dseq = 0;
   #lastRev = 0;
-  /** Key and operation delivered at {@link lastRevision} (`#appliedSeq` equals it; 0: not known). */
-  #appliedSeq = 0;
-  #appliedKey = "";
-  #appliedOp: Operation = "PUT";
+  /** What was delivered at {@link lastRevision}, when this watcher delivered it. */
+  readonly #applied = new AppliedMark();
   /** Set when the current consumer starts at the applied revision: its first message is judged. */
   #verify: SeenMessage | undefined;
   /** Why the replicas were found to disagree; the next start resyncs. */
@@ -111,10 +103,25 @@ export class Watcher {
     if (at.lastRevision !== undefined) {
       this.#lastRev = at.lastRevision;
       // Nothing is known of what was applied there: a resume starts after it.
-      this.#appliedSeq = 0;
+      this.#applied.forget();
     }
     if (at.streamLastSeq !== undefined) this.#streamLastSeq = at.streamLastSeq;
     if (at.streamMessages !== undefined) this.tally.readBefore(at.streamMessages);
+  }
+
+  /** The message delivered at {@link lastRevision}, if this watcher delivered it (a revision check's base). */
+  get applied(): SeenMessage | undefined {
+    return this.#applied.at(this.#lastRev);
+  }
+
+  /**
+   * Replaces the consumer and rebuilds from scratch, like a consumer whose
+   * first message disagreed: the stream holds another message than
+   * {@link applied} at its revision (reconciliation's revision check).
+   */
+  disagrees(reason: string): Promise<void> {
+    this.#diverged = reason;
+    return this.restart(reason);
   }
 
   /** Messages the server reported as still to deliver at the last delivery. */
@@ -233,7 +240,7 @@ export class Watcher {
     const plan = planStart(info, {
       epoch: this.#epoch,
       lastRev: this.#lastRev,
-      appliedSeq: this.#appliedSeq,
+      appliedSeq: this.#applied.at(this.#lastRev)?.seq ?? 0,
       diverged: this.#diverged,
       resyncNext: resyncIn(this.#phase.now),
     }, { onHistoryGap: (first) => handler.onHistoryGap?.(first) ?? false });
@@ -242,7 +249,7 @@ export class Watcher {
     this.#epoch = info.created;
     this.#diverged = "";
     if (plan.kind === "resume") return plan.from;
-    this.#appliedSeq = 0;
+    this.#applied.forget();
     if (plan.request.epochChanged || plan.reread) this.#lastRev = 0;
     const request = plan.request;
     const from = handler.onResync({ ...request, reason: `${request.reason}; ${reason}` });
@@ -262,9 +269,7 @@ export class Watcher {
     this.#dseq = 0;
     this.#phase.on({ on: "opening" });
     this.#rejected = undefined;
-    this.#verify = from.kind === "seq" && this.#appliedSeq > 0 && from.seq === this.#appliedSeq
-      ? { seq: this.#appliedSeq, key: this.#appliedKey, op: this.#appliedOp }
-      : undefined;
+    this.#verify = from.kind === "seq" ? this.#applied.at(from.seq) : undefined;
     // With no key filter every message of the stream is ours, so the stream's
     // last sequence at the (re)start is an exact target, set before the
     // consumer exists: its first deliveries may overtake the create response
@@ -383,9 +388,7 @@ export class Watcher {
     if (op === "PURGE" && this.#purgeSkipped(sub, sseq)) return;
     if (sseq > this.#lastRev) {
       this.#lastRev = sseq;
-      this.#appliedSeq = sseq;
-      this.#appliedKey = key;
-      this.#appliedOp = op;
+      this.#applied.note(sseq, key, op);
       this.tally.delivered();
       const ttlMs = op === "PUT" ? ttlOfHeader(h) : 0;
       this.#o.handler.onChange(key, op, sseq, ack.timestampMs, msg.data, pending, ttlMs);

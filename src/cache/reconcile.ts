@@ -12,14 +12,18 @@
  * the one it does, at a revision equal to the stream's (docs/nats-versions.md).
  * A restart resumes at the applied revision and judges what the stream holds
  * there (src/resume_check.ts): the same message, nothing lost; another one,
- * a resync.
+ * a resync. A round that finds none of these also makes the revision check
+ * ({@link checkApplied}): the consumer's replica can hold such a message with
+ * no leader change at all.
  *
  * @module
  */
-import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { JetStreamManager, StreamInfo, StreamState } from "@nats-io/jetstream";
 import { BucketNotFoundError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
-import { kvStreamName } from "../kv_layout.ts";
+import { kvStreamName, kvSubjectPrefix, operationOf } from "../kv_layout.ts";
+import { judgeResume } from "../resume_check.ts";
+import type { Watcher } from "../watcher.ts";
 
 /** What the watcher knew of the stream when reconciliation reads it again. */
 export interface ReconcileBase {
@@ -58,16 +62,21 @@ export function reconcileVerdict(info: StreamInfo, base: ReconcileBase): string 
   return undefined;
 }
 
+/** What reconciliation reads of the watcher and asks of it. */
+export type ReconciledWatcher = Pick<
+  Watcher,
+  "epoch" | "lastRevision" | "applied" | "restart" | "disagrees"
+>;
+
 /** What one round of reconciliation reads and drives (the sync loop's, which owns the watcher). */
 export interface ReconcileRound {
   bucket: string;
-  /** The cache's current JetStream manager. */
+  /** The cache's current JetStream manager (the one the watcher's stream answers on). */
   jsm: JetStreamManager;
   closed: () => boolean;
-  /** What the watcher knows, read once the stream's info arrived. */
-  base: () => ReconcileBase;
-  /** Restarts the watcher for `reason`. */
-  restart: (reason: string) => void;
+  watcher: ReconciledWatcher;
+  /** The stream's leader as last known (see {@link ReconcileBase.leader}). */
+  leader: () => string | undefined;
   /** Takes the info as the last one read (nothing to restart for). */
   read: (info: StreamInfo) => void;
 }
@@ -75,22 +84,54 @@ export interface ReconcileRound {
 /**
  * One round: reads the stream's info, restarts the watcher if
  * {@link reconcileVerdict} says so (its own stream info then becomes the last
- * one read) or a bucket that is gone; a failed read changes nothing.
+ * one read) or a bucket that is gone, else checks the applied revision
+ * ({@link checkApplied}); a failed read changes nothing.
  *
  * @example
  * ```ts ignore
- * await reconcileOnce({ bucket, jsm, closed, base, restart: (r) => w.restart(r), read });
+ * await reconcileOnce({ bucket, jsm, closed, watcher, leader: () => known, read });
  * ```
  */
 export async function reconcileOnce(r: ReconcileRound): Promise<void> {
+  const w = r.watcher;
   try {
     const info = await r.jsm.streams.info(kvStreamName(r.bucket));
     if (r.closed()) return;
-    const restart = reconcileVerdict(info, r.base());
-    if (restart) r.restart(restart);
-    else r.read(info);
+    const base = { epoch: w.epoch, lastRevision: w.lastRevision, leader: r.leader() };
+    const restart = reconcileVerdict(info, base);
+    if (restart) return void w.restart(restart);
+    r.read(info);
+    await checkApplied(r, info.state);
   } catch (err) {
     const e = mapNatsError(err, { action: "reconcile", bucket: r.bucket });
-    if (e instanceof BucketNotFoundError) r.restart("bucket not found");
+    if (e instanceof BucketNotFoundError) w.restart("bucket not found");
+  }
+}
+
+/**
+ * The revision check: asks the stream's leader for the message at the
+ * revision the watcher applied last and judges it as a resumed consumer's
+ * first message is judged (src/resume_check.ts). The watcher's consumer sits
+ * on any replica; one holding a message the leader does not (nats-server
+ * 2.9.10: a write delivered but never acknowledged, then another write at the
+ * same revision) says the same last revision as the leader, and no other
+ * check tells them apart. Another message there rebuilds the store; none
+ * (removed by history, a purge) or an unanswered request changes nothing.
+ */
+async function checkApplied(r: ReconcileRound, range: StreamState): Promise<void> {
+  const w = r.watcher;
+  const applied = w.applied;
+  if (applied === undefined || applied.seq < range.first_seq || applied.seq > range.last_seq) {
+    return;
+  }
+  const m = await r.jsm.streams.getMessage(kvStreamName(r.bucket), { seq: applied.seq });
+  if (m === null || r.closed()) return;
+  const key = m.subject.substring(kvSubjectPrefix(r.bucket).length);
+  const verdict = judgeResume(applied, { seq: m.seq, key, op: operationOf(m.header) });
+  // Only if the watcher still holds what was judged: a rebuild meanwhile replaced it.
+  const now = w.applied;
+  const still = now?.seq === applied.seq && now.key === applied.key && now.op === applied.op;
+  if (verdict.kind === "diverged" && still) {
+    w.disagrees(`${verdict.reason}; found by reconciliation`);
   }
 }

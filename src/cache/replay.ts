@@ -6,7 +6,8 @@
  */
 import { Broadcast } from "../broadcast.ts";
 import type { Change, ChangesOptions } from "../types.ts";
-import { Watcher, type WatcherHandler } from "../watcher.ts";
+import { Watcher } from "../watcher.ts";
+import type { WatcherHandler } from "../watcher_handler.ts";
 import { describe } from "../describe.ts";
 import { type CacheCore, toChange } from "./core.ts";
 

@@ -18,7 +18,7 @@ import type { StreamInfo } from "@nats-io/jetstream";
 import type { UnavailableError } from "../errors.ts";
 import { mapNatsError } from "../errors_map.ts";
 import { kvSubjectPrefix } from "../kv_layout.ts";
-import { type StartFrom, Watcher } from "../watcher.ts";
+import { Watcher } from "../watcher.ts";
 import { Backoff, delay, unref } from "../async.ts";
 import { describe } from "../describe.ts";
 import { followConnection } from "./offline.ts";
@@ -28,7 +28,7 @@ import { loadSnapshot, type SnapshotPosition, startSnapshotTimer } from "./warm_
 import { ToldLog } from "./told.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { StartGate } from "./start_gate.ts";
-import type { ResyncRequest } from "../watcher_handler.ts";
+import type { ResyncRequest, StartFrom } from "../watcher_handler.ts";
 
 /** A `bootstrap` progress event is emitted every this many applied changes. */
 const BOOTSTRAP_EVENT_EVERY = 10_000;
@@ -436,12 +436,8 @@ export class SyncLoop<T> implements SyncView<T> {
         bucket: c.bucket,
         jsm: this.#link.jsm,
         closed: () => c.life.closed,
-        base: () => ({
-          epoch: w.epoch,
-          lastRevision: w.lastRevision,
-          leader: this.#leader,
-        }),
-        restart: (reason) => w.restart(reason),
+        watcher: w,
+        leader: () => this.#leader,
         read: (info) => this.#readStreamInfo(info),
       });
     }, c.o.reconcileMs);

@@ -55,6 +55,51 @@ Deno.test("a replica rebuilt on a replica out of step tells changes() readers on
   ]);
 });
 
+Deno.test("reconciliation's revision check rebuilds a replica whose consumer delivered a message the stream does not hold there, with no reconnect", async () => {
+  // The consumer delivers revision 3 (`k3`) as `kx`, and nothing else goes
+  // wrong: no cut, no gap, no leader change, the last revision equal to the
+  // stream's. Only asking the stream for its message at revision 3 tells.
+  await using t = await edgeBehindProxy("replica", { reconcileMs: 200 });
+  const { proxy, kv, c, got } = t;
+  const stream = `KV_${t.bucket}`;
+  const bucket = t.bucket;
+  const other = proxy.alter((f, bytes) => {
+    if (f.from !== "server" || deliveredSeq(f.reply, stream) !== 3) return undefined;
+    const text = new TextDecoder().decode(bytes);
+    return new TextEncoder().encode(text.replace(`$KV.${bucket}.k3 `, `$KV.${bucket}.kx `));
+  });
+  await kv.put("k1", JSON.stringify("a"));
+  await kv.put("k2", JSON.stringify("b"));
+  await kv.put("k3", JSON.stringify("c"));
+  await waitFor(() => got.length === 3, { message: "the reader gets the three changes" });
+  other.release();
+  await waitFor(() => c.status().resyncs > 0 && c.status().state === "synced", {
+    timeoutMs: 20_000,
+    message: "the cache rebuilds and syncs",
+  });
+  assert.match(
+    c.status().lastResyncReason ?? "",
+    /^replicas disagree at revision 3 \(applied PUT "kx", the stream now holds PUT "k3" there\); found by reconciliation/,
+  );
+  assert.equal(c.peek("k3"), "c");
+  assert.equal(c.peek("kx"), undefined);
+  assert.equal(c.status().lastRevision, 3);
+  // Where the stream agrees, the check changes nothing: five revision checks
+  // later (leader gets the proxy saw), still the one rebuild.
+  const resyncs = c.stats().resyncs;
+  await kv.put("k4", JSON.stringify("d"));
+  await waitFor(() => c.peek("k4") === "d", { message: "the cache gets k4" });
+  let checks = 0;
+  const counting = proxy.hold((f) => {
+    if (f.from === "client" && f.subject === `$JS.API.STREAM.MSG.GET.${stream}`) checks++;
+    return false;
+  });
+  await waitFor(() => checks >= 5, { message: "five revision checks" });
+  counting.release();
+  assert.equal(c.stats().resyncs, resyncs);
+  assert.equal(c.peek("k4"), "d");
+});
+
 Deno.test("a lazy edge re-reading after a stream info that went backwards tells changes() readers nothing twice", async () => {
   // A stale answer to a stream info (the stream's last sequence below what
   // the edge applied, its creation time unchanged) makes the edge rebuild
@@ -93,9 +138,10 @@ Deno.test("a lazy edge re-reading after a stream info that went backwards tells 
  * frame-altering proxy, with a `changes()` reader collecting into `got`;
  * disposing it closes the edge, the connection, the proxy and the server.
  */
-async function edgeBehindProxy(mode: "replica" | "lazy") {
+async function edgeBehindProxy(mode: "replica" | "lazy", more: { reconcileMs?: number } = {}) {
   const t = await serverBehindProxy({ history: 5 });
   const c = await openCache<string>({
+    ...more,
     servers: t.proxy.url,
     bucket: t.bucket,
     mode,

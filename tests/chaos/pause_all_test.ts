@@ -160,10 +160,20 @@ Deno.test("chaos: SIGSTOP of every server: stale reads, misses fail in time, not
         // write at the same revision (a CI run: the edge held k.0 2@51, the
         // leader k.1 3@51, lag 0, synced). Reconciliation sees the leader
         // changed, restarts the watcher at its applied revision, finds another
-        // message there and rebuilds. Every other reason fails the test, and
-        // so does a flush without a resync event.
+        // message there and rebuilds; or its revision check asks the leader
+        // for revision 51 and finds k.1 there (another CI run: the rebuild
+        // after "went backwards" read the replica still holding k.0 2@51, and
+        // then the leader took k.1 at 51). A rebuild's consumer may land on
+        // that replica again, so each reconciliation round may find it once
+        // more: beyond two, one flush per round is allowed, never more.
+        // Every other reason fails the test, and so does a flush without a
+        // resync event.
         assert.equal(reasons.length, resyncs, `resync events ${reasons.join(" | ")}`);
-        assert.ok(resyncs <= 2, `flushed ${resyncs} times: ${reasons.join(" | ")}`);
+        const rounds = Math.floor((Date.now() - resumedAt) / common.reconcileMs!);
+        assert.ok(
+          resyncs <= 2 + rounds,
+          `flushed ${resyncs} times in ${rounds} rounds: ${reasons.join(" | ")}`,
+        );
         for (const r of reasons) {
           assert.match(r, /^(stream sequence went backwards|replicas disagree at revision)/);
         }

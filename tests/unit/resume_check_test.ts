@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { judgeResume } from "../../src/resume_check.ts";
+import { AppliedMark, judgeResume } from "../../src/resume_check.ts";
 
 const applied = { seq: 201, key: "w.199", op: "PUT" } as const;
 
@@ -30,4 +30,17 @@ Deno.test("a first message past the applied revision gives no verdict (the revis
   assert.deepEqual(judgeResume(applied, { seq: 300, key: "w.199", op: "PUT" }), {
     kind: "unknown",
   });
+});
+
+Deno.test("AppliedMark: what was delivered at a revision, only for the revision noted last", () => {
+  const mark = new AppliedMark();
+  assert.equal(mark.at(0), undefined);
+  mark.note(7, "user.1", "DEL");
+  assert.deepEqual(mark.at(7), { seq: 7, key: "user.1", op: "DEL" });
+  assert.equal(mark.at(8), undefined);
+  mark.note(9, "user.2", "PUT");
+  assert.equal(mark.at(7), undefined);
+  assert.deepEqual(mark.at(9), { seq: 9, key: "user.2", op: "PUT" });
+  mark.forget();
+  assert.equal(mark.at(9), undefined);
 });

@@ -49,6 +49,7 @@ export const POSITIONAL_ALLOWED: ReadonlyMap<string, string> = new Map([
   ["src/cache/sync_loop.ts:onChange", "the cache's watcher handler: per message"],
   ["src/cache/replay.ts:onChange", "a replay's watcher handler: per message"],
   ["src/cache/core.ts:toChange", "per watcher message told to changes() readers"],
+  ["src/resume_check.ts:note", "per watcher message: what was applied, without an object"],
   [
     "src/watcher.ts:#onMsg",
     "the subscription's callback, per message: nats.js's (err, msg), and which subscription",
