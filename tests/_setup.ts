@@ -97,8 +97,14 @@ export interface EdgeProcess extends AsyncDisposable {
   output: () => string;
   /** Resolves once both streams ended and the process exited. */
   exited: Promise<Deno.CommandStatus>;
-  /** Waits for the `listening` line; resolves with the facade's and the NATS URL. */
-  listening: (timeoutMs?: number) => Promise<{ url: string; nats: string }>;
+  /**
+   * Waits for the `listening` line; resolves with the facade's and the NATS
+   * URL, and the whole line. Fails at once, with the output, if the worker
+   * exits first.
+   */
+  listening: (
+    timeoutMs?: number,
+  ) => Promise<{ url: string; nats: string; line: Record<string, unknown> }>;
 }
 
 /**
@@ -146,17 +152,25 @@ export function spawnEdge(cwd: string, env: Record<string, string> = {}, args: s
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const exited = pumps.then(() => child.status);
+  let ended: Deno.CommandStatus | undefined;
+  void exited.then((status) => ended = status);
   const edge: EdgeProcess = {
     child,
     lines,
     output: () => text,
     exited,
     async listening(timeoutMs = 60_000) {
-      const line = await waitFor(() => lines.find((l) => l.msg === "listening"), {
+      const found = () => lines.find((l) => l.msg === "listening");
+      const line = await waitFor(() => found() ?? (ended && { exited: ended }), {
         timeoutMs,
-        message: `the edge worker listens; output: ${text}`,
+        message: "the edge worker listens",
+      }).catch((err) => {
+        throw new Error(`${err.message}; output so far: ${text}`); // read now, not at the start
       });
-      return { url: String(line.url), nats: String(line.nats) };
+      if ("exited" in line) {
+        throw new Error(`the edge worker exited (code ${ended?.code}) before it listened: ${text}`);
+      }
+      return { url: String(line.url), nats: String(line.nats), line };
     },
     async [Symbol.asyncDispose]() {
       // SIGTERM first, so that the worker stops its embedded nats-server too.

@@ -4,7 +4,7 @@ import { Kvm } from "@nats-io/kv";
 import { openCache, openReadonlyCache } from "../../mod.ts";
 import { connectNats, transportOf } from "../../src/connect.ts";
 import { freePort } from "../../host/free_port.ts";
-import { connectTo, startServer, uniqueBucket, waitFor } from "../_setup.ts";
+import { connectTo, spawnEdge, startServer, uniqueBucket, waitFor } from "../_setup.ts";
 
 const WS_CONF = new URL("../../docs/topologies/websocket.conf", import.meta.url);
 const EDGE_CONF = new URL("../../docs/nats-edge.conf", import.meta.url);
@@ -83,42 +83,16 @@ Deno.test("docs/topologies/websocket.conf with docs/nats-edge.conf: the edge ide
   }
 });
 
-/** Runs workers/edge.ts until its `listening` line; returns that line and the child. */
+/** Runs workers/edge.ts (as `deno task serve` does) in `cwd` until its `listening` line. */
 async function startWorker(env: Record<string, string>, cwd: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", WORKER],
-    cwd,
-    env: { PORT: "0", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: Record<string, unknown>[] = [];
-  const pumped = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        try {
-          lines.push(JSON.parse(buf.slice(0, i)));
-        } catch { /* not a log line */ }
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
-  const listening = await waitFor(() => lines.find((l) => l.msg === "listening"), {
-    timeoutMs: 60_000,
-    message: "the worker logs listening",
-  });
-  return {
-    listening,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-      await pumped;
-    },
-  };
+  const edge = spawnEdge(cwd, env);
+  try {
+    const { line } = await edge.listening();
+    return { listening: line, [Symbol.asyncDispose]: () => edge[Symbol.asyncDispose]() };
+  } catch (err) {
+    await edge[Symbol.asyncDispose]();
+    throw err;
+  }
 }
 
 Deno.test("deno task serve over WebSocket: NATS_URL=ws://… and the embedded server's ws URL", async (t) => {
