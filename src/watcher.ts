@@ -25,7 +25,7 @@ import { WatcherConsumers } from "./watcher_consumers.ts";
 import { RestartPolicy, type RestartStage } from "./watcher_restart.ts";
 import { consumerConfig, planStart } from "./watcher_start.ts";
 import { MirrorTally } from "./mirror_tally.ts";
-import { caughtUpIn, resyncIn, WatcherLifecycle } from "./watcher_phase.ts";
+import { type Ask, askIn, caughtUpIn, WatcherLifecycle } from "./watcher_phase.ts";
 import { AckSubject } from "./ack_subject.ts";
 
 const DEFAULT_CONTROL_TIMEOUT_MS = 15_000;
@@ -51,8 +51,6 @@ export class Watcher {
   readonly #applied = new AppliedMark();
   /** Set when the current consumer starts at the applied revision: its first message is judged. */
   #verify: SeenMessage | undefined;
-  /** Why the replicas were found to disagree; the next start resyncs. */
-  #diverged = "";
   /** A subscription whose deliveries must no longer be applied (it saw the replicas disagree). */
   #rejected: Subscription | undefined;
   #pending = 0;
@@ -115,13 +113,12 @@ export class Watcher {
   }
 
   /**
-   * Replaces the consumer and rebuilds from scratch, like a consumer whose
-   * first message disagreed: the stream holds another message than
-   * {@link applied} at its revision (reconciliation's revision check).
+   * Replaces the consumer for `restartReason` and rebuilds from scratch, like
+   * a consumer whose first message disagreed: the stream holds another message
+   * than {@link applied} at its revision (`reason`; reconciliation's revision check).
    */
-  disagrees(reason: string): Promise<void> {
-    this.#diverged = reason;
-    return this.restart(reason);
+  disagrees(reason: string, restartReason: string): Promise<void> {
+    return this.#phase.restart(restartReason, { kind: "rebuild", reason });
   }
 
   /** Messages the server reported as still to deliver at the last delivery. */
@@ -181,7 +178,7 @@ export class Watcher {
    * jittered backoff until it succeeds or the watcher is closed.
    */
   restart(reason: string): Promise<void> {
-    return this.#phase.restart(reason, "");
+    return this.#phase.restart(reason);
   }
 
   /**
@@ -191,7 +188,7 @@ export class Watcher {
    * regional mirror copying its backlog after a WAN cut).
    */
   resync(reason: string): Promise<void> {
-    return this.#phase.restart(reason, reason);
+    return this.#phase.restart(reason, { kind: "reread", reason });
   }
 
   /** Stops delivery and deletes the consumer (best effort). */
@@ -241,13 +238,11 @@ export class Watcher {
       epoch: this.#epoch,
       lastRev: this.#lastRev,
       appliedSeq: this.#applied.at(this.#lastRev)?.seq ?? 0,
-      diverged: this.#diverged,
-      resyncNext: resyncIn(this.#phase.now),
+      ask: askIn(this.#phase.now),
     }, { onHistoryGap: (first) => handler.onHistoryGap?.(first) ?? false });
-    // A re-read is taken up once; a failed attempt after this point retries from sequence 1.
-    this.#phase.on({ on: "resync_taken" });
+    // What was asked is taken up once; a failed attempt after this point retries from sequence 1.
+    this.#phase.on({ on: "ask_taken" });
     this.#epoch = info.created;
-    this.#diverged = "";
     if (plan.kind === "resume") return plan.from;
     this.#applied.forget();
     if (plan.request.epochChanged || plan.reread) this.#lastRev = 0;
@@ -407,25 +402,26 @@ export class Watcher {
     const { applied, first } = seen;
     const verdict = judgeResume(applied, first);
     if (verdict.kind !== "diverged") return false;
-    this.#diverged = verdict.reason;
-    return this.#abandon(
-      sub,
-      `the consumer's first message disagrees with revision ${applied.seq}`,
-    );
+    return this.#abandon(sub, {
+      reason: `the consumer's first message disagrees with revision ${applied.seq}`,
+      ask: { kind: "rebuild", reason: verdict.reason },
+    });
   }
 
   /** Replaces the consumer if purge marker `seq` may have made it skip revisions (src/purge_skip.ts). */
   #purgeSkipped(sub: Subscription, seq: number): boolean {
     const at = { seq, lastRev: this.#lastRev, streamLastSeq: this.#streamLastSeq };
     return purgeMaySkip(at, this.#o.nc) &&
-      this.#abandon(sub, `purge marker ${seq} jumps over revisions after ${at.lastRev}`);
+      this.#abandon(sub, {
+        reason: `purge marker ${seq} jumps over revisions after ${at.lastRev}`,
+      });
   }
 
-  /** Applies nothing more from `sub` and replaces the consumer. */
-  #abandon(sub: Subscription, reason: string): true {
+  /** Applies nothing more from `sub` and replaces the consumer for `why.reason` (asked for `why.ask`). */
+  #abandon(sub: Subscription, why: { reason: string; ask?: Ask }): true {
     this.#rejected = sub;
     sub.unsubscribe();
-    this.restart(reason);
+    this.#phase.restart(why.reason, why.ask);
     return true;
   }
 

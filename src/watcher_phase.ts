@@ -1,7 +1,7 @@
 /**
  * The watcher's lifecycle as one value that carries its own data: idle until
  * started, live while a consumer delivers, restarting while the restart loop
- * runs (with the restart and the re-read asked for meanwhile), parked when a
+ * runs (with the restart and the re-read or rebuild asked for meanwhile), parked when a
  * restart ended with the connection down, closed for good. {@link nextPhase}
  * is its one transition function, so a caught-up consumer with a restart
  * queued behind it, a queued restart with no restart running, or a phase
@@ -18,6 +18,20 @@
 /** Whether the watcher's connection is up, as `disconnected()`/`reconnected()` last said. */
 export type Connection = "up" | "down";
 
+/**
+ * What a restart is asked to do beyond resuming, until a start takes it up:
+ * nothing; re-read every revision (the store keeps the newer of two); or
+ * rebuild from scratch (what was applied does not compare with the stream's
+ * revisions: a replica that disagrees). A rebuild covers a re-read.
+ */
+export type Ask =
+  | { readonly kind: "none" }
+  | { readonly kind: "reread"; readonly reason: string }
+  | { readonly kind: "rebuild"; readonly reason: string };
+
+/** Nothing asked beyond resuming. */
+export const NO_ASK: Ask = { kind: "none" };
+
 /** Where a watcher's lifecycle stands, with the data of that phase. */
 export type WatcherPhase =
   /** Built, not started (or its start failed): `place()` may still set its position. */
@@ -31,16 +45,16 @@ export type WatcherPhase =
     readonly done: Promise<void>;
     /** Why a restart was asked for while this one runs: it runs next ("": none). */
     readonly again: string;
-    /** Why a full re-read was asked for, until a start takes it up ("": none). */
-    readonly resync: string;
+    /** The re-read or rebuild asked for, until a start takes it up. */
+    readonly ask: Ask;
     /** Whether the new consumer delivered all it knew of (never while `again` waits). */
     readonly caughtUp: boolean;
   }
   /**
    * The restart loop ended with the connection down, maybe without a
-   * consumer: `reconnected()` restarts, taking `resync` along.
+   * consumer: `reconnected()` restarts, taking `ask` along.
    */
-  | { readonly kind: "parked"; readonly resync: string; readonly caughtUp: boolean }
+  | { readonly kind: "parked"; readonly ask: Ask; readonly caughtUp: boolean }
   /** Closed for good; `caughtUp` as it was when closed. */
   | { readonly kind: "closed"; readonly caughtUp: boolean };
 
@@ -50,18 +64,18 @@ export type WatcherEvent =
   | { readonly on: "start" }
   /** `start()` failed. */
   | { readonly on: "start_failed" }
-  /** A restart loop begins (`done` settles when it ends); `resync` if a re-read is asked for. */
-  | { readonly on: "restart"; readonly done: Promise<void>; readonly resync: string }
-  /** A restart is asked for while one runs (`resync` if a re-read is asked for). */
-  | { readonly on: "again"; readonly reason: string; readonly resync: string }
+  /** A restart loop begins (`done` settles when it ends), asked for `ask`. */
+  | { readonly on: "restart"; readonly done: Promise<void>; readonly ask: Ask }
+  /** A restart is asked for while one runs, asked for `ask`. */
+  | { readonly on: "again"; readonly reason: string; readonly ask: Ask }
   /** The restart loop ended, with the connection up or down. */
   | { readonly on: "restarted"; readonly connection: Connection }
   /** A consumer is being opened: it has delivered nothing yet. */
   | { readonly on: "opening" }
   /** The consumer delivered all it knew of. */
   | { readonly on: "caught_up" }
-  /** A start read the re-read request: the next one resumes as usual. */
-  | { readonly on: "resync_taken" }
+  /** A start read what was asked: the next one resumes as usual. */
+  | { readonly on: "ask_taken" }
   /** `close()` was called. */
   | { readonly on: "close" };
 
@@ -71,10 +85,10 @@ export type WatcherEvent =
  *
  * @example
  * ```ts
- * import { nextPhase } from "./watcher_phase.ts";
+ * import { nextPhase, NO_ASK } from "./watcher_phase.ts";
  * const done = Promise.resolve();
- * let p = nextPhase({ kind: "live", caughtUp: true }, { on: "restart", done, resync: "" });
- * p = nextPhase(p, { on: "again", reason: "gap", resync: "" });
+ * let p = nextPhase({ kind: "live", caughtUp: true }, { on: "restart", done, ask: NO_ASK });
+ * p = nextPhase(p, { on: "again", reason: "gap", ask: NO_ASK });
  * p = nextPhase(p, { on: "caught_up" }); // refused: a restart waits behind this consumer
  * ```
  */
@@ -91,24 +105,24 @@ export function nextPhase(now: WatcherPhase, e: WatcherEvent): WatcherPhase {
         kind: "restarting",
         done: e.done,
         again: "",
-        resync: e.resync || resyncIn(now),
+        ask: stronger(askIn(now), e.ask),
         caughtUp: false,
       };
     case "again":
       if (now.kind !== "restarting") return now;
-      return { ...now, again: e.reason, resync: e.resync || now.resync };
+      return { ...now, again: e.reason, ask: stronger(now.ask, e.ask) };
     case "restarted":
       if (now.kind !== "restarting") return now;
       return e.connection === "up"
         ? { kind: "live", caughtUp: now.caughtUp }
-        : { kind: "parked", resync: now.resync, caughtUp: now.caughtUp };
+        : { kind: "parked", ask: now.ask, caughtUp: now.caughtUp };
     case "opening":
       return withCaughtUp(now, false);
     case "caught_up":
       // A restart queued behind this consumer (a re-read asked for meanwhile) catches up instead.
       return now.kind === "restarting" && now.again !== "" ? now : withCaughtUp(now, true);
-    case "resync_taken":
-      return now.kind === "restarting" && now.resync !== "" ? { ...now, resync: "" } : now;
+    case "ask_taken":
+      return now.kind === "restarting" && now.ask.kind !== "none" ? { ...now, ask: NO_ASK } : now;
     case "close":
       return { kind: "closed", caughtUp: caughtUpIn(now) };
   }
@@ -125,13 +139,14 @@ export interface WatcherLifecycleOptions {
 /**
  * Owns a watcher's phase and connection: moves the phase by {@link nextPhase}
  * and runs one restart loop at a time, a restart asked for meanwhile queued
- * behind it (the last reason wins; a re-read asked for stays asked for).
+ * behind it (the last reason wins; a re-read or rebuild asked for stays asked
+ * for, a rebuild over a re-read).
  *
  * @example
  * ```ts ignore
  * const life = new WatcherLifecycle({ restarting: (why) => {}, loop: (why) => restartLoop(why) });
  * life.on({ on: "start" });
- * await life.restart("gap", "");
+ * await life.restart("gap");
  * ```
  */
 export class WatcherLifecycle {
@@ -167,20 +182,19 @@ export class WatcherLifecycle {
   }
 
   /**
-   * Begins a restart (`resync`: a re-read asked for with it), or, while one
-   * runs, queues it behind that one and returns the running one; nothing
-   * once closed.
+   * Begins a restart (asked for `ask` too), or, while one runs, queues it
+   * behind that one and returns the running one; nothing once closed.
    */
-  restart(reason: string, resync: string): Promise<void> {
+  restart(reason: string, ask: Ask = NO_ASK): Promise<void> {
     const now = this.#now;
     if (now.kind === "closed") return Promise.resolve();
     if (now.kind === "restarting") {
-      this.on({ on: "again", reason, resync });
+      this.on({ on: "again", reason, ask });
       return now.done;
     }
     this.#o.restarting(reason);
     const done = Promise.withResolvers<void>();
-    this.on({ on: "restart", done: done.promise, resync });
+    this.on({ on: "restart", done: done.promise, ask });
     this.#o.loop(reason).finally(() => this.#restarted(done.promise))
       .then(done.resolve, done.reject);
     return done.promise;
@@ -191,7 +205,7 @@ export class WatcherLifecycle {
     const now = this.#now;
     if (now.kind !== "restarting" || now.done !== done) return; // closed meanwhile
     this.on({ on: "restarted", connection: this.#connection });
-    if (now.again !== "") this.restart(now.again, now.resync);
+    if (now.again !== "") this.restart(now.again, now.ask);
   }
 }
 
@@ -208,15 +222,21 @@ export function caughtUpIn(p: WatcherPhase): boolean {
 }
 
 /**
- * The re-read asked for and not yet taken up in phase `p` ("": none).
+ * The re-read or rebuild asked for and not yet taken up in phase `p`.
  *
  * @example
  * ```ts ignore
- * const plan = planStart(info, { ...position, resyncNext: resyncIn(life.now) }, { onHistoryGap });
+ * const plan = planStart(info, { ...position, ask: askIn(life.now) }, { onHistoryGap });
  * ```
  */
-export function resyncIn(p: WatcherPhase): string {
-  return p.kind === "restarting" || p.kind === "parked" ? p.resync : "";
+export function askIn(p: WatcherPhase): Ask {
+  return p.kind === "restarting" || p.kind === "parked" ? p.ask : NO_ASK;
+}
+
+/** What is asked once `newer` is asked after `older`: a rebuild over a re-read, else the newer. */
+function stronger(older: Ask, newer: Ask): Ask {
+  if (newer.kind === "none" || (older.kind === "rebuild" && newer.kind === "reread")) return older;
+  return newer;
 }
 
 /** `p` with `caughtUp` set to `value` (`p` itself if it has no consumer or already has it). */

@@ -16,6 +16,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { ResyncRequest, StartFrom } from "./watcher_handler.ts";
+import type { Ask } from "./watcher_phase.ts";
 
 /** What the watcher knows of its position when it (re)starts. */
 export interface WatcherPosition {
@@ -25,10 +26,12 @@ export interface WatcherPosition {
   lastRev: number;
   /** The stream sequence of the last applied message when the watcher delivered it itself, else 0. */
   appliedSeq: number;
-  /** Why the last consumer's first message disagreed with what was applied; "" if it did not. */
-  diverged: string;
-  /** The reason of a re-read asked for by `resync()`; "" if none. */
-  resyncNext: string;
+  /**
+   * A rebuild asked for (a consumer's first message, or reconciliation's
+   * revision check, disagreed with what was applied) or a re-read asked for
+   * by `resync()`, not yet taken up.
+   */
+  ask: Ask;
 }
 
 /** The decision: resume at `from`, or rebuild for `request`. */
@@ -72,9 +75,9 @@ export function planStart(
       reason: `stream sequence went backwards (last ${last} < applied ${at.lastRev})`,
       epochChanged: true,
     };
-  } else if (at.diverged) {
+  } else if (at.ask.kind === "rebuild") {
     // What was applied does not compare with this stream's revisions: rebuild from scratch.
-    resync = { reason: at.diverged, epochChanged: true };
+    resync = { reason: at.ask.reason, epochChanged: true };
   } else if (at.lastRev + 1 < first && !onHistoryGap(first)) {
     resync = {
       reason: `history no longer reaches revision ${at.lastRev + 1} (first is ${first})`,
@@ -83,8 +86,9 @@ export function planStart(
   }
   // A re-read asked for by resync() delivers revisions the watcher may have
   // passed: they must reach the handler (its store keeps the newer of two).
-  const reread = resync === undefined && at.resyncNext !== "";
-  if (reread) resync = { reason: at.resyncNext, epochChanged: false };
+  const ask = at.ask;
+  const reread = resync === undefined && ask.kind === "reread";
+  if (reread) resync = { reason: ask.reason, epochChanged: false };
   if (resync !== undefined) return { kind: "resync", request: resync, reread };
   // Start at the applied revision when we know what it held: the first
   // message then tells whether this consumer's replica agrees (the watcher's

@@ -132,6 +132,6 @@ async function checkApplied(r: ReconcileRound, range: StreamState): Promise<void
   const now = w.applied;
   const still = now?.seq === applied.seq && now.key === applied.key && now.op === applied.op;
   if (verdict.kind === "diverged" && still) {
-    w.disagrees(`${verdict.reason}; found by reconciliation`);
+    w.disagrees(verdict.reason, "reconciliation's revision check");
   }
 }

@@ -79,7 +79,7 @@ Deno.test("reconciliation's revision check rebuilds a replica whose consumer del
   });
   assert.match(
     c.status().lastResyncReason ?? "",
-    /^replicas disagree at revision 3 \(applied PUT "kx", the stream now holds PUT "k3" there\); found by reconciliation/,
+    /^replicas disagree at revision 3 \(applied PUT "kx", the stream now holds PUT "k3" there\); reconciliation's revision check$/,
   );
   assert.equal(c.peek("k3"), "c");
   assert.equal(c.peek("kx"), undefined);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { ClosedError } from "../../src/errors.ts";
 import { Lifecycle } from "../../src/cache/lifecycle.ts";
 import type { CacheEvent } from "../../src/types.ts";
+import { waitFor } from "../../testing/wait_for.ts";
 
 function lifecycle(): { life: Lifecycle; events: CacheEvent[]; fresh: boolean[] } {
   const events: CacheEvent[] = [];
@@ -52,6 +53,28 @@ Deno.test("Lifecycle follows its table", async (t) => {
     assert.equal(life.state, "stale", "stale until the watcher catches up");
     assert.deepEqual(events.map((e) => e.type), ["synced", "stale"]);
   });
+  await t.step(
+    "a close while up counts from the close, not from an earlier disconnect",
+    async () => {
+      const { life, events } = lifecycle();
+      life.transition(caughtUp);
+      life.transition({ on: "disconnected" });
+      const earlier = life.disconnectedAt;
+      life.transition({ on: "reconnected" });
+      life.transition(caughtUp);
+      assert.equal(life.disconnectedAt, 0, "up");
+      // Time passes (a poll, not a sleep) so that the two moments differ.
+      await waitFor(() => Date.now() > earlier, { intervalMs: 1 });
+      const before = Date.now();
+      life.transition({ on: "connection_closed" });
+      assert.ok(!life.connected);
+      assert.ok(
+        life.disconnectedAt >= before,
+        `down since ${life.disconnectedAt}, closed at ${before}, the earlier disconnect ${earlier}`,
+      );
+      assert.deepEqual(events.map((e) => e.type), ["synced", "stale", "synced", "stale"]);
+    },
+  );
   await t.step("a resync outlives its phase across a disconnect, until caught up", () => {
     const { life } = lifecycle();
     life.transition(caughtUp);

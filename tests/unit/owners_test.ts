@@ -297,8 +297,8 @@ Deno.test("the runner's field and member finders see what they look for", () => 
 /** The watcher and the owner of its lifecycle (src/watcher_phase.ts). */
 const WATCHER = "src/watcher.ts";
 const WATCHER_PHASE = "src/watcher_phase.ts";
-/** Names of a lifecycle kept in loose fields (`#closed`, `#restartAgain`, `#resyncNext`…). */
-const LIFECYCLE_NAME = /closed|connect|caught|restart|resync|again/i;
+/** Names of a lifecycle kept in loose fields (`#closed`, `#restartAgain`, `#resyncNext`, `#diverged`…). */
+const LIFECYCLE_NAME = /closed|connect|caught|restart|resync|again|diverg|rebuild/i;
 
 Deno.test("the watcher keeps its lifecycle in one phase, no flag beside it", async (t) => {
   const watcher = code(await Deno.readTextFile(new URL(WATCHER, ROOT)));

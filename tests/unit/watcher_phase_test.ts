@@ -5,7 +5,10 @@
  * restart loop is a promise the test settles; starts no server.
  */
 import assert from "node:assert/strict";
-import { caughtUpIn, resyncIn, WatcherLifecycle } from "../../src/watcher_phase.ts";
+import { type Ask, askIn, caughtUpIn, NO_ASK, WatcherLifecycle } from "../../src/watcher_phase.ts";
+
+const reread = (reason: string): Ask => ({ kind: "reread", reason });
+const rebuild = (reason: string): Ask => ({ kind: "rebuild", reason });
 
 /** A lifecycle whose restart loops the test ends one by one. */
 function lifecycle() {
@@ -33,9 +36,9 @@ Deno.test("WatcherLifecycle", async (t) => {
     async () => {
       const { life, told, loops, end } = lifecycle();
       life.on({ on: "start" });
-      const first = life.restart("gap", "");
-      assert.equal(life.restart("heartbeat", ""), first);
-      assert.equal(life.restart("reconnected", ""), first);
+      const first = life.restart("gap");
+      assert.equal(life.restart("heartbeat"), first);
+      assert.equal(life.restart("reconnected"), first);
       assert.deepEqual(told, ["gap"]);
       assert.equal(loops.length, 1);
       await end(0, first);
@@ -52,12 +55,12 @@ Deno.test("WatcherLifecycle", async (t) => {
     const { life, loops, end } = lifecycle();
     life.on({ on: "start" });
     assert.ok(life.on({ on: "caught_up" }));
-    const done = life.restart("gap", "");
+    const done = life.restart("gap");
     assert.ok(!caughtUpIn(life.now), "a restart begins not caught up");
     life.on({ on: "opening" });
     assert.ok(life.on({ on: "caught_up" }), "the new consumer catches up");
     assert.ok(life.on({ on: "opening" }));
-    life.restart("re-read", "re-read");
+    life.restart("re-read", reread("re-read"));
     assert.ok(!life.on({ on: "caught_up" }), "refused: a restart waits");
     assert.ok(!caughtUpIn(life.now));
     await end(0, done);
@@ -71,16 +74,16 @@ Deno.test("WatcherLifecycle", async (t) => {
       const { life, end } = lifecycle();
       life.on({ on: "start" });
       life.connected("down");
-      const done = life.restart("mirror", "mirror");
-      assert.equal(resyncIn(life.now), "mirror");
+      const done = life.restart("mirror", reread("mirror"));
+      assert.deepEqual(askIn(life.now), reread("mirror"));
       await end(0, done);
-      assert.deepEqual(life.now, { kind: "parked", resync: "mirror", caughtUp: false });
+      assert.deepEqual(life.now, { kind: "parked", ask: reread("mirror"), caughtUp: false });
       life.connected("up");
-      const next = life.restart("reconnected", "");
-      assert.equal(resyncIn(life.now), "mirror", "the reconnect's restart re-reads");
-      assert.ok(life.on({ on: "resync_taken" }));
-      assert.equal(resyncIn(life.now), "");
-      assert.ok(!life.on({ on: "resync_taken" }), "taken once");
+      const next = life.restart("reconnected");
+      assert.deepEqual(askIn(life.now), reread("mirror"), "the reconnect's restart re-reads");
+      assert.ok(life.on({ on: "ask_taken" }));
+      assert.deepEqual(askIn(life.now), NO_ASK);
+      assert.ok(!life.on({ on: "ask_taken" }), "taken once");
       await end(1, next);
       assert.deepEqual(life.now, { kind: "live", caughtUp: false });
     },
@@ -92,16 +95,16 @@ Deno.test("WatcherLifecycle", async (t) => {
       const { life, told, loops, end } = lifecycle();
       life.on({ on: "start" });
       life.on({ on: "caught_up" });
-      const done = life.restart("gap", "");
-      life.restart("again", "");
+      const done = life.restart("gap");
+      life.restart("again");
       assert.ok(life.on({ on: "close" }));
       assert.ok(!life.on({ on: "close" }));
       await end(0, done);
       assert.deepEqual(life.now, { kind: "closed", caughtUp: false });
-      await life.restart("late", "late");
+      await life.restart("late", reread("late"));
       assert.deepEqual(told, ["gap"]);
       assert.equal(loops.length, 1);
-      for (const on of ["start", "opening", "caught_up", "resync_taken"] as const) {
+      for (const on of ["start", "opening", "caught_up", "ask_taken"] as const) {
         assert.ok(!life.on({ on }), on);
       }
     },
@@ -114,10 +117,28 @@ Deno.test("WatcherLifecycle", async (t) => {
       life.on({ on: "start" });
       life.on({ on: "start_failed" });
       assert.deepEqual(life.now, { kind: "idle" });
-      life.restart("reconnected", "");
+      life.restart("reconnected");
       assert.ok(!life.on({ on: "start" }));
       assert.ok(!life.on({ on: "start_failed" }));
       assert.equal(life.now.kind, "restarting");
+    },
+  );
+
+  await t.step(
+    "a rebuild asked for covers a re-read asked for before or after it, until taken",
+    async () => {
+      const { life, end } = lifecycle();
+      life.on({ on: "start" });
+      const done = life.restart("gap");
+      life.restart("mirror", reread("mirror"));
+      life.restart("revision check", rebuild("replicas disagree"));
+      life.restart("mirror again", reread("mirror again"));
+      life.restart("reconnected");
+      assert.deepEqual(askIn(life.now), rebuild("replicas disagree"));
+      assert.ok(life.on({ on: "ask_taken" }), "the running start takes it");
+      life.restart("revision check", rebuild("replicas disagree, later"));
+      await end(0, done);
+      assert.deepEqual(askIn(life.now), rebuild("replicas disagree, later"), "asked after: next");
     },
   );
 });
