@@ -65,3 +65,22 @@ export async function serverBehindProxy(
     throw err;
   }
 }
+
+/**
+ * The stream sequence of a JetStream delivery to a consumer of `stream`, read
+ * from its reply subject, or undefined for any other frame (as the watcher
+ * reads it: v1 `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>…`, v2 with a
+ * domain and account hash after ACK).
+ *
+ * @example
+ * ```ts ignore
+ * proxy.hold((f) => (deliveredSeq(f.reply, `KV_${bucket}`) ?? 0) > 50);
+ * ```
+ */
+export function deliveredSeq(reply: string | undefined, stream: string): number | undefined {
+  const t = reply?.split(".");
+  if (t === undefined || t[0] !== "$JS" || t[1] !== "ACK") return undefined;
+  const v2 = t.length >= 11;
+  if (t[v2 ? 4 : 2] !== stream) return undefined;
+  return Number(t[v2 ? 7 : 5]);
+}

@@ -6,26 +6,17 @@
  * replica: it delivers one message under another key.
  */
 import assert from "node:assert/strict";
+import type { KV } from "@nats-io/kv";
 import { type Change, openCache } from "../../mod.ts";
 import { waitFor } from "../_setup.ts";
-import { serverBehindProxy } from "../_proxy.ts";
+import { deliveredSeq, type Proxy, serverBehindProxy } from "../_proxy.ts";
 
 Deno.test("a replica rebuilt on a replica out of step tells changes() readers only what changed", async () => {
   await using t = await edgeBehindProxy("replica");
   const { proxy, kv, c, got, reading } = t;
-  const stream = `KV_${t.bucket}`;
-  const bucket = t.bucket;
   // The consumer delivers revision 3 (`k3`) as `kx`: what an out-of-step
   // replica holds there.
-  const other = proxy.alter((f, bytes) => {
-    if (f.from !== "server" || deliveredSeq(f.reply, stream) !== 3) return undefined;
-    const text = new TextDecoder().decode(bytes);
-    return new TextEncoder().encode(text.replace(`$KV.${bucket}.k3 `, `$KV.${bucket}.kx `));
-  });
-  await kv.put("k1", JSON.stringify("a"));
-  await kv.put("k2", JSON.stringify("b"));
-  await kv.put("k3", JSON.stringify("c"));
-  await waitFor(() => got.length === 3, { message: "the reader gets the three changes" });
+  const other = await threeWritesThirdAsKx(t);
   assert.deepEqual(got.map((ch) => `${ch.key}@${ch.revision}`), ["k1@1", "k2@2", "kx@3"]);
   other.release();
   // The connection drops; the watcher resumes at revision 3, finds `k3` there
@@ -60,18 +51,8 @@ Deno.test("reconciliation's revision check rebuilds a replica whose consumer del
   // wrong: no cut, no gap, no leader change, the last revision equal to the
   // stream's. Only asking the stream for its message at revision 3 tells.
   await using t = await edgeBehindProxy("replica", { reconcileMs: 200 });
-  const { proxy, kv, c, got } = t;
-  const stream = `KV_${t.bucket}`;
-  const bucket = t.bucket;
-  const other = proxy.alter((f, bytes) => {
-    if (f.from !== "server" || deliveredSeq(f.reply, stream) !== 3) return undefined;
-    const text = new TextDecoder().decode(bytes);
-    return new TextEncoder().encode(text.replace(`$KV.${bucket}.k3 `, `$KV.${bucket}.kx `));
-  });
-  await kv.put("k1", JSON.stringify("a"));
-  await kv.put("k2", JSON.stringify("b"));
-  await kv.put("k3", JSON.stringify("c"));
-  await waitFor(() => got.length === 3, { message: "the reader gets the three changes" });
+  const { proxy, kv, c } = t;
+  const other = await threeWritesThirdAsKx(t);
   other.release();
   await waitFor(() => c.status().resyncs > 0 && c.status().state === "synced", {
     timeoutMs: 20_000,
@@ -91,7 +72,7 @@ Deno.test("reconciliation's revision check rebuilds a replica whose consumer del
   await waitFor(() => c.peek("k4") === "d", { message: "the cache gets k4" });
   let checks = 0;
   const counting = proxy.hold((f) => {
-    if (f.from === "client" && f.subject === `$JS.API.STREAM.MSG.GET.${stream}`) checks++;
+    if (f.from === "client" && f.subject === `$JS.API.STREAM.MSG.GET.KV_${t.bucket}`) checks++;
     return false;
   });
   await waitFor(() => checks >= 5, { message: "five revision checks" });
@@ -170,11 +151,24 @@ async function edgeBehindProxy(mode: "replica" | "lazy", more: { reconcileMs?: n
   };
 }
 
-/** The stream sequence a JetStream delivery's ack subject names, for `stream`'s consumers. */
-function deliveredSeq(reply: string | undefined, stream: string): number | undefined {
-  const t = reply?.split(".");
-  if (t === undefined || t[0] !== "$JS" || t[1] !== "ACK") return undefined;
-  const v2 = t.length >= 11;
-  if (t[v2 ? 4 : 2] !== stream) return undefined;
-  return Number(t[v2 ? 7 : 5]);
+/**
+ * Puts k1, k2, k3 while `t.proxy` delivers revision 3 as `kx` (what an
+ * out-of-step replica holds there), and waits until the reader has the
+ * three; returns the alteration, for the caller to release.
+ */
+async function threeWritesThirdAsKx(
+  t: { proxy: Proxy; bucket: string; kv: KV; got: Change<string>[] },
+) {
+  const { proxy, bucket, kv, got } = t;
+  const stream = `KV_${bucket}`;
+  const other = proxy.alter((f, bytes) => {
+    if (f.from !== "server" || deliveredSeq(f.reply, stream) !== 3) return undefined;
+    const text = new TextDecoder().decode(bytes);
+    return new TextEncoder().encode(text.replace(`$KV.${bucket}.k3 `, `$KV.${bucket}.kx `));
+  });
+  await kv.put("k1", JSON.stringify("a"));
+  await kv.put("k2", JSON.stringify("b"));
+  await kv.put("k3", JSON.stringify("c"));
+  await waitFor(() => got.length === 3, { message: "the reader gets the three changes" });
+  return other;
 }

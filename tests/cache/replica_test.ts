@@ -4,7 +4,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { type CacheEvent, openCache } from "../../mod.ts";
 import { connectTo, startServer, suiteTransport, uniqueBucket, waitFor } from "../_setup.ts";
 import { fill } from "../_seed.ts";
-import { startProxy } from "../_proxy.ts";
+import { deliveredSeq, startProxy } from "../_proxy.ts";
 
 Deno.test("replica mode", async (t) => {
   await using srv = await startServer();
@@ -237,20 +237,6 @@ Deno.test("replica mode", async (t) => {
 
   await nc.close();
 });
-
-/**
- * The stream sequence of a JetStream delivery to a consumer of `stream`, read
- * from its reply subject, or undefined for any other frame (as the watcher
- * reads it: v1 `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>…`, v2 with a
- * domain and account hash after ACK).
- */
-function deliveredSeq(reply: string | undefined, stream: string): number | undefined {
-  const t = reply?.split(".");
-  if (t === undefined || t[0] !== "$JS" || t[1] !== "ACK") return undefined;
-  const v2 = t.length >= 11;
-  if (t[v2 ? 4 : 2] !== stream) return undefined;
-  return Number(t[v2 ? 7 : 5]);
-}
 
 /** Whether `subject` is a JetStream get of one message of `stream` (leader or direct). */
 function isGet(subject: string, stream: string): boolean {
